@@ -1,0 +1,25 @@
+//! ObelyskVM: a small register machine over the Mersenne-31 field.
+//!
+//! - Words are M31 elements; 16 registers and word-addressed RAM, all
+//!   starting at zero.
+//! - Programs are [`Program`]s: instructions plus lookup tables. Write them
+//!   with the [`builder::ProgramBuilder`] or in text assembly ([`asm`]).
+//! - [`exec::execute`] runs a program deterministically on public input and
+//!   private advice and returns the [`exec::Trace`] the prover consumes.
+//!
+//! This crate knows nothing about proofs; `bitsage-air` defines what a proof
+//! of a trace means.
+
+pub mod asm;
+pub mod builder;
+pub mod exec;
+pub mod isa;
+pub mod poseidon2;
+pub mod samples;
+
+pub use exec::{execute, ExecError, ExecLimits, Trace};
+pub use isa::{Instr, Opcode, Program, ProgramError, Table};
+pub use stwo::core::fields::m31::M31;
+
+#[cfg(test)]
+mod tests;

@@ -177,7 +177,7 @@ pub fn assemble(src: &str) -> Result<Program, AsmError> {
         let mut ins = Instr::new(op);
         let mut tgt = None;
         let mut table = None;
-        let mut set_y = |ins: &mut Instr, s: &str| -> Result<(), AsmError> {
+        let set_y = |ins: &mut Instr, s: &str| -> Result<(), AsmError> {
             if s.starts_with('r') && parse_reg(line, s).is_ok() {
                 ins.b = parse_reg(line, s)?;
             } else {

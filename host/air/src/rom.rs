@@ -1,0 +1,83 @@
+//! The program table. Its rows must be exactly the program's instructions
+//! and table entries: each row with `is_def = 1` consumes its tuple from
+//! `RomDef`, to which the verifier adds every program tuple once. Rows then
+//! serve fetches and table lookups with a free multiplicity through `Rom`.
+
+use obelysk_vm::isa::Program;
+use stwo::core::fields::m31::M31;
+use stwo_constraint_framework::{EvalAtRow, FrameworkEval};
+
+use crate::relations::{add_lookups, Lookup, Rel, Relations};
+use crate::{c, columns, AirValue, LOG_CONSTRAINT_EXPAND};
+
+columns!(RomCols { is_def, mult } [ e: 8 ]);
+
+impl<F: AirValue> RomCols<F> {
+    pub fn lookups(&self) -> Vec<Lookup<F>> {
+        vec![
+            Lookup::new(Rel::RomDef, c::<F>(0) - self.is_def.clone(), self.e.to_vec()),
+            Lookup::new(Rel::Rom, self.mult.clone(), self.e.to_vec()),
+        ]
+    }
+    pub fn constraints(&self) -> Vec<F> {
+        vec![
+            self.is_def.clone() * (self.is_def.clone() - c(1)),
+            // Padding rows serve no lookups.
+            self.mult.clone() * (c::<F>(1) - self.is_def.clone()),
+        ]
+    }
+}
+
+/// The tuples of `program`, in table order: instructions, then table entries.
+pub fn rom_tuples(program: &Program) -> Vec<[M31; 8]> {
+    let mut out: Vec<[M31; 8]> = program
+        .instrs
+        .iter()
+        .enumerate()
+        .map(|(pc, i)| {
+            [
+                M31(0),
+                M31::from(pc as u32),
+                M31(i.op as u32),
+                M31(i.imm_mode as u32),
+                M31(i.dst as u32),
+                M31(i.a as u32),
+                M31(i.b as u32),
+                i.imm,
+            ]
+        })
+        .collect();
+    for (t, table) in program.tables.iter().enumerate() {
+        for (k, v) in &table.entries {
+            let mut e = [M31(0); 8];
+            e[0] = M31::from(t as u32 + 1);
+            e[1] = *k;
+            e[2] = *v;
+            out.push(e);
+        }
+    }
+    out
+}
+
+#[derive(Clone)]
+pub struct RomEval {
+    pub log_size: u32,
+    pub rels: Relations,
+}
+
+impl FrameworkEval for RomEval {
+    fn log_size(&self) -> u32 {
+        self.log_size
+    }
+    fn max_constraint_log_degree_bound(&self) -> u32 {
+        self.log_size + LOG_CONSTRAINT_EXPAND
+    }
+    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
+        let cols = RomCols::read(|| eval.next_trace_mask());
+        for con in cols.constraints() {
+            eval.add_constraint(con);
+        }
+        add_lookups(&mut eval, &self.rels, cols.lookups());
+        eval
+    }
+}

@@ -1,0 +1,148 @@
+//! The verifier: `verify(statement, proof)`.
+//!
+//! Cost: O(|program| + |input| + |output|) field operations for the LogUp
+//! boundary terms, plus the Stwo verifier, which is polylogarithmic in the
+//! trace size. It never executes the program.
+
+use num_traits::Zero;
+use serde::{Deserialize, Serialize};
+use stwo::core::channel::Blake2sChannel;
+use stwo::core::fields::m31::M31;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::fields::FieldExpOps;
+use stwo::core::pcs::CommitmentSchemeVerifier;
+use stwo::core::proof::StarkProof;
+use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
+use stwo::core::verifier::VerificationError;
+
+use crate::memory::{SPACE_RAM, SPACE_REG};
+use crate::range::RANGE_LOG_SIZE;
+use crate::relations::{Rel, Relations};
+use crate::rom::rom_tuples;
+use crate::statement::{Claim, Components, InteractionClaim, Statement};
+use crate::MIN_LOG_SIZE;
+
+/// Largest CPU trace: keeps every timestamp below 2^26 (see `cpu`).
+pub const MAX_CPU_LOG_SIZE: u32 = 23;
+pub const MAX_AUX_LOG_SIZE: u32 = 23;
+
+/// A proof: the claim plus the Stwo proof.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Proof {
+    pub claim: Claim,
+    pub interaction: InteractionClaim,
+    pub stark: StarkProof<Blake2sMerkleHasher>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("invalid program in statement: {0}")]
+    Program(#[from] obelysk_vm::ProgramError),
+    #[error("claim out of bounds: {0}")]
+    BadClaim(String),
+    #[error("proof was made with different proof parameters than the statement asks for")]
+    ConfigMismatch,
+    #[error("proof has {0} commitments, expected 4")]
+    Structure(usize),
+    #[error("lookup sums do not balance: the trace does not match the program, input and output")]
+    LogupImbalance,
+    #[error("STARK verification failed: {0}")]
+    Stark(#[from] VerificationError),
+    #[error("malformed proof: {0}")]
+    Malformed(String),
+}
+
+fn check_claim(claim: &Claim) -> Result<(), VerifyError> {
+    let in_range = |name: &str, v: u32, max: u32| {
+        if (MIN_LOG_SIZE..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(VerifyError::BadClaim(format!("{name} log size {v} not in {MIN_LOG_SIZE}..={max}")))
+        }
+    };
+    in_range("cpu", claim.cpu_log_size, MAX_CPU_LOG_SIZE)?;
+    in_range("rom", claim.rom_log_size, MAX_AUX_LOG_SIZE)?;
+    in_range("memory", claim.mem_log_size, MAX_AUX_LOG_SIZE)?;
+    in_range("hash", claim.hash_log_size, MAX_AUX_LOG_SIZE)?;
+    if claim.ram_words as u64 + 16 > 1u64 << claim.mem_log_size {
+        return Err(VerifyError::BadClaim(format!(
+            "{} RAM words do not fit a memory table of 2^{}",
+            claim.ram_words, claim.mem_log_size
+        )));
+    }
+    Ok(())
+}
+
+fn inv_combine(rels: &Relations, rel: Rel, values: &[M31]) -> SecureField {
+    let d: SecureField = rels.combine(rel, values);
+    d.inverse()
+}
+
+/// The LogUp terms only the verifier adds: the program table, the initial
+/// state, the address and range enumerations, and the public input and
+/// output.
+pub fn public_logup_sum(statement: &Statement, claim: &Claim, rels: &Relations) -> SecureField {
+    let m = |v: u32| M31::from(v);
+    let mut sum = SecureField::zero();
+    for t in rom_tuples(&statement.program) {
+        sum += inv_combine(rels, Rel::RomDef, &t);
+    }
+    sum += inv_combine(rels, Rel::State, &[m(0), m(1), m(0), m(0)]);
+    sum += inv_combine(rels, Rel::MemChain, &[m(SPACE_REG), m(0)]);
+    sum -= inv_combine(rels, Rel::MemChain, &[m(SPACE_REG), m(obelysk_vm::isa::NUM_REGISTERS as u32)]);
+    sum += inv_combine(rels, Rel::MemChain, &[m(SPACE_RAM), m(0)]);
+    sum -= inv_combine(rels, Rel::MemChain, &[m(SPACE_RAM), m(claim.ram_words)]);
+    sum += inv_combine(rels, Rel::RangeChain, &[m(0)]);
+    sum -= inv_combine(rels, Rel::RangeChain, &[m(1 << RANGE_LOG_SIZE)]);
+    for (i, x) in statement.input.iter().enumerate() {
+        sum += inv_combine(rels, Rel::Input, &[m(i as u32), *x]);
+    }
+    for (j, y) in statement.output.iter().enumerate() {
+        sum -= inv_combine(rels, Rel::Output, &[m(j as u32), *y]);
+    }
+    sum
+}
+
+/// Checks that `proof` proves `statement`.
+pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
+    statement.program.validate()?;
+    check_claim(&proof.claim)?;
+    let config = statement.security.pcs_config();
+    if proof.stark.config != config {
+        return Err(VerifyError::ConfigMismatch);
+    }
+    if proof.stark.commitments.len() != 4 {
+        return Err(VerifyError::Structure(proof.stark.commitments.len()));
+    }
+    let channel = &mut Blake2sChannel::default();
+    config.mix_into(channel);
+    statement.mix_into(&proof.claim, channel);
+    let scheme = &mut CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(config);
+    // Sizes do not depend on the drawn elements.
+    let sizes = Components::new(&proof.claim, &Relations::dummy(), &proof.interaction).column_log_sizes();
+    scheme.commit(proof.stark.commitments[0], &[], channel);
+    scheme.commit(proof.stark.commitments[1], &sizes[1], channel);
+    let rels = Relations::draw(channel);
+    proof.interaction.mix_into(channel);
+    scheme.commit(proof.stark.commitments[2], &sizes[2], channel);
+
+    if proof.interaction.total() + public_logup_sum(statement, &proof.claim, &rels) != SecureField::zero() {
+        return Err(VerifyError::LogupImbalance);
+    }
+    let components = Components::new(&proof.claim, &rels, &proof.interaction);
+    let stark = proof.stark.clone();
+    // The Stwo verifier asserts on some malformed inputs; a bad proof must be
+    // an error, never a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        stwo::core::verifier::verify(&components.as_components(), channel, scheme, stark)
+    }))
+    .map_err(|p| VerifyError::Malformed(panic_message(p)))??;
+    Ok(())
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "verifier panicked".into())
+}

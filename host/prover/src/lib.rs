@@ -1,1 +1,279 @@
+//! Proves ObelyskVM executions with Stwo.
+//!
+//! [`prove`] executes a program and proves the run; [`prove_trace`] proves a
+//! given [`Trace`] (which is how the soundness tests hand the prover traces
+//! the honest executor would never produce). The proving core,
+//! [`prove_trace_on`], is generic over the Stwo backend: the SIMD backend is
+//! the default, and a GPU backend slots in by implementing Stwo's backend
+//! traits and [`BackendTrace`].
 
+pub mod receipt;
+pub mod tracegen;
+
+use std::time::{Duration, Instant};
+
+use bitsage_air::cpu::CpuCols;
+use bitsage_air::hash::HashCols;
+use bitsage_air::memory::MemCols;
+use bitsage_air::range::RangeCols;
+use bitsage_air::relations::Relations;
+use bitsage_air::rom::RomCols;
+use bitsage_air::statement::{Components, InteractionClaim};
+use bitsage_air::verify::{public_logup_sum, Proof};
+use bitsage_air::{SecurityLevel, Statement};
+use obelysk_vm::exec::{execute, ExecError, ExecLimits, Trace};
+use obelysk_vm::isa::Program;
+use serde::{Deserialize, Serialize};
+use stwo::core::channel::Blake2sChannel;
+use stwo::core::fields::m31::M31;
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::BackendForChannel;
+use stwo::prover::poly::circle::PolyOps;
+use stwo::prover::{CommitmentSchemeProver, ComponentProver};
+use stwo_constraint_framework::FrameworkComponent;
+use tracing::info_span;
+
+pub use receipt::{Receipt, ReceiptError};
+use tracegen::{build_main_trace, interaction_trace, Eval};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    #[error("execution failed: {0}")]
+    Exec(#[from] ExecError),
+    #[error("the trace does not satisfy the AIR; the prover refuses to emit a proof")]
+    ConstraintsNotSatisfied,
+}
+
+/// A stage of proving, reported to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    Execute,
+    MainTrace,
+    CommitMain,
+    InteractionTrace,
+    CommitInteraction,
+    Stark,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Execute,
+        Stage::MainTrace,
+        Stage::CommitMain,
+        Stage::InteractionTrace,
+        Stage::CommitInteraction,
+        Stage::Stark,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Execute => "execute",
+            Stage::MainTrace => "main trace",
+            Stage::CommitMain => "commit main (LDE + Merkle)",
+            Stage::InteractionTrace => "LogUp trace",
+            Stage::CommitInteraction => "commit LogUp (LDE + Merkle)",
+            Stage::Stark => "constraints, quotients, FRI, grinding",
+        }
+    }
+}
+
+/// Time spent per stage, and trace shape.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProofStats {
+    pub stages: Vec<(Stage, Duration)>,
+    pub steps: usize,
+    pub cpu_rows: usize,
+    pub main_columns: usize,
+    pub total_rows: usize,
+}
+
+pub struct ProveOptions<'a> {
+    pub security: SecurityLevel,
+    pub limits: ExecLimits,
+    /// Called when a stage starts.
+    pub on_stage: Option<&'a (dyn Fn(Stage) + Sync)>,
+}
+
+impl Default for ProveOptions<'_> {
+    fn default() -> Self {
+        ProveOptions { security: SecurityLevel::default(), limits: ExecLimits::default(), on_stage: None }
+    }
+}
+
+/// A Stwo backend the ObelyskVM proof can run on: it must accept the
+/// SIMD-generated traces and run every component's prover.
+pub trait BackendTrace: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized
+where
+    FrameworkComponent<bitsage_air::cpu::CpuEval>: ComponentProver<Self>,
+    FrameworkComponent<bitsage_air::rom::RomEval>: ComponentProver<Self>,
+    FrameworkComponent<bitsage_air::memory::MemEval>: ComponentProver<Self>,
+    FrameworkComponent<bitsage_air::range::RangeEval>: ComponentProver<Self>,
+    FrameworkComponent<bitsage_air::hash::HashEval>: ComponentProver<Self>,
+{
+    fn convert(evals: Vec<Eval>) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>;
+}
+
+impl BackendTrace for SimdBackend {
+    fn convert(evals: Vec<Eval>) -> Vec<Eval> {
+        evals
+    }
+}
+
+/// Executes `program` and proves the run on the default (SIMD) backend.
+pub fn prove(
+    program: &Program,
+    input: &[M31],
+    advice: &[M31],
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof, Statement, ProofStats), ProveError> {
+    if let Some(f) = opts.on_stage {
+        f(Stage::Execute);
+    }
+    let t0 = Instant::now();
+    let trace = execute(program, input, advice, opts.limits)?;
+    let exec_time = t0.elapsed();
+    let statement =
+        Statement { program: program.clone(), input: input.to_vec(), output: trace.output.clone(), security: opts.security };
+    let (proof, mut stats) = prove_trace(&statement, &trace, opts)?;
+    stats.stages.insert(0, (Stage::Execute, exec_time));
+    Ok((proof, statement, stats))
+}
+
+/// Proves `trace` against `statement` on the SIMD backend.
+pub fn prove_trace(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof, ProofStats), ProveError> {
+    prove_trace_on::<SimdBackend>(statement, trace, opts, &Forgery::None)
+}
+
+/// How a proof may be forged. Only the soundness tests use anything but
+/// `None`: they need proofs of bad traces to hand to the verifier, and the
+/// honest prover refuses to make those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forgery {
+    None,
+    /// Skip the prover's own constraint check and emit the proof anyway.
+    SkipCheck,
+    /// Also rewrite the CPU's claimed LogUp sum so the sums balance, so the
+    /// verifier's balance check passes and only the STARK can catch it.
+    SkipCheckAndBalance,
+}
+
+/// The proving core, generic over the Stwo backend.
+pub fn prove_trace_on<B>(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+    forgery: &Forgery,
+) -> Result<(Proof, ProofStats), ProveError>
+where
+    B: BackendTrace,
+    FrameworkComponent<bitsage_air::cpu::CpuEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::rom::RomEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::memory::MemEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::range::RangeEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::hash::HashEval>: ComponentProver<B>,
+{
+    let mut stats = ProofStats { steps: trace.steps.len(), ..Default::default() };
+    let mut clock = StageClock { last: None, stats: &mut stats, on_stage: opts.on_stage };
+
+    clock.start(Stage::MainTrace);
+    let main = {
+        let _s = info_span!("main_trace").entered();
+        build_main_trace(&statement.program, trace)
+    };
+    let claim = main.claim;
+
+    clock.start(Stage::CommitMain);
+    let config = statement.security.pcs_config();
+    let max_log = [claim.cpu_log_size, claim.rom_log_size, claim.mem_log_size, claim.hash_log_size, 16]
+        .into_iter()
+        .max()
+        .unwrap_or(16);
+    let twiddles = B::precompute_twiddles(
+        CanonicCoset::new(max_log + 1 + config.fri_config.log_blowup_factor).circle_domain().half_coset,
+    );
+    let channel = &mut Blake2sChannel::default();
+    config.mix_into(channel);
+    statement.mix_into(&claim, channel);
+    let mut scheme = CommitmentSchemeProver::<B, Blake2sMerkleChannel>::new(config, &twiddles);
+    scheme.tree_builder().commit(channel);
+    let mut tb = scheme.tree_builder();
+    tb.extend_evals(B::convert(main.evals()));
+    tb.commit(channel);
+
+    clock.start(Stage::InteractionTrace);
+    let rels = Relations::draw(channel);
+    let (mut itrace, mut sums) = (Vec::new(), Vec::new());
+    {
+        let _s = info_span!("interaction_trace").entered();
+        let r = &rels;
+        for (evals, sum) in [
+            interaction_trace(&main.cpu, r, |n| CpuCols::read(n).lookups()),
+            interaction_trace(&main.rom, r, |n| RomCols::read(n).lookups()),
+            interaction_trace(&main.mem, r, |n| MemCols::read(n).lookups()),
+            interaction_trace(&main.range, r, |n| RangeCols::read(n).lookups()),
+            interaction_trace(&main.hash, r, |n| HashCols::read(n).lookups()),
+        ] {
+            itrace.extend(evals);
+            sums.push(sum);
+        }
+    }
+    let mut interaction =
+        InteractionClaim { cpu: sums[0], rom: sums[1], mem: sums[2], range: sums[3], hash: sums[4] };
+    if *forgery == Forgery::SkipCheckAndBalance {
+        let public = public_logup_sum(statement, &claim, &rels);
+        interaction.cpu = -(interaction.rom + interaction.mem + interaction.range + interaction.hash + public);
+    }
+
+    clock.start(Stage::CommitInteraction);
+    interaction.mix_into(channel);
+    let mut tb = scheme.tree_builder();
+    tb.extend_evals(B::convert(itrace));
+    tb.commit(channel);
+
+    clock.start(Stage::Stark);
+    stats_shape(clock.stats, &main);
+    let components = Components::new(&claim, &rels, &interaction);
+    let provers: Vec<&dyn ComponentProver<B>> =
+        vec![&components.cpu, &components.rom, &components.mem, &components.range, &components.hash];
+    let stark = match forgery {
+        Forgery::None => stwo::prover::prove::<B, Blake2sMerkleChannel>(&provers, channel, scheme)
+            .map_err(|_| ProveError::ConstraintsNotSatisfied)?,
+        _ => forge::prove_unchecked::<B>(&provers, channel, scheme),
+    };
+    clock.finish();
+    Ok((Proof { claim, interaction, stark }, stats))
+}
+
+fn stats_shape(stats: &mut ProofStats, main: &tracegen::MainTrace) {
+    stats.cpu_rows = 1 << main.claim.cpu_log_size;
+    stats.main_columns = main.n_columns();
+    stats.total_rows = main.components().iter().map(|c| 1usize << c.log_size).sum();
+}
+
+struct StageClock<'a, 'b> {
+    last: Option<(Stage, Instant)>,
+    stats: &'a mut ProofStats,
+    on_stage: Option<&'b (dyn Fn(Stage) + Sync)>,
+}
+
+impl StageClock<'_, '_> {
+    fn start(&mut self, s: Stage) {
+        self.finish();
+        if let Some(f) = self.on_stage {
+            f(s);
+        }
+        self.last = Some((s, Instant::now()));
+    }
+    fn finish(&mut self) {
+        if let Some((s, t)) = self.last.take() {
+            self.stats.stages.push((s, t.elapsed()));
+        }
+    }
+}
+
+mod forge;

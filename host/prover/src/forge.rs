@@ -1,0 +1,43 @@
+//! Stwo's proving sequence without its final self-check, so that the
+//! soundness tests can hand proofs of bad traces to the verifier. It uses
+//! only Stwo's public API and produces exactly what `prove` would, minus the
+//! refusal.
+
+use stwo::core::circle::CirclePoint;
+use stwo::core::fields::qm31::{SecureField, SECURE_EXTENSION_DEGREE};
+use stwo::core::pcs::utils::get_lifting_log_size;
+use stwo::core::proof::StarkProof;
+use stwo::core::channel::Channel;
+use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
+use stwo::prover::ComponentProvers;
+use stwo::prover::backend::BackendForChannel;
+use stwo::prover::{CommitmentSchemeProver, ComponentProver};
+
+pub(crate) fn prove_unchecked<B: BackendForChannel<Blake2sMerkleChannel>>(
+    components: &[&dyn ComponentProver<B>],
+    channel: &mut stwo::core::channel::Blake2sChannel,
+    mut scheme: CommitmentSchemeProver<'_, B, Blake2sMerkleChannel>,
+) -> StarkProof<Blake2sMerkleHasher> {
+    let n_pre = scheme.trees[0].polynomials.len();
+    let provers = ComponentProvers { components: components.to_vec(), n_preprocessed_columns: n_pre };
+    let trace = scheme.trace();
+    let random_coeff: SecureField = channel.draw_secure_felt();
+    let composition = provers.compute_composition_polynomial(
+        random_coeff,
+        &trace,
+        scheme.twiddles,
+        scheme.config.fri_config.log_blowup_factor,
+    );
+    let mut tb = scheme.tree_builder();
+    let (left, right) = composition.split_at_mid();
+    tb.extend_polys(left.into_coordinate_polys());
+    tb.extend_polys(right.into_coordinate_polys());
+    tb.commit(channel);
+    let oods_point = CirclePoint::<SecureField>::get_random_point(channel);
+    let split_log = scheme.trees.last().map(|t| t.commitment.layers.len() as u32 - 1).unwrap_or(0);
+    let lifting = get_lifting_log_size(&scheme.config, split_log);
+    let max_log_degree_bound = lifting - scheme.config.fri_config.log_blowup_factor;
+    let mut points = provers.components().mask_points(oods_point, max_log_degree_bound, false);
+    points.push(vec![vec![oods_point]; 2 * SECURE_EXTENSION_DEGREE]);
+    StarkProof(scheme.prove_values(points, channel).proof)
+}

@@ -1,0 +1,108 @@
+//! The receipt file: a versioned, zstd-compressed binary holding the
+//! statement, the proof, and a SHA-256 digest of both.
+//!
+//! Layout: `b"OBKRCPT\0"`, a little-endian `u16` format version, then a zstd
+//! frame whose content is the bincode encoding of [`ReceiptBody`].
+
+use std::io::Read;
+
+use bitsage_air::verify::{verify, Proof, VerifyError};
+use bitsage_air::Statement;
+use bincode::Options;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
+pub const FORMAT_VERSION: u16 = 1;
+/// Decoded receipts larger than this are refused (a zip-bomb guard).
+pub const MAX_DECODED_BYTES: u64 = 256 << 20;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReceiptBody {
+    pub statement: Statement,
+    pub proof: Proof,
+}
+
+/// Statement + proof, with the digest that identifies them.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub body: ReceiptBody,
+    /// SHA-256 of the bincode encoding of `body`.
+    pub digest: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("not a receipt file (bad magic bytes)")]
+    BadMagic,
+    #[error("receipt format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version(u16),
+    #[error("receipt is truncated or corrupt: {0}")]
+    Corrupt(String),
+    #[error("receipt decodes to more than {MAX_DECODED_BYTES} bytes")]
+    TooLarge,
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+fn codec() -> impl Options {
+    bincode::DefaultOptions::new().with_fixint_encoding().with_limit(MAX_DECODED_BYTES)
+}
+
+impl Receipt {
+    pub fn new(statement: Statement, proof: Proof) -> Self {
+        let body = ReceiptBody { statement, proof };
+        let digest = Self::digest_of(&body);
+        Receipt { body, digest }
+    }
+
+    fn digest_of(body: &ReceiptBody) -> [u8; 32] {
+        // Serialising our own in-memory structs cannot fail.
+        let bytes = codec().serialize(body).unwrap_or_default();
+        Sha256::digest(&bytes).into()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let raw = codec().serialize(&self.body).unwrap_or_default();
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend(zstd::encode_all(&raw[..], 9).unwrap_or_default());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReceiptError> {
+        if bytes.len() < 10 || &bytes[..8] != MAGIC {
+            return Err(ReceiptError::BadMagic);
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version != FORMAT_VERSION {
+            return Err(ReceiptError::Version(version));
+        }
+        let mut raw = Vec::new();
+        zstd::Decoder::new(&bytes[10..])
+            .map_err(|e| ReceiptError::Corrupt(e.to_string()))?
+            .take(MAX_DECODED_BYTES + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
+        if raw.len() as u64 > MAX_DECODED_BYTES {
+            return Err(ReceiptError::TooLarge);
+        }
+        let body: ReceiptBody = codec().deserialize(&raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
+        let digest = Sha256::digest(&raw).into();
+        Ok(Receipt { body, digest })
+    }
+
+    /// Verifies the proof against the statement.
+    pub fn verify(&self) -> Result<(), ReceiptError> {
+        Ok(verify(&self.body.statement, &self.body.proof)?)
+    }
+
+    pub fn digest_hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// Size of the serialised STARK proof alone, in bytes.
+    pub fn proof_bytes(&self) -> usize {
+        codec().serialize(&self.body.proof).map(|b| b.len()).unwrap_or(0)
+    }
+}

@@ -1,0 +1,405 @@
+//! Builds the main and interaction traces from an execution [`Trace`].
+//!
+//! Values are derived from what the trace *claims* (it may be hand-edited
+//! by the soundness tests); nothing here checks the execution. That is the
+//! verifier's job.
+
+use std::collections::HashMap;
+
+use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
+use bitsage_air::hash::{fill_permutation, HashCols};
+use bitsage_air::memory::{MemCols, SPACE_RAM, SPACE_REG};
+use bitsage_air::range::{RangeCols, RANGE_LOG_SIZE};
+use bitsage_air::relations::{Lookup, Relations};
+use bitsage_air::rom::{rom_tuples, RomCols};
+use bitsage_air::statement::Claim;
+use bitsage_air::MIN_LOG_SIZE;
+use obelysk_vm::exec::{compare_lt, Step, Trace};
+use obelysk_vm::isa::{Opcode, Program};
+use obelysk_vm::poseidon2::{FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
+use rayon::prelude::*;
+use stwo::core::fields::m31::M31;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::prover::backend::simd::column::BaseColumn;
+use stwo::prover::backend::simd::m31::{PackedM31, LOG_N_LANES};
+use stwo::prover::backend::simd::qm31::PackedSecureField;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::poly::circle::CircleEvaluation;
+use stwo::prover::poly::BitReversedOrder;
+use stwo_constraint_framework::LogupTraceGenerator;
+
+pub type Eval = CircleEvaluation<SimdBackend, M31, BitReversedOrder>;
+
+/// The main trace of one component, column-major.
+pub struct ComponentTrace {
+    pub log_size: u32,
+    pub columns: Vec<BaseColumn>,
+}
+
+impl ComponentTrace {
+    fn from_rows(log_size: u32, n_cols: usize, rows: Vec<M31>) -> Self {
+        let n = 1usize << log_size;
+        debug_assert_eq!(rows.len(), n * n_cols);
+        let columns = (0..n_cols)
+            .into_par_iter()
+            .map(|c| (0..n).map(|r| rows[r * n_cols + c]).collect::<BaseColumn>())
+            .collect();
+        ComponentTrace { log_size, columns }
+    }
+
+    pub fn evals(&self) -> Vec<Eval> {
+        let domain = CanonicCoset::new(self.log_size).circle_domain();
+        self.columns.iter().map(|c| CircleEvaluation::new(domain, c.clone())).collect()
+    }
+
+    /// The packed values of row-block `r` (16 rows), in column order.
+    fn packed_row(&self, r: usize) -> impl FnMut() -> PackedM31 + '_ {
+        let mut i = 0;
+        move || {
+            let v = self.columns[i].data[r];
+            i += 1;
+            v
+        }
+    }
+}
+
+pub fn log_size_for(rows: usize) -> u32 {
+    rows.next_power_of_two().trailing_zeros().max(MIN_LOG_SIZE)
+}
+
+fn split16(v: M31) -> (M31, M31) {
+    (M31(v.0 & 0xffff), M31(v.0 >> 16))
+}
+
+/// `4·clk + slot - 1 - prev_ts`, the range-checked timestamp gap.
+fn ts_gap(clk: u32, slot: u32, prev: u32) -> (M31, M31) {
+    split16(M31::from(4 * clk + slot) - M31(1) - M31::from(prev))
+}
+
+fn cpu_row(s: &Step) -> CpuCols<M31> {
+    let z = M31(0);
+    let mut flags = [z; N_FLAGS];
+    flags[s.instr.op as usize] = M31(1);
+    let op = s.instr.op;
+    let y = s.y();
+    let (xa_lo, xa_hi) = ts_gap(s.clk, 0, s.x_ts);
+    let (yb_lo, yb_hi) = ts_gap(s.clk, 1, s.y_ts);
+    let (d_lo, d_hi) = ts_gap(s.clk, 3, s.d_ts);
+    let (m_old, m_new, m_lo, m_hi) = match s.mem {
+        Some(m) => {
+            let (lo, hi) = ts_gap(s.clk, 2, m.old_ts);
+            (m.old, m.new, lo, hi)
+        }
+        None => (z, z, z, z),
+    };
+    let w = if matches!(op, Opcode::Jz | Opcode::Jnz) { s.x } else { s.x - y };
+    let (inv, isz) = if w.0 == 0 { (z, M31(1)) } else { (w.inverse(), z) };
+    let (lt, r) = if op == Opcode::Lt {
+        let lt = s.d_new;
+        let r = if lt == M31(1) { y - s.x - M31(1) } else { s.x - y };
+        (lt, r)
+    } else {
+        let lt = compare_lt(s.x, y).map(|b| M31(b as u32)).unwrap_or(z);
+        let _ = lt;
+        (z, s.x - y)
+    };
+    let (r_lo, r_hi) = if op == Opcode::Lt { split16(r) } else { (r, z) };
+    let tgt = if op == Opcode::Jr { s.x } else { s.instr.imm };
+    let taken = match op {
+        Opcode::Jz => isz,
+        Opcode::Jnz => M31(1) - isz,
+        Opcode::Jmp | Opcode::Jal | Opcode::Jr => M31(1),
+        _ => z,
+    };
+    CpuCols {
+        pc: M31(s.pc),
+        clk: M31(s.clk),
+        in_ptr: M31(s.in_ptr),
+        out_ptr: M31(s.out_ptr),
+        next_pc: M31(s.next_pc),
+        imm_mode: M31(s.instr.imm_mode as u32),
+        dst: M31(s.instr.dst as u32),
+        a: M31(s.instr.a as u32),
+        b: M31(s.instr.b as u32),
+        imm: s.instr.imm,
+        x: s.x,
+        xa_lo,
+        xa_hi,
+        y_reg: s.y_reg,
+        yb_lo,
+        yb_hi,
+        y,
+        prod: s.x * y,
+        m_old,
+        m_new,
+        m_lo,
+        m_hi,
+        d_old: s.d_old,
+        d_new: s.d_new,
+        d_lo,
+        d_hi,
+        w,
+        inv,
+        isz,
+        lt,
+        r_lo,
+        r_hi,
+        tgt,
+        taken,
+        flags,
+    }
+}
+
+fn padding_cpu_row() -> CpuCols<M31> {
+    let z = M31(0);
+    CpuCols::read(|| z).with(|c| {
+        c.isz = M31(1);
+        c.next_pc = M31(1);
+    })
+}
+
+trait With: Sized {
+    fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+impl<T> With for T {}
+
+fn push_row<C>(out: &mut Vec<M31>, row: &C, for_each: impl Fn(&C, &mut dyn FnMut(&M31))) {
+    for_each(row, &mut |v| out.push(*v));
+}
+
+/// All main traces plus the multiplicities they imply.
+pub struct MainTrace {
+    pub claim: Claim,
+    pub cpu: ComponentTrace,
+    pub rom: ComponentTrace,
+    pub mem: ComponentTrace,
+    pub range: ComponentTrace,
+    pub hash: ComponentTrace,
+}
+
+impl MainTrace {
+    pub fn components(&self) -> [&ComponentTrace; 5] {
+        [&self.cpu, &self.rom, &self.mem, &self.range, &self.hash]
+    }
+    pub fn evals(&self) -> Vec<Eval> {
+        self.components().iter().flat_map(|c| c.evals()).collect()
+    }
+    pub fn n_columns(&self) -> usize {
+        self.components().iter().map(|c| c.columns.len()).sum()
+    }
+}
+
+/// Counts the range-table lookups a CPU row makes.
+fn count_cpu_ranges(row: &CpuCols<M31>, counts: &mut [u32]) {
+    let mut add = |v: M31| {
+        if let Some(c) = counts.get_mut(v.0 as usize) {
+            *c += 1;
+        }
+    };
+    let ts = M31(TS_HI_SHIFT);
+    add(row.xa_lo);
+    add(row.xa_hi * ts);
+    add(row.yb_lo);
+    add(row.yb_hi * ts);
+    add(row.d_lo);
+    add(row.d_hi * ts);
+    if row.flags[Opcode::Load as usize].0 + row.flags[Opcode::Store as usize].0 != 0 {
+        add(row.m_lo);
+        add(row.m_hi * ts);
+    }
+    if row.flags[Opcode::Lt as usize].0 != 0 {
+        add(row.r_lo);
+        add(row.r_hi * M31(LT_HI_SHIFT));
+    }
+}
+
+pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
+    let mut range_counts = vec![0u32; 1 << RANGE_LOG_SIZE];
+
+    // CPU.
+    let cpu_log = log_size_for(trace.steps.len());
+    let n_cpu = 1usize << cpu_log;
+    let cpu_rows: Vec<CpuCols<M31>> = trace.steps.par_iter().map(cpu_row).collect();
+    for r in &cpu_rows {
+        count_cpu_ranges(r, &mut range_counts);
+    }
+    let pad = padding_cpu_row();
+    let mut flat = Vec::with_capacity(n_cpu * CpuCols::<M31>::N_COLUMNS);
+    for r in cpu_rows.iter().chain(std::iter::repeat_n(&pad, n_cpu - cpu_rows.len())) {
+        push_row(&mut flat, r, |c, f| c.for_each(f));
+    }
+    drop(cpu_rows);
+    let cpu = ComponentTrace::from_rows(cpu_log, CpuCols::<M31>::N_COLUMNS, flat);
+
+    // Program table with fetch and lookup multiplicities.
+    let tuples = rom_tuples(program);
+    let index: HashMap<[M31; 8], usize> = tuples.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+    let mut mult = vec![0u32; tuples.len()];
+    for s in &trace.steps {
+        let i = s.instr;
+        let fetch = [
+            M31(0),
+            M31(s.pc),
+            M31(i.op as u32),
+            M31(i.imm_mode as u32),
+            M31(i.dst as u32),
+            M31(i.a as u32),
+            M31(i.b as u32),
+            i.imm,
+        ];
+        if let Some(&k) = index.get(&fetch) {
+            mult[k] += 1;
+        }
+        if i.op == Opcode::Lookup {
+            let mut e = [M31(0); 8];
+            (e[0], e[1], e[2]) = (i.imm + M31(1), s.x, s.d_new);
+            if let Some(&k) = index.get(&e) {
+                mult[k] += 1;
+            }
+        }
+    }
+    let rom_log = log_size_for(tuples.len());
+    let mut flat = Vec::with_capacity((1 << rom_log) * RomCols::<M31>::N_COLUMNS);
+    for r in 0..1usize << rom_log {
+        let row = match tuples.get(r) {
+            Some(t) => RomCols { is_def: M31(1), mult: M31(mult[r]), e: *t },
+            None => RomCols { is_def: M31(0), mult: M31(0), e: [M31(0); 8] },
+        };
+        push_row(&mut flat, &row, |c, f| c.for_each(f));
+    }
+    let rom = ComponentTrace::from_rows(rom_log, RomCols::<M31>::N_COLUMNS, flat);
+
+    // Memory boundary: registers then RAM.
+    let n_mem = trace.registers.len() + trace.ram.len();
+    let mem_log = log_size_for(n_mem);
+    let mut flat = Vec::with_capacity((1 << mem_log) * MemCols::<M31>::N_COLUMNS);
+    let cells = trace
+        .registers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (SPACE_REG, i, c))
+        .chain(trace.ram.iter().enumerate().map(|(i, c)| (SPACE_RAM, i, c)));
+    for (space, addr, cell) in cells {
+        let row = MemCols {
+            is_real: M31(1),
+            space: M31(space),
+            addr: M31::from(addr as u32),
+            value: cell.value,
+            ts: M31::from(cell.ts),
+        };
+        push_row(&mut flat, &row, |c, f| c.for_each(f));
+    }
+    let z = M31(0);
+    for _ in n_mem..1usize << mem_log {
+        let row = MemCols { is_real: z, space: z, addr: z, value: z, ts: z };
+        push_row(&mut flat, &row, |c, f| c.for_each(f));
+    }
+    let mem = ComponentTrace::from_rows(mem_log, MemCols::<M31>::N_COLUMNS, flat);
+
+    // Hash rows.
+    let hash_log = log_size_for(trace.hashes.len());
+    let hash_rows: Vec<HashCols<M31>> = (0..1usize << hash_log)
+        .into_par_iter()
+        .map(|r| {
+            let call = trace.hashes.get(r);
+            let input = call.map(|h| h.before).unwrap_or([z; WIDTH]);
+            let mut row = HashCols::read(|| z);
+            if let Some(h) = call {
+                row.is_real = M31(1);
+                row.base = M31(h.base);
+                row.clk = M31(h.clk);
+                for i in 0..WIDTH {
+                    (row.ts_lo[i], row.ts_hi[i]) = ts_gap(h.clk, 2, h.before_ts[i]);
+                }
+            }
+            row.input = input;
+            fill_permutation(
+                input,
+                &mut row.full_x2[..FULL_ROUNDS * WIDTH],
+                &mut row.full_out[..FULL_ROUNDS * WIDTH],
+                &mut row.partial_x2[..PARTIAL_ROUNDS],
+                &mut row.partial_out[..PARTIAL_ROUNDS],
+            );
+            row
+        })
+        .collect();
+    for row in hash_rows.iter().take(trace.hashes.len()) {
+        for i in 0..WIDTH {
+            for v in [row.ts_lo[i], row.ts_hi[i] * M31(TS_HI_SHIFT)] {
+                if let Some(c) = range_counts.get_mut(v.0 as usize) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+    let mut flat = Vec::with_capacity(hash_rows.len() * HashCols::<M31>::N_COLUMNS);
+    for r in &hash_rows {
+        push_row(&mut flat, r, |c, f| c.for_each(f));
+    }
+    let hash = ComponentTrace::from_rows(hash_log, HashCols::<M31>::N_COLUMNS, flat);
+
+    // Range table.
+    let mut flat = Vec::with_capacity((1 << RANGE_LOG_SIZE) * 2);
+    for (v, m) in range_counts.iter().enumerate() {
+        push_row(&mut flat, &RangeCols { v: M31(v as u32), mult: M31(*m) }, |c, f| c.for_each(f));
+    }
+    let range = ComponentTrace::from_rows(RANGE_LOG_SIZE, 2, flat);
+
+    MainTrace {
+        claim: Claim {
+            cpu_log_size: cpu_log,
+            rom_log_size: rom_log,
+            mem_log_size: mem_log,
+            hash_log_size: hash_log,
+            ram_words: trace.ram.len() as u32,
+        },
+        cpu,
+        rom,
+        mem,
+        range,
+        hash,
+    }
+}
+
+/// The LogUp interaction trace of one component: fractions batched in
+/// pairs, exactly as `add_lookups` constrains them.
+pub fn interaction_trace(
+    t: &ComponentTrace,
+    rels: &Relations,
+    lookups: impl Fn(&mut dyn FnMut() -> PackedM31) -> Vec<Lookup<PackedM31>> + Sync,
+) -> (Vec<Eval>, SecureField) {
+    let n_vec = 1usize << (t.log_size - LOG_N_LANES);
+    let fracs: Vec<Vec<(PackedSecureField, PackedSecureField)>> = (0..n_vec)
+        .into_par_iter()
+        .map(|r| {
+            let mut next = t.packed_row(r);
+            let ls = lookups(&mut next);
+            ls.chunks(2)
+                .map(|pair| {
+                    let f = |l: &Lookup<PackedM31>| {
+                        let d: PackedSecureField = rels.combine(l.rel, &l.values);
+                        (PackedSecureField::from(l.mult), d)
+                    };
+                    let (n0, d0) = f(&pair[0]);
+                    match pair.get(1) {
+                        Some(l1) => {
+                            let (n1, d1) = f(l1);
+                            (n0 * d1 + n1 * d0, d0 * d1)
+                        }
+                        None => (n0, d0),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let n_batches = fracs.first().map(|f| f.len()).unwrap_or(0);
+    let mut gen = LogupTraceGenerator::new(t.log_size);
+    for b in 0..n_batches {
+        gen.col_from_par_iter((0..n_vec).into_par_iter().map(|r| fracs[r][b]));
+    }
+    gen.finalize_last()
+}

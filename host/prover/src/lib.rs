@@ -177,14 +177,37 @@ where
     FrameworkComponent<bitsage_air::range::RangeEval>: ComponentProver<B>,
     FrameworkComponent<bitsage_air::hash::HashEval>: ComponentProver<B>,
 {
-    let mut stats = ProofStats { steps: trace.steps.len(), ..Default::default() };
-    let mut clock = StageClock { last: None, stats: &mut stats, on_stage: opts.on_stage };
-
-    clock.start(Stage::MainTrace);
+    if let Some(f) = opts.on_stage {
+        f(Stage::MainTrace);
+    }
+    let t0 = Instant::now();
     let main = {
         let _s = info_span!("main_trace").entered();
         build_main_trace(&statement.program, trace)
     };
+    let mut stats = ProofStats { steps: trace.steps.len(), ..Default::default() };
+    stats.stages.push((Stage::MainTrace, t0.elapsed()));
+    prove_main_on::<B>(statement, &main, opts, forgery, stats)
+}
+
+/// Proves an already built main trace. Public so the soundness tests can
+/// edit trace rows (padding rows included) before proving.
+pub fn prove_main_on<B>(
+    statement: &Statement,
+    main: &tracegen::MainTrace,
+    opts: &ProveOptions<'_>,
+    forgery: &Forgery,
+    mut stats: ProofStats,
+) -> Result<(Proof, ProofStats), ProveError>
+where
+    B: BackendTrace,
+    FrameworkComponent<bitsage_air::cpu::CpuEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::rom::RomEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::memory::MemEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::range::RangeEval>: ComponentProver<B>,
+    FrameworkComponent<bitsage_air::hash::HashEval>: ComponentProver<B>,
+{
+    let mut clock = StageClock { last: None, stats: &mut stats, on_stage: opts.on_stage };
     let claim = main.claim;
 
     clock.start(Stage::CommitMain);
@@ -236,7 +259,7 @@ where
     tb.commit(channel);
 
     clock.start(Stage::Stark);
-    stats_shape(clock.stats, &main);
+    stats_shape(clock.stats, main);
     let components = Components::new(&claim, &rels, &interaction);
     let provers: Vec<&dyn ComponentProver<B>> =
         vec![&components.cpu, &components.rom, &components.mem, &components.range, &components.hash];

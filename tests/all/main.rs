@@ -1,0 +1,5 @@
+//! All end-to-end tests, in one binary (one link step).
+
+mod prove_verify;
+mod soundness;
+mod properties;

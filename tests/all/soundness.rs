@@ -1,0 +1,204 @@
+//! Bad traces, built by bypassing the honest executor, must be rejected by
+//! the verifier. Each case makes every lookup balance where it can, so that
+//! the constraint (or argument) under test is the one that catches it.
+
+use bitsage_air::verify::VerifyError;
+use bitsage_prover::tracegen::build_main_trace;
+use bitsage_prover::{prove_main_on, Forgery, ProofStats, ProveOptions};
+use bitsage_tests::*;
+use obelysk_vm::{Opcode, M31};
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::Column;
+
+#[test]
+fn honest_traces_are_accepted() {
+    // The baseline every tampering case is compared against.
+    let p = asm("read r1\nread r2\nadd r3, r1, r2\nwrite r3\nhalt\n");
+    let t = run(&p, &[20, 22]);
+    let st = statement(&p, &[20, 22], &t.output);
+    let proof = prove_with(&st, &t, Forgery::None).unwrap();
+    bitsage_air::verify(&st, &proof).unwrap();
+}
+
+#[test]
+fn wrong_arithmetic_is_rejected() {
+    // Run `sub` honestly, then claim the row was the program's `add`.
+    let claimed = asm("read r1\nread r2\nadd r3, r1, r2\nwrite r3\nhalt\n");
+    let actual = asm("read r1\nread r2\nsub r3, r1, r2\nwrite r3\nhalt\n");
+    let mut t = run(&actual, &[20, 22]);
+    t.steps[2].instr.op = Opcode::Add;
+    let st = statement(&claimed, &[20, 22], &t.output);
+    assert_eq!(st.output, vec![M31(20) - M31(22)]);
+    let errs = assert_rejected(&st, &t);
+    assert!(errs.iter().all(|e| matches!(e, VerifyError::Stark(_))), "{errs:?}");
+}
+
+#[test]
+fn skipped_instruction_is_rejected() {
+    // The program increments r1 before writing it; the trace skips the add.
+    let claimed = asm("mov r1, 5\nadd r1, r1, 1\nwrite r1\nhalt\n");
+    let actual = asm("mov r1, 5\nwrite r1\nhalt\n");
+    let mut t = run(&actual, &[]);
+    t.steps[0].next_pc = 2;
+    t.steps[1].pc = 2;
+    t.steps[1].next_pc = 3;
+    t.steps[2].pc = 3;
+    let st = statement(&claimed, &[], &t.output);
+    assert_eq!(st.output, vec![M31(5)]);
+    assert_rejected(&st, &t);
+}
+
+#[test]
+fn stale_memory_read_is_rejected() {
+    let p = asm(
+        "mov r1, 7\nstore [r0 + 10], r1\nmov r1, 9\nstore [r0 + 10], r1\nload r2, [r0 + 10]\nwrite r2\nhalt\n",
+    );
+    let mut t = run(&p, &[]);
+    assert_eq!(t.output, vec![M31(9)]);
+    // The load returns the first store's value, with that store's timestamp.
+    let first_store_ts = 4 * t.steps[1].clk + 2;
+    let load = t.steps[4].mem.as_mut().unwrap();
+    load.old = M31(7);
+    load.new = M31(7);
+    load.old_ts = first_store_ts;
+    t.steps[4].d_new = M31(7);
+    t.steps[5].x = M31(7);
+    t.registers[2].value = M31(7);
+    t.ram[10].value = M31(7);
+    t.output = vec![M31(7)];
+    let st = statement(&p, &[], &t.output);
+    let errs = assert_rejected(&st, &t);
+    assert!(matches!(errs[0], VerifyError::LogupImbalance), "{errs:?}");
+    assert!(matches!(errs[1], VerifyError::Stark(_)), "{errs:?}");
+}
+
+#[test]
+fn jump_to_disallowed_pc_is_rejected() {
+    let claimed = asm("mov r1, 1\njmp skip\nmov r1, 2\nskip: write r1\nhalt\n");
+    // Same program but the jump lands on pc 2, which the program forbids.
+    let actual = asm("mov r1, 1\njmp 2\nmov r1, 2\nwrite r1\nhalt\n");
+    let t = run(&actual, &[]);
+    let st = statement(&claimed, &[], &t.output);
+    assert_eq!(st.output, vec![M31(2)]);
+    let errs = assert_rejected(&st, &t);
+    assert!(matches!(errs[0], VerifyError::LogupImbalance), "{errs:?}");
+
+    // And with the fetched instruction kept, but next_pc pointing elsewhere.
+    let mut t = run(&claimed, &[]);
+    t.steps[1].next_pc = 2;
+    let mut steps = t.steps.clone();
+    let mut extra = run(&actual, &[]).steps;
+    steps.truncate(2);
+    steps.extend(extra.drain(2..));
+    t.steps = steps;
+    t.steps[1].instr.imm = M31(3);
+    t.output = vec![M31(2)];
+    t.registers = run(&actual, &[]).registers;
+    let st = statement(&claimed, &[], &t.output);
+    assert_rejected(&st, &t);
+}
+
+#[test]
+fn changed_public_output_or_input_is_rejected() {
+    let p = obelysk_vm::samples::mac_loop();
+    let t = run(&p, &[9, 4]);
+    let st = statement(&p, &[9, 4], &t.output);
+    let proof = prove_with(&st, &t, Forgery::None).unwrap();
+    bitsage_air::verify(&st, &proof).unwrap();
+
+    let mut bad = st.clone();
+    bad.output[0] += M31(1);
+    assert!(bitsage_air::verify(&bad, &proof).is_err());
+    let mut bad = st.clone();
+    bad.output.push(M31(0));
+    assert!(bitsage_air::verify(&bad, &proof).is_err());
+    let mut bad = st.clone();
+    bad.input[1] = M31(5);
+    assert!(bitsage_air::verify(&bad, &proof).is_err());
+    let mut bad = st.clone();
+    bad.security = bitsage_air::SecurityLevel::Bits128;
+    assert!(matches!(bitsage_air::verify(&bad, &proof), Err(VerifyError::ConfigMismatch)));
+}
+
+#[test]
+fn proof_checked_against_a_different_program_is_rejected() {
+    let p = asm("read r1\nmul r2, r1, 3\nwrite r2\nhalt\n");
+    let other = asm("read r1\nmul r2, r1, 4\nwrite r2\nhalt\n");
+    let t = run(&p, &[5]);
+    let st = statement(&p, &[5], &t.output);
+    let proof = prove_with(&st, &t, Forgery::None).unwrap();
+    bitsage_air::verify(&st, &proof).unwrap();
+    let mut bad = st.clone();
+    bad.program = other;
+    assert!(bitsage_air::verify(&bad, &proof).is_err());
+}
+
+#[test]
+fn padding_rows_cannot_alter_state() {
+    // Turn a padding row of an honest trace into a second `write`, so the
+    // claimed output gains a word the program never wrote.
+    let p = asm("mov r1, 5\nwrite r1\nhalt\n");
+    let t = run(&p, &[]);
+    let st = statement(&p, &[], &[M31(5), M31(6)]);
+    let mut main = build_main_trace(&p, &t);
+    let cols = bitsage_air::cpu::CpuCols::<usize>::read({
+        let mut i = 0;
+        move || {
+            i += 1;
+            i - 1
+        }
+    });
+    let row = t.steps.len(); // first padding row
+    let set = |main: &mut bitsage_prover::tracegen::MainTrace, col: usize, v: u32| {
+        main.cpu.columns[col].set(row, M31(v));
+    };
+    set(&mut main, cols.flags[Opcode::Write as usize], 1);
+    set(&mut main, cols.pc, 1);
+    set(&mut main, cols.clk, 2);
+    set(&mut main, cols.out_ptr, 1);
+    set(&mut main, cols.next_pc, 2);
+    set(&mut main, cols.x, 6);
+    set(&mut main, cols.w, 6);
+    set(&mut main, cols.isz, 0);
+    set(&mut main, cols.inv, M31(6).inverse_u32());
+    set(&mut main, cols.r_lo, 6);
+    set(&mut main, cols.prod, 0);
+    for f in [Forgery::None, Forgery::SkipCheck, Forgery::SkipCheckAndBalance] {
+        match prove_main_on::<SimdBackend>(&st, &main, &ProveOptions::default(), &f, ProofStats::default()) {
+            Err(_) => assert_eq!(f, Forgery::None),
+            Ok((proof, _)) => assert!(bitsage_air::verify(&st, &proof).is_err(), "{f:?} accepted"),
+        }
+    }
+}
+
+trait InverseU32 {
+    fn inverse_u32(self) -> u32;
+}
+impl InverseU32 for M31 {
+    fn inverse_u32(self) -> u32 {
+        use stwo::core::fields::FieldExpOps;
+        self.inverse().0
+    }
+}
+
+#[test]
+fn flipping_proof_bytes_is_rejected() {
+    use bincode::Options;
+    let p = obelysk_vm::samples::mac_loop();
+    let t = run(&p, &[6, 2]);
+    let st = statement(&p, &[6, 2], &t.output);
+    let proof = prove_with(&st, &t, Forgery::None).unwrap();
+    let codec = bincode::DefaultOptions::new().with_fixint_encoding().with_limit(64 << 20);
+    let bytes = codec.serialize(&proof).unwrap();
+    // Every byte of the claim and the first commitments, then a stride
+    // through the rest (a full sweep is a benchmark, not a unit test).
+    let stride = (bytes.len() / 300).max(1);
+    let positions: Vec<usize> = (0..256.min(bytes.len())).chain((256..bytes.len()).step_by(stride)).collect();
+    for &i in &positions {
+        let mut b = bytes.clone();
+        b[i] ^= 0x5a;
+        if let Ok(bad) = codec.deserialize::<bitsage_air::verify::Proof>(&b) {
+            assert!(bitsage_air::verify(&st, &bad).is_err(), "flipped byte {i} of {} accepted", bytes.len());
+        }
+    }
+}

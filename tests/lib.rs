@@ -1,0 +1,53 @@
+//! Shared helpers for the end-to-end tests in `all/`.
+
+use bitsage_air::verify::{Proof, VerifyError};
+use bitsage_air::{SecurityLevel, Statement};
+use bitsage_prover::{prove_trace_on, Forgery, ProveError, ProveOptions};
+use obelysk_vm::asm::assemble;
+use obelysk_vm::exec::{execute, ExecLimits, Trace};
+use obelysk_vm::{Program, M31};
+use stwo::prover::backend::simd::SimdBackend;
+
+pub fn words(v: &[u32]) -> Vec<M31> {
+    v.iter().map(|x| M31(*x)).collect()
+}
+
+pub fn asm(src: &str) -> Program {
+    assemble(src).unwrap_or_else(|e| panic!("test program does not assemble: {e}"))
+}
+
+pub fn run(p: &Program, input: &[u32]) -> Trace {
+    execute(p, &words(input), &[], ExecLimits::default()).unwrap_or_else(|e| panic!("test program fails: {e}"))
+}
+
+pub fn statement(p: &Program, input: &[u32], output: &[M31]) -> Statement {
+    Statement { program: p.clone(), input: words(input), output: output.to_vec(), security: SecurityLevel::Bits96 }
+}
+
+pub fn prove_with(st: &Statement, t: &Trace, forgery: Forgery) -> Result<Proof, ProveError> {
+    prove_trace_on::<SimdBackend>(st, t, &ProveOptions::default(), &forgery).map(|(p, _)| p)
+}
+
+/// Asserts that a bad trace yields no accepted proof, whatever the prover
+/// does: the honest prover refuses or its proof is rejected, and proofs
+/// forged past the prover's self-check (with and without rewriting the
+/// LogUp sums to balance) are rejected by the verifier.
+pub fn assert_rejected(st: &Statement, t: &Trace) -> Vec<VerifyError> {
+    match prove_with(st, t, Forgery::None) {
+        Err(ProveError::ConstraintsNotSatisfied) => {}
+        Err(e) => panic!("unexpected prover error {e}"),
+        Ok(p) => {
+            let r = bitsage_air::verify(st, &p);
+            assert!(r.is_err(), "verifier accepted an honest-prover proof of a bad trace");
+        }
+    }
+    let mut errs = Vec::new();
+    for f in [Forgery::SkipCheck, Forgery::SkipCheckAndBalance] {
+        let p = prove_with(st, t, f).expect("forging never refuses");
+        match bitsage_air::verify(st, &p) {
+            Ok(()) => panic!("verifier accepted a forged proof ({f:?})"),
+            Err(e) => errs.push(e),
+        }
+    }
+    errs
+}

@@ -1,1 +1,327 @@
-fn main() {}
+//! `bitsage-host`: prove, verify and inspect ObelyskVM receipts.
+//!
+//! Exit codes: 0 success; 1 the proof was rejected; 2 bad command line;
+//! 3 the program does not assemble; 4 the program failed to execute;
+//! 5 the receipt file is unreadable or corrupt; 6 I/O error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use bitsage_air::SecurityLevel;
+use bitsage_prover::{prove, ProofStats, ProveError, ProveOptions, Receipt, ReceiptError, Stage};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use obelysk_vm::asm::{assemble, disassemble, parse_word};
+use obelysk_vm::exec::{execute, ExecLimits, MAX_STEPS};
+use obelysk_vm::M31;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "bitsage-host", version, about = "Verifiable compute on the ObelyskVM, proved with Stwo (Circle STARKs).")]
+struct Cli {
+    /// Machine-readable JSON on stdout instead of human output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Security {
+    #[value(name = "96")]
+    B96,
+    #[value(name = "128")]
+    B128,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Program in ObelyskVM assembly (.obk).
+    program: PathBuf,
+    /// Public input words, comma separated (decimal, 0x hex, or negative).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    input: Vec<String>,
+    /// File with public input words (whitespace, comma, or a JSON array).
+    #[arg(long, conflicts_with = "input")]
+    input_file: Option<PathBuf>,
+    /// Private advice words, comma separated. Not part of the statement.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    advice: Vec<String>,
+    /// File with private advice words.
+    #[arg(long, conflicts_with = "advice")]
+    advice_file: Option<PathBuf>,
+    /// Step budget (instructions executed, including `halt`).
+    #[arg(long, env = "BITSAGE_MAX_STEPS", default_value_t = MAX_STEPS)]
+    max_steps: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Execute a program and prove the run; writes a receipt.
+    Prove {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Where to write the receipt.
+        #[arg(long, short, default_value = "receipt.bin")]
+        out: PathBuf,
+        /// Security level in bits (pow bits + log blowup × queries).
+        #[arg(long, value_enum, env = "BITSAGE_SECURITY", default_value = "96")]
+        security: Security,
+    },
+    /// Verify a receipt: the proof against the statement it carries.
+    Verify {
+        receipt: PathBuf,
+        /// Also require that the receipt's program is this one.
+        #[arg(long)]
+        program: Option<PathBuf>,
+    },
+    /// Show a receipt: program listing, input, output, trace shape, proof size, security.
+    Inspect { receipt: PathBuf },
+    /// Execute without proving (dev mode): output, steps and time.
+    Exec {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// An error with its exit code.
+struct Failure {
+    code: u8,
+    err: anyhow::Error,
+}
+
+fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
+    move |err| Failure { code, err }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BITSAGE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if cli.json {
+                println!("{}", json!({ "ok": false, "exit_code": f.code, "error": format!("{:#}", f.err) }));
+            } else {
+                eprintln!("error: {:#}", f.err);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    match &cli.cmd {
+        Cmd::Prove { run, out, security } => cmd_prove(cli.json, run, out, *security),
+        Cmd::Verify { receipt, program } => cmd_verify(cli.json, receipt, program.as_deref()),
+        Cmd::Inspect { receipt } => cmd_inspect(cli.json, receipt),
+        Cmd::Exec { run } => cmd_exec(cli.json, run),
+    }
+}
+
+fn read_words(list: &[String], file: Option<&Path>, what: &str) -> Result<Vec<M31>, Failure> {
+    let text;
+    let items: Vec<&str> = match file {
+        Some(f) => {
+            text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading {what} file {}", f.display()))
+                .map_err(fail(6))?;
+            text.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+                .filter(|s| !s.is_empty())
+                .collect()
+        }
+        None => list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect(),
+    };
+    items
+        .iter()
+        .map(|s| {
+            parse_word(s).ok_or_else(|| Failure {
+                code: 2,
+                err: anyhow::anyhow!("{what} word `{s}` is not an integer in (-2^31+1, 2^31-1)"),
+            })
+        })
+        .collect()
+}
+
+struct Loaded {
+    program: obelysk_vm::Program,
+    input: Vec<M31>,
+    advice: Vec<M31>,
+    limits: ExecLimits,
+}
+
+fn load(run: &RunArgs) -> Result<Loaded, Failure> {
+    let src = std::fs::read_to_string(&run.program)
+        .with_context(|| format!("reading program {}", run.program.display()))
+        .map_err(fail(6))?;
+    let program = assemble(&src)
+        .with_context(|| format!("assembling {}", run.program.display()))
+        .map_err(fail(3))?;
+    let input = read_words(&run.input, run.input_file.as_deref(), "input")?;
+    let advice = read_words(&run.advice, run.advice_file.as_deref(), "advice")?;
+    let limits = ExecLimits { max_steps: run.max_steps, ..Default::default() };
+    Ok(Loaded { program, input, advice, limits })
+}
+
+fn words_json(w: &[M31]) -> serde_json::Value {
+    json!(w.iter().map(|x| x.0).collect::<Vec<_>>())
+}
+
+fn cmd_exec(as_json: bool, run: &RunArgs) -> Result<(), Failure> {
+    let l = load(run)?;
+    let t0 = Instant::now();
+    let trace = execute(&l.program, &l.input, &l.advice, l.limits)
+        .with_context(|| format!("executing {}", run.program.display()))
+        .map_err(fail(4))?;
+    let elapsed = t0.elapsed();
+    let stats = trace.stats();
+    if as_json {
+        println!(
+            "{}",
+            json!({ "ok": true, "output": words_json(&trace.output), "steps": stats.steps, "hashes": stats.hashes,
+                    "ram_words": stats.ram_words, "by_opcode": stats.by_opcode, "execute_ms": elapsed.as_secs_f64() * 1e3 })
+        );
+    } else {
+        println!("output    {:?}", trace.output.iter().map(|w| w.0).collect::<Vec<_>>());
+        println!("steps     {} (proof trace 2^{} rows)", stats.steps, bitsage_prover::tracegen::log_size_for(trace.steps.len()));
+        println!("hashes    {}", stats.hashes);
+        println!("ram words {}", stats.ram_words);
+        println!("time      {:.3} ms", elapsed.as_secs_f64() * 1e3);
+        for (op, n) in stats.by_opcode {
+            println!("  {op:<7} {n}");
+        }
+    }
+    Ok(())
+}
+
+fn progress(as_json: bool) -> ProgressBar {
+    if as_json {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(Stage::ALL.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(100));
+    pb
+}
+
+fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Result<(), Failure> {
+    let l = load(run)?;
+    let security = match security {
+        Security::B96 => SecurityLevel::Bits96,
+        Security::B128 => SecurityLevel::Bits128,
+    };
+    let pb = progress(as_json);
+    let on_stage = |s: Stage| {
+        pb.set_position(Stage::ALL.iter().position(|x| *x == s).unwrap_or(0) as u64);
+        pb.set_message(s.name());
+    };
+    let opts = ProveOptions { security, limits: l.limits, on_stage: Some(&on_stage) };
+    let t0 = Instant::now();
+    let result = prove(&l.program, &l.input, &l.advice, &opts);
+    pb.finish_and_clear();
+    let (proof, statement, stats) = result
+        .map_err(|e| match e {
+            ProveError::Exec(_) => Failure { code: 4, err: anyhow::Error::new(e) },
+            ProveError::ConstraintsNotSatisfied => Failure { code: 1, err: anyhow::Error::new(e) },
+        })?;
+    let total = t0.elapsed();
+    let receipt = Receipt::new(statement, proof);
+    let bytes = receipt.to_bytes();
+    std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(6))?;
+    if as_json {
+        println!("{}", json!({ "ok": true, "receipt": out, "digest": receipt.digest_hex(), "output": words_json(&receipt.body.statement.output),
+            "steps": stats.steps, "cpu_rows": stats.cpu_rows, "main_columns": stats.main_columns, "receipt_bytes": bytes.len(),
+            "prove_ms": total.as_secs_f64() * 1e3, "stages_ms": stages_json(&stats), "security_bits": security.bits() }));
+    } else {
+        println!("output   {:?}", receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>());
+        println!("steps    {} in a 2^{} row CPU trace, {} main columns", stats.steps, stats.cpu_rows.trailing_zeros(), stats.main_columns);
+        for (s, d) in &stats.stages {
+            println!("  {:<40} {:>9.1} ms", s.name(), d.as_secs_f64() * 1e3);
+        }
+        println!("proved   in {:.1} ms, {} security bits", total.as_secs_f64() * 1e3, security.bits());
+        println!("receipt  {} ({} bytes, digest {})", out.display(), bytes.len(), receipt.digest_hex());
+    }
+    Ok(())
+}
+
+fn stages_json(stats: &ProofStats) -> serde_json::Value {
+    stats.stages.iter().map(|(s, d)| (s.name().to_string(), json!(d.as_secs_f64() * 1e3))).collect::<serde_json::Map<_, _>>().into()
+}
+
+fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display())).map_err(fail(6))?;
+    Receipt::from_bytes(&bytes).with_context(|| format!("decoding {}", path.display())).map_err(fail(5))
+}
+
+fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), Failure> {
+    let receipt = read_receipt(path)?;
+    if let Some(p) = program {
+        let src = std::fs::read_to_string(p).with_context(|| format!("reading program {}", p.display())).map_err(fail(6))?;
+        let expected = assemble(&src).with_context(|| format!("assembling {}", p.display())).map_err(fail(3))?;
+        if expected.digest() != receipt.body.statement.program.digest() {
+            return Err(Failure { code: 1, err: anyhow::anyhow!("receipt is for a different program than {}", p.display()) });
+        }
+    }
+    let t0 = Instant::now();
+    let verdict = receipt.verify();
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    match verdict {
+        Ok(()) => {
+            if as_json {
+                println!("{}", json!({ "ok": true, "valid": true, "digest": receipt.digest_hex(), "program_digest": hex(&receipt.body.statement.program.digest()),
+                    "output": words_json(&receipt.body.statement.output), "verify_ms": ms }));
+            } else {
+                println!("valid: {} proves program {} on its input gives output {:?} ({ms:.2} ms)",
+                    path.display(), hex(&receipt.body.statement.program.digest()),
+                    receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>());
+            }
+            Ok(())
+        }
+        Err(ReceiptError::Verify(e)) => Err(Failure { code: 1, err: anyhow::anyhow!("proof rejected: {e}") }),
+        Err(e) => Err(Failure { code: 5, err: e.into() }),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn cmd_inspect(as_json: bool, path: &Path) -> Result<(), Failure> {
+    let r = read_receipt(path)?;
+    let st = &r.body.statement;
+    let c = &r.body.proof.claim;
+    let cols = bitsage_air::statement::Components::new(c, &bitsage_air::relations::Relations::dummy(), &r.body.proof.interaction)
+        .column_log_sizes();
+    let (main_cols, int_cols) = (cols[1].len(), cols[2].len());
+    let rows: u64 = [c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size, 16].iter().map(|l| 1u64 << l).sum();
+    let proof_bytes = r.proof_bytes();
+    let bits = st.security.bits();
+    if as_json {
+        println!("{}", json!({ "digest": r.digest_hex(), "program_digest": hex(&st.program.digest()), "program": disassemble(&st.program),
+            "instructions": st.program.instrs.len(), "input": words_json(&st.input), "output": words_json(&st.output),
+            "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": 16 },
+            "ram_words": c.ram_words, "total_rows": rows, "main_columns": main_cols, "interaction_columns": int_cols,
+            "proof_bytes": proof_bytes, "security_bits": bits }));
+    } else {
+        println!("receipt        {} (digest {})", path.display(), r.digest_hex());
+        println!("program        {} ({} instructions, {} tables)", hex(&st.program.digest()), st.program.instrs.len(), st.program.tables.len());
+        println!("input          {:?}", st.input.iter().map(|w| w.0).collect::<Vec<_>>());
+        println!("output         {:?}", st.output.iter().map(|w| w.0).collect::<Vec<_>>());
+        println!("trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash 2^{}, range 2^16 ({rows} total)",
+            c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size);
+        println!("columns        {main_cols} main + {int_cols} LogUp");
+        println!("ram words      {}", c.ram_words);
+        println!("proof size     {proof_bytes} bytes");
+        println!("security       {bits} bits ({} pow bits + log blowup {} x {} queries)", SecurityLevel::POW_BITS, SecurityLevel::LOG_BLOWUP, st.security.n_queries());
+        println!("listing:\n{}", disassemble(&st.program));
+    }
+    Ok(())
+}

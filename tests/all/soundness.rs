@@ -176,8 +176,7 @@ trait InverseU32 {
 }
 impl InverseU32 for M31 {
     fn inverse_u32(self) -> u32 {
-        use stwo::core::fields::FieldExpOps;
-        self.inverse().0
+        stwo::core::fields::FieldExpOps::inverse(&self).0
     }
 }
 

@@ -12,3 +12,52 @@ fn mac_loop_proves_and_verifies() {
     assert_eq!(back.digest, r.digest);
     back.verify().unwrap();
 }
+
+#[test]
+fn malformed_receipts_get_typed_errors() {
+    use bitsage_prover::ReceiptError;
+    let p = samples::mac_loop();
+    let (proof, statement, _) = prove(&p, &[M31(3), M31(3)], &[], &ProveOptions::default()).unwrap();
+    let bytes = Receipt::new(statement, proof).to_bytes();
+    assert!(matches!(Receipt::from_bytes(b"nonsense"), Err(ReceiptError::BadMagic)));
+    let mut v = bytes.clone();
+    v[8] = 99;
+    assert!(matches!(Receipt::from_bytes(&v), Err(ReceiptError::Version(99))));
+    for cut in [10, 11, bytes.len() / 2, bytes.len() - 1] {
+        assert!(matches!(Receipt::from_bytes(&bytes[..cut]), Err(ReceiptError::Corrupt(_))), "cut at {cut}");
+    }
+}
+
+#[test]
+fn security_128_proves_and_verifies() {
+    let p = samples::mac_loop();
+    let opts = ProveOptions { security: bitsage_air::SecurityLevel::Bits128, ..Default::default() };
+    let (proof, statement, _) = prove(&p, &[M31(20), M31(2)], &[], &opts).unwrap();
+    assert_eq!(statement.security.bits(), 128);
+    bitsage_air::verify(&statement, &proof).unwrap();
+}
+
+#[test]
+fn hashes_lookups_and_calls_prove() {
+    let src = r#"
+        .table relu 0:0 1:1 2:2 2147483646:0 2147483645:0
+        read r1
+        lookup r2, relu, r1
+        store [r0 + 3], r2
+        hash [r0 + 0]
+        load r4, [r0 + 5]
+        jal r15, double
+        write r4
+        halt
+    double:
+        add r4, r4, r4
+        jr r15
+    "#;
+    let p = obelysk_vm::asm::assemble(src).unwrap();
+    let (proof, statement, _) = prove(&p, &[M31(2)], &[], &ProveOptions::default()).unwrap();
+    let mut st = [M31(0); 16];
+    st[3] = M31(2);
+    obelysk_vm::poseidon2::permute(&mut st);
+    assert_eq!(statement.output, vec![st[5] + st[5]]);
+    bitsage_air::verify(&statement, &proof).unwrap();
+}

@@ -3,7 +3,7 @@
 //! `RomDef`, to which the verifier adds every program tuple once. Rows then
 //! serve fetches and table lookups with a free multiplicity through `Rom`.
 
-use obelysk_vm::isa::Program;
+use obelysk_vm::isa::{Instr, Program};
 use stwo::core::fields::m31::M31;
 use stwo_constraint_framework::{EvalAtRow, FrameworkEval};
 
@@ -28,33 +28,33 @@ impl<F: AirValue> RomCols<F> {
     }
 }
 
+/// The program-table tuple of the instruction at `pc`.
+pub fn instr_tuple(pc: u32, i: &Instr) -> [M31; 8] {
+    [
+        M31(0),
+        M31::from(pc),
+        M31(i.op as u32),
+        M31(i.imm_mode as u32),
+        M31(i.dst as u32),
+        M31(i.a as u32),
+        M31(i.b as u32),
+        i.imm,
+    ]
+}
+
+/// The tuple of entry `key -> value` of table number `table`.
+pub fn table_tuple(table: u32, key: M31, value: M31) -> [M31; 8] {
+    let mut e = [M31(0); 8];
+    (e[0], e[1], e[2]) = (M31::from(table + 1), key, value);
+    e
+}
+
 /// The tuples of `program`, in table order: instructions, then table entries.
 pub fn rom_tuples(program: &Program) -> Vec<[M31; 8]> {
-    let mut out: Vec<[M31; 8]> = program
-        .instrs
-        .iter()
-        .enumerate()
-        .map(|(pc, i)| {
-            [
-                M31(0),
-                M31::from(pc as u32),
-                M31(i.op as u32),
-                M31(i.imm_mode as u32),
-                M31(i.dst as u32),
-                M31(i.a as u32),
-                M31(i.b as u32),
-                i.imm,
-            ]
-        })
-        .collect();
+    let mut out: Vec<[M31; 8]> =
+        program.instrs.iter().enumerate().map(|(pc, i)| instr_tuple(pc as u32, i)).collect();
     for (t, table) in program.tables.iter().enumerate() {
-        for (k, v) in &table.entries {
-            let mut e = [M31(0); 8];
-            e[0] = M31::from(t as u32 + 1);
-            e[1] = *k;
-            e[2] = *v;
-            out.push(e);
-        }
+        out.extend(table.entries.iter().map(|(k, v)| table_tuple(t as u32, *k, *v)));
     }
     out
 }

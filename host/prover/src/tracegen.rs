@@ -11,7 +11,7 @@ use bitsage_air::hash::{fill_permutation, HashCols};
 use bitsage_air::memory::{MemCols, SPACE_RAM, SPACE_REG};
 use bitsage_air::range::{RangeCols, RANGE_LOG_SIZE};
 use bitsage_air::relations::{Lookup, Relations};
-use bitsage_air::rom::{rom_tuples, RomCols};
+use bitsage_air::rom::{instr_tuple, rom_tuples, table_tuple, RomCols};
 use bitsage_air::statement::Claim;
 use bitsage_air::MIN_LOG_SIZE;
 use obelysk_vm::exec::{compare_lt, Step, Trace};
@@ -240,24 +240,11 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
     let index: HashMap<[M31; 8], usize> = tuples.iter().enumerate().map(|(i, t)| (*t, i)).collect();
     let mut mult = vec![0u32; tuples.len()];
     for s in &trace.steps {
-        let i = s.instr;
-        let fetch = [
-            M31(0),
-            M31(s.pc),
-            M31(i.op as u32),
-            M31(i.imm_mode as u32),
-            M31(i.dst as u32),
-            M31(i.a as u32),
-            M31(i.b as u32),
-            i.imm,
-        ];
-        if let Some(&k) = index.get(&fetch) {
+        if let Some(&k) = index.get(&instr_tuple(s.pc, &s.instr)) {
             mult[k] += 1;
         }
-        if i.op == Opcode::Lookup {
-            let mut e = [M31(0); 8];
-            (e[0], e[1], e[2]) = (i.imm + M31(1), s.x, s.d_new);
-            if let Some(&k) = index.get(&e) {
+        if s.instr.op == Opcode::Lookup {
+            if let Some(&k) = index.get(&table_tuple(s.instr.imm.0, s.x, s.d_new)) {
                 mult[k] += 1;
             }
         }

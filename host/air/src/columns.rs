@@ -29,3 +29,35 @@ macro_rules! columns {
         }
     };
 }
+
+/// Declares a component evaluator over a columns struct that has
+/// `air() -> (constraints, lookups)`: the one place constraints and LogUp
+/// entries are handed to Stwo.
+#[macro_export]
+macro_rules! component_eval {
+    ($(#[$m:meta])* $eval:ident, $cols:ident) => {
+        $(#[$m])*
+        #[derive(Clone)]
+        pub struct $eval {
+            pub log_size: u32,
+            pub rels: $crate::relations::Relations,
+        }
+        impl stwo_constraint_framework::FrameworkEval for $eval {
+            fn log_size(&self) -> u32 {
+                self.log_size
+            }
+            fn max_constraint_log_degree_bound(&self) -> u32 {
+                self.log_size + $crate::LOG_CONSTRAINT_EXPAND
+            }
+            fn evaluate<E: stwo_constraint_framework::EvalAtRow>(&self, mut eval: E) -> E {
+                let cols = $cols::read(|| eval.next_trace_mask());
+                let (constraints, lookups) = cols.air();
+                for con in constraints {
+                    eval.add_constraint(con);
+                }
+                $crate::relations::add_lookups(&mut eval, &self.rels, lookups);
+                eval
+            }
+        }
+    };
+}

@@ -14,10 +14,9 @@
 
 use obelysk_vm::isa::Opcode;
 use stwo::core::fields::m31::M31;
-use stwo_constraint_framework::{EvalAtRow, FrameworkEval};
 
-use crate::relations::{add_lookups, Lookup, Rel, Relations};
-use crate::{c, columns, AirValue, LOG_CONSTRAINT_EXPAND};
+use crate::relations::{Lookup, Rel};
+use crate::{c, columns, AirValue};
 
 /// Timestamp differences are checked as `lo + 2^16·hi` with `hi < 2^10`.
 pub const TS_HI_SHIFT: u32 = 1 << 6;
@@ -156,6 +155,10 @@ impl<F: AirValue> CpuCols<F> {
     }
 
     /// The polynomial constraints of one row, all of degree at most 2.
+    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+        (self.constraints(), self.lookups())
+    }
+
     pub fn constraints(&self) -> Vec<F> {
         use Opcode::*;
         let one = || c::<F>(1);
@@ -215,26 +218,8 @@ fn sum<F: AirValue>(v: &[F]) -> F {
     v.iter().skip(1).fold(v[0].clone(), |acc, x| acc + x.clone())
 }
 
-/// Evaluator for the CPU component.
-#[derive(Clone)]
-pub struct CpuEval {
-    pub log_size: u32,
-    pub rels: Relations,
-}
-
-impl FrameworkEval for CpuEval {
-    fn log_size(&self) -> u32 {
-        self.log_size
-    }
-    fn max_constraint_log_degree_bound(&self) -> u32 {
-        self.log_size + LOG_CONSTRAINT_EXPAND
-    }
-    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
-        let cols = CpuCols::read(|| eval.next_trace_mask());
-        for con in cols.constraints() {
-            eval.add_constraint(con);
-        }
-        add_lookups(&mut eval, &self.rels, cols.lookups());
-        eval
-    }
-}
+crate::component_eval!(
+    /// Evaluator for the CPU component.
+    CpuEval,
+    CpuCols
+);

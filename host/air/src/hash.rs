@@ -9,12 +9,11 @@ use obelysk_vm::poseidon2::{
     external_layer, internal_layer, round_constants, FULL_ROUNDS, HALF_FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH,
 };
 use stwo::core::fields::m31::M31;
-use stwo_constraint_framework::{EvalAtRow, FrameworkEval};
 
 use crate::cpu::TS_HI_SHIFT;
 use crate::memory::SPACE_RAM;
-use crate::relations::{add_lookups, Lookup, Rel, Relations};
-use crate::{c, columns, AirValue, LOG_CONSTRAINT_EXPAND};
+use crate::relations::{Lookup, Rel};
+use crate::{c, columns, AirValue};
 
 columns!(HashCols { is_real, base, clk } [
     input: WIDTH,
@@ -58,10 +57,11 @@ impl<F: AirValue> HashCols<F> {
         (cons, st)
     }
 
-    pub fn constraints(&self) -> Vec<F> {
-        let mut cons = self.permutation().0;
+    /// Constraints and lookups, running the permutation once.
+    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+        let (mut cons, out) = self.permutation();
         cons.push(self.is_real.clone() * (self.is_real.clone() - c(1)));
-        cons
+        (cons, self.lookups_for_output(&out))
     }
 
     pub fn lookups(&self) -> Vec<Lookup<F>> {
@@ -117,27 +117,8 @@ pub fn fill_permutation(input: [M31; WIDTH], x2: &mut [M31], out: &mut [M31], px
     }
 }
 
-#[derive(Clone)]
-pub struct HashEval {
-    pub log_size: u32,
-    pub rels: Relations,
-}
-
-impl FrameworkEval for HashEval {
-    fn log_size(&self) -> u32 {
-        self.log_size
-    }
-    fn max_constraint_log_degree_bound(&self) -> u32 {
-        self.log_size + LOG_CONSTRAINT_EXPAND
-    }
-    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
-        let cols = HashCols::read(|| eval.next_trace_mask());
-        let (mut cons, out) = cols.permutation();
-        cons.push(cols.is_real.clone() * (cols.is_real.clone() - c(1)));
-        for con in cons {
-            eval.add_constraint(con);
-        }
-        add_lookups(&mut eval, &self.rels, cols.lookups_for_output(&out));
-        eval
-    }
-}
+crate::component_eval!(
+    /// Evaluator for the Poseidon2 component.
+    HashEval,
+    HashCols
+);

@@ -8,10 +8,9 @@
 //! `(1, ram_words)`. So the rows are exactly registers `0..16` and RAM words
 //! `0..ram_words`, each once.
 
-use stwo_constraint_framework::{EvalAtRow, FrameworkEval};
 
-use crate::relations::{add_lookups, Lookup, Rel, Relations};
-use crate::{c, columns, AirValue, LOG_CONSTRAINT_EXPAND};
+use crate::relations::{Lookup, Rel};
+use crate::{c, columns, AirValue};
 
 pub const SPACE_REG: u32 = 0;
 pub const SPACE_RAM: u32 = 1;
@@ -33,6 +32,10 @@ impl<F: AirValue> MemCols<F> {
             Lookup::new(Rel::MemChain, real, vec![self.space.clone(), self.addr.clone() + c(1)]),
         ]
     }
+    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+        (self.constraints(), self.lookups())
+    }
+
     pub fn constraints(&self) -> Vec<F> {
         vec![
             self.is_real.clone() * (self.is_real.clone() - c(1)),
@@ -41,25 +44,8 @@ impl<F: AirValue> MemCols<F> {
     }
 }
 
-#[derive(Clone)]
-pub struct MemEval {
-    pub log_size: u32,
-    pub rels: Relations,
-}
-
-impl FrameworkEval for MemEval {
-    fn log_size(&self) -> u32 {
-        self.log_size
-    }
-    fn max_constraint_log_degree_bound(&self) -> u32 {
-        self.log_size + LOG_CONSTRAINT_EXPAND
-    }
-    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
-        let cols = MemCols::read(|| eval.next_trace_mask());
-        for con in cols.constraints() {
-            eval.add_constraint(con);
-        }
-        add_lookups(&mut eval, &self.rels, cols.lookups());
-        eval
-    }
-}
+crate::component_eval!(
+    /// Evaluator for the memory boundary.
+    MemEval,
+    MemCols
+);

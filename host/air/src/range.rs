@@ -2,16 +2,19 @@
 //! The `RangeChain` relation pins the rows to exactly `0..2^16` (the verifier
 //! supplies `0` and takes back `2^16`), so no preprocessed column is needed.
 
-use stwo_constraint_framework::{EvalAtRow, FrameworkEval};
 
-use crate::relations::{add_lookups, Lookup, Rel, Relations};
-use crate::{c, columns, AirValue, LOG_CONSTRAINT_EXPAND};
+use crate::relations::{Lookup, Rel};
+use crate::{c, columns, AirValue};
 
 pub const RANGE_LOG_SIZE: u32 = 16;
 
 columns!(RangeCols { v, mult } []);
 
 impl<F: AirValue> RangeCols<F> {
+    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+        (Vec::new(), self.lookups())
+    }
+
     pub fn lookups(&self) -> Vec<Lookup<F>> {
         vec![
             Lookup::new(Rel::Range, self.mult.clone(), vec![self.v.clone()]),
@@ -21,21 +24,8 @@ impl<F: AirValue> RangeCols<F> {
     }
 }
 
-#[derive(Clone)]
-pub struct RangeEval {
-    pub rels: Relations,
-}
-
-impl FrameworkEval for RangeEval {
-    fn log_size(&self) -> u32 {
-        RANGE_LOG_SIZE
-    }
-    fn max_constraint_log_degree_bound(&self) -> u32 {
-        RANGE_LOG_SIZE + LOG_CONSTRAINT_EXPAND
-    }
-    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
-        let cols = RangeCols::read(|| eval.next_trace_mask());
-        add_lookups(&mut eval, &self.rels, cols.lookups());
-        eval
-    }
-}
+crate::component_eval!(
+    /// Evaluator for the range table (log size is always `RANGE_LOG_SIZE`).
+    RangeEval,
+    RangeCols
+);

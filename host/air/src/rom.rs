@@ -5,10 +5,9 @@
 
 use obelysk_vm::isa::{Instr, Program};
 use stwo::core::fields::m31::M31;
-use stwo_constraint_framework::{EvalAtRow, FrameworkEval};
 
-use crate::relations::{add_lookups, Lookup, Rel, Relations};
-use crate::{c, columns, AirValue, LOG_CONSTRAINT_EXPAND};
+use crate::relations::{Lookup, Rel};
+use crate::{c, columns, AirValue};
 
 columns!(RomCols { is_def, mult } [ e: 8 ]);
 
@@ -19,6 +18,10 @@ impl<F: AirValue> RomCols<F> {
             Lookup::new(Rel::Rom, self.mult.clone(), self.e.to_vec()),
         ]
     }
+    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+        (self.constraints(), self.lookups())
+    }
+
     pub fn constraints(&self) -> Vec<F> {
         vec![
             self.is_def.clone() * (self.is_def.clone() - c(1)),
@@ -59,25 +62,8 @@ pub fn rom_tuples(program: &Program) -> Vec<[M31; 8]> {
     out
 }
 
-#[derive(Clone)]
-pub struct RomEval {
-    pub log_size: u32,
-    pub rels: Relations,
-}
-
-impl FrameworkEval for RomEval {
-    fn log_size(&self) -> u32 {
-        self.log_size
-    }
-    fn max_constraint_log_degree_bound(&self) -> u32 {
-        self.log_size + LOG_CONSTRAINT_EXPAND
-    }
-    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
-        let cols = RomCols::read(|| eval.next_trace_mask());
-        for con in cols.constraints() {
-            eval.add_constraint(con);
-        }
-        add_lookups(&mut eval, &self.rels, cols.lookups());
-        eval
-    }
-}
+crate::component_eval!(
+    /// Evaluator for the program table.
+    RomEval,
+    RomCols
+);

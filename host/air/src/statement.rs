@@ -135,7 +135,7 @@ impl Components {
             cpu: FrameworkComponent::new(alloc, CpuEval { log_size: claim.cpu_log_size, rels: rels.clone() }, sums.cpu),
             rom: FrameworkComponent::new(alloc, RomEval { log_size: claim.rom_log_size, rels: rels.clone() }, sums.rom),
             mem: FrameworkComponent::new(alloc, MemEval { log_size: claim.mem_log_size, rels: rels.clone() }, sums.mem),
-            range: FrameworkComponent::new(alloc, RangeEval { rels: rels.clone() }, sums.range),
+            range: FrameworkComponent::new(alloc, RangeEval { log_size: crate::range::RANGE_LOG_SIZE, rels: rels.clone() }, sums.range),
             hash: FrameworkComponent::new(alloc, HashEval { log_size: claim.hash_log_size, rels }, sums.hash),
         }
     }

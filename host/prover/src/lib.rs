@@ -32,7 +32,6 @@ use stwo::prover::backend::simd::SimdBackend;
 use stwo::prover::backend::BackendForChannel;
 use stwo::prover::poly::circle::PolyOps;
 use stwo::prover::{CommitmentSchemeProver, ComponentProver};
-use stwo_constraint_framework::FrameworkComponent;
 use tracing::info_span;
 
 pub use receipt::{Receipt, ReceiptError};
@@ -101,22 +100,22 @@ impl Default for ProveOptions<'_> {
     }
 }
 
-/// A Stwo backend the ObelyskVM proof can run on: it must accept the
-/// SIMD-generated traces and run every component's prover.
-pub trait BackendTrace: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized
-where
-    FrameworkComponent<bitsage_air::cpu::CpuEval>: ComponentProver<Self>,
-    FrameworkComponent<bitsage_air::rom::RomEval>: ComponentProver<Self>,
-    FrameworkComponent<bitsage_air::memory::MemEval>: ComponentProver<Self>,
-    FrameworkComponent<bitsage_air::range::RangeEval>: ComponentProver<Self>,
-    FrameworkComponent<bitsage_air::hash::HashEval>: ComponentProver<Self>,
-{
-    fn convert(evals: Vec<Eval>) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>;
+/// A Stwo backend the ObelyskVM proof can run on: it accepts the
+/// SIMD-generated traces and runs every component's prover.
+pub trait BackendTrace: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
+    fn convert(
+        evals: Vec<Eval>,
+    ) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>;
+    /// The component provers, in the order the AIR allocates their columns.
+    fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>>;
 }
 
 impl BackendTrace for SimdBackend {
     fn convert(evals: Vec<Eval>) -> Vec<Eval> {
         evals
+    }
+    fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {
+        vec![&c.cpu, &c.rom, &c.mem, &c.range, &c.hash]
     }
 }
 
@@ -171,11 +170,6 @@ pub fn prove_trace_on<B>(
 ) -> Result<(Proof, ProofStats), ProveError>
 where
     B: BackendTrace,
-    FrameworkComponent<bitsage_air::cpu::CpuEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::rom::RomEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::memory::MemEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::range::RangeEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::hash::HashEval>: ComponentProver<B>,
 {
     if let Some(f) = opts.on_stage {
         f(Stage::MainTrace);
@@ -201,11 +195,6 @@ pub fn prove_main_on<B>(
 ) -> Result<(Proof, ProofStats), ProveError>
 where
     B: BackendTrace,
-    FrameworkComponent<bitsage_air::cpu::CpuEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::rom::RomEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::memory::MemEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::range::RangeEval>: ComponentProver<B>,
-    FrameworkComponent<bitsage_air::hash::HashEval>: ComponentProver<B>,
 {
     let mut clock = StageClock { last: None, stats: &mut stats, on_stage: opts.on_stage };
     let claim = main.claim;
@@ -261,8 +250,7 @@ where
     clock.start(Stage::Stark);
     stats_shape(clock.stats, main);
     let components = Components::new(&claim, &rels, &interaction);
-    let provers: Vec<&dyn ComponentProver<B>> =
-        vec![&components.cpu, &components.rom, &components.mem, &components.range, &components.hash];
+    let provers = B::provers(&components);
     let stark = match forgery {
         Forgery::None => stwo::prover::prove::<B, Blake2sMerkleChannel>(&provers, channel, scheme)
             .map_err(|_| ProveError::ConstraintsNotSatisfied)?,

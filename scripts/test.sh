@@ -3,6 +3,7 @@
 # (prove, verify, tamper, reject) through the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/setup.sh
 cargo test --workspace --locked
 cargo build -p bitsage-host --locked
 bin="${CARGO_TARGET_DIR:-target}/debug/bitsage-host"

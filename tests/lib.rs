@@ -24,6 +24,18 @@ pub fn statement(p: &Program, input: &[u32], output: &[M31]) -> Statement {
     Statement { program: p.clone(), input: words(input), output: output.to_vec(), security: SecurityLevel::Bits96 }
 }
 
+/// Runs `p` on `input`, proves the run honestly, and checks that the
+/// verifier accepts it: the baseline each tampering case departs from.
+pub fn honest_proof(p: &Program, input: &[u32]) -> (Statement, Proof) {
+    let t = run(p, input);
+    let st = statement(p, input, &t.output);
+    let proof = prove_with(&st, &t, Forgery::None).expect("honest trace proves");
+    if let Err(e) = bitsage_air::verify(&st, &proof) {
+        panic!("verifier rejected an honest proof: {e}");
+    }
+    (st, proof)
+}
+
 pub fn prove_with(st: &Statement, t: &Trace, forgery: Forgery) -> Result<Proof, ProveError> {
     prove_trace_on::<SimdBackend>(st, t, &ProveOptions::default(), &forgery).map(|(p, _)| p)
 }

@@ -106,11 +106,6 @@ proptest! {
 
 #[test]
 fn builder_loops_execute_and_prove() {
-    let p = obelysk_vm::samples::mac_loop();
-    let t = run(&p, &[100, 3]);
-    let st = statement(&p, &[100, 3], &t.output);
-    let proof = prove_with(&st, &t, bitsage_prover::Forgery::None).unwrap();
-    bitsage_air::verify(&st, &proof).unwrap();
-    let _ = execute;
-    let _ = ExecLimits::default();
+    let (st, _) = honest_proof(&obelysk_vm::samples::mac_loop(), &[100, 3]);
+    assert_eq!(st.output, vec![obelysk_vm::samples::mac_loop_expected(100, M31(3))]);
 }

@@ -7,8 +7,8 @@ fn mac_loop_proves_and_verifies() {
     let (proof, statement, _) = prove(&p, &[M31(50), M31(3)], &[], &ProveOptions::default()).unwrap();
     assert_eq!(statement.output, vec![samples::mac_loop_expected(50, M31(3))]);
     bitsage_air::verify(&statement, &proof).unwrap();
-    let r = Receipt::new(statement, proof);
-    let back = Receipt::from_bytes(&r.to_bytes()).unwrap();
+    let r = Receipt::new(statement, proof).unwrap();
+    let back = Receipt::from_bytes(&r.to_bytes().unwrap()).unwrap();
     assert_eq!(back.digest, r.digest);
     back.verify().unwrap();
 }
@@ -18,7 +18,7 @@ fn malformed_receipts_get_typed_errors() {
     use bitsage_prover::ReceiptError;
     let p = samples::mac_loop();
     let (proof, statement, _) = prove(&p, &[M31(3), M31(3)], &[], &ProveOptions::default()).unwrap();
-    let bytes = Receipt::new(statement, proof).to_bytes();
+    let bytes = Receipt::new(statement, proof).unwrap().to_bytes().unwrap();
     assert!(matches!(Receipt::from_bytes(b"nonsense"), Err(ReceiptError::BadMagic)));
     let mut v = bytes.clone();
     v[8] = 99;

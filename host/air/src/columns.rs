@@ -26,6 +26,13 @@ macro_rules! columns {
                 $(f(&self.$f);)*
                 $(for x in &self.$a { f(x) })*
             }
+            /// Appends the columns to a row-major buffer.
+            pub fn push_to(&self, out: &mut Vec<T>)
+            where
+                T: Clone,
+            {
+                self.for_each(|v| out.push(v.clone()));
+            }
         }
     };
 }

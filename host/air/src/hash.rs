@@ -5,9 +5,7 @@
 //! CPU's RAM slot), applies the permutation, and writes the result back.
 //! Each S-box `s^5` uses two columns, `x2 = s²` and `out = x2²·s` (degree 3).
 
-use obelysk_vm::poseidon2::{
-    external_layer, internal_layer, round_constants, FULL_ROUNDS, HALF_FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH,
-};
+use obelysk_vm::poseidon2::{permute_with, Sbox, FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
 use stwo::core::fields::m31::M31;
 
 use crate::cpu::TS_HI_SHIFT;
@@ -25,36 +23,51 @@ columns!(HashCols { is_real, base, clk } [
     partial_out: PARTIAL_ROUNDS,
 ]);
 
+impl<T> HashCols<T> {
+    /// The `(x2, out)` columns of one S-box.
+    pub fn sbox(&self, which: Sbox) -> (&T, &T) {
+        match which {
+            Sbox::Full { round, lane } => (&self.full_x2[round * WIDTH + lane], &self.full_out[round * WIDTH + lane]),
+            Sbox::Partial { round } => (&self.partial_x2[round], &self.partial_out[round]),
+        }
+    }
+
+    pub fn sbox_mut(&mut self, which: Sbox) -> (&mut T, &mut T) {
+        match which {
+            Sbox::Full { round, lane } => {
+                (&mut self.full_x2[round * WIDTH + lane], &mut self.full_out[round * WIDTH + lane])
+            }
+            Sbox::Partial { round } => (&mut self.partial_x2[round], &mut self.partial_out[round]),
+        }
+    }
+}
+
+impl HashCols<M31> {
+    /// Fills the S-box columns from `input` (the prover's side of
+    /// [`HashCols::permutation`]).
+    pub fn fill_permutation(&mut self) {
+        let input = self.input;
+        permute_with(&input, |s, which| {
+            let (x2, out) = self.sbox_mut(which);
+            *x2 = s * s;
+            *out = *x2 * *x2 * s;
+            *out
+        });
+    }
+}
+
 impl<F: AirValue> HashCols<F> {
     /// Runs the permutation symbolically. Returns the S-box constraints and
     /// the output state (linear in the columns).
     pub fn permutation(&self) -> (Vec<F>, [F; WIDTH]) {
-        let rc = round_constants();
         let mut cons = Vec::with_capacity(2 * (FULL_ROUNDS * WIDTH + PARTIAL_ROUNDS));
-        let mut sbox = |s: F, x2: &F, out: &F, cons: &mut Vec<F>| {
+        let out = permute_with(&self.input, |s, which| {
+            let (x2, out) = self.sbox(which);
             cons.push(x2.clone() - s.clone() * s.clone());
             cons.push(out.clone() - x2.clone() * x2.clone() * s);
             out.clone()
-        };
-        let mut st: [F; WIDTH] = external_layer(&self.input);
-        let full = |r: usize, st: &[F; WIDTH], cons: &mut Vec<F>, sbox: &mut dyn FnMut(F, &F, &F, &mut Vec<F>) -> F| {
-            let outs: [F; WIDTH] = std::array::from_fn(|i| {
-                let k = r * WIDTH + i;
-                sbox(st[i].clone() + F::from(rc.full[r][i]), &self.full_x2[k], &self.full_out[k], cons)
-            });
-            external_layer(&outs)
-        };
-        for r in 0..HALF_FULL_ROUNDS {
-            st = full(r, &st, &mut cons, &mut sbox);
-        }
-        for r in 0..PARTIAL_ROUNDS {
-            st[0] = sbox(st[0].clone() + F::from(rc.partial[r]), &self.partial_x2[r], &self.partial_out[r], &mut cons);
-            st = internal_layer(&st);
-        }
-        for r in HALF_FULL_ROUNDS..FULL_ROUNDS {
-            st = full(r, &st, &mut cons, &mut sbox);
-        }
-        (cons, st)
+        });
+        (cons, out)
     }
 
     /// Constraints and lookups, running the permutation once.
@@ -84,36 +97,6 @@ impl<F: AirValue> HashCols<F> {
             v.push(Lookup::new(Rel::Range, neg.clone(), vec![self.ts_hi[i].clone() * M31(TS_HI_SHIFT)]));
         }
         v
-    }
-}
-
-/// Fills the permutation columns for `input` (the prover's side of
-/// [`HashCols::permutation`]).
-pub fn fill_permutation(input: [M31; WIDTH], x2: &mut [M31], out: &mut [M31], px2: &mut [M31], pout: &mut [M31]) {
-    let rc = round_constants();
-    let mut st = external_layer(&input);
-    let mut full = |r: usize, st: &mut [M31; WIDTH]| {
-        for i in 0..WIDTH {
-            let s = st[i] + rc.full[r][i];
-            let k = r * WIDTH + i;
-            x2[k] = s * s;
-            out[k] = x2[k] * x2[k] * s;
-            st[i] = out[k];
-        }
-        *st = external_layer(st);
-    };
-    for r in 0..HALF_FULL_ROUNDS {
-        full(r, &mut st);
-    }
-    for r in 0..PARTIAL_ROUNDS {
-        let s = st[0] + rc.partial[r];
-        px2[r] = s * s;
-        pout[r] = px2[r] * px2[r] * s;
-        st[0] = pout[r];
-        st = internal_layer(&st);
-    }
-    for r in HALF_FULL_ROUNDS..FULL_ROUNDS {
-        full(r, &mut st);
     }
 }
 

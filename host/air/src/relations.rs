@@ -69,8 +69,10 @@ pub struct Relations {
 }
 
 impl Relations {
-    /// Fixed elements, for computing sizes before the real ones are drawn.
-    pub fn dummy() -> Self {
+    /// Elements used only to lay out columns: column sizes do not depend on
+    /// the elements, and the verifier needs the sizes before it may draw the
+    /// real ones. Never used to prove or to check a lookup.
+    pub(crate) fn for_layout() -> Self {
         Relations {
             state: StateRel::dummy(),
             rom: RomRel::dummy(),

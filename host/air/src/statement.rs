@@ -74,6 +74,16 @@ pub struct Claim {
     pub ram_words: u32,
 }
 
+impl Claim {
+    /// Column log sizes per tree (preprocessed, main, interaction) of a proof
+    /// with this claim.
+    pub fn column_log_sizes(&self) -> TreeVec<Vec<u32>> {
+        let zero = SecureField::from(M31(0));
+        let sums = InteractionClaim { cpu: zero, rom: zero, mem: zero, range: zero, hash: zero };
+        Components::new(self, &Relations::for_layout(), &sums).column_log_sizes()
+    }
+}
+
 /// The LogUp sum of each component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InteractionClaim {

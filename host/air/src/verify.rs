@@ -118,8 +118,7 @@ pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
     config.mix_into(channel);
     statement.mix_into(&proof.claim, channel);
     let scheme = &mut CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(config);
-    // Sizes do not depend on the drawn elements.
-    let sizes = Components::new(&proof.claim, &Relations::dummy(), &proof.interaction).column_log_sizes();
+    let sizes = proof.claim.column_log_sizes();
     scheme.commit(proof.stark.commitments[0], &[], channel);
     scheme.commit(proof.stark.commitments[1], &sizes[1], channel);
     let rels = Relations::draw(channel);

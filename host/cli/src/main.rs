@@ -233,8 +233,8 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Re
             ProveError::ConstraintsNotSatisfied => Failure { code: 1, err: anyhow::Error::new(e) },
         })?;
     let total = t0.elapsed();
-    let receipt = Receipt::new(statement, proof);
-    let bytes = receipt.to_bytes();
+    let receipt = Receipt::new(statement, proof).context("encoding the receipt").map_err(fail(6))?;
+    let bytes = receipt.to_bytes().context("compressing the receipt").map_err(fail(6))?;
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(6))?;
     if as_json {
         println!("{}", json!({ "ok": true, "receipt": out, "digest": receipt.digest_hex(), "output": words_json(&receipt.body.statement.output),
@@ -298,8 +298,7 @@ fn cmd_inspect(as_json: bool, path: &Path) -> Result<(), Failure> {
     let r = read_receipt(path)?;
     let st = &r.body.statement;
     let c = &r.body.proof.claim;
-    let cols = bitsage_air::statement::Components::new(c, &bitsage_air::relations::Relations::dummy(), &r.body.proof.interaction)
-        .column_log_sizes();
+    let cols = c.column_log_sizes();
     let (main_cols, int_cols) = (cols[1].len(), cols[2].len());
     let rows: u64 = [c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size, 16].iter().map(|l| 1u64 << l).sum();
     let proof_bytes = r.proof_bytes();

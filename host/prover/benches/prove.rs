@@ -38,7 +38,7 @@ fn main() {
         let (proof, statement, stats) =
             prove(&program, &[M31(n), M31(3)], &[], &ProveOptions::default()).expect("mac loop proves");
         let prove_s = t0.elapsed().as_secs_f64();
-        let receipt = Receipt::new(statement, proof);
+        let receipt = Receipt::new(statement, proof).expect("receipt encodes");
         // Verify a few times and keep the best, to damp scheduler noise.
         let verify_ms = (0..5)
             .map(|_| {

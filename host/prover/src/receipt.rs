@@ -29,6 +29,10 @@ pub struct Receipt {
     pub body: ReceiptBody,
     /// SHA-256 of the bincode encoding of `body`.
     pub digest: [u8; 32],
+    /// The bincode encoding of `body` (what the file compresses).
+    encoded: Vec<u8>,
+    /// Size of the encoded proof alone.
+    proof_len: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,8 @@ pub enum ReceiptError {
     Corrupt(String),
     #[error("receipt decodes to more than {MAX_DECODED_BYTES} bytes")]
     TooLarge,
+    #[error("could not encode the receipt: {0}")]
+    Encode(String),
     #[error(transparent)]
     Verify(#[from] VerifyError),
 }
@@ -50,24 +56,24 @@ fn codec() -> impl Options {
 }
 
 impl Receipt {
-    pub fn new(statement: Statement, proof: Proof) -> Self {
+    pub fn new(statement: Statement, proof: Proof) -> Result<Self, ReceiptError> {
         let body = ReceiptBody { statement, proof };
-        let digest = Self::digest_of(&body);
-        Receipt { body, digest }
+        let encoded = codec().serialize(&body).map_err(|e| ReceiptError::Encode(e.to_string()))?;
+        let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.to_string()))? as usize;
+        Ok(Self::from_parts(body, encoded, proof_len))
     }
 
-    fn digest_of(body: &ReceiptBody) -> [u8; 32] {
-        // Serialising our own in-memory structs cannot fail.
-        let bytes = codec().serialize(body).unwrap_or_default();
-        Sha256::digest(&bytes).into()
+    fn from_parts(body: ReceiptBody, encoded: Vec<u8>, proof_len: usize) -> Self {
+        let digest = Sha256::digest(&encoded).into();
+        Receipt { body, digest, encoded, proof_len }
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let raw = codec().serialize(&self.body).unwrap_or_default();
+    /// The receipt file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ReceiptError> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend(zstd::encode_all(&raw[..], 9).unwrap_or_default());
-        out
+        out.extend(zstd::encode_all(&self.encoded[..], 9).map_err(|e| ReceiptError::Encode(e.to_string()))?);
+        Ok(out)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReceiptError> {
@@ -88,8 +94,8 @@ impl Receipt {
             return Err(ReceiptError::TooLarge);
         }
         let body: ReceiptBody = codec().deserialize(&raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        let digest = Sha256::digest(&raw).into();
-        Ok(Receipt { body, digest })
+        let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize;
+        Ok(Self::from_parts(body, raw, proof_len))
     }
 
     /// Verifies the proof against the statement.
@@ -103,6 +109,6 @@ impl Receipt {
 
     /// Size of the serialised STARK proof alone, in bytes.
     pub fn proof_bytes(&self) -> usize {
-        codec().serialize(&self.body.proof).map(|b| b.len()).unwrap_or(0)
+        self.proof_len
     }
 }

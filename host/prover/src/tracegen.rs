@@ -7,16 +7,16 @@
 use std::collections::HashMap;
 
 use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
-use bitsage_air::hash::{fill_permutation, HashCols};
+use bitsage_air::hash::HashCols;
 use bitsage_air::memory::{MemCols, SPACE_RAM, SPACE_REG};
 use bitsage_air::range::{RangeCols, RANGE_LOG_SIZE};
 use bitsage_air::relations::{Lookup, Relations};
 use bitsage_air::rom::{instr_tuple, rom_tuples, table_tuple, RomCols};
 use bitsage_air::statement::Claim;
 use bitsage_air::MIN_LOG_SIZE;
-use obelysk_vm::exec::{compare_lt, Step, Trace};
+use obelysk_vm::exec::{Step, Trace};
 use obelysk_vm::isa::{Opcode, Program};
-use obelysk_vm::poseidon2::{FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
+use obelysk_vm::poseidon2::WIDTH;
 use rayon::prelude::*;
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
@@ -95,16 +95,14 @@ fn cpu_row(s: &Step) -> CpuCols<M31> {
     };
     let w = if matches!(op, Opcode::Jz | Opcode::Jnz) { s.x } else { s.x - y };
     let (inv, isz) = if w.0 == 0 { (z, M31(1)) } else { (w.inverse(), z) };
-    let (lt, r) = if op == Opcode::Lt {
-        let lt = s.d_new;
-        let r = if lt == M31(1) { y - s.x - M31(1) } else { s.x - y };
-        (lt, r)
+    // On `lt` rows the claimed result picks the range-checked difference; on
+    // other rows the columns only need to satisfy the (unchecked) identity.
+    let (lt, (r_lo, r_hi)) = if op == Opcode::Lt {
+        let r = if s.d_new == M31(1) { y - s.x - M31(1) } else { s.x - y };
+        (s.d_new, split16(r))
     } else {
-        let lt = compare_lt(s.x, y).map(|b| M31(b as u32)).unwrap_or(z);
-        let _ = lt;
-        (z, s.x - y)
+        (z, (s.x - y, z))
     };
-    let (r_lo, r_hi) = if op == Opcode::Lt { split16(r) } else { (r, z) };
     let tgt = if op == Opcode::Jr { s.x } else { s.instr.imm };
     let taken = match op {
         Opcode::Jz => isz,
@@ -151,24 +149,13 @@ fn cpu_row(s: &Step) -> CpuCols<M31> {
     }
 }
 
+/// A padding row: every flag zero (so no lookups), and the few always-on
+/// identities satisfied (`w = 0` means `isz = 1`; `next_pc = pc + 1`).
 fn padding_cpu_row() -> CpuCols<M31> {
-    let z = M31(0);
-    CpuCols::read(|| z).with(|c| {
-        c.isz = M31(1);
-        c.next_pc = M31(1);
-    })
-}
-
-trait With: Sized {
-    fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
-        f(&mut self);
-        self
-    }
-}
-impl<T> With for T {}
-
-fn push_row<C>(out: &mut Vec<M31>, row: &C, for_each: impl Fn(&C, &mut dyn FnMut(&M31))) {
-    for_each(row, &mut |v| out.push(*v));
+    let mut row = CpuCols::read(|| M31(0));
+    row.isz = M31(1);
+    row.next_pc = M31(1);
+    row
 }
 
 /// All main traces plus the multiplicities they imply.
@@ -230,7 +217,7 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
     let pad = padding_cpu_row();
     let mut flat = Vec::with_capacity(n_cpu * CpuCols::<M31>::N_COLUMNS);
     for r in cpu_rows.iter().chain(std::iter::repeat_n(&pad, n_cpu - cpu_rows.len())) {
-        push_row(&mut flat, r, |c, f| c.for_each(f));
+        r.push_to(&mut flat);
     }
     drop(cpu_rows);
     let cpu = ComponentTrace::from_rows(cpu_log, CpuCols::<M31>::N_COLUMNS, flat);
@@ -256,7 +243,7 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
             Some(t) => RomCols { is_def: M31(1), mult: M31(mult[r]), e: *t },
             None => RomCols { is_def: M31(0), mult: M31(0), e: [M31(0); 8] },
         };
-        push_row(&mut flat, &row, |c, f| c.for_each(f));
+        row.push_to(&mut flat);
     }
     let rom = ComponentTrace::from_rows(rom_log, RomCols::<M31>::N_COLUMNS, flat);
 
@@ -278,12 +265,12 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
             value: cell.value,
             ts: M31::from(cell.ts),
         };
-        push_row(&mut flat, &row, |c, f| c.for_each(f));
+        row.push_to(&mut flat);
     }
     let z = M31(0);
     for _ in n_mem..1usize << mem_log {
         let row = MemCols { is_real: z, space: z, addr: z, value: z, ts: z };
-        push_row(&mut flat, &row, |c, f| c.for_each(f));
+        row.push_to(&mut flat);
     }
     let mem = ComponentTrace::from_rows(mem_log, MemCols::<M31>::N_COLUMNS, flat);
 
@@ -304,13 +291,7 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
                 }
             }
             row.input = input;
-            fill_permutation(
-                input,
-                &mut row.full_x2[..FULL_ROUNDS * WIDTH],
-                &mut row.full_out[..FULL_ROUNDS * WIDTH],
-                &mut row.partial_x2[..PARTIAL_ROUNDS],
-                &mut row.partial_out[..PARTIAL_ROUNDS],
-            );
+            row.fill_permutation();
             row
         })
         .collect();
@@ -325,14 +306,14 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
     }
     let mut flat = Vec::with_capacity(hash_rows.len() * HashCols::<M31>::N_COLUMNS);
     for r in &hash_rows {
-        push_row(&mut flat, r, |c, f| c.for_each(f));
+        r.push_to(&mut flat);
     }
     let hash = ComponentTrace::from_rows(hash_log, HashCols::<M31>::N_COLUMNS, flat);
 
     // Range table.
     let mut flat = Vec::with_capacity((1 << RANGE_LOG_SIZE) * 2);
     for (v, m) in range_counts.iter().enumerate() {
-        push_row(&mut flat, &RangeCols { v: M31(v as u32), mult: M31(*m) }, |c, f| c.for_each(f));
+        RangeCols { v: M31(v as u32), mult: M31(*m) }.push_to(&mut flat);
     }
     let range = ComponentTrace::from_rows(RANGE_LOG_SIZE, 2, flat);
 

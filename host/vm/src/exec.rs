@@ -9,7 +9,7 @@
 //! consumes.
 
 use serde::{Deserialize, Serialize};
-use stwo::core::fields::m31::{M31, P};
+use stwo::core::fields::m31::M31;
 
 use crate::isa::{Instr, Opcode, Program, ProgramError, HASH_WIDTH, LT_BITS, NUM_REGISTERS};
 use crate::poseidon2;
@@ -336,12 +336,13 @@ pub fn execute(
             x,
             x_ts: xa.ts,
             y_reg: yb.value,
-            y_ts: if ins.b == ins.a { ts } else { yb.ts },
+            y_ts: yb.ts,
             d_old,
             d_ts: d_cell.ts,
             d_new,
             mem,
-            next_pc: next_pc.min(P as u64 - 1) as u32,
+            // Every target is a field element or pc + 1, so it fits a u32.
+            next_pc: next_pc as u32,
         });
         if ins.op == Opcode::Halt {
             return Ok(Trace {

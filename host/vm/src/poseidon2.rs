@@ -124,38 +124,48 @@ fn pow5(x: M31) -> M31 {
     x2 * x2 * x
 }
 
+/// Which S-box of the permutation is being applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sbox {
+    Full { round: usize, lane: usize },
+    Partial { round: usize },
+}
+
+/// The round structure of the permutation, generic over the value type, so
+/// the executor, the AIR and the prover's trace filler share it. `sbox` gets
+/// the S-box input (round constant already added) and returns `input^5`.
+pub fn permute_with<T>(input: &[T; WIDTH], mut sbox: impl FnMut(T, Sbox) -> T) -> [T; WIDTH]
+where
+    T: LinearLayerValue + From<M31>,
+{
+    let rc = round_constants();
+    let mut st = external_layer(input);
+    for round in 0..HALF_FULL_ROUNDS {
+        st = full_round(&st, round, &mut sbox);
+    }
+    for round in 0..PARTIAL_ROUNDS {
+        st[0] = sbox(st[0].clone() + T::from(rc.partial[round]), Sbox::Partial { round });
+        st = internal_layer(&st);
+    }
+    for round in HALF_FULL_ROUNDS..FULL_ROUNDS {
+        st = full_round(&st, round, &mut sbox);
+    }
+    st
+}
+
+fn full_round<T>(st: &[T; WIDTH], round: usize, sbox: &mut impl FnMut(T, Sbox) -> T) -> [T; WIDTH]
+where
+    T: LinearLayerValue + From<M31>,
+{
+    let rc = &round_constants().full[round];
+    let out: [T; WIDTH] =
+        std::array::from_fn(|lane| sbox(st[lane].clone() + T::from(rc[lane]), Sbox::Full { round, lane }));
+    external_layer(&out)
+}
+
 /// The Poseidon2 permutation.
 pub fn permute(state: &mut [M31; WIDTH]) {
-    let rc = round_constants();
-    *state = external_layer(state);
-    for r in 0..HALF_FULL_ROUNDS {
-        full_round(state, &rc.full[r]);
-    }
-    for r in 0..PARTIAL_ROUNDS {
-        state[0] = pow5(state[0] + rc.partial[r]);
-        *state = internal_layer(state);
-    }
-    for r in HALF_FULL_ROUNDS..FULL_ROUNDS {
-        full_round(state, &rc.full[r]);
-    }
-}
-
-fn full_round(state: &mut [M31; WIDTH], rc: &[M31; WIDTH]) {
-    for (s, c) in state.iter_mut().zip(rc) {
-        *s = pow5(*s + *c);
-    }
-    *state = external_layer(state);
-}
-
-/// 2-to-1 compression for Merkle trees over 8-word digests:
-/// `truncate_8(permute(l || r) + (l || r))` (feed-forward).
-pub fn compress(left: &[M31; 8], right: &[M31; 8]) -> [M31; 8] {
-    let mut st = [M31(0); WIDTH];
-    st[..8].copy_from_slice(left);
-    st[8..].copy_from_slice(right);
-    let input = st;
-    permute(&mut st);
-    std::array::from_fn(|i| st[i] + input[i])
+    *state = permute_with(state, |s, _| pow5(s));
 }
 
 #[cfg(test)]

@@ -41,3 +41,16 @@ pub(crate) fn prove_unchecked<B: BackendForChannel<Blake2sMerkleChannel>>(
     points.push(vec![vec![oods_point]; 2 * SECURE_EXTENSION_DEGREE]);
     StarkProof(scheme.prove_values(points, channel).proof)
 }
+
+/// Rewrites the CPU's claimed LogUp sum so that all sums, with the verifier's
+/// public terms, add up to zero.
+pub(crate) fn balance(
+    mut claim: bitsage_air::statement::InteractionClaim,
+    statement: &bitsage_air::Statement,
+    sizes: &bitsage_air::Claim,
+    rels: &bitsage_air::relations::Relations,
+) -> bitsage_air::statement::InteractionClaim {
+    let public = bitsage_air::verify::public_logup_sum(statement, sizes, rels);
+    claim.cpu = -(claim.rom + claim.mem + claim.range + claim.hash + public);
+    claim
+}

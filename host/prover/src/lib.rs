@@ -5,7 +5,7 @@
 //! the honest executor would never produce). The proving core,
 //! [`prove_trace_on`], is generic over the Stwo backend: the SIMD backend is
 //! the default, and a GPU backend slots in by implementing Stwo's backend
-//! traits and [`BackendTrace`].
+//! traits and [`ProverBackend`].
 
 pub mod receipt;
 pub mod tracegen;
@@ -19,7 +19,7 @@ use bitsage_air::range::RangeCols;
 use bitsage_air::relations::Relations;
 use bitsage_air::rom::RomCols;
 use bitsage_air::statement::{Components, InteractionClaim};
-use bitsage_air::verify::{public_logup_sum, Proof};
+use bitsage_air::verify::Proof;
 use bitsage_air::{SecurityLevel, Statement};
 use obelysk_vm::exec::{execute, ExecError, ExecLimits, Trace};
 use obelysk_vm::isa::Program;
@@ -102,7 +102,7 @@ impl Default for ProveOptions<'_> {
 
 /// A Stwo backend the ObelyskVM proof can run on: it accepts the
 /// SIMD-generated traces and runs every component's prover.
-pub trait BackendTrace: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
+pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
     fn convert(
         evals: Vec<Eval>,
     ) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>;
@@ -110,7 +110,7 @@ pub trait BackendTrace: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Size
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>>;
 }
 
-impl BackendTrace for SimdBackend {
+impl ProverBackend for SimdBackend {
     fn convert(evals: Vec<Eval>) -> Vec<Eval> {
         evals
     }
@@ -148,16 +148,19 @@ pub fn prove_trace(
     prove_trace_on::<SimdBackend>(statement, trace, opts, &Forgery::None)
 }
 
-/// How a proof may be forged. Only the soundness tests use anything but
-/// `None`: they need proofs of bad traces to hand to the verifier, and the
+/// How a proof may be forged. Builds without the `forge` feature (every
+/// shipped binary) can only prove honestly; the soundness tests enable it
+/// because they need proofs of bad traces to hand to the verifier, and the
 /// honest prover refuses to make those.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forgery {
     None,
     /// Skip the prover's own constraint check and emit the proof anyway.
+    #[cfg(feature = "forge")]
     SkipCheck,
     /// Also rewrite the CPU's claimed LogUp sum so the sums balance, so the
     /// verifier's balance check passes and only the STARK can catch it.
+    #[cfg(feature = "forge")]
     SkipCheckAndBalance,
 }
 
@@ -169,7 +172,7 @@ pub fn prove_trace_on<B>(
     forgery: &Forgery,
 ) -> Result<(Proof, ProofStats), ProveError>
 where
-    B: BackendTrace,
+    B: ProverBackend,
 {
     if let Some(f) = opts.on_stage {
         f(Stage::MainTrace);
@@ -194,7 +197,7 @@ pub fn prove_main_on<B>(
     mut stats: ProofStats,
 ) -> Result<(Proof, ProofStats), ProveError>
 where
-    B: BackendTrace,
+    B: ProverBackend,
 {
     let mut clock = StageClock { last: None, stats: &mut stats, on_stage: opts.on_stage };
     let claim = main.claim;
@@ -234,12 +237,13 @@ where
             sums.push(sum);
         }
     }
-    let mut interaction =
+    let interaction =
         InteractionClaim { cpu: sums[0], rom: sums[1], mem: sums[2], range: sums[3], hash: sums[4] };
-    if *forgery == Forgery::SkipCheckAndBalance {
-        let public = public_logup_sum(statement, &claim, &rels);
-        interaction.cpu = -(interaction.rom + interaction.mem + interaction.range + interaction.hash + public);
-    }
+    #[cfg(feature = "forge")]
+    let interaction = match forgery {
+        Forgery::SkipCheckAndBalance => forge::balance(interaction, statement, &claim, &rels),
+        _ => interaction,
+    };
 
     clock.start(Stage::CommitInteraction);
     interaction.mix_into(channel);
@@ -254,6 +258,7 @@ where
     let stark = match forgery {
         Forgery::None => stwo::prover::prove::<B, Blake2sMerkleChannel>(&provers, channel, scheme)
             .map_err(|_| ProveError::ConstraintsNotSatisfied)?,
+        #[cfg(feature = "forge")]
         _ => forge::prove_unchecked::<B>(&provers, channel, scheme),
     };
     clock.finish();
@@ -287,4 +292,5 @@ impl StageClock<'_, '_> {
     }
 }
 
+#[cfg(feature = "forge")]
 mod forge;

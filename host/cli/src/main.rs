@@ -1,8 +1,13 @@
-//! `bitsage-host`: prove, verify and inspect ObelyskVM receipts.
+//! `bitsage-host`: run workloads in the sandbox, prove, verify and inspect
+//! ObelyskVM receipts, and manage approved modules. Wiring only: the work is
+//! in the vm, air, prover and sandbox crates.
 //!
 //! Exit codes: 0 success; 1 the proof was rejected; 2 bad command line;
 //! 3 the program does not assemble; 4 the program failed to execute;
-//! 5 the receipt file is unreadable or corrupt; 6 I/O error.
+//! 5 the receipt file is unreadable or corrupt; 6 I/O error; 10-23 sandbox
+//! failures (`bitsage_sandbox::SandboxError::exit_code`, listed in the README).
+
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,7 +34,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Security {
+pub(crate) enum Security {
     #[value(name = "96")]
     B96,
     #[value(name = "128")]
@@ -59,6 +64,17 @@ struct RunArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run a workload component in the sandbox, prove its VM execution, verify, write a receipt.
+    Run(workload::RunCmd),
+    /// Scaffold a new workload crate from the custom template.
+    New(workload::NewCmd),
+    /// Manage the approved-module list.
+    Modules {
+        #[command(flatten)]
+        data: workload::DataDir,
+        #[command(subcommand)]
+        cmd: workload::ModulesCmd,
+    },
     /// Execute a program and prove the run; writes a receipt.
     Prove {
         #[command(flatten)]
@@ -87,12 +103,12 @@ enum Cmd {
 }
 
 /// An error with its exit code.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     err: anyhow::Error,
 }
 
-fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
+pub(crate) fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
     move |err| Failure { code, err }
 }
 
@@ -117,6 +133,9 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
     match &cli.cmd {
+        Cmd::Run(a) => workload::cmd_run(cli.json, a),
+        Cmd::New(a) => workload::cmd_new(cli.json, a),
+        Cmd::Modules { data, cmd } => workload::cmd_modules(cli.json, data, cmd),
         Cmd::Prove { run, out, security } => cmd_prove(cli.json, run, out, *security),
         Cmd::Verify { receipt, program } => cmd_verify(cli.json, receipt, program.as_deref()),
         Cmd::Inspect { receipt } => cmd_inspect(cli.json, receipt),
@@ -168,7 +187,7 @@ fn load(run: &RunArgs) -> Result<Loaded, Failure> {
     Ok(Loaded { program, input, advice, limits })
 }
 
-fn words_json(w: &[M31]) -> serde_json::Value {
+pub(crate) fn words_json(w: &[M31]) -> serde_json::Value {
     json!(w.iter().map(|x| x.0).collect::<Vec<_>>())
 }
 
@@ -199,7 +218,7 @@ fn cmd_exec(as_json: bool, run: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn progress(as_json: bool) -> ProgressBar {
+pub(crate) fn progress(as_json: bool) -> ProgressBar {
     if as_json {
         return ProgressBar::hidden();
     }
@@ -212,12 +231,16 @@ fn progress(as_json: bool) -> ProgressBar {
     pb
 }
 
-fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Result<(), Failure> {
-    let l = load(run)?;
-    let security = match security {
+pub(crate) fn security_level(s: Security) -> SecurityLevel {
+    match s {
         Security::B96 => SecurityLevel::Bits96,
         Security::B128 => SecurityLevel::Bits128,
-    };
+    }
+}
+
+fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Result<(), Failure> {
+    let l = load(run)?;
+    let security = security_level(security);
     let pb = progress(as_json);
     let on_stage = |s: Stage| {
         pb.set_position(Stage::ALL.iter().position(|x| *x == s).unwrap_or(0) as u64);
@@ -252,7 +275,7 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Re
     Ok(())
 }
 
-fn stages_json(stats: &ProofStats) -> serde_json::Value {
+pub(crate) fn stages_json(stats: &ProofStats) -> serde_json::Value {
     stats.stages.iter().map(|(s, d)| (s.name().to_string(), json!(d.as_secs_f64() * 1e3))).collect::<serde_json::Map<_, _>>().into()
 }
 
@@ -308,9 +331,12 @@ fn cmd_inspect(as_json: bool, path: &Path) -> Result<(), Failure> {
             "instructions": st.program.instrs.len(), "input": words_json(&st.input), "output": words_json(&st.output),
             "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": 16 },
             "ram_words": c.ram_words, "total_rows": rows, "main_columns": main_cols, "interaction_columns": int_cols,
-            "proof_bytes": proof_bytes, "security_bits": bits }));
+            "proof_bytes": proof_bytes, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) }));
     } else {
         println!("receipt        {} (digest {})", path.display(), r.digest_hex());
+        if let Some(m) = &r.body.module {
+            println!("module         {} (the witness generator; attested, not proven)", hex(m));
+        }
         println!("program        {} ({} instructions, {} tables)", hex(&st.program.digest()), st.program.instrs.len(), st.program.tables.len());
         println!("input          {:?}", st.input.iter().map(|w| w.0).collect::<Vec<_>>());
         println!("output         {:?}", st.output.iter().map(|w| w.0).collect::<Vec<_>>());

@@ -1,5 +1,10 @@
 //! The receipt file: a versioned, zstd-compressed binary holding the
-//! statement, the proof, and a SHA-256 digest of both.
+//! statement, the proof, the digest of the WASM module that produced the
+//! witness (when there was one), and a SHA-256 digest of all three.
+//!
+//! The module digest is *not* proven: the STARK proves the VM program, and
+//! the module is an untrusted witness generator. It is recorded so that the
+//! attestation (a worker's signature over the receipt) can name it.
 //!
 //! Layout: `b"OBKRCPT\0"`, a little-endian `u16` format version, then a zstd
 //! frame whose content is the bincode encoding of [`ReceiptBody`].
@@ -13,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Decoded receipts larger than this are refused (a zip-bomb guard).
 pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 
@@ -21,6 +26,9 @@ pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 pub struct ReceiptBody {
     pub statement: Statement,
     pub proof: Proof,
+    /// SHA-256 of the workload component that ran, if one did (attested,
+    /// not proven).
+    pub module: Option<[u8; 32]>,
 }
 
 /// Statement + proof, with the digest that identifies them.
@@ -57,7 +65,12 @@ fn codec() -> impl Options {
 
 impl Receipt {
     pub fn new(statement: Statement, proof: Proof) -> Result<Self, ReceiptError> {
-        let body = ReceiptBody { statement, proof };
+        Self::with_module(statement, proof, None)
+    }
+
+    /// A receipt that also names the workload module that produced the run.
+    pub fn with_module(statement: Statement, proof: Proof, module: Option<[u8; 32]>) -> Result<Self, ReceiptError> {
+        let body = ReceiptBody { statement, proof, module };
         let encoded = codec().serialize(&body).map_err(|e| ReceiptError::Encode(e.to_string()))?;
         let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.to_string()))? as usize;
         Ok(Self::from_parts(body, encoded, proof_len))

@@ -1,0 +1,308 @@
+//! A program builder with labels, loops and tables. It mirrors the host's
+//! `obelysk_vm::builder::ProgramBuilder`, so a program reads the same on both
+//! sides of the sandbox.
+
+use crate::bindings::bitsage::workload::types::{self as wit, Opcode};
+use crate::field::M31;
+use crate::Error;
+
+/// A register, `r0`..`r15`. All start at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reg(pub u8);
+
+pub const R0: Reg = Reg(0);
+pub const R1: Reg = Reg(1);
+pub const R2: Reg = Reg(2);
+pub const R3: Reg = Reg(3);
+pub const R4: Reg = Reg(4);
+pub const R5: Reg = Reg(5);
+pub const R6: Reg = Reg(6);
+pub const R7: Reg = Reg(7);
+pub const R8: Reg = Reg(8);
+pub const R9: Reg = Reg(9);
+pub const R10: Reg = Reg(10);
+pub const R11: Reg = Reg(11);
+pub const R12: Reg = Reg(12);
+pub const R13: Reg = Reg(13);
+pub const R14: Reg = Reg(14);
+pub const R15: Reg = Reg(15);
+
+/// The second operand of an ALU instruction: a register or an immediate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    Reg(Reg),
+    Imm(M31),
+}
+
+impl From<Reg> for Operand {
+    fn from(r: Reg) -> Self {
+        Operand::Reg(r)
+    }
+}
+impl From<M31> for Operand {
+    fn from(v: M31) -> Self {
+        Operand::Imm(v)
+    }
+}
+impl From<u32> for Operand {
+    fn from(v: u32) -> Self {
+        Operand::Imm(M31::from(v))
+    }
+}
+impl From<i32> for Operand {
+    fn from(v: i32) -> Self {
+        Operand::Imm(M31::from(v))
+    }
+}
+
+/// A jump target, bound to a pc with [`Program::bind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(usize);
+
+/// A lookup table handle returned by [`Program::table`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableId(u32);
+
+/// Builds an ObelyskVM program instruction by instruction.
+///
+/// ```ignore
+/// let mut p = Program::new();
+/// p.read(R1).read(R2).add(R3, R1, R2).write(R3).halt();
+/// ```
+#[derive(Default)]
+pub struct Program {
+    instrs: Vec<wit::Instr>,
+    tables: Vec<wit::Table>,
+    labels: Vec<Option<usize>>,
+    fixups: Vec<(usize, Label)>,
+    zero_table: Option<TableId>,
+    bit_table: Option<TableId>,
+}
+
+fn instr(op: Opcode) -> wit::Instr {
+    wit::Instr { op, dst: 0, a: 0, b: 0, imm_mode: false, imm: 0 }
+}
+
+impl Program {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The pc the next instruction will get.
+    pub fn pc(&self) -> usize {
+        self.instrs.len()
+    }
+
+    /// A new, unbound label.
+    pub fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() - 1)
+    }
+
+    /// Binds `l` to the next instruction.
+    pub fn bind(&mut self, l: Label) -> &mut Self {
+        self.labels[l.0] = Some(self.instrs.len());
+        self
+    }
+
+    /// A fresh label bound here.
+    pub fn here(&mut self) -> Label {
+        let l = self.label();
+        self.bind(l);
+        l
+    }
+
+    /// Declares a lookup table for a non-linear function (keys distinct).
+    pub fn table(&mut self, name: &str, entries: impl IntoIterator<Item = (M31, M31)>) -> TableId {
+        let entries = entries.into_iter().map(|(k, v)| (k.value(), v.value())).collect();
+        self.tables.push(wit::Table { name: name.to_string(), entries });
+        TableId(self.tables.len() as u32 - 1)
+    }
+
+    fn alu(&mut self, op: Opcode, d: Reg, a: Reg, y: Operand) -> &mut Self {
+        let mut i = instr(op);
+        i.dst = d.0;
+        i.a = a.0;
+        match y {
+            Operand::Reg(b) => i.b = b.0,
+            Operand::Imm(v) => {
+                i.imm_mode = true;
+                i.imm = v.value();
+            }
+        }
+        self.instrs.push(i);
+        self
+    }
+
+    fn branch(&mut self, op: Opcode, d: Reg, a: Reg, target: Label) -> &mut Self {
+        let mut i = instr(op);
+        i.dst = d.0;
+        i.a = a.0;
+        self.fixups.push((self.instrs.len(), target));
+        self.instrs.push(i);
+        self
+    }
+
+    /// `d = a + y`
+    pub fn add(&mut self, d: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.alu(Opcode::Add, d, a, y.into())
+    }
+    /// `d = a - y`
+    pub fn sub(&mut self, d: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.alu(Opcode::Sub, d, a, y.into())
+    }
+    /// `d = a * y`
+    pub fn mul(&mut self, d: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.alu(Opcode::Mul, d, a, y.into())
+    }
+    /// `d += a * y` (multiply-accumulate)
+    pub fn mac(&mut self, d: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.alu(Opcode::Mac, d, a, y.into())
+    }
+    /// `d = y` (register move or load immediate)
+    pub fn mov(&mut self, d: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.alu(Opcode::Mov, d, R0, y.into())
+    }
+    /// `d = (a == y)`
+    pub fn eq(&mut self, d: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.alu(Opcode::Eq, d, a, y.into())
+    }
+    /// `d = (a < y)`, defined when `|a - y| < 2^29` (range-checked by the proof).
+    pub fn lt(&mut self, d: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.alu(Opcode::Lt, d, a, y.into())
+    }
+    /// `d = ram[a + offset]`
+    pub fn load(&mut self, d: Reg, a: Reg, offset: u32) -> &mut Self {
+        let mut i = instr(Opcode::Load);
+        (i.dst, i.a, i.imm) = (d.0, a.0, offset);
+        self.instrs.push(i);
+        self
+    }
+    /// `ram[a + offset] = v`
+    pub fn store(&mut self, a: Reg, offset: u32, v: Reg) -> &mut Self {
+        let mut i = instr(Opcode::Store);
+        (i.a, i.b, i.imm) = (a.0, v.0, offset);
+        self.instrs.push(i);
+        self
+    }
+    pub fn jmp(&mut self, target: Label) -> &mut Self {
+        self.branch(Opcode::Jmp, R0, R0, target)
+    }
+    /// Jump when `a != 0`.
+    pub fn jnz(&mut self, a: Reg, target: Label) -> &mut Self {
+        self.branch(Opcode::Jnz, R0, a, target)
+    }
+    /// Jump when `a == 0`.
+    pub fn jz(&mut self, a: Reg, target: Label) -> &mut Self {
+        self.branch(Opcode::Jz, R0, a, target)
+    }
+    /// Call: `link = pc + 1; pc = target`.
+    pub fn jal(&mut self, link: Reg, target: Label) -> &mut Self {
+        self.branch(Opcode::Jal, link, R0, target)
+    }
+    /// Return: `pc = a`.
+    pub fn jr(&mut self, a: Reg) -> &mut Self {
+        let mut i = instr(Opcode::Jr);
+        i.a = a.0;
+        self.instrs.push(i);
+        self
+    }
+    /// `d = next public input word`
+    pub fn read(&mut self, d: Reg) -> &mut Self {
+        let mut i = instr(Opcode::Read);
+        i.dst = d.0;
+        self.instrs.push(i);
+        self
+    }
+    /// `d = next private advice word` (a witness the program must check)
+    pub fn advice(&mut self, d: Reg) -> &mut Self {
+        let mut i = instr(Opcode::Advice);
+        i.dst = d.0;
+        self.instrs.push(i);
+        self
+    }
+    /// Appends `a` to the public output.
+    pub fn write(&mut self, a: Reg) -> &mut Self {
+        let mut i = instr(Opcode::Write);
+        i.a = a.0;
+        self.instrs.push(i);
+        self
+    }
+    /// `d = table[a]`; fails (and cannot be proven) when `a` is not a key.
+    pub fn lookup(&mut self, d: Reg, t: TableId, a: Reg) -> &mut Self {
+        let mut i = instr(Opcode::Lookup);
+        (i.dst, i.a, i.imm) = (d.0, a.0, t.0);
+        self.instrs.push(i);
+        self
+    }
+    /// Permutes `ram[a + offset .. a + offset + 16]` with Poseidon2.
+    pub fn hash(&mut self, a: Reg, offset: u32) -> &mut Self {
+        let mut i = instr(Opcode::Hash);
+        (i.a, i.imm) = (a.0, offset);
+        self.instrs.push(i);
+        self
+    }
+    /// Stops; the only way an execution ends.
+    pub fn halt(&mut self) -> &mut Self {
+        self.instrs.push(instr(Opcode::Halt));
+        self
+    }
+
+    /// Runs `body` `n` times, counting down in `counter` (which `body` must
+    /// not write). `n` must be at least 1.
+    pub fn repeat(&mut self, counter: Reg, n: u32, body: impl FnOnce(&mut Self)) -> &mut Self {
+        self.mov(counter, n);
+        let top = self.here();
+        body(self);
+        self.sub(counter, counter, 1u32).jnz(counter, top)
+    }
+
+    /// Fails the execution (so no proof exists) unless `a == 0`. A lookup
+    /// into the one-entry table `{0 -> 0}`: the proof checks every lookup.
+    pub fn assert_zero(&mut self, a: Reg) -> &mut Self {
+        let t = *self.zero_table.get_or_insert_with(|| {
+            self.tables.push(wit::Table { name: "assert-zero".into(), entries: vec![(0, 0)] });
+            TableId(self.tables.len() as u32 - 1)
+        });
+        self.lookup(a, t, a)
+    }
+
+    /// Fails unless `a == y`; overwrites `tmp`.
+    pub fn assert_eq(&mut self, tmp: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.sub(tmp, a, y).assert_zero(tmp)
+    }
+
+    /// Fails unless `a` is 0 or 1.
+    pub fn assert_bit(&mut self, a: Reg) -> &mut Self {
+        let t = *self.bit_table.get_or_insert_with(|| {
+            self.tables.push(wit::Table { name: "assert-bit".into(), entries: vec![(0, 0), (1, 1)] });
+            TableId(self.tables.len() as u32 - 1)
+        });
+        self.lookup(a, t, a)
+    }
+
+    /// Fails unless `a < y` (range-checked); overwrites `tmp`.
+    pub fn assert_lt(&mut self, tmp: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
+        self.lt(tmp, a, y).sub(tmp, tmp, 1u32).assert_zero(tmp)
+    }
+
+    /// Fails unless `0 <= a < bound` (as integers; `bound <= 2^28`);
+    /// overwrites `tmp`. Two range-checked comparisons: `!(a < 0)` and
+    /// `a < bound`.
+    pub fn assert_range(&mut self, tmp: Reg, a: Reg, bound: u32) -> &mut Self {
+        assert!(bound <= 1 << 28, "assert_range bound must be at most 2^28");
+        self.lt(tmp, a, 0u32).assert_zero(tmp);
+        self.assert_lt(tmp, a, bound)
+    }
+
+    /// Resolves labels. The host validates the rest (registers, targets,
+    /// tables) and reports `invalid-program` with the reason.
+    pub fn build(&self) -> Result<wit::Program, Error> {
+        let mut instrs = self.instrs.clone();
+        for &(pc, l) in &self.fixups {
+            let target = self.labels[l.0].ok_or_else(|| Error::new(format!("label {} is used but never bound", l.0)))?;
+            instrs[pc].imm = target as u32;
+        }
+        Ok(wit::Program { instrs, tables: self.tables.clone() })
+    }
+}

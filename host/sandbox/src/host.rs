@@ -1,0 +1,331 @@
+//! The host side of the WIT world: the state a store carries, the `vm` and
+//! `log` imports, the resource limiter, and captured stdio.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use obelysk_vm::{ExecError, ExecLimits, Instr, Opcode, Program, Table, Trace, M31};
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::{Limits, SandboxError};
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "bitsage:workload/workload",
+    imports: { default: trappable },
+});
+
+use bitsage::workload::types::{self as wit, VmError};
+
+/// The one VM execution a job proves.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub program: Program,
+    pub input: Vec<M31>,
+    pub trace: Trace,
+}
+
+/// A line the guest sent through the `log` import.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// Why the VM import refused or failed, kept by the host whatever the guest
+/// does with the error it was given.
+#[derive(Clone, Debug)]
+pub enum VmFailure {
+    Exec(ExecError),
+    TraceLimit(u64),
+    NotAFieldElement(u32),
+    AlreadyExecuted,
+}
+
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    limits: Limits,
+    pub recorded: Option<Recorded>,
+    pub vm_failure: Option<VmFailure>,
+    pub logs: Vec<LogLine>,
+    log_bytes: usize,
+}
+
+impl HostState {
+    pub fn new(wasi: WasiCtx, limits: Limits) -> Self {
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter { memory_cap: limits.memory_bytes, hit: None },
+            limits,
+            recorded: None,
+            vm_failure: None,
+            logs: Vec::new(),
+            log_bytes: 0,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn fail(&mut self, f: VmFailure) -> VmError {
+        let e = match &f {
+            VmFailure::Exec(ExecError::InvalidProgram(p)) => VmError::InvalidProgram(p.to_string()),
+            VmFailure::Exec(e) => VmError::ExecutionFailed(e.to_string()),
+            VmFailure::TraceLimit(n) => VmError::TraceLimit(*n),
+            VmFailure::NotAFieldElement(v) => VmError::NotAFieldElement(*v),
+            VmFailure::AlreadyExecuted => VmError::AlreadyExecuted,
+        };
+        self.vm_failure = Some(f);
+        e
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn field(v: u32) -> Result<M31, VmFailure> {
+    if v < (1 << 31) - 1 {
+        Ok(M31(v))
+    } else {
+        Err(VmFailure::NotAFieldElement(v))
+    }
+}
+
+fn words(vs: &[u32]) -> Result<Vec<M31>, VmFailure> {
+    vs.iter().map(|&v| field(v)).collect()
+}
+
+fn opcode(op: wit::Opcode) -> Opcode {
+    use wit::Opcode as W;
+    match op {
+        W::Add => Opcode::Add,
+        W::Sub => Opcode::Sub,
+        W::Mul => Opcode::Mul,
+        W::Mac => Opcode::Mac,
+        W::Mov => Opcode::Mov,
+        W::Eq => Opcode::Eq,
+        W::Lt => Opcode::Lt,
+        W::Load => Opcode::Load,
+        W::Store => Opcode::Store,
+        W::Jmp => Opcode::Jmp,
+        W::Jnz => Opcode::Jnz,
+        W::Jz => Opcode::Jz,
+        W::Jal => Opcode::Jal,
+        W::Jr => Opcode::Jr,
+        W::Read => Opcode::Read,
+        W::Advice => Opcode::Advice,
+        W::Write => Opcode::Write,
+        W::Lookup => Opcode::Lookup,
+        W::Hash => Opcode::Hash,
+        W::Halt => Opcode::Halt,
+    }
+}
+
+/// The guest's program in the VM's own types. Structural checks (registers,
+/// jump targets, tables) are the executor's `validate`.
+pub fn to_program(p: &wit::Program) -> Result<Program, VmFailure> {
+    let instrs = p
+        .instrs
+        .iter()
+        .map(|i| {
+            Ok(Instr { op: opcode(i.op), dst: i.dst, a: i.a, b: i.b, imm_mode: i.imm_mode, imm: field(i.imm)? })
+        })
+        .collect::<Result<Vec<_>, VmFailure>>()?;
+    let tables = p
+        .tables
+        .iter()
+        .map(|t| {
+            let entries = t.entries.iter().map(|&(k, v)| Ok((field(k)?, field(v)?))).collect::<Result<_, VmFailure>>()?;
+            Ok(Table { name: t.name.clone(), entries })
+        })
+        .collect::<Result<Vec<_>, VmFailure>>()?;
+    Ok(Program { instrs, tables })
+}
+
+impl HostState {
+    fn run_vm(&mut self, program: &wit::Program, input: &[u32], advice: &[u32]) -> Result<wit::Execution, VmFailure> {
+        if self.recorded.is_some() {
+            return Err(VmFailure::AlreadyExecuted);
+        }
+        let program = to_program(program)?;
+        let input = words(input)?;
+        let advice = words(advice)?;
+        let limits = ExecLimits { max_steps: self.limits.trace_rows, ..ExecLimits::default() };
+        let trace = match obelysk_vm::execute(&program, &input, &advice, limits) {
+            Ok(t) => t,
+            Err(ExecError::StepBudgetExceeded { budget }) => return Err(VmFailure::TraceLimit(budget)),
+            Err(e) => return Err(VmFailure::Exec(e)),
+        };
+        let execution = wit::Execution {
+            output: trace.output.iter().map(|v| v.0).collect(),
+            steps: trace.steps.len() as u64,
+            hashes: trace.hashes.len() as u64,
+            program_digest: hex::encode(program.digest()),
+        };
+        self.recorded = Some(Recorded { program, input, trace });
+        Ok(execution)
+    }
+}
+
+impl bitsage::workload::vm::Host for HostState {
+    fn execute(
+        &mut self,
+        program: wit::Program,
+        input: Vec<u32>,
+        advice: Vec<u32>,
+    ) -> wasmtime::Result<Result<wit::Execution, VmError>> {
+        Ok(self.run_vm(&program, &input, &advice).map_err(|f| self.fail(f)))
+    }
+}
+
+impl bitsage::workload::types::Host for HostState {}
+
+impl bitsage::workload::log::Host for HostState {
+    fn log(&mut self, level: bitsage::workload::log::Level, message: String) -> wasmtime::Result<()> {
+        use bitsage::workload::log::Level;
+        self.log_bytes += message.len();
+        if self.log_bytes > self.limits.log_bytes {
+            return Err(wasmtime::Error::new(SandboxError::LogLimit { limit: self.limits.log_bytes }));
+        }
+        let level = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        self.logs.push(LogLine { level, message });
+        Ok(())
+    }
+}
+
+/// Caps linear memory and remembers that the cap was what stopped the guest.
+pub struct Limiter {
+    memory_cap: usize,
+    pub hit: Option<usize>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.hit = Some(desired);
+            return Err(wasmtime::Error::new(SandboxError::MemoryLimit { limit: self.memory_cap }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+}
+
+/// Captured stdout or stderr: keeps the first `cap` bytes, counts the rest
+/// and drops them. Writes never fail, so a chatty guest is not killed by
+/// its own logging.
+#[derive(Clone)]
+pub struct CappedPipe {
+    inner: Arc<Mutex<Captured>>,
+}
+
+#[derive(Default)]
+struct Captured {
+    kept: Vec<u8>,
+    dropped: u64,
+    cap: usize,
+}
+
+impl CappedPipe {
+    pub fn new(cap: usize) -> Self {
+        CappedPipe { inner: Arc::new(Mutex::new(Captured { cap, ..Captured::default() })) }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let room = c.cap.saturating_sub(c.kept.len());
+        let take = room.min(bytes.len());
+        c.kept.extend_from_slice(&bytes[..take]);
+        c.dropped += (bytes.len() - take) as u64;
+    }
+
+    /// The captured text (lossy UTF-8) and how many bytes were dropped.
+    pub fn contents(&self) -> (String, u64) {
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (String::from_utf8_lossy(&c.kept).into_owned(), c.dropped)
+    }
+}
+
+impl IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for CappedPipe {
+    fn write(&mut self, bytes: bytes::Bytes) -> Result<(), StreamError> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,14 @@
+//! A custom workload: proves `a + b = sum`. Start here; see GUIDE.md.
+use bitsage_guest::prelude::*;
+
+#[derive(Deserialize)]
+struct Input { a: u32, b: u32 }
+
+fn sum(input: Input) -> Result<Value, Error> {
+    let mut p = Program::new();
+    p.read(R1).read(R2).add(R3, R1, R2).write(R3).halt();
+    let run = execute(&p, &[input.a.into(), input.b.into()], &[])?;
+    Ok(json!({ "sum": run.output[0] }))
+}
+
+bitsage_guest::workload!(sum);

@@ -1,0 +1,86 @@
+//! One component, many attacks; the input's `case` picks one.
+use std::hint::black_box;
+
+use bitsage_guest::prelude::*;
+
+#[derive(Deserialize)]
+struct Input {
+    case: String,
+}
+
+fn recurse(n: u64) -> u64 {
+    let pad = black_box([n; 64]);
+    if black_box(n) == u64::MAX {
+        return pad[0];
+    }
+    recurse(n + 1).wrapping_add(pad[1])
+}
+
+fn attack(input: Input) -> Result<Value, Error> {
+    match input.case.as_str() {
+        // Never returns: the fuel budget or the wall-clock deadline stops it.
+        "spin" => {
+            let mut x = 0u64;
+            loop {
+                x = black_box(x.wrapping_add(1));
+            }
+        }
+        // Grows memory until the store's cap.
+        "memory-bomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(black_box(vec![1u8; 1 << 20]));
+            }
+        }
+        "stack-overflow" => Ok(json!(recurse(0))),
+        // A result far over the output cap.
+        "huge-output" => Ok(json!("x".repeat(32 << 20))),
+        "log-flood" => {
+            for i in 0.. {
+                log(Level::Info, &format!("line {i}: {}", "y".repeat(1000)));
+            }
+            Ok(json!(null))
+        }
+        "stdout-flood" => {
+            for i in 0..100_000 {
+                println!("line {i}: {}", "z".repeat(100));
+            }
+            Ok(json!("printed"))
+        }
+        "panic" => panic!("the guest gave up on purpose"),
+        // Jumps outside the program.
+        "bad-program" => {
+            let mut p = Program::new();
+            let nowhere = p.label();
+            p.jmp(nowhere).halt();
+            p.bind(nowhere);
+            execute(&p, &[], &[])?;
+            Ok(json!(null))
+        }
+        // Reads more public input than it was given.
+        "input-exhausted" => {
+            let mut p = Program::new();
+            p.read(R1).read(R2).halt();
+            execute(&p, &[M31::ONE], &[])?;
+            Ok(json!(null))
+        }
+        // A VM loop that never halts: the trace-row cap stops it.
+        "vm-forever" => {
+            let mut p = Program::new();
+            let top = p.here();
+            p.add(R1, R1, 1u32).jmp(top);
+            execute(&p, &[], &[])?;
+            Ok(json!(null))
+        }
+        "execute-twice" => {
+            let mut p = Program::new();
+            p.halt();
+            execute(&p, &[], &[])?;
+            execute(&p, &[], &[])?;
+            Ok(json!(null))
+        }
+        other => Err(Error::new(format!("unknown case `{other}`"))),
+    }
+}
+
+bitsage_guest::workload!(attack);

@@ -1,5 +1,8 @@
 //! Shared helpers for the end-to-end tests in `all/`.
 
+pub mod merkle;
+pub mod guests;
+
 use bitsage_air::verify::{Proof, VerifyError};
 use bitsage_air::{SecurityLevel, Statement};
 use bitsage_prover::{prove_trace_on, Forgery, ProveError, ProveOptions};

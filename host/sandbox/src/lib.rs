@@ -304,9 +304,16 @@ impl Sandbox {
         Ok(Module { component, digest, from_cache, compile_time: start.elapsed() })
     }
 
-    /// Runs one job: instantiate, call `run(input)`, collect the execution.
+    /// Runs one job under the sandbox's limits.
     pub fn run(&self, module: &Module, input: &[u8]) -> Result<Run, SandboxError> {
-        let limits = self.config.limits;
+        self.run_with(module, input, self.config.limits)
+    }
+
+    /// Runs one job under `limits`: instantiate, call `run(input)`, collect
+    /// the execution. The wasm stack cap is the engine's (set at
+    /// [`Sandbox::new`]); with pooling, memory is also capped by the pool.
+    pub fn run_with(&self, module: &Module, input: &[u8], mut limits: Limits) -> Result<Run, SandboxError> {
+        limits.stack_bytes = self.config.limits.stack_bytes;
         if input.len() > limits.input_bytes {
             return Err(SandboxError::InputTooLarge { size: input.len(), limit: limits.input_bytes });
         }

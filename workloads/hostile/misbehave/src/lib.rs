@@ -45,6 +45,9 @@ fn attack(input: Input) -> Result<Value, Error> {
             for i in 0..100_000 {
                 println!("line {i}: {}", "z".repeat(100));
             }
+            let mut p = Program::new();
+            p.halt();
+            execute(&p, &[], &[])?;
             Ok(json!("printed"))
         }
         "panic" => panic!("the guest gave up on purpose"),

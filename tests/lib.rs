@@ -66,3 +66,18 @@ pub fn assert_rejected(st: &Statement, t: &Trace) -> Vec<VerifyError> {
     }
     errs
 }
+
+/// Flips one byte of the serialised proof at each of `positions` and asserts
+/// that every variant that still decodes is rejected by the verifier.
+pub fn assert_byte_flips_rejected(st: &Statement, proof: &Proof, positions: impl Fn(usize) -> Vec<usize>) {
+    use bincode::Options;
+    let codec = bincode::DefaultOptions::new().with_fixint_encoding().with_limit(64 << 20);
+    let bytes = codec.serialize(proof).expect("proofs serialise");
+    for i in positions(bytes.len()) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x5a;
+        if let Ok(bad) = codec.deserialize::<Proof>(&b) {
+            assert!(bitsage_air::verify(st, &bad).is_err(), "flipped byte {i} of {} accepted", bytes.len());
+        }
+    }
+}

@@ -3,3 +3,5 @@
 mod prove_verify;
 mod soundness;
 mod properties;
+mod sandbox;
+mod workloads;

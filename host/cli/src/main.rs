@@ -122,7 +122,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if cli.json {
-                println!("{}", json!({ "ok": false, "exit_code": f.code, "error": format!("{:#}", f.err) }));
+                let kind = f.err.downcast_ref::<bitsage_sandbox::SandboxError>().map(|e| e.kind());
+                println!("{}", json!({ "ok": false, "exit_code": f.code, "kind": kind, "error": format!("{:#}", f.err) }));
             } else {
                 eprintln!("error: {:#}", f.err);
             }

@@ -64,16 +64,26 @@ pub fn check_encoding(bytes: &[u8]) -> Result<(), SandboxError> {
     }
 }
 
-/// Refuses any import outside [`ALLOWED`], naming the first one found.
+/// Refuses any import outside [`ALLOWED`], naming the first one found and
+/// listing the rest.
 pub fn check_imports(engine: &Engine, component: &Component) -> Result<(), SandboxError> {
-    for (name, _) in component.component_type().imports(engine) {
-        let (interface, version) = name.split_once('@').unwrap_or((name, ""));
-        let allowed = ALLOWED.contains(&interface) && (!interface.starts_with("wasi:") || version.starts_with("0.2."));
-        if !allowed {
-            return Err(SandboxError::DisallowedImport { name: name.to_string(), why: refusal(interface) });
-        }
+    let ty = component.component_type();
+    let refused: Vec<&str> = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let (interface, version) = name.split_once('@').unwrap_or((name, ""));
+            !(ALLOWED.contains(&interface) && (!interface.starts_with("wasi:") || version.starts_with("0.2.")))
+        })
+        .collect();
+    match refused.split_first() {
+        None => Ok(()),
+        Some((first, rest)) => Err(SandboxError::DisallowedImport {
+            name: first.to_string(),
+            why: refusal(first.split_once('@').map_or(*first, |(i, _)| i)),
+            others: rest.iter().map(|s| s.to_string()).collect(),
+        }),
     }
-    Ok(())
 }
 
 struct HasIo;

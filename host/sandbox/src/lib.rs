@@ -83,8 +83,9 @@ pub enum SandboxError {
     NotAComponent,
     #[error("the component does not compile: {0}")]
     Compile(String),
-    #[error("the component imports `{name}`, which the sandbox does not provide ({why})")]
-    DisallowedImport { name: String, why: &'static str },
+    #[error("the component imports `{name}`, which the sandbox does not provide ({why}){}",
+        if others.is_empty() { String::new() } else { format!("; also refused: {}", others.join(", ")) })]
+    DisallowedImport { name: String, why: &'static str, others: Vec<String> },
     #[error("module {digest} is not on the approved list")]
     NotApproved { digest: String },
     #[error("the component cannot be instantiated: {0}")]

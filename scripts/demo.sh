@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The main job end to end: assemble a program, execute it, prove the run,
-# write a receipt, and verify it.
+# The main job end to end: build the workload components, run ml-inference
+# on a held-out digit in the sandbox, prove the VM execution, verify the
+# receipt, and show what it proves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-cargo build --release -p bitsage-host --locked
-bin="${CARGO_TARGET_DIR:-target}/release/bitsage-host"
-"$bin" prove examples/mac_loop.obk --input 100000,7 --out receipt.bin
-"$bin" verify receipt.bin --program examples/mac_loop.obk
-"$bin" inspect receipt.bin
+./scripts/build-workloads.sh > /dev/null
+cargo build -p bitsage-host --locked
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+bin="$target/debug/bitsage-host"
+"$bin" run "$target/wasm32-wasip2/release/ml_inference.wasm" --input examples/ml-inference.json --out receipt.bin
+"$bin" verify receipt.bin
+"$bin" inspect receipt.bin | head -12

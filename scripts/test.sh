@@ -1,20 +1,84 @@
 #!/usr/bin/env bash
-# The test command: every test in the workspace, plus a CLI round trip
-# (prove, verify, tamper, reject) through the real binary.
+# The test command: builds the guest components, runs every test in the
+# workspace, then drives the real binary: prove/verify/tamper round trip,
+# a workload run with its receipt, the approved-module flow, and a
+# `bitsage-host new` scaffold that must build as-is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+./scripts/build-workloads.sh > /dev/null
 cargo test --workspace --locked
 cargo build -p bitsage-host --locked
-bin="${CARGO_TARGET_DIR:-target}/debug/bitsage-host"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+bin="$target/debug/bitsage-host"
+guests="$target/wasm32-wasip2/release"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-"$bin" prove examples/mac_loop.obk --input 1000,7 --out "$tmp/r.bin" --json
-"$bin" verify "$tmp/r.bin" --program examples/mac_loop.obk
-python3 - "$tmp/r.bin" "$tmp/bad.bin" <<'PY'
+export BITSAGE_DATA_DIR="$tmp/data"
+passed=0
+
+expect_code() { # expect_code CODE CMD...: runs CMD, requires exit status CODE
+    local want=$1; shift
+    set +e; "$@" > "$tmp/out" 2>&1; local got=$?; set -e
+    if [ "$got" != "$want" ]; then
+        echo "expected exit $want, got $got: $*" >&2; cat "$tmp/out" >&2; exit 1
+    fi
+    passed=$((passed + 1))
+}
+expect_rejected() { # a tampered receipt: rejected (1) or corrupt (5), never accepted
+    set +e; "$@" > "$tmp/out" 2>&1; local got=$?; set -e
+    if [ "$got" != 1 ] && [ "$got" != 5 ]; then
+        echo "expected rejection (exit 1 or 5), got $got: $*" >&2; cat "$tmp/out" >&2; exit 1
+    fi
+    passed=$((passed + 1))
+}
+flip_middle_byte() {
+    python3 - "$1" "$2" <<'PY'
 import sys
 b = bytearray(open(sys.argv[1], 'rb').read()); b[len(b) // 2] ^= 1
 open(sys.argv[2], 'wb').write(b)
 PY
-if "$bin" verify "$tmp/bad.bin"; then echo "tampered receipt was accepted" >&2; exit 1; fi
-echo "cli: 3 passed, 0 failed"
+}
+
+# Assembly programs: prove, verify, tamper.
+expect_code 0 "$bin" prove examples/mac_loop.obk --input 1000,7 --out "$tmp/r.bin" --json
+expect_code 0 "$bin" verify "$tmp/r.bin" --program examples/mac_loop.obk
+flip_middle_byte "$tmp/r.bin" "$tmp/bad.bin"
+expect_rejected "$bin" verify "$tmp/bad.bin"
+
+# A workload: run (prove + verify), verify the receipt file, tamper.
+expect_code 0 "$bin" run "$guests/privacy_transfer.wasm" --input examples/privacy-transfer.json --out "$tmp/w.bin"
+expect_code 0 "$bin" verify "$tmp/w.bin"
+flip_middle_byte "$tmp/w.bin" "$tmp/wbad.bin"
+expect_rejected "$bin" verify "$tmp/wbad.bin"
+expect_code 0 "$bin" run "$guests/data_transform.wasm" --input examples/data-transform.json --dev --json
+
+# Sandbox failures map to their exit codes.
+expect_code 11 "$bin" run "$guests/hostile_fs.wasm" --dev
+echo '{"case": "spin"}' > "$tmp/spin.json"
+expect_code 13 "$bin" run "$guests/hostile_misbehave.wasm" --input "$tmp/spin.json" --fuel 10000000 --dev
+expect_code 14 "$bin" run "$guests/hostile_misbehave.wasm" --input "$tmp/spin.json" --fuel 100000000000000 --timeout-ms 200 --dev
+head -c 1000 /dev/urandom > "$tmp/noise.wasm"
+expect_code 10 "$bin" run "$tmp/noise.wasm" --dev
+
+# Approved modules, with a publisher signature.
+expect_code 12 "$bin" run "$guests/custom.wasm" --input examples/custom.json --require-approved --dev
+expect_code 0 "$bin" modules keygen --out "$tmp/publisher.key"
+"$bin" modules sign "$guests/custom.wasm" --key "$tmp/publisher.key" --json > "$tmp/sig.json"
+key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["publisher_key"])' "$tmp/sig.json")
+sig=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["signature"])' "$tmp/sig.json")
+expect_code 12 "$bin" modules approve "$guests/ml_inference.wasm" --publisher-key "$key" --signature "$sig"
+expect_code 0 "$bin" modules approve "$guests/custom.wasm" --name hello --publisher-key "$key" --signature "$sig"
+expect_code 0 "$bin" modules list
+expect_code 0 "$bin" run "$guests/custom.wasm" --input examples/custom.json --require-approved --dev
+expect_code 12 "$bin" run "$guests/ml_inference.wasm" --input examples/ml-inference.json --require-approved --dev
+expect_code 0 "$bin" modules revoke hello
+expect_code 12 "$bin" run "$guests/custom.wasm" --input examples/custom.json --require-approved --dev
+
+# `new` scaffolds a crate that builds as-is and runs.
+(cd "$tmp" && expect_code 0 "$bin" new my-first-workload)
+(cd "$tmp/my-first-workload" && RUSTUP_TOOLCHAIN=1.95.0 cargo build --release --target wasm32-wasip2 --target-dir "$target/scaffold" -q)
+expect_code 0 "$bin" run "$target/scaffold/wasm32-wasip2/release/my_first_workload.wasm" --input "$tmp/my-first-workload/input.json" --out "$tmp/new.bin"
+expect_code 0 "$bin" verify "$tmp/new.bin"
+
+echo "cli: $passed passed, 0 failed"

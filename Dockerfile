@@ -1,13 +1,18 @@
-# CPU image of bitsage-host. Multi-stage: build with the pinned toolchain,
-# ship only the binary. (No Docker engine runs on our dev machines, so this
-# file is not built in CI; see README.)
+# CPU image of bitsage-host with the built workload components. Multi-stage:
+# build with the pinned toolchain, ship the binary, the .wasm files and the
+# example inputs. (No Docker engine runs on our dev machines, so this file is
+# not built in CI; see README.)
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN rustup toolchain install 1.95.0 --profile minimal \
- && cargo build --release -p bitsage-host
+ && rustup target add wasm32-wasip2 --toolchain 1.95.0 \
+ && cargo build --release --locked -p bitsage-host \
+ && cargo build --release --locked --target wasm32-wasip2 --manifest-path workloads/Cargo.toml --target-dir target
 
 FROM debian:bookworm-slim
 COPY --from=build /src/target/release/bitsage-host /usr/local/bin/bitsage-host
+COPY --from=build /src/target/wasm32-wasip2/release/*.wasm /workloads/
 COPY examples /examples
+ENV BITSAGE_DATA_DIR=/data
 ENTRYPOINT ["bitsage-host"]

@@ -15,9 +15,8 @@ pub fn dir() -> PathBuf {
 /// to build it.
 pub fn bytes(name: &str) -> Vec<u8> {
     let path = dir().join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; build the guests first with scripts/build-workloads.sh", path.display())
-    })
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; build the guests first with scripts/build-workloads.sh", path.display()))
 }
 
 /// An example input from `examples/`.

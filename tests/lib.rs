@@ -1,7 +1,7 @@
 //! Shared helpers for the end-to-end tests in `all/`.
 
-pub mod merkle;
 pub mod guests;
+pub mod merkle;
 
 use bitsage_air::verify::{Proof, VerifyError};
 use bitsage_air::{SecurityLevel, Statement};

@@ -300,7 +300,8 @@ impl Program {
     pub fn build(&self) -> Result<wit::Program, Error> {
         let mut instrs = self.instrs.clone();
         for &(pc, l) in &self.fixups {
-            let target = self.labels[l.0].ok_or_else(|| Error::new(format!("label {} is used but never bound", l.0)))?;
+            let target =
+                self.labels[l.0].ok_or_else(|| Error::new(format!("label {} is used but never bound", l.0)))?;
             instrs[pc].imm = target as u32;
         }
         Ok(wit::Program { instrs, tables: self.tables.clone() })

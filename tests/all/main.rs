@@ -1,7 +1,7 @@
 //! All end-to-end tests, in one binary (one link step).
 
-mod prove_verify;
-mod soundness;
 mod properties;
+mod prove_verify;
 mod sandbox;
+mod soundness;
 mod workloads;

@@ -52,7 +52,10 @@ fn hostile_guests_get_typed_errors_and_the_host_survives() {
     kinds.push(e.kind());
 
     let e = case(&sandbox, &evil, "panic", base);
-    assert!(matches!(&e, SandboxError::GuestPanic { message } if message.contains("the guest gave up on purpose")), "{e}");
+    assert!(
+        matches!(&e, SandboxError::GuestPanic { message } if message.contains("the guest gave up on purpose")),
+        "{e}"
+    );
     kinds.push(e.kind());
 
     let e = case(&sandbox, &evil, "bad-program", base);
@@ -99,7 +102,8 @@ fn hostile_guests_get_typed_errors_and_the_host_survives() {
     assert!(matches!(e, SandboxError::Compile(_)), "{e}");
     kinds.push(e.kind());
 
-    let e = sandbox.run_with(&evil, &vec![b' '; 2 << 20], Limits { input_bytes: 1 << 20, ..base }).err().expect("too big");
+    let e =
+        sandbox.run_with(&evil, &vec![b' '; 2 << 20], Limits { input_bytes: 1 << 20, ..base }).err().expect("too big");
     assert!(matches!(e, SandboxError::InputTooLarge { .. }), "{e}");
     kinds.push(e.kind());
 
@@ -143,7 +147,8 @@ fn fuel_use_is_deterministic() {
 fn compile_cache_round_trips_and_recovers_from_corruption() {
     let dir = std::env::temp_dir().join(format!("bitsage-cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(dir.clone()), ..SandboxConfig::default() }).expect("sandbox");
+    let sandbox =
+        Sandbox::new(SandboxConfig { cache_dir: Some(dir.clone()), ..SandboxConfig::default() }).expect("sandbox");
     let bytes = guests::bytes("custom");
     assert!(!sandbox.load(&bytes).expect("compiles").from_cache);
     let cached = sandbox.load(&bytes).expect("loads");

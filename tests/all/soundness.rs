@@ -48,9 +48,7 @@ fn skipped_instruction_is_rejected() {
 
 #[test]
 fn stale_memory_read_is_rejected() {
-    let p = asm(
-        "mov r1, 7\nstore [r0 + 10], r1\nmov r1, 9\nstore [r0 + 10], r1\nload r2, [r0 + 10]\nwrite r2\nhalt\n",
-    );
+    let p = asm("mov r1, 7\nstore [r0 + 10], r1\nmov r1, 9\nstore [r0 + 10], r1\nload r2, [r0 + 10]\nwrite r2\nhalt\n");
     let mut t = run(&p, &[]);
     assert_eq!(t.output, vec![M31(9)]);
     // The load returns the first store's value, with that store's timestamp.

@@ -84,7 +84,8 @@ fn signed(v: M31) -> i64 {
 
 #[test]
 fn ml_inference_matches_the_quantised_reference_on_every_heldout_digit() {
-    let h: Heldout = serde_json::from_str(include_str!("../../workloads/ml-inference/heldout.json")).expect("heldout.json");
+    let h: Heldout =
+        serde_json::from_str(include_str!("../../workloads/ml-inference/heldout.json")).expect("heldout.json");
     let module = sandbox().load(&guests::bytes("ml_inference")).expect("loads");
     let mut correct = 0;
     for (i, image) in h.images.iter().enumerate() {
@@ -94,7 +95,8 @@ fn ml_inference_matches_the_quantised_reference_on_every_heldout_digit() {
         let scores: Vec<i64> = out[..10].iter().map(|&v| signed(v)).collect();
         assert_eq!(scores, h.scores[i], "image {i}: VM scores differ from the numpy reference");
         let class = out[10].0;
-        let reference = h.scores[i].iter().enumerate().fold(0, |best, (k, &s)| if s > h.scores[i][best] { k } else { best });
+        let reference =
+            h.scores[i].iter().enumerate().fold(0, |best, (k, &s)| if s > h.scores[i][best] { k } else { best });
         assert_eq!(class as usize, reference, "image {i}: argmax");
         correct += (class == h.labels[i]) as usize;
     }
@@ -144,7 +146,8 @@ fn data_transform_aggregates_privately() {
     let input = guests::example("data-transform.json");
     let r = run("data_transform", &input).expect("runs");
     let rep = report(&r);
-    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data-transform.csv")).expect("csv");
+    let csv =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data-transform.csv")).expect("csv");
     assert_eq!(rep["groups"], json!(expected_groups(&csv, 800)));
     assert_eq!(rep["rows"], json!(12));
     assert_eq!(rep["matched"], json!(10));

@@ -31,7 +31,8 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(20);
-    let pooled = Sandbox::new(SandboxConfig { pooling: Some(16), ..SandboxConfig::default() }).expect("pooling sandbox");
+    let pooled =
+        Sandbox::new(SandboxConfig { pooling: Some(16), ..SandboxConfig::default() }).expect("pooling sandbox");
     let on_demand = Sandbox::new(SandboxConfig::default()).expect("sandbox");
     println!("median of {runs} runs per cell; prove and verify: median of 3 and of 20");
     println!("| workload | compile ms | inst+call ms (pooling) | inst+call ms (on-demand) | guest call ms | fuel | VM steps | CPU rows | prove ms | verify ms |");

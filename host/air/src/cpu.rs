@@ -207,9 +207,7 @@ impl<F: AirValue> CpuCols<F> {
         out.push((s.f(Jmp) + s.f(Jal) + s.f(Jr)) * (s.taken.clone() - one()));
         let jumps = s.f(Jz) + s.f(Jnz) + s.f(Jmp) + s.f(Jal) + s.f(Jr);
         out.push((real - jumps) * s.taken.clone());
-        out.push(
-            s.next_pc.clone() - s.pc.clone() - one() - s.taken.clone() * (s.tgt.clone() - s.pc.clone() - one()),
-        );
+        out.push(s.next_pc.clone() - s.pc.clone() - one() - s.taken.clone() * (s.tgt.clone() - s.pc.clone() - one()));
         out
     }
 }

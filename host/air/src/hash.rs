@@ -89,9 +89,12 @@ impl<F: AirValue> HashCols<F> {
         let mut v = vec![Lookup::new(Rel::HashCall, neg.clone(), vec![self.base.clone(), self.clk.clone()])];
         for i in 0..WIDTH {
             let addr = self.base.clone() + c(i as u32);
-            let prev_ts =
-                ts.clone() - c(1) - self.ts_lo[i].clone() - self.ts_hi[i].clone() * M31(1 << 16);
-            v.push(Lookup::new(Rel::Mem, neg.clone(), vec![c(SPACE_RAM), addr.clone(), self.input[i].clone(), prev_ts]));
+            let prev_ts = ts.clone() - c(1) - self.ts_lo[i].clone() - self.ts_hi[i].clone() * M31(1 << 16);
+            v.push(Lookup::new(
+                Rel::Mem,
+                neg.clone(),
+                vec![c(SPACE_RAM), addr.clone(), self.input[i].clone(), prev_ts],
+            ));
             v.push(Lookup::new(Rel::Mem, real.clone(), vec![c(SPACE_RAM), addr, out[i].clone(), ts.clone()]));
             v.push(Lookup::new(Rel::Range, neg.clone(), vec![self.ts_lo[i].clone()]));
             v.push(Lookup::new(Rel::Range, neg.clone(), vec![self.ts_hi[i].clone() * M31(TS_HI_SHIFT)]));

@@ -8,7 +8,6 @@
 //! `(1, ram_words)`. So the rows are exactly registers `0..16` and RAM words
 //! `0..ram_words`, each once.
 
-
 use crate::relations::{Lookup, Rel};
 use crate::{c, columns, AirValue};
 
@@ -37,10 +36,7 @@ impl<F: AirValue> MemCols<F> {
     }
 
     pub fn constraints(&self) -> Vec<F> {
-        vec![
-            self.is_real.clone() * (self.is_real.clone() - c(1)),
-            self.space.clone() * (self.space.clone() - c(1)),
-        ]
+        vec![self.is_real.clone() * (self.is_real.clone() - c(1)), self.space.clone() * (self.space.clone() - c(1))]
     }
 }
 

@@ -2,7 +2,6 @@
 //! The `RangeChain` relation pins the rows to exactly `0..2^16` (the verifier
 //! supplies `0` and takes back `2^16`), so no preprocessed column is needed.
 
-
 use crate::relations::{Lookup, Rel};
 use crate::{c, columns, AirValue};
 

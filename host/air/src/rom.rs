@@ -54,8 +54,7 @@ pub fn table_tuple(table: u32, key: M31, value: M31) -> [M31; 8] {
 
 /// The tuples of `program`, in table order: instructions, then table entries.
 pub fn rom_tuples(program: &Program) -> Vec<[M31; 8]> {
-    let mut out: Vec<[M31; 8]> =
-        program.instrs.iter().enumerate().map(|(pc, i)| instr_tuple(pc as u32, i)).collect();
+    let mut out: Vec<[M31; 8]> = program.instrs.iter().enumerate().map(|(pc, i)| instr_tuple(pc as u32, i)).collect();
     for (t, table) in program.tables.iter().enumerate() {
         out.extend(table.entries.iter().map(|(k, v)| table_tuple(t as u32, *k, *v)));
     }

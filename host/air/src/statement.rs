@@ -113,8 +113,7 @@ impl Statement {
     /// before any trace is committed.
     pub fn mix_into(&self, claim: &Claim, ch: &mut impl Channel) {
         let digest = self.program.digest();
-        let words: Vec<u32> =
-            digest.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let words: Vec<u32> = digest.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         ch.mix_u32s(&words);
         mix_words(ch, &self.input);
         mix_words(ch, &self.output);
@@ -145,7 +144,11 @@ impl Components {
             cpu: FrameworkComponent::new(alloc, CpuEval { log_size: claim.cpu_log_size, rels: rels.clone() }, sums.cpu),
             rom: FrameworkComponent::new(alloc, RomEval { log_size: claim.rom_log_size, rels: rels.clone() }, sums.rom),
             mem: FrameworkComponent::new(alloc, MemEval { log_size: claim.mem_log_size, rels: rels.clone() }, sums.mem),
-            range: FrameworkComponent::new(alloc, RangeEval { log_size: crate::range::RANGE_LOG_SIZE, rels: rels.clone() }, sums.range),
+            range: FrameworkComponent::new(
+                alloc,
+                RangeEval { log_size: crate::range::RANGE_LOG_SIZE, rels: rels.clone() },
+                sums.range,
+            ),
             hash: FrameworkComponent::new(alloc, HashEval { log_size: claim.hash_log_size, rels }, sums.hash),
         }
     }

@@ -24,7 +24,11 @@ use obelysk_vm::M31;
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "bitsage-host", version, about = "Verifiable compute on the ObelyskVM, proved with Stwo (Circle STARKs).")]
+#[command(
+    name = "bitsage-host",
+    version,
+    about = "Verifiable compute on the ObelyskVM, proved with Stwo (Circle STARKs)."
+)]
 struct Cli {
     /// Machine-readable JSON on stdout instead of human output.
     #[arg(long, global = true)]
@@ -123,7 +127,10 @@ fn main() -> ExitCode {
         Err(f) => {
             if cli.json {
                 let kind = f.err.downcast_ref::<bitsage_sandbox::SandboxError>().map(|e| e.kind());
-                println!("{}", json!({ "ok": false, "exit_code": f.code, "kind": kind, "error": format!("{:#}", f.err) }));
+                println!(
+                    "{}",
+                    json!({ "ok": false, "exit_code": f.code, "kind": kind, "error": format!("{:#}", f.err) })
+                );
             } else {
                 eprintln!("error: {:#}", f.err);
             }
@@ -179,9 +186,7 @@ fn load(run: &RunArgs) -> Result<Loaded, Failure> {
     let src = std::fs::read_to_string(&run.program)
         .with_context(|| format!("reading program {}", run.program.display()))
         .map_err(fail(6))?;
-    let program = assemble(&src)
-        .with_context(|| format!("assembling {}", run.program.display()))
-        .map_err(fail(3))?;
+    let program = assemble(&src).with_context(|| format!("assembling {}", run.program.display())).map_err(fail(3))?;
     let input = read_words(&run.input, run.input_file.as_deref(), "input")?;
     let advice = read_words(&run.advice, run.advice_file.as_deref(), "advice")?;
     let limits = ExecLimits { max_steps: run.max_steps, ..Default::default() };
@@ -208,7 +213,11 @@ fn cmd_exec(as_json: bool, run: &RunArgs) -> Result<(), Failure> {
         );
     } else {
         println!("output    {:?}", trace.output.iter().map(|w| w.0).collect::<Vec<_>>());
-        println!("steps     {} (proof trace 2^{} rows)", stats.steps, bitsage_prover::tracegen::log_size_for(trace.steps.len()));
+        println!(
+            "steps     {} (proof trace 2^{} rows)",
+            stats.steps,
+            bitsage_prover::tracegen::log_size_for(trace.steps.len())
+        );
         println!("hashes    {}", stats.hashes);
         println!("ram words {}", stats.ram_words);
         println!("time      {:.3} ms", elapsed.as_secs_f64() * 1e3);
@@ -251,22 +260,29 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Re
     let t0 = Instant::now();
     let result = prove(&l.program, &l.input, &l.advice, &opts);
     pb.finish_and_clear();
-    let (proof, statement, stats) = result
-        .map_err(|e| match e {
-            ProveError::Exec(_) => Failure { code: 4, err: anyhow::Error::new(e) },
-            ProveError::ConstraintsNotSatisfied => Failure { code: 1, err: anyhow::Error::new(e) },
-        })?;
+    let (proof, statement, stats) = result.map_err(|e| match e {
+        ProveError::Exec(_) => Failure { code: 4, err: anyhow::Error::new(e) },
+        ProveError::ConstraintsNotSatisfied => Failure { code: 1, err: anyhow::Error::new(e) },
+    })?;
     let total = t0.elapsed();
     let receipt = Receipt::new(statement, proof).context("encoding the receipt").map_err(fail(6))?;
     let bytes = receipt.to_bytes().context("compressing the receipt").map_err(fail(6))?;
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(6))?;
     if as_json {
-        println!("{}", json!({ "ok": true, "receipt": out, "digest": receipt.digest_hex(), "output": words_json(&receipt.body.statement.output),
+        println!(
+            "{}",
+            json!({ "ok": true, "receipt": out, "digest": receipt.digest_hex(), "output": words_json(&receipt.body.statement.output),
             "steps": stats.steps, "cpu_rows": stats.cpu_rows, "main_columns": stats.main_columns, "receipt_bytes": bytes.len(),
-            "prove_ms": total.as_secs_f64() * 1e3, "stages_ms": stages_json(&stats), "security_bits": security.bits() }));
+            "prove_ms": total.as_secs_f64() * 1e3, "stages_ms": stages_json(&stats), "security_bits": security.bits() })
+        );
     } else {
         println!("output   {:?}", receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>());
-        println!("steps    {} in a 2^{} row CPU trace, {} main columns", stats.steps, stats.cpu_rows.trailing_zeros(), stats.main_columns);
+        println!(
+            "steps    {} in a 2^{} row CPU trace, {} main columns",
+            stats.steps,
+            stats.cpu_rows.trailing_zeros(),
+            stats.main_columns
+        );
         for (s, d) in &stats.stages {
             println!("  {:<40} {:>9.1} ms", s.name(), d.as_secs_f64() * 1e3);
         }
@@ -277,7 +293,12 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Re
 }
 
 pub(crate) fn stages_json(stats: &ProofStats) -> serde_json::Value {
-    stats.stages.iter().map(|(s, d)| (s.name().to_string(), json!(d.as_secs_f64() * 1e3))).collect::<serde_json::Map<_, _>>().into()
+    stats
+        .stages
+        .iter()
+        .map(|(s, d)| (s.name().to_string(), json!(d.as_secs_f64() * 1e3)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
@@ -288,10 +309,14 @@ fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
 fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), Failure> {
     let receipt = read_receipt(path)?;
     if let Some(p) = program {
-        let src = std::fs::read_to_string(p).with_context(|| format!("reading program {}", p.display())).map_err(fail(6))?;
+        let src =
+            std::fs::read_to_string(p).with_context(|| format!("reading program {}", p.display())).map_err(fail(6))?;
         let expected = assemble(&src).with_context(|| format!("assembling {}", p.display())).map_err(fail(3))?;
         if expected.digest() != receipt.body.statement.program.digest() {
-            return Err(Failure { code: 1, err: anyhow::anyhow!("receipt is for a different program than {}", p.display()) });
+            return Err(Failure {
+                code: 1,
+                err: anyhow::anyhow!("receipt is for a different program than {}", p.display()),
+            });
         }
     }
     let t0 = Instant::now();
@@ -300,12 +325,18 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
     match verdict {
         Ok(()) => {
             if as_json {
-                println!("{}", json!({ "ok": true, "valid": true, "digest": receipt.digest_hex(), "program_digest": hex(&receipt.body.statement.program.digest()),
-                    "output": words_json(&receipt.body.statement.output), "verify_ms": ms }));
+                println!(
+                    "{}",
+                    json!({ "ok": true, "valid": true, "digest": receipt.digest_hex(), "program_digest": hex(&receipt.body.statement.program.digest()),
+                    "output": words_json(&receipt.body.statement.output), "verify_ms": ms })
+                );
             } else {
-                println!("valid: {} proves program {} on its input gives output {:?} ({ms:.2} ms)",
-                    path.display(), hex(&receipt.body.statement.program.digest()),
-                    receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>());
+                println!(
+                    "valid: {} proves program {} on its input gives output {:?} ({ms:.2} ms)",
+                    path.display(),
+                    hex(&receipt.body.statement.program.digest()),
+                    receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>()
+                );
             }
             Ok(())
         }
@@ -324,29 +355,45 @@ fn cmd_inspect(as_json: bool, path: &Path) -> Result<(), Failure> {
     let c = &r.body.proof.claim;
     let cols = c.column_log_sizes();
     let (main_cols, int_cols) = (cols[1].len(), cols[2].len());
-    let rows: u64 = [c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size, 16].iter().map(|l| 1u64 << l).sum();
+    let rows: u64 =
+        [c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size, 16].iter().map(|l| 1u64 << l).sum();
     let proof_bytes = r.proof_bytes();
     let bits = st.security.bits();
     if as_json {
-        println!("{}", json!({ "digest": r.digest_hex(), "program_digest": hex(&st.program.digest()), "program": disassemble(&st.program),
+        println!(
+            "{}",
+            json!({ "digest": r.digest_hex(), "program_digest": hex(&st.program.digest()), "program": disassemble(&st.program),
             "instructions": st.program.instrs.len(), "input": words_json(&st.input), "output": words_json(&st.output),
             "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": 16 },
             "ram_words": c.ram_words, "total_rows": rows, "main_columns": main_cols, "interaction_columns": int_cols,
-            "proof_bytes": proof_bytes, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) }));
+            "proof_bytes": proof_bytes, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) })
+        );
     } else {
         println!("receipt        {} (digest {})", path.display(), r.digest_hex());
         if let Some(m) = &r.body.module {
             println!("module         {} (the witness generator; attested, not proven)", hex(m));
         }
-        println!("program        {} ({} instructions, {} tables)", hex(&st.program.digest()), st.program.instrs.len(), st.program.tables.len());
+        println!(
+            "program        {} ({} instructions, {} tables)",
+            hex(&st.program.digest()),
+            st.program.instrs.len(),
+            st.program.tables.len()
+        );
         println!("input          {:?}", st.input.iter().map(|w| w.0).collect::<Vec<_>>());
         println!("output         {:?}", st.output.iter().map(|w| w.0).collect::<Vec<_>>());
-        println!("trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash 2^{}, range 2^16 ({rows} total)",
-            c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size);
+        println!(
+            "trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash 2^{}, range 2^16 ({rows} total)",
+            c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size
+        );
         println!("columns        {main_cols} main + {int_cols} LogUp");
         println!("ram words      {}", c.ram_words);
         println!("proof size     {proof_bytes} bytes");
-        println!("security       {bits} bits ({} pow bits + log blowup {} x {} queries)", SecurityLevel::POW_BITS, SecurityLevel::LOG_BLOWUP, st.security.n_queries());
+        println!(
+            "security       {bits} bits ({} pow bits + log blowup {} x {} queries)",
+            SecurityLevel::POW_BITS,
+            SecurityLevel::LOG_BLOWUP,
+            st.security.n_queries()
+        );
         println!("listing:\n{}", disassemble(&st.program));
     }
     Ok(())

@@ -123,7 +123,8 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
-    let bytes = std::fs::read(&a.workload).with_context(|| format!("reading {}", a.workload.display())).map_err(fail(6))?;
+    let bytes =
+        std::fs::read(&a.workload).with_context(|| format!("reading {}", a.workload.display())).map_err(fail(6))?;
     let input = match &a.input {
         Some(p) => std::fs::read(p).with_context(|| format!("reading input {}", p.display())).map_err(fail(6))?,
         None => b"{}".to_vec(),
@@ -165,8 +166,12 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
         return Ok(());
     }
 
-    let statement =
-        Statement { program: rec.program.clone(), input: rec.input.clone(), output: t.output.clone(), security: security_level(a.security) };
+    let statement = Statement {
+        program: rec.program.clone(),
+        input: rec.input.clone(),
+        output: t.output.clone(),
+        security: security_level(a.security),
+    };
     let pb = progress(as_json);
     let on_stage = |s: Stage| {
         pb.set_position(Stage::ALL.iter().position(|x| *x == s).unwrap_or(0) as u64);
@@ -178,20 +183,29 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     pb.finish_and_clear();
     let (proof, stats) = proved.map_err(|e| Failure { code: 1, err: anyhow::Error::new(e) })?;
     let prove_time = t0.elapsed();
-    let receipt = Receipt::with_module(statement, proof, Some(module.digest)).context("encoding the receipt").map_err(fail(6))?;
+    let receipt =
+        Receipt::with_module(statement, proof, Some(module.digest)).context("encoding the receipt").map_err(fail(6))?;
     let t1 = Instant::now();
     receipt.verify().map_err(|e| Failure { code: 1, err: anyhow::anyhow!("the fresh proof did not verify: {e}") })?;
     let verify_time = t1.elapsed();
     let file = receipt.to_bytes().context("compressing the receipt").map_err(fail(6))?;
     std::fs::write(&a.out, &file).with_context(|| format!("writing {}", a.out.display())).map_err(fail(6))?;
     if as_json {
-        println!("{}", json!({ "ok": true, "guest": guest, "receipt": a.out, "digest": receipt.digest_hex(), "receipt_bytes": file.len(),
-            "prove_ms": ms(prove_time), "stages_ms": stages_json(&stats), "verify_ms": ms(verify_time), "security_bits": statement_bits(&receipt) }));
+        println!(
+            "{}",
+            json!({ "ok": true, "guest": guest, "receipt": a.out, "digest": receipt.digest_hex(), "receipt_bytes": file.len(),
+            "prove_ms": ms(prove_time), "stages_ms": stages_json(&stats), "verify_ms": ms(verify_time), "security_bits": statement_bits(&receipt) })
+        );
     } else {
         for (s, d) in &stats.stages {
             println!("  {:<40} {:>9.1} ms", s.name(), ms(*d));
         }
-        println!("proved    in {:.1} ms ({} security bits), verified in {:.2} ms", ms(prove_time), statement_bits(&receipt), ms(verify_time));
+        println!(
+            "proved    in {:.1} ms ({} security bits), verified in {:.2} ms",
+            ms(prove_time),
+            statement_bits(&receipt),
+            ms(verify_time)
+        );
         println!("receipt   {} ({} bytes, digest {})", a.out.display(), file.len(), receipt.digest_hex());
     }
     Ok(())
@@ -204,11 +218,26 @@ fn statement_bits(r: &Receipt) -> u32 {
 fn print_guest(module: &bitsage_sandbox::Module, run: &bitsage_sandbox::Run, limits: &Limits, approved: Option<&str>) {
     let t = &run.recorded.trace;
     let origin = if module.from_cache { "loaded from cache" } else { "compiled" };
-    println!("module    {} ({origin} in {:.1} ms){}", module.digest_hex(), ms(module.compile_time),
-        approved.map(|n| format!(", approved as `{n}`")).unwrap_or_default());
-    println!("guest     fuel {} of {}, instantiate {:.2} ms, call {:.2} ms", run.fuel_used, limits.fuel, ms(run.instantiate_time), ms(run.call_time));
-    println!("vm        {} steps, {} hashes, {} RAM words -> 2^{} CPU rows", t.steps.len(), t.hashes.len(), t.ram.len(),
-        bitsage_prover::tracegen::log_size_for(t.steps.len()));
+    println!(
+        "module    {} ({origin} in {:.1} ms){}",
+        module.digest_hex(),
+        ms(module.compile_time),
+        approved.map(|n| format!(", approved as `{n}`")).unwrap_or_default()
+    );
+    println!(
+        "guest     fuel {} of {}, instantiate {:.2} ms, call {:.2} ms",
+        run.fuel_used,
+        limits.fuel,
+        ms(run.instantiate_time),
+        ms(run.call_time)
+    );
+    println!(
+        "vm        {} steps, {} hashes, {} RAM words -> 2^{} CPU rows",
+        t.steps.len(),
+        t.hashes.len(),
+        t.ram.len(),
+        bitsage_prover::tracegen::log_size_for(t.steps.len())
+    );
     println!("output    {:?}", t.output.iter().map(|w| w.0).collect::<Vec<_>>());
     for l in &run.logs {
         println!("log       [{}] {}", l.level, l.message);
@@ -238,7 +267,10 @@ pub fn cmd_new(as_json: bool, a: &NewCmd) -> Result<(), Failure> {
         && a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && a.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
     if !valid {
-        return Err(Failure { code: 2, err: anyhow::anyhow!("`{}` is not a valid crate name (letters, digits, - and _)", a.name) });
+        return Err(Failure {
+            code: 2,
+            err: anyhow::anyhow!("`{}` is not a valid crate name (letters, digits, - and _)", a.name),
+        });
     }
     let dir = PathBuf::from(&a.name);
     if dir.exists() {
@@ -279,7 +311,9 @@ strip = true
     let write = |rel: &str, text: &str| -> Result<(), Failure> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display())).map_err(fail(6))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))
+                .map_err(fail(6))?;
         }
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display())).map_err(fail(6))
     };
@@ -342,9 +376,13 @@ pub fn cmd_modules(as_json: bool, data: &DataDir, cmd: &ModulesCmd) -> Result<()
     match cmd {
         ModulesCmd::Approve { file, name, publisher_key, signature } => {
             let digest = file_digest(file)?;
-            let name = name.clone().unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            let name = name
+                .clone()
+                .unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
             let publisher = match (publisher_key, signature) {
-                (Some(key), Some(signature)) => Some(PublisherSignature { key: key.clone(), signature: signature.clone() }),
+                (Some(key), Some(signature)) => {
+                    Some(PublisherSignature { key: key.clone(), signature: signature.clone() })
+                }
                 _ => None,
             };
             let mut list = Allowlist::load(&list_path).map_err(modules_failure)?;
@@ -366,7 +404,11 @@ pub fn cmd_modules(as_json: bool, data: &DataDir, cmd: &ModulesCmd) -> Result<()
                 println!("no approved modules ({})", list_path.display());
             } else {
                 for m in &list.modules {
-                    let signed = m.publisher.as_ref().map(|p| format!("signed by {}", p.key)).unwrap_or_else(|| "unsigned".into());
+                    let signed = m
+                        .publisher
+                        .as_ref()
+                        .map(|p| format!("signed by {}", p.key))
+                        .unwrap_or_else(|| "unsigned".into());
                     println!("{}  {:<20} {signed}", m.sha256, m.name);
                 }
             }
@@ -399,9 +441,17 @@ pub fn cmd_modules(as_json: bool, data: &DataDir, cmd: &ModulesCmd) -> Result<()
             let key = modules::read_signing_key(key).map_err(modules_failure)?;
             let sig = modules::sign(&key, &digest);
             if as_json {
-                println!("{}", json!({ "ok": true, "sha256": hex::encode(digest), "publisher_key": sig.key, "signature": sig.signature }));
+                println!(
+                    "{}",
+                    json!({ "ok": true, "sha256": hex::encode(digest), "publisher_key": sig.key, "signature": sig.signature })
+                );
             } else {
-                println!("sha256        {}\npublisher-key {}\nsignature     {}", hex::encode(digest), sig.key, sig.signature);
+                println!(
+                    "sha256        {}\npublisher-key {}\nsignature     {}",
+                    hex::encode(digest),
+                    sig.key,
+                    sig.signature
+                );
             }
         }
     }

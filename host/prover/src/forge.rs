@@ -3,14 +3,14 @@
 //! only Stwo's public API and produces exactly what `prove` would, minus the
 //! refusal.
 
+use stwo::core::channel::Channel;
 use stwo::core::circle::CirclePoint;
 use stwo::core::fields::qm31::{SecureField, SECURE_EXTENSION_DEGREE};
 use stwo::core::pcs::utils::get_lifting_log_size;
 use stwo::core::proof::StarkProof;
-use stwo::core::channel::Channel;
 use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
-use stwo::prover::ComponentProvers;
 use stwo::prover::backend::BackendForChannel;
+use stwo::prover::ComponentProvers;
 use stwo::prover::{CommitmentSchemeProver, ComponentProver};
 
 pub(crate) fn prove_unchecked<B: BackendForChannel<Blake2sMerkleChannel>>(

@@ -132,8 +132,12 @@ pub fn prove(
     let t0 = Instant::now();
     let trace = execute(program, input, advice, opts.limits)?;
     let exec_time = t0.elapsed();
-    let statement =
-        Statement { program: program.clone(), input: input.to_vec(), output: trace.output.clone(), security: opts.security };
+    let statement = Statement {
+        program: program.clone(),
+        input: input.to_vec(),
+        output: trace.output.clone(),
+        security: opts.security,
+    };
     let (proof, mut stats) = prove_trace(&statement, &trace, opts)?;
     stats.stages.insert(0, (Stage::Execute, exec_time));
     Ok((proof, statement, stats))
@@ -237,8 +241,7 @@ where
             sums.push(sum);
         }
     }
-    let interaction =
-        InteractionClaim { cpu: sums[0], rom: sums[1], mem: sums[2], range: sums[3], hash: sums[4] };
+    let interaction = InteractionClaim { cpu: sums[0], rom: sums[1], mem: sums[2], range: sums[3], hash: sums[4] };
     #[cfg(feature = "forge")]
     let interaction = match forgery {
         Forgery::SkipCheckAndBalance => forge::balance(interaction, statement, &claim, &rels),

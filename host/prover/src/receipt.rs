@@ -11,9 +11,9 @@
 
 use std::io::Read;
 
+use bincode::Options;
 use bitsage_air::verify::{verify, Proof, VerifyError};
 use bitsage_air::Statement;
-use bincode::Options;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -107,7 +107,8 @@ impl Receipt {
             return Err(ReceiptError::TooLarge);
         }
         let body: ReceiptBody = codec().deserialize(&raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize;
+        let proof_len =
+            codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize;
         Ok(Self::from_parts(body, raw, proof_len))
     }
 

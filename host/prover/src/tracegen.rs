@@ -41,10 +41,8 @@ impl ComponentTrace {
     fn from_rows(log_size: u32, n_cols: usize, rows: Vec<M31>) -> Self {
         let n = 1usize << log_size;
         debug_assert_eq!(rows.len(), n * n_cols);
-        let columns = (0..n_cols)
-            .into_par_iter()
-            .map(|c| (0..n).map(|r| rows[r * n_cols + c]).collect::<BaseColumn>())
-            .collect();
+        let columns =
+            (0..n_cols).into_par_iter().map(|c| (0..n).map(|r| rows[r * n_cols + c]).collect::<BaseColumn>()).collect();
         ComponentTrace { log_size, columns }
     }
 

@@ -139,15 +139,14 @@ pub fn to_program(p: &wit::Program) -> Result<Program, VmFailure> {
     let instrs = p
         .instrs
         .iter()
-        .map(|i| {
-            Ok(Instr { op: opcode(i.op), dst: i.dst, a: i.a, b: i.b, imm_mode: i.imm_mode, imm: field(i.imm)? })
-        })
+        .map(|i| Ok(Instr { op: opcode(i.op), dst: i.dst, a: i.a, b: i.b, imm_mode: i.imm_mode, imm: field(i.imm)? }))
         .collect::<Result<Vec<_>, VmFailure>>()?;
     let tables = p
         .tables
         .iter()
         .map(|t| {
-            let entries = t.entries.iter().map(|&(k, v)| Ok((field(k)?, field(v)?))).collect::<Result<_, VmFailure>>()?;
+            let entries =
+                t.entries.iter().map(|&(k, v)| Ok((field(k)?, field(v)?))).collect::<Result<_, VmFailure>>()?;
             Ok(Table { name: t.name.clone(), entries })
         })
         .collect::<Result<Vec<_>, VmFailure>>()?;

@@ -32,8 +32,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
-pub use host::{LogLine, Recorded};
 use host::{CappedPipe, HostState, VmFailure, Workload};
+pub use host::{LogLine, Recorded};
 
 /// Per-job resource caps. Every field has its own error when exceeded.
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -90,7 +90,8 @@ pub fn parse_signature(s: &str) -> Result<Signature, ModulesError> {
 
 /// Reads a publisher secret key file (32 bytes, hex).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, ModulesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ModulesError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ModulesError::Io { path: path.display().to_string(), source })?;
     let bytes = parse_hex::<32>(&text, "secret key").map_err(ModulesError::BadKey)?;
     Ok(SigningKey::from_bytes(&bytes))
 }

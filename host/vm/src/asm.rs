@@ -76,8 +76,7 @@ fn parse_mem(line: usize, s: &str) -> Result<(u8, M31), AsmError> {
     let inner: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
     let (reg, off) = match inner.find(['+', '-']) {
         Some(i) => {
-            let off = parse_word(inner[i + 1..].trim())
-                .ok_or_else(|| syntax(line, format!("bad offset in `{s}`")))?;
+            let off = parse_word(inner[i + 1..].trim()).ok_or_else(|| syntax(line, format!("bad offset in `{s}`")))?;
             (&inner[..i], if &inner[i..i + 1] == "-" { -off } else { off })
         }
         None => (inner.as_str(), M31(0)),
@@ -257,10 +256,8 @@ pub fn assemble(src: &str) -> Result<Program, AsmError> {
             None => {}
         }
         if let Some(t) = table {
-            let idx = tables
-                .iter()
-                .position(|x| x.name == t)
-                .ok_or(AsmError::UnknownTable { line, table: t.clone() })?;
+            let idx =
+                tables.iter().position(|x| x.name == t).ok_or(AsmError::UnknownTable { line, table: t.clone() })?;
             ins.imm = M31::from(idx as u32);
         }
         out.push(ins);
@@ -284,8 +281,7 @@ pub fn disassemble(p: &Program) -> String {
         }
         s.push('\n');
     }
-    let targets: BTreeSet<u32> =
-        p.instrs.iter().filter(|i| i.op.imm_is_target()).map(|i| i.imm.0).collect();
+    let targets: BTreeSet<u32> = p.instrs.iter().filter(|i| i.op.imm_is_target()).map(|i| i.imm.0).collect();
     for (pc, i) in p.instrs.iter().enumerate() {
         if targets.contains(&(pc as u32)) {
             s.push_str(&format!("L{pc}:\n"));
@@ -296,7 +292,11 @@ pub fn disassemble(p: &Program) -> String {
 }
 
 fn y_operand(i: &Instr) -> String {
-    if i.imm_mode { i.imm.0.to_string() } else { format!("r{}", i.b) }
+    if i.imm_mode {
+        i.imm.0.to_string()
+    } else {
+        format!("r{}", i.b)
+    }
 }
 
 /// One instruction in assembly syntax (jump targets as `L<pc>`).

@@ -92,7 +92,11 @@ pub struct Step {
 impl Step {
     /// The second operand: the immediate or `reg[b]`.
     pub fn y(&self) -> M31 {
-        if self.instr.imm_mode { self.instr.imm } else { self.y_reg }
+        if self.instr.imm_mode {
+            self.instr.imm
+        } else {
+            self.y_reg
+        }
     }
 }
 
@@ -200,27 +204,15 @@ impl Machine<'_> {
 }
 
 /// Runs `program` to `halt`.
-pub fn execute(
-    program: &Program,
-    input: &[M31],
-    advice: &[M31],
-    limits: ExecLimits,
-) -> Result<Trace, ExecError> {
+pub fn execute(program: &Program, input: &[M31], advice: &[M31], limits: ExecLimits) -> Result<Trace, ExecError> {
     program.validate()?;
     if limits.max_steps > MAX_STEPS {
         return Err(ExecError::BudgetTooLarge { requested: limits.max_steps });
     }
-    let tables: Vec<std::collections::HashMap<u32, M31>> = program
-        .tables
-        .iter()
-        .map(|t| t.entries.iter().map(|(k, v)| (k.0, *v)).collect())
-        .collect();
-    let mut m = Machine {
-        program,
-        regs: [Cell::default(); NUM_REGISTERS],
-        ram: Vec::new(),
-        ram_words: limits.ram_words,
-    };
+    let tables: Vec<std::collections::HashMap<u32, M31>> =
+        program.tables.iter().map(|t| t.entries.iter().map(|(k, v)| (k.0, *v)).collect()).collect();
+    let mut m =
+        Machine { program, regs: [Cell::default(); NUM_REGISTERS], ram: Vec::new(), ram_words: limits.ram_words };
     let mut steps = Vec::new();
     let mut hashes = Vec::new();
     let mut output = Vec::new();
@@ -257,7 +249,11 @@ pub fn execute(
                 let new = if ins.op == Opcode::Store { yb.value } else { old.value };
                 *cell = Cell { value: new, ts: ts + 2 };
                 mem = Some(MemAccess { addr: addr.0, old: old.value, old_ts: old.ts, new });
-                if ins.op == Opcode::Load { old.value } else { d_old }
+                if ins.op == Opcode::Load {
+                    old.value
+                } else {
+                    d_old
+                }
             }
             Opcode::Jmp => {
                 next_pc = ins.imm.0 as u64;
@@ -296,13 +292,7 @@ pub fn execute(
                 let t = ins.imm.0 as usize;
                 match tables[t].get(&x.0) {
                     Some(v) => *v,
-                    None => {
-                        return Err(ExecError::LookupMiss {
-                            pc,
-                            table: program.tables[t].name.clone(),
-                            key: x.0,
-                        })
-                    }
+                    None => return Err(ExecError::LookupMiss { pc, table: program.tables[t].name.clone(), key: x.0 }),
                 }
             }
             Opcode::Hash => {
@@ -345,14 +335,7 @@ pub fn execute(
             next_pc: next_pc as u32,
         });
         if ins.op == Opcode::Halt {
-            return Ok(Trace {
-                steps,
-                hashes,
-                registers: m.regs,
-                ram: m.ram,
-                input: input.to_vec(),
-                output,
-            });
+            return Ok(Trace { steps, hashes, registers: m.regs, ram: m.ram, input: input.to_vec(), output });
         }
         if next_pc >= len as u64 {
             return Err(ExecError::PcOutOfRange { pc: next_pc, len });

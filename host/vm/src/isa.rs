@@ -147,10 +147,7 @@ impl Opcode {
 
     /// Whether the second operand may be an immediate.
     pub fn allows_imm_operand(self) -> bool {
-        matches!(
-            self,
-            Opcode::Add | Opcode::Sub | Opcode::Mul | Opcode::Mac | Opcode::Mov | Opcode::Eq | Opcode::Lt
-        )
+        matches!(self, Opcode::Add | Opcode::Sub | Opcode::Mul | Opcode::Mac | Opcode::Mov | Opcode::Eq | Opcode::Lt)
     }
 }
 

@@ -22,8 +22,7 @@ pub const HALF_FULL_ROUNDS: usize = FULL_ROUNDS / 2;
 pub const PARTIAL_ROUNDS: usize = 14;
 
 /// Internal-layer diagonal `D`: the matrix is `J + diag(D)` (J all ones).
-pub const INTERNAL_DIAG: [i64; WIDTH] =
-    [-2, 1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 8192, 16384, 32768, 65536];
+pub const INTERNAL_DIAG: [i64; WIDTH] = [-2, 1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 8192, 16384, 32768, 65536];
 
 /// Round constants: `full[r][i]` for the 8 full rounds, `partial[r]` for the
 /// 14 partial rounds (added to lane 0 only).
@@ -104,9 +103,7 @@ fn apply_m4_blocks<T: LinearLayerValue>(x: &[T; WIDTH]) -> [T; WIDTH] {
 /// External layer `circ(2·M4, M4, M4, M4)`: `y_i = M4 x_block(i) + Σ_blocks M4 x_block`.
 pub fn external_layer<T: LinearLayerValue>(x: &[T; WIDTH]) -> [T; WIDTH] {
     let m = apply_m4_blocks(x);
-    let sums: [T; 4] = std::array::from_fn(|r| {
-        m[r].clone() + m[4 + r].clone() + m[8 + r].clone() + m[12 + r].clone()
-    });
+    let sums: [T; 4] = std::array::from_fn(|r| m[r].clone() + m[4 + r].clone() + m[8 + r].clone() + m[12 + r].clone());
     std::array::from_fn(|i| m[i].clone() + sums[i % 4].clone())
 }
 
@@ -174,7 +171,11 @@ mod tests {
 
     fn dense_external(i: usize, j: usize) -> u32 {
         let m = M4[i % 4][j % 4];
-        if i / 4 == j / 4 { 2 * m } else { m }
+        if i / 4 == j / 4 {
+            2 * m
+        } else {
+            m
+        }
     }
 
     #[test]

@@ -93,9 +93,15 @@ fn typed_execution_errors() {
     let lim = ExecLimits { ram_words: 4096, ..Default::default() };
     assert!(matches!(execute(&p, &[], &[], lim), Err(ExecError::MemoryOutOfBounds { addr: 5000, .. })));
 
-    let bad = Program { instrs: vec![Instr { op: Opcode::Jmp, dst: 0, a: 0, b: 0, imm_mode: false, imm: m(7) }], tables: vec![] };
+    let bad = Program {
+        instrs: vec![Instr { op: Opcode::Jmp, dst: 0, a: 0, b: 0, imm_mode: false, imm: m(7) }],
+        tables: vec![],
+    };
     assert!(matches!(bad.validate(), Err(ProgramError::JumpOutOfRange { target: 7, .. })));
-    let bad = Program { instrs: vec![Instr { op: Opcode::Halt, dst: 3, a: 0, b: 0, imm_mode: false, imm: m(0) }], tables: vec![] };
+    let bad = Program {
+        instrs: vec![Instr { op: Opcode::Halt, dst: 3, a: 0, b: 0, imm_mode: false, imm: m(0) }],
+        tables: vec![],
+    };
     assert!(matches!(bad.validate(), Err(ProgramError::NonCanonical { field: "dst", .. })));
 }
 

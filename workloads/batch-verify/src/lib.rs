@@ -105,7 +105,11 @@ fn verify_batch(input: Input) -> Result<Value, Error> {
     let mut advice = Vec::new();
     for (n, proof) in input.proofs.iter().enumerate() {
         if proof.siblings.len() != input.depth {
-            return Err(Error::new(format!("proof {n} has {} siblings, expected {}", proof.siblings.len(), input.depth)));
+            return Err(Error::new(format!(
+                "proof {n} has {} siblings, expected {}",
+                proof.siblings.len(),
+                input.depth
+            )));
         }
         advice.push(field(proof.leaf)?);
         for (level, sibling) in proof.siblings.iter().enumerate() {

@@ -2,7 +2,10 @@
 use bitsage_guest::prelude::*;
 
 #[derive(Deserialize)]
-struct Input { a: u32, b: u32 }
+struct Input {
+    a: u32,
+    b: u32,
+}
 
 fn sum(input: Input) -> Result<Value, Error> {
     let mut p = Program::new();

@@ -66,7 +66,9 @@ fn program() -> Program {
 }
 
 fn words(ws: &[u32]) -> Result<Vec<M31>, Error> {
-    ws.iter().map(|&w| M31::canonical(w).ok_or_else(|| Error::new(format!("salt word {w} is not below 2^31 - 1")))).collect()
+    ws.iter()
+        .map(|&w| M31::canonical(w).ok_or_else(|| Error::new(format!("salt word {w} is not below 2^31 - 1"))))
+        .collect()
 }
 
 fn hex_commitment(ws: &[M31]) -> String {
@@ -75,10 +77,7 @@ fn hex_commitment(ws: &[M31]) -> String {
 
 fn transfer(input: Input) -> Result<Value, Error> {
     if input.amount == 0 || input.amount > input.sender.balance {
-        return Err(Error::new(format!(
-            "cannot transfer {} from a balance of {}",
-            input.amount, input.sender.balance
-        )));
+        return Err(Error::new(format!("cannot transfer {} from a balance of {}", input.amount, input.sender.balance)));
     }
     let mut advice = vec![M31::from(input.sender.balance)];
     advice.extend(words(&input.sender.salt)?);

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build-workloads.sh > /dev/null
 cargo test --workspace --locked
+cargo test --locked --manifest-path workloads/Cargo.toml -p bitsage-guest --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build -p bitsage-host --locked
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$target/debug/bitsage-host"

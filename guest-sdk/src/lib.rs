@@ -29,13 +29,10 @@
 //! ```ignore
 //! use bitsage_guest::prelude::*;
 //!
-//! #[derive(Deserialize)]
-//! struct Input { a: u32, b: u32 }
-//!
-//! fn sum(input: Input) -> Result<Value, Error> {
+//! fn sum((a, b): (u32, u32)) -> Result<Value, Error> {
 //!     let mut p = Program::new();
 //!     p.read(R1).read(R2).add(R3, R1, R2).write(R3).halt();
-//!     let run = execute(&p, &[input.a.into(), input.b.into()], &[])?;
+//!     let run = execute(&p, &[a.into(), b.into()], &[])?;
 //!     Ok(json!({ "sum": run.output[0] }))
 //! }
 //!

@@ -307,3 +307,51 @@ impl Program {
         Ok(wit::Program { instrs, tables: self.tables.clone() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_resolve_and_loops_count_down() {
+        let mut p = Program::new();
+        let end = p.label();
+        p.jz(R1, end);
+        p.repeat(R2, 3, |p| {
+            p.add(R3, R3, 1u32);
+        });
+        p.bind(end).halt();
+        let w = p.build().unwrap();
+        // jz -> pc of halt; the loop's jnz -> the loop body.
+        assert_eq!(w.instrs[0].imm, w.instrs.len() as u32 - 1);
+        let jnz = &w.instrs[w.instrs.len() - 2];
+        assert_eq!((jnz.op, jnz.a, jnz.imm), (Opcode::Jnz, 2, 2));
+    }
+
+    #[test]
+    fn unbound_label_is_an_error() {
+        let mut p = Program::new();
+        let nowhere = p.label();
+        p.jmp(nowhere);
+        assert!(p.build().is_err());
+    }
+
+    #[test]
+    fn assertion_tables_are_declared_once() {
+        let mut p = Program::new();
+        p.assert_zero(R1).assert_eq(R2, R3, 5u32).assert_bit(R4).assert_bit(R5);
+        let w = p.build().unwrap();
+        assert_eq!(w.tables.len(), 2);
+        assert_eq!(w.tables[0].entries, vec![(0, 0)]);
+        assert_eq!(w.tables[1].entries, vec![(0, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn immediates_are_reduced_field_elements() {
+        let mut p = Program::new();
+        p.mov(R1, -1i32).mac(R2, R1, 7u32);
+        let w = p.build().unwrap();
+        assert!(w.instrs[0].imm_mode);
+        assert_eq!(w.instrs[0].imm, crate::field::P - 1);
+    }
+}

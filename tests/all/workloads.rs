@@ -61,7 +61,7 @@ fn prove_and_tamper(name: &str, run: &Run) {
 
 #[test]
 fn custom_template_adds() {
-    let r = run("custom", br#"{"a": 20, "b": 22}"#).expect("runs");
+    let r = run("custom", b"[20, 22]").expect("runs");
     assert_eq!(r.recorded.trace.output, vec![M31(42)]);
     assert_eq!(report(&r), json!({ "sum": 42 }));
     prove_and_tamper("custom", &r);

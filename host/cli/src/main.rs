@@ -97,8 +97,13 @@ enum Cmd {
         #[arg(long)]
         program: Option<PathBuf>,
     },
-    /// Show a receipt: program listing, input, output, trace shape, proof size, security.
-    Inspect { receipt: PathBuf },
+    /// Show a receipt: program, input, output, trace shape, proof size, security.
+    Inspect {
+        receipt: PathBuf,
+        /// Also print the program listing (disassembly).
+        #[arg(long)]
+        listing: bool,
+    },
     /// Execute without proving (dev mode): output, steps and time.
     Exec {
         #[command(flatten)]
@@ -146,7 +151,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Modules { data, cmd } => workload::cmd_modules(cli.json, data, cmd),
         Cmd::Prove { run, out, security } => cmd_prove(cli.json, run, out, *security),
         Cmd::Verify { receipt, program } => cmd_verify(cli.json, receipt, program.as_deref()),
-        Cmd::Inspect { receipt } => cmd_inspect(cli.json, receipt),
+        Cmd::Inspect { receipt, listing } => cmd_inspect(cli.json, receipt, *listing),
         Cmd::Exec { run } => cmd_exec(cli.json, run),
     }
 }
@@ -349,7 +354,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn cmd_inspect(as_json: bool, path: &Path) -> Result<(), Failure> {
+fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure> {
     let r = read_receipt(path)?;
     let st = &r.body.statement;
     let c = &r.body.proof.claim;
@@ -394,7 +399,9 @@ fn cmd_inspect(as_json: bool, path: &Path) -> Result<(), Failure> {
             SecurityLevel::LOG_BLOWUP,
             st.security.n_queries()
         );
-        println!("listing:\n{}", disassemble(&st.program));
+        if listing {
+            println!("listing:\n{}", disassemble(&st.program));
+        }
     }
     Ok(())
 }

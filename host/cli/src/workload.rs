@@ -152,7 +152,7 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     let guest = json!({
         "module": module.digest_hex(), "approved_as": approved, "compile_ms": ms(module.compile_time), "from_cache": module.from_cache,
         "fuel_used": run.fuel_used, "fuel_budget": limits.fuel, "instantiate_ms": ms(run.instantiate_time), "call_ms": ms(run.call_time),
-        "vm_steps": t.steps.len(), "vm_hashes": t.hashes.len(), "ram_words": t.ram.len(),
+        "vm_steps": t.steps.len(), "vm_exec_ms": ms(rec.exec_time), "vm_hashes": t.hashes.len(), "ram_words": t.ram.len(),
         "cpu_rows": 1u64 << bitsage_prover::tracegen::log_size_for(t.steps.len()),
         "output": words_json(&t.output), "report": report, "logs": run.logs, "stdout": run.stdout, "stderr": run.stderr,
     });
@@ -232,11 +232,12 @@ fn print_guest(module: &bitsage_sandbox::Module, run: &bitsage_sandbox::Run, lim
         ms(run.call_time)
     );
     println!(
-        "vm        {} steps, {} hashes, {} RAM words -> 2^{} CPU rows",
+        "vm        {} steps, {} hashes, {} RAM words -> 2^{} CPU rows, executed in {:.2} ms",
         t.steps.len(),
         t.hashes.len(),
         t.ram.len(),
-        bitsage_prover::tracegen::log_size_for(t.steps.len())
+        bitsage_prover::tracegen::log_size_for(t.steps.len()),
+        ms(run.recorded.exec_time)
     );
     println!("output    {:?}", t.output.iter().map(|w| w.0).collect::<Vec<_>>());
     for l in &run.logs {

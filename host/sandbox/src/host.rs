@@ -28,6 +28,8 @@ pub struct Recorded {
     pub program: Program,
     pub input: Vec<M31>,
     pub trace: Trace,
+    /// Time the host spent executing the VM (inside the guest's call).
+    pub exec_time: std::time::Duration,
 }
 
 /// A line the guest sent through the `log` import.
@@ -162,6 +164,7 @@ impl HostState {
         let input = words(input)?;
         let advice = words(advice)?;
         let limits = ExecLimits { max_steps: self.limits.trace_rows, ..ExecLimits::default() };
+        let start = std::time::Instant::now();
         let trace = match obelysk_vm::execute(&program, &input, &advice, limits) {
             Ok(t) => t,
             Err(ExecError::StepBudgetExceeded { budget }) => return Err(VmFailure::TraceLimit(budget)),
@@ -173,7 +176,7 @@ impl HostState {
             hashes: trace.hashes.len() as u64,
             program_digest: hex::encode(program.digest()),
         };
-        self.recorded = Some(Recorded { program, input, trace });
+        self.recorded = Some(Recorded { program, input, trace, exec_time: start.elapsed() });
         Ok(execution)
     }
 }

@@ -1,0 +1,248 @@
+//! Checks every CUDA kernel against Stwo on random inputs, then times the
+//! GPU against Stwo's SIMD backend (all cores) in the same process.
+//!
+//!     bitsage-cuda-check [--bench MIN_LOG MAX_LOG] [--cols N]
+//!
+//! Exit status 0 only if every check matched. Needs a CUDA device.
+
+use std::time::Instant;
+
+use bitsage_cuda::{Gpu, Result};
+use rayon::prelude::*;
+use stwo::core::channel::{Blake2sChannel, Channel};
+use stwo::core::fields::m31::{BaseField, M31};
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::core::proof_of_work::GrindOps;
+use stwo::core::vcs::blake2_hash::Blake2sHasher;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
+use stwo::prover::backend::cpu::CpuBackend;
+use stwo::prover::backend::simd::column::BaseColumn;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps};
+use stwo::prover::poly::BitReversedOrder;
+use stwo::prover::vcs_lifted::prover::MerkleProverLifted;
+
+/// xorshift64*: reproducible, fresh per check (seeded by the check's index).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn m31s(&mut self, n: usize) -> Vec<u32> {
+        (0..n).map(|_| (self.next() % ((1 << 31) - 1)) as u32).collect()
+    }
+}
+
+fn words(v: &[M31]) -> Vec<u32> {
+    v.iter().map(|x| x.0).collect()
+}
+
+fn m31(v: &[u32]) -> Vec<M31> {
+    v.iter().map(|&x| M31(x)).collect()
+}
+
+fn hash_words(h: &[u8; 32]) -> [u32; 8] {
+    std::array::from_fn(|i| u32::from_le_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]))
+}
+
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn check(&mut self, name: &str, ok: bool) {
+        println!("{} {name}", if ok { "ok  " } else { "FAIL" });
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+fn check_fft(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    let max_log = 23;
+    let dtw = gpu.twiddles(max_log)?;
+    let tree = CpuBackend::precompute_twiddles(CanonicCoset::new(max_log).circle_domain().half_coset);
+    for log in [3u32, 4, 5, 8, 11, 16, 20] {
+        let n_cols = 3;
+        let evals = rng.m31s(n_cols << log);
+        let mut d = gpu.upload(&evals)?;
+        gpu.interpolate(&mut d, log, &dtw)?;
+        let got = gpu.download(&d)?;
+        let domain = CanonicCoset::new(log).circle_domain();
+        let mut want = Vec::new();
+        let mut polys = Vec::new();
+        for c in 0..n_cols {
+            let col = m31(&evals[c << log..(c + 1) << log]);
+            let poly = CpuBackend::interpolate(CircleEvaluation::<CpuBackend, BaseField, BitReversedOrder>::new(domain, col), &tree);
+            want.extend(words(&poly.coeffs));
+            polys.push(poly);
+        }
+        t.check(&format!("interpolate 2^{log} x {n_cols} columns"), got == want);
+        for blowup in [1u32, 2] {
+            let big = log + blowup;
+            let lde = gpu.download(&gpu.evaluate(&d, log, big, &dtw)?)?;
+            let domain = CanonicCoset::new(big).circle_domain();
+            let want: Vec<u32> = polys.iter().flat_map(|p| words(&CpuBackend::evaluate(p, domain, &tree).values)).collect();
+            t.check(&format!("evaluate 2^{log} -> 2^{big} x {n_cols} columns"), lde == want);
+        }
+    }
+    Ok(())
+}
+
+fn check_merkle(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    for (top, logs) in [(5u32, vec![1u32, 2, 5]), (12, vec![3, 9, 11, 11, 12]), (16, [vec![10, 15], vec![16; 35]].concat())] {
+        let host: Vec<Vec<u32>> = logs.iter().map(|&l| rng.m31s(1 << l)).collect();
+        let dev = host.iter().map(|c| gpu.upload(c)).collect::<Result<Vec<_>>>()?;
+        let cols: Vec<_> = dev.iter().zip(&logs).map(|(d, &l)| (d, l)).collect();
+        let (_, root) = gpu.merkle_root(&cols)?;
+        let cpu_cols: Vec<Vec<M31>> = host.iter().map(|c| m31(c)).collect();
+        let want = MerkleProverLifted::<CpuBackend, Blake2sMerkleHasher>::commit(cpu_cols.iter().collect(), top, 0).root();
+        t.check(&format!("merkle root over {} columns, log sizes {:?}..{top}", logs.len(), logs[0]), root == hash_words(&want.0));
+    }
+    Ok(())
+}
+
+fn prefixed(channel: &Blake2sChannel, pow_bits: u32) -> [u32; 8] {
+    let mut h = Blake2sHasher::new();
+    h.update(&Blake2sChannel::POW_PREFIX.to_le_bytes());
+    h.update(&[0u8; 12]);
+    h.update(&channel.digest().0);
+    h.update(&pow_bits.to_le_bytes());
+    hash_words(&h.finalize().0)
+}
+
+fn check_grind(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    for pow_bits in [8u32, 16, 20, 22] {
+        let mut channel = Blake2sChannel::default();
+        channel.mix_u32s(&rng.m31s(8));
+        let want = <SimdBackend as GrindOps<Blake2sChannel>>::grind(&channel, pow_bits);
+        let got = gpu.grind(&prefixed(&channel, pow_bits), pow_bits)?;
+        t.check(&format!("grind {pow_bits} bits: nonce {got:#x}"), got == want);
+    }
+    Ok(())
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// GPU time of `f` with device events, in ms.
+fn gpu_time<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let start = gpu.stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
+    let out = f()?;
+    let end = gpu.stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
+    Ok((out, start.elapsed_ms(&end)? as f64))
+}
+
+fn bench(gpu: &Gpu, min_log: u32, max_log: u32, n_cols: usize, rng: &mut Rng) -> Result<()> {
+    let dtw = gpu.twiddles(max_log + 1)?;
+    let stw = SimdBackend::precompute_twiddles(CanonicCoset::new(max_log + 1).circle_domain().half_coset);
+    println!();
+    println!("| rows | columns | H2D ms | GPU IFFT ms | GPU LDE x2 ms | GPU Merkle ms | GPU total ms | SIMD IFFT ms | SIMD LDE x2 ms | SIMD Merkle ms | SIMD total ms | speed-up | roots equal |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for log in min_log..=max_log {
+        let evals = rng.m31s(n_cols << log);
+        // GPU: upload, interpolate, extend, commit (warm-up run first).
+        for round in 0..2 {
+            let t0 = Instant::now();
+            let mut d = gpu.upload(&evals)?;
+            gpu.synchronize()?;
+            let h2d = t0.elapsed();
+            let ((), ifft) = gpu_time(gpu, || gpu.interpolate(&mut d, log, &dtw))?;
+            let (lde, lde_ms) = gpu_time(gpu, || gpu.evaluate(&d, log, log + 1, &dtw))?;
+            let views: Vec<_> = (0..n_cols).map(|c| lde.slice(c << (log + 1)..(c + 1) << (log + 1))).collect();
+            let owned: Vec<_> = views.iter().map(|v| gpu.stream.clone_dtod(v)).collect::<std::result::Result<Vec<_>, _>>()?;
+            let cols: Vec<_> = owned.iter().map(|c| (c, log + 1)).collect();
+            let ((_, groot), merkle_ms) = gpu_time(gpu, || gpu.merkle_root(&cols))?;
+            if round == 0 {
+                continue;
+            }
+            // SIMD on all cores: the same three steps.
+            let domain = CanonicCoset::new(log).circle_domain();
+            let columns: Vec<_> = (0..n_cols)
+                .map(|c| {
+                    let col: BaseColumn = m31(&evals[c << log..(c + 1) << log]).into_iter().collect();
+                    CircleEvaluation::<SimdBackend, BaseField, BitReversedOrder>::new(domain, col)
+                })
+                .collect();
+            let t1 = Instant::now();
+            let polys: Vec<CircleCoefficients<SimdBackend>> = SimdBackend::interpolate_columns(columns, &stw);
+            let s_ifft = t1.elapsed();
+            let t2 = Instant::now();
+            let big = CanonicCoset::new(log + 1).circle_domain();
+            let ldes: Vec<_> = polys.par_iter().map(|p| p.evaluate_with_twiddles(big, &stw)).collect();
+            let s_lde = t2.elapsed();
+            let t3 = Instant::now();
+            let sroot =
+                MerkleProverLifted::<SimdBackend, Blake2sMerkleHasher>::commit(ldes.iter().map(|e| &e.values).collect(), log + 1, 0)
+                    .root();
+            let s_merkle = t3.elapsed();
+            let gpu_total = ms(h2d) + ifft + lde_ms + merkle_ms;
+            let simd_total = ms(s_ifft) + ms(s_lde) + ms(s_merkle);
+            println!(
+                "| 2^{log} | {n_cols} | {:.2} | {ifft:.3} | {lde_ms:.3} | {merkle_ms:.3} | {gpu_total:.2} | {:.1} | {:.1} | {:.1} | {simd_total:.1} | {:.1}x | {} |",
+                ms(h2d),
+                ms(s_ifft),
+                ms(s_lde),
+                ms(s_merkle),
+                simd_total / gpu_total,
+                groot == hash_words(&sroot.0)
+            );
+        }
+    }
+    // Grinding at the default 20 bits, a few channels.
+    let mut g = 0.0;
+    let mut s = 0.0;
+    for _ in 0..4 {
+        let mut channel = Blake2sChannel::default();
+        channel.mix_u32s(&rng.m31s(8));
+        let p = prefixed(&channel, 20);
+        let t0 = Instant::now();
+        gpu.grind(&p, 20)?;
+        g += ms(t0.elapsed());
+        let t1 = Instant::now();
+        <SimdBackend as GrindOps<Blake2sChannel>>::grind(&channel, 20);
+        s += ms(t1.elapsed());
+    }
+    println!("\ngrind 20 bits (mean of 4, wall clock incl. launch + readback): GPU {:.2} ms, SIMD {:.2} ms", g / 4.0, s / 4.0);
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench_range = args.iter().position(|a| a == "--bench").map(|i| {
+        let n = |k: usize| args.get(i + k).and_then(|s| s.parse().ok());
+        (n(1).unwrap_or(16), n(2).unwrap_or(22))
+    });
+    let n_cols = args.iter().position(|a| a == "--cols").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(64);
+    let run = || -> Result<bool> {
+        let gpu = Gpu::open(0)?;
+        let (free, total) = gpu.memory()?;
+        println!("device: {} ({} of {} MiB free), {} CPU threads", gpu.name()?, free >> 20, total >> 20, rayon::current_num_threads());
+        let mut t = Tally { passed: 0, failed: 0 };
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        check_fft(&gpu, &mut t, &mut rng)?;
+        check_merkle(&gpu, &mut t, &mut rng)?;
+        check_grind(&gpu, &mut t, &mut rng)?;
+        println!("checks: {} passed, {} failed", t.passed, t.failed);
+        if let Some((lo, hi)) = bench_range {
+            bench(&gpu, lo, hi, n_cols, &mut rng)?;
+        }
+        Ok(t.failed == 0)
+    };
+    match run() {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+}

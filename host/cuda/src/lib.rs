@@ -1,0 +1,281 @@
+//! CUDA kernels for the Stwo prover, driven through cudarc.
+//!
+//! The kernels (`kernels/*.cu`) are embedded in the binary and compiled by
+//! NVRTC when a [`Gpu`] is opened; the driver and NVRTC libraries are loaded
+//! at run time, so this crate builds and links on machines without CUDA and
+//! [`Gpu::open`] reports [`CudaError::NoDriver`] there.
+//!
+//! What is here computes exactly what Stwo 2.3's CPU backend computes, on
+//! device-resident data:
+//! - [`Gpu::interpolate`] / [`Gpu::evaluate`]: circle IFFT and FFT (LDE) over
+//!   batches of equal-size columns, with Stwo's twiddle tree;
+//! - [`Gpu::merkle_root`]: the lifted Blake2s Merkle commitment of columns of
+//!   mixed sizes (leaves and every internal layer);
+//! - [`Gpu::grind`]: the Blake2s proof-of-work nonce, in the SIMD backend's
+//!   search order, so the nonce is the same one.
+//!
+//! `bitsage-cuda-check` compares each against Stwo on random inputs and
+//! times it against the SIMD backend.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::nvrtc::CompileOptions;
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::prover::backend::cpu::CpuBackend;
+use stwo::prover::poly::circle::PolyOps;
+
+pub use cudarc::driver::DriverError;
+
+/// The CUDA sources, in compilation order.
+pub const SOURCES: [(&str, &str); 3] = [
+    ("m31.cuh", include_str!("../../../kernels/m31.cuh")),
+    ("circle_fft.cu", include_str!("../../../kernels/circle_fft.cu")),
+    ("blake2s.cu", include_str!("../../../kernels/blake2s.cu")),
+];
+
+const KERNELS: [&str; 7] =
+    ["fft_line_layer", "fft_circle_layer", "m31_scale", "zero_pad", "merkle_leaves", "merkle_layer", "grind"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    #[error("no CUDA driver on this machine (libcuda could not be loaded)")]
+    NoDriver,
+    #[error("NVRTC could not be loaded, so the kernels cannot be compiled")]
+    NoNvrtc,
+    #[error("no CUDA device with ordinal {ordinal} (found {count})")]
+    NoDevice { ordinal: usize, count: usize },
+    #[error("CUDA driver error: {0}")]
+    Driver(#[from] DriverError),
+    #[error("kernel compilation failed: {0}")]
+    Compile(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T> = std::result::Result<T, CudaError>;
+
+/// Number of CUDA devices, or why there are none.
+pub fn device_count() -> Result<usize> {
+    // SAFETY: only probes whether the shared library can be opened.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(CudaError::NoDriver);
+    }
+    Ok(CudaContext::device_count()? as usize)
+}
+
+/// One GPU: a context, a stream, and the compiled kernels.
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    _module: Arc<CudaModule>,
+    f: Vec<CudaFunction>,
+}
+
+fn launch_1d(n: u64) -> LaunchConfig {
+    let block = 256u32;
+    LaunchConfig { grid_dim: (n.div_ceil(block as u64).max(1) as u32, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// A twiddle tree on the device: Stwo's layout (x-coordinates of the first
+/// half of each doubled coset, bit-reversed, padded to 2^K) and its inverses.
+pub struct DeviceTwiddles {
+    /// log2 of the buffer length: the root coset's log size.
+    pub log_len: u32,
+    tw: CudaSlice<u32>,
+    itw: CudaSlice<u32>,
+}
+
+impl DeviceTwiddles {
+    /// Offset of line layer `i` (0-based) for a domain of log size `log_n`.
+    fn line_offset(&self, log_n: u32, i: u32) -> u32 {
+        let m = log_n - 1;
+        (1u32 << self.log_len) - (1u32 << (m - i))
+    }
+}
+
+impl Gpu {
+    /// Opens device `ordinal` and compiles the kernels.
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        let count = device_count()?;
+        if ordinal >= count {
+            return Err(CudaError::NoDevice { ordinal, count });
+        }
+        // SAFETY: only probes whether the shared library can be opened.
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            return Err(CudaError::NoNvrtc);
+        }
+        let ctx = CudaContext::new(ordinal)?;
+        let stream = ctx.default_stream();
+        let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
+        let src = src.replace("#include \"m31.cuh\"", "");
+        let opts = CompileOptions { name: Some("bitsage_kernels.cu".into()), ..Default::default() };
+        let ptx = cudarc::nvrtc::compile_ptx_with_opts(&src, opts).map_err(|e| CudaError::Compile(format!("{e:?}")))?;
+        let module = ctx.load_module(ptx)?;
+        let f = KERNELS.iter().map(|k| module.load_function(k)).collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Gpu { ctx, stream, _module: module, f })
+    }
+
+    pub fn name(&self) -> Result<String> {
+        Ok(self.ctx.name()?)
+    }
+
+    /// Free and total device memory, in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        Ok(self.ctx.mem_get_info()?)
+    }
+
+    pub fn upload(&self, values: &[u32]) -> Result<CudaSlice<u32>> {
+        Ok(self.stream.clone_htod(values)?)
+    }
+
+    pub fn download(&self, values: &CudaSlice<u32>) -> Result<Vec<u32>> {
+        Ok(self.stream.clone_dtoh(values)?)
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        Ok(self.stream.synchronize()?)
+    }
+
+    /// Uploads Stwo's twiddle tree for domains up to `CanonicCoset(max_log)`.
+    pub fn twiddles(&self, max_log: u32) -> Result<DeviceTwiddles> {
+        let coset = CanonicCoset::new(max_log).circle_domain().half_coset;
+        let tree = CpuBackend::precompute_twiddles(coset);
+        let tw: Vec<u32> = tree.twiddles.iter().map(|v| v.0).collect();
+        let itw: Vec<u32> = tree.itwiddles.iter().map(|v| v.0).collect();
+        Ok(DeviceTwiddles { log_len: coset.log_size(), tw: self.upload(&tw)?, itw: self.upload(&itw)? })
+    }
+
+    fn check_domain(&self, tw: &DeviceTwiddles, log_n: u32) -> Result<()> {
+        if log_n < 3 || log_n - 1 > tw.log_len {
+            return Err(CudaError::Unsupported(format!(
+                "circle FFT of log size {log_n} needs 3 <= log size <= {} for these twiddles",
+                tw.log_len + 1
+            )));
+        }
+        Ok(())
+    }
+
+    fn line_layer(&self, data: &mut CudaSlice<u32>, tw: &CudaSlice<u32>, off: u32, log_n: u32, k: u32, n_cols: u32, inverse: bool) -> Result<()> {
+        let inv = inverse as i32;
+        let mut b = self.stream.launch_builder(&self.f[0]);
+        b.arg(data).arg(tw).arg(&off).arg(&log_n).arg(&k).arg(&n_cols).arg(&inv);
+        // SAFETY: the kernel touches pairs within n_cols columns of 2^log_n values, all inside `data`.
+        unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
+        Ok(())
+    }
+
+    fn circle_layer(&self, data: &mut CudaSlice<u32>, tw: &CudaSlice<u32>, off: u32, log_n: u32, n_cols: u32, inverse: bool) -> Result<()> {
+        let inv = inverse as i32;
+        let mut b = self.stream.launch_builder(&self.f[1]);
+        b.arg(data).arg(tw).arg(&off).arg(&log_n).arg(&n_cols).arg(&inv);
+        // SAFETY: as for `line_layer`.
+        unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
+        Ok(())
+    }
+
+    /// In place: `n_cols` columns of bit-reversed evaluations on
+    /// `CanonicCoset(log_n)` become their coefficients (natural order).
+    pub fn interpolate(&self, data: &mut CudaSlice<u32>, log_n: u32, tw: &DeviceTwiddles) -> Result<()> {
+        self.check_domain(tw, log_n)?;
+        let n_cols = (data.len() >> log_n) as u32;
+        self.circle_layer(data, &tw.itw, tw.line_offset(log_n, 0), log_n, n_cols, true)?;
+        for k in 1..log_n {
+            self.line_layer(data, &tw.itw, tw.line_offset(log_n, k - 1), log_n, k, n_cols, true)?;
+        }
+        // Divide by 2^log_n: 2^-L = 2^(31-L) mod 2^31 - 1.
+        let scale = 1u32 << (31 - log_n);
+        let n = data.len() as u64;
+        let mut b = self.stream.launch_builder(&self.f[2]);
+        b.arg(data).arg(&n).arg(&scale);
+        // SAFETY: one thread per element of `data`.
+        unsafe { b.launch(launch_1d(n)) }?;
+        Ok(())
+    }
+
+    /// The low-degree extension: `n_cols` columns of `2^log_coeffs`
+    /// coefficients evaluated on `CanonicCoset(log_n)` (bit-reversed).
+    pub fn evaluate(&self, coeffs: &CudaSlice<u32>, log_coeffs: u32, log_n: u32, tw: &DeviceTwiddles) -> Result<CudaSlice<u32>> {
+        self.check_domain(tw, log_n)?;
+        if log_coeffs > log_n {
+            return Err(CudaError::Unsupported("more coefficients than domain points".into()));
+        }
+        let n_cols = (coeffs.len() >> log_coeffs) as u32;
+        // SAFETY: every element is written by `zero_pad` before it is read.
+        let mut data = unsafe { self.stream.alloc::<u32>((n_cols as usize) << log_n) }?;
+        {
+            let mut b = self.stream.launch_builder(&self.f[3]);
+            b.arg(coeffs).arg(&mut data).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
+            // SAFETY: one thread per destination element; sources are in bounds.
+            unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
+        }
+        for k in (1..log_n).rev() {
+            self.line_layer(&mut data, &tw.tw, tw.line_offset(log_n, k - 1), log_n, k, n_cols, false)?;
+        }
+        self.circle_layer(&mut data, &tw.tw, tw.line_offset(log_n, 0), log_n, n_cols, false)?;
+        Ok(data)
+    }
+
+    /// The lifted Blake2s Merkle tree of `columns` (each a device column and
+    /// its log size, sorted ascending by size, at least 1): returns the leaf
+    /// layer and the root.
+    pub fn merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(CudaSlice<u32>, [u32; 8])> {
+        let log_leaves = columns.iter().map(|c| c.1).max().unwrap_or(0);
+        if columns.iter().any(|c| c.1 == 0) || columns.windows(2).any(|w| w[0].1 > w[1].1) {
+            return Err(CudaError::Unsupported("columns must be sorted by size and have at least 2 values".into()));
+        }
+        let ptrs: Vec<u64> = columns
+            .iter()
+            .map(|(c, _)| {
+                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(*c, &self.stream);
+                p
+            })
+            .collect();
+        let logs: Vec<u32> = columns.iter().map(|c| c.1).collect();
+        let d_ptrs = self.stream.clone_htod(&ptrs)?;
+        let d_logs = self.upload(&logs)?;
+        let n_cols = columns.len() as u32;
+        // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
+        let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
+        {
+            let mut b = self.stream.launch_builder(&self.f[4]);
+            b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
+            // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
+            unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
+        }
+        let mut layer = leaves.clone();
+        for log in (0..log_leaves).rev() {
+            let n = 1u64 << log;
+            // SAFETY: `merkle_layer` writes all 8 words of every node.
+            let mut next = unsafe { self.stream.alloc::<u32>((8 * n) as usize) }?;
+            let mut b = self.stream.launch_builder(&self.f[5]);
+            b.arg(&layer).arg(&mut next).arg(&n);
+            // SAFETY: node i reads children 2i and 2i+1 of the previous layer.
+            unsafe { b.launch(launch_1d(n)) }?;
+            layer = next;
+        }
+        let root = self.download(&layer)?;
+        let root: [u32; 8] = root.try_into().map_err(|_| CudaError::Unsupported("root is not 8 words".into()))?;
+        Ok((leaves, root))
+    }
+
+    /// The proof-of-work nonce for a Blake2s channel whose prefixed digest
+    /// (`H(0x12345678 || 0^12 || digest || pow_bits)`, 8 LE words) is given:
+    /// the smallest `(hi << 32) | low` with `low < 2^20`, searched by `hi`.
+    pub fn grind(&self, prefixed: &[u32; 8], pow_bits: u32) -> Result<u64> {
+        const LOW: u32 = 1 << 20;
+        let d_prefix = self.upload(prefixed)?;
+        for hi in 0..u32::MAX {
+            let mut found = self.upload(&[u32::MAX])?;
+            let mut b = self.stream.launch_builder(&self.f[6]);
+            b.arg(&d_prefix).arg(&pow_bits).arg(&hi).arg(&LOW).arg(&mut found);
+            // SAFETY: threads read the 8-word prefix and atomically update one word.
+            unsafe { b.launch(launch_1d(LOW as u64)) }?;
+            let low = self.download(&found)?[0];
+            if low != u32::MAX {
+                return Ok(((hi as u64) << 32) | low as u64);
+            }
+        }
+        Err(CudaError::Unsupported("no nonce found".into()))
+    }
+}

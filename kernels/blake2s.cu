@@ -1,0 +1,119 @@
+// Blake2s-256 (unkeyed, 32-byte output) for Stwo's lifted Merkle commitment
+// and proof-of-work grinding. Byte-identical to stwo's Blake2sMerkleHasher.
+
+__constant__ u32 B2S_IV[8] = {0x6A09E667u, 0xBB67AE85u, 0x3C6EF372u, 0xA54FF53Au,
+                              0x510E527Fu, 0x9B05688Cu, 0x1F83D9ABu, 0x5BE0CD19u};
+
+__constant__ unsigned char B2S_SIGMA[10][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+};
+
+__device__ __forceinline__ u32 rotr32(u32 x, u32 n) { return (x >> n) | (x << (32 - n)); }
+
+#define B2S_G(a, b, c, d, x, y)          \
+    v[a] = v[a] + v[b] + (x);            \
+    v[d] = rotr32(v[d] ^ v[a], 16);      \
+    v[c] = v[c] + v[d];                  \
+    v[b] = rotr32(v[b] ^ v[c], 12);      \
+    v[a] = v[a] + v[b] + (y);            \
+    v[d] = rotr32(v[d] ^ v[a], 8);       \
+    v[c] = v[c] + v[d];                  \
+    v[b] = rotr32(v[b] ^ v[c], 7);
+
+// One compression of a 64-byte block; `t` counts bytes hashed including it.
+__device__ void b2s_compress(u32 h[8], const u32 m[16], u32 t, bool last) {
+    u32 v[16];
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = B2S_IV[i];
+    }
+    v[12] ^= t;
+    if (last) v[14] = ~v[14];
+#pragma unroll
+    for (int r = 0; r < 10; r++) {
+        const unsigned char* s = B2S_SIGMA[r];
+        B2S_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2S_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2S_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2S_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2S_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2S_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2S_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2S_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+__device__ __forceinline__ void b2s_init(u32 h[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) h[i] = B2S_IV[i];
+    h[0] ^= 0x01010020u;  // digest length 32, no key, fanout 1, depth 1
+}
+
+// Leaf hashes of a lifted Merkle tree with 2^log_leaves leaves. Columns are
+// sorted by size, ascending; column c has 2^col_logs[c] values at col_ptrs[c],
+// and leaf idx reads col[((idx >> (L - l + 1)) << 1) | (idx & 1)], the value
+// of the column's polynomial lifted to the leaf domain. The values of all
+// columns are one Blake2s message of little-endian u32 words.
+extern "C" __global__ void merkle_leaves(const u64* col_ptrs, const u32* col_logs, u32 n_cols, u32 log_leaves,
+                                         u32* out) {
+    u64 idx = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (1ull << log_leaves)) return;
+    u32 h[8], m[16];
+    b2s_init(h);
+    u32 filled = 0, t = 0;
+    for (u32 c = 0; c < n_cols; c++) {
+        u32 l = col_logs[c];
+        const u32* col = (const u32*)col_ptrs[c];
+        u64 j = ((idx >> (log_leaves - l + 1)) << 1) | (idx & 1);
+        m[filled++] = col[j];
+        if (filled == 16 && c + 1 < n_cols) {
+            t += 64;
+            b2s_compress(h, m, t, false);
+            filled = 0;
+        }
+    }
+    t += 4 * filled;
+    for (u32 i = filled; i < 16; i++) m[i] = 0;
+    b2s_compress(h, m, t, true);
+#pragma unroll
+    for (int i = 0; i < 8; i++) out[idx * 8 + i] = h[i];
+}
+
+// out[i] = H(prev[2i] || prev[2i+1]) for i < n.
+extern "C" __global__ void merkle_layer(const u32* prev, u32* out, u64 n) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    u32 h[8], m[16];
+    b2s_init(h);
+#pragma unroll
+    for (int w = 0; w < 16; w++) m[w] = prev[i * 16 + w];
+    b2s_compress(h, m, 64, true);
+#pragma unroll
+    for (int w = 0; w < 8; w++) out[i * 8 + w] = h[w];
+}
+
+// Proof of work: nonce = (hi << 32) | low for low in [0, n). The smallest low
+// whose H(prefixed || LE64(nonce)) has >= pow_bits trailing zeros in its first
+// word lands in *found (initialised to 0xffffffff by the host).
+extern "C" __global__ void grind(const u32* prefixed, u32 pow_bits, u32 hi, u32 n, u32* found) {
+    u32 low = blockIdx.x * blockDim.x + threadIdx.x;
+    if (low >= n) return;
+    u32 h[8], m[16];
+    b2s_init(h);
+#pragma unroll
+    for (int w = 0; w < 8; w++) m[w] = prefixed[w];
+    m[8] = low;
+    m[9] = hi;
+#pragma unroll
+    for (int w = 10; w < 16; w++) m[w] = 0;
+    b2s_compress(h, m, 40, true);
+    u32 tz = h[0] == 0 ? 32 : __ffs(h[0]) - 1;
+    if (tz >= pow_bits) atomicMin(found, low);
+}

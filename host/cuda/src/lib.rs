@@ -17,6 +17,8 @@
 //! `bitsage-cuda-check` compares each against Stwo on random inputs and
 //! times it against the SIMD backend.
 
+pub mod codegen;
+
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
@@ -29,10 +31,13 @@ pub use cudarc::driver::DriverError;
 
 /// The CUDA sources, in compilation order.
 pub const SOURCES: [(&str, &str); 3] = [
-    ("m31.cuh", include_str!("../../../kernels/m31.cuh")),
+    ("m31.cuh", M31_H),
     ("circle_fft.cu", include_str!("../../../kernels/circle_fft.cu")),
     ("blake2s.cu", include_str!("../../../kernels/blake2s.cu")),
 ];
+
+const M31_H: &str = include_str!("../../../kernels/m31.cuh");
+const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
 const KERNELS: [&str; 7] =
     ["fft_line_layer", "fft_circle_layer", "m31_scale", "zero_pad", "merkle_leaves", "merkle_layer", "grind"];
@@ -72,6 +77,19 @@ pub struct Gpu {
     f: Vec<CudaFunction>,
 }
 
+fn compile(ctx: &Arc<CudaContext>, name: &str, src: &str) -> Result<Arc<CudaModule>> {
+    let opts = CompileOptions { name: Some(name.into()), ..Default::default() };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
+    Ok(ctx.load_module(ptx)?)
+}
+
+/// A generated constraint kernel, compiled for one device.
+pub struct CompiledConstraints {
+    pub kernel: codegen::ConstraintKernel,
+    _module: Arc<CudaModule>,
+    f: CudaFunction,
+}
+
 fn launch_1d(n: u64) -> LaunchConfig {
     let block = 256u32;
     LaunchConfig { grid_dim: (n.div_ceil(block as u64).max(1) as u32, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 }
@@ -108,12 +126,62 @@ impl Gpu {
         let ctx = CudaContext::new(ordinal)?;
         let stream = ctx.default_stream();
         let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
-        let src = src.replace("#include \"m31.cuh\"", "");
-        let opts = CompileOptions { name: Some("bitsage_kernels.cu".into()), ..Default::default() };
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(&src, opts).map_err(|e| CudaError::Compile(format!("{e:?}")))?;
-        let module = ctx.load_module(ptx)?;
+        let module = compile(&ctx, "bitsage_kernels.cu", &src)?;
         let f = KERNELS.iter().map(|k| module.load_function(k)).collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Gpu { ctx, stream, _module: module, f })
+    }
+
+    /// Compiles a generated constraint kernel (NVRTC, once per component shape).
+    pub fn compile_constraints(&self, kernel: codegen::ConstraintKernel) -> Result<CompiledConstraints> {
+        let src = format!("{M31_H}\n{QM31_H}\n{}", kernel.source);
+        let module = compile(&self.ctx, &format!("{}.cu", kernel.name), &src)?;
+        let f = module.load_function(&kernel.name)?;
+        Ok(CompiledConstraints { kernel, _module: module, f })
+    }
+
+    /// Runs a constraint kernel over a bit-reversed evaluation domain of
+    /// `2^eval_log` rows: `columns[k]` is the kernel's column `k`, `powers`
+    /// holds one QM31 (4 words) per constraint. Returns 4 words per row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn eval_constraints(
+        &self,
+        c: &CompiledConstraints,
+        columns: &[&CudaSlice<u32>],
+        base_params: &[u32],
+        ext_params: &[u32],
+        powers: &[u32],
+        trace_log: u32,
+        eval_log: u32,
+    ) -> Result<CudaSlice<u32>> {
+        let k = &c.kernel;
+        let ok = columns.len() == k.columns.len()
+            && base_params.len() == k.base_params.len()
+            && ext_params.len() == 4 * k.ext_params.len()
+            && powers.len() == 4 * k.n_constraints
+            && columns.iter().all(|col| col.len() == 1 << eval_log)
+            && eval_log > trace_log;
+        if !ok {
+            return Err(CudaError::Unsupported(format!("arguments do not match constraint kernel {}", k.name)));
+        }
+        let ptrs: Vec<u64> = columns
+            .iter()
+            .map(|col| {
+                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(*col, &self.stream);
+                p
+            })
+            .collect();
+        let d_ptrs = self.stream.clone_htod(&ptrs)?;
+        // Empty parameter lists still need a valid pointer.
+        let d_base = self.upload(if base_params.is_empty() { &[0] } else { base_params })?;
+        let d_ext = self.upload(if ext_params.is_empty() { &[0] } else { ext_params })?;
+        let d_pow = self.upload(if powers.is_empty() { &[0] } else { powers })?;
+        // SAFETY: the kernel writes all 4 words of every row.
+        let mut out = unsafe { self.stream.alloc::<u32>(4usize << eval_log) }?;
+        let mut b = self.stream.launch_builder(&c.f);
+        b.arg(&d_ptrs).arg(&d_base).arg(&d_ext).arg(&d_pow).arg(&trace_log).arg(&eval_log).arg(&mut out);
+        // SAFETY: every column has 2^eval_log values and offsets stay inside the domain.
+        unsafe { b.launch(launch_1d(1u64 << eval_log)) }?;
+        Ok(out)
     }
 
     pub fn name(&self) -> Result<String> {

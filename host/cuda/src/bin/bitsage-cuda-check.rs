@@ -7,7 +7,18 @@
 
 use std::time::Instant;
 
-use bitsage_cuda::{Gpu, Result};
+use std::collections::HashMap;
+
+use bitsage_air::cpu::CpuEval;
+use bitsage_air::memory::MemEval;
+use bitsage_air::range::RangeEval;
+use bitsage_air::relations::Relations;
+use bitsage_air::rom::RomEval;
+use bitsage_cuda::{codegen, Gpu, Result};
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::utils::offset_bit_reversed_circle_domain_index;
+use stwo_constraint_framework::expr::ExprEvaluator;
+use stwo_constraint_framework::{AssertEvaluator, FrameworkEval};
 use rayon::prelude::*;
 use stwo::core::channel::{Blake2sChannel, Channel};
 use stwo::core::fields::m31::{BaseField, M31};
@@ -129,6 +140,78 @@ fn check_grind(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+type Ev = AssertEvaluator<'static>;
+
+/// The generated constraint kernel of each ObelyskVM component, evaluated on
+/// random columns and parameters, against the framework's own expression
+/// evaluator on the host, row by row.
+fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    let rels = Relations::draw(&mut Blake2sChannel::default());
+    let (trace_log, eval_log) = (5u32, 6u32);
+    let evals: Vec<(&str, ExprEvaluator)> = vec![
+        ("cpu", CpuEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
+        ("rom", RomEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
+        ("memory", MemEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
+        ("range", RangeEval { log_size: trace_log, rels }.evaluate(ExprEvaluator::new())),
+    ];
+    for (name, ev) in evals {
+        let kernel = codegen::generate(&format!("constraints_{name}"), &ev);
+        let t0 = Instant::now();
+        let compiled = gpu.compile_constraints(kernel.clone())?;
+        let compile_ms = ms(t0.elapsed());
+        let host_cols: Vec<Vec<u32>> = kernel.columns.iter().map(|_| rng.m31s(1 << eval_log)).collect();
+        let dev_cols = host_cols.iter().map(|c| gpu.upload(c)).collect::<Result<Vec<_>>>()?;
+        let base: Vec<u32> = rng.m31s(kernel.base_params.len());
+        let ext: Vec<u32> = rng.m31s(4 * kernel.ext_params.len());
+        let powers: Vec<u32> = rng.m31s(4 * kernel.n_constraints);
+        let refs: Vec<_> = dev_cols.iter().collect();
+        let got = gpu.download(&gpu.eval_constraints(&compiled, &refs, &base, &ext, &powers, trace_log, eval_log)?)?;
+
+        let qm = |w: &[u32]| SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]);
+        let mut mismatches = 0;
+        for row in 0..1usize << eval_log {
+            let mut cols: HashMap<(usize, usize, isize), BaseField> = HashMap::new();
+            for m in &kernel.masks {
+                let k = kernel.columns.iter().position(|c| *c == (m.0, m.1)).unwrap_or_default();
+                let at = if m.2 == 0 { row } else { offset_bit_reversed_circle_domain_index(row, trace_log, eval_log, m.2) };
+                cols.insert(*m, M31(host_cols[k][at]));
+            }
+            let mut vars: HashMap<String, BaseField> =
+                kernel.base_params.iter().zip(&base).map(|(n, v)| (n.clone(), M31(*v))).collect();
+            let mut ext_vars: HashMap<String, SecureField> =
+                kernel.ext_params.iter().enumerate().map(|(i, n)| (n.clone(), qm(&ext[4 * i..4 * i + 4]))).collect();
+            let mut names: Vec<&String> = ev.intermediates.keys().chain(ev.ext_intermediates.keys()).collect();
+            names.sort_by_key(|n| n.trim_start_matches("intermediate").parse::<usize>().unwrap_or(usize::MAX));
+            for n in names {
+                if let Some(b) = ev.intermediates.get(n) {
+                    let v = b.eval_expr::<Ev, _, _>(&cols, &vars);
+                    vars.insert(n.clone(), v);
+                } else if let Some(x) = ev.ext_intermediates.get(n) {
+                    let v = x.eval_expr::<Ev, _, _, _>(&cols, &vars, &ext_vars);
+                    ext_vars.insert(n.clone(), v);
+                }
+            }
+            let want = ev.constraints.iter().enumerate().fold(SecureField::default(), |acc, (j, c)| {
+                acc + qm(&powers[4 * j..4 * j + 4]) * c.eval_expr::<Ev, _, _, _>(&cols, &vars, &ext_vars)
+            });
+            if qm(&got[4 * row..4 * row + 4]) != want {
+                mismatches += 1;
+            }
+        }
+        t.check(
+            &format!(
+                "constraints of `{name}`: {} constraints, {} columns, {} KiB of CUDA, compiled in {compile_ms:.0} ms, {} rows",
+                kernel.n_constraints,
+                kernel.columns.len(),
+                kernel.source.len() >> 10,
+                1 << eval_log
+            ),
+            mismatches == 0,
+        );
+    }
+    Ok(())
+}
+
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -231,6 +314,7 @@ fn main() {
         check_fft(&gpu, &mut t, &mut rng)?;
         check_merkle(&gpu, &mut t, &mut rng)?;
         check_grind(&gpu, &mut t, &mut rng)?;
+        check_constraints(&gpu, &mut t, &mut rng)?;
         println!("checks: {} passed, {} failed", t.passed, t.failed);
         if let Some((lo, hi)) = bench_range {
             bench(&gpu, lo, hi, n_cols, &mut rng)?;

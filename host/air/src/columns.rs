@@ -38,7 +38,7 @@ macro_rules! columns {
 }
 
 /// Declares a component evaluator over a columns struct that has
-/// `air() -> (constraints, lookups)`: the one place constraints and LogUp
+/// `air(name) -> (constraints, lookups)`: the one place constraints and LogUp
 /// entries are handed to Stwo.
 #[macro_export]
 macro_rules! component_eval {
@@ -58,7 +58,10 @@ macro_rules! component_eval {
             }
             fn evaluate<E: stwo_constraint_framework::EvalAtRow>(&self, mut eval: E) -> E {
                 let cols = $cols::read(|| eval.next_trace_mask());
-                let (constraints, lookups) = cols.air();
+                // `air` may name values (Poseidon2 round states) as
+                // intermediates: free for numeric evaluators, and it keeps
+                // symbolic ones (expression trees for GPU code) small.
+                let (constraints, lookups) = cols.air(&mut |v| eval.add_intermediate(v));
                 for con in constraints {
                     eval.add_constraint(con);
                 }

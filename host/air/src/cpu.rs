@@ -155,7 +155,7 @@ impl<F: AirValue> CpuCols<F> {
     }
 
     /// The polynomial constraints of one row, all of degree at most 2.
-    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+    pub fn air(&self, _name: &mut dyn FnMut(F) -> F) -> (Vec<F>, Vec<Lookup<F>>) {
         (self.constraints(), self.lookups())
     }
 

@@ -5,7 +5,7 @@
 //! CPU's RAM slot), applies the permutation, and writes the result back.
 //! Each S-box `s^5` uses two columns, `x2 = s²` and `out = x2²·s` (degree 3).
 
-use obelysk_vm::poseidon2::{permute_with, Sbox, FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
+use obelysk_vm::poseidon2::{permute_with, permute_with_layers, Sbox, FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
 use stwo::core::fields::m31::M31;
 
 use crate::cpu::TS_HI_SHIFT;
@@ -60,19 +60,29 @@ impl<F: AirValue> HashCols<F> {
     /// Runs the permutation symbolically. Returns the S-box constraints and
     /// the output state (linear in the columns).
     pub fn permutation(&self) -> (Vec<F>, [F; WIDTH]) {
+        self.permutation_named(&mut |v| v)
+    }
+
+    /// [`Self::permutation`], passing the state after every linear layer
+    /// through `name` (an evaluator's `add_intermediate`).
+    pub fn permutation_named(&self, name: &mut dyn FnMut(F) -> F) -> (Vec<F>, [F; WIDTH]) {
         let mut cons = Vec::with_capacity(2 * (FULL_ROUNDS * WIDTH + PARTIAL_ROUNDS));
-        let out = permute_with(&self.input, |s, which| {
-            let (x2, out) = self.sbox(which);
-            cons.push(x2.clone() - s.clone() * s.clone());
-            cons.push(out.clone() - x2.clone() * x2.clone() * s);
-            out.clone()
-        });
+        let out = permute_with_layers(
+            &self.input,
+            |s, which| {
+                let (x2, out) = self.sbox(which);
+                cons.push(x2.clone() - s.clone() * s.clone());
+                cons.push(out.clone() - x2.clone() * x2.clone() * s);
+                out.clone()
+            },
+            |st| st.iter_mut().for_each(|v| *v = name(v.clone())),
+        );
         (cons, out)
     }
 
     /// Constraints and lookups, running the permutation once.
-    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
-        let (mut cons, out) = self.permutation();
+    pub fn air(&self, name: &mut dyn FnMut(F) -> F) -> (Vec<F>, Vec<Lookup<F>>) {
+        let (mut cons, out) = self.permutation_named(name);
         cons.push(self.is_real.clone() * (self.is_real.clone() - c(1)));
         (cons, self.lookups_for_output(&out))
     }

@@ -31,7 +31,7 @@ impl<F: AirValue> MemCols<F> {
             Lookup::new(Rel::MemChain, real, vec![self.space.clone(), self.addr.clone() + c(1)]),
         ]
     }
-    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+    pub fn air(&self, _name: &mut dyn FnMut(F) -> F) -> (Vec<F>, Vec<Lookup<F>>) {
         (self.constraints(), self.lookups())
     }
 

@@ -10,7 +10,7 @@ pub const RANGE_LOG_SIZE: u32 = 16;
 columns!(RangeCols { v, mult } []);
 
 impl<F: AirValue> RangeCols<F> {
-    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+    pub fn air(&self, _name: &mut dyn FnMut(F) -> F) -> (Vec<F>, Vec<Lookup<F>>) {
         (Vec::new(), self.lookups())
     }
 

@@ -1,7 +1,58 @@
 //! The LogUp relations between components, and the generic lookup entry.
 
 use stwo::core::channel::Channel;
-use stwo_constraint_framework::{relation, Relation, RelationEFTraitBound};
+use stwo::core::fields::m31::M31;
+use stwo::core::fields::qm31::SecureField;
+use stwo_constraint_framework::logup::LookupElements;
+use stwo_constraint_framework::{relation, Relation, RelationEFTraitBound, RelationEntry};
+
+/// Runs `$body` with `$r` bound to the relation `$rel` of `$rels`.
+macro_rules! for_each_relation {
+    ($rels:expr, $rel:expr, $r:ident => $body:expr) => {
+        match $rel {
+            Rel::State => {
+                let $r = &$rels.state;
+                $body
+            }
+            Rel::Rom => {
+                let $r = &$rels.rom;
+                $body
+            }
+            Rel::RomDef => {
+                let $r = &$rels.rom_def;
+                $body
+            }
+            Rel::Mem => {
+                let $r = &$rels.mem;
+                $body
+            }
+            Rel::MemChain => {
+                let $r = &$rels.mem_chain;
+                $body
+            }
+            Rel::Range => {
+                let $r = &$rels.range;
+                $body
+            }
+            Rel::RangeChain => {
+                let $r = &$rels.range_chain;
+                $body
+            }
+            Rel::Input => {
+                let $r = &$rels.input;
+                $body
+            }
+            Rel::Output => {
+                let $r = &$rels.output;
+                $body
+            }
+            Rel::HashCall => {
+                let $r = &$rels.hash_call;
+                $body
+            }
+        }
+    };
+}
 
 relation!(StateRel, 4);
 relation!(RomRel, 8);
@@ -104,31 +155,43 @@ impl Relations {
 
     /// `combine(values) = Σ α^i v_i - z` for relation `rel`.
     pub fn combine<F: Clone, EF: RelationEFTraitBound<F>>(&self, rel: Rel, values: &[F]) -> EF {
-        match rel {
-            Rel::State => self.state.combine(values),
-            Rel::Rom => self.rom.combine(values),
-            Rel::RomDef => self.rom_def.combine(values),
-            Rel::Mem => self.mem.combine(values),
-            Rel::MemChain => self.mem_chain.combine(values),
-            Rel::Range => self.range.combine(values),
-            Rel::RangeChain => self.range_chain.combine(values),
-            Rel::Input => self.input.combine(values),
-            Rel::Output => self.output.combine(values),
-            Rel::HashCall => self.hash_call.combine(values),
+        for_each_relation!(self, rel, r => r.combine(values))
+    }
+
+    /// Every relation's name (as `Relation::get_name` gives it), `z`, and
+    /// `α^i`: the values of the `<name>_z` and `<name>_alpha<i>` parameters in
+    /// the constraint framework's expression trees (GPU constraint kernels).
+    pub fn elements(&self) -> Vec<(String, SecureField, Vec<SecureField>)> {
+        fn one<const N: usize>(name: &str, e: &LookupElements<N>) -> (String, SecureField, Vec<SecureField>) {
+            (name.to_string(), e.z, e.alpha_powers.to_vec())
         }
+        vec![
+            one(Relation::<M31, SecureField>::get_name(&self.state), &self.state.0),
+            one(Relation::<M31, SecureField>::get_name(&self.rom), &self.rom.0),
+            one(Relation::<M31, SecureField>::get_name(&self.rom_def), &self.rom_def.0),
+            one(Relation::<M31, SecureField>::get_name(&self.mem), &self.mem.0),
+            one(Relation::<M31, SecureField>::get_name(&self.mem_chain), &self.mem_chain.0),
+            one(Relation::<M31, SecureField>::get_name(&self.range), &self.range.0),
+            one(Relation::<M31, SecureField>::get_name(&self.range_chain), &self.range_chain.0),
+            one(Relation::<M31, SecureField>::get_name(&self.input), &self.input.0),
+            one(Relation::<M31, SecureField>::get_name(&self.output), &self.output.0),
+            one(Relation::<M31, SecureField>::get_name(&self.hash_call), &self.hash_call.0),
+        ]
     }
 }
 
 /// Adds `lookups` to an evaluator, batched in pairs: one LogUp column per
-/// pair, constraint degree 3 (denominators are linear).
+/// pair, constraint degree 3 (denominators are linear). Entries go through
+/// `add_to_relation`, so symbolic evaluators see the relation elements as
+/// named parameters rather than constants.
 pub fn add_lookups<E: stwo_constraint_framework::EvalAtRow>(
     eval: &mut E,
     rels: &Relations,
     lookups: Vec<Lookup<E::F>>,
 ) {
     for l in lookups {
-        let denom: E::EF = rels.combine(l.rel, &l.values);
-        eval.write_logup_frac(stwo::core::Fraction::new(E::EF::from(l.mult), denom));
+        let mult = E::EF::from(l.mult);
+        for_each_relation!(rels, l.rel, r => eval.add_to_relation(RelationEntry::new(r, mult, &l.values)));
     }
     eval.finalize_logup_in_pairs();
 }

@@ -18,7 +18,7 @@ impl<F: AirValue> RomCols<F> {
             Lookup::new(Rel::Rom, self.mult.clone(), self.e.to_vec()),
         ]
     }
-    pub fn air(&self) -> (Vec<F>, Vec<Lookup<F>>) {
+    pub fn air(&self, _name: &mut dyn FnMut(F) -> F) -> (Vec<F>, Vec<Lookup<F>>) {
         (self.constraints(), self.lookups())
     }
 

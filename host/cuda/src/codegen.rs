@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use stwo::core::fields::qm31::SecureField;
 use stwo_constraint_framework::expr::{BaseExpr, ExprEvaluator, ExtExpr};
 
 /// A mask read: `(interaction, column index, row offset)`, with the index in
@@ -44,7 +45,9 @@ fn parse_mask(e: &BaseExpr) -> Mask {
         (Some(&"trace"), Some(interaction), Some(idx), Some(&"neg")) => {
             (interaction, idx, -(num(6).unwrap_or_default() as isize))
         }
-        (Some(&"trace"), Some(interaction), Some(idx), Some(_)) => (interaction, idx, num(5).unwrap_or_default() as isize),
+        (Some(&"trace"), Some(interaction), Some(idx), Some(_)) => {
+            (interaction, idx, num(5).unwrap_or_default() as isize)
+        }
         _ => panic!("unexpected column expression {s}"),
     }
 }
@@ -122,7 +125,12 @@ impl Emitter<'_> {
             ExtExpr::Param(p) if self.intermediates.contains(p) => p.clone(),
             ExtExpr::Param(p) => {
                 let i = 4 * self.ext_params[p];
-                format!("qm31_make(ext_params[{i}], ext_params[{}], ext_params[{}], ext_params[{}])", i + 1, i + 2, i + 3)
+                format!(
+                    "qm31_make(ext_params[{i}], ext_params[{}], ext_params[{}], ext_params[{}])",
+                    i + 1,
+                    i + 2,
+                    i + 3
+                )
             }
             ExtExpr::Add(a, b) => format!("qm31_add({}, {})", self.ext(a), self.ext(b)),
             ExtExpr::Sub(a, b) => format!("qm31_sub({}, {})", self.ext(a), self.ext(b)),
@@ -130,6 +138,42 @@ impl Emitter<'_> {
             ExtExpr::Neg(a) => format!("qm31_neg({})", self.ext(a)),
         }
     }
+}
+
+/// Values for a kernel's parameters: relation elements as
+/// `Relations::elements` gives them (`<name>_z`, `<name>_alpha<i>`), the
+/// component's LogUp `claimed_sum`, and `column_size = 2^log_size`.
+/// Returns `(base_params, ext_params)` in the kernel's order, or the name of
+/// a parameter it cannot bind.
+pub fn bind_params(
+    kernel: &ConstraintKernel,
+    relations: &[(String, SecureField, Vec<SecureField>)],
+    claimed_sum: SecureField,
+    log_size: u32,
+) -> Result<(Vec<u32>, Vec<u32>), String> {
+    let ext_value = |name: &str| -> Option<SecureField> {
+        if name == "claimed_sum" {
+            return Some(claimed_sum);
+        }
+        relations.iter().find_map(|(rel, z, alphas)| {
+            let rest = name.strip_prefix(rel.as_str())?;
+            if rest == "_z" {
+                return Some(*z);
+            }
+            alphas.get(rest.strip_prefix("_alpha")?.parse::<usize>().ok()?).copied()
+        })
+    };
+    let base = kernel
+        .base_params
+        .iter()
+        .map(|p| if p == "column_size" { Ok(1u32 << log_size) } else { Err(p.clone()) })
+        .collect::<Result<Vec<u32>, String>>()?;
+    let mut ext = Vec::with_capacity(4 * kernel.ext_params.len());
+    for p in &kernel.ext_params {
+        let v = ext_value(p).ok_or_else(|| p.clone())?;
+        ext.extend(v.to_m31_array().map(|w| w.0));
+    }
+    Ok((base, ext))
 }
 
 /// `"intermediate{k}"` in creation order (later ones may use earlier ones).
@@ -154,7 +198,8 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
     let mask_slot: BTreeMap<Mask, usize> = masks.iter().enumerate().map(|(i, m)| (*m, i)).collect();
     let base_slot: BTreeMap<String, usize> = base_params.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
     let ext_slot: BTreeMap<String, usize> = ext_params.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
-    let em = Emitter { masks: &mask_slot, base_params: &base_slot, ext_params: &ext_slot, intermediates: &intermediates };
+    let em =
+        Emitter { masks: &mask_slot, base_params: &base_slot, ext_params: &ext_slot, intermediates: &intermediates };
 
     let mut s = String::new();
     let _ = writeln!(
@@ -192,7 +237,10 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
             em.ext(c)
         );
     }
-    let _ = writeln!(s, "    out[4 * row] = acc.a; out[4 * row + 1] = acc.b; out[4 * row + 2] = acc.c; out[4 * row + 3] = acc.d;");
+    let _ = writeln!(
+        s,
+        "    out[4 * row] = acc.a; out[4 * row + 1] = acc.b; out[4 * row + 2] = acc.c; out[4 * row + 3] = acc.d;"
+    );
     let _ = writeln!(s, "}}");
     ConstraintKernel {
         name: name.to_string(),
@@ -208,6 +256,7 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
 #[cfg(test)]
 mod tests {
     use bitsage_air::cpu::CpuEval;
+    use bitsage_air::hash::HashEval;
     use bitsage_air::memory::MemEval;
     use bitsage_air::range::RangeEval;
     use bitsage_air::relations::Relations;
@@ -217,10 +266,6 @@ mod tests {
 
     use super::*;
 
-    // The Poseidon2 component is not here yet: its partial rounds are written
-    // as linear layers over the previous round's values, so the expression
-    // tree (which the framework stores as a tree, not a DAG) grows by about
-    // 16x per round. It needs `add_intermediate` at round boundaries first.
     #[test]
     fn every_component_generates_a_kernel_reading_every_column() {
         let rels = Relations::draw(&mut Blake2sChannel::default());
@@ -228,7 +273,8 @@ mod tests {
             ("cpu", CpuEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
             ("rom", RomEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
             ("memory", MemEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-            ("range", RangeEval { log_size: 5, rels }.evaluate(ExprEvaluator::new())),
+            ("range", RangeEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
+            ("hash", HashEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
         ];
         for (name, ev) in evs {
             let k = generate(name, &ev);
@@ -236,8 +282,15 @@ mod tests {
             // Every trace column the component declared is read by some mask.
             let main: BTreeSet<usize> = k.columns.iter().filter(|c| c.0 == 1).map(|c| c.1).collect();
             assert_eq!(main.len(), main.iter().max().map_or(0, |m| m + 1), "{name}: main columns not contiguous");
-            assert!(k.masks.iter().any(|m| m.0 == 2 && m.2 == -1), "{name}: the LogUp running sum reads the previous row");
+            assert!(
+                k.masks.iter().any(|m| m.0 == 2 && m.2 == -1),
+                "{name}: the LogUp running sum reads the previous row"
+            );
             assert!(k.source.contains(&format!("void {name}(")));
+            // Every parameter binds: relation elements, claimed sum, column size.
+            let (base, ext) = bind_params(&k, &rels.elements(), SecureField::from(7u32), 5).unwrap();
+            assert_eq!((base.len(), ext.len()), (k.base_params.len(), 4 * k.ext_params.len()));
+            assert!(k.ext_params.iter().any(|p| p.ends_with("_z")), "{name}: relation elements are parameters");
             eprintln!("{name}: {} constraints, {} columns, {} bytes", k.n_constraints, k.columns.len(), k.source.len());
         }
     }

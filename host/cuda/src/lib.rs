@@ -79,7 +79,8 @@ pub struct Gpu {
 
 fn compile(ctx: &Arc<CudaContext>, name: &str, src: &str) -> Result<Arc<CudaModule>> {
     let opts = CompileOptions { name: Some(name.into()), ..Default::default() };
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
+    let ptx =
+        cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
     Ok(ctx.load_module(ptx)?)
 }
 
@@ -92,7 +93,11 @@ pub struct CompiledConstraints {
 
 fn launch_1d(n: u64) -> LaunchConfig {
     let block = 256u32;
-    LaunchConfig { grid_dim: (n.div_ceil(block as u64).max(1) as u32, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (n.div_ceil(block as u64).max(1) as u32, 1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// A twiddle tree on the device: Stwo's layout (x-coordinates of the first
@@ -224,7 +229,16 @@ impl Gpu {
         Ok(())
     }
 
-    fn line_layer(&self, data: &mut CudaSlice<u32>, tw: &CudaSlice<u32>, off: u32, log_n: u32, k: u32, n_cols: u32, inverse: bool) -> Result<()> {
+    fn line_layer(
+        &self,
+        data: &mut CudaSlice<u32>,
+        tw: &CudaSlice<u32>,
+        off: u32,
+        log_n: u32,
+        k: u32,
+        n_cols: u32,
+        inverse: bool,
+    ) -> Result<()> {
         let inv = inverse as i32;
         let mut b = self.stream.launch_builder(&self.f[0]);
         b.arg(data).arg(tw).arg(&off).arg(&log_n).arg(&k).arg(&n_cols).arg(&inv);
@@ -233,7 +247,15 @@ impl Gpu {
         Ok(())
     }
 
-    fn circle_layer(&self, data: &mut CudaSlice<u32>, tw: &CudaSlice<u32>, off: u32, log_n: u32, n_cols: u32, inverse: bool) -> Result<()> {
+    fn circle_layer(
+        &self,
+        data: &mut CudaSlice<u32>,
+        tw: &CudaSlice<u32>,
+        off: u32,
+        log_n: u32,
+        n_cols: u32,
+        inverse: bool,
+    ) -> Result<()> {
         let inv = inverse as i32;
         let mut b = self.stream.launch_builder(&self.f[1]);
         b.arg(data).arg(tw).arg(&off).arg(&log_n).arg(&n_cols).arg(&inv);
@@ -263,7 +285,13 @@ impl Gpu {
 
     /// The low-degree extension: `n_cols` columns of `2^log_coeffs`
     /// coefficients evaluated on `CanonicCoset(log_n)` (bit-reversed).
-    pub fn evaluate(&self, coeffs: &CudaSlice<u32>, log_coeffs: u32, log_n: u32, tw: &DeviceTwiddles) -> Result<CudaSlice<u32>> {
+    pub fn evaluate(
+        &self,
+        coeffs: &CudaSlice<u32>,
+        log_coeffs: u32,
+        log_n: u32,
+        tw: &DeviceTwiddles,
+    ) -> Result<CudaSlice<u32>> {
         self.check_domain(tw, log_n)?;
         if log_coeffs > log_n {
             return Err(CudaError::Unsupported("more coefficients than domain points".into()));

@@ -131,21 +131,40 @@ pub enum Sbox {
 /// The round structure of the permutation, generic over the value type, so
 /// the executor, the AIR and the prover's trace filler share it. `sbox` gets
 /// the S-box input (round constant already added) and returns `input^5`.
-pub fn permute_with<T>(input: &[T; WIDTH], mut sbox: impl FnMut(T, Sbox) -> T) -> [T; WIDTH]
+pub fn permute_with<T>(input: &[T; WIDTH], sbox: impl FnMut(T, Sbox) -> T) -> [T; WIDTH]
+where
+    T: LinearLayerValue + From<M31>,
+{
+    permute_with_layers(input, sbox, |_| {})
+}
+
+/// [`permute_with`], calling `after_layer` on the state after every linear
+/// layer. A symbolic caller uses it to name the state (an AIR intermediate),
+/// so expressions stay linear in the previous layer instead of growing with
+/// every round.
+pub fn permute_with_layers<T>(
+    input: &[T; WIDTH],
+    mut sbox: impl FnMut(T, Sbox) -> T,
+    mut after_layer: impl FnMut(&mut [T; WIDTH]),
+) -> [T; WIDTH]
 where
     T: LinearLayerValue + From<M31>,
 {
     let rc = round_constants();
     let mut st = external_layer(input);
+    after_layer(&mut st);
     for round in 0..HALF_FULL_ROUNDS {
         st = full_round(&st, round, &mut sbox);
+        after_layer(&mut st);
     }
     for round in 0..PARTIAL_ROUNDS {
         st[0] = sbox(st[0].clone() + T::from(rc.partial[round]), Sbox::Partial { round });
         st = internal_layer(&st);
+        after_layer(&mut st);
     }
     for round in HALF_FULL_ROUNDS..FULL_ROUNDS {
         st = full_round(&st, round, &mut sbox);
+        after_layer(&mut st);
     }
     st
 }

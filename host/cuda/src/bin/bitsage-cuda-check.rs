@@ -10,20 +10,19 @@ use std::time::Instant;
 use std::collections::HashMap;
 
 use bitsage_air::cpu::CpuEval;
+use bitsage_air::hash::HashEval;
 use bitsage_air::memory::MemEval;
 use bitsage_air::range::RangeEval;
 use bitsage_air::relations::Relations;
 use bitsage_air::rom::RomEval;
 use bitsage_cuda::{codegen, Gpu, Result};
-use stwo::core::fields::qm31::SecureField;
-use stwo::core::utils::offset_bit_reversed_circle_domain_index;
-use stwo_constraint_framework::expr::ExprEvaluator;
-use stwo_constraint_framework::{AssertEvaluator, FrameworkEval};
 use rayon::prelude::*;
 use stwo::core::channel::{Blake2sChannel, Channel};
 use stwo::core::fields::m31::{BaseField, M31};
+use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::core::proof_of_work::GrindOps;
+use stwo::core::utils::offset_bit_reversed_circle_domain_index;
 use stwo::core::vcs::blake2_hash::Blake2sHasher;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
 use stwo::prover::backend::cpu::CpuBackend;
@@ -32,6 +31,8 @@ use stwo::prover::backend::simd::SimdBackend;
 use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps};
 use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::vcs_lifted::prover::MerkleProverLifted;
+use stwo_constraint_framework::expr::ExprEvaluator;
+use stwo_constraint_framework::{AssertEvaluator, FrameworkEval};
 
 /// xorshift64*: reproducible, fresh per check (seeded by the check's index).
 struct Rng(u64);
@@ -91,7 +92,10 @@ fn check_fft(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let mut polys = Vec::new();
         for c in 0..n_cols {
             let col = m31(&evals[c << log..(c + 1) << log]);
-            let poly = CpuBackend::interpolate(CircleEvaluation::<CpuBackend, BaseField, BitReversedOrder>::new(domain, col), &tree);
+            let poly = CpuBackend::interpolate(
+                CircleEvaluation::<CpuBackend, BaseField, BitReversedOrder>::new(domain, col),
+                &tree,
+            );
             want.extend(words(&poly.coeffs));
             polys.push(poly);
         }
@@ -100,7 +104,8 @@ fn check_fft(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
             let big = log + blowup;
             let lde = gpu.download(&gpu.evaluate(&d, log, big, &dtw)?)?;
             let domain = CanonicCoset::new(big).circle_domain();
-            let want: Vec<u32> = polys.iter().flat_map(|p| words(&CpuBackend::evaluate(p, domain, &tree).values)).collect();
+            let want: Vec<u32> =
+                polys.iter().flat_map(|p| words(&CpuBackend::evaluate(p, domain, &tree).values)).collect();
             t.check(&format!("evaluate 2^{log} -> 2^{big} x {n_cols} columns"), lde == want);
         }
     }
@@ -108,14 +113,20 @@ fn check_fft(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
 }
 
 fn check_merkle(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
-    for (top, logs) in [(5u32, vec![1u32, 2, 5]), (12, vec![3, 9, 11, 11, 12]), (16, [vec![10, 15], vec![16; 35]].concat())] {
+    for (top, logs) in
+        [(5u32, vec![1u32, 2, 5]), (12, vec![3, 9, 11, 11, 12]), (16, [vec![10, 15], vec![16; 35]].concat())]
+    {
         let host: Vec<Vec<u32>> = logs.iter().map(|&l| rng.m31s(1 << l)).collect();
         let dev = host.iter().map(|c| gpu.upload(c)).collect::<Result<Vec<_>>>()?;
         let cols: Vec<_> = dev.iter().zip(&logs).map(|(d, &l)| (d, l)).collect();
         let (_, root) = gpu.merkle_root(&cols)?;
         let cpu_cols: Vec<Vec<M31>> = host.iter().map(|c| m31(c)).collect();
-        let want = MerkleProverLifted::<CpuBackend, Blake2sMerkleHasher>::commit(cpu_cols.iter().collect(), top, 0).root();
-        t.check(&format!("merkle root over {} columns, log sizes {:?}..{top}", logs.len(), logs[0]), root == hash_words(&want.0));
+        let want =
+            MerkleProverLifted::<CpuBackend, Blake2sMerkleHasher>::commit(cpu_cols.iter().collect(), top, 0).root();
+        t.check(
+            &format!("merkle root over {} columns, log sizes {:?}..{top}", logs.len(), logs[0]),
+            root == hash_words(&want.0),
+        );
     }
     Ok(())
 }
@@ -152,7 +163,8 @@ fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         ("cpu", CpuEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
         ("rom", RomEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
         ("memory", MemEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-        ("range", RangeEval { log_size: trace_log, rels }.evaluate(ExprEvaluator::new())),
+        ("range", RangeEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
+        ("hash", HashEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
     ];
     for (name, ev) in evals {
         let kernel = codegen::generate(&format!("constraints_{name}"), &ev);
@@ -161,8 +173,11 @@ fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let compile_ms = ms(t0.elapsed());
         let host_cols: Vec<Vec<u32>> = kernel.columns.iter().map(|_| rng.m31s(1 << eval_log)).collect();
         let dev_cols = host_cols.iter().map(|c| gpu.upload(c)).collect::<Result<Vec<_>>>()?;
-        let base: Vec<u32> = rng.m31s(kernel.base_params.len());
-        let ext: Vec<u32> = rng.m31s(4 * kernel.ext_params.len());
+        // Real relation elements and column size; a random claimed sum.
+        let claimed = rng.m31s(4);
+        let claimed = SecureField::from_m31_array([M31(claimed[0]), M31(claimed[1]), M31(claimed[2]), M31(claimed[3])]);
+        let (base, ext) = codegen::bind_params(&kernel, &rels.elements(), claimed, trace_log)
+            .map_err(|p| bitsage_cuda::CudaError::Unsupported(format!("unbound parameter {p}")))?;
         let powers: Vec<u32> = rng.m31s(4 * kernel.n_constraints);
         let refs: Vec<_> = dev_cols.iter().collect();
         let got = gpu.download(&gpu.eval_constraints(&compiled, &refs, &base, &ext, &powers, trace_log, eval_log)?)?;
@@ -173,7 +188,8 @@ fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
             let mut cols: HashMap<(usize, usize, isize), BaseField> = HashMap::new();
             for m in &kernel.masks {
                 let k = kernel.columns.iter().position(|c| *c == (m.0, m.1)).unwrap_or_default();
-                let at = if m.2 == 0 { row } else { offset_bit_reversed_circle_domain_index(row, trace_log, eval_log, m.2) };
+                let at =
+                    if m.2 == 0 { row } else { offset_bit_reversed_circle_domain_index(row, trace_log, eval_log, m.2) };
                 cols.insert(*m, M31(host_cols[k][at]));
             }
             let mut vars: HashMap<String, BaseField> =
@@ -241,7 +257,8 @@ fn bench(gpu: &Gpu, min_log: u32, max_log: u32, n_cols: usize, rng: &mut Rng) ->
             let ((), ifft) = gpu_time(gpu, || gpu.interpolate(&mut d, log, &dtw))?;
             let (lde, lde_ms) = gpu_time(gpu, || gpu.evaluate(&d, log, log + 1, &dtw))?;
             let views: Vec<_> = (0..n_cols).map(|c| lde.slice(c << (log + 1)..(c + 1) << (log + 1))).collect();
-            let owned: Vec<_> = views.iter().map(|v| gpu.stream.clone_dtod(v)).collect::<std::result::Result<Vec<_>, _>>()?;
+            let owned: Vec<_> =
+                views.iter().map(|v| gpu.stream.clone_dtod(v)).collect::<std::result::Result<Vec<_>, _>>()?;
             let cols: Vec<_> = owned.iter().map(|c| (c, log + 1)).collect();
             let ((_, groot), merkle_ms) = gpu_time(gpu, || gpu.merkle_root(&cols))?;
             if round == 0 {
@@ -263,9 +280,12 @@ fn bench(gpu: &Gpu, min_log: u32, max_log: u32, n_cols: usize, rng: &mut Rng) ->
             let ldes: Vec<_> = polys.par_iter().map(|p| p.evaluate_with_twiddles(big, &stw)).collect();
             let s_lde = t2.elapsed();
             let t3 = Instant::now();
-            let sroot =
-                MerkleProverLifted::<SimdBackend, Blake2sMerkleHasher>::commit(ldes.iter().map(|e| &e.values).collect(), log + 1, 0)
-                    .root();
+            let sroot = MerkleProverLifted::<SimdBackend, Blake2sMerkleHasher>::commit(
+                ldes.iter().map(|e| &e.values).collect(),
+                log + 1,
+                0,
+            )
+            .root();
             let s_merkle = t3.elapsed();
             let gpu_total = ms(h2d) + ifft + lde_ms + merkle_ms;
             let simd_total = ms(s_ifft) + ms(s_lde) + ms(s_merkle);
@@ -294,7 +314,11 @@ fn bench(gpu: &Gpu, min_log: u32, max_log: u32, n_cols: usize, rng: &mut Rng) ->
         <SimdBackend as GrindOps<Blake2sChannel>>::grind(&channel, 20);
         s += ms(t1.elapsed());
     }
-    println!("\ngrind 20 bits (mean of 4, wall clock incl. launch + readback): GPU {:.2} ms, SIMD {:.2} ms", g / 4.0, s / 4.0);
+    println!(
+        "\ngrind 20 bits (mean of 4, wall clock incl. launch + readback): GPU {:.2} ms, SIMD {:.2} ms",
+        g / 4.0,
+        s / 4.0
+    );
     Ok(())
 }
 
@@ -308,7 +332,13 @@ fn main() {
     let run = || -> Result<bool> {
         let gpu = Gpu::open(0)?;
         let (free, total) = gpu.memory()?;
-        println!("device: {} ({} of {} MiB free), {} CPU threads", gpu.name()?, free >> 20, total >> 20, rayon::current_num_threads());
+        println!(
+            "device: {} ({} of {} MiB free), {} CPU threads",
+            gpu.name()?,
+            free >> 20,
+            total >> 20,
+            rayon::current_num_threads()
+        );
         let mut t = Tally { passed: 0, failed: 0 };
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         check_fft(&gpu, &mut t, &mut rng)?;

@@ -30,17 +30,29 @@ use stwo::prover::poly::circle::PolyOps;
 pub use cudarc::driver::DriverError;
 
 /// The CUDA sources, in compilation order.
-pub const SOURCES: [(&str, &str); 3] = [
+pub const SOURCES: [(&str, &str); 5] = [
     ("m31.cuh", M31_H),
+    ("qm31.cuh", QM31_H),
     ("circle_fft.cu", include_str!("../../../kernels/circle_fft.cu")),
     ("blake2s.cu", include_str!("../../../kernels/blake2s.cu")),
+    ("fri.cu", include_str!("../../../kernels/fri.cu")),
 ];
 
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 7] =
-    ["fft_line_layer", "fft_circle_layer", "m31_scale", "zero_pad", "merkle_leaves", "merkle_layer", "grind"];
+const KERNELS: [&str; 10] = [
+    "fft_line_layer",
+    "fft_circle_layer",
+    "m31_scale",
+    "zero_pad",
+    "merkle_leaves",
+    "merkle_layer",
+    "grind",
+    "fri_fold",
+    "lift_accumulate",
+    "dot_m31_qm31",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CudaError {
@@ -353,6 +365,86 @@ impl Gpu {
         let root = self.download(&layer)?;
         let root: [u32; 8] = root.try_into().map_err(|_| CudaError::Unsupported("root is not 8 words".into()))?;
         Ok((leaves, root))
+    }
+
+    /// One FRI fold of a QM31 evaluation (4 coordinate columns of
+    /// `2^(log_dst+1)` values, coordinate-major) into `2^log_dst` values.
+    /// `circle`: fold a circle evaluation on `CanonicCoset(log_dst + 1)` into
+    /// a line (Stwo's `fold_circle_into_line`); otherwise fold a line
+    /// evaluation on a domain of log size `log_dst + 1` (one step of
+    /// `fold_line`). `alpha` is the QM31 folding coefficient.
+    pub fn fri_fold(
+        &self,
+        src: &CudaSlice<u32>,
+        log_dst: u32,
+        alpha: [u32; 4],
+        circle: bool,
+        tw: &DeviceTwiddles,
+    ) -> Result<CudaSlice<u32>> {
+        let log_src = log_dst + 1;
+        if src.len() != 4 << log_src || log_src > tw.log_len + u32::from(circle) || (circle && log_src < 3) {
+            return Err(CudaError::Unsupported(format!("fri_fold from 2^{log_src} values")));
+        }
+        // Circle domain of log L: its first line layer; line domain of log n: layer 0 of a coset of log n.
+        let off = if circle { tw.line_offset(log_src, 0) } else { (1u32 << tw.log_len) - (1u32 << log_src) };
+        let d_alpha = self.upload(&alpha)?;
+        let circle_flag = circle as i32;
+        // SAFETY: every output element is written.
+        let mut dst = unsafe { self.stream.alloc::<u32>(4usize << log_dst) }?;
+        let mut b = self.stream.launch_builder(&self.f[7]);
+        b.arg(src).arg(&mut dst).arg(&tw.itw).arg(&off).arg(&log_dst).arg(&d_alpha).arg(&circle_flag);
+        // SAFETY: thread i reads source pairs (2i, 2i+1) and twiddles inside the tree.
+        unsafe { b.launch(launch_1d(1u64 << log_dst)) }?;
+        Ok(dst)
+    }
+
+    /// Stwo's `lift_and_accumulate` over QM31 columns (coordinate-major),
+    /// sorted strictly ascending by size, each at least 2 values.
+    pub fn lift_and_accumulate(&self, cols: &[(&CudaSlice<u32>, u32)]) -> Result<Option<CudaSlice<u32>>> {
+        let Some((first, rest)) = cols.split_first() else { return Ok(None) };
+        if cols.iter().any(|c| c.1 == 0 || c.0.len() != 4 << c.1) || cols.windows(2).any(|w| w[0].1 >= w[1].1) {
+            return Err(CudaError::Unsupported("columns must have 4 * 2^log values, sizes strictly ascending".into()));
+        }
+        let mut acc = self.stream.clone_dtod(first.0)?;
+        let mut log_acc = first.1;
+        for (col, log) in rest {
+            // SAFETY: every output element is written.
+            let mut next = unsafe { self.stream.alloc::<u32>(4usize << log) }?;
+            let mut b = self.stream.launch_builder(&self.f[8]);
+            b.arg(*col).arg(&acc).arg(&mut next).arg(log).arg(&log_acc);
+            // SAFETY: lifted indices stay below the previous size.
+            unsafe { b.launch(launch_1d(1u64 << log)) }?;
+            acc = next;
+            log_acc = *log;
+        }
+        Ok(Some(acc))
+    }
+
+    /// `Σ evals[i] · weights[i]` for an M31 column and a QM31 column
+    /// (coordinate-major) of equal length: Stwo's `barycentric_eval_at_point`.
+    pub fn dot_m31_qm31(&self, evals: &CudaSlice<u32>, weights: &CudaSlice<u32>) -> Result<[u32; 4]> {
+        let n = evals.len() as u64;
+        if weights.len() as u64 != 4 * n {
+            return Err(CudaError::Unsupported("weights must be 4 words per value".into()));
+        }
+        let blocks = n.div_ceil(256).clamp(1, 1024) as u32;
+        // SAFETY: each block writes its 4 words.
+        let mut partial = unsafe { self.stream.alloc::<u32>(4 * blocks as usize) }?;
+        let mut b = self.stream.launch_builder(&self.f[9]);
+        b.arg(evals).arg(weights).arg(&n).arg(&mut partial);
+        let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array.
+        unsafe { b.launch(cfg) }?;
+        let p = self.download(&partial)?;
+        let add = |x: u32, y: u32| {
+            let r = x + y;
+            if r >= (1 << 31) - 1 {
+                r - ((1 << 31) - 1)
+            } else {
+                r
+            }
+        };
+        Ok(p.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| add(acc[k], w[k]))))
     }
 
     /// The proof-of-work nonce for a Blake2s channel whose prefixed digest

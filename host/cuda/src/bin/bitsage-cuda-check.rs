@@ -1,7 +1,7 @@
 //! Checks every CUDA kernel against Stwo on random inputs, then times the
 //! GPU against Stwo's SIMD backend (all cores) in the same process.
 //!
-//!     bitsage-cuda-check [--bench MIN_LOG MAX_LOG] [--cols N]
+//!     bitsage-cuda-check [--bench MIN_LOG MAX_LOG] [--cols N] [--skip-hash]
 //!
 //! Exit status 0 only if every check matched. Needs a CUDA device.
 
@@ -18,9 +18,11 @@ use bitsage_air::rom::RomEval;
 use bitsage_cuda::{codegen, Gpu, Result};
 use rayon::prelude::*;
 use stwo::core::channel::{Blake2sChannel, Channel};
+use stwo::core::circle::Coset;
 use stwo::core::fields::m31::{BaseField, M31};
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
+use stwo::core::poly::line::LineDomain;
 use stwo::core::proof_of_work::GrindOps;
 use stwo::core::utils::offset_bit_reversed_circle_domain_index;
 use stwo::core::vcs::blake2_hash::Blake2sHasher;
@@ -28,9 +30,13 @@ use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
 use stwo::prover::backend::cpu::CpuBackend;
 use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::SimdBackend;
-use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps};
+use stwo::prover::fri::FriOps;
+use stwo::prover::line::LineEvaluation;
+use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps, SecureEvaluation};
 use stwo::prover::poly::BitReversedOrder;
+use stwo::prover::secure_column::SecureColumnByCoords;
 use stwo::prover::vcs_lifted::prover::MerkleProverLifted;
+use stwo::prover::AccumulationOps;
 use stwo_constraint_framework::expr::ExprEvaluator;
 use stwo_constraint_framework::{AssertEvaluator, FrameworkEval};
 
@@ -151,12 +157,67 @@ fn check_grind(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// FRI folds, lift-and-accumulate and the barycentric dot product against
+/// the CPU backend's `FriOps`, `AccumulationOps` and plain field arithmetic.
+fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    let max_log = 20;
+    let dtw = gpu.twiddles(max_log)?;
+    let tree = CpuBackend::precompute_twiddles(CanonicCoset::new(max_log).circle_domain().half_coset);
+    let secure = |rng: &mut Rng, log: u32| -> (Vec<u32>, SecureColumnByCoords<CpuBackend>) {
+        let words = rng.m31s(4 << log);
+        let columns = std::array::from_fn(|c| m31(&words[c << log..(c + 1) << log]));
+        (words, SecureColumnByCoords { columns })
+    };
+    let flat = |c: &SecureColumnByCoords<CpuBackend>| -> Vec<u32> { c.columns.iter().flat_map(|v| words(v)).collect() };
+    let felt = |rng: &mut Rng| {
+        let w = rng.m31s(4);
+        (SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]), [w[0], w[1], w[2], w[3]])
+    };
+    for log in [4u32, 10, 16] {
+        let (host, col) = secure(rng, log);
+        let (alpha, alpha_w) = felt(rng);
+        let src = SecureEvaluation::<CpuBackend, BitReversedOrder>::new(CanonicCoset::new(log).circle_domain(), col);
+        let want = flat(&CpuBackend::fold_circle_into_line(&src, alpha, &tree).values);
+        let got = gpu.download(&gpu.fri_fold(&gpu.upload(&host)?, log - 1, alpha_w, true, &dtw)?)?;
+        t.check(&format!("fold_circle_into_line 2^{log} -> 2^{}", log - 1), got == want);
+    }
+    for (log, step) in [(4u32, 1u32), (10, 1), (16, 3)] {
+        let (host, col) = secure(rng, log);
+        let (alpha, _) = felt(rng);
+        let eval = LineEvaluation::<CpuBackend>::new(LineDomain::new(Coset::half_odds(log)), col);
+        let want = flat(&CpuBackend::fold_line(&eval, alpha, &tree, step).values);
+        let mut d = gpu.upload(&host)?;
+        let mut a = alpha;
+        for j in 0..step {
+            let w = a.to_m31_array().map(|x| x.0);
+            d = gpu.fri_fold(&d, log - 1 - j, w, false, &dtw)?;
+            a = a * a;
+        }
+        t.check(&format!("fold_line 2^{log}, {step} step(s)"), gpu.download(&d)? == want);
+    }
+    let logs = [1u32, 2, 5, 6, 12];
+    let cols: Vec<(Vec<u32>, SecureColumnByCoords<CpuBackend>)> = logs.iter().map(|&l| secure(rng, l)).collect();
+    let want = CpuBackend::lift_and_accumulate(cols.iter().map(|c| c.1.clone()).collect()).map(|c| flat(&c));
+    let dev = cols.iter().map(|c| gpu.upload(&c.0)).collect::<Result<Vec<_>>>()?;
+    let refs: Vec<_> = dev.iter().zip(logs).collect();
+    let got = gpu.lift_and_accumulate(&refs)?.map(|d| gpu.download(&d)).transpose()?;
+    t.check(&format!("lift_and_accumulate over log sizes {logs:?}"), got == want);
+    for log in [3u32, 16, 20] {
+        let evals = rng.m31s(1 << log);
+        let (host_w, w) = secure(rng, log);
+        let want = (0..1usize << log).fold(SecureField::default(), |acc, i| acc + w.at(i) * M31(evals[i]));
+        let got = gpu.dot_m31_qm31(&gpu.upload(&evals)?, &gpu.upload(&host_w)?)?;
+        t.check(&format!("barycentric dot product over 2^{log}"), got == want.to_m31_array().map(|x| x.0));
+    }
+    Ok(())
+}
+
 type Ev = AssertEvaluator<'static>;
 
 /// The generated constraint kernel of each ObelyskVM component, evaluated on
 /// random columns and parameters, against the framework's own expression
 /// evaluator on the host, row by row.
-fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
+fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng, skip_hash: bool) -> Result<()> {
     let rels = Relations::draw(&mut Blake2sChannel::default());
     let (trace_log, eval_log) = (5u32, 6u32);
     let evals: Vec<(&str, ExprEvaluator)> = vec![
@@ -167,6 +228,10 @@ fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         ("hash", HashEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
     ];
     for (name, ev) in evals {
+        if skip_hash && name == "hash" {
+            println!("skip constraints of `hash` (--skip-hash: its kernel takes minutes to compile)");
+            continue;
+        }
         let kernel = codegen::generate(&format!("constraints_{name}"), &ev);
         let t0 = Instant::now();
         let compiled = gpu.compile_constraints(kernel.clone())?;
@@ -344,7 +409,8 @@ fn main() {
         check_fft(&gpu, &mut t, &mut rng)?;
         check_merkle(&gpu, &mut t, &mut rng)?;
         check_grind(&gpu, &mut t, &mut rng)?;
-        check_constraints(&gpu, &mut t, &mut rng)?;
+        check_fri(&gpu, &mut t, &mut rng)?;
+        check_constraints(&gpu, &mut t, &mut rng, args.iter().any(|a| a == "--skip-hash"))?;
         println!("checks: {} passed, {} failed", t.passed, t.failed);
         if let Some((lo, hi)) = bench_range {
             bench(&gpu, lo, hi, n_cols, &mut rng)?;

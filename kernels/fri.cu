@@ -1,0 +1,75 @@
+// FRI folding, accumulation and barycentric evaluation over QM31 columns
+// stored coordinate-major (Stwo's SecureColumnByCoords): coordinate c of
+// element i is at col[c * n + i].
+
+__device__ __forceinline__ qm31 qm31_load(const u32* col, u64 n, u64 i) {
+    return {col[i], col[n + i], col[2 * n + i], col[3 * n + i]};
+}
+__device__ __forceinline__ void qm31_store(u32* col, u64 n, u64 i, qm31 v) {
+    col[i] = v.a; col[n + i] = v.b; col[2 * n + i] = v.c; col[3 * n + i] = v.d;
+}
+__device__ __forceinline__ qm31 qm31_mul_m31(qm31 x, u32 t) {
+    return {m31_mul(x.a, t), m31_mul(x.b, t), m31_mul(x.c, t), m31_mul(x.d, t)};
+}
+
+// dst[i] = (f[2i] + f[2i+1]) + alpha * (f[2i] - f[2i+1]) * t_i, for i < 2^log_dst.
+// Circle fold (circle_fold = 1): t_i = 1/y of the domain point, derived from the
+// first line layer's inverse twiddles at `off` as in the FFT's circle layer.
+// Line fold: t_i = itw[off + i] = 1/x.
+extern "C" __global__ void fri_fold(const u32* src, u32* dst, const u32* itw, u32 off, u32 log_dst, const u32* alpha_w,
+                                    int circle_fold) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    u64 n = 1ull << log_dst;
+    if (i >= n) return;
+    u32 t;
+    if (circle_fold) {
+        u32 x = itw[off + 2 * (i >> 2)], y = itw[off + 2 * (i >> 2) + 1];
+        switch (i & 3) {
+            case 0: t = y; break;
+            case 1: t = m31_neg(y); break;
+            case 2: t = m31_neg(x); break;
+            default: t = x; break;
+        }
+    } else {
+        t = itw[off + i];
+    }
+    qm31 alpha = {alpha_w[0], alpha_w[1], alpha_w[2], alpha_w[3]};
+    qm31 v0 = qm31_load(src, 2 * n, 2 * i), v1 = qm31_load(src, 2 * n, 2 * i + 1);
+    qm31 f0 = qm31_add(v0, v1);
+    qm31 f1 = qm31_mul_m31(qm31_sub(v0, v1), t);
+    qm31_store(dst, n, i, qm31_add(f0, qm31_mul(alpha, f1)));
+}
+
+// acc[i] = col[i] + prev[lift(i)] with lift(i) = ((i >> (r + 1)) << 1) | (i & 1),
+// r = log2(len(col) / len(prev)): one step of Stwo's lift_and_accumulate.
+extern "C" __global__ void lift_accumulate(const u32* col, const u32* prev, u32* acc, u32 log_n, u32 log_prev) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    u64 n = 1ull << log_n;
+    if (i >= n) return;
+    u32 r = log_n - log_prev;
+    u64 j = ((i >> (r + 1)) << 1) | (i & 1);
+    qm31_store(acc, n, i, qm31_add(qm31_load(col, n, i), qm31_load(prev, 1ull << log_prev, j)));
+}
+
+// Partial sums of evals[i] * weights[i] (weights QM31, coordinate-major):
+// one QM31 per block in `partial` (4 words each); the host adds the blocks.
+extern "C" __global__ void dot_m31_qm31(const u32* evals, const u32* weights, u64 n, u32* partial) {
+    __shared__ qm31 s[256];
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    qm31 v = {0, 0, 0, 0};
+    for (u64 k = i; k < n; k += (u64)gridDim.x * blockDim.x) {
+        v = qm31_add(v, qm31_mul_m31(qm31_load(weights, n, k), evals[k]));
+    }
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (u32 w = blockDim.x / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) s[threadIdx.x] = qm31_add(s[threadIdx.x], s[threadIdx.x + w]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        partial[4 * blockIdx.x] = s[0].a;
+        partial[4 * blockIdx.x + 1] = s[0].b;
+        partial[4 * blockIdx.x + 2] = s[0].c;
+        partial[4 * blockIdx.x + 3] = s[0].d;
+    }
+}

@@ -19,11 +19,13 @@ use stwo_constraint_framework::expr::{BaseExpr, ExprEvaluator, ExtExpr};
 /// `ExprEvaluator`'s numbering (one counter over all interactions).
 pub type Mask = (usize, usize, isize);
 
-/// The generated kernel and how to feed it.
+/// The generated kernels and how to feed them.
 #[derive(Clone, Debug)]
 pub struct ConstraintKernel {
     pub name: String,
-    pub source: String,
+    /// `(kernel name, CUDA source)`: launched in order, each adding its
+    /// constraints into the same output.
+    pub parts: Vec<(String, String)>,
     /// Column pointer `k` of the kernel is this `(interaction, index)`.
     pub columns: Vec<(usize, usize)>,
     /// Every mask read, in the order the kernel loads them.
@@ -96,6 +98,13 @@ struct Emitter<'a> {
     base_params: &'a BTreeMap<String, usize>,
     ext_params: &'a BTreeMap<String, usize>,
     intermediates: &'a BTreeSet<String>,
+}
+
+impl ConstraintKernel {
+    /// The CUDA source of all parts.
+    pub fn source(&self) -> String {
+        self.parts.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("\n")
+    }
 }
 
 impl Emitter<'_> {
@@ -183,7 +192,43 @@ fn ordered(names: impl Iterator<Item = String>) -> Vec<String> {
     v
 }
 
-/// Generates the constraint kernel `name` for an evaluated expression tree.
+/// Constraints per generated kernel. NVRTC's compile time grows faster than
+/// linearly with a function's size (7 s for the 60-constraint CPU component,
+/// 389 s for the 318-constraint Poseidon2 one as a single function), so a
+/// component becomes several kernels that accumulate into one output.
+pub const CONSTRAINTS_PER_KERNEL: usize = 32;
+
+/// The masks and intermediates that constraints `lo..hi` need, transitively.
+fn closure(ev: &ExprEvaluator, lo: usize, hi: usize, intermediates: &BTreeSet<String>) -> (BTreeSet<Mask>, BTreeSet<String>) {
+    let mut vars = Vars::default();
+    ev.constraints[lo..hi].iter().for_each(|e| visit_ext(e, &mut vars));
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let fresh: Vec<String> = vars
+            .base_params
+            .iter()
+            .chain(&vars.ext_params)
+            .filter(|p| intermediates.contains(*p) && !needed.contains(*p))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for n in fresh {
+            if let Some(b) = ev.intermediates.get(&n) {
+                visit_base(b, &mut vars);
+            }
+            if let Some(x) = ev.ext_intermediates.get(&n) {
+                visit_ext(x, &mut vars);
+            }
+            needed.insert(n);
+        }
+    }
+    (vars.masks, needed)
+}
+
+/// Generates the constraint kernels `name_0`, `name_1`, ... for an evaluated
+/// expression tree.
 pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
     let mut vars = Vars::default();
     ev.intermediates.values().for_each(|e| visit_base(e, &mut vars));
@@ -200,57 +245,64 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
     let ext_slot: BTreeMap<String, usize> = ext_params.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
     let em =
         Emitter { masks: &mask_slot, base_params: &base_slot, ext_params: &ext_slot, intermediates: &intermediates };
+    let order = ordered(intermediates.iter().cloned());
 
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "extern \"C\" __global__ void {name}(const u64* cols, const u32* base_params, const u32* ext_params, \
-         const u32* powers, u32 trace_log, u32 eval_log, u32* out) {{"
-    );
-    let _ = writeln!(s, "    u32 row = blockIdx.x * blockDim.x + threadIdx.x;");
-    let _ = writeln!(s, "    if (row >= (1u << eval_log)) return;");
-    for (i, m) in masks.iter().enumerate() {
-        let col = columns.iter().position(|c| *c == (m.0, m.1)).unwrap_or_default();
-        let at = if m.2 == 0 { "row".to_string() } else { format!("offset_row(row, trace_log, eval_log, {})", m.2) };
-        let _ = writeln!(s, "    const u32 m{i} = ((const u32*)cols[{col}])[{at}];");
-    }
-    for n in ordered(intermediates.iter().cloned()) {
-        match (ev.intermediates.get(&n), ev.ext_intermediates.get(&n)) {
-            (Some(b), _) => {
-                let _ = writeln!(s, "    const u32 {n} = {};", em.base(b));
-            }
-            (None, Some(x)) => {
-                let _ = writeln!(s, "    const qm31 {n} = {};", em.ext(x));
-            }
-            (None, None) => {}
-        }
-    }
-    let _ = writeln!(s, "    qm31 acc = qm31_make(0, 0, 0, 0);");
-    for (j, c) in ev.constraints.iter().enumerate() {
-        let p = 4 * j;
+    let n = ev.constraints.len();
+    let mut parts = Vec::new();
+    for (part, lo) in (0..n.max(1)).step_by(CONSTRAINTS_PER_KERNEL).enumerate() {
+        let hi = (lo + CONSTRAINTS_PER_KERNEL).min(n);
+        let (part_masks, needed) = closure(ev, lo, hi, &intermediates);
+        let kname = format!("{name}_{part}");
+        let mut s = String::new();
         let _ = writeln!(
             s,
-            "    acc = qm31_add(acc, qm31_mul(qm31_make(powers[{p}], powers[{}], powers[{}], powers[{}]), {}));",
-            p + 1,
-            p + 2,
-            p + 3,
-            em.ext(c)
+            "extern \"C\" __global__ void {kname}(const u64* cols, const u32* base_params, const u32* ext_params, \
+             const u32* powers, u32 trace_log, u32 eval_log, u32* out) {{"
         );
+        let _ = writeln!(s, "    u32 row = blockIdx.x * blockDim.x + threadIdx.x;");
+        let _ = writeln!(s, "    if (row >= (1u << eval_log)) return;");
+        for m in &part_masks {
+            let slot = mask_slot[m];
+            let col = columns.iter().position(|c| *c == (m.0, m.1)).unwrap_or_default();
+            let at = if m.2 == 0 { "row".to_string() } else { format!("offset_row(row, trace_log, eval_log, {})", m.2) };
+            let _ = writeln!(s, "    const u32 m{slot} = ((const u32*)cols[{col}])[{at}];");
+        }
+        for n in order.iter().filter(|n| needed.contains(*n)) {
+            match (ev.intermediates.get(n), ev.ext_intermediates.get(n)) {
+                (Some(b), _) => {
+                    let _ = writeln!(s, "    const u32 {n} = {};", em.base(b));
+                }
+                (None, Some(x)) => {
+                    let _ = writeln!(s, "    const qm31 {n} = {};", em.ext(x));
+                }
+                (None, None) => {}
+            }
+        }
+        let init = if part == 0 {
+            "qm31_make(0, 0, 0, 0)".to_string()
+        } else {
+            "qm31_make(out[4 * row], out[4 * row + 1], out[4 * row + 2], out[4 * row + 3])".to_string()
+        };
+        let _ = writeln!(s, "    qm31 acc = {init};");
+        for (j, c) in ev.constraints.iter().enumerate().take(hi).skip(lo) {
+            let p = 4 * j;
+            let _ = writeln!(
+                s,
+                "    acc = qm31_add(acc, qm31_mul(qm31_make(powers[{p}], powers[{}], powers[{}], powers[{}]), {}));",
+                p + 1,
+                p + 2,
+                p + 3,
+                em.ext(c)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "    out[4 * row] = acc.a; out[4 * row + 1] = acc.b; out[4 * row + 2] = acc.c; out[4 * row + 3] = acc.d;"
+        );
+        let _ = writeln!(s, "}}");
+        parts.push((kname, s));
     }
-    let _ = writeln!(
-        s,
-        "    out[4 * row] = acc.a; out[4 * row + 1] = acc.b; out[4 * row + 2] = acc.c; out[4 * row + 3] = acc.d;"
-    );
-    let _ = writeln!(s, "}}");
-    ConstraintKernel {
-        name: name.to_string(),
-        source: s,
-        columns,
-        masks,
-        base_params,
-        ext_params,
-        n_constraints: ev.constraints.len(),
-    }
+    ConstraintKernel { name: name.to_string(), parts, columns, masks, base_params, ext_params, n_constraints: n }
 }
 
 #[cfg(test)]
@@ -286,12 +338,13 @@ mod tests {
                 k.masks.iter().any(|m| m.0 == 2 && m.2 == -1),
                 "{name}: the LogUp running sum reads the previous row"
             );
-            assert!(k.source.contains(&format!("void {name}(")));
+            assert!(k.source().contains(&format!("void {name}_0(")));
+            assert_eq!(k.parts.len(), k.n_constraints.div_ceil(CONSTRAINTS_PER_KERNEL));
             // Every parameter binds: relation elements, claimed sum, column size.
             let (base, ext) = bind_params(&k, &rels.elements(), SecureField::from(7u32), 5).unwrap();
             assert_eq!((base.len(), ext.len()), (k.base_params.len(), 4 * k.ext_params.len()));
             assert!(k.ext_params.iter().any(|p| p.ends_with("_z")), "{name}: relation elements are parameters");
-            eprintln!("{name}: {} constraints, {} columns, {} bytes", k.n_constraints, k.columns.len(), k.source.len());
+            eprintln!("{name}: {} constraints, {} columns, {} kernels, {} bytes", k.n_constraints, k.columns.len(), k.parts.len(), k.source().len());
         }
     }
 }

@@ -89,18 +89,52 @@ pub struct Gpu {
     f: Vec<CudaFunction>,
 }
 
-fn compile(ctx: &Arc<CudaContext>, name: &str, src: &str) -> Result<Arc<CudaModule>> {
-    let opts = CompileOptions { name: Some(name.into()), ..Default::default() };
-    let ptx =
-        cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
-    Ok(ctx.load_module(ptx)?)
-}
-
-/// A generated constraint kernel, compiled for one device.
+/// A component's generated constraint kernels, compiled for one device.
 pub struct CompiledConstraints {
     pub kernel: codegen::ConstraintKernel,
     _module: Arc<CudaModule>,
-    f: CudaFunction,
+    f: Vec<CudaFunction>,
+    /// Whether the PTX came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+/// Where compiled kernel PTX is cached: `$BITSAGE_KERNEL_CACHE`, else
+/// `$XDG_CACHE_HOME/bitsage/kernels`, else `~/.cache/bitsage/kernels`.
+fn kernel_cache_dir() -> Option<std::path::PathBuf> {
+    if let Some(d) = std::env::var_os("BITSAGE_KERNEL_CACHE") {
+        return Some(d.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("bitsage").join("kernels"))
+}
+
+/// NVRTC output for `src`, from the cache when this exact source (and this
+/// NVRTC version) was compiled before. A cache that cannot be written only
+/// costs the next process a compile.
+fn compile_cached(name: &str, src: &str) -> Result<(cudarc::nvrtc::Ptx, bool)> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    src.hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    let path = kernel_cache_dir().map(|d| d.join(format!("{name}-{:016x}.ptx", h.finish())));
+    if let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        return Ok((cudarc::nvrtc::Ptx::from_src(text), true));
+    }
+    let opts = CompileOptions { name: Some(format!("{name}.cu")), ..Default::default() };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
+    if let Some(p) = path {
+        let stored = p.parent().map(std::fs::create_dir_all).unwrap_or(Ok(())).and_then(|()| {
+            let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, ptx.to_src())?;
+            std::fs::rename(&tmp, &p)
+        });
+        if let Err(e) = stored {
+            eprintln!("warning: could not cache kernel {name}: {e}");
+        }
+    }
+    Ok((ptx, false))
 }
 
 fn launch_1d(n: u64) -> LaunchConfig {
@@ -143,17 +177,20 @@ impl Gpu {
         let ctx = CudaContext::new(ordinal)?;
         let stream = ctx.default_stream();
         let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
-        let module = compile(&ctx, "bitsage_kernels.cu", &src)?;
+        let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
+        let module = ctx.load_module(ptx)?;
         let f = KERNELS.iter().map(|k| module.load_function(k)).collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Gpu { ctx, stream, _module: module, f })
     }
 
-    /// Compiles a generated constraint kernel (NVRTC, once per component shape).
+    /// Compiles a component's generated constraint kernels (NVRTC, cached on
+    /// disk by source).
     pub fn compile_constraints(&self, kernel: codegen::ConstraintKernel) -> Result<CompiledConstraints> {
-        let src = format!("{M31_H}\n{QM31_H}\n{}", kernel.source);
-        let module = compile(&self.ctx, &format!("{}.cu", kernel.name), &src)?;
-        let f = module.load_function(&kernel.name)?;
-        Ok(CompiledConstraints { kernel, _module: module, f })
+        let src = format!("{M31_H}\n{QM31_H}\n{}", kernel.source());
+        let (ptx, from_cache) = compile_cached(&kernel.name, &src)?;
+        let module = self.ctx.load_module(ptx)?;
+        let f = kernel.parts.iter().map(|(n, _)| module.load_function(n)).collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(CompiledConstraints { kernel, _module: module, f, from_cache })
     }
 
     /// Runs a constraint kernel over a bit-reversed evaluation domain of
@@ -194,10 +231,13 @@ impl Gpu {
         let d_pow = self.upload(if powers.is_empty() { &[0] } else { powers })?;
         // SAFETY: the kernel writes all 4 words of every row.
         let mut out = unsafe { self.stream.alloc::<u32>(4usize << eval_log) }?;
-        let mut b = self.stream.launch_builder(&c.f);
-        b.arg(&d_ptrs).arg(&d_base).arg(&d_ext).arg(&d_pow).arg(&trace_log).arg(&eval_log).arg(&mut out);
-        // SAFETY: every column has 2^eval_log values and offsets stay inside the domain.
-        unsafe { b.launch(launch_1d(1u64 << eval_log)) }?;
+        for f in &c.f {
+            let mut b = self.stream.launch_builder(f);
+            b.arg(&d_ptrs).arg(&d_base).arg(&d_ext).arg(&d_pow).arg(&trace_log).arg(&eval_log).arg(&mut out);
+            // SAFETY: every column has 2^eval_log values and offsets stay inside the domain;
+            // the first part writes every row, later parts add to it (same stream, in order).
+            unsafe { b.launch(launch_1d(1u64 << eval_log)) }?;
+        }
         Ok(out)
     }
 

@@ -281,10 +281,12 @@ fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng, skip_hash: bool) -
         }
         t.check(
             &format!(
-                "constraints of `{name}`: {} constraints, {} columns, {} KiB of CUDA, compiled in {compile_ms:.0} ms, {} rows",
+                "constraints of `{name}`: {} constraints, {} columns, {} kernels, {} KiB of CUDA, {} in {compile_ms:.0} ms, {} rows",
                 kernel.n_constraints,
                 kernel.columns.len(),
-                kernel.source.len() >> 10,
+                kernel.parts.len(),
+                kernel.source().len() >> 10,
+                if compiled.from_cache { "loaded from cache" } else { "compiled" },
                 1 << eval_log
             ),
             mismatches == 0,

@@ -51,14 +51,16 @@ extern "C" __global__ void lift_accumulate(const u32* col, const u32* prev, u32*
     qm31_store(acc, n, i, qm31_add(qm31_load(col, n, i), qm31_load(prev, 1ull << log_prev, j)));
 }
 
-// Partial sums of evals[i] * weights[i] (weights QM31, coordinate-major):
-// one QM31 per block in `partial` (4 words each); the host adds the blocks.
-extern "C" __global__ void dot_m31_qm31(const u32* evals, const u32* weights, u64 n, u32* partial) {
+// Partial sums of evals[i] * weights[i]; coordinate c of weight k is at
+// weights[c * cs + k * es] (coordinate-major: cs = n, es = 1; element-major:
+// cs = 1, es = 4). One QM31 per block in `partial`; the host adds the blocks.
+extern "C" __global__ void dot_m31_qm31(const u32* evals, const u32* weights, u64 n, u64 cs, u64 es, u32* partial) {
     __shared__ qm31 s[256];
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     qm31 v = {0, 0, 0, 0};
     for (u64 k = i; k < n; k += (u64)gridDim.x * blockDim.x) {
-        v = qm31_add(v, qm31_mul_m31(qm31_load(weights, n, k), evals[k]));
+        qm31 w = {weights[k * es], weights[cs + k * es], weights[2 * cs + k * es], weights[3 * cs + k * es]};
+        v = qm31_add(v, qm31_mul_m31(w, evals[k]));
     }
     s[threadIdx.x] = v;
     __syncthreads();
@@ -72,4 +74,35 @@ extern "C" __global__ void dot_m31_qm31(const u32* evals, const u32* weights, u6
         partial[4 * blockIdx.x + 2] = s[0].c;
         partial[4 * blockIdx.x + 3] = s[0].d;
     }
+}
+
+// a[i] += b[i] over M31 words.
+extern "C" __global__ void m31_add_into(u32* a, const u32* b, u64 n) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) a[i] = m31_add(a[i], b[i]);
+}
+
+// In-place bit-reversal permutation of 2^log_n words.
+extern "C" __global__ void bit_reverse_m31(u32* a, u32 log_n) {
+    u32 i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (log_n == 0 || i >= (1u << log_n)) return;
+    u32 j = __brev(i) >> (32 - log_n);
+    if (i < j) {
+        u32 t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+// acc_c[r] += row_res[r].c * denom_inv[r >> trace_log] for the 4 coordinate
+// columns of the composition accumulator (row_res is 4 words per row).
+extern "C" __global__ void accumulate_quotient(const u32* row_res, const u32* denom_inv, u32 trace_log, u32 eval_log,
+                                               u32* acc0, u32* acc1, u32* acc2, u32* acc3) {
+    u32 r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= (1u << eval_log)) return;
+    u32 d = denom_inv[r >> trace_log];
+    acc0[r] = m31_add(acc0[r], m31_mul(row_res[4 * r], d));
+    acc1[r] = m31_add(acc1[r], m31_mul(row_res[4 * r + 1], d));
+    acc2[r] = m31_add(acc2[r], m31_mul(row_res[4 * r + 2], d));
+    acc3[r] = m31_add(acc3[r], m31_mul(row_res[4 * r + 3], d));
 }

@@ -17,7 +17,9 @@
 //! `bitsage-cuda-check` compares each against Stwo on random inputs and
 //! times it against the SIMD backend.
 
+pub mod backend;
 pub mod codegen;
+pub mod prover;
 
 use std::sync::Arc;
 
@@ -41,7 +43,7 @@ pub const SOURCES: [(&str, &str); 5] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 10] = [
+const KERNELS: [&str; 13] = [
     "fft_line_layer",
     "fft_circle_layer",
     "m31_scale",
@@ -52,6 +54,9 @@ const KERNELS: [&str; 10] = [
     "fri_fold",
     "lift_accumulate",
     "dot_m31_qm31",
+    "m31_add_into",
+    "bit_reverse_m31",
+    "accumulate_quotient",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -146,21 +151,29 @@ fn launch_1d(n: u64) -> LaunchConfig {
     }
 }
 
-/// A twiddle tree on the device: Stwo's layout (x-coordinates of the first
-/// half of each doubled coset, bit-reversed, padded to 2^K) and its inverses.
-pub struct DeviceTwiddles {
-    /// log2 of the buffer length: the root coset's log size.
+/// One direction of a twiddle tree on the device, in Stwo's layout
+/// (x-coordinates of the first half of each doubled coset, bit-reversed,
+/// padded to 2^log_len), with the host copy Stwo's generic code may ask for.
+#[derive(Clone)]
+pub struct TwBuf {
+    /// log2 of the buffer length (the root coset's log size).
     pub log_len: u32,
-    tw: CudaSlice<u32>,
-    itw: CudaSlice<u32>,
+    pub buf: CudaSlice<u32>,
+    pub host: Vec<u32>,
 }
 
-impl DeviceTwiddles {
-    /// Offset of line layer `i` (0-based) for a domain of log size `log_n`.
+impl TwBuf {
+    /// Offset of line layer `i` (0-based) for a circle domain of log size `log_n`.
     fn line_offset(&self, log_n: u32, i: u32) -> u32 {
         let m = log_n - 1;
         (1u32 << self.log_len) - (1u32 << (m - i))
     }
+}
+
+/// A twiddle tree on the device: forward and inverse.
+pub struct DeviceTwiddles {
+    pub tw: TwBuf,
+    pub itw: TwBuf,
 }
 
 impl Gpu {
@@ -212,7 +225,7 @@ impl Gpu {
             && base_params.len() == k.base_params.len()
             && ext_params.len() == 4 * k.ext_params.len()
             && powers.len() == 4 * k.n_constraints
-            && columns.iter().all(|col| col.len() == 1 << eval_log)
+            && columns.iter().all(|col| col.len() >= 1 << eval_log)
             && eval_log > trace_log;
         if !ok {
             return Err(CudaError::Unsupported(format!("arguments do not match constraint kernel {}", k.name)));
@@ -268,10 +281,16 @@ impl Gpu {
         let tree = CpuBackend::precompute_twiddles(coset);
         let tw: Vec<u32> = tree.twiddles.iter().map(|v| v.0).collect();
         let itw: Vec<u32> = tree.itwiddles.iter().map(|v| v.0).collect();
-        Ok(DeviceTwiddles { log_len: coset.log_size(), tw: self.upload(&tw)?, itw: self.upload(&itw)? })
+        Ok(DeviceTwiddles { tw: self.tw_buf(tw, coset.log_size())?, itw: self.tw_buf(itw, coset.log_size())? })
     }
 
-    fn check_domain(&self, tw: &DeviceTwiddles, log_n: u32) -> Result<()> {
+    /// A twiddle buffer of 2^log_len words (Stwo's layout) on the device.
+    pub fn tw_buf(&self, host: Vec<u32>, log_len: u32) -> Result<TwBuf> {
+        let buf = self.upload(if host.is_empty() { &[0] } else { &host })?;
+        Ok(TwBuf { log_len, buf, host })
+    }
+
+    fn check_domain(&self, tw: &TwBuf, log_n: u32) -> Result<()> {
         if log_n < 3 || log_n - 1 > tw.log_len {
             return Err(CudaError::Unsupported(format!(
                 "circle FFT of log size {log_n} needs 3 <= log size <= {} for these twiddles",
@@ -318,12 +337,12 @@ impl Gpu {
 
     /// In place: `n_cols` columns of bit-reversed evaluations on
     /// `CanonicCoset(log_n)` become their coefficients (natural order).
-    pub fn interpolate(&self, data: &mut CudaSlice<u32>, log_n: u32, tw: &DeviceTwiddles) -> Result<()> {
-        self.check_domain(tw, log_n)?;
+    pub fn interpolate(&self, data: &mut CudaSlice<u32>, log_n: u32, itw: &TwBuf) -> Result<()> {
+        self.check_domain(itw, log_n)?;
         let n_cols = (data.len() >> log_n) as u32;
-        self.circle_layer(data, &tw.itw, tw.line_offset(log_n, 0), log_n, n_cols, true)?;
+        self.circle_layer(data, &itw.buf, itw.line_offset(log_n, 0), log_n, n_cols, true)?;
         for k in 1..log_n {
-            self.line_layer(data, &tw.itw, tw.line_offset(log_n, k - 1), log_n, k, n_cols, true)?;
+            self.line_layer(data, &itw.buf, itw.line_offset(log_n, k - 1), log_n, k, n_cols, true)?;
         }
         // Divide by 2^log_n: 2^-L = 2^(31-L) mod 2^31 - 1.
         let scale = 1u32 << (31 - log_n);
@@ -342,7 +361,7 @@ impl Gpu {
         coeffs: &CudaSlice<u32>,
         log_coeffs: u32,
         log_n: u32,
-        tw: &DeviceTwiddles,
+        tw: &TwBuf,
     ) -> Result<CudaSlice<u32>> {
         self.check_domain(tw, log_n)?;
         if log_coeffs > log_n {
@@ -358,19 +377,18 @@ impl Gpu {
             unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
         }
         for k in (1..log_n).rev() {
-            self.line_layer(&mut data, &tw.tw, tw.line_offset(log_n, k - 1), log_n, k, n_cols, false)?;
+            self.line_layer(&mut data, &tw.buf, tw.line_offset(log_n, k - 1), log_n, k, n_cols, false)?;
         }
-        self.circle_layer(&mut data, &tw.tw, tw.line_offset(log_n, 0), log_n, n_cols, false)?;
+        self.circle_layer(&mut data, &tw.buf, tw.line_offset(log_n, 0), log_n, n_cols, false)?;
         Ok(data)
     }
 
-    /// The lifted Blake2s Merkle tree of `columns` (each a device column and
-    /// its log size, sorted ascending by size, at least 1): returns the leaf
-    /// layer and the root.
-    pub fn merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(CudaSlice<u32>, [u32; 8])> {
-        let log_leaves = columns.iter().map(|c| c.1).max().unwrap_or(0);
-        if columns.iter().any(|c| c.1 == 0) || columns.windows(2).any(|w| w[0].1 > w[1].1) {
-            return Err(CudaError::Unsupported("columns must be sorted by size and have at least 2 values".into()));
+    /// Leaf hashes (8 words each) of the lifted Blake2s Merkle tree over
+    /// `columns` (device column and log size, sorted ascending by size, each
+    /// at least 2 values), lifted to `2^log_leaves` leaves.
+    pub fn merkle_leaves(&self, columns: &[(&CudaSlice<u32>, u32)], log_leaves: u32) -> Result<CudaSlice<u32>> {
+        if columns.iter().any(|c| c.1 == 0 || c.1 > log_leaves) || columns.windows(2).any(|w| w[0].1 > w[1].1) {
+            return Err(CudaError::Unsupported("columns must be sorted by size, 2 <= size <= leaves".into()));
         }
         let ptrs: Vec<u64> = columns
             .iter()
@@ -380,31 +398,80 @@ impl Gpu {
             })
             .collect();
         let logs: Vec<u32> = columns.iter().map(|c| c.1).collect();
-        let d_ptrs = self.stream.clone_htod(&ptrs)?;
-        let d_logs = self.upload(&logs)?;
+        let d_ptrs = self.stream.clone_htod(if ptrs.is_empty() { &[0u64][..] } else { &ptrs })?;
+        let d_logs = self.upload(if logs.is_empty() { &[0] } else { &logs })?;
         let n_cols = columns.len() as u32;
         // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
         let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
-        {
-            let mut b = self.stream.launch_builder(&self.f[4]);
-            b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
-            // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
-            unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
-        }
+        let mut b = self.stream.launch_builder(&self.f[4]);
+        b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
+        // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
+        unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
+        Ok(leaves)
+    }
+
+    /// The next Merkle layer: `out[i] = H(prev[2i] || prev[2i+1])`.
+    pub fn merkle_next_layer(&self, prev: &CudaSlice<u32>) -> Result<CudaSlice<u32>> {
+        let n = (prev.len() / 16) as u64;
+        // SAFETY: `merkle_layer` writes all 8 words of every node.
+        let mut next = unsafe { self.stream.alloc::<u32>((8 * n.max(1)) as usize) }?;
+        let mut b = self.stream.launch_builder(&self.f[5]);
+        b.arg(prev).arg(&mut next).arg(&n);
+        // SAFETY: node i reads children 2i and 2i+1 of the previous layer.
+        unsafe { b.launch(launch_1d(n)) }?;
+        Ok(next)
+    }
+
+    /// The lifted Blake2s Merkle tree of `columns` (sorted ascending by
+    /// size): returns the leaf layer and the root.
+    pub fn merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(CudaSlice<u32>, [u32; 8])> {
+        let log_leaves = columns.iter().map(|c| c.1).max().unwrap_or(0);
+        let leaves = self.merkle_leaves(columns, log_leaves)?;
         let mut layer = leaves.clone();
-        for log in (0..log_leaves).rev() {
-            let n = 1u64 << log;
-            // SAFETY: `merkle_layer` writes all 8 words of every node.
-            let mut next = unsafe { self.stream.alloc::<u32>((8 * n) as usize) }?;
-            let mut b = self.stream.launch_builder(&self.f[5]);
-            b.arg(&layer).arg(&mut next).arg(&n);
-            // SAFETY: node i reads children 2i and 2i+1 of the previous layer.
-            unsafe { b.launch(launch_1d(n)) }?;
-            layer = next;
+        for _ in 0..log_leaves {
+            layer = self.merkle_next_layer(&layer)?;
         }
         let root = self.download(&layer)?;
         let root: [u32; 8] = root.try_into().map_err(|_| CudaError::Unsupported("root is not 8 words".into()))?;
         Ok((leaves, root))
+    }
+
+    /// `a[i] += b[i]` over M31 words.
+    pub fn add_into(&self, a: &mut CudaSlice<u32>, b: &CudaSlice<u32>) -> Result<()> {
+        let n = a.len().min(b.len()) as u64;
+        let mut l = self.stream.launch_builder(&self.f[10]);
+        l.arg(a).arg(b).arg(&n);
+        // SAFETY: one thread per word below the shorter length.
+        unsafe { l.launch(launch_1d(n)) }?;
+        Ok(())
+    }
+
+    /// In-place bit-reversal permutation of a column of 2^log_n words.
+    pub fn bit_reverse(&self, a: &mut CudaSlice<u32>, log_n: u32) -> Result<()> {
+        let mut l = self.stream.launch_builder(&self.f[11]);
+        l.arg(a).arg(&log_n);
+        // SAFETY: threads swap pairs (i, rev(i)) with i < rev(i), all below 2^log_n.
+        unsafe { l.launch(launch_1d(1u64 << log_n)) }?;
+        Ok(())
+    }
+
+    /// `acc[c][r] += row_res[4r + c] · denom_inv[r >> trace_log]` for the
+    /// four coordinate columns of a composition accumulator.
+    pub fn accumulate_quotient(
+        &self,
+        row_res: &CudaSlice<u32>,
+        denom_inv: &[u32],
+        trace_log: u32,
+        eval_log: u32,
+        acc: [&mut CudaSlice<u32>; 4],
+    ) -> Result<()> {
+        let d = self.upload(denom_inv)?;
+        let [a0, a1, a2, a3] = acc;
+        let mut l = self.stream.launch_builder(&self.f[12]);
+        l.arg(row_res).arg(&d).arg(&trace_log).arg(&eval_log).arg(a0).arg(a1).arg(a2).arg(a3);
+        // SAFETY: one thread per row below 2^eval_log; every column has that many words.
+        unsafe { l.launch(launch_1d(1u64 << eval_log)) }?;
+        Ok(())
     }
 
     /// One FRI fold of a QM31 evaluation (4 coordinate columns of
@@ -419,20 +486,20 @@ impl Gpu {
         log_dst: u32,
         alpha: [u32; 4],
         circle: bool,
-        tw: &DeviceTwiddles,
+        itw: &TwBuf,
     ) -> Result<CudaSlice<u32>> {
         let log_src = log_dst + 1;
-        if src.len() != 4 << log_src || log_src > tw.log_len + u32::from(circle) || (circle && log_src < 3) {
+        if src.len() != 4 << log_src || log_src > itw.log_len + u32::from(circle) || (circle && log_src < 3) {
             return Err(CudaError::Unsupported(format!("fri_fold from 2^{log_src} values")));
         }
         // Circle domain of log L: its first line layer; line domain of log n: layer 0 of a coset of log n.
-        let off = if circle { tw.line_offset(log_src, 0) } else { (1u32 << tw.log_len) - (1u32 << log_src) };
+        let off = if circle { itw.line_offset(log_src, 0) } else { (1u32 << itw.log_len) - (1u32 << log_src) };
         let d_alpha = self.upload(&alpha)?;
         let circle_flag = circle as i32;
         // SAFETY: every output element is written.
         let mut dst = unsafe { self.stream.alloc::<u32>(4usize << log_dst) }?;
         let mut b = self.stream.launch_builder(&self.f[7]);
-        b.arg(src).arg(&mut dst).arg(&tw.itw).arg(&off).arg(&log_dst).arg(&d_alpha).arg(&circle_flag);
+        b.arg(src).arg(&mut dst).arg(&itw.buf).arg(&off).arg(&log_dst).arg(&d_alpha).arg(&circle_flag);
         // SAFETY: thread i reads source pairs (2i, 2i+1) and twiddles inside the tree.
         unsafe { b.launch(launch_1d(1u64 << log_dst)) }?;
         Ok(dst)
@@ -464,6 +531,13 @@ impl Gpu {
     /// (coordinate-major) of equal length: Stwo's `barycentric_eval_at_point`.
     pub fn dot_m31_qm31(&self, evals: &CudaSlice<u32>, weights: &CudaSlice<u32>) -> Result<[u32; 4]> {
         let n = evals.len() as u64;
+        self.dot_strided(evals, weights, n, 1)
+    }
+
+    /// `Σ evals[i] · weights[i]` with coordinate `c` of weight `k` at
+    /// `weights[c * cs + k * es]`.
+    pub fn dot_strided(&self, evals: &CudaSlice<u32>, weights: &CudaSlice<u32>, cs: u64, es: u64) -> Result<[u32; 4]> {
+        let n = evals.len() as u64;
         if weights.len() as u64 != 4 * n {
             return Err(CudaError::Unsupported("weights must be 4 words per value".into()));
         }
@@ -471,7 +545,7 @@ impl Gpu {
         // SAFETY: each block writes its 4 words.
         let mut partial = unsafe { self.stream.alloc::<u32>(4 * blocks as usize) }?;
         let mut b = self.stream.launch_builder(&self.f[9]);
-        b.arg(evals).arg(weights).arg(&n).arg(&mut partial);
+        b.arg(evals).arg(weights).arg(&n).arg(&cs).arg(&es).arg(&mut partial);
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array.
         unsafe { b.launch(cfg) }?;

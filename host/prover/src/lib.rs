@@ -7,6 +7,8 @@
 //! the default, and a GPU backend slots in by implementing Stwo's backend
 //! traits and [`ProverBackend`].
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod receipt;
 pub mod tracegen;
 

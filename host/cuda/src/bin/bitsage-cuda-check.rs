@@ -91,7 +91,7 @@ fn check_fft(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let n_cols = 3;
         let evals = rng.m31s(n_cols << log);
         let mut d = gpu.upload(&evals)?;
-        gpu.interpolate(&mut d, log, &dtw)?;
+        gpu.interpolate(&mut d, log, &dtw.itw)?;
         let got = gpu.download(&d)?;
         let domain = CanonicCoset::new(log).circle_domain();
         let mut want = Vec::new();
@@ -108,7 +108,7 @@ fn check_fft(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         t.check(&format!("interpolate 2^{log} x {n_cols} columns"), got == want);
         for blowup in [1u32, 2] {
             let big = log + blowup;
-            let lde = gpu.download(&gpu.evaluate(&d, log, big, &dtw)?)?;
+            let lde = gpu.download(&gpu.evaluate(&d, log, big, &dtw.tw)?)?;
             let domain = CanonicCoset::new(big).circle_domain();
             let want: Vec<u32> =
                 polys.iter().flat_map(|p| words(&CpuBackend::evaluate(p, domain, &tree).values)).collect();
@@ -178,7 +178,7 @@ fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let (alpha, alpha_w) = felt(rng);
         let src = SecureEvaluation::<CpuBackend, BitReversedOrder>::new(CanonicCoset::new(log).circle_domain(), col);
         let want = flat(&CpuBackend::fold_circle_into_line(&src, alpha, &tree).values);
-        let got = gpu.download(&gpu.fri_fold(&gpu.upload(&host)?, log - 1, alpha_w, true, &dtw)?)?;
+        let got = gpu.download(&gpu.fri_fold(&gpu.upload(&host)?, log - 1, alpha_w, true, &dtw.itw)?)?;
         t.check(&format!("fold_circle_into_line 2^{log} -> 2^{}", log - 1), got == want);
     }
     for (log, step) in [(4u32, 1u32), (10, 1), (16, 3)] {
@@ -190,7 +190,7 @@ fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let mut a = alpha;
         for j in 0..step {
             let w = a.to_m31_array().map(|x| x.0);
-            d = gpu.fri_fold(&d, log - 1 - j, w, false, &dtw)?;
+            d = gpu.fri_fold(&d, log - 1 - j, w, false, &dtw.itw)?;
             a = a * a;
         }
         t.check(&format!("fold_line 2^{log}, {step} step(s)"), gpu.download(&d)? == want);
@@ -321,8 +321,8 @@ fn bench(gpu: &Gpu, min_log: u32, max_log: u32, n_cols: usize, rng: &mut Rng) ->
             let mut d = gpu.upload(&evals)?;
             gpu.synchronize()?;
             let h2d = t0.elapsed();
-            let ((), ifft) = gpu_time(gpu, || gpu.interpolate(&mut d, log, &dtw))?;
-            let (lde, lde_ms) = gpu_time(gpu, || gpu.evaluate(&d, log, log + 1, &dtw))?;
+            let ((), ifft) = gpu_time(gpu, || gpu.interpolate(&mut d, log, &dtw.itw))?;
+            let (lde, lde_ms) = gpu_time(gpu, || gpu.evaluate(&d, log, log + 1, &dtw.tw))?;
             let views: Vec<_> = (0..n_cols).map(|c| lde.slice(c << (log + 1)..(c + 1) << (log + 1))).collect();
             let owned: Vec<_> =
                 views.iter().map(|v| gpu.stream.clone_dtod(v)).collect::<std::result::Result<Vec<_>, _>>()?;

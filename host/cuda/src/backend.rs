@@ -1,0 +1,551 @@
+//! `CudaBackend`: Stwo 2.3's backend traits over device-resident columns.
+//!
+//! On the GPU: columns, bit reversal, interpolation and evaluation (LDE) on
+//! canonic domains, Merkle leaves and layers, grinding, FRI folds,
+//! accumulation, barycentric point evaluation, and constraint evaluation
+//! (kernels generated from the AIR, see [`crate::prover`]).
+//!
+//! Still through the SIMD backend, with a copy each way (correct, slow; each
+//! is a named function here so it can be replaced one by one):
+//! quotient numerators and combination, evaluation on non-canonic domains,
+//! point evaluation from coefficients, FRI `decompose`, leaf packing for
+//! `fold_step > 1`. GKR is not used by the ObelyskVM AIR and is refused.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use cudarc::driver::CudaSlice;
+use serde::{Deserialize, Serialize};
+use stwo::core::channel::Blake2sChannel;
+use stwo::core::circle::{CirclePoint, Coset};
+use stwo::core::fields::m31::{BaseField, M31};
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::pcs::quotients::ColumnSampleBatch;
+use stwo::core::poly::circle::{CanonicCoset, CircleDomain};
+use stwo::core::poly::line::LineDomain;
+use stwo::core::proof_of_work::GrindOps;
+use stwo::core::vcs::blake2_hash::{Blake2sHash, Blake2sHasher};
+use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
+use stwo::prover::backend::simd::column::BaseColumn;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::{Backend, BackendForChannel, Col, Column, ColumnOps, CpuBackend};
+use stwo::prover::fri::FriOps;
+use stwo::prover::line::LineEvaluation;
+use stwo::prover::lookups::gkr_prover::{GkrMultivariatePolyOracle, GkrOps, Layer};
+use stwo::prover::lookups::mle::{Mle, MleOps};
+use stwo::prover::lookups::utils::UnivariatePoly;
+use stwo::prover::pcs::quotient_ops::AccumulatedNumerators;
+use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps, SecureEvaluation};
+use stwo::prover::poly::twiddles::{TwiddleBuffer, TwiddleTree};
+use stwo::prover::poly::BitReversedOrder;
+use stwo::prover::secure_column::SecureColumnByCoords;
+use stwo::prover::vcs_lifted::ops::{MerkleOpsLifted, PackLeavesOps};
+use stwo::prover::{AccumulationOps, QuotientOps};
+
+use crate::{Gpu, TwBuf};
+
+/// The device every `CudaBackend` operation runs on. Open it (and handle a
+/// missing GPU) with [`init`] before proving; operations panic with the
+/// driver's message on a device failure mid-proof.
+static GPU: OnceLock<Gpu> = OnceLock::new();
+
+/// Opens GPU 0 for the backend, once; later calls return the same device.
+pub fn init() -> crate::Result<&'static Gpu> {
+    if let Some(g) = GPU.get() {
+        return Ok(g);
+    }
+    let g = Gpu::open(0)?;
+    Ok(GPU.get_or_init(|| g))
+}
+
+pub(crate) fn gpu() -> &'static Gpu {
+    match init() {
+        Ok(g) => g,
+        Err(e) => panic!("CudaBackend used without a usable GPU: {e}"),
+    }
+}
+
+fn ok<T>(r: crate::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("CUDA: {e}"))
+}
+
+/// The Stwo backend whose columns live in GPU memory.
+#[derive(Copy, Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CudaBackend;
+
+/// A value stored as a fixed number of u32 words on the device.
+pub trait DeviceValue: Copy + fmt::Debug + Send + Sync + 'static {
+    const WORDS: usize;
+    fn write(&self, out: &mut Vec<u32>);
+    fn read(w: &[u32]) -> Self;
+}
+
+impl DeviceValue for M31 {
+    const WORDS: usize = 1;
+    fn write(&self, out: &mut Vec<u32>) {
+        out.push(self.0);
+    }
+    fn read(w: &[u32]) -> Self {
+        M31(w[0])
+    }
+}
+
+impl DeviceValue for SecureField {
+    const WORDS: usize = 4;
+    fn write(&self, out: &mut Vec<u32>) {
+        out.extend(self.to_m31_array().map(|v| v.0));
+    }
+    fn read(w: &[u32]) -> Self {
+        SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])])
+    }
+}
+
+impl DeviceValue for Blake2sHash {
+    const WORDS: usize = 8;
+    fn write(&self, out: &mut Vec<u32>) {
+        out.extend(self.0.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+    }
+    fn read(w: &[u32]) -> Self {
+        let mut b = [0u8; 32];
+        for (i, x) in w.iter().take(8).enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());
+        }
+        Blake2sHash(b)
+    }
+}
+
+/// A device column: `len` values of `T`, `T::WORDS` words each, element-major.
+pub struct DevCol<T: DeviceValue> {
+    pub buf: CudaSlice<u32>,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: DeviceValue> DevCol<T> {
+    pub fn from_words(buf: CudaSlice<u32>, len: usize) -> Self {
+        DevCol { buf, len, _t: PhantomData }
+    }
+
+    fn from_host(values: &[T]) -> Self {
+        let mut w = Vec::with_capacity(values.len() * T::WORDS);
+        values.iter().for_each(|v| v.write(&mut w));
+        Self::from_words(ok(gpu().upload(if w.is_empty() { &[0] } else { &w })), values.len())
+    }
+}
+
+impl<T: DeviceValue> Clone for DevCol<T> {
+    fn clone(&self) -> Self {
+        DevCol { buf: ok(gpu().stream.clone_dtod(&self.buf).map_err(Into::into)), len: self.len, _t: PhantomData }
+    }
+}
+
+impl<T: DeviceValue> fmt::Debug for DevCol<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DevCol<{}>[{}]", std::any::type_name::<T>(), self.len)
+    }
+}
+
+impl<T: DeviceValue> FromIterator<T> for DevCol<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let v: Vec<T> = iter.into_iter().collect();
+        Self::from_host(&v)
+    }
+}
+
+impl<T: DeviceValue> Column<T> for DevCol<T> {
+    fn zeros(len: usize) -> Self {
+        let buf = ok(gpu().stream.alloc_zeros::<u32>((len * T::WORDS).max(1)).map_err(Into::into));
+        Self::from_words(buf, len)
+    }
+
+    unsafe fn uninitialized(len: usize) -> Self {
+        Self::zeros(len)
+    }
+
+    fn to_cpu(&self) -> Vec<T> {
+        let w = ok(gpu().download(&self.buf));
+        w.chunks(T::WORDS).take(self.len).map(T::read).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn at(&self, index: usize) -> T {
+        let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
+        T::read(&ok(gpu().stream.clone_dtoh(&view).map_err(Into::into)))
+    }
+
+    fn set(&mut self, index: usize, value: T) {
+        let mut w = Vec::with_capacity(T::WORDS);
+        value.write(&mut w);
+        let mut view = self.buf.slice_mut(index * T::WORDS..(index + 1) * T::WORDS);
+        ok(gpu().stream.memcpy_htod(&w, &mut view).map_err(Into::into));
+    }
+
+    fn split_at_mid(self) -> (Self, Self) {
+        let half = self.len / 2;
+        let s = &gpu().stream;
+        let lo = ok(s.clone_dtod(&self.buf.slice(..half * T::WORDS)).map_err(Into::into));
+        let hi = ok(s.clone_dtod(&self.buf.slice(half * T::WORDS..self.len * T::WORDS)).map_err(Into::into));
+        (Self::from_words(lo, half), Self::from_words(hi, self.len - half))
+    }
+}
+
+impl ColumnOps<BaseField> for CudaBackend {
+    type Column = DevCol<BaseField>;
+    fn bit_reverse_column(column: &mut Self::Column) {
+        let log = column.len.ilog2();
+        ok(gpu().bit_reverse(&mut column.buf, log));
+    }
+}
+
+impl ColumnOps<SecureField> for CudaBackend {
+    type Column = DevCol<SecureField>;
+    fn bit_reverse_column(column: &mut Self::Column) {
+        let mut v = column.to_cpu();
+        stwo::core::utils::bit_reverse(&mut v);
+        *column = DevCol::from_host(&v);
+    }
+}
+
+impl ColumnOps<Blake2sHash> for CudaBackend {
+    type Column = DevCol<Blake2sHash>;
+    fn bit_reverse_column(column: &mut Self::Column) {
+        let mut v = column.to_cpu();
+        stwo::core::utils::bit_reverse(&mut v);
+        *column = DevCol::from_host(&v);
+    }
+}
+
+/// Device twiddles: one direction of a Stwo twiddle tree.
+#[derive(Clone)]
+pub struct DevTwiddles(pub Option<TwBuf>);
+
+impl TwiddleBuffer<BitReversedOrder> for DevTwiddles {
+    fn empty() -> Self {
+        DevTwiddles(None)
+    }
+
+    fn extract_subdomain_twiddles(&self, domain_log_size: u32, subdomain_log_size: u32) -> Self {
+        let host: Vec<u32> = self.0.as_ref().map(|t| t.host.clone()).unwrap_or_default();
+        let sub = TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(&host, domain_log_size, subdomain_log_size);
+        let log = sub.len().max(1).ilog2();
+        DevTwiddles(Some(ok(gpu().tw_buf(sub, log))))
+    }
+}
+
+fn tw(t: &DevTwiddles) -> &TwBuf {
+    t.0.as_ref().unwrap_or_else(|| panic!("CUDA: these twiddles are empty"))
+}
+
+// ---- conversions for the operations that still go through SIMD ----------
+
+fn to_simd(c: &DevCol<BaseField>) -> BaseColumn {
+    c.to_cpu().into_iter().collect()
+}
+
+fn from_simd(c: &BaseColumn) -> DevCol<BaseField> {
+    DevCol::from_host(&c.to_cpu())
+}
+
+fn secure_to_simd(c: &SecureColumnByCoords<CudaBackend>) -> SecureColumnByCoords<SimdBackend> {
+    SecureColumnByCoords { columns: std::array::from_fn(|i| to_simd(&c.columns[i])) }
+}
+
+fn secure_from_simd(c: &SecureColumnByCoords<SimdBackend>) -> SecureColumnByCoords<CudaBackend> {
+    SecureColumnByCoords { columns: std::array::from_fn(|i| from_simd(&c.columns[i])) }
+}
+
+fn simd_twiddles(t: &TwiddleTree<CudaBackend>) -> TwiddleTree<SimdBackend> {
+    SimdBackend::precompute_twiddles(t.root_coset)
+}
+
+fn is_canonic(domain: CircleDomain) -> bool {
+    domain == CanonicCoset::new(domain.log_size()).circle_domain()
+}
+
+impl PolyOps for CudaBackend {
+    type Twiddles = DevTwiddles;
+
+    fn interpolate(
+        eval: CircleEvaluation<Self, BaseField, BitReversedOrder>,
+        itwiddles: &TwiddleTree<Self>,
+    ) -> CircleCoefficients<Self> {
+        let log = eval.domain.log_size();
+        let itw = tw(&itwiddles.itwiddles);
+        if log < 3 {
+            let cpu = CircleEvaluation::<CpuBackend, BaseField, BitReversedOrder>::new(eval.domain, eval.values.to_cpu());
+            let tree = CpuBackend::precompute_twiddles(itwiddles.root_coset);
+            return CircleCoefficients::new(DevCol::from_host(&CpuBackend::interpolate(cpu, &tree).coeffs));
+        }
+        let mut values = eval.values;
+        ok(gpu().interpolate(&mut values.buf, log, itw));
+        CircleCoefficients::new(values)
+    }
+
+    fn interpolate_columns(
+        columns: Vec<CircleEvaluation<Self, BaseField, BitReversedOrder>>,
+        twiddles: &TwiddleTree<Self>,
+    ) -> Vec<CircleCoefficients<Self>> {
+        columns.into_iter().map(|c| Self::interpolate(c, twiddles)).collect()
+    }
+
+    fn eval_at_point(poly: &CircleCoefficients<Self>, point: CirclePoint<SecureField>) -> SecureField {
+        CpuBackend::eval_at_point(&CircleCoefficients::<CpuBackend>::new(poly.coeffs.to_cpu()), point)
+    }
+
+    fn barycentric_weights(coset: CanonicCoset, p: CirclePoint<SecureField>) -> Col<Self, SecureField> {
+        DevCol::from_host(&CpuBackend::barycentric_weights(coset, p))
+    }
+
+    fn barycentric_eval_at_point(
+        evals: &CircleEvaluation<Self, BaseField, BitReversedOrder>,
+        weights: &Col<Self, SecureField>,
+    ) -> SecureField {
+        let w = ok(gpu().dot_strided(&evals.values.buf, &weights.buf, 1, 4));
+        SecureField::from_m31_array(w.map(M31))
+    }
+
+    fn eval_at_point_by_folding(
+        evals: &CircleEvaluation<Self, BaseField, BitReversedOrder>,
+        point: CirclePoint<SecureField>,
+        twiddles: &TwiddleTree<Self>,
+    ) -> SecureField {
+        let cpu = CircleEvaluation::<CpuBackend, BaseField, BitReversedOrder>::new(evals.domain, evals.values.to_cpu());
+        CpuBackend::eval_at_point_by_folding(&cpu, point, &CpuBackend::precompute_twiddles(twiddles.root_coset))
+    }
+
+    fn extend(poly: &CircleCoefficients<Self>, log_size: u32) -> CircleCoefficients<Self> {
+        let mut v = poly.coeffs.to_cpu();
+        v.resize(1 << log_size, M31(0));
+        CircleCoefficients::new(DevCol::from_host(&v))
+    }
+
+    fn evaluate(
+        poly: &CircleCoefficients<Self>,
+        domain: CircleDomain,
+        twiddles: &TwiddleTree<Self>,
+    ) -> CircleEvaluation<Self, BaseField, BitReversedOrder> {
+        let log_c = poly.coeffs.len().ilog2();
+        let log = domain.log_size();
+        if log < 3 || !is_canonic(domain) {
+            let cpu = CircleCoefficients::<CpuBackend>::new(poly.coeffs.to_cpu());
+            let e = CpuBackend::evaluate(&cpu, domain, &CpuBackend::precompute_twiddles(twiddles.root_coset));
+            return CircleEvaluation::new(domain, DevCol::from_host(&e.values));
+        }
+        let buf = ok(gpu().evaluate(&poly.coeffs.buf, log_c, log, tw(&twiddles.twiddles)));
+        CircleEvaluation::new(domain, DevCol::from_words(buf, 1 << log))
+    }
+
+    fn evaluate_into(
+        poly: &CircleCoefficients<Self>,
+        domain: CircleDomain,
+        twiddles: &TwiddleTree<Self>,
+        _buffer: Col<Self, BaseField>,
+    ) -> CircleEvaluation<Self, BaseField, BitReversedOrder> {
+        Self::evaluate(poly, domain, twiddles)
+    }
+
+    fn precompute_twiddles(coset: Coset) -> TwiddleTree<Self> {
+        let t = CpuBackend::precompute_twiddles(coset);
+        let log = coset.log_size();
+        let up = |v: &[M31]| DevTwiddles(Some(ok(gpu().tw_buf(v.iter().map(|x| x.0).collect(), log))));
+        TwiddleTree { root_coset: coset, twiddles: up(&t.twiddles), itwiddles: up(&t.itwiddles) }
+    }
+
+    fn split_at_mid(poly: CircleCoefficients<Self>) -> (CircleCoefficients<Self>, CircleCoefficients<Self>) {
+        let (l, r) = poly.coeffs.split_at_mid();
+        (CircleCoefficients::new(l), CircleCoefficients::new(r))
+    }
+}
+
+impl QuotientOps for CudaBackend {
+    fn accumulate_numerators(
+        columns: &[&CircleEvaluation<Self, BaseField, BitReversedOrder>],
+        sample_batches: &[ColumnSampleBatch],
+        accumulated_numerators_vec: &mut Vec<AccumulatedNumerators<Self>>,
+        log_blowup_factor: u32,
+    ) {
+        let simd: Vec<CircleEvaluation<SimdBackend, BaseField, BitReversedOrder>> =
+            columns.iter().map(|c| CircleEvaluation::new(c.domain, to_simd(&c.values))).collect();
+        let refs: Vec<_> = simd.iter().collect();
+        let mut out = Vec::new();
+        SimdBackend::accumulate_numerators(&refs, sample_batches, &mut out, log_blowup_factor);
+        accumulated_numerators_vec.extend(out.into_iter().map(|a| AccumulatedNumerators {
+            sample_point: a.sample_point,
+            partial_numerators_acc: secure_from_simd(&a.partial_numerators_acc),
+            first_linear_term_acc: a.first_linear_term_acc,
+        }));
+    }
+
+    fn compute_quotients_and_combine(
+        accs: Vec<AccumulatedNumerators<Self>>,
+        lifting_log_size: u32,
+        log_blowup_factor: u32,
+        twiddles: &TwiddleTree<Self>,
+    ) -> SecureEvaluation<Self, BitReversedOrder> {
+        let simd: Vec<AccumulatedNumerators<SimdBackend>> = accs
+            .iter()
+            .map(|a| AccumulatedNumerators {
+                sample_point: a.sample_point,
+                partial_numerators_acc: secure_to_simd(&a.partial_numerators_acc),
+                first_linear_term_acc: a.first_linear_term_acc,
+            })
+            .collect();
+        let r = SimdBackend::compute_quotients_and_combine(simd, lifting_log_size, log_blowup_factor, &simd_twiddles(twiddles));
+        SecureEvaluation::new(r.domain, secure_from_simd(&r.values))
+    }
+}
+
+/// The 4 coordinate columns of a secure column as one coordinate-major buffer.
+fn concat4(c: &SecureColumnByCoords<CudaBackend>) -> CudaSlice<u32> {
+    let n = c.columns[0].len();
+    let mut out = ok(gpu().stream.alloc_zeros::<u32>(4 * n).map_err(Into::into));
+    for (i, col) in c.columns.iter().enumerate() {
+        let mut view = out.slice_mut(i * n..(i + 1) * n);
+        ok(gpu().stream.memcpy_dtod(&col.buf.slice(..n), &mut view).map_err(Into::into));
+    }
+    out
+}
+
+fn split4(buf: &CudaSlice<u32>, n: usize) -> SecureColumnByCoords<CudaBackend> {
+    SecureColumnByCoords {
+        columns: std::array::from_fn(|i| {
+            DevCol::from_words(ok(gpu().stream.clone_dtod(&buf.slice(i * n..(i + 1) * n)).map_err(Into::into)), n)
+        }),
+    }
+}
+
+fn alpha_words(a: SecureField) -> [u32; 4] {
+    a.to_m31_array().map(|v| v.0)
+}
+
+impl FriOps for CudaBackend {
+    fn fold_line(
+        eval: &LineEvaluation<Self>,
+        alpha: SecureField,
+        twiddles: &TwiddleTree<Self>,
+        fold_step: u32,
+    ) -> LineEvaluation<Self> {
+        let itw = tw(&twiddles.itwiddles);
+        let mut domain = eval.domain();
+        let mut buf = concat4(&eval.values);
+        let mut a = alpha;
+        for _ in 0..fold_step {
+            let log_dst = domain.log_size() - 1;
+            buf = ok(gpu().fri_fold(&buf, log_dst, alpha_words(a), false, itw));
+            domain = domain.double();
+            a = a * a;
+        }
+        LineEvaluation::new(domain, split4(&buf, domain.size()))
+    }
+
+    fn fold_circle_into_line(
+        src: &SecureEvaluation<Self, BitReversedOrder>,
+        alpha: SecureField,
+        twiddles: &TwiddleTree<Self>,
+    ) -> LineEvaluation<Self> {
+        let log = src.domain.log_size();
+        let buf = ok(gpu().fri_fold(&concat4(&src.values), log - 1, alpha_words(alpha), true, tw(&twiddles.itwiddles)));
+        LineEvaluation::new(LineDomain::new(Coset::half_odds(log - 1)), split4(&buf, 1 << (log - 1)))
+    }
+
+    fn decompose(eval: &SecureEvaluation<Self, BitReversedOrder>) -> (SecureEvaluation<Self, BitReversedOrder>, SecureField) {
+        let cpu = SecureEvaluation::<CpuBackend, BitReversedOrder>::new(eval.domain, eval.values.to_cpu());
+        let (g, lambda) = CpuBackend::decompose(&cpu);
+        let cols = SecureColumnByCoords { columns: std::array::from_fn(|i| DevCol::from_host(&g.values.columns[i])) };
+        (SecureEvaluation::new(g.domain, cols), lambda)
+    }
+}
+
+impl AccumulationOps for CudaBackend {
+    fn accumulate(column: &mut SecureColumnByCoords<Self>, other: &SecureColumnByCoords<Self>) {
+        for (a, b) in column.columns.iter_mut().zip(&other.columns) {
+            ok(gpu().add_into(&mut a.buf, &b.buf));
+        }
+    }
+
+    fn generate_secure_powers(felt: SecureField, n_powers: usize) -> Vec<SecureField> {
+        CpuBackend::generate_secure_powers(felt, n_powers)
+    }
+
+    fn lift_and_accumulate(cols: Vec<SecureColumnByCoords<Self>>) -> Option<SecureColumnByCoords<Self>> {
+        let bufs: Vec<(CudaSlice<u32>, u32)> = cols.iter().map(|c| (concat4(c), c.columns[0].len().ilog2())).collect();
+        let refs: Vec<_> = bufs.iter().map(|(b, l)| (b, *l)).collect();
+        let out = ok(gpu().lift_and_accumulate(&refs))?;
+        let n = 1usize << refs.last()?.1;
+        Some(split4(&out, n))
+    }
+}
+
+impl<F: stwo::core::fields::Field + DeviceValue> MleOps<F> for CudaBackend
+where
+    CudaBackend: ColumnOps<F, Column = DevCol<F>>,
+    CpuBackend: MleOps<F> + ColumnOps<F, Column = Vec<F>>,
+{
+    fn fix_first_variable(mle: Mle<Self, F>, assignment: SecureField) -> Mle<Self, SecureField>
+    where
+        Self: MleOps<SecureField>,
+    {
+        let cpu = Mle::<CpuBackend, F>::new(mle.into_evals().to_cpu());
+        Mle::new(DevCol::from_host(&CpuBackend::fix_first_variable(cpu, assignment).into_evals()))
+    }
+}
+
+impl GkrOps for CudaBackend {
+    fn gen_eq_evals(y: &[SecureField], v: SecureField) -> Mle<Self, SecureField> {
+        Mle::new(DevCol::from_host(&stwo::prover::backend::cpu::lookups::gkr::gen_eq_evals(y, v)))
+    }
+
+    fn next_layer(_layer: &Layer<Self>) -> Layer<Self> {
+        panic!("GKR lookups are not used by the ObelyskVM AIR and are not supported on the CUDA backend")
+    }
+
+    fn sum_as_poly_in_first_variable(
+        _h: &GkrMultivariatePolyOracle<'_, Self>,
+        _claim: SecureField,
+    ) -> UnivariatePoly<SecureField> {
+        panic!("GKR lookups are not used by the ObelyskVM AIR and are not supported on the CUDA backend")
+    }
+}
+
+impl Backend for CudaBackend {}
+
+impl PackLeavesOps for CudaBackend {
+    fn pack_leaves_input(values: &[&Col<Self, BaseField>; 4]) -> [Col<Self, BaseField>; 16] {
+        let cpu: [Vec<BaseField>; 4] = std::array::from_fn(|i| values[i].to_cpu());
+        let refs: [&Vec<BaseField>; 4] = std::array::from_fn(|i| &cpu[i]);
+        CpuBackend::pack_leaves_input(&refs).map(|c| DevCol::from_host(&c))
+    }
+}
+
+impl MerkleOpsLifted<Blake2sMerkleHasher> for CudaBackend {
+    fn build_leaves(columns: &[&Col<Self, BaseField>], lifting_log_size: u32) -> Col<Self, Blake2sHash> {
+        if columns.is_empty() {
+            return DevCol::from_host(&[Blake2sHasher::hash(&[])]);
+        }
+        let cols: Vec<(&CudaSlice<u32>, u32)> = columns.iter().map(|c| (&c.buf, c.len().ilog2())).collect();
+        DevCol::from_words(ok(gpu().merkle_leaves(&cols, lifting_log_size)), 1 << lifting_log_size)
+    }
+
+    fn build_next_layer(prev_layer: &Col<Self, Blake2sHash>) -> Col<Self, Blake2sHash> {
+        DevCol::from_words(ok(gpu().merkle_next_layer(&prev_layer.buf)), prev_layer.len() / 2)
+    }
+}
+
+impl GrindOps<Blake2sChannel> for CudaBackend {
+    fn grind(channel: &Blake2sChannel, pow_bits: u32) -> u64 {
+        let mut h = Blake2sHasher::new();
+        h.update(&Blake2sChannel::POW_PREFIX.to_le_bytes());
+        h.update(&[0u8; 12]);
+        h.update(&channel.digest().0);
+        h.update(&pow_bits.to_le_bytes());
+        let d = h.finalize().0;
+        let prefixed: [u32; 8] = std::array::from_fn(|i| u32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]));
+        ok(gpu().grind(&prefixed, pow_bits))
+    }
+}
+
+impl BackendForChannel<Blake2sMerkleChannel> for CudaBackend {}

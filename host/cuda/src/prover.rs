@@ -1,0 +1,122 @@
+//! Constraint evaluation on the GPU: `ComponentProver<CudaBackend>` for
+//! framework components, running the kernels [`crate::codegen`] generates
+//! from the component's own AIR description.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bitsage_air::cpu::CpuEval;
+use bitsage_air::hash::HashEval;
+use bitsage_air::memory::MemEval;
+use bitsage_air::range::RangeEval;
+use bitsage_air::rom::RomEval;
+use cudarc::driver::CudaSlice;
+use stwo::core::constraints::coset_vanishing;
+use stwo::core::fields::m31::BaseField;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::prover::backend::Column;
+use stwo::prover::{ComponentProver, DomainEvaluationAccumulator, EvaluationMode, Trace};
+use stwo_constraint_framework::expr::ExprEvaluator;
+use stwo_constraint_framework::{FrameworkComponent, FrameworkEval};
+
+use crate::backend::{gpu, CudaBackend};
+use crate::codegen::{self, bind_params};
+use crate::CompiledConstraints;
+
+/// A component whose relation elements the GPU kernel needs as parameters.
+pub trait GpuRelations {
+    /// `(relation name, z, α^i)` for every relation the component uses.
+    fn relation_elements(&self) -> Vec<(String, SecureField, Vec<SecureField>)>;
+}
+
+macro_rules! gpu_relations {
+    ($($t:ty),*) => {$(
+        impl GpuRelations for $t {
+            fn relation_elements(&self) -> Vec<(String, SecureField, Vec<SecureField>)> {
+                self.rels.elements()
+            }
+        }
+    )*};
+}
+
+gpu_relations!(CpuEval, RomEval, MemEval, RangeEval, HashEval);
+
+/// Compiled kernels per component type, for the life of the process.
+fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<CompiledConstraints>>>> = OnceLock::new();
+    let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(key.clone())
+        .or_insert_with(|| {
+            let ev = eval.evaluate(ExprEvaluator::new());
+            let kernel = codegen::generate(&format!("constraints_{key}"), &ev);
+            Arc::new(gpu().compile_constraints(kernel).unwrap_or_else(|e| panic!("CUDA: {e}")))
+        })
+        .clone()
+}
+
+impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for FrameworkComponent<E> {
+    fn evaluate_constraint_quotients_on_domain(
+        &self,
+        trace: &Trace<'_, CudaBackend>,
+        evaluation_accumulator: &mut DomainEvaluationAccumulator<CudaBackend>,
+    ) {
+        let n = stwo::core::air::Component::n_constraints(self);
+        if n == 0 {
+            return;
+        }
+        if self.is_disabled() {
+            evaluation_accumulator.skip_coeffs(n);
+            return;
+        }
+        let EvaluationMode::SubDomain { log_expansion } = evaluation_accumulator.evaluation_mode() else {
+            panic!("CUDA: constraint evaluation needs the committed evaluations (EvaluationMode::SubDomain)");
+        };
+        assert!(self.preprocessed_column_indices().is_empty(), "CUDA: preprocessed columns are not supported yet");
+        let trace_log = self.log_size();
+        let eval_domain =
+            CanonicCoset::new(self.max_constraint_log_degree_bound() + log_expansion).circle_domain().split(log_expansion).0;
+        let eval_log = eval_domain.log_size();
+
+        let c = compiled(&**self);
+        let k = &c.kernel;
+        // Kernel column (interaction, expression index) -> committed column:
+        // per interaction, expression indices increase in declaration order.
+        let mut cols: Vec<&CudaSlice<u32>> = Vec::with_capacity(k.columns.len());
+        for span in self.trace_locations() {
+            let polys = &trace.polys[span.tree_index][span.col_start..span.col_end];
+            let read: Vec<usize> = k.columns.iter().filter(|c| c.0 == span.tree_index).map(|c| c.1).collect();
+            assert_eq!(
+                read.len(),
+                polys.len(),
+                "CUDA: the kernel for {} reads {} of the {} columns of interaction {}",
+                k.name,
+                read.len(),
+                polys.len(),
+                span.tree_index
+            );
+            cols.extend(polys.iter().map(|p| &p.evals.values.buf));
+        }
+
+        let (base, ext) = bind_params(k, &self.relation_elements(), self.claimed_sum(), trace_log)
+            .unwrap_or_else(|p| panic!("CUDA: cannot bind parameter {p} of {}", k.name));
+        let [accum] = evaluation_accumulator.columns([(eval_log, n)]);
+        let powers: Vec<u32> = accum.random_coeff_powers.iter().rev().flat_map(|p| p.to_m31_array().map(|w| w.0)).collect();
+        let row_res = gpu()
+            .eval_constraints(&c, &cols, &base, &ext, &powers, trace_log, eval_log)
+            .unwrap_or_else(|e| panic!("CUDA: {e}"));
+
+        let trace_coset = CanonicCoset::new(trace_log).coset();
+        let mut denom_inv: Vec<BaseField> =
+            (0..1 << (eval_log - trace_log)).map(|i| coset_vanishing(trace_coset, eval_domain.at(i)).inverse()).collect();
+        stwo::core::utils::bit_reverse(&mut denom_inv);
+        let denom: Vec<u32> = denom_inv.iter().map(|d| d.0).collect();
+        let [a0, a1, a2, a3] = &mut accum.col.columns;
+        debug_assert_eq!(a0.len(), 1 << eval_log);
+        gpu()
+            .accumulate_quotient(&row_res, &denom, trace_log, eval_log, [&mut a0.buf, &mut a1.buf, &mut a2.buf, &mut a3.buf])
+            .unwrap_or_else(|e| panic!("CUDA: {e}"));
+    }
+}

@@ -1,0 +1,24 @@
+//! The ObelyskVM proof on the CUDA backend: traces are generated on the
+//! CPU (SIMD) and uploaded once; everything after runs on the device.
+
+use bitsage_air::statement::Components;
+use bitsage_cuda::backend::CudaBackend;
+use stwo::core::fields::m31::M31;
+use stwo::prover::backend::Column;
+use stwo::prover::poly::circle::CircleEvaluation;
+use stwo::prover::poly::BitReversedOrder;
+use stwo::prover::ComponentProver;
+
+use crate::{Eval, ProverBackend};
+
+pub use bitsage_cuda::backend::init;
+
+impl ProverBackend for CudaBackend {
+    fn convert(evals: Vec<Eval>) -> Vec<CircleEvaluation<Self, M31, BitReversedOrder>> {
+        evals.into_iter().map(|e| CircleEvaluation::new(e.domain, e.values.to_cpu().into_iter().collect())).collect()
+    }
+
+    fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {
+        vec![&c.cpu, &c.rom, &c.mem, &c.range, &c.hash]
+    }
+}

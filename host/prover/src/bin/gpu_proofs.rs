@@ -64,8 +64,14 @@ fn main() {
         let simd = prove_trace_on::<SimdBackend>(&st, &trace, &opts, &Forgery::None).map(|p| p.0);
         let simd_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
-        let cuda = prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None).map(|p| p.0);
+        let cuda = prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None);
         let cuda_ms = t1.elapsed().as_secs_f64() * 1e3;
+        if let Ok((_, stats)) = &cuda {
+            let stages: Vec<String> =
+                stats.stages.iter().map(|(s, d)| format!("{} {:.0} ms", s.name(), d.as_secs_f64() * 1e3)).collect();
+            eprintln!("{name}: CUDA stages: {}", stages.join(", "));
+        }
+        let cuda = cuda.map(|p| p.0);
         let (Ok(simd), Ok(cuda)) = (simd, cuda) else {
             println!("| {name} | - | - | - | - | prover refused | - |");
             failed += 1;

@@ -230,7 +230,8 @@ impl TwiddleBuffer<BitReversedOrder> for DevTwiddles {
 
     fn extract_subdomain_twiddles(&self, domain_log_size: u32, subdomain_log_size: u32) -> Self {
         let host: Vec<u32> = self.0.as_ref().map(|t| t.host.clone()).unwrap_or_default();
-        let sub = TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(&host, domain_log_size, subdomain_log_size);
+        let sub =
+            TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(&host, domain_log_size, subdomain_log_size);
         let log = sub.len().max(1).ilog2();
         DevTwiddles(Some(ok(gpu().tw_buf(sub, log))))
     }
@@ -276,7 +277,8 @@ impl PolyOps for CudaBackend {
         let log = eval.domain.log_size();
         let itw = tw(&itwiddles.itwiddles);
         if log < 3 {
-            let cpu = CircleEvaluation::<CpuBackend, BaseField, BitReversedOrder>::new(eval.domain, eval.values.to_cpu());
+            let cpu =
+                CircleEvaluation::<CpuBackend, BaseField, BitReversedOrder>::new(eval.domain, eval.values.to_cpu());
             let tree = CpuBackend::precompute_twiddles(itwiddles.root_coset);
             return CircleCoefficients::new(DevCol::from_host(&CpuBackend::interpolate(cpu, &tree).coeffs));
         }
@@ -394,7 +396,12 @@ impl QuotientOps for CudaBackend {
                 first_linear_term_acc: a.first_linear_term_acc,
             })
             .collect();
-        let r = SimdBackend::compute_quotients_and_combine(simd, lifting_log_size, log_blowup_factor, &simd_twiddles(twiddles));
+        let r = SimdBackend::compute_quotients_and_combine(
+            simd,
+            lifting_log_size,
+            log_blowup_factor,
+            &simd_twiddles(twiddles),
+        );
         SecureEvaluation::new(r.domain, secure_from_simd(&r.values))
     }
 }
@@ -452,7 +459,9 @@ impl FriOps for CudaBackend {
         LineEvaluation::new(LineDomain::new(Coset::half_odds(log - 1)), split4(&buf, 1 << (log - 1)))
     }
 
-    fn decompose(eval: &SecureEvaluation<Self, BitReversedOrder>) -> (SecureEvaluation<Self, BitReversedOrder>, SecureField) {
+    fn decompose(
+        eval: &SecureEvaluation<Self, BitReversedOrder>,
+    ) -> (SecureEvaluation<Self, BitReversedOrder>, SecureField) {
         let cpu = SecureEvaluation::<CpuBackend, BitReversedOrder>::new(eval.domain, eval.values.to_cpu());
         let (g, lambda) = CpuBackend::decompose(&cpu);
         let cols = SecureColumnByCoords { columns: std::array::from_fn(|i| DevCol::from_host(&g.values.columns[i])) };
@@ -543,7 +552,8 @@ impl GrindOps<Blake2sChannel> for CudaBackend {
         h.update(&channel.digest().0);
         h.update(&pow_bits.to_le_bytes());
         let d = h.finalize().0;
-        let prefixed: [u32; 8] = std::array::from_fn(|i| u32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]));
+        let prefixed: [u32; 8] =
+            std::array::from_fn(|i| u32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]));
         ok(gpu().grind(&prefixed, pow_bits))
     }
 }

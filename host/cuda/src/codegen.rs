@@ -199,7 +199,12 @@ fn ordered(names: impl Iterator<Item = String>) -> Vec<String> {
 pub const CONSTRAINTS_PER_KERNEL: usize = 32;
 
 /// The masks and intermediates that constraints `lo..hi` need, transitively.
-fn closure(ev: &ExprEvaluator, lo: usize, hi: usize, intermediates: &BTreeSet<String>) -> (BTreeSet<Mask>, BTreeSet<String>) {
+fn closure(
+    ev: &ExprEvaluator,
+    lo: usize,
+    hi: usize,
+    intermediates: &BTreeSet<String>,
+) -> (BTreeSet<Mask>, BTreeSet<String>) {
     let mut vars = Vars::default();
     ev.constraints[lo..hi].iter().for_each(|e| visit_ext(e, &mut vars));
     let mut needed: BTreeSet<String> = BTreeSet::new();
@@ -264,7 +269,8 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
         for m in &part_masks {
             let slot = mask_slot[m];
             let col = columns.iter().position(|c| *c == (m.0, m.1)).unwrap_or_default();
-            let at = if m.2 == 0 { "row".to_string() } else { format!("offset_row(row, trace_log, eval_log, {})", m.2) };
+            let at =
+                if m.2 == 0 { "row".to_string() } else { format!("offset_row(row, trace_log, eval_log, {})", m.2) };
             let _ = writeln!(s, "    const u32 m{slot} = ((const u32*)cols[{col}])[{at}];");
         }
         for n in order.iter().filter(|n| needed.contains(*n)) {
@@ -344,7 +350,13 @@ mod tests {
             let (base, ext) = bind_params(&k, &rels.elements(), SecureField::from(7u32), 5).unwrap();
             assert_eq!((base.len(), ext.len()), (k.base_params.len(), 4 * k.ext_params.len()));
             assert!(k.ext_params.iter().any(|p| p.ends_with("_z")), "{name}: relation elements are parameters");
-            eprintln!("{name}: {} constraints, {} columns, {} kernels, {} bytes", k.n_constraints, k.columns.len(), k.parts.len(), k.source().len());
+            eprintln!(
+                "{name}: {} constraints, {} columns, {} kernels, {} bytes",
+                k.n_constraints,
+                k.columns.len(),
+                k.parts.len(),
+                k.source().len()
+            );
         }
     }
 }

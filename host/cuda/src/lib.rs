@@ -128,7 +128,8 @@ fn compile_cached(name: &str, src: &str) -> Result<(cudarc::nvrtc::Ptx, bool)> {
         return Ok((cudarc::nvrtc::Ptx::from_src(text), true));
     }
     let opts = CompileOptions { name: Some(format!("{name}.cu")), ..Default::default() };
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
+    let ptx =
+        cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
     if let Some(p) = path {
         let stored = p.parent().map(std::fs::create_dir_all).unwrap_or(Ok(())).and_then(|()| {
             let tmp = p.with_extension(format!("tmp{}", std::process::id()));
@@ -202,7 +203,8 @@ impl Gpu {
         let src = format!("{M31_H}\n{QM31_H}\n{}", kernel.source());
         let (ptx, from_cache) = compile_cached(&kernel.name, &src)?;
         let module = self.ctx.load_module(ptx)?;
-        let f = kernel.parts.iter().map(|(n, _)| module.load_function(n)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let f =
+            kernel.parts.iter().map(|(n, _)| module.load_function(n)).collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(CompiledConstraints { kernel, _module: module, f, from_cache })
     }
 
@@ -356,13 +358,7 @@ impl Gpu {
 
     /// The low-degree extension: `n_cols` columns of `2^log_coeffs`
     /// coefficients evaluated on `CanonicCoset(log_n)` (bit-reversed).
-    pub fn evaluate(
-        &self,
-        coeffs: &CudaSlice<u32>,
-        log_coeffs: u32,
-        log_n: u32,
-        tw: &TwBuf,
-    ) -> Result<CudaSlice<u32>> {
+    pub fn evaluate(&self, coeffs: &CudaSlice<u32>, log_coeffs: u32, log_n: u32, tw: &TwBuf) -> Result<CudaSlice<u32>> {
         self.check_domain(tw, log_n)?;
         if log_coeffs > log_n {
             return Err(CudaError::Unsupported("more coefficients than domain points".into()));

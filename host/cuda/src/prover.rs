@@ -76,8 +76,10 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
         };
         assert!(self.preprocessed_column_indices().is_empty(), "CUDA: preprocessed columns are not supported yet");
         let trace_log = self.log_size();
-        let eval_domain =
-            CanonicCoset::new(self.max_constraint_log_degree_bound() + log_expansion).circle_domain().split(log_expansion).0;
+        let eval_domain = CanonicCoset::new(self.max_constraint_log_degree_bound() + log_expansion)
+            .circle_domain()
+            .split(log_expansion)
+            .0;
         let eval_log = eval_domain.log_size();
 
         let c = compiled(&**self);
@@ -103,20 +105,28 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
         let (base, ext) = bind_params(k, &self.relation_elements(), self.claimed_sum(), trace_log)
             .unwrap_or_else(|p| panic!("CUDA: cannot bind parameter {p} of {}", k.name));
         let [accum] = evaluation_accumulator.columns([(eval_log, n)]);
-        let powers: Vec<u32> = accum.random_coeff_powers.iter().rev().flat_map(|p| p.to_m31_array().map(|w| w.0)).collect();
+        let powers: Vec<u32> =
+            accum.random_coeff_powers.iter().rev().flat_map(|p| p.to_m31_array().map(|w| w.0)).collect();
         let row_res = gpu()
             .eval_constraints(&c, &cols, &base, &ext, &powers, trace_log, eval_log)
             .unwrap_or_else(|e| panic!("CUDA: {e}"));
 
         let trace_coset = CanonicCoset::new(trace_log).coset();
-        let mut denom_inv: Vec<BaseField> =
-            (0..1 << (eval_log - trace_log)).map(|i| coset_vanishing(trace_coset, eval_domain.at(i)).inverse()).collect();
+        let mut denom_inv: Vec<BaseField> = (0..1 << (eval_log - trace_log))
+            .map(|i| coset_vanishing(trace_coset, eval_domain.at(i)).inverse())
+            .collect();
         stwo::core::utils::bit_reverse(&mut denom_inv);
         let denom: Vec<u32> = denom_inv.iter().map(|d| d.0).collect();
         let [a0, a1, a2, a3] = &mut accum.col.columns;
         debug_assert_eq!(a0.len(), 1 << eval_log);
         gpu()
-            .accumulate_quotient(&row_res, &denom, trace_log, eval_log, [&mut a0.buf, &mut a1.buf, &mut a2.buf, &mut a3.buf])
+            .accumulate_quotient(
+                &row_res,
+                &denom,
+                trace_log,
+                eval_log,
+                [&mut a0.buf, &mut a1.buf, &mut a2.buf, &mut a3.buf],
+            )
             .unwrap_or_else(|e| panic!("CUDA: {e}"));
     }
 }

@@ -40,7 +40,9 @@ fn main() {
     let codec = bincode::DefaultOptions::new().with_fixint_encoding();
     let opts = ProveOptions::default();
     let mut failed = 0;
-    println!("| program | CPU rows | SIMD prove ms | CUDA prove ms | SIMD/CUDA | proof bytes equal | GPU proof verifies |");
+    println!(
+        "| program | CPU rows | SIMD prove ms | CUDA prove ms | SIMD/CUDA | proof bytes equal | GPU proof verifies |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut cases: Vec<(String, Program, Vec<M31>)> = Vec::new();
     for log in lo..=hi {

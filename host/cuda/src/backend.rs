@@ -7,7 +7,7 @@
 //!
 //! Still through the SIMD backend, with a copy each way (correct, slow; each
 //! is a named function here so it can be replaced one by one):
-//! quotient numerators and combination, evaluation on non-canonic domains,
+//! barycentric weights, quotient numerators and combination, evaluation on non-canonic domains,
 //! point evaluation from coefficients, FRI `decompose`, leaf packing for
 //! `fold_step > 1`. GKR is not used by the ObelyskVM AIR and is refused.
 
@@ -299,7 +299,10 @@ impl PolyOps for CudaBackend {
     }
 
     fn barycentric_weights(coset: CanonicCoset, p: CirclePoint<SecureField>) -> Col<Self, SecureField> {
-        DevCol::from_host(&CpuBackend::barycentric_weights(coset, p))
+        // The SIMD backend's weights (vectorised, batch inversion), uploaded once
+        // per (domain, point); the CPU backend's per-element inversions took
+        // 4 s of a 2^16-row proof.
+        DevCol::from_host(&SimdBackend::barycentric_weights(coset, p).to_cpu())
     }
 
     fn barycentric_eval_at_point(

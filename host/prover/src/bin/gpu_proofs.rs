@@ -28,6 +28,12 @@ fn hash_loop() -> Program {
 }
 
 fn main() {
+    // `BITSAGE_LOG=info` prints every Stwo phase span with its time.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BITSAGE_LOG"))
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (lo, hi) = (args.first().copied().unwrap_or(10), args.get(1).copied().unwrap_or(16));
     match bitsage_cuda::backend::init() {

@@ -106,3 +106,20 @@ extern "C" __global__ void accumulate_quotient(const u32* row_res, const u32* de
     acc2[r] = m31_add(acc2[r], m31_mul(row_res[4 * r + 2], d));
     acc3[r] = m31_add(acc3[r], m31_mul(row_res[4 * r + 3], d));
 }
+
+// FRI quotient numerators for one sample point, on the first n_rows rows of
+// the bit-reversed columns (the blowup subdomain):
+// out[row] = Σ_k c_k · col_k[row] - b_k, with (b_k, c_k) QM31 line
+// coefficients at bc[8k .. 8k+8]; out is coordinate-major (4 x n_rows).
+extern "C" __global__ void quotient_numerators(const u64* cols, const u32* bc, u32 n_terms, u32 n_rows, u32* out) {
+    u32 row = blockIdx.x * blockDim.x + threadIdx.x;
+    if (row >= n_rows) return;
+    qm31 acc = {0, 0, 0, 0};
+    for (u32 k = 0; k < n_terms; k++) {
+        const u32* col = (const u32*)cols[k];
+        qm31 b = {bc[8 * k], bc[8 * k + 1], bc[8 * k + 2], bc[8 * k + 3]};
+        qm31 c = {bc[8 * k + 4], bc[8 * k + 5], bc[8 * k + 6], bc[8 * k + 7]};
+        acc = qm31_add(acc, qm31_sub(qm31_mul_m31(c, col[row]), b));
+    }
+    qm31_store(out, n_rows, row, acc);
+}

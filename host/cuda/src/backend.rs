@@ -7,7 +7,7 @@
 //!
 //! Still through the SIMD backend, with a copy each way (correct, slow; each
 //! is a named function here so it can be replaced one by one):
-//! barycentric weights, quotient numerators and combination, evaluation on non-canonic domains,
+//! barycentric weights, quotient combination, evaluation on non-canonic domains,
 //! point evaluation from coefficients, FRI `decompose`, leaf packing for
 //! `fold_step > 1`. GKR is not used by the ObelyskVM AIR and is refused.
 
@@ -373,16 +373,24 @@ impl QuotientOps for CudaBackend {
         accumulated_numerators_vec: &mut Vec<AccumulatedNumerators<Self>>,
         log_blowup_factor: u32,
     ) {
-        let simd: Vec<CircleEvaluation<SimdBackend, BaseField, BitReversedOrder>> =
-            columns.iter().map(|c| CircleEvaluation::new(c.domain, to_simd(&c.values))).collect();
-        let refs: Vec<_> = simd.iter().collect();
-        let mut out = Vec::new();
-        SimdBackend::accumulate_numerators(&refs, sample_batches, &mut out, log_blowup_factor);
-        accumulated_numerators_vec.extend(out.into_iter().map(|a| AccumulatedNumerators {
-            sample_point: a.sample_point,
-            partial_numerators_acc: secure_from_simd(&a.partial_numerators_acc),
-            first_linear_term_acc: a.first_linear_term_acc,
-        }));
+        let Some(first) = columns.first() else { return };
+        let n_rows = first.domain.split(log_blowup_factor).0.size();
+        let constants = stwo::core::pcs::quotients::quotient_constants(sample_batches);
+        for (batch, coeffs) in sample_batches.iter().zip(constants.line_coeffs) {
+            let cols: Vec<&CudaSlice<u32>> =
+                batch.cols_vals_randpows.iter().map(|d| &columns[d.column_index].values.buf).collect();
+            let mut bc = Vec::with_capacity(8 * coeffs.len());
+            for (_, b, c) in &coeffs {
+                bc.extend(alpha_words(*b));
+                bc.extend(alpha_words(*c));
+            }
+            let out = ok(gpu().quotient_numerators(&cols, &bc, n_rows));
+            accumulated_numerators_vec.push(AccumulatedNumerators {
+                sample_point: batch.point,
+                partial_numerators_acc: split4(&out, n_rows),
+                first_linear_term_acc: coeffs.iter().map(|(a, ..)| *a).sum(),
+            });
+        }
     }
 
     fn compute_quotients_and_combine(

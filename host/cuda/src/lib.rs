@@ -43,7 +43,7 @@ pub const SOURCES: [(&str, &str); 5] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 13] = [
+const KERNELS: [&str; 14] = [
     "fft_line_layer",
     "fft_circle_layer",
     "m31_scale",
@@ -57,6 +57,7 @@ const KERNELS: [&str; 13] = [
     "m31_add_into",
     "bit_reverse_m31",
     "accumulate_quotient",
+    "quotient_numerators",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -468,6 +469,32 @@ impl Gpu {
         // SAFETY: one thread per row below 2^eval_log; every column has that many words.
         unsafe { l.launch(launch_1d(1u64 << eval_log)) }?;
         Ok(())
+    }
+
+    /// FRI quotient numerators `Σ_k c_k · col_k[row] - b_k` over the first
+    /// `n_rows` rows of `cols`; `bc` holds `(b_k, c_k)` as 8 words per term.
+    /// Returns a coordinate-major QM31 column of `n_rows` values.
+    pub fn quotient_numerators(&self, cols: &[&CudaSlice<u32>], bc: &[u32], n_rows: usize) -> Result<CudaSlice<u32>> {
+        if bc.len() != 8 * cols.len() || cols.iter().any(|c| c.len() < n_rows) {
+            return Err(CudaError::Unsupported("quotient_numerators: mismatched terms".into()));
+        }
+        let ptrs: Vec<u64> = cols
+            .iter()
+            .map(|c| {
+                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(*c, &self.stream);
+                p
+            })
+            .collect();
+        let d_ptrs = self.stream.clone_htod(if ptrs.is_empty() { &[0u64][..] } else { &ptrs })?;
+        let d_bc = self.upload(if bc.is_empty() { &[0] } else { bc })?;
+        let (n_terms, rows) = (cols.len() as u32, n_rows as u32);
+        // SAFETY: every row's 4 coordinates are written.
+        let mut out = unsafe { self.stream.alloc::<u32>(4 * n_rows) }?;
+        let mut b = self.stream.launch_builder(&self.f[13]);
+        b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&mut out);
+        // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long).
+        unsafe { b.launch(launch_1d(n_rows as u64)) }?;
+        Ok(out)
     }
 
     /// One FRI fold of a QM31 evaluation (4 coordinate columns of

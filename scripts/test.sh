@@ -56,6 +56,14 @@ flip_middle_byte "$tmp/w.bin" "$tmp/wbad.bin"
 expect_rejected "$bin" verify "$tmp/wbad.bin"
 expect_code 0 "$bin" run "$guests/data_transform.wasm" --input examples/data-transform.json --dev --json
 
+# Backend selection: auto falls back to the CPU and says so; cuda without a
+# GPU is a clear error (exit 7).
+expect_code 0 "$bin" prove examples/mac_loop.obk --input 100,7 --out "$tmp/auto.bin" --backend auto
+grep -q "on cpu (SIMD)\|on cuda (" "$tmp/out"
+if ! command -v nvidia-smi > /dev/null; then
+    expect_code 7 "$bin" prove examples/mac_loop.obk --input 100,7 --out "$tmp/gpu.bin" --backend cuda
+fi
+
 # Sandbox failures map to their exit codes.
 expect_code 11 "$bin" run "$guests/hostile_fs.wasm" --dev
 echo '{"case": "spin"}' > "$tmp/spin.json"

@@ -4,7 +4,8 @@
 //!
 //! Exit codes: 0 success; 1 the proof was rejected; 2 bad command line;
 //! 3 the program does not assemble; 4 the program failed to execute;
-//! 5 the receipt file is unreadable or corrupt; 6 I/O error; 10-23 sandbox
+//! 5 the receipt file is unreadable or corrupt; 6 I/O error; 7 the chosen
+//! prover backend is unavailable; 10-23 sandbox
 //! failures (`bitsage_sandbox::SandboxError::exit_code`, listed in the README).
 
 mod workload;
@@ -15,7 +16,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bitsage_air::SecurityLevel;
-use bitsage_prover::{prove, ProofStats, ProveError, ProveOptions, Receipt, ReceiptError, Stage};
+use bitsage_air::Statement;
+use bitsage_prover::{prove_trace_with, ProofStats, ProveError, ProveOptions, Receipt, ReceiptError, Stage};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use obelysk_vm::asm::{assemble, disassemble, parse_word};
@@ -35,6 +37,27 @@ struct Cli {
     json: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Which prover backend runs. Proofs are byte-identical across backends.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum BackendArg {
+    /// The GPU when one is usable (and say so), otherwise the CPU.
+    Auto,
+    /// Stwo's SIMD backend on all cores.
+    Cpu,
+    /// The CUDA backend; an error when no GPU is usable.
+    Cuda,
+}
+
+impl BackendArg {
+    pub(crate) fn choice(self) -> bitsage_prover::BackendChoice {
+        match self {
+            BackendArg::Auto => bitsage_prover::BackendChoice::Auto,
+            BackendArg::Cpu => bitsage_prover::BackendChoice::Cpu,
+            BackendArg::Cuda => bitsage_prover::BackendChoice::Cuda,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,6 +112,9 @@ enum Cmd {
         /// Security level in bits (pow bits + log blowup × queries).
         #[arg(long, value_enum, env = "BITSAGE_SECURITY", default_value = "96")]
         security: Security,
+        /// Prover backend.
+        #[arg(long, value_enum, env = "BITSAGE_BACKEND", default_value = "cpu")]
+        backend: BackendArg,
     },
     /// Verify a receipt: the proof against the statement it carries.
     Verify {
@@ -149,7 +175,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Run(a) => workload::cmd_run(cli.json, a),
         Cmd::New(a) => workload::cmd_new(cli.json, a),
         Cmd::Modules { data, cmd } => workload::cmd_modules(cli.json, data, cmd),
-        Cmd::Prove { run, out, security } => cmd_prove(cli.json, run, out, *security),
+        Cmd::Prove { run, out, security, backend } => cmd_prove(cli.json, run, out, *security, *backend),
         Cmd::Verify { receipt, program } => cmd_verify(cli.json, receipt, program.as_deref()),
         Cmd::Inspect { receipt, listing } => cmd_inspect(cli.json, receipt, *listing),
         Cmd::Exec { run } => cmd_exec(cli.json, run),
@@ -246,6 +272,16 @@ pub(crate) fn progress(as_json: bool) -> ProgressBar {
     pb
 }
 
+/// Exit codes for proving failures: 4 execution, 1 refused, 7 backend unavailable.
+pub(crate) fn prove_failure(e: ProveError) -> Failure {
+    let code = match e {
+        ProveError::Exec(_) => 4,
+        ProveError::ConstraintsNotSatisfied => 1,
+        ProveError::Backend(_) => 7,
+    };
+    Failure { code, err: anyhow::Error::new(e) }
+}
+
 pub(crate) fn security_level(s: Security) -> SecurityLevel {
     match s {
         Security::B96 => SecurityLevel::Bits96,
@@ -253,7 +289,7 @@ pub(crate) fn security_level(s: Security) -> SecurityLevel {
     }
 }
 
-fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Result<(), Failure> {
+fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backend: BackendArg) -> Result<(), Failure> {
     let l = load(run)?;
     let security = security_level(security);
     let pb = progress(as_json);
@@ -263,12 +299,18 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Re
     };
     let opts = ProveOptions { security, limits: l.limits, on_stage: Some(&on_stage) };
     let t0 = Instant::now();
-    let result = prove(&l.program, &l.input, &l.advice, &opts);
+    on_stage(Stage::Execute);
+    let result = execute(&l.program, &l.input, &l.advice, l.limits).map_err(ProveError::from).and_then(|trace| {
+        let statement =
+            Statement { program: l.program.clone(), input: l.input.clone(), output: trace.output.clone(), security };
+        let exec_time = t0.elapsed();
+        prove_trace_with(backend.choice(), &statement, &trace, &opts).map(|(proof, mut stats, name)| {
+            stats.stages.insert(0, (Stage::Execute, exec_time));
+            (proof, statement, stats, name)
+        })
+    });
     pb.finish_and_clear();
-    let (proof, statement, stats) = result.map_err(|e| match e {
-        ProveError::Exec(_) => Failure { code: 4, err: anyhow::Error::new(e) },
-        ProveError::ConstraintsNotSatisfied => Failure { code: 1, err: anyhow::Error::new(e) },
-    })?;
+    let (proof, statement, stats, backend_name) = result.map_err(prove_failure)?;
     let total = t0.elapsed();
     let receipt = Receipt::new(statement, proof).context("encoding the receipt").map_err(fail(6))?;
     let bytes = receipt.to_bytes().context("compressing the receipt").map_err(fail(6))?;
@@ -278,7 +320,8 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Re
             "{}",
             json!({ "ok": true, "receipt": out, "digest": receipt.digest_hex(), "output": words_json(&receipt.body.statement.output),
             "steps": stats.steps, "cpu_rows": stats.cpu_rows, "main_columns": stats.main_columns, "receipt_bytes": bytes.len(),
-            "prove_ms": total.as_secs_f64() * 1e3, "stages_ms": stages_json(&stats), "security_bits": security.bits() })
+            "prove_ms": total.as_secs_f64() * 1e3, "stages_ms": stages_json(&stats), "security_bits": security.bits(),
+            "backend": backend_name })
         );
     } else {
         println!("output   {:?}", receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>());
@@ -291,7 +334,11 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security) -> Re
         for (s, d) in &stats.stages {
             println!("  {:<40} {:>9.1} ms", s.name(), d.as_secs_f64() * 1e3);
         }
-        println!("proved   in {:.1} ms, {} security bits", total.as_secs_f64() * 1e3, security.bits());
+        println!(
+            "proved   in {:.1} ms on {backend_name}, {} security bits",
+            total.as_secs_f64() * 1e3,
+            security.bits()
+        );
         println!("receipt  {} ({} bytes, digest {})", out.display(), bytes.len(), receipt.digest_hex());
     }
     Ok(())

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bitsage_air::Statement;
-use bitsage_prover::{prove_trace, ProveOptions, Receipt, Stage};
+use bitsage_prover::{prove_trace_with, ProveOptions, Receipt, Stage};
 use bitsage_sandbox::modules::{self, Allowlist, ModulesError, PublisherSignature};
 use bitsage_sandbox::{Limits, Sandbox, SandboxConfig, SandboxError};
 use serde_json::json;
 
-use crate::{fail, progress, security_level, stages_json, words_json, Failure, Security};
+use crate::{fail, progress, prove_failure, security_level, stages_json, words_json, BackendArg, Failure, Security};
 
 /// Where operator state lives: the approved-module list and the compile cache.
 #[derive(clap::Args, Clone)]
@@ -99,6 +99,9 @@ pub struct RunCmd {
     /// Security level in bits.
     #[arg(long, value_enum, env = "BITSAGE_SECURITY", default_value = "96")]
     security: Security,
+    /// Prover backend.
+    #[arg(long, value_enum, env = "BITSAGE_BACKEND", default_value = "cpu")]
+    backend: BackendArg,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -179,9 +182,9 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     };
     let opts = ProveOptions { security: statement.security, on_stage: Some(&on_stage), ..ProveOptions::default() };
     let t0 = Instant::now();
-    let proved = prove_trace(&statement, t, &opts);
+    let proved = prove_trace_with(a.backend.choice(), &statement, t, &opts);
     pb.finish_and_clear();
-    let (proof, stats) = proved.map_err(|e| Failure { code: 1, err: anyhow::Error::new(e) })?;
+    let (proof, stats, backend_name) = proved.map_err(prove_failure)?;
     let prove_time = t0.elapsed();
     let receipt =
         Receipt::with_module(statement, proof, Some(module.digest)).context("encoding the receipt").map_err(fail(6))?;
@@ -194,14 +197,14 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
         println!(
             "{}",
             json!({ "ok": true, "guest": guest, "receipt": a.out, "digest": receipt.digest_hex(), "receipt_bytes": file.len(),
-            "prove_ms": ms(prove_time), "stages_ms": stages_json(&stats), "verify_ms": ms(verify_time), "security_bits": statement_bits(&receipt) })
+            "prove_ms": ms(prove_time), "backend": backend_name, "stages_ms": stages_json(&stats), "verify_ms": ms(verify_time), "security_bits": statement_bits(&receipt) })
         );
     } else {
         for (s, d) in &stats.stages {
             println!("  {:<40} {:>9.1} ms", s.name(), ms(*d));
         }
         println!(
-            "proved    in {:.1} ms ({} security bits), verified in {:.2} ms",
+            "proved    in {:.1} ms on {backend_name} ({} security bits), verified in {:.2} ms",
             ms(prove_time),
             statement_bits(&receipt),
             ms(verify_time)

@@ -45,6 +45,63 @@ pub enum ProveError {
     Exec(#[from] ExecError),
     #[error("the trace does not satisfy the AIR; the prover refuses to emit a proof")]
     ConstraintsNotSatisfied,
+    #[error("backend unavailable: {0}")]
+    Backend(String),
+}
+
+/// Which Stwo backend proves. Proofs are byte-identical across backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// The GPU when one is usable, otherwise the CPU.
+    Auto,
+    /// Stwo's SIMD backend on all cores.
+    Cpu,
+    /// The CUDA backend; an error when no GPU is usable.
+    Cuda,
+}
+
+/// Proves `trace` on the chosen backend. Returns the proof, its stats, and
+/// a description of the backend that ran (`cpu (SIMD)`, `cuda (<device>)`).
+pub fn prove_trace_with(
+    choice: BackendChoice,
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof, ProofStats, String), ProveError> {
+    let gpu = match choice {
+        BackendChoice::Cpu => None,
+        BackendChoice::Auto => gpu_name().ok(),
+        BackendChoice::Cuda => Some(gpu_name().map_err(ProveError::Backend)?),
+    };
+    match gpu {
+        None => prove_trace(statement, trace, opts).map(|(p, s)| (p, s, "cpu (SIMD)".to_string())),
+        Some(name) => prove_on_gpu(statement, trace, opts).map(|(p, s)| (p, s, format!("cuda ({name})"))),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_name() -> Result<String, String> {
+    let g = cuda::init().map_err(|e| e.to_string())?;
+    g.name().map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_name() -> Result<String, String> {
+    Err("this build has no CUDA support (build bitsage-prover with the `cuda` feature)".into())
+}
+
+#[cfg(feature = "cuda")]
+fn prove_on_gpu(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof, ProofStats), ProveError> {
+    prove_trace_on::<bitsage_cuda::backend::CudaBackend>(statement, trace, opts, &Forgery::None)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn prove_on_gpu(_: &Statement, _: &Trace, _: &ProveOptions<'_>) -> Result<(Proof, ProofStats), ProveError> {
+    Err(ProveError::Backend(gpu_name().unwrap_err()))
 }
 
 /// A stage of proving, reported to the progress callback.

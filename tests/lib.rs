@@ -5,7 +5,9 @@ pub mod merkle;
 
 use bitsage_air::verify::{Proof, VerifyError};
 use bitsage_air::{SecurityLevel, Statement};
-use bitsage_prover::{prove_trace_on, Forgery, ProveError, ProveOptions};
+use bitsage_cuda::backend::CudaBackend;
+use bitsage_prover::tracegen::MainTrace;
+use bitsage_prover::{prove_main_on, prove_trace_on, Forgery, ProofStats, ProveError, ProveOptions};
 use obelysk_vm::asm::assemble;
 use obelysk_vm::exec::{execute, ExecLimits, Trace};
 use obelysk_vm::{Program, M31};
@@ -39,8 +41,30 @@ pub fn honest_proof(p: &Program, input: &[u32]) -> (Statement, Proof) {
     (st, proof)
 }
 
+/// Whether the proving helpers run on the CUDA backend:
+/// `BITSAGE_TEST_BACKEND=cuda` on a GPU machine runs the soundness suite on
+/// the GPU; everywhere else (CI) they use the SIMD backend.
+pub fn on_gpu() -> bool {
+    std::env::var("BITSAGE_TEST_BACKEND").as_deref() == Ok("cuda")
+}
+
 pub fn prove_with(st: &Statement, t: &Trace, forgery: Forgery) -> Result<Proof, ProveError> {
-    prove_trace_on::<SimdBackend>(st, t, &ProveOptions::default(), &forgery).map(|(p, _)| p)
+    let opts = ProveOptions::default();
+    if on_gpu() {
+        prove_trace_on::<CudaBackend>(st, t, &opts, &forgery).map(|(p, _)| p)
+    } else {
+        prove_trace_on::<SimdBackend>(st, t, &opts, &forgery).map(|(p, _)| p)
+    }
+}
+
+/// [`prove_with`] for an already built (possibly edited) main trace.
+pub fn prove_main_with(st: &Statement, main: &MainTrace, forgery: Forgery) -> Result<Proof, ProveError> {
+    let (opts, stats) = (ProveOptions::default(), ProofStats::default());
+    if on_gpu() {
+        prove_main_on::<CudaBackend>(st, main, &opts, &forgery, stats).map(|(p, _)| p)
+    } else {
+        prove_main_on::<SimdBackend>(st, main, &opts, &forgery, stats).map(|(p, _)| p)
+    }
 }
 
 /// Asserts that a bad trace yields no accepted proof, whatever the prover

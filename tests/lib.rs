@@ -29,6 +29,16 @@ pub fn statement(p: &Program, input: &[u32], output: &[M31]) -> Statement {
     Statement { program: p.clone(), input: words(input), output: output.to_vec(), security: SecurityLevel::Bits96 }
 }
 
+/// The statement of a workload's recorded VM execution, at 96 bits.
+pub fn statement_of(rec: &bitsage_sandbox::Recorded) -> Statement {
+    Statement {
+        program: rec.program.clone(),
+        input: rec.input.clone(),
+        output: rec.trace.output.clone(),
+        security: SecurityLevel::Bits96,
+    }
+}
+
 /// Runs `p` on `input`, proves the run honestly, and checks that the
 /// verifier accepts it: the baseline each tampering case departs from.
 pub fn honest_proof(p: &Program, input: &[u32]) -> (Statement, Proof) {

@@ -75,12 +75,6 @@ pub struct Program {
     tables: Vec<wit::Table>,
     labels: Vec<Option<usize>>,
     fixups: Vec<(usize, Label)>,
-    zero_table: Option<TableId>,
-    bit_table: Option<TableId>,
-}
-
-fn instr(op: Opcode) -> wit::Instr {
-    wit::Instr { op, dst: 0, a: 0, b: 0, imm_mode: false, imm: 0 }
 }
 
 impl Program {
@@ -119,28 +113,25 @@ impl Program {
         TableId(self.tables.len() as u32 - 1)
     }
 
-    fn alu(&mut self, op: Opcode, d: Reg, a: Reg, y: Operand) -> &mut Self {
-        let mut i = instr(op);
-        i.dst = d.0;
-        i.a = a.0;
-        match y {
-            Operand::Reg(b) => i.b = b.0,
-            Operand::Imm(v) => {
-                i.imm_mode = true;
-                i.imm = v.value();
-            }
-        }
-        self.instrs.push(i);
+    /// Appends `op dst, a, b` with immediate field `imm` (not an operand).
+    fn emit(&mut self, op: Opcode, dst: Reg, a: Reg, b: Reg, imm: u32) -> &mut Self {
+        self.instrs.push(wit::Instr { op, dst: dst.0, a: a.0, b: b.0, imm_mode: false, imm });
         self
     }
 
-    fn branch(&mut self, op: Opcode, d: Reg, a: Reg, target: Label) -> &mut Self {
-        let mut i = instr(op);
-        i.dst = d.0;
-        i.a = a.0;
-        self.fixups.push((self.instrs.len(), target));
-        self.instrs.push(i);
+    fn alu(&mut self, op: Opcode, d: Reg, a: Reg, y: Operand) -> &mut Self {
+        let (b, imm_mode, imm) = match y {
+            Operand::Reg(b) => (b, false, 0),
+            Operand::Imm(v) => (R0, true, v.value()),
+        };
+        self.instrs.push(wit::Instr { op, dst: d.0, a: a.0, b: b.0, imm_mode, imm });
         self
+    }
+
+    /// A jump whose target is patched in by [`Program::build`].
+    fn branch(&mut self, op: Opcode, d: Reg, a: Reg, target: Label) -> &mut Self {
+        self.fixups.push((self.instrs.len(), target));
+        self.emit(op, d, a, R0, 0)
     }
 
     /// `d = a + y`
@@ -173,17 +164,11 @@ impl Program {
     }
     /// `d = ram[a + offset]`
     pub fn load(&mut self, d: Reg, a: Reg, offset: u32) -> &mut Self {
-        let mut i = instr(Opcode::Load);
-        (i.dst, i.a, i.imm) = (d.0, a.0, offset);
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Load, d, a, R0, offset)
     }
     /// `ram[a + offset] = v`
     pub fn store(&mut self, a: Reg, offset: u32, v: Reg) -> &mut Self {
-        let mut i = instr(Opcode::Store);
-        (i.a, i.b, i.imm) = (a.0, v.0, offset);
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Store, R0, a, v, offset)
     }
     pub fn jmp(&mut self, target: Label) -> &mut Self {
         self.branch(Opcode::Jmp, R0, R0, target)
@@ -202,50 +187,31 @@ impl Program {
     }
     /// Return: `pc = a`.
     pub fn jr(&mut self, a: Reg) -> &mut Self {
-        let mut i = instr(Opcode::Jr);
-        i.a = a.0;
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Jr, R0, a, R0, 0)
     }
     /// `d = next public input word`
     pub fn read(&mut self, d: Reg) -> &mut Self {
-        let mut i = instr(Opcode::Read);
-        i.dst = d.0;
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Read, d, R0, R0, 0)
     }
     /// `d = next private advice word` (a witness the program must check)
     pub fn advice(&mut self, d: Reg) -> &mut Self {
-        let mut i = instr(Opcode::Advice);
-        i.dst = d.0;
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Advice, d, R0, R0, 0)
     }
     /// Appends `a` to the public output.
     pub fn write(&mut self, a: Reg) -> &mut Self {
-        let mut i = instr(Opcode::Write);
-        i.a = a.0;
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Write, R0, a, R0, 0)
     }
     /// `d = table[a]`; fails (and cannot be proven) when `a` is not a key.
     pub fn lookup(&mut self, d: Reg, t: TableId, a: Reg) -> &mut Self {
-        let mut i = instr(Opcode::Lookup);
-        (i.dst, i.a, i.imm) = (d.0, a.0, t.0);
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Lookup, d, a, R0, t.0)
     }
     /// Permutes `ram[a + offset .. a + offset + 16]` with Poseidon2.
     pub fn hash(&mut self, a: Reg, offset: u32) -> &mut Self {
-        let mut i = instr(Opcode::Hash);
-        (i.a, i.imm) = (a.0, offset);
-        self.instrs.push(i);
-        self
+        self.emit(Opcode::Hash, R0, a, R0, offset)
     }
     /// Stops; the only way an execution ends.
     pub fn halt(&mut self) -> &mut Self {
-        self.instrs.push(instr(Opcode::Halt));
-        self
+        self.emit(Opcode::Halt, R0, R0, R0, 0)
     }
 
     /// Runs `body` `n` times, counting down in `counter` (which `body` must
@@ -260,10 +226,7 @@ impl Program {
     /// Fails the execution (so no proof exists) unless `a == 0`. A lookup
     /// into the one-entry table `{0 -> 0}`: the proof checks every lookup.
     pub fn assert_zero(&mut self, a: Reg) -> &mut Self {
-        let t = *self.zero_table.get_or_insert_with(|| {
-            self.tables.push(wit::Table { name: "assert-zero".into(), entries: vec![(0, 0)] });
-            TableId(self.tables.len() as u32 - 1)
-        });
+        let t = self.constant_table("assert-zero", &[(0, 0)]);
         self.lookup(a, t, a)
     }
 
@@ -274,11 +237,19 @@ impl Program {
 
     /// Fails unless `a` is 0 or 1.
     pub fn assert_bit(&mut self, a: Reg) -> &mut Self {
-        let t = *self.bit_table.get_or_insert_with(|| {
-            self.tables.push(wit::Table { name: "assert-bit".into(), entries: vec![(0, 0), (1, 1)] });
-            TableId(self.tables.len() as u32 - 1)
-        });
+        let t = self.constant_table("assert-bit", &[(0, 0), (1, 1)]);
         self.lookup(a, t, a)
+    }
+
+    /// The table with exactly this name and these entries, declared on first use.
+    fn constant_table(&mut self, name: &str, entries: &[(u32, u32)]) -> TableId {
+        match self.tables.iter().position(|t| t.name == name && t.entries == entries) {
+            Some(i) => TableId(i as u32),
+            None => {
+                self.tables.push(wit::Table { name: name.to_string(), entries: entries.to_vec() });
+                TableId(self.tables.len() as u32 - 1)
+            }
+        }
     }
 
     /// Fails unless `a < y` (range-checked); overwrites `tmp`.

@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 
-use bitsage_air::{SecurityLevel, Statement};
 use bitsage_prover::{prove_trace, ProveOptions, Receipt};
 use bitsage_sandbox::{Run, Sandbox, SandboxConfig, SandboxError};
 use bitsage_tests::merkle::{self, hash};
@@ -30,12 +29,7 @@ fn report(run: &Run) -> Value {
 /// through its file format, then tampers with it.
 fn prove_and_tamper(name: &str, run: &Run) {
     let rec = &run.recorded;
-    let st = Statement {
-        program: rec.program.clone(),
-        input: rec.input.clone(),
-        output: rec.trace.output.clone(),
-        security: SecurityLevel::Bits96,
-    };
+    let st = bitsage_tests::statement_of(rec);
     let (proof, _) = prove_trace(&st, &rec.trace, &ProveOptions::default()).expect("honest run proves");
     let digest = [7u8; 32];
     let receipt = Receipt::with_module(st.clone(), proof.clone(), Some(digest)).expect("encodes");

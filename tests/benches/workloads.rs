@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use bitsage_air::{SecurityLevel, Statement};
 use bitsage_prover::tracegen::log_size_for;
 use bitsage_prover::{prove_trace, ProveOptions};
 use bitsage_sandbox::{Sandbox, SandboxConfig};
@@ -56,12 +55,7 @@ fn main() {
         }
         let r = last.expect("at least one run");
         let rec = &r.recorded;
-        let st = Statement {
-            program: rec.program.clone(),
-            input: rec.input.clone(),
-            output: rec.trace.output.clone(),
-            security: SecurityLevel::Bits96,
-        };
+        let st = bitsage_tests::statement_of(rec);
         let mut proofs = Vec::new();
         let mut prove_times = Vec::new();
         for _ in 0..3 {

@@ -3,91 +3,90 @@
 use stwo::core::channel::Channel;
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
-use stwo_constraint_framework::logup::LookupElements;
 use stwo_constraint_framework::{relation, Relation, RelationEFTraitBound, RelationEntry};
 
-/// Runs `$body` with `$r` bound to the relation `$rel` of `$rels`.
-macro_rules! for_each_relation {
-    ($rels:expr, $rel:expr, $r:ident => $body:expr) => {
-        match $rel {
-            Rel::State => {
-                let $r = &$rels.state;
-                $body
+/// Declares every relation once: its element type (Stwo's `relation!`), its
+/// `Rel` variant, its field in [`Relations`], and the order in which the
+/// prover and verifier draw its elements (the list order).
+macro_rules! relations {
+    ($($(#[$doc:meta])* $variant:ident, $field:ident: $ty:ident, $size:literal;)*) => {
+        $(relation!($ty, $size);)*
+
+        /// Which relation an entry belongs to.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Rel {
+            $($(#[$doc])* $variant,)*
+        }
+
+        /// The drawn elements of every relation.
+        #[derive(Clone, Debug)]
+        pub struct Relations {
+            $(pub $field: $ty,)*
+        }
+
+        impl Relations {
+            /// Elements used only to lay out columns: column sizes do not
+            /// depend on the elements, and the verifier needs the sizes
+            /// before it may draw the real ones. Never used to prove or to
+            /// check a lookup.
+            pub(crate) fn for_layout() -> Self {
+                Relations { $($field: $ty::dummy(),)* }
             }
-            Rel::Rom => {
-                let $r = &$rels.rom;
-                $body
+
+            pub fn draw(ch: &mut impl Channel) -> Self {
+                Relations { $($field: $ty::draw(ch),)* }
             }
-            Rel::RomDef => {
-                let $r = &$rels.rom_def;
-                $body
+
+            /// `combine(values) = Σ α^i v_i - z` for relation `rel`.
+            pub fn combine<F: Clone, EF: RelationEFTraitBound<F>>(&self, rel: Rel, values: &[F]) -> EF {
+                match rel {
+                    $(Rel::$variant => self.$field.combine(values),)*
+                }
             }
-            Rel::Mem => {
-                let $r = &$rels.mem;
-                $body
+
+            /// Hands one lookup entry to an evaluator through `add_to_relation`.
+            fn add_to<E: stwo_constraint_framework::EvalAtRow>(&self, eval: &mut E, rel: Rel, mult: E::EF, values: &[E::F]) {
+                match rel {
+                    $(Rel::$variant => eval.add_to_relation(RelationEntry::new(&self.$field, mult, values)),)*
+                }
             }
-            Rel::MemChain => {
-                let $r = &$rels.mem_chain;
-                $body
-            }
-            Rel::Range => {
-                let $r = &$rels.range;
-                $body
-            }
-            Rel::RangeChain => {
-                let $r = &$rels.range_chain;
-                $body
-            }
-            Rel::Input => {
-                let $r = &$rels.input;
-                $body
-            }
-            Rel::Output => {
-                let $r = &$rels.output;
-                $body
-            }
-            Rel::HashCall => {
-                let $r = &$rels.hash_call;
-                $body
+
+            /// Every relation's name (as `Relation::get_name` gives it), `z`,
+            /// and `α^i`: the values of the `<name>_z` and `<name>_alpha<i>`
+            /// parameters in the constraint framework's expression trees
+            /// (GPU constraint kernels).
+            pub fn elements(&self) -> Vec<(String, SecureField, Vec<SecureField>)> {
+                vec![$((
+                    Relation::<M31, SecureField>::get_name(&self.$field).to_string(),
+                    self.$field.0.z,
+                    self.$field.0.alpha_powers.to_vec(),
+                ),)*]
             }
         }
     };
 }
 
-relation!(StateRel, 4);
-relation!(RomRel, 8);
-relation!(RomDefRel, 8);
-relation!(MemRel, 4);
-relation!(MemChainRel, 2);
-relation!(RangeRel, 1);
-relation!(RangeChainRel, 1);
-relation!(InputRel, 2);
-relation!(OutputRel, 2);
-relation!(HashCallRel, 2);
-
-/// Which relation an entry belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rel {
+relations! {
     /// `(pc, clk, in_ptr, out_ptr)`: the CPU state passed from step to step.
-    State,
+    State, state: StateRel, 4;
     /// `(0, pc, opcode, imm_mode, dst, a, b, imm)` or `(1 + table, key, value)`.
-    Rom,
+    Rom, rom: RomRel, 8;
     /// The same tuples, defined once each by the program (verifier terms).
-    RomDef,
+    RomDef, rom_def: RomDefRel, 8;
     /// `(space, addr, value, ts)`: space 0 = registers, 1 = RAM.
-    Mem,
+    Mem, mem: MemRel, 4;
     /// `(space, addr)`: enumerates the address list of the memory boundary.
-    MemChain,
+    MemChain, mem_chain: MemChainRel, 2;
     /// `(v)` with `v < 2^16`.
-    Range,
+    Range, range: RangeRel, 1;
     /// `(v)`: enumerates the range table.
-    RangeChain,
+    RangeChain, range_chain: RangeChainRel, 1;
     /// `(index, word)` of the public input.
-    Input,
+    Input, input: InputRel, 2;
     /// `(index, word)` of the public output.
-    Output,
+    Output, output: OutputRel, 2;
     /// `(base, clk)`: a `hash` instruction handed to the hash component.
-    HashCall,
+    HashCall, hash_call: HashCallRel, 2;
 }
 
 /// One LogUp entry: `mult / (z - combine(values))` in relation `rel`.
@@ -104,82 +103,6 @@ impl<F> Lookup<F> {
     }
 }
 
-/// The drawn elements of every relation.
-#[derive(Clone, Debug)]
-pub struct Relations {
-    pub state: StateRel,
-    pub rom: RomRel,
-    pub rom_def: RomDefRel,
-    pub mem: MemRel,
-    pub mem_chain: MemChainRel,
-    pub range: RangeRel,
-    pub range_chain: RangeChainRel,
-    pub input: InputRel,
-    pub output: OutputRel,
-    pub hash_call: HashCallRel,
-}
-
-impl Relations {
-    /// Elements used only to lay out columns: column sizes do not depend on
-    /// the elements, and the verifier needs the sizes before it may draw the
-    /// real ones. Never used to prove or to check a lookup.
-    pub(crate) fn for_layout() -> Self {
-        Relations {
-            state: StateRel::dummy(),
-            rom: RomRel::dummy(),
-            rom_def: RomDefRel::dummy(),
-            mem: MemRel::dummy(),
-            mem_chain: MemChainRel::dummy(),
-            range: RangeRel::dummy(),
-            range_chain: RangeChainRel::dummy(),
-            input: InputRel::dummy(),
-            output: OutputRel::dummy(),
-            hash_call: HashCallRel::dummy(),
-        }
-    }
-
-    pub fn draw(ch: &mut impl Channel) -> Self {
-        Relations {
-            state: StateRel::draw(ch),
-            rom: RomRel::draw(ch),
-            rom_def: RomDefRel::draw(ch),
-            mem: MemRel::draw(ch),
-            mem_chain: MemChainRel::draw(ch),
-            range: RangeRel::draw(ch),
-            range_chain: RangeChainRel::draw(ch),
-            input: InputRel::draw(ch),
-            output: OutputRel::draw(ch),
-            hash_call: HashCallRel::draw(ch),
-        }
-    }
-
-    /// `combine(values) = Σ α^i v_i - z` for relation `rel`.
-    pub fn combine<F: Clone, EF: RelationEFTraitBound<F>>(&self, rel: Rel, values: &[F]) -> EF {
-        for_each_relation!(self, rel, r => r.combine(values))
-    }
-
-    /// Every relation's name (as `Relation::get_name` gives it), `z`, and
-    /// `α^i`: the values of the `<name>_z` and `<name>_alpha<i>` parameters in
-    /// the constraint framework's expression trees (GPU constraint kernels).
-    pub fn elements(&self) -> Vec<(String, SecureField, Vec<SecureField>)> {
-        fn one<const N: usize>(name: &str, e: &LookupElements<N>) -> (String, SecureField, Vec<SecureField>) {
-            (name.to_string(), e.z, e.alpha_powers.to_vec())
-        }
-        vec![
-            one(Relation::<M31, SecureField>::get_name(&self.state), &self.state.0),
-            one(Relation::<M31, SecureField>::get_name(&self.rom), &self.rom.0),
-            one(Relation::<M31, SecureField>::get_name(&self.rom_def), &self.rom_def.0),
-            one(Relation::<M31, SecureField>::get_name(&self.mem), &self.mem.0),
-            one(Relation::<M31, SecureField>::get_name(&self.mem_chain), &self.mem_chain.0),
-            one(Relation::<M31, SecureField>::get_name(&self.range), &self.range.0),
-            one(Relation::<M31, SecureField>::get_name(&self.range_chain), &self.range_chain.0),
-            one(Relation::<M31, SecureField>::get_name(&self.input), &self.input.0),
-            one(Relation::<M31, SecureField>::get_name(&self.output), &self.output.0),
-            one(Relation::<M31, SecureField>::get_name(&self.hash_call), &self.hash_call.0),
-        ]
-    }
-}
-
 /// Adds `lookups` to an evaluator, batched in pairs: one LogUp column per
 /// pair, constraint degree 3 (denominators are linear). Entries go through
 /// `add_to_relation`, so symbolic evaluators see the relation elements as
@@ -190,8 +113,7 @@ pub fn add_lookups<E: stwo_constraint_framework::EvalAtRow>(
     lookups: Vec<Lookup<E::F>>,
 ) {
     for l in lookups {
-        let mult = E::EF::from(l.mult);
-        for_each_relation!(rels, l.rel, r => eval.add_to_relation(RelationEntry::new(r, mult, &l.values)));
+        rels.add_to(eval, l.rel, E::EF::from(l.mult), &l.values);
     }
     eval.finalize_logup_in_pairs();
 }

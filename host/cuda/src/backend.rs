@@ -130,7 +130,7 @@ impl<T: DeviceValue> DevCol<T> {
     fn from_host(values: &[T]) -> Self {
         let mut w = Vec::with_capacity(values.len() * T::WORDS);
         values.iter().for_each(|v| v.write(&mut w));
-        Self::from_words(ok(gpu().upload(if w.is_empty() { &[0] } else { &w })), values.len())
+        Self::from_words(ok(gpu().args(&w)), values.len())
     }
 }
 

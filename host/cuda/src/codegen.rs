@@ -313,27 +313,15 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
 
 #[cfg(test)]
 mod tests {
-    use bitsage_air::cpu::CpuEval;
-    use bitsage_air::hash::HashEval;
-    use bitsage_air::memory::MemEval;
-    use bitsage_air::range::RangeEval;
     use bitsage_air::relations::Relations;
-    use bitsage_air::rom::RomEval;
     use stwo::core::channel::Blake2sChannel;
-    use stwo_constraint_framework::FrameworkEval;
 
     use super::*;
 
     #[test]
     fn every_component_generates_a_kernel_reading_every_column() {
         let rels = Relations::draw(&mut Blake2sChannel::default());
-        let evs = [
-            ("cpu", CpuEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-            ("rom", RomEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-            ("memory", MemEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-            ("range", RangeEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-            ("hash", HashEval { log_size: 5, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-        ];
+        let evs = crate::prover::obelysk_expressions(5, &rels);
         for (name, ev) in evs {
             let k = generate(name, &ev);
             assert_eq!(k.n_constraints, ev.constraints.len());

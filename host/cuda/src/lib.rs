@@ -117,7 +117,7 @@ fn kernel_cache_dir() -> Option<std::path::PathBuf> {
 }
 
 /// NVRTC output for `src`, from the cache when this exact source (and this
-/// NVRTC version) was compiled before. A cache that cannot be written only
+/// crate version) was compiled before. A cache that cannot be written only
 /// costs the next process a compile.
 fn compile_cached(name: &str, src: &str) -> Result<(cudarc::nvrtc::Ptx, bool)> {
     use std::hash::{DefaultHasher, Hash, Hasher};
@@ -233,18 +233,10 @@ impl Gpu {
         if !ok {
             return Err(CudaError::Unsupported(format!("arguments do not match constraint kernel {}", k.name)));
         }
-        let ptrs: Vec<u64> = columns
-            .iter()
-            .map(|col| {
-                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(*col, &self.stream);
-                p
-            })
-            .collect();
-        let d_ptrs = self.stream.clone_htod(&ptrs)?;
-        // Empty parameter lists still need a valid pointer.
-        let d_base = self.upload(if base_params.is_empty() { &[0] } else { base_params })?;
-        let d_ext = self.upload(if ext_params.is_empty() { &[0] } else { ext_params })?;
-        let d_pow = self.upload(if powers.is_empty() { &[0] } else { powers })?;
+        let d_ptrs = self.device_ptrs(columns.iter().copied())?;
+        let d_base = self.args(base_params)?;
+        let d_ext = self.args(ext_params)?;
+        let d_pow = self.args(powers)?;
         // SAFETY: the kernel writes all 4 words of every row.
         let mut out = unsafe { self.stream.alloc::<u32>(4usize << eval_log) }?;
         for f in &c.f {
@@ -264,6 +256,25 @@ impl Gpu {
     /// Free and total device memory, in bytes.
     pub fn memory(&self) -> Result<(usize, usize)> {
         Ok(self.ctx.mem_get_info()?)
+    }
+
+    /// A kernel argument array; an empty one becomes a single zero so the
+    /// kernel still gets a valid pointer.
+    pub(crate) fn args<T: cudarc::driver::DeviceRepr + Default + Copy>(&self, values: &[T]) -> Result<CudaSlice<T>> {
+        let one = [T::default()];
+        Ok(self.stream.clone_htod(if values.is_empty() { &one[..] } else { values })?)
+    }
+
+    /// The device addresses of `cols`, as a device array for a kernel.
+    fn device_ptrs<'a>(&self, cols: impl IntoIterator<Item = &'a CudaSlice<u32>>) -> Result<CudaSlice<u64>> {
+        let ptrs: Vec<u64> = cols
+            .into_iter()
+            .map(|c| {
+                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(c, &self.stream);
+                p
+            })
+            .collect();
+        self.args(&ptrs)
     }
 
     pub fn upload(&self, values: &[u32]) -> Result<CudaSlice<u32>> {
@@ -289,7 +300,7 @@ impl Gpu {
 
     /// A twiddle buffer of 2^log_len words (Stwo's layout) on the device.
     pub fn tw_buf(&self, host: Vec<u32>, log_len: u32) -> Result<TwBuf> {
-        let buf = self.upload(if host.is_empty() { &[0] } else { &host })?;
+        let buf = self.args(&host)?;
         Ok(TwBuf { log_len, buf, host })
     }
 
@@ -387,16 +398,9 @@ impl Gpu {
         if columns.iter().any(|c| c.1 == 0 || c.1 > log_leaves) || columns.windows(2).any(|w| w[0].1 > w[1].1) {
             return Err(CudaError::Unsupported("columns must be sorted by size, 2 <= size <= leaves".into()));
         }
-        let ptrs: Vec<u64> = columns
-            .iter()
-            .map(|(c, _)| {
-                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(*c, &self.stream);
-                p
-            })
-            .collect();
         let logs: Vec<u32> = columns.iter().map(|c| c.1).collect();
-        let d_ptrs = self.stream.clone_htod(if ptrs.is_empty() { &[0u64][..] } else { &ptrs })?;
-        let d_logs = self.upload(if logs.is_empty() { &[0] } else { &logs })?;
+        let d_ptrs = self.device_ptrs(columns.iter().map(|c| c.0))?;
+        let d_logs = self.args(&logs)?;
         let n_cols = columns.len() as u32;
         // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
         let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
@@ -478,15 +482,8 @@ impl Gpu {
         if bc.len() != 8 * cols.len() || cols.iter().any(|c| c.len() < n_rows) {
             return Err(CudaError::Unsupported("quotient_numerators: mismatched terms".into()));
         }
-        let ptrs: Vec<u64> = cols
-            .iter()
-            .map(|c| {
-                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(*c, &self.stream);
-                p
-            })
-            .collect();
-        let d_ptrs = self.stream.clone_htod(if ptrs.is_empty() { &[0u64][..] } else { &ptrs })?;
-        let d_bc = self.upload(if bc.is_empty() { &[0] } else { bc })?;
+        let d_ptrs = self.device_ptrs(cols.iter().copied())?;
+        let d_bc = self.args(bc)?;
         let (n_terms, rows) = (cols.len() as u32, n_rows as u32);
         // SAFETY: every row's 4 coordinates are written.
         let mut out = unsafe { self.stream.alloc::<u32>(4 * n_rows) }?;

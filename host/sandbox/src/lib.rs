@@ -177,7 +177,7 @@ impl SandboxError {
 }
 
 /// How the sandbox is built.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SandboxConfig {
     pub limits: Limits,
     /// Use the pooling instance allocator with this many instance slots
@@ -185,12 +185,6 @@ pub struct SandboxConfig {
     pub pooling: Option<u32>,
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig { limits: Limits::default(), pooling: None, cache_dir: None }
-    }
 }
 
 /// How long an epoch tick is; the deadline is counted in ticks.

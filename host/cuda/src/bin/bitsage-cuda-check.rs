@@ -9,12 +9,7 @@ use std::time::Instant;
 
 use std::collections::HashMap;
 
-use bitsage_air::cpu::CpuEval;
-use bitsage_air::hash::HashEval;
-use bitsage_air::memory::MemEval;
-use bitsage_air::range::RangeEval;
 use bitsage_air::relations::Relations;
-use bitsage_air::rom::RomEval;
 use bitsage_cuda::{codegen, Gpu, Result};
 use rayon::prelude::*;
 use stwo::core::channel::{Blake2sChannel, Channel};
@@ -37,8 +32,7 @@ use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::secure_column::SecureColumnByCoords;
 use stwo::prover::vcs_lifted::prover::MerkleProverLifted;
 use stwo::prover::AccumulationOps;
-use stwo_constraint_framework::expr::ExprEvaluator;
-use stwo_constraint_framework::{AssertEvaluator, FrameworkEval};
+use stwo_constraint_framework::AssertEvaluator;
 
 /// xorshift64*: reproducible, fresh per check (seeded by the check's index).
 struct Rng(u64);
@@ -220,13 +214,7 @@ type Ev = AssertEvaluator<'static>;
 fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng, skip_hash: bool) -> Result<()> {
     let rels = Relations::draw(&mut Blake2sChannel::default());
     let (trace_log, eval_log) = (5u32, 6u32);
-    let evals: Vec<(&str, ExprEvaluator)> = vec![
-        ("cpu", CpuEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-        ("rom", RomEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-        ("memory", MemEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-        ("range", RangeEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-        ("hash", HashEval { log_size: trace_log, rels: rels.clone() }.evaluate(ExprEvaluator::new())),
-    ];
+    let evals = bitsage_cuda::prover::obelysk_expressions(trace_log, &rels);
     for (name, ev) in evals {
         if skip_hash && name == "hash" {
             println!("skip constraints of `hash` (--skip-hash: its kernel takes minutes to compile)");

@@ -5,9 +5,11 @@
 //! Exit codes: 0 success; 1 the proof was rejected; 2 bad command line;
 //! 3 the program does not assemble; 4 the program failed to execute;
 //! 5 the receipt file is unreadable or corrupt; 6 I/O error; 7 the chosen
-//! prover backend is unavailable; 10-23 sandbox
+//! prover backend is unavailable; 8 the node could not start or its store
+//! failed; 9 a remote node refused or could not be reached; 10-23 sandbox
 //! failures (`bitsage_sandbox::SandboxError::exit_code`, listed in the README).
 
+mod node;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +53,14 @@ pub(crate) enum BackendArg {
 }
 
 impl BackendArg {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BackendArg::Auto => "auto",
+            BackendArg::Cpu => "cpu",
+            BackendArg::Cuda => "cuda",
+        }
+    }
+
     pub(crate) fn choice(self) -> bitsage_prover::BackendChoice {
         match self {
             BackendArg::Auto => bitsage_prover::BackendChoice::Auto,
@@ -135,6 +145,23 @@ enum Cmd {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Run the node: HTTP job API, dashboard, metrics, and worker tasks.
+    Serve(node::ServeArgs),
+    /// Run workers only, on a shared PostgreSQL store (a cluster).
+    Worker(node::NodeArgs),
+    /// Manage the node's API keys.
+    Apikey {
+        #[command(flatten)]
+        node: node::NodeArgs,
+        #[command(subcommand)]
+        cmd: node::ApikeyCmd,
+    },
+    /// A node's state: jobs by state, queue, workers, devices (operator key).
+    Status(node::Remote),
+    /// A node's job events (operator key).
+    Logs(node::LogsArgs),
+    /// Submit a job to a node; with --wait, fetch and verify its receipt.
+    Submit(node::SubmitArgs),
 }
 
 /// An error with its exit code.
@@ -179,6 +206,12 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Verify { receipt, program } => cmd_verify(cli.json, receipt, program.as_deref()),
         Cmd::Inspect { receipt, listing } => cmd_inspect(cli.json, receipt, *listing),
         Cmd::Exec { run } => cmd_exec(cli.json, run),
+        Cmd::Serve(a) => node::cmd_serve(cli.json, a),
+        Cmd::Worker(a) => node::cmd_worker(a),
+        Cmd::Apikey { node, cmd } => node::cmd_apikey(cli.json, node, cmd),
+        Cmd::Status(r) => node::cmd_status(cli.json, r),
+        Cmd::Logs(a) => node::cmd_logs(cli.json, a),
+        Cmd::Submit(a) => node::cmd_submit(cli.json, a),
     }
 }
 
@@ -277,7 +310,7 @@ pub(crate) fn prove_failure(e: ProveError) -> Failure {
     let code = match e {
         ProveError::Exec(_) => 4,
         ProveError::ConstraintsNotSatisfied => 1,
-        ProveError::Backend(_) => 7,
+        ProveError::Backend(_) | ProveError::TooLarge { .. } => 7,
     };
     Failure { code, err: anyhow::Error::new(e) }
 }

@@ -46,16 +46,16 @@ impl DataDir {
 pub struct LimitArgs {
     /// Fuel budget (about one unit per wasm instruction).
     #[arg(long, env = "BITSAGE_FUEL")]
-    fuel: Option<u64>,
+    pub fuel: Option<u64>,
     /// Wall-clock deadline for the guest, in milliseconds.
     #[arg(long, env = "BITSAGE_TIMEOUT_MS")]
-    timeout_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
     /// Linear memory cap, in MiB.
     #[arg(long, env = "BITSAGE_MEMORY_MIB")]
-    memory_mib: Option<usize>,
+    pub memory_mib: Option<usize>,
     /// Cap on ObelyskVM steps (CPU trace rows).
     #[arg(long, env = "BITSAGE_MAX_ROWS")]
-    max_rows: Option<u64>,
+    pub max_rows: Option<u64>,
 }
 
 impl LimitArgs {

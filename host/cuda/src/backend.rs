@@ -45,18 +45,51 @@ use stwo::prover::{AccumulationOps, QuotientOps};
 
 use crate::{Gpu, TwBuf};
 
-/// The device every `CudaBackend` operation runs on. Open it (and handle a
-/// missing GPU) with [`init`] before proving; operations panic with the
-/// driver's message on a device failure mid-proof.
-static GPU: OnceLock<Gpu> = OnceLock::new();
+/// The devices `CudaBackend` operations run on, opened once per process.
+/// A thread proves on the device it is bound to ([`bind_thread`]; GPU 0 when
+/// unbound), so one process can run one prover per GPU: the device pool
+/// gives each GPU a rayon pool whose threads are all bound to it. Open a
+/// device (and handle a missing GPU) with [`open`] or [`init`] before
+/// proving; operations panic with the driver's message on a device failure
+/// mid-proof.
+static GPUS: OnceLock<Vec<OnceLock<Gpu>>> = OnceLock::new();
 
-/// Opens GPU 0 for the backend, once; later calls return the same device.
-pub fn init() -> crate::Result<&'static Gpu> {
-    if let Some(g) = GPU.get() {
+thread_local! {
+    static BOUND: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes `ordinal` the device that `CudaBackend` operations on this thread use.
+pub fn bind_thread(ordinal: usize) {
+    BOUND.with(|b| b.set(ordinal));
+}
+
+/// The device this thread is bound to.
+pub fn bound_ordinal() -> usize {
+    BOUND.with(|b| b.get())
+}
+
+/// Opens GPU `ordinal` (once; later calls return the same device).
+pub fn open(ordinal: usize) -> crate::Result<&'static Gpu> {
+    let slots = match GPUS.get() {
+        Some(s) => s,
+        None => {
+            let n = crate::device_count()?;
+            GPUS.get_or_init(|| (0..n).map(|_| OnceLock::new()).collect())
+        }
+    };
+    let Some(slot) = slots.get(ordinal) else {
+        return Err(crate::CudaError::NoDevice { ordinal, count: slots.len() });
+    };
+    if let Some(g) = slot.get() {
         return Ok(g);
     }
-    let g = Gpu::open(0)?;
-    Ok(GPU.get_or_init(|| g))
+    let g = Gpu::open(ordinal)?;
+    Ok(slot.get_or_init(|| g))
+}
+
+/// Opens the device this thread is bound to.
+pub fn init() -> crate::Result<&'static Gpu> {
+    open(bound_ordinal())
 }
 
 pub(crate) fn gpu() -> &'static Gpu {

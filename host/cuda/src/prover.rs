@@ -64,7 +64,8 @@ fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
     let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
     let cache = CACHE.get_or_init(Default::default);
     let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
-    map.entry(key.clone())
+    // A compiled module belongs to one device's context.
+    map.entry(format!("{key}@{}", crate::backend::bound_ordinal()))
         .or_insert_with(|| {
             let ev = eval.evaluate(ExprEvaluator::new());
             let kernel = codegen::generate(&format!("constraints_{key}"), &ev);

@@ -9,6 +9,7 @@
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod pool;
 pub mod receipt;
 pub mod tracegen;
 
@@ -47,6 +48,8 @@ pub enum ProveError {
     ConstraintsNotSatisfied,
     #[error("backend unavailable: {0}")]
     Backend(String),
+    #[error("the proof needs about {need} bytes of device memory and {device} has {have}")]
+    TooLarge { need: u64, have: u64, device: String },
 }
 
 /// Which Stwo backend proves. Proofs are byte-identical across backends.

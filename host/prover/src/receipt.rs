@@ -121,6 +121,11 @@ impl Receipt {
         hex::encode(self.digest)
     }
 
+    /// The STARK proof alone, in the receipt's bincode encoding.
+    pub fn proof_encoded(&self) -> Result<Vec<u8>, ReceiptError> {
+        codec().serialize(&self.body.proof).map_err(|e| ReceiptError::Encode(e.to_string()))
+    }
+
     /// Size of the serialised STARK proof alone, in bytes.
     pub fn proof_bytes(&self) -> usize {
         self.proof_len

@@ -1,0 +1,611 @@
+//! The HTTP API (axum). Every error is JSON `{"error": {"kind", "message"}}`
+//! with a fitting status; back-pressure answers carry `Retry-After`.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use bitsage_prover::pool::DevicePool;
+use bitsage_prover::Receipt;
+use bitsage_sandbox::modules::PublisherSignature;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Notify;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{self, Role};
+use crate::blobs::{sha256_hex, Blobs};
+use crate::config::NodeConfig;
+use crate::metrics::Metrics;
+use crate::store::{now_ms, Job, JobEvent, JobMode, JobState, ModuleEntry, NewJob, Store, WorkerEntry};
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub config: NodeConfig,
+    pub metrics: Arc<Metrics>,
+    /// This process's provers (absent on an API-only node).
+    pub pool: Option<Arc<DevicePool>>,
+    pub limiter: DefaultKeyedRateLimiter<String>,
+    pub wake: Arc<Notify>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn limiter(config: &NodeConfig) -> DefaultKeyedRateLimiter<String> {
+        let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN);
+        RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
+    }
+}
+
+type AppResult<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// A stable machine-readable reason.
+    kind: String,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, kind, message: message.into(), retry_after: None }
+    }
+
+    fn bad_request(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind, message)
+    }
+
+    fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {e}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
+    }
+}
+
+impl From<crate::blobs::BlobError> for ApiError {
+    fn from(e: crate::blobs::BlobError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { kind: self.kind.into(), message: self.message } };
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+/// A body read under the size limit; too large is `413`.
+fn body(b: Result<Bytes, BytesRejection>) -> AppResult<Bytes> {
+    b.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", r.body_text())
+        } else {
+            ApiError::bad_request("bad_body", r.body_text())
+        }
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> AppResult<T> {
+    serde_json::from_slice(b).map_err(|e| ApiError::bad_request("bad_json", format!("the request body: {e}")))
+}
+
+fn b64(field: &'static str, s: &str) -> AppResult<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| ApiError::bad_request("bad_base64", format!("`{field}` is not base64: {e}")))
+}
+
+fn digest_param(s: &str) -> AppResult<String> {
+    let d = s.trim().to_ascii_lowercase();
+    if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(d)
+    } else {
+        Err(ApiError::bad_request("bad_digest", format!("`{s}` is not a hex SHA-256 digest")))
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/jobs", post(submit_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/receipt", get(get_receipt))
+        .route("/v1/jobs/{id}/proof", get(get_proof))
+        .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/verify", post(verify_receipt))
+        .route("/v1/modules", get(list_modules).post(add_module))
+        .route("/v1/gpu", get(gpu))
+        .route("/v1/workers", get(workers))
+        .route("/v1/events", get(events))
+        .route("/v1/status", get(status))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
+    version: &'static str,
+    store: crate::store::Dialect,
+    uptime_s: u64,
+}
+
+/// Liveness and store reachability (no key needed).
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+async fn health(State(s): St) -> AppResult<Json<Health>> {
+    s.store.ping().await?;
+    Ok(Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        store: s.store.dialect(),
+        uptime_s: s.started.elapsed().as_secs(),
+    }))
+}
+
+/// Prometheus text exposition (no key needed).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics(State(s): St) -> impl IntoResponse {
+    let text = s.metrics.render(&s.store, s.pool.as_deref()).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(crate::openapi::document())
+}
+
+/// A job to run.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// The workload component, base64. Give this or `module_digest`.
+    module: Option<String>,
+    /// The SHA-256 (hex) of an approved module already on the node.
+    module_digest: Option<String>,
+    /// The job input as JSON (what `bitsage-host run --input` reads).
+    #[schema(value_type = Object)]
+    input: Option<serde_json::Value>,
+    /// The job input as raw bytes, base64 (instead of `input`).
+    input_base64: Option<String>,
+    /// `prove` (default) or `dev` (execute only, no proof).
+    mode: Option<JobMode>,
+    /// 96 or 128 bits; the node's setting by default.
+    security: Option<u32>,
+}
+
+/// A job's state and results.
+#[derive(Serialize, ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    job: Job,
+    /// Path of the receipt, once proved.
+    receipt_url: Option<String>,
+    /// True when an earlier submission with the same idempotency key is returned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+}
+
+fn view(job: Job, duplicate: bool) -> JobView {
+    let receipt_url = (job.receipt_digest.is_some()).then(|| format!("/v1/jobs/{}/receipt", job.id));
+    JobView { job, receipt_url, duplicate }
+}
+
+/// Submits a job: `202` with its id, or `200` with the earlier job when the
+/// `Idempotency-Key` was seen before for this key.
+#[utoipa::path(post, path = "/v1/jobs", request_body = SubmitJob,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Submitting twice with one key makes one job")),
+    responses((status = 202, body = JobView), (status = 200, body = JobView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn submit_job(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> AppResult<Response> {
+    let caller = auth::caller(&s, &headers, Role::Client).await?;
+    let req: SubmitJob = json_body(&body(b)?)?;
+    let idem = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.is_empty() && k.len() <= 200 => Some(k.to_string()),
+            _ => return Err(ApiError::bad_request("bad_idempotency_key", "Idempotency-Key must be 1-200 visible characters")),
+        },
+    };
+    let security = req.security.unwrap_or(s.config.security);
+    if !matches!(security, 96 | 128) {
+        return Err(ApiError::bad_request("bad_security", format!("security {security} (use 96 or 128)")));
+    }
+    let module_digest = match (&req.module, &req.module_digest) {
+        (Some(m), None) => {
+            let bytes = b64("module", m)?;
+            let digest = sha256_hex(&bytes);
+            require_approved(&s, &digest).await?;
+            s.blobs.put(&bytes).await?;
+            digest
+        }
+        (None, Some(d)) => {
+            let digest = digest_param(d)?;
+            require_approved(&s, &digest).await?;
+            if s.blobs.get(&digest).await?.is_none() {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "module_unknown", format!(
+                    "module {digest} is not on this node; upload it with `module`")));
+            }
+            digest
+        }
+        _ => return Err(ApiError::bad_request("bad_module", "give exactly one of `module` (base64) or `module_digest`")),
+    };
+    let input = match (&req.input, &req.input_base64) {
+        (Some(v), None) => serde_json::to_vec(v).map_err(ApiError::internal)?,
+        (None, Some(b)) => b64("input_base64", b)?,
+        (None, None) => b"{}".to_vec(),
+        _ => return Err(ApiError::bad_request("bad_input", "give at most one of `input` or `input_base64`")),
+    };
+    // Back-pressure: the node's queue, then this key's share of it.
+    if s.store.active(None).await? >= s.config.max_queue {
+        s.metrics.http_rejections.with_label_values(&["503"]).inc();
+        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full",
+            format!("the node has {} jobs queued or running; try again later", s.config.max_queue)) });
+    }
+    if s.store.active(Some(&caller.key_id)).await? >= s.config.max_active_per_key {
+        s.metrics.http_rejections.with_label_values(&["429"]).inc();
+        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_jobs",
+            format!("this key already has {} jobs queued or running", s.config.max_active_per_key)) });
+    }
+    let input_digest = s.blobs.put(&input).await?;
+    let mode = req.mode.unwrap_or(JobMode::Prove);
+    let (job, new) = s
+        .store
+        .insert_job(&NewJob {
+            mode,
+            module_digest: &module_digest,
+            input_digest: &input_digest,
+            input_bytes: input.len() as i64,
+            security: security as i64,
+            api_key_id: Some(&caller.key_id),
+            idempotency_key: idem.as_deref(),
+            max_attempts: s.config.max_attempts,
+        })
+        .await?;
+    if new {
+        s.metrics.submitted.with_label_values(&[mode.as_str()]).inc();
+        s.wake.notify_one();
+        tracing::info!(job_id = %job.id, module = %module_digest, "job submitted");
+    }
+    let status = if new { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let location = format!("/v1/jobs/{}", job.id);
+    let mut resp = (status, Json(view(job, !new))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+async fn require_approved(s: &AppState, digest: &str) -> AppResult<()> {
+    if s.config.open_mode || s.store.module(digest).await?.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::new(StatusCode::FORBIDDEN, "module_not_approved", format!(
+        "module {digest} is not on this node's approved list (an operator adds it with POST /v1/modules)")))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct ListQuery {
+    /// At most this many (default 50, at most 500).
+    limit: Option<i64>,
+}
+
+/// The newest jobs: a client's own, or every job for an operator.
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = [JobView])), security(("bearer" = [])))]
+async fn list_jobs(State(s): St, headers: HeaderMap, Query(q): Query<ListQuery>) -> AppResult<Json<Vec<JobView>>> {
+    let caller = auth::caller(&s, &headers, Role::Client).await?;
+    let owner = (caller.role != Role::Operator).then_some(caller.key_id.as_str());
+    let jobs = s.store.jobs(owner, q.limit.unwrap_or(50).clamp(1, 500)).await?;
+    Ok(Json(jobs.into_iter().map(|j| view(j, false)).collect()))
+}
+
+async fn visible_job(s: &AppState, headers: &HeaderMap, id: &str) -> AppResult<Job> {
+    let caller = auth::caller(s, headers, Role::Client).await?;
+    match s.store.job(id).await? {
+        Some(j) if caller.role == Role::Operator || j.owned_by(&caller.key_id) => Ok(j),
+        _ => Err(ApiError::not_found(&format!("job {id}"))),
+    }
+}
+
+/// A job's state, timings, fuel, rows, output and error.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_job(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Json<JobView>> {
+    Ok(Json(view(visible_job(&s, &headers, &id).await?, false)))
+}
+
+async fn receipt_bytes(s: &AppState, job: &Job) -> AppResult<Vec<u8>> {
+    let Some(d) = &job.receipt_digest else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_proved", format!("job {} is {}", job.id, job.state)));
+    };
+    s.blobs.get(d).await?.ok_or_else(|| ApiError::internal(format!("receipt blob {d} is missing")))
+}
+
+fn octets(bytes: Vec<u8>, name: String) -> Response {
+    let disposition = format!("attachment; filename=\"{name}\"");
+    let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// The receipt file (statement + proof); check it with `bitsage-host verify`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/receipt", params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_receipt(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
+    let job = visible_job(&s, &headers, &id).await?;
+    Ok(octets(receipt_bytes(&s, &job).await?, format!("{id}.receipt")))
+}
+
+/// The Stwo proof alone (bincode), without the statement.
+#[utoipa::path(get, path = "/v1/jobs/{id}/proof", params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_proof(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
+    let job = visible_job(&s, &headers, &id).await?;
+    let bytes = receipt_bytes(&s, &job).await?;
+    let proof = Receipt::from_bytes(&bytes).and_then(|r| r.proof_encoded()).map_err(ApiError::internal)?;
+    Ok(octets(proof, format!("{id}.proof")))
+}
+
+/// A job's history: submitted, claimed, proving, proved or failed, requeued.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", params(("id" = String, Path)),
+    responses((status = 200, body = [JobEvent])), security(("bearer" = [])))]
+async fn job_events(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Json<Vec<JobEvent>>> {
+    visible_job(&s, &headers, &id).await?;
+    Ok(Json(s.store.events(Some(&id), 0, 1000).await?))
+}
+
+/// A verifier's verdict on a receipt.
+#[derive(Serialize, ToSchema)]
+pub struct Verdict {
+    valid: bool,
+    /// Why it was rejected.
+    error: Option<String>,
+    digest: Option<String>,
+    /// SHA-256 of the VM program, hex.
+    program_digest: Option<String>,
+    input: Option<Vec<u32>>,
+    output: Option<Vec<u32>>,
+    module: Option<String>,
+    security_bits: Option<u32>,
+    verify_ms: f64,
+}
+
+/// Verifies an uploaded receipt file (the body is the file's bytes).
+#[utoipa::path(post, path = "/v1/verify", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = Verdict), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
+async fn verify_receipt(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> AppResult<Json<Verdict>> {
+    auth::caller(&s, &headers, Role::Client).await?;
+    let bytes = body(b)?;
+    let verdict = tokio::task::spawn_blocking(move || {
+        let t0 = Instant::now();
+        let mut v = Verdict {
+            valid: false,
+            error: None,
+            digest: None,
+            program_digest: None,
+            input: None,
+            output: None,
+            module: None,
+            security_bits: None,
+            verify_ms: 0.0,
+        };
+        match Receipt::from_bytes(&bytes) {
+            Err(e) => v.error = Some(e.to_string()),
+            Ok(r) => {
+                let st = &r.body.statement;
+                v.digest = Some(r.digest_hex());
+                v.program_digest = Some(hex::encode(st.program.digest()));
+                v.input = Some(st.input.iter().map(|w| w.0).collect());
+                v.output = Some(st.output.iter().map(|w| w.0).collect());
+                v.module = r.body.module.map(hex::encode);
+                v.security_bits = Some(st.security.bits());
+                match r.verify() {
+                    Ok(()) => v.valid = true,
+                    Err(e) => v.error = Some(e.to_string()),
+                }
+            }
+        }
+        v.verify_ms = t0.elapsed().as_secs_f64() * 1e3;
+        v
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(verdict))
+}
+
+/// The approved modules.
+#[utoipa::path(get, path = "/v1/modules", responses((status = 200, body = [ModuleEntry])), security(("bearer" = [])))]
+async fn list_modules(State(s): St, headers: HeaderMap) -> AppResult<Json<Vec<ModuleEntry>>> {
+    auth::caller(&s, &headers, Role::Client).await?;
+    Ok(Json(s.store.modules().await?))
+}
+
+/// A module to approve (operators only).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddModule {
+    name: String,
+    /// The component, base64.
+    module: String,
+    /// ed25519 publisher key (hex), with `signature`.
+    publisher_key: Option<String>,
+    /// ed25519 signature (hex) over `"bitsage-module-v1:" || sha256(module)`.
+    signature: Option<String>,
+}
+
+/// Uploads and approves a module (operators only).
+#[utoipa::path(post, path = "/v1/modules", request_body = AddModule,
+    responses((status = 201, body = ModuleEntry), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn add_module(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> AppResult<Response> {
+    auth::caller(&s, &headers, Role::Operator).await?;
+    let req: AddModule = json_body(&body(b)?)?;
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::bad_request("bad_name", "a module name is 1-100 characters"));
+    }
+    let bytes = b64("module", &req.module)?;
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+    let publisher = match (req.publisher_key, req.signature) {
+        (Some(key), Some(signature)) => Some(PublisherSignature { key, signature }),
+        (None, None) => None,
+        _ => return Err(ApiError::bad_request("bad_signature", "give both `publisher_key` and `signature`, or neither")),
+    };
+    if let Some(p) = &publisher {
+        p.verify(&digest).map_err(|e| ApiError::bad_request("signature_mismatch", e.to_string()))?;
+    }
+    s.blobs.put(&bytes).await?;
+    let entry = ModuleEntry {
+        digest: hex::encode(digest),
+        name: name.to_string(),
+        size: bytes.len() as i64,
+        approved_at: now_ms(),
+        publisher_key: publisher.as_ref().map(|p| p.key.clone()),
+        signature: publisher.map(|p| p.signature),
+    };
+    s.store.approve_module(&entry).await?;
+    tracing::info!(module = %entry.digest, name = %entry.name, "module approved");
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
+}
+
+/// The prover devices of this node and of every live worker.
+#[derive(Serialize, ToSchema)]
+pub struct GpuView {
+    /// This process's device pool.
+    #[schema(value_type = Vec<Object>)]
+    local: Vec<bitsage_prover::pool::DeviceStatus>,
+    /// Each live worker's devices, as it last reported them.
+    #[schema(value_type = Vec<Object>)]
+    workers: Vec<serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/v1/gpu", responses((status = 200, body = GpuView)), security(("bearer" = [])))]
+async fn gpu(State(s): St, headers: HeaderMap) -> AppResult<Json<GpuView>> {
+    auth::caller(&s, &headers, Role::Client).await?;
+    let local = s.pool.as_ref().map(|p| p.status()).unwrap_or_default();
+    let workers = live_workers(&s)
+        .await?
+        .into_iter()
+        .map(|w| {
+            let devices: serde_json::Value = serde_json::from_str(&w.devices).unwrap_or(json!([]));
+            json!({ "worker": w.id, "host": w.host, "devices": devices })
+        })
+        .collect();
+    Ok(Json(GpuView { local, workers }))
+}
+
+async fn live_workers(s: &AppState) -> AppResult<Vec<WorkerEntry>> {
+    let since = now_ms() - 3 * s.config.lease().as_millis() as i64;
+    Ok(s.store.workers(since).await?.into_iter().filter(|w| w.stopped_at.is_none()).collect())
+}
+
+/// Workers seen recently.
+#[utoipa::path(get, path = "/v1/workers", responses((status = 200, body = [WorkerEntry])), security(("bearer" = [])))]
+async fn workers(State(s): St, headers: HeaderMap) -> AppResult<Json<Vec<WorkerEntry>>> {
+    auth::caller(&s, &headers, Role::Client).await?;
+    let since = now_ms() - 3_600_000;
+    Ok(Json(s.store.workers(since).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct EventsQuery {
+    /// Only events with a larger id.
+    after: Option<i64>,
+    /// Only this job's events.
+    job: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The event log of every job, oldest first (operators; `bitsage-host logs`).
+#[utoipa::path(get, path = "/v1/events", params(EventsQuery), responses((status = 200, body = [JobEvent])), security(("bearer" = [])))]
+async fn events(State(s): St, headers: HeaderMap, Query(q): Query<EventsQuery>) -> AppResult<Json<Vec<JobEvent>>> {
+    auth::caller(&s, &headers, Role::Operator).await?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 5000);
+    Ok(Json(s.store.events(q.job.as_deref(), q.after.unwrap_or(0), limit).await?))
+}
+
+/// The node at a glance (operators; `bitsage-host status`).
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = Object)), security(("bearer" = [])))]
+async fn status(State(s): St, headers: HeaderMap) -> AppResult<Json<serde_json::Value>> {
+    auth::caller(&s, &headers, Role::Operator).await?;
+    let counts: serde_json::Map<String, serde_json::Value> =
+        s.store.counts().await?.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let workers = live_workers(&s).await?;
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": s.store.dialect(),
+        "uptime_s": s.started.elapsed().as_secs(),
+        "jobs": counts,
+        "queue_depth": s.store.active(None).await?,
+        "open_mode": s.config.open_mode,
+        "workers": workers,
+        "devices": s.pool.as_ref().map(|p| p.status()).unwrap_or_default(),
+        "terminal_states": JobState::ALL.iter().filter(|j| j.is_terminal()).map(|j| j.as_str()).collect::<Vec<_>>(),
+    })))
+}
+
+/// Seconds until the rate limiter lets `key` in again, if it is over.
+pub fn rate_limited(s: &AppState, key: &str) -> Option<u64> {
+    s.limiter.check_key(&key.to_string()).err().map(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        wait.as_secs() + 1
+    })
+}

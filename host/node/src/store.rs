@@ -1,0 +1,805 @@
+//! The job store: jobs, their event log, API keys, approved modules and
+//! workers, in SQLite (the default, a file under the data dir) or
+//! PostgreSQL (a cluster). One set of queries serves both through sqlx's
+//! `Any` driver; the only dialect difference at run time is the claim,
+//! which PostgreSQL runs with `FOR UPDATE SKIP LOCKED`.
+//!
+//! Every update a worker makes is fenced by `(worker_id, attempts)`: a
+//! worker whose lease expired and whose job was claimed again can no longer
+//! change it, so a job completes exactly once.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://...)")]
+    Url(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database the store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A job's state. Jobs move queued → running → proving → proved
+/// (→ settling → settled), or to failed; dev-mode jobs end in executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Proving,
+    Proved,
+    Executed,
+    Settling,
+    Settled,
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 8] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Proving,
+        JobState::Proved,
+        JobState::Executed,
+        JobState::Settling,
+        JobState::Settled,
+        JobState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Proving => "proving",
+            JobState::Proved => "proved",
+            JobState::Executed => "executed",
+            JobState::Settling => "settling",
+            JobState::Settled => "settled",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|j| j.as_str() == s)
+    }
+
+    /// True once nothing more will happen to the job on this node.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Proved | JobState::Executed | JobState::Settled | JobState::Failed)
+    }
+}
+
+/// Whether a job is proved or only executed (dev mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobMode {
+    Prove,
+    Dev,
+}
+
+impl JobMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobMode::Prove => "prove",
+            JobMode::Dev => "dev",
+        }
+    }
+}
+
+/// A job as stored.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Job {
+    pub id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub state: String,
+    pub mode: String,
+    pub module_digest: String,
+    pub input_digest: String,
+    pub input_bytes: i64,
+    pub security: i64,
+    #[serde(skip)]
+    pub api_key_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub worker_id: Option<String>,
+    pub lease_until: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+    pub fuel_used: Option<i64>,
+    pub vm_steps: Option<i64>,
+    pub cpu_rows: Option<i64>,
+    pub execute_us: Option<i64>,
+    pub prove_us: Option<i64>,
+    pub verify_us: Option<i64>,
+    /// The public output words, JSON.
+    pub output: Option<String>,
+    /// The guest's report (not proven).
+    pub report: Option<String>,
+    pub receipt_digest: Option<String>,
+    pub receipt_bytes: Option<i64>,
+    pub backend: Option<String>,
+}
+
+const JOB_COLUMNS: &str = "id, created_at, updated_at, state, mode, module_digest, input_digest, input_bytes, security, \
+    api_key_id, idempotency_key, attempts, max_attempts, worker_id, lease_until, started_at, finished_at, error_kind, \
+    error, fuel_used, vm_steps, cpu_rows, execute_us, prove_us, verify_us, output, report, receipt_digest, \
+    receipt_bytes, backend";
+
+impl Job {
+    fn from_row(r: &AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        Ok(Job {
+            id: r.try_get("id")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            state: r.try_get("state")?,
+            mode: r.try_get("mode")?,
+            module_digest: r.try_get("module_digest")?,
+            input_digest: r.try_get("input_digest")?,
+            input_bytes: r.try_get("input_bytes")?,
+            security: r.try_get("security")?,
+            api_key_id: r.try_get("api_key_id")?,
+            idempotency_key: r.try_get("idempotency_key")?,
+            attempts: r.try_get("attempts")?,
+            max_attempts: r.try_get("max_attempts")?,
+            worker_id: r.try_get("worker_id")?,
+            lease_until: r.try_get("lease_until")?,
+            started_at: r.try_get("started_at")?,
+            finished_at: r.try_get("finished_at")?,
+            error_kind: r.try_get("error_kind")?,
+            error: r.try_get("error")?,
+            fuel_used: r.try_get("fuel_used")?,
+            vm_steps: r.try_get("vm_steps")?,
+            cpu_rows: r.try_get("cpu_rows")?,
+            execute_us: r.try_get("execute_us")?,
+            prove_us: r.try_get("prove_us")?,
+            verify_us: r.try_get("verify_us")?,
+            output: r.try_get("output")?,
+            report: r.try_get("report")?,
+            receipt_digest: r.try_get("receipt_digest")?,
+            receipt_bytes: r.try_get("receipt_bytes")?,
+            backend: r.try_get("backend")?,
+        })
+    }
+
+    pub fn state(&self) -> Option<JobState> {
+        JobState::parse(&self.state)
+    }
+
+    /// True when `key` owns this job (operators see every job).
+    pub fn owned_by(&self, key_id: &str) -> bool {
+        self.api_key_id.as_deref() == Some(key_id)
+    }
+}
+
+/// A job to insert.
+pub struct NewJob<'a> {
+    pub mode: JobMode,
+    pub module_digest: &'a str,
+    pub input_digest: &'a str,
+    pub input_bytes: i64,
+    pub security: i64,
+    pub api_key_id: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    pub max_attempts: i64,
+}
+
+/// A job a worker holds: the fencing pair for every later update.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub job: Job,
+    pub worker_id: String,
+    pub attempt: i64,
+}
+
+/// What a worker records when a job finishes.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub fuel_used: Option<i64>,
+    pub vm_steps: Option<i64>,
+    pub cpu_rows: Option<i64>,
+    pub execute_us: Option<i64>,
+    pub prove_us: Option<i64>,
+    pub verify_us: Option<i64>,
+    pub output: Option<String>,
+    pub report: Option<String>,
+    pub receipt_digest: Option<String>,
+    pub receipt_bytes: Option<i64>,
+    pub backend: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct JobEvent {
+    pub id: i64,
+    pub job_id: String,
+    pub at: i64,
+    pub event: String,
+    pub worker_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ModuleEntry {
+    pub digest: String,
+    pub name: String,
+    pub size: i64,
+    pub approved_at: i64,
+    pub publisher_key: Option<String>,
+    pub signature: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkerEntry {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    /// The worker's device pool, JSON.
+    pub devices: String,
+    pub jobs_done: i64,
+    pub stopped_at: Option<i64>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The job store.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                // WAL lets readers (the API) run beside the one writer; a busy
+                // timeout turns brief write contention into waiting, not errors.
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Dialect::Postgres => AnyPoolOptions::new().max_connections(16).connect(url).await?,
+        };
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, dialect })
+    }
+
+    /// The SQLite URL for a data directory.
+    pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("node.db").display())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Inserts a job, or returns the existing one with the same idempotency
+    /// key for the same API key. The bool is true when the job is new.
+    pub async fn insert_job(&self, j: &NewJob<'_>) -> Result<(Job, bool)> {
+        if let (Some(key), Some(idem)) = (j.api_key_id, j.idempotency_key) {
+            if let Some(existing) = self.job_by_idempotency(key, idem).await? {
+                return Ok((existing, false));
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, created_at, updated_at, state, mode, module_digest, input_digest, input_bytes, \
+             security, api_key_id, idempotency_key, attempts, max_attempts) \
+             VALUES ($1, $2, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, 0, $10)",
+        )
+        .bind(&id)
+        .bind(now)
+        .bind(j.mode.as_str())
+        .bind(j.module_digest)
+        .bind(j.input_digest)
+        .bind(j.input_bytes)
+        .bind(j.security)
+        .bind(j.api_key_id)
+        .bind(j.idempotency_key)
+        .bind(j.max_attempts)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Two requests with one idempotency key raced: the other insert won.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                if let (Some(key), Some(idem)) = (j.api_key_id, j.idempotency_key) {
+                    if let Some(existing) = self.job_by_idempotency(key, idem).await? {
+                        return Ok((existing, false));
+                    }
+                }
+                return Err(sqlx::Error::Database(e).into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.event(&id, "submitted", None, Some(&format!("mode {}", j.mode.as_str()))).await?;
+        let job = self.job(&id).await?.ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        Ok((job, true))
+    }
+
+    async fn job_by_idempotency(&self, key: &str, idem: &str) -> Result<Option<Job>> {
+        let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE api_key_id = $1 AND idempotency_key = $2");
+        let row = sqlx::query(&q).bind(key).bind(idem).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| Job::from_row(&r)).transpose()?)
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<Job>> {
+        let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| Job::from_row(&r)).transpose()?)
+    }
+
+    /// The newest jobs, optionally only those of one API key.
+    pub async fn jobs(&self, owner: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+        let rows = match owner {
+            Some(k) => {
+                let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE api_key_id = $1 ORDER BY created_at DESC LIMIT $2");
+                sqlx::query(&q).bind(k).bind(limit).fetch_all(&self.pool).await?
+            }
+            None => {
+                let q = format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT $1");
+                sqlx::query(&q).bind(limit).fetch_all(&self.pool).await?
+            }
+        };
+        Ok(rows.iter().map(Job::from_row).collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Job counts per state.
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
+    }
+
+    /// Jobs waiting or in progress (all keys, or one key).
+    pub async fn active(&self, owner: Option<&str>) -> Result<i64> {
+        let base = "SELECT COUNT(*) AS n FROM jobs WHERE state IN ('queued', 'running', 'proving')";
+        let row = match owner {
+            Some(k) => sqlx::query(&format!("{base} AND api_key_id = $1")).bind(k).fetch_one(&self.pool).await?,
+            None => sqlx::query(base).fetch_one(&self.pool).await?,
+        };
+        Ok(row.try_get("n")?)
+    }
+
+    /// Takes the oldest claimable job: queued, or in progress under a lease
+    /// that has expired (its worker died). Jobs whose lease expired on their
+    /// last allowed attempt fail instead.
+    pub async fn claim(&self, worker_id: &str, lease: Duration) -> Result<Option<Claim>> {
+        let now = now_ms();
+        self.fail_exhausted(now).await?;
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let q = format!(
+            "UPDATE jobs SET state = 'running', worker_id = $1, lease_until = $2, attempts = attempts + 1, \
+             started_at = $3, updated_at = $3 \
+             WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' OR (state IN ('running', 'proving') \
+             AND lease_until < $3)) AND attempts < max_attempts ORDER BY created_at LIMIT 1{lock}) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let row = sqlx::query(&q)
+            .bind(worker_id)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let job = Job::from_row(&row)?;
+        let attempt = job.attempts;
+        let detail = format!("attempt {attempt} of {}", job.max_attempts);
+        self.event(&job.id, "claimed", Some(worker_id), Some(&detail)).await?;
+        Ok(Some(Claim { job, worker_id: worker_id.to_string(), attempt }))
+    }
+
+    async fn fail_exhausted(&self, now: i64) -> Result<()> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'failed', error_kind = 'retries_exhausted', \
+             error = 'the job''s worker stopped on its last allowed attempt', finished_at = $1, updated_at = $1 \
+             WHERE state IN ('running', 'proving') AND lease_until < $1 AND attempts >= max_attempts RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            self.event(&id, "failed", None, Some("retries_exhausted")).await?;
+        }
+        Ok(())
+    }
+
+    /// Extends the lease; false when the job is no longer this claim's.
+    pub async fn renew(&self, c: &Claim, lease: Duration) -> Result<bool> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND worker_id = $3 AND attempts = $4 \
+             AND state IN ('running', 'proving')",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(&c.job.id)
+        .bind(&c.worker_id)
+        .bind(c.attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Moves a held job to `proving`; false when it is no longer ours.
+    pub async fn mark_proving(&self, c: &Claim) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'proving', updated_at = $1 WHERE id = $2 AND worker_id = $3 AND attempts = $4 \
+             AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(&c.job.id)
+        .bind(&c.worker_id)
+        .bind(c.attempt)
+        .execute(&self.pool)
+        .await?;
+        let ours = r.rows_affected() == 1;
+        if ours {
+            self.event(&c.job.id, "proving", Some(&c.worker_id), None).await?;
+        }
+        Ok(ours)
+    }
+
+    /// Records a finished job (`proved` or `executed`); false when the job
+    /// is no longer this claim's, in which case nothing is written.
+    pub async fn finish(&self, c: &Claim, state: JobState, o: &Outcome) -> Result<bool> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = $1, updated_at = $2, finished_at = $2, lease_until = NULL, fuel_used = $3, \
+             vm_steps = $4, cpu_rows = $5, execute_us = $6, prove_us = $7, verify_us = $8, output = $9, report = $10, \
+             receipt_digest = $11, receipt_bytes = $12, backend = $13, error_kind = NULL, error = NULL \
+             WHERE id = $14 AND worker_id = $15 AND attempts = $16 AND state IN ('running', 'proving')",
+        )
+        .bind(state.as_str())
+        .bind(now)
+        .bind(o.fuel_used)
+        .bind(o.vm_steps)
+        .bind(o.cpu_rows)
+        .bind(o.execute_us)
+        .bind(o.prove_us)
+        .bind(o.verify_us)
+        .bind(o.output.as_deref())
+        .bind(o.report.as_deref())
+        .bind(o.receipt_digest.as_deref())
+        .bind(o.receipt_bytes)
+        .bind(o.backend.as_deref())
+        .bind(&c.job.id)
+        .bind(&c.worker_id)
+        .bind(c.attempt)
+        .execute(&self.pool)
+        .await?;
+        let ours = r.rows_affected() == 1;
+        if ours {
+            self.event(&c.job.id, state.as_str(), Some(&c.worker_id), o.backend.as_deref()).await?;
+            // Worker tasks are `<process worker id>/<task>`; the table has one row per process.
+            let process = c.worker_id.split('/').next().unwrap_or(&c.worker_id);
+            sqlx::query("UPDATE workers SET jobs_done = jobs_done + 1 WHERE id = $1")
+                .bind(process)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(ours)
+    }
+
+    /// Fails a held job for good (a typed reason), or, when `retry` is set
+    /// and attempts remain, puts it back in the queue.
+    pub async fn fail(&self, c: &Claim, kind: &str, message: &str, retry: bool, o: &Outcome) -> Result<bool> {
+        let now = now_ms();
+        let requeue = retry && c.attempt < c.job.max_attempts;
+        let state = if requeue { "queued" } else { "failed" };
+        let r = sqlx::query(
+            "UPDATE jobs SET state = $1, updated_at = $2, finished_at = $3, lease_until = NULL, error_kind = $4, \
+             error = $5, fuel_used = $6, vm_steps = $7 \
+             WHERE id = $8 AND worker_id = $9 AND attempts = $10 AND state IN ('running', 'proving')",
+        )
+        .bind(state)
+        .bind(now)
+        .bind((!requeue).then_some(now))
+        .bind(kind)
+        .bind(message)
+        .bind(o.fuel_used)
+        .bind(o.vm_steps)
+        .bind(&c.job.id)
+        .bind(&c.worker_id)
+        .bind(c.attempt)
+        .execute(&self.pool)
+        .await?;
+        let ours = r.rows_affected() == 1;
+        if ours {
+            let event = if requeue { "requeued" } else { "failed" };
+            self.event(&c.job.id, event, Some(&c.worker_id), Some(&format!("{kind}: {message}"))).await?;
+        }
+        Ok(ours)
+    }
+
+    /// Puts every job that was in progress back in the queue. For a
+    /// single-node (SQLite) store at start-up: no other process can hold
+    /// them, so their worker died with the previous run.
+    pub async fn requeue_in_progress(&self) -> Result<u64> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, updated_at = $1 \
+             WHERE state IN ('running', 'proving') RETURNING id",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            self.event(&id, "requeued", None, Some("in progress when the node stopped")).await?;
+        }
+        Ok(rows.len() as u64)
+    }
+
+    pub async fn event(&self, job: &str, event: &str, worker: Option<&str>, detail: Option<&str>) -> Result<()> {
+        sqlx::query("INSERT INTO job_events (job_id, at, event, worker_id, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(job)
+            .bind(now_ms())
+            .bind(event)
+            .bind(worker)
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Events after `after` (all jobs, or one), oldest first.
+    pub async fn events(&self, job: Option<&str>, after: i64, limit: i64) -> Result<Vec<JobEvent>> {
+        let cols = "id, job_id, at, event, worker_id, detail";
+        let rows = match job {
+            Some(j) => {
+                sqlx::query(&format!(
+                    "SELECT {cols} FROM job_events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(j)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {cols} FROM job_events WHERE id > $1 ORDER BY id LIMIT $2"))
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(JobEvent {
+                    id: r.try_get("id")?,
+                    job_id: r.try_get("job_id")?,
+                    at: r.try_get("at")?,
+                    event: r.try_get("event")?,
+                    worker_id: r.try_get("worker_id")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- API keys
+
+    pub async fn insert_key(&self, name: &str, role: &str, key_hash: &str) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO api_keys (id, name, role, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&id)
+            .bind(name)
+            .bind(role)
+            .bind(key_hash)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// The live key with this hash.
+    pub async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(
+            "SELECT id, name, role, created_at, revoked_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| api_key(&r)).transpose()?)
+    }
+
+    pub async fn keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(api_key).collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Revokes by id or name; returns how many keys were revoked.
+    pub async fn revoke_key(&self, id_or_name: &str) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id_or_name)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    // ---- approved modules
+
+    pub async fn approve_module(&self, m: &ModuleEntry) -> Result<()> {
+        sqlx::query("DELETE FROM modules WHERE digest = $1").bind(&m.digest).execute(&self.pool).await?;
+        sqlx::query(
+            "INSERT INTO modules (digest, name, size, approved_at, publisher_key, signature) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&m.digest)
+        .bind(&m.name)
+        .bind(m.size)
+        .bind(m.approved_at)
+        .bind(m.publisher_key.as_deref())
+        .bind(m.signature.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn module(&self, digest: &str) -> Result<Option<ModuleEntry>> {
+        let row = sqlx::query(
+            "SELECT digest, name, size, approved_at, publisher_key, signature FROM modules WHERE digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| module_entry(&r)).transpose()?)
+    }
+
+    pub async fn modules(&self) -> Result<Vec<ModuleEntry>> {
+        let rows =
+            sqlx::query("SELECT digest, name, size, approved_at, publisher_key, signature FROM modules ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(module_entry).collect::<std::result::Result<_, _>>()?)
+    }
+
+    // ---- workers
+
+    pub async fn register_worker(&self, id: &str, host: &str, devices: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, started_at, heartbeat_at, devices, jobs_done) \
+             VALUES ($1, $2, $3, $4, $4, $5, 0)",
+        )
+        .bind(id)
+        .bind(host)
+        .bind(std::process::id() as i64)
+        .bind(now)
+        .bind(devices)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn worker_heartbeat(&self, id: &str, devices: &str) -> Result<()> {
+        sqlx::query("UPDATE workers SET heartbeat_at = $1, devices = $2 WHERE id = $3")
+            .bind(now_ms())
+            .bind(devices)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn worker_stopped(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE workers SET stopped_at = $1 WHERE id = $2").bind(now_ms()).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Workers seen since `since_ms` (stopped ones included).
+    pub async fn workers(&self, since_ms: i64) -> Result<Vec<WorkerEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, started_at, heartbeat_at, devices, jobs_done, stopped_at FROM workers \
+             WHERE heartbeat_at >= $1 ORDER BY started_at",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WorkerEntry {
+                    id: r.try_get("id")?,
+                    host: r.try_get("host")?,
+                    pid: r.try_get("pid")?,
+                    started_at: r.try_get("started_at")?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                    devices: r.try_get("devices")?,
+                    jobs_done: r.try_get("jobs_done")?,
+                    stopped_at: r.try_get("stopped_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn api_key(r: &AnyRow) -> std::result::Result<ApiKey, sqlx::Error> {
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: r.try_get("role")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+fn module_entry(r: &AnyRow) -> std::result::Result<ModuleEntry, sqlx::Error> {
+    Ok(ModuleEntry {
+        digest: r.try_get("digest")?,
+        name: r.try_get("name")?,
+        size: r.try_get("size")?,
+        approved_at: r.try_get("approved_at")?,
+        publisher_key: r.try_get("publisher_key")?,
+        signature: r.try_get("signature")?,
+    })
+}

@@ -1,0 +1,253 @@
+//! Workers: claim a job, run its module in the sandbox, prove the VM
+//! execution on the device pool, store the receipt, record the outcome.
+//!
+//! A worker holds a lease on its job and renews it every third of the
+//! lease while it works. If the process dies the lease runs out and any
+//! worker (in this process or another) claims the job again. Updates are
+//! fenced by the claim, so a worker that lost its lease writes nothing.
+//! A guest's failure is the job's failure, with the sandbox's typed reason;
+//! the worker goes on to the next job.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitsage_air::{SecurityLevel, Statement};
+use bitsage_prover::pool::DevicePool;
+use bitsage_prover::{ProveError, ProveOptions, Receipt};
+use bitsage_sandbox::{Limits, Sandbox, SandboxError};
+use tokio::sync::{watch, Notify};
+use tracing::{info, warn, Instrument};
+
+use crate::blobs::Blobs;
+use crate::metrics::Metrics;
+use crate::store::{Claim, JobMode, JobState, Outcome, Store};
+
+/// What every worker task of one process shares.
+pub struct WorkerContext {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub sandbox: Arc<Sandbox>,
+    pub pool: Arc<DevicePool>,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+    /// The process's worker id (tasks append their index).
+    pub id: String,
+    pub lease: Duration,
+    pub poll: Duration,
+    /// Signalled when a job is submitted to this process's API.
+    pub wake: Arc<Notify>,
+}
+
+/// The guest errors that are a limit being hit (counted in metrics).
+fn is_limit(e: &SandboxError) -> bool {
+    matches!(
+        e,
+        SandboxError::InputTooLarge { .. }
+            | SandboxError::FuelExhausted { .. }
+            | SandboxError::Deadline { .. }
+            | SandboxError::MemoryLimit { .. }
+            | SandboxError::StackOverflow { .. }
+            | SandboxError::OutputTooLarge { .. }
+            | SandboxError::LogLimit { .. }
+            | SandboxError::TraceLimit { .. }
+    )
+}
+
+/// The device pool's state, JSON (stored in the workers table).
+pub fn devices_json(pool: &DevicePool) -> String {
+    serde_json::to_string(&pool.status()).unwrap_or_else(|_| "[]".into())
+}
+
+/// Runs worker task `index` until `stop` turns true.
+pub async fn run(ctx: Arc<WorkerContext>, index: usize, mut stop: watch::Receiver<bool>) {
+    let id = format!("{}/{index}", ctx.id);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match ctx.store.claim(&id, ctx.lease).await {
+            Ok(Some(claim)) => {
+                let span = tracing::info_span!("job", job_id = %claim.job.id, attempt = claim.attempt, worker = %id);
+                process(&ctx, claim).instrument(span).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => warn!(worker = %id, "claiming a job failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.poll) => {}
+            _ = ctx.wake.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Keeps the process's row in the workers table fresh.
+pub async fn heartbeat(ctx: Arc<WorkerContext>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = ctx.store.worker_heartbeat(&ctx.id, &devices_json(&ctx.pool)).await {
+            warn!("worker heartbeat failed: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = ctx.store.worker_stopped(&ctx.id).await;
+}
+
+enum Failure {
+    /// The job's own fault: fail it with this reason.
+    Job { kind: String, message: String, outcome: Outcome },
+    /// The node's fault: retry while attempts remain.
+    Node { kind: &'static str, message: String },
+    /// The lease was lost; someone else owns the job now.
+    Lost,
+}
+
+async fn process(ctx: &Arc<WorkerContext>, claim: Claim) {
+    let started = Instant::now();
+    info!("claimed ({} mode)", claim.job.mode);
+    let renewer = {
+        let ctx = ctx.clone();
+        let claim = claim.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ctx.lease / 3).await;
+                match ctx.store.renew(&claim, ctx.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => warn!("renewing the lease failed: {e}"),
+                }
+            }
+        })
+    };
+    let result = work(ctx, &claim).await;
+    renewer.abort();
+    let store = &ctx.store;
+    let recorded = match result {
+        Ok((state, outcome)) => {
+            let ok = store.finish(&claim, state, &outcome).await;
+            if let (Ok(true), Some(backend)) = (&ok, outcome.backend.as_deref()) {
+                ctx.metrics.proofs.with_label_values(&[backend]).inc();
+            }
+            ok.map(|ours| (ours, state.as_str().to_string()))
+        }
+        Err(Failure::Job { kind, message, outcome }) => {
+            warn!("failed: {kind}: {message}");
+            ctx.metrics.failures.with_label_values(&[&kind]).inc();
+            store.fail(&claim, &kind, &message, false, &outcome).await.map(|ours| (ours, "failed".into()))
+        }
+        Err(Failure::Node { kind, message }) => {
+            warn!("node error: {kind}: {message}");
+            ctx.metrics.failures.with_label_values(&[kind]).inc();
+            store.fail(&claim, kind, &message, true, &Outcome::default()).await.map(|ours| (ours, "retry".into()))
+        }
+        Err(Failure::Lost) => Ok((false, "lost".into())),
+    };
+    match recorded {
+        Ok((true, outcome)) => {
+            ctx.metrics.job_seconds.with_label_values(&[&outcome]).observe(started.elapsed().as_secs_f64());
+            info!("{outcome} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok((false, _)) => warn!("the lease was lost before the job finished; its result is dropped"),
+        Err(e) => warn!("recording the outcome failed (the lease will expire and the job retry): {e}"),
+    }
+}
+
+async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outcome), Failure> {
+    let job = &claim.job;
+    let node = |kind: &'static str| move |e: crate::blobs::BlobError| Failure::Node { kind, message: e.to_string() };
+    let module = ctx.blobs.get(&job.module_digest).await.map_err(node("blob_store"))?;
+    let input = ctx.blobs.get(&job.input_digest).await.map_err(node("blob_store"))?;
+    let (Some(module), Some(input)) = (module, input) else {
+        return Err(Failure::Job {
+            kind: "blob_missing".into(),
+            message: "the job's module or input is not in the blob store".into(),
+            outcome: Outcome::default(),
+        });
+    };
+
+    let sandbox = ctx.sandbox.clone();
+    let limits = ctx.limits;
+    let t0 = Instant::now();
+    let ran = tokio::task::spawn_blocking(move || {
+        let m = sandbox.load(&module)?;
+        let run = sandbox.run_with(&m, &input, limits)?;
+        Ok::<_, SandboxError>((m.digest, run))
+    })
+    .await
+    .map_err(|e| Failure::Node { kind: "worker_panic", message: e.to_string() })?;
+    let (module_digest, run) = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            if is_limit(&e) {
+                ctx.metrics.limit_hits.with_label_values(&[e.kind()]).inc();
+            }
+            if matches!(e, SandboxError::Setup(_)) {
+                return Err(Failure::Node { kind: "sandbox_setup", message: e.to_string() });
+            }
+            return Err(Failure::Job { kind: e.kind().into(), message: e.to_string(), outcome: Outcome::default() });
+        }
+    };
+    let trace = &run.recorded.trace;
+    let mut outcome = Outcome {
+        fuel_used: Some(run.fuel_used as i64),
+        vm_steps: Some(trace.steps.len() as i64),
+        cpu_rows: Some(1i64 << bitsage_prover::tracegen::log_size_for(trace.steps.len())),
+        execute_us: Some(t0.elapsed().as_micros() as i64),
+        output: Some(serde_json::to_string(&trace.output.iter().map(|w| w.0).collect::<Vec<_>>()).unwrap_or_default()),
+        report: Some(String::from_utf8_lossy(&run.report).into_owned()),
+        ..Outcome::default()
+    };
+    if job.mode == JobMode::Dev.as_str() {
+        return Ok((JobState::Executed, outcome));
+    }
+
+    match ctx.store.mark_proving(claim).await {
+        Ok(true) => {}
+        Ok(false) => return Err(Failure::Lost),
+        Err(e) => return Err(Failure::Node { kind: "store", message: e.to_string() }),
+    }
+    let security = if job.security == 128 { SecurityLevel::Bits128 } else { SecurityLevel::Bits96 };
+    let pool = ctx.pool.clone();
+    let t1 = Instant::now();
+    let proved = tokio::task::spawn_blocking(move || {
+        let rec = run.recorded;
+        let statement =
+            Statement { program: rec.program.clone(), input: rec.input.clone(), output: rec.trace.output.clone(), security };
+        let opts = ProveOptions { security, ..ProveOptions::default() };
+        let (proof, _stats, backend) = pool.prove(&statement, &rec.trace, &opts)?;
+        let prove_time = t1.elapsed();
+        let receipt = Receipt::with_module(statement, proof, Some(module_digest))
+            .map_err(|e| ProveError::Backend(format!("encoding the receipt: {e}")))?;
+        let t2 = Instant::now();
+        // A proof that does not verify is never served.
+        receipt.verify().map_err(|_| ProveError::ConstraintsNotSatisfied)?;
+        let verify_time = t2.elapsed();
+        let bytes = receipt.to_bytes().map_err(|e| ProveError::Backend(format!("encoding the receipt: {e}")))?;
+        Ok::<_, ProveError>((bytes, backend, prove_time, verify_time))
+    })
+    .await
+    .map_err(|e| Failure::Node { kind: "prover_panic", message: e.to_string() })?;
+    let (bytes, backend, prove_time, verify_time) = match proved {
+        Ok(p) => p,
+        Err(e @ ProveError::Backend(_)) => return Err(Failure::Node { kind: "prover_backend", message: e.to_string() }),
+        Err(e) => {
+            let kind = match e {
+                ProveError::TooLarge { .. } => "trace_too_large_for_device",
+                ProveError::Exec(_) => "vm_error",
+                _ => "constraints_not_satisfied",
+            };
+            return Err(Failure::Job { kind: kind.into(), message: e.to_string(), outcome });
+        }
+    };
+    ctx.metrics.proving_seconds.with_label_values(&[&backend]).observe(prove_time.as_secs_f64());
+    let digest = ctx.blobs.put(&bytes).await.map_err(node("blob_store"))?;
+    outcome.prove_us = Some(prove_time.as_micros() as i64);
+    outcome.verify_us = Some(verify_time.as_micros() as i64);
+    outcome.receipt_digest = Some(digest);
+    outcome.receipt_bytes = Some(bytes.len() as i64);
+    outcome.backend = Some(backend);
+    Ok((JobState::Proved, outcome))
+}

@@ -1,0 +1,344 @@
+//! The device pool: every prover device of the machine in throughput mode.
+//!
+//! A pool holds one slot per device: each GPU (with the `cuda` feature), or
+//! the CPU. [`DevicePool::prove`] takes the first idle slot, proves on it and
+//! gives it back, so callers on many threads feed all devices from one queue
+//! and a job never waits while another device is idle. Each GPU slot owns a
+//! rayon pool whose threads are bound to that GPU, so Stwo's parallel code
+//! and the CUDA backend's operations for one proof all stay on one device.
+//! The CPU slot uses the global rayon pool (SIMD on all cores): one CPU
+//! proof at a time is the fastest way to run several on one machine.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use bitsage_air::verify::Proof;
+use bitsage_air::Statement;
+use obelysk_vm::exec::Trace;
+use serde::Serialize;
+
+use crate::{BackendChoice, ProofStats, ProveError, ProveOptions};
+
+/// One device of the pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Device {
+    /// Stwo's SIMD backend on all cores.
+    Cpu,
+    /// A CUDA GPU.
+    Cuda { ordinal: usize, name: String },
+}
+
+impl Device {
+    /// How receipts and logs name the backend that ran.
+    pub fn label(&self) -> String {
+        match self {
+            Device::Cpu => "cpu (SIMD)".to_string(),
+            Device::Cuda { ordinal, name } => format!("cuda:{ordinal} ({name})"),
+        }
+    }
+}
+
+/// A device's state, for `/v1/gpu`, metrics and the dashboard.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceStatus {
+    pub slot: usize,
+    pub device: Device,
+    pub label: String,
+    pub busy: bool,
+    pub proofs: u64,
+    pub failures: u64,
+    /// Seconds spent proving since the pool opened.
+    pub busy_seconds: f64,
+    /// Fraction of the pool's lifetime this device spent proving.
+    pub utilisation: f64,
+    /// Free and total device memory in bytes (GPUs only).
+    pub memory_free: Option<u64>,
+    pub memory_total: Option<u64>,
+}
+
+struct Slot {
+    device: Device,
+    busy: AtomicBool,
+    proofs: AtomicU64,
+    failures: AtomicU64,
+    busy_ns: AtomicU64,
+    /// GPU slots: threads bound to this device.
+    threads: Option<rayon::ThreadPool>,
+}
+
+/// Every prover device of the machine, fed from one queue.
+pub struct DevicePool {
+    slots: Vec<Slot>,
+    idle: Mutex<VecDeque<usize>>,
+    wake: Condvar,
+    opened: Instant,
+}
+
+impl DevicePool {
+    /// Opens the devices `choice` selects: `Cpu` one CPU slot, `Cuda` every
+    /// GPU (an error when there is none), `Auto` every GPU or else the CPU.
+    pub fn open(choice: BackendChoice) -> Result<Self, ProveError> {
+        let devices = match choice {
+            BackendChoice::Cpu => vec![Device::Cpu],
+            BackendChoice::Cuda => gpus()?,
+            BackendChoice::Auto => gpus().unwrap_or_else(|_| vec![Device::Cpu]),
+        };
+        Self::with_devices(devices)
+    }
+
+    /// A pool over the given devices (GPU ordinals must exist).
+    pub fn with_devices(devices: Vec<Device>) -> Result<Self, ProveError> {
+        if devices.is_empty() {
+            return Err(ProveError::Backend("a device pool needs at least one device".into()));
+        }
+        let gpus = devices.iter().filter(|d| matches!(d, Device::Cuda { .. })).count().max(1);
+        let per_gpu = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / gpus).max(1);
+        let slots = devices
+            .into_iter()
+            .map(|device| {
+                let threads = match &device {
+                    Device::Cpu => None,
+                    Device::Cuda { ordinal, .. } => Some(bound_threads(*ordinal, per_gpu)?),
+                };
+                Ok(Slot {
+                    device,
+                    busy: AtomicBool::new(false),
+                    proofs: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                    busy_ns: AtomicU64::new(0),
+                    threads,
+                })
+            })
+            .collect::<Result<Vec<_>, ProveError>>()?;
+        let idle = Mutex::new((0..slots.len()).collect());
+        Ok(DevicePool { slots, idle, wake: Condvar::new(), opened: Instant::now() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// True when every slot is a GPU.
+    pub fn is_gpu(&self) -> bool {
+        self.slots.iter().all(|s| matches!(s.device, Device::Cuda { .. }))
+    }
+
+    /// Proves `trace` on the first idle device, waiting for one if all are
+    /// busy. Returns the proof, its stats and the label of the device.
+    pub fn prove(
+        &self,
+        statement: &Statement,
+        trace: &Trace,
+        opts: &ProveOptions<'_>,
+    ) -> Result<(Proof, ProofStats, String), ProveError> {
+        let slot_id = self.acquire();
+        let slot = &self.slots[slot_id];
+        slot.busy.store(true, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let result = match (&slot.device, &slot.threads) {
+            (Device::Cuda { .. }, Some(threads)) => threads.install(|| {
+                check_fits(trace)?;
+                prove_on_gpu(statement, trace, opts)
+            }),
+            _ => crate::prove_trace(statement, trace, opts),
+        };
+        slot.busy_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let counter = if result.is_ok() { &slot.proofs } else { &slot.failures };
+        counter.fetch_add(1, Ordering::Relaxed);
+        slot.busy.store(false, Ordering::SeqCst);
+        self.release(slot_id);
+        result.map(|(p, s)| (p, s, slot.device.label()))
+    }
+
+    fn acquire(&self) -> usize {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(i) = idle.pop_front() {
+                return i;
+            }
+            idle = self.wake.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn release(&self, slot: usize) {
+        // Lowest-numbered idle device first keeps a lightly loaded pool on one GPU.
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let at = idle.iter().position(|&i| i > slot).unwrap_or(idle.len());
+        idle.insert(at, slot);
+        drop(idle);
+        self.wake.notify_one();
+    }
+
+    /// The state of every device.
+    pub fn status(&self) -> Vec<DeviceStatus> {
+        let alive = self.opened.elapsed().as_secs_f64().max(1e-9);
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let busy_seconds = s.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
+                let (memory_free, memory_total) = match &s.device {
+                    Device::Cuda { ordinal, .. } => gpu_memory(*ordinal).map_or((None, None), |(f, t)| (Some(f), Some(t))),
+                    Device::Cpu => (None, None),
+                };
+                DeviceStatus {
+                    slot: i,
+                    device: s.device.clone(),
+                    label: s.device.label(),
+                    busy: s.busy.load(Ordering::SeqCst),
+                    proofs: s.proofs.load(Ordering::Relaxed),
+                    failures: s.failures.load(Ordering::Relaxed),
+                    busy_seconds,
+                    utilisation: (busy_seconds / alive).min(1.0),
+                    memory_free,
+                    memory_total,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Bytes of device memory a proof of `trace` needs, estimated from the
+/// trace shape and the AIR's column counts: every main column, plus LogUp
+/// columns at half as many again, each held as its blown-up evaluation (2x),
+/// its coefficients (1x) and the Merkle hashing buffers (1x), at 4 bytes a
+/// value; plus the composition and FRI columns (secure field).
+pub fn estimate_device_bytes(trace: &Trace) -> u64 {
+    use bitsage_air::{cpu::CpuCols, hash::HashCols, memory::MemCols, range::RangeCols, rom::RomCols};
+    use crate::tracegen::log_size_for;
+    let rows = |log: u32| 1u64 << log;
+    let cpu_log = log_size_for(trace.steps.len());
+    let hash_log = log_size_for(trace.hashes.len().max(1));
+    // Memory rows: one per access plus the boundary, at most a few per step.
+    let mem_log = log_size_for(trace.ram.len() + 3 * trace.steps.len());
+    let main = rows(cpu_log) * CpuCols::<u8>::N_COLUMNS as u64
+        + rows(hash_log) * HashCols::<u8>::N_COLUMNS as u64
+        + rows(mem_log) * MemCols::<u8>::N_COLUMNS as u64
+        + rows(16) * RangeCols::<u8>::N_COLUMNS as u64
+        + rows(log_size_for(1)) * RomCols::<u8>::N_COLUMNS as u64;
+    let cells = main + main / 2;
+    let secure = rows(cpu_log.max(hash_log).max(mem_log) + 1) * 16 * 4;
+    cells * 4 * 4 + secure
+}
+
+fn check_fits(trace: &Trace) -> Result<(), ProveError> {
+    #[cfg(feature = "cuda")]
+    {
+        let need = estimate_device_bytes(trace);
+        let ordinal = bitsage_cuda::backend::bound_ordinal();
+        if let Some((_, total)) = gpu_memory(ordinal) {
+            if need > total {
+                return Err(ProveError::TooLarge { need, have: total, device: format!("cuda:{ordinal}") });
+            }
+        }
+    }
+    let _ = trace;
+    Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn gpus() -> Result<Vec<Device>, ProveError> {
+    let n = bitsage_cuda::device_count().map_err(|e| ProveError::Backend(e.to_string()))?;
+    if n == 0 {
+        return Err(ProveError::Backend("no CUDA device found".into()));
+    }
+    (0..n)
+        .map(|ordinal| {
+            let g = bitsage_cuda::backend::open(ordinal).map_err(|e| ProveError::Backend(e.to_string()))?;
+            let name = g.name().map_err(|e| ProveError::Backend(e.to_string()))?;
+            Ok(Device::Cuda { ordinal, name })
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpus() -> Result<Vec<Device>, ProveError> {
+    Err(ProveError::Backend("this build has no CUDA support (build bitsage-prover with the `cuda` feature)".into()))
+}
+
+fn bound_threads(ordinal: usize, n: usize) -> Result<rayon::ThreadPool, ProveError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(move |i| format!("prover-gpu{ordinal}-{i}"))
+        .start_handler(move |_| bind(ordinal))
+        .build()
+        .map_err(|e| ProveError::Backend(format!("starting the threads for GPU {ordinal}: {e}")))
+}
+
+#[cfg(feature = "cuda")]
+fn bind(ordinal: usize) {
+    bitsage_cuda::backend::bind_thread(ordinal);
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bind(_: usize) {}
+
+#[cfg(feature = "cuda")]
+fn gpu_memory(ordinal: usize) -> Option<(u64, u64)> {
+    let (free, total) = bitsage_cuda::backend::open(ordinal).ok()?.memory().ok()?;
+    Some((free as u64, total as u64))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_memory(_: usize) -> Option<(u64, u64)> {
+    None
+}
+
+#[cfg(feature = "cuda")]
+fn prove_on_gpu(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof, ProofStats), ProveError> {
+    crate::prove_trace_on::<bitsage_cuda::backend::CudaBackend>(statement, trace, opts, &crate::Forgery::None)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn prove_on_gpu(_: &Statement, _: &Trace, _: &ProveOptions<'_>) -> Result<(Proof, ProofStats), ProveError> {
+    Err(ProveError::Backend("this build has no CUDA support".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn cpu_pool_serves_many_callers_one_at_a_time() {
+        let pool = Arc::new(DevicePool::open(BackendChoice::Cpu).expect("cpu pool"));
+        let program = obelysk_vm::samples::mac_loop();
+        let input = [obelysk_vm::M31(40), obelysk_vm::M31(3)];
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let pool = pool.clone();
+                let program = program.clone();
+                std::thread::spawn(move || {
+                    let trace = obelysk_vm::exec::execute(&program, &input, &[], Default::default()).expect("runs");
+                    let st = Statement {
+                        program,
+                        input: input.to_vec(),
+                        output: trace.output.clone(),
+                        security: Default::default(),
+                    };
+                    let (proof, _, label) = pool.prove(&st, &trace, &ProveOptions::default()).expect("proves");
+                    bitsage_air::verify::verify(&st, &proof).expect("verifies");
+                    label
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().expect("thread"), "cpu (SIMD)");
+        }
+        let s = pool.status();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].proofs, 3);
+        assert!(!s[0].busy);
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod guests;
 pub mod merkle;
+pub mod node;
 
 use bitsage_air::verify::{Proof, VerifyError};
 use bitsage_air::{SecurityLevel, Statement};

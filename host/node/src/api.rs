@@ -85,7 +85,7 @@ impl ApiError {
     }
 
     fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} not found"))
     }
 
     fn internal(e: impl std::fmt::Display) -> Self {
@@ -96,7 +96,7 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string())
     }
 }
 
@@ -123,21 +123,21 @@ impl IntoResponse for ApiError {
 fn body(b: Result<Bytes, BytesRejection>) -> AppResult<Bytes> {
     b.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", r.body_text())
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", r.body_text())
         } else {
-            ApiError::bad_request("bad_body", r.body_text())
+            ApiError::bad_request("bad-body", r.body_text())
         }
     })
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> AppResult<T> {
-    serde_json::from_slice(b).map_err(|e| ApiError::bad_request("bad_json", format!("the request body: {e}")))
+    serde_json::from_slice(b).map_err(|e| ApiError::bad_request("bad-json", format!("the request body: {e}")))
 }
 
 fn b64(field: &'static str, s: &str) -> AppResult<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
-        .map_err(|e| ApiError::bad_request("bad_base64", format!("`{field}` is not base64: {e}")))
+        .map_err(|e| ApiError::bad_request("bad-base64", format!("`{field}` is not base64: {e}")))
 }
 
 fn digest_param(s: &str) -> AppResult<String> {
@@ -145,7 +145,7 @@ fn digest_param(s: &str) -> AppResult<String> {
     if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(d)
     } else {
-        Err(ApiError::bad_request("bad_digest", format!("`{s}` is not a hex SHA-256 digest")))
+        Err(ApiError::bad_request("bad-digest", format!("`{s}` is not a hex SHA-256 digest")))
     }
 }
 
@@ -258,12 +258,12 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesReje
         None => None,
         Some(v) => match v.to_str() {
             Ok(k) if !k.is_empty() && k.len() <= 200 => Some(k.to_string()),
-            _ => return Err(ApiError::bad_request("bad_idempotency_key", "Idempotency-Key must be 1-200 visible characters")),
+            _ => return Err(ApiError::bad_request("bad-idempotency-key", "Idempotency-Key must be 1-200 visible characters")),
         },
     };
     let security = req.security.unwrap_or(s.config.security);
     if !matches!(security, 96 | 128) {
-        return Err(ApiError::bad_request("bad_security", format!("security {security} (use 96 or 128)")));
+        return Err(ApiError::bad_request("bad-security", format!("security {security} (use 96 or 128)")));
     }
     let module_digest = match (&req.module, &req.module_digest) {
         (Some(m), None) => {
@@ -277,28 +277,28 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesReje
             let digest = digest_param(d)?;
             require_approved(&s, &digest).await?;
             if s.blobs.get(&digest).await?.is_none() {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, "module_unknown", format!(
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "module-unknown", format!(
                     "module {digest} is not on this node; upload it with `module`")));
             }
             digest
         }
-        _ => return Err(ApiError::bad_request("bad_module", "give exactly one of `module` (base64) or `module_digest`")),
+        _ => return Err(ApiError::bad_request("bad-module", "give exactly one of `module` (base64) or `module_digest`")),
     };
     let input = match (&req.input, &req.input_base64) {
         (Some(v), None) => serde_json::to_vec(v).map_err(ApiError::internal)?,
         (None, Some(b)) => b64("input_base64", b)?,
         (None, None) => b"{}".to_vec(),
-        _ => return Err(ApiError::bad_request("bad_input", "give at most one of `input` or `input_base64`")),
+        _ => return Err(ApiError::bad_request("bad-input", "give at most one of `input` or `input_base64`")),
     };
     // Back-pressure: the node's queue, then this key's share of it.
     if s.store.active(None).await? >= s.config.max_queue {
         s.metrics.http_rejections.with_label_values(&["503"]).inc();
-        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full",
+        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue-full",
             format!("the node has {} jobs queued or running; try again later", s.config.max_queue)) });
     }
     if s.store.active(Some(&caller.key_id)).await? >= s.config.max_active_per_key {
         s.metrics.http_rejections.with_label_values(&["429"]).inc();
-        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_jobs",
+        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many-jobs",
             format!("this key already has {} jobs queued or running", s.config.max_active_per_key)) });
     }
     let input_digest = s.blobs.put(&input).await?;
@@ -334,7 +334,7 @@ async fn require_approved(s: &AppState, digest: &str) -> AppResult<()> {
     if s.config.open_mode || s.store.module(digest).await?.is_some() {
         return Ok(());
     }
-    Err(ApiError::new(StatusCode::FORBIDDEN, "module_not_approved", format!(
+    Err(ApiError::new(StatusCode::FORBIDDEN, "module-not-approved", format!(
         "module {digest} is not on this node's approved list (an operator adds it with POST /v1/modules)")))
 }
 
@@ -370,7 +370,7 @@ async fn get_job(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> Ap
 
 async fn receipt_bytes(s: &AppState, job: &Job) -> AppResult<Vec<u8>> {
     let Some(d) = &job.receipt_digest else {
-        return Err(ApiError::new(StatusCode::CONFLICT, "not_proved", format!("job {} is {}", job.id, job.state)));
+        return Err(ApiError::new(StatusCode::CONFLICT, "not-proved", format!("job {} is {}", job.id, job.state)));
     };
     s.blobs.get(d).await?.ok_or_else(|| ApiError::internal(format!("receipt blob {d} is missing")))
 }
@@ -500,17 +500,17 @@ async fn add_module(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesReje
     let req: AddModule = json_body(&body(b)?)?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::bad_request("bad_name", "a module name is 1-100 characters"));
+        return Err(ApiError::bad_request("bad-name", "a module name is 1-100 characters"));
     }
     let bytes = b64("module", &req.module)?;
     let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
     let publisher = match (req.publisher_key, req.signature) {
         (Some(key), Some(signature)) => Some(PublisherSignature { key, signature }),
         (None, None) => None,
-        _ => return Err(ApiError::bad_request("bad_signature", "give both `publisher_key` and `signature`, or neither")),
+        _ => return Err(ApiError::bad_request("bad-signature", "give both `publisher_key` and `signature`, or neither")),
     };
     if let Some(p) = &publisher {
-        p.verify(&digest).map_err(|e| ApiError::bad_request("signature_mismatch", e.to_string()))?;
+        p.verify(&digest).map_err(|e| ApiError::bad_request("signature-mismatch", e.to_string()))?;
     }
     s.blobs.put(&bytes).await?;
     let entry = ModuleEntry {

@@ -455,7 +455,7 @@ impl Store {
 
     async fn fail_exhausted(&self, now: i64) -> Result<()> {
         let rows = sqlx::query(
-            "UPDATE jobs SET state = 'failed', error_kind = 'retries_exhausted', \
+            "UPDATE jobs SET state = 'failed', error_kind = 'retries-exhausted', \
              error = 'the job''s worker stopped on its last allowed attempt', finished_at = $1, updated_at = $1 \
              WHERE state IN ('running', 'proving') AND lease_until < $1 AND attempts >= max_attempts RETURNING id",
         )
@@ -464,7 +464,7 @@ impl Store {
         .await?;
         for r in rows {
             let id: String = r.try_get("id")?;
-            self.event(&id, "failed", None, Some("retries_exhausted")).await?;
+            self.event(&id, "failed", None, Some("retries-exhausted")).await?;
         }
         Ok(())
     }

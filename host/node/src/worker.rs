@@ -158,11 +158,11 @@ async fn process(ctx: &Arc<WorkerContext>, claim: Claim) {
 async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outcome), Failure> {
     let job = &claim.job;
     let node = |kind: &'static str| move |e: crate::blobs::BlobError| Failure::Node { kind, message: e.to_string() };
-    let module = ctx.blobs.get(&job.module_digest).await.map_err(node("blob_store"))?;
-    let input = ctx.blobs.get(&job.input_digest).await.map_err(node("blob_store"))?;
+    let module = ctx.blobs.get(&job.module_digest).await.map_err(node("blob-store"))?;
+    let input = ctx.blobs.get(&job.input_digest).await.map_err(node("blob-store"))?;
     let (Some(module), Some(input)) = (module, input) else {
         return Err(Failure::Job {
-            kind: "blob_missing".into(),
+            kind: "blob-missing".into(),
             message: "the job's module or input is not in the blob store".into(),
             outcome: Outcome::default(),
         });
@@ -177,7 +177,7 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         Ok::<_, SandboxError>((m.digest, run))
     })
     .await
-    .map_err(|e| Failure::Node { kind: "worker_panic", message: e.to_string() })?;
+    .map_err(|e| Failure::Node { kind: "worker-panic", message: e.to_string() })?;
     let (module_digest, run) = match ran {
         Ok(r) => r,
         Err(e) => {
@@ -185,7 +185,7 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
                 ctx.metrics.limit_hits.with_label_values(&[e.kind()]).inc();
             }
             if matches!(e, SandboxError::Setup(_)) {
-                return Err(Failure::Node { kind: "sandbox_setup", message: e.to_string() });
+                return Err(Failure::Node { kind: "sandbox-setup", message: e.to_string() });
             }
             return Err(Failure::Job { kind: e.kind().into(), message: e.to_string(), outcome: Outcome::default() });
         }
@@ -229,21 +229,21 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         Ok::<_, ProveError>((bytes, backend, prove_time, verify_time))
     })
     .await
-    .map_err(|e| Failure::Node { kind: "prover_panic", message: e.to_string() })?;
+    .map_err(|e| Failure::Node { kind: "prover-panic", message: e.to_string() })?;
     let (bytes, backend, prove_time, verify_time) = match proved {
         Ok(p) => p,
-        Err(e @ ProveError::Backend(_)) => return Err(Failure::Node { kind: "prover_backend", message: e.to_string() }),
+        Err(e @ ProveError::Backend(_)) => return Err(Failure::Node { kind: "prover-backend", message: e.to_string() }),
         Err(e) => {
             let kind = match e {
-                ProveError::TooLarge { .. } => "trace_too_large_for_device",
-                ProveError::Exec(_) => "vm_error",
-                _ => "constraints_not_satisfied",
+                ProveError::TooLarge { .. } => "trace-too-large-for-device",
+                ProveError::Exec(_) => "vm-error",
+                _ => "constraints-not-satisfied",
             };
             return Err(Failure::Job { kind: kind.into(), message: e.to_string(), outcome });
         }
     };
     ctx.metrics.proving_seconds.with_label_values(&[&backend]).observe(prove_time.as_secs_f64());
-    let digest = ctx.blobs.put(&bytes).await.map_err(node("blob_store"))?;
+    let digest = ctx.blobs.put(&bytes).await.map_err(node("blob-store"))?;
     outcome.prove_us = Some(prove_time.as_micros() as i64);
     outcome.verify_us = Some(verify_time.as_micros() as i64);
     outcome.receipt_digest = Some(digest);

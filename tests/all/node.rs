@@ -1,0 +1,346 @@
+//! The node over real HTTP on loopback: real `bitsage-host serve` and
+//! `worker` processes, SQLite and a real PostgreSQL server, Chromium for the
+//! dashboard.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bitsage_prover::Receipt;
+use bitsage_tests::guests;
+use bitsage_tests::node::{apikey, b64, get, post, post_json, serve, worker, Postgres, TempDir};
+use serde_json::{json, Value};
+
+const WORKLOADS: [(&str, &str); 5] = [
+    ("ml_inference", "ml-inference.json"),
+    ("data_transform", "data-transform.json"),
+    ("privacy_transfer", "privacy-transfer.json"),
+    ("batch_verify", "batch-verify.json"),
+    ("custom", "custom.json"),
+];
+
+fn example(file: &str) -> Value {
+    serde_json::from_slice(&guests::example(file)).expect("example JSON")
+}
+
+/// A data-transform input 40x the example: a 2^17-row trace, about a second to prove.
+fn long_job_input() -> Value {
+    let mut v = example("data-transform.json");
+    let csv = v["csv"].as_str().expect("csv").to_string();
+    let mut lines = csv.trim_end().lines();
+    let header = lines.next().expect("header").to_string();
+    let rows: Vec<&str> = lines.collect();
+    let mut out = header + "\n";
+    for _ in 0..40 {
+        for r in &rows {
+            out.push_str(r);
+            out.push('\n');
+        }
+    }
+    v["csv"] = json!(out);
+    v
+}
+
+fn receipt_of(node: &bitsage_tests::node::Node, key: &str, id: &str) -> Vec<u8> {
+    let a = get(&node.at(&format!("/v1/jobs/{id}/receipt")), Some(key));
+    assert_eq!(a.status, 200, "receipt of {id}");
+    a.body
+}
+
+fn events_of(node: &bitsage_tests::node::Node, key: &str, id: &str) -> Vec<String> {
+    let a = get(&node.at(&format!("/v1/jobs/{id}/events")), Some(key));
+    assert_eq!(a.status, 200);
+    a.json().as_array().expect("events").iter().map(|e| e["event"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn node_proves_every_workload_over_http_and_receipts_verify_locally() {
+    let dir = TempDir::new("node-e2e");
+    let op = apikey(&dir.0, None, "ops", "operator");
+    let client = apikey(&dir.0, None, "alice", "client");
+    let node = serve(&dir.0, &["--workers", "2"]);
+
+    // The OpenAPI document names every route.
+    let doc = get(&node.at("/v1/openapi.json"), None).json();
+    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/proof", "/v1/verify", "/v1/modules", "/health", "/v1/gpu", "/metrics"] {
+        assert!(doc["paths"][path].is_object(), "openapi.json lacks {path}");
+    }
+
+    let mut ids = Vec::new();
+    for (name, input) in WORKLOADS {
+        let digest = node.approve(&op, name);
+        let a = node.submit(&client, &json!({ "module_digest": digest, "input": example(input) }));
+        assert_eq!(a.status, 202, "{name}: {}", String::from_utf8_lossy(&a.body));
+        ids.push((name, a.json()["id"].as_str().expect("id").to_string(), digest));
+    }
+    for (name, id, digest) in &ids {
+        let job = node.wait(&client, id, Duration::from_secs(300));
+        assert_eq!(job["state"], "proved", "{name}: {job}");
+        assert!(job["fuel_used"].as_i64().unwrap_or(0) > 0 && job["cpu_rows"].as_i64().unwrap_or(0) >= 16, "{job}");
+        // The client checks the proof itself.
+        let bytes = receipt_of(&node, &client, id);
+        let receipt = Receipt::from_bytes(&bytes).expect("decodes");
+        receipt.verify().unwrap_or_else(|e| panic!("{name}: receipt does not verify: {e}"));
+        assert_eq!(receipt.body.module.map(hex::encode).as_deref(), Some(digest.as_str()));
+        let out: Vec<u32> = receipt.body.statement.output.iter().map(|w| w.0).collect();
+        assert_eq!(json!(out).to_string(), job["output"].as_str().expect("output"), "{name}");
+        // The node's verifier agrees, and rejects a flipped byte.
+        let v = post(&node.at("/v1/verify"), Some(&client), "application/octet-stream", &bytes, &[]).json();
+        assert_eq!(v["valid"], true, "{v}");
+        let mut bad = bytes.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 1;
+        let v = post(&node.at("/v1/verify"), Some(&client), "application/octet-stream", &bad, &[]).json();
+        assert_eq!(v["valid"], false, "{name}: a flipped receipt byte was accepted");
+        // The proof alone is the receipt's proof.
+        let proof = get(&node.at(&format!("/v1/jobs/{id}/proof")), Some(&client));
+        assert_eq!(proof.status, 200);
+        assert_eq!(proof.body, receipt.proof_encoded().expect("encodes"));
+        assert_eq!(events_of(&node, &client, id), ["submitted", "claimed", "proving", "proved"]);
+    }
+
+    // Another client cannot see alice's jobs; an operator can.
+    let bob = apikey(&dir.0, None, "bob", "client");
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{}", ids[0].1)), Some(&bob)).status, 404);
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{}", ids[0].1)), Some(&op)).status, 200);
+    assert!(get(&node.at("/v1/jobs"), Some(&bob)).json().as_array().expect("list").is_empty());
+
+    // Dev mode executes without a proof.
+    let a = node.submit(&client, &json!({ "module_digest": ids[4].2, "input": [1, 2], "mode": "dev" }));
+    let job = node.wait(&client, a.json()["id"].as_str().expect("id"), Duration::from_secs(60));
+    assert_eq!(job["state"], "executed");
+    assert_eq!(job["output"], "[3]");
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{}/receipt", job["id"].as_str().unwrap_or_default())), Some(&client)).status, 409);
+
+    let metrics = String::from_utf8(get(&node.at("/metrics"), None).body).expect("utf8");
+    assert!(metrics.contains("bitsage_proofs_total{backend=\"cpu (SIMD)\"} 5"), "{metrics}");
+    assert!(metrics.contains("bitsage_jobs{state=\"proved\"} 5"), "{metrics}");
+    assert!(metrics.contains("bitsage_proving_seconds_count"), "{metrics}");
+    let gpu = get(&node.at("/v1/gpu"), Some(&client)).json();
+    assert_eq!(gpu["local"][0]["device"]["kind"], "cpu");
+    assert_eq!(gpu["local"][0]["proofs"], 5);
+}
+
+#[test]
+fn node_refuses_bad_requests_with_typed_errors() {
+    let dir = TempDir::new("node-bad");
+    let op = apikey(&dir.0, None, "ops", "operator");
+    let alice = apikey(&dir.0, None, "alice", "client");
+    let bob = apikey(&dir.0, None, "bob", "client");
+    let carol = apikey(&dir.0, None, "carol", "client");
+    // No workers, so submitted jobs stay queued and the queue caps can be hit.
+    let node = serve(
+        &dir.0,
+        &["--workers", "0", "--max-body-bytes", "1000000", "--max-queue", "3", "--max-active-per-key", "2",
+          "--rate-limit", "60", "--rate-burst", "25"],
+    );
+    let jobs = node.at("/v1/jobs");
+    let custom = guests::bytes("custom");
+
+    assert_eq!(get(&jobs, None).status, 401);
+    assert_eq!(get(&jobs, Some("bsk_not_a_key")).kind(), "unauthorized");
+    let a = post_json(&node.at("/v1/modules"), Some(&alice), &json!({ "name": "x", "module": b64(&custom) }));
+    assert_eq!((a.status, a.kind().as_str()), (403, "forbidden"));
+    // An unapproved module is refused.
+    let a = node.submit(&alice, &json!({ "module": b64(&custom), "input": [1, 2] }));
+    assert_eq!((a.status, a.kind().as_str()), (403, "module-not-approved"));
+    // A body over the limit: 413, and the node goes on serving.
+    let big = vec![b'x'; 1_500_000];
+    let a = post(&jobs, Some(&alice), "application/json", &big, &[]);
+    assert_eq!(a.status, 413, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.kind(), "body-too-large");
+    assert_eq!(post(&jobs, Some(&alice), "application/json", b"{not json", &[]).kind(), "bad-json");
+    let a = node.submit(&alice, &json!({ "module_digest": "zz", "input": [1, 2] }));
+    assert_eq!(a.kind(), "bad-digest");
+
+    let digest = node.approve(&op, "custom");
+    let body = json!({ "module_digest": digest, "input": [1, 2] });
+    // Idempotency: the same key twice is one job.
+    let first = post(&jobs, Some(&alice), "application/json", body.to_string().as_bytes(), &[("Idempotency-Key", "k1")]);
+    let again = post(&jobs, Some(&alice), "application/json", body.to_string().as_bytes(), &[("Idempotency-Key", "k1")]);
+    assert_eq!((first.status, again.status), (202, 200));
+    assert_eq!(first.json()["id"], again.json()["id"]);
+    assert_eq!(again.json()["duplicate"], true);
+    // Per-key cap: alice's second job is fine, her third is 429 with Retry-After.
+    assert_eq!(node.submit(&alice, &body).status, 202);
+    let a = node.submit(&alice, &body);
+    assert_eq!((a.status, a.kind().as_str()), (429, "too-many-jobs"));
+    assert!(a.retry_after.is_some());
+    // Node-wide cap: three jobs queued, so bob's second is 503 with Retry-After.
+    assert_eq!(node.submit(&bob, &body).status, 202);
+    let a = node.submit(&bob, &body);
+    assert_eq!((a.status, a.kind().as_str()), (503, "queue-full"));
+    assert!(a.retry_after.is_some());
+    // Rate limit: carol's burst of 25 runs out.
+    let statuses: Vec<u16> = (0..40).map(|_| get(&jobs, Some(&carol)).status).collect();
+    assert!(statuses.iter().take(25).all(|&s| s == 200), "{statuses:?}");
+    let limited = get(&jobs, Some(&carol));
+    assert_eq!((limited.status, limited.kind().as_str()), (429, "rate-limited"));
+    assert!(limited.retry_after.is_some());
+    // Other keys are unaffected, and the node still serves.
+    assert_eq!(get(&jobs, Some(&bob)).status, 200);
+    assert_eq!(get(&node.at("/health"), None).status, 200);
+}
+
+#[test]
+fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
+    let dir = TempDir::new("node-hostile");
+    let client = apikey(&dir.0, None, "alice", "client");
+    // Open mode: any module may be uploaded; limits small enough to hit.
+    let node = serve(&dir.0, &["--workers", "1", "--open-mode", "--fuel", "1000000000", "--timeout-ms", "10000", "--memory-mib", "64"]);
+    let custom = b64(&guests::bytes("custom"));
+    let hostile = b64(&guests::bytes("hostile_misbehave"));
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({ "module": b64(b"\0asm this is not a component"), "input": {} }), "malformed-wasm"),
+        (json!({ "module": hostile, "input": { "case": "spin" } }), "fuel-exhausted"),
+        (json!({ "module": hostile, "input": { "case": "memory-bomb" } }), "memory-limit"),
+        (json!({ "module": b64(&guests::bytes("hostile_fs")), "input": {} }), "disallowed-import"),
+        (json!({ "module": hostile, "input": { "case": "panic" } }), "guest-panic"),
+        (json!({ "module": custom, "input_base64": b64(&vec![b'1'; 2 << 20]) }), "input-too-large"),
+    ];
+    let mut ids = Vec::new();
+    for (i, (body, kind)) in cases.iter().enumerate() {
+        let a = node.submit(&client, body);
+        assert_eq!(a.status, 202, "case {kind}: {}", String::from_utf8_lossy(&a.body));
+        ids.push((a.json()["id"].as_str().expect("id").to_string(), Some(*kind)));
+        // An honest job after each bad one.
+        let a = node.submit(&client, &json!({ "module": custom, "input": [i, 1] }));
+        ids.push((a.json()["id"].as_str().expect("id").to_string(), None));
+    }
+    for (id, kind) in ids {
+        let job = node.wait(&client, &id, Duration::from_secs(300));
+        match kind {
+            Some(k) => {
+                assert_eq!(job["state"], "failed", "{job}");
+                assert_eq!(job["error_kind"], k, "{job}");
+                assert_eq!(job["attempts"], 1, "a guest's failure is not retried: {job}");
+            }
+            None => assert_eq!(job["state"], "proved", "an honest job after a bad one: {job}"),
+        }
+    }
+    let metrics = String::from_utf8(get(&node.at("/metrics"), None).body).expect("utf8");
+    assert!(metrics.contains("bitsage_sandbox_limit_hits_total{kind=\"fuel-exhausted\"} 1"), "{metrics}");
+}
+
+#[test]
+fn kill_9_mid_proof_then_restart_completes_the_job_exactly_once() {
+    let dir = TempDir::new("node-crash");
+    let op = apikey(&dir.0, None, "ops", "operator");
+    let client = apikey(&dir.0, None, "alice", "client");
+    let mut node = serve(&dir.0, &["--workers", "1"]);
+    let digest = node.approve(&op, "data_transform");
+    let a = node.submit(&client, &json!({ "module_digest": digest, "input": long_job_input() }));
+    let id = a.json()["id"].as_str().expect("id").to_string();
+    let other = node.submit(&client, &json!({ "module_digest": digest, "input": example("data-transform.json") }));
+    let other = other.json()["id"].as_str().expect("id").to_string();
+    let t0 = Instant::now();
+    while node.job(&client, &id)["state"] != "proving" {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the job never reached proving");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    node.proc.kill9();
+
+    let node = serve(&dir.0, &["--workers", "1"]);
+    for j in [&id, &other] {
+        let job = node.wait(&client, j, Duration::from_secs(300));
+        assert_eq!(job["state"], "proved", "{job}");
+        Receipt::from_bytes(&receipt_of(&node, &client, j)).expect("decodes").verify().expect("verifies");
+    }
+    let events = events_of(&node, &client, &id);
+    assert_eq!(events.iter().filter(|e| *e == "proved").count(), 1, "{events:?}");
+    assert!(events.contains(&"requeued".to_string()), "{events:?}");
+    assert_eq!(node.job(&client, &id)["attempts"], 2);
+    // Nothing lost or duplicated: exactly the two jobs exist.
+    let all = get(&node.at("/v1/jobs"), Some(&op)).json();
+    assert_eq!(all.as_array().expect("list").len(), 2, "{all}");
+}
+
+#[test]
+fn postgres_cluster_completes_every_job_exactly_once_when_a_worker_dies() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("cluster");
+    let op = apikey(&dir.0, Some(&pg.url), "ops", "operator");
+    let client = apikey(&dir.0, Some(&pg.url), "alice", "client");
+    // One API node (no workers of its own) and three worker processes, each
+    // with its own data dir as if on its own machine; they share only PostgreSQL.
+    let api = serve(&dir.0, &["--workers", "0", "--db", &pg.url, "--lease-secs", "3"]);
+    let mut workers: Vec<_> = (0..3)
+        .map(|i| {
+            let d = dir.0.join(format!("worker{i}"));
+            std::fs::create_dir_all(&d).expect("dir");
+            worker(&d, &pg.url, &["--lease-secs", "3"])
+        })
+        .collect();
+    let digest = api.approve(&op, "data_transform");
+    let custom = api.approve(&op, "custom");
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let body = if i % 2 == 0 {
+            json!({ "module_digest": digest, "input": long_job_input() })
+        } else {
+            json!({ "module_digest": custom, "input": [i, 1] })
+        };
+        let a = api.submit(&client, &body);
+        assert_eq!(a.status, 202);
+        ids.push(a.json()["id"].as_str().expect("id").to_string());
+    }
+    // Kill the worker that is proving a job.
+    let t0 = Instant::now();
+    let (victim_job, victim_worker) = loop {
+        let busy = ids.iter().map(|id| api.job(&op, id)).find(|j| j["state"] == "proving");
+        if let Some(j) = busy {
+            break (j["id"].as_str().unwrap_or_default().to_string(), j["worker_id"].as_str().unwrap_or_default().to_string());
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no job reached proving");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let process_id = victim_worker.split('/').next().unwrap_or_default().to_string();
+    let rows = get(&api.at("/v1/workers"), Some(&op)).json();
+    let pid = rows
+        .as_array()
+        .expect("workers")
+        .iter()
+        .find(|w| w["id"] == process_id.as_str())
+        .and_then(|w| w["pid"].as_u64())
+        .expect("the victim's pid");
+    let w = workers.iter_mut().find(|w| w.pid() as u64 == pid).expect("the victim is one of ours");
+    w.kill9();
+
+    let mut done_by: HashMap<String, String> = HashMap::new();
+    for id in &ids {
+        let job = api.wait(&client, id, Duration::from_secs(300));
+        assert_eq!(job["state"], "proved", "{job}");
+        Receipt::from_bytes(&receipt_of(&api, &client, id)).expect("decodes").verify().expect("verifies");
+        let events = events_of(&api, &op, id);
+        assert_eq!(events.iter().filter(|e| *e == "proved").count(), 1, "{id}: {events:?}");
+        done_by.insert(id.clone(), job["worker_id"].as_str().unwrap_or_default().to_string());
+    }
+    let victim = api.job(&op, &victim_job);
+    assert!(victim["attempts"].as_i64().unwrap_or(0) >= 2, "the killed worker's job was claimed again: {victim}");
+    assert!(!done_by[&victim_job].starts_with(&process_id), "a dead worker finished a job");
+    assert_eq!(get(&api.at("/v1/jobs"), Some(&op)).json().as_array().map(Vec::len), Some(6));
+}
+
+#[test]
+fn dashboard_submits_opens_and_verifies_in_headless_chromium() {
+    let dir = TempDir::new("dashboard");
+    let op = apikey(&dir.0, None, "ops", "operator");
+    let client = apikey(&dir.0, None, "alice", "client");
+    let node = serve(&dir.0, &["--workers", "1"]);
+    node.approve(&op, "custom");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboard/dashboard.cjs");
+    let shot = std::env::var_os("BITSAGE_SCREENSHOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.0.join("dashboard.png"));
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .arg(&node.url)
+        .arg(&client)
+        .arg(&shot)
+        .output()
+        .expect("running node (Node.js) for the dashboard test");
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "dashboard script failed:\n{log}");
+    assert!(log.contains("verdict: valid"), "{log}");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "not a real screenshot");
+}

@@ -1,7 +1,10 @@
-# CPU image of bitsage-host with the built workload components. Multi-stage:
-# build with the pinned toolchain, ship the binary, the .wasm files and the
-# example inputs. (No Docker engine runs on our dev machines, so this file is
-# not built in CI; see README.)
+# CPU image of bitsage-host (the node and the CLI) with the built workload
+# components. Multi-stage: build with the pinned toolchain, ship the binary,
+# the .wasm files and the example inputs. The binary also carries the CUDA
+# backend, which loads the driver and NVRTC at run time: on a GPU host, base
+# the final stage on an nvidia/cuda runtime image and run with --gpus all.
+# No Docker engine runs on our dev machines, so this file is not built in CI
+# (see README).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
@@ -11,8 +14,12 @@ RUN rustup toolchain install 1.95.0 --profile minimal \
  && cargo build --release --locked --target wasm32-wasip2 --manifest-path workloads/Cargo.toml --target-dir target
 
 FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/bitsage-host /usr/local/bin/bitsage-host
 COPY --from=build /src/target/wasm32-wasip2/release/*.wasm /workloads/
 COPY examples /examples
 ENV BITSAGE_DATA_DIR=/data
+VOLUME /data
+EXPOSE 8080
 ENTRYPOINT ["bitsage-host"]
+CMD ["serve", "--listen", "0.0.0.0:8080"]

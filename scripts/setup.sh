@@ -9,3 +9,22 @@ fi
 if ! rustup target list --installed --toolchain 1.95.0 | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2 --toolchain 1.95.0
 fi
+
+# The node's tests start a real PostgreSQL server and drive the dashboard in
+# headless Chromium (Debian packages), through playwright-core (npm, cached
+# outside the clone).
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+node_cache="$HOME/.cache/bitsage/node"
+if [ ! -d "$node_cache/node_modules/playwright-core" ]; then
+  mkdir -p "$node_cache"
+  (cd "$node_cache" && npm install --silent --no-audit --no-fund playwright-core@1.64.1 >/dev/null)
+fi

@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build-workloads.sh > /dev/null
+# The node tests drive the real binary, so it is built first.
+cargo build -p bitsage-host --locked
 cargo test --workspace --locked
 cargo test --locked --manifest-path workloads/Cargo.toml -p bitsage-guest --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build -p bitsage-host --locked
 # The CUDA backend compiles everywhere; its checks run on a GPU machine.
 cargo build -p bitsage-prover --features cuda --bin bitsage-gpu-proofs --locked
 target="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -91,5 +92,14 @@ expect_code 12 "$bin" run "$guests/custom.wasm" --input examples/custom.json --r
 (cd "$tmp/my-first-workload" && RUSTUP_TOOLCHAIN=1.95.0 cargo build --release --target wasm32-wasip2 --target-dir "$target/scaffold" -q)
 expect_code 0 "$bin" run "$target/scaffold/wasm32-wasip2/release/my_first_workload.wasm" --input "$tmp/my-first-workload/input.json" --out "$tmp/new.bin"
 expect_code 0 "$bin" verify "$tmp/new.bin"
+
+# The node: bad settings are refused before it starts; a separate worker
+# needs a shared PostgreSQL store. (The node's behaviour is tested over HTTP
+# in tests/all/node.rs.)
+expect_code 2 "$bin" serve --listen not-an-address
+expect_code 8 "$bin" worker
+key=$("$bin" apikey create --name ci --role operator 2>/dev/null)
+case "$key" in bsk_*) passed=$((passed + 1)) ;; *) echo "apikey create printed no key" >&2; exit 1 ;; esac
+expect_code 0 "$bin" apikey list
 
 echo "cli: $passed passed, 0 failed"

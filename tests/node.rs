@@ -9,14 +9,20 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-/// The `bitsage-host` binary next to the test executable
-/// (`target/debug/bitsage-host`); `cargo build -p bitsage-host` makes it.
+/// The `bitsage-host` binary: `$BITSAGE_HOST_BIN`, or the one in the test
+/// executable's profile dir, or the dev build (`cargo build -p bitsage-host`;
+/// benches run in the release profile but use it too, since the node's work
+/// is I/O and its dependencies are optimised in the dev profile).
 pub fn host_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BITSAGE_HOST_BIN") {
+        return PathBuf::from(p);
+    }
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
-    let bin = dir.join("bitsage-host");
-    assert!(bin.exists(), "{} is missing; build it first with `cargo build -p bitsage-host`", bin.display());
-    bin
+    let profile = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let candidates = [profile.join("bitsage-host"), profile.with_file_name("debug").join("bitsage-host")];
+    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| {
+        panic!("{} is missing; build it first with `cargo build -p bitsage-host`", candidates[0].display())
+    })
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -202,8 +208,12 @@ impl Node {
         a.json()
     }
 
-    /// Polls until the job is in a final state.
+    /// Polls (every 50 ms) until the job is in a final state.
     pub fn wait(&self, key: &str, id: &str, timeout: Duration) -> Value {
+        self.wait_every(key, id, timeout, Duration::from_millis(50))
+    }
+
+    pub fn wait_every(&self, key: &str, id: &str, timeout: Duration, every: Duration) -> Value {
         let t0 = Instant::now();
         loop {
             let j = self.job(key, id);
@@ -211,7 +221,7 @@ impl Node {
                 return j;
             }
             assert!(t0.elapsed() < timeout, "job {id} still {} after {timeout:?}", j["state"]);
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(every);
         }
     }
 }

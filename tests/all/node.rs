@@ -118,6 +118,20 @@ fn node_proves_every_workload_over_http_and_receipts_verify_locally() {
     let gpu = get(&node.at("/v1/gpu"), Some(&client)).json();
     assert_eq!(gpu["local"][0]["device"]["kind"], "cpu");
     assert_eq!(gpu["local"][0]["proofs"], 5);
+
+    // SIGTERM: a graceful stop, exit status 0.
+    let mut node = node;
+    let killed = std::process::Command::new("kill").args(["-TERM", &node.proc.pid().to_string()]).status();
+    assert!(killed.map(|s| s.success()).unwrap_or(false));
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = node.proc.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(40), "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "serve exited with {status}");
 }
 
 #[test]

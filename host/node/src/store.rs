@@ -803,3 +803,67 @@ fn module_entry(r: &AnyRow) -> std::result::Result<ModuleEntry, sqlx::Error> {
         signature: r.try_get("signature")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_store() -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("bitsage-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        (Store::connect(&Store::sqlite_url(&dir)).await.expect("store"), dir)
+    }
+
+    fn new_job<'a>(idem: Option<&'a str>, max_attempts: i64) -> NewJob<'a> {
+        NewJob {
+            mode: JobMode::Prove,
+            module_digest: "m",
+            input_digest: "i",
+            input_bytes: 2,
+            security: 96,
+            api_key_id: Some("k"),
+            idempotency_key: idem,
+            max_attempts,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_leases_are_retried_a_bounded_number_of_times_and_fenced() {
+        let (store, dir) = temp_store().await;
+        let (job, _) = store.insert_job(&new_job(None, 2)).await.expect("insert");
+        let first = store.claim("w1/0", Duration::ZERO).await.expect("claim").expect("a job");
+        assert_eq!((first.job.id.as_str(), first.attempt), (job.id.as_str(), 1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The first lease has expired: another worker takes the job.
+        let second = store.claim("w2/0", Duration::ZERO).await.expect("claim").expect("requeued");
+        assert_eq!(second.attempt, 2);
+        // The first worker is fenced out of every write.
+        assert!(!store.renew(&first, Duration::from_secs(30)).await.expect("renew"));
+        assert!(!store.mark_proving(&first).await.expect("mark"));
+        assert!(!store.finish(&first, JobState::Proved, &Outcome::default()).await.expect("finish"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The last attempt's lease expired too: the job fails instead of looping.
+        assert!(store.claim("w3/0", Duration::ZERO).await.expect("claim").is_none());
+        let failed = store.job(&job.id).await.expect("get").expect("exists");
+        assert_eq!((failed.state.as_str(), failed.error_kind.as_deref()), ("failed", Some("retries-exhausted")));
+        let events: Vec<String> = store.events(Some(&job.id), 0, 100).await.expect("events").into_iter().map(|e| e.event).collect();
+        assert_eq!(events, ["submitted", "claimed", "claimed", "failed"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_makes_one_job_and_a_finished_job_stays_finished() {
+        let (store, dir) = temp_store().await;
+        let (a, new_a) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert");
+        let (b, new_b) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert again");
+        assert!(new_a && !new_b);
+        assert_eq!(a.id, b.id);
+        let c = store.claim("w/0", Duration::from_secs(30)).await.expect("claim").expect("job");
+        assert!(store.finish(&c, JobState::Proved, &Outcome::default()).await.expect("finish"));
+        // A second finish (a replayed message) changes nothing.
+        assert!(!store.finish(&c, JobState::Proved, &Outcome::default()).await.expect("finish again"));
+        assert!(store.claim("w/1", Duration::ZERO).await.expect("claim").is_none());
+        assert_eq!(store.counts().await.expect("counts"), vec![("proved".to_string(), 1)]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

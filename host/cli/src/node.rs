@@ -217,37 +217,47 @@ impl Remote {
         ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into()
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    /// One request; a `429`/`503` with `Retry-After` is retried after the
+    /// wait it names (a few times), as a client of a busy node should.
+    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, ureq::Body), Failure> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let auth = format!("Bearer {}", self.key);
         let agent = Self::agent();
-        let resp = match (method, body) {
-            ("POST", Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
-            _ => agent.get(&url).header("Authorization", &auth).call(),
-        };
-        let mut resp = resp.with_context(|| format!("reaching {url}")).map_err(fail(9))?;
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().with_context(|| format!("reading the answer from {url}")).map_err(fail(9))?;
+        let mut tries = 0;
+        loop {
+            let resp = match (method, body) {
+                ("POST", Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
+                _ => agent.get(&url).header("Authorization", &auth).call(),
+            };
+            let resp = resp.with_context(|| format!("reaching {url}")).map_err(fail(9))?;
+            let status = resp.status().as_u16();
+            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if let (429 | 503, Some(secs), true) = (status, retry_after, tries < 10) {
+                tries += 1;
+                std::thread::sleep(Duration::from_secs(secs.clamp(1, 60)));
+                continue;
+            }
+            return Ok((status, resp.into_body()));
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+        let (status, mut resp) = self.send(method, path, body.as_ref())?;
+        let text = resp.read_to_string().with_context(|| format!("reading the answer to {path}")).map_err(fail(9))?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 400 {
             let msg = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            return Err(Failure { code: 9, err: anyhow::anyhow!("{url}: HTTP {status}: {msg}") });
+            return Err(Failure { code: 9, err: anyhow::anyhow!("{}{path}: HTTP {status}: {msg}", self.url) });
         }
         Ok(v)
     }
 
     fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
-        let url = format!("{}{path}", self.url.trim_end_matches('/'));
-        let mut resp = Self::agent()
-            .get(&url)
-            .header("Authorization", &format!("Bearer {}", self.key))
-            .call()
-            .with_context(|| format!("reaching {url}"))
-            .map_err(fail(9))?;
-        if resp.status().as_u16() != 200 {
-            return Err(Failure { code: 9, err: anyhow::anyhow!("{url}: HTTP {}", resp.status()) });
+        let (status, mut resp) = self.send("GET", path, None)?;
+        if status != 200 {
+            return Err(Failure { code: 9, err: anyhow::anyhow!("{}{path}: HTTP {status}", self.url) });
         }
-        resp.body_mut().with_config().limit(512 << 20).read_to_vec().context("reading the receipt").map_err(fail(9))
+        resp.with_config().limit(512 << 20).read_to_vec().context("reading the receipt").map_err(fail(9))
     }
 }
 
@@ -368,7 +378,7 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
                     err: anyhow::anyhow!("job {id} failed: {}: {}", j["error_kind"].as_str().unwrap_or("?"), j["error"].as_str().unwrap_or("")),
                 })
             }
-            _ => std::thread::sleep(Duration::from_millis(200)),
+            _ => std::thread::sleep(Duration::from_millis(250)),
         }
     };
     if job["receipt_digest"].is_string() {

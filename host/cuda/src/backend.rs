@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use cudarc::driver::CudaSlice;
@@ -150,14 +151,35 @@ impl DeviceValue for Blake2sHash {
 
 /// A device column: `len` values of `T`, `T::WORDS` words each, element-major.
 pub struct DevCol<T: DeviceValue> {
-    pub buf: CudaSlice<u32>,
+    buf: CudaSlice<u32>,
     len: usize,
+    /// Single-value reads so far, and a host copy of the column once there
+    /// have been enough of them (see [`Column::at`]). Every mutable access
+    /// goes through [`DevCol::buf_mut`], which drops the copy.
+    reads: AtomicU32,
+    mirror: OnceLock<Vec<u32>>,
     _t: PhantomData<T>,
 }
 
+/// Single-value reads of one column after which the whole column is
+/// downloaded once and later reads are served from the host copy.
+const READS_BEFORE_MIRROR: u32 = 8;
+
 impl<T: DeviceValue> DevCol<T> {
     pub fn from_words(buf: CudaSlice<u32>, len: usize) -> Self {
-        DevCol { buf, len, _t: PhantomData }
+        DevCol { buf, len, reads: AtomicU32::new(0), mirror: OnceLock::new(), _t: PhantomData }
+    }
+
+    /// The device words.
+    pub fn buf(&self) -> &CudaSlice<u32> {
+        &self.buf
+    }
+
+    /// The device words, for a kernel that writes them; drops the host copy.
+    pub fn buf_mut(&mut self) -> &mut CudaSlice<u32> {
+        self.mirror = OnceLock::new();
+        *self.reads.get_mut() = 0;
+        &mut self.buf
     }
 
     fn from_host(values: &[T]) -> Self {
@@ -169,7 +191,7 @@ impl<T: DeviceValue> DevCol<T> {
 
 impl<T: DeviceValue> Clone for DevCol<T> {
     fn clone(&self) -> Self {
-        DevCol { buf: ok(gpu().stream.clone_dtod(&self.buf).map_err(Into::into)), len: self.len, _t: PhantomData }
+        Self::from_words(ok(gpu().stream.clone_dtod(&self.buf).map_err(Into::into)), self.len)
     }
 }
 
@@ -205,15 +227,27 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
         self.len
     }
 
+    /// One value. A device read costs a round trip (about 10 us), and Stwo
+    /// reads committed columns one value at a time when it decommits (every
+    /// query position of every column: about 10^5 reads a proof). So after
+    /// a few reads of one column, the whole column is downloaded once and
+    /// the rest are host reads.
     fn at(&self, index: usize) -> T {
-        let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
-        T::read(&ok(gpu().stream.clone_dtoh(&view).map_err(Into::into)))
+        let w = match self.mirror.get() {
+            Some(m) => m,
+            None if self.reads.fetch_add(1, Ordering::Relaxed) < READS_BEFORE_MIRROR => {
+                let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
+                return T::read(&ok(gpu().stream.clone_dtoh(&view).map_err(Into::into)));
+            }
+            None => self.mirror.get_or_init(|| ok(gpu().download(&self.buf))),
+        };
+        T::read(&w[index * T::WORDS..(index + 1) * T::WORDS])
     }
 
     fn set(&mut self, index: usize, value: T) {
         let mut w = Vec::with_capacity(T::WORDS);
         value.write(&mut w);
-        let mut view = self.buf.slice_mut(index * T::WORDS..(index + 1) * T::WORDS);
+        let mut view = self.buf_mut().slice_mut(index * T::WORDS..(index + 1) * T::WORDS);
         ok(gpu().stream.memcpy_htod(&w, &mut view).map_err(Into::into));
     }
 
@@ -230,7 +264,7 @@ impl ColumnOps<BaseField> for CudaBackend {
     type Column = DevCol<BaseField>;
     fn bit_reverse_column(column: &mut Self::Column) {
         let log = column.len.ilog2();
-        ok(gpu().bit_reverse(&mut column.buf, log));
+        ok(gpu().bit_reverse(column.buf_mut(), log));
     }
 }
 
@@ -316,7 +350,7 @@ impl PolyOps for CudaBackend {
             return CircleCoefficients::new(DevCol::from_host(&CpuBackend::interpolate(cpu, &tree).coeffs));
         }
         let mut values = eval.values;
-        ok(gpu().interpolate(&mut values.buf, log, itw));
+        ok(gpu().interpolate(values.buf_mut(), log, itw));
         CircleCoefficients::new(values)
     }
 
@@ -342,7 +376,7 @@ impl PolyOps for CudaBackend {
         evals: &CircleEvaluation<Self, BaseField, BitReversedOrder>,
         weights: &Col<Self, SecureField>,
     ) -> SecureField {
-        let w = ok(gpu().dot_strided(&evals.values.buf, &weights.buf, 1, 4));
+        let w = ok(gpu().dot_strided(evals.values.buf(), weights.buf(), 1, 4));
         SecureField::from_m31_array(w.map(M31))
     }
 
@@ -373,7 +407,7 @@ impl PolyOps for CudaBackend {
             let e = CpuBackend::evaluate(&cpu, domain, &CpuBackend::precompute_twiddles(twiddles.root_coset));
             return CircleEvaluation::new(domain, DevCol::from_host(&e.values));
         }
-        let buf = ok(gpu().evaluate(&poly.coeffs.buf, log_c, log, tw(&twiddles.twiddles)));
+        let buf = ok(gpu().evaluate(poly.coeffs.buf(), log_c, log, tw(&twiddles.twiddles)));
         CircleEvaluation::new(domain, DevCol::from_words(buf, 1 << log))
     }
 
@@ -411,7 +445,7 @@ impl QuotientOps for CudaBackend {
         let constants = stwo::core::pcs::quotients::quotient_constants(sample_batches);
         for (batch, coeffs) in sample_batches.iter().zip(constants.line_coeffs) {
             let cols: Vec<&CudaSlice<u32>> =
-                batch.cols_vals_randpows.iter().map(|d| &columns[d.column_index].values.buf).collect();
+                batch.cols_vals_randpows.iter().map(|d| columns[d.column_index].values.buf()).collect();
             let mut bc = Vec::with_capacity(8 * coeffs.len());
             for (_, b, c) in &coeffs {
                 bc.extend(alpha_words(*b));
@@ -456,7 +490,7 @@ fn concat4(c: &SecureColumnByCoords<CudaBackend>) -> CudaSlice<u32> {
     let mut out = ok(gpu().stream.alloc_zeros::<u32>(4 * n).map_err(Into::into));
     for (i, col) in c.columns.iter().enumerate() {
         let mut view = out.slice_mut(i * n..(i + 1) * n);
-        ok(gpu().stream.memcpy_dtod(&col.buf.slice(..n), &mut view).map_err(Into::into));
+        ok(gpu().stream.memcpy_dtod(&col.buf().slice(..n), &mut view).map_err(Into::into));
     }
     out
 }
@@ -516,7 +550,7 @@ impl FriOps for CudaBackend {
 impl AccumulationOps for CudaBackend {
     fn accumulate(column: &mut SecureColumnByCoords<Self>, other: &SecureColumnByCoords<Self>) {
         for (a, b) in column.columns.iter_mut().zip(&other.columns) {
-            ok(gpu().add_into(&mut a.buf, &b.buf));
+            ok(gpu().add_into(a.buf_mut(), b.buf()));
         }
     }
 
@@ -579,12 +613,12 @@ impl MerkleOpsLifted<Blake2sMerkleHasher> for CudaBackend {
         if columns.is_empty() {
             return DevCol::from_host(&[Blake2sHasher::hash(&[])]);
         }
-        let cols: Vec<(&CudaSlice<u32>, u32)> = columns.iter().map(|c| (&c.buf, c.len().ilog2())).collect();
+        let cols: Vec<(&CudaSlice<u32>, u32)> = columns.iter().map(|c| (c.buf(), c.len().ilog2())).collect();
         DevCol::from_words(ok(gpu().merkle_leaves(&cols, lifting_log_size)), 1 << lifting_log_size)
     }
 
     fn build_next_layer(prev_layer: &Col<Self, Blake2sHash>) -> Col<Self, Blake2sHash> {
-        DevCol::from_words(ok(gpu().merkle_next_layer(&prev_layer.buf)), prev_layer.len() / 2)
+        DevCol::from_words(ok(gpu().merkle_next_layer(prev_layer.buf())), prev_layer.len() / 2)
     }
 }
 

@@ -116,7 +116,7 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
                 polys.len(),
                 span.tree_index
             );
-            cols.extend(polys.iter().map(|p| &p.evals.values.buf));
+            cols.extend(polys.iter().map(|p| p.evals.values.buf()));
         }
 
         let (base, ext) = bind_params(k, &self.relation_elements(), self.claimed_sum(), trace_log)
@@ -142,7 +142,7 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
                 &denom,
                 trace_log,
                 eval_log,
-                [&mut a0.buf, &mut a1.buf, &mut a2.buf, &mut a3.buf],
+                [a0.buf_mut(), a1.buf_mut(), a2.buf_mut(), a3.buf_mut()],
             )
             .unwrap_or_else(|e| panic!("CUDA: {e}"));
     }

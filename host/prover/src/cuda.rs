@@ -15,6 +15,7 @@ pub use bitsage_cuda::backend::init;
 
 impl ProverBackend for CudaBackend {
     fn convert(evals: Vec<Eval>) -> Vec<CircleEvaluation<Self, M31, BitReversedOrder>> {
+        let _s = tracing::info_span!("upload").entered();
         evals.into_iter().map(|e| CircleEvaluation::new(e.domain, e.values.to_cpu().into_iter().collect())).collect()
     }
 

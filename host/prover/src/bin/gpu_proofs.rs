@@ -2,9 +2,16 @@
 //! one process, checks the proofs are byte-identical and that the verifier
 //! accepts the GPU proof, and prints both times.
 //!
+//! A second table breaks each CUDA proof down: main columns, rows/s, the
+//! peak device memory in use, and time per phase, from Stwo's and our own
+//! tracing spans.
+//!
 //!     bitsage-gpu-proofs [MIN_LOG MAX_LOG]     (CPU trace rows, default 10 16)
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bincode::Options;
 use bitsage_air::{SecurityLevel, Statement};
@@ -15,6 +22,73 @@ use obelysk_vm::exec::{execute, ExecLimits};
 use obelysk_vm::samples::{mac_loop, mac_loop_iterations_for_rows};
 use obelysk_vm::{Program, M31};
 use stwo::prover::backend::simd::SimdBackend;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+/// Wall time per span name, summed over every span that closes.
+fn span_times() -> &'static Mutex<HashMap<&'static str, Duration>> {
+    static T: OnceLock<Mutex<HashMap<&'static str, Duration>>> = OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
+struct PhaseLayer;
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for PhaseLayer {
+    fn on_new_span(&self, _: &tracing::span::Attributes<'_>, id: &tracing::span::Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Instant::now());
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(start) = span.extensions().get::<Instant>().copied() else { return };
+        let mut t = span_times().lock().unwrap_or_else(|p| p.into_inner());
+        *t.entry(span.metadata().name()).or_default() += start.elapsed();
+    }
+}
+
+/// Proof phases and the spans that make them up (leaf spans, so none is
+/// counted twice); `other` is the rest of the proof (decommitment, channel).
+const PHASES: [(&str, &[&str]); 10] = [
+    ("trace gen", &["main_trace", "interaction_trace"]),
+    ("upload", &["upload"]),
+    ("IFFT", &["Interpolation for commitment"]),
+    ("LDE", &["Extension"]),
+    ("Merkle", &["Merkle"]),
+    ("constraints", &["Constraint point-wise eval", "Constraints interpolation"]),
+    ("OODS", &["Evaluate columns out of domain"]),
+    ("quotients", &["Compute FRI quotients"]),
+    ("FRI", &["commit"]),
+    ("grinding", &["Grind"]),
+];
+
+/// Samples device memory in use every millisecond while `f` runs; returns
+/// `f`'s result and the peak rise over the level before it started.
+fn with_memory_peak<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let gpu = match bitsage_cuda::backend::init() {
+        Ok(g) => g,
+        Err(_) => return (f(), 0),
+    };
+    let used = move || gpu.memory().map(|(free, total)| total - free).unwrap_or(0);
+    let base = used();
+    let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(base)));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(used(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    (out, peak.load(Ordering::Relaxed).saturating_sub(base))
+}
 
 /// `n` Poseidon2 permutations of a RAM block, then the first word.
 fn hash_loop() -> Program {
@@ -29,11 +103,12 @@ fn hash_loop() -> Program {
 
 fn main() {
     // `BITSAGE_LOG=info` prints every Stwo phase span with its time.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BITSAGE_LOG"))
+    let fmt = tracing_subscriber::fmt::layer()
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(tracing_subscriber::EnvFilter::from_env("BITSAGE_LOG"));
+    let phases = PhaseLayer.with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry().with(fmt).with(phases).init();
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (lo, hi) = (args.first().copied().unwrap_or(10), args.get(1).copied().unwrap_or(16));
     match bitsage_cuda::backend::init() {
@@ -56,6 +131,7 @@ fn main() {
         cases.push((format!("mac_loop 2^{log}"), mac_loop(), vec![M31(n), M31(7)]));
     }
     cases.push(("hash_loop 300".into(), hash_loop(), vec![M31(300)]));
+    let mut breakdown = Vec::new();
     for (name, program, input) in cases {
         let trace = match execute(&program, &input, &[], ExecLimits::default()) {
             Ok(t) => t,
@@ -71,13 +147,25 @@ fn main() {
         let t0 = Instant::now();
         let simd = prove_trace_on::<SimdBackend>(&st, &trace, &opts, &Forgery::None).map(|p| p.0);
         let simd_ms = t0.elapsed().as_secs_f64() * 1e3;
+        span_times().lock().unwrap_or_else(|p| p.into_inner()).clear();
         let t1 = Instant::now();
-        let cuda = prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None);
+        let (cuda, mem_peak) = with_memory_peak(|| prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None));
         let cuda_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let times = span_times().lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Ok((_, stats)) = &cuda {
-            let stages: Vec<String> =
-                stats.stages.iter().map(|(s, d)| format!("{} {:.0} ms", s.name(), d.as_secs_f64() * 1e3)).collect();
-            eprintln!("{name}: CUDA stages: {}", stages.join(", "));
+            let ms = |names: &[&str]| -> f64 {
+                names.iter().map(|n| times.get(n).map_or(0.0, |d| d.as_secs_f64() * 1e3)).sum()
+            };
+            let phase_ms: Vec<f64> = PHASES.iter().map(|(_, spans)| ms(spans)).collect();
+            let other = cuda_ms - phase_ms.iter().sum::<f64>();
+            let cells: Vec<String> = phase_ms.iter().chain([other].iter()).map(|v| format!("{v:.0}")).collect();
+            breakdown.push(format!(
+                "| {name} | {} | {:.2e} | {:.0} | {} |",
+                stats.main_columns,
+                stats.cpu_rows as f64 / (cuda_ms / 1e3),
+                mem_peak as f64 / (1 << 20) as f64,
+                cells.join(" | ")
+            ));
         }
         let cuda = cuda.map(|p| p.0);
         let (Ok(simd), Ok(cuda)) = (simd, cuda) else {
@@ -93,6 +181,13 @@ fn main() {
             cuda.claim.cpu_log_size,
             simd_ms / cuda_ms
         );
+    }
+    let names: Vec<&str> = PHASES.iter().map(|(n, _)| *n).collect();
+    println!("\nCUDA proofs by phase (ms; wall time of the spans, so phases overlap nothing and `other` is the rest):\n");
+    println!("| program | main cols | CPU rows/s | GPU mem peak MiB | {} | other |", names.join(" | "));
+    println!("|---|---|---|---|{}---|", "---|".repeat(names.len()));
+    for row in breakdown {
+        println!("{row}");
     }
     if failed > 0 {
         eprintln!("{failed} case(s) failed");

@@ -92,6 +92,7 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
             panic!("CUDA: constraint evaluation needs the committed evaluations (EvaluationMode::SubDomain)");
         };
         assert!(self.preprocessed_column_indices().is_empty(), "CUDA: preprocessed columns are not supported yet");
+        let _span = tracing::info_span!("constraints on the GPU").entered();
         let trace_log = self.log_size();
         let eval_domain = CanonicCoset::new(self.max_constraint_log_degree_bound() + log_expansion)
             .circle_domain()

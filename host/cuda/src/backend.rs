@@ -189,6 +189,16 @@ impl<T: DeviceValue> DevCol<T> {
     }
 }
 
+impl DevCol<M31> {
+    /// Uploads base-field values straight from a host slice (one copy, no
+    /// per-value re-encoding).
+    pub fn from_m31(values: &[M31]) -> Self {
+        // SAFETY: M31 is `#[repr(transparent)]` over u32, so the slice is a valid &[u32].
+        let words: &[u32] = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u32>(), values.len()) };
+        Self::from_words(ok(gpu().args(words)), values.len())
+    }
+}
+
 impl<T: DeviceValue> Clone for DevCol<T> {
     fn clone(&self) -> Self {
         Self::from_words(ok(gpu().stream.clone_dtod(&self.buf).map_err(Into::into)), self.len)

@@ -2,9 +2,8 @@
 //! CPU (SIMD) and uploaded once; everything after runs on the device.
 
 use bitsage_air::statement::Components;
-use bitsage_cuda::backend::CudaBackend;
+use bitsage_cuda::backend::{CudaBackend, DevCol};
 use stwo::core::fields::m31::M31;
-use stwo::prover::backend::Column;
 use stwo::prover::poly::circle::CircleEvaluation;
 use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::ComponentProver;
@@ -16,7 +15,10 @@ pub use bitsage_cuda::backend::init;
 impl ProverBackend for CudaBackend {
     fn convert(evals: Vec<Eval>) -> Vec<CircleEvaluation<Self, M31, BitReversedOrder>> {
         let _s = tracing::info_span!("upload").entered();
-        evals.into_iter().map(|e| CircleEvaluation::new(e.domain, e.values.to_cpu().into_iter().collect())).collect()
+        evals
+            .into_iter()
+            .map(|e| CircleEvaluation::new(e.domain, DevCol::<M31>::from_m31(e.values.as_slice())))
+            .collect()
     }
 
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {

@@ -123,3 +123,19 @@ extern "C" __global__ void quotient_numerators(const u64* cols, const u32* bc, u
     }
     qm31_store(out, n_rows, row, acc);
 }
+
+// Barycentric weights of a bit-reversed circle domain at a point p (QM31):
+// w_i = ±s / point_vanishing(x_i, p), point_vanishing = h.y / (1 + h.x) with
+// h = p - x_i, and the sign + on even rows, - on odd ones (Stwo's
+// SimdBackend::barycentric_weights). `pts` holds the domain points (x, y),
+// already in bit-reversed order; `ps` holds p.x, p.y and s (4 words each).
+extern "C" __global__ void barycentric_weights(const u32* pts, const u32* ps, u64 n, u32* out) {
+    qm31 px = {ps[0], ps[1], ps[2], ps[3]}, py = {ps[4], ps[5], ps[6], ps[7]}, s = {ps[8], ps[9], ps[10], ps[11]};
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        u32 x = pts[2 * i], y = pts[2 * i + 1];
+        qm31 hx = qm31_add(qm31_mul_m31(px, x), qm31_mul_m31(py, y));
+        qm31 hy = qm31_sub(qm31_mul_m31(py, x), qm31_mul_m31(px, y));
+        qm31 w = qm31_mul(qm31_mul(qm31_add(hx, qm31_from_m31(1)), qm31_inv(hy)), (i & 1) ? qm31_neg(s) : s);
+        out[4 * i] = w.a; out[4 * i + 1] = w.b; out[4 * i + 2] = w.c; out[4 * i + 3] = w.d;
+    }
+}

@@ -7,5 +7,6 @@ cd "$(dirname "$0")/../../.device-bin"  # the binaries built here and carried to
 [ -f kc.tgz ] && tar xzf kc.tgz -C /tmp
 nvidia-smi --query-gpu=index,name,memory.total --format=csv
 nproc
+date +%T; ./bitsage-cuda-check --skip-hash 2>&1 | grep -E "barycentric|checks:"
 date +%T; ./bitsage-gpu-proofs 16 22 2>&1
 date +%T

@@ -19,7 +19,10 @@ use std::sync::OnceLock;
 use cudarc::driver::CudaSlice;
 use serde::{Deserialize, Serialize};
 use stwo::core::channel::Blake2sChannel;
-use stwo::core::circle::{CirclePoint, Coset};
+use num_traits::One;
+use stwo::core::circle::{CirclePoint, CirclePointIndex, Coset};
+use stwo::core::constraints::{coset_vanishing, coset_vanishing_derivative};
+use stwo::core::utils::bit_reverse_index;
 use stwo::core::fields::m31::{BaseField, M31};
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::pcs::quotients::ColumnSampleBatch;
@@ -340,6 +343,27 @@ fn simd_twiddles(t: &TwiddleTree<CudaBackend>) -> TwiddleTree<SimdBackend> {
     SimdBackend::precompute_twiddles(t.root_coset)
 }
 
+/// A canonic domain's points as (x, y) word pairs in bit-reversed order, on
+/// the bound device; built once per (device, size) and kept for the process.
+fn domain_points(domain: CircleDomain) -> std::sync::Arc<CudaSlice<u32>> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<(usize, u32), std::sync::Arc<CudaSlice<u32>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let log = domain.log_size();
+    let key = (bound_ordinal(), log);
+    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(key)
+        .or_insert_with(|| {
+            let mut w = vec![0u32; 2 << log];
+            for (j, pt) in domain.iter().enumerate() {
+                let i = bit_reverse_index(j, log);
+                w[2 * i] = pt.x.0;
+                w[2 * i + 1] = pt.y.0;
+            }
+            std::sync::Arc::new(ok(gpu().args(&w)))
+        })
+        .clone()
+}
+
 fn is_canonic(domain: CircleDomain) -> bool {
     domain == CanonicCoset::new(domain.log_size()).circle_domain()
 }
@@ -376,10 +400,23 @@ impl PolyOps for CudaBackend {
     }
 
     fn barycentric_weights(coset: CanonicCoset, p: CirclePoint<SecureField>) -> Col<Self, SecureField> {
-        // The SIMD backend's weights (vectorised, batch inversion), uploaded once
-        // per (domain, point); the CPU backend's per-element inversions took
-        // 4 s of a 2^16-row proof.
-        DevCol::from_host(&SimdBackend::barycentric_weights(coset, p).to_cpu())
+        let domain = coset.circle_domain();
+        if domain.size() <= 16 {
+            return DevCol::from_host(&SimdBackend::barycentric_weights(coset, p).to_cpu());
+        }
+        // The per-domain factor as Stwo's SIMD backend computes it; the
+        // per-point inversions run on the device.
+        let log_size = domain.log_size();
+        let p0 = domain.at(0).into_ef::<SecureField>();
+        let generator = Coset::new(CirclePointIndex::generator(), log_size);
+        let si_0 = SecureField::one() / ((p0.y * SecureField::from(-M31(2))) * coset_vanishing_derivative(generator, p0));
+        let s = si_0 * coset_vanishing(CanonicCoset::new(log_size).coset, p);
+        let mut ps = [0u32; 12];
+        for (k, v) in [p.x, p.y, s].iter().enumerate() {
+            ps[4 * k..4 * k + 4].copy_from_slice(&v.to_m31_array().map(|m| m.0));
+        }
+        let points = domain_points(domain);
+        DevCol::from_words(ok(gpu().barycentric_weights(&points, &ps)), domain.size())
     }
 
     fn barycentric_eval_at_point(

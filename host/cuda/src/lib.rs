@@ -43,7 +43,7 @@ pub const SOURCES: [(&str, &str); 5] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 14] = [
+const KERNELS: [&str; 15] = [
     "fft_line_layer",
     "fft_circle_layer",
     "m31_scale",
@@ -58,6 +58,7 @@ const KERNELS: [&str; 14] = [
     "bit_reverse_m31",
     "accumulate_quotient",
     "quotient_numerators",
+    "barycentric_weights",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -552,6 +553,22 @@ impl Gpu {
     pub fn dot_m31_qm31(&self, evals: &CudaSlice<u32>, weights: &CudaSlice<u32>) -> Result<[u32; 4]> {
         let n = evals.len() as u64;
         self.dot_strided(evals, weights, n, 1)
+    }
+
+    /// Barycentric weights for the bit-reversed domain whose points (x, y
+    /// pairs, bit-reversed order) are `points`, at the point `(px, py)`, with
+    /// the per-domain factor `s`: `ps` = px, py, s (4 words each). Returns 4
+    /// words per point.
+    pub fn barycentric_weights(&self, points: &CudaSlice<u32>, ps: &[u32; 12]) -> Result<CudaSlice<u32>> {
+        let n = (points.len() / 2) as u64;
+        let d_ps = self.args(ps)?;
+        // SAFETY: the kernel writes all 4 words of every point.
+        let mut out = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
+        let mut b = self.stream.launch_builder(&self.f[14]);
+        b.arg(points).arg(&d_ps).arg(&n).arg(&mut out);
+        // SAFETY: grid-stride loop below n over arrays of 2n and 4n words.
+        unsafe { b.launch(launch_1d(n)) }?;
+        Ok(out)
     }
 
     /// `Σ evals[i] · weights[i]` with coordinate `c` of weight `k` at

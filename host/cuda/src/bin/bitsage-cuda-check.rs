@@ -206,6 +206,21 @@ fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// Barycentric weights computed by `CudaBackend` (device inversions) against
+/// the SIMD backend's, at random points of the secure-field circle.
+fn check_weights(t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    use bitsage_cuda::backend::CudaBackend;
+    use stwo::prover::backend::Column;
+    for log in [3u32, 4, 5, 10, 17, 21] {
+        let k = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+        let p = stwo::core::circle::SECURE_FIELD_CIRCLE_GEN.mul(k);
+        let want = SimdBackend::barycentric_weights(CanonicCoset::new(log), p).to_cpu();
+        let got = CudaBackend::barycentric_weights(CanonicCoset::new(log), p).to_cpu();
+        t.check(&format!("barycentric weights over 2^{log}"), got == want);
+    }
+    Ok(())
+}
+
 type Ev = AssertEvaluator<'static>;
 
 /// The generated constraint kernel of each ObelyskVM component, evaluated on
@@ -400,6 +415,7 @@ fn main() {
         check_merkle(&gpu, &mut t, &mut rng)?;
         check_grind(&gpu, &mut t, &mut rng)?;
         check_fri(&gpu, &mut t, &mut rng)?;
+        check_weights(&mut t, &mut rng)?;
         check_constraints(&gpu, &mut t, &mut rng, args.iter().any(|a| a == "--skip-hash"))?;
         println!("checks: {} passed, {} failed", t.passed, t.failed);
         if let Some((lo, hi)) = bench_range {

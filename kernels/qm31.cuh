@@ -54,10 +54,6 @@ __device__ __forceinline__ qm31 qm31_inv(qm31 x) {
     return {lo.a, lo.b, m31_neg(hi.a), m31_neg(hi.b)};
 }
 
-__device__ __forceinline__ qm31 qm31_mul_m31(qm31 x, u32 y) {
-    return {m31_mul(x.a, y), m31_mul(x.b, y), m31_mul(x.c, y), m31_mul(x.d, y)};
-}
-
 __device__ __forceinline__ u32 bit_rev(u32 i, u32 log) { return log == 0 ? 0 : __brev(i) >> (32 - log); }
 
 // Stwo's offset_bit_reversed_circle_domain_index: the row `offset` steps

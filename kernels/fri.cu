@@ -124,6 +124,20 @@ extern "C" __global__ void quotient_numerators(const u64* cols, const u32* bc, u
     qm31_store(out, n_rows, row, acc);
 }
 
+// (a + b i)^-1 = (a - b i) / (a^2 + b^2)
+__device__ __forceinline__ cm31 cm31_inv(cm31 x) {
+    u32 n = m31_inv(m31_add(m31_mul(x.a, x.a), m31_mul(x.b, x.b)));
+    return {m31_mul(x.a, n), m31_neg(m31_mul(x.b, n))};
+}
+
+// (x0 + x1 u)^-1 = (x0 - x1 u) / (x0^2 - (2 + i) x1^2)
+__device__ __forceinline__ qm31 qm31_inv(qm31 x) {
+    cm31 x0 = {x.a, x.b}, x1 = {x.c, x.d};
+    cm31 d = cm31_inv(cm31_sub(cm31_mul(x0, x0), cm31_mul(cm31_mul(x1, x1), cm31{2, 1})));
+    cm31 lo = cm31_mul(x0, d), hi = cm31_mul(x1, d);
+    return {lo.a, lo.b, m31_neg(hi.a), m31_neg(hi.b)};
+}
+
 // Barycentric weights of a bit-reversed circle domain at a point p (QM31):
 // w_i = ±s / point_vanishing(x_i, p), point_vanishing = h.y / (1 + h.x) with
 // h = p - x_i, and the sign + on even rows, - on odd ones (Stwo's

@@ -69,6 +69,38 @@ struct Slot {
     threads: Option<rayon::ThreadPool>,
 }
 
+/// A slot taken from the pool; given back (and its time and outcome
+/// counted) when dropped, so no path out of a proof loses a device.
+struct Held<'a> {
+    pool: &'a DevicePool,
+    slot: usize,
+    started: Instant,
+    ok: bool,
+}
+
+impl<'a> Held<'a> {
+    fn take(pool: &'a DevicePool) -> Self {
+        let slot = pool.acquire();
+        pool.slots[slot].busy.store(true, Ordering::SeqCst);
+        Held { pool, slot, started: Instant::now(), ok: false }
+    }
+
+    fn finish(mut self, ok: bool) {
+        self.ok = ok;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let s = &self.pool.slots[self.slot];
+        s.busy_ns.fetch_add(self.started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let counter = if self.ok { &s.proofs } else { &s.failures };
+        counter.fetch_add(1, Ordering::Relaxed);
+        s.busy.store(false, Ordering::SeqCst);
+        self.pool.release(self.slot);
+    }
+}
+
 /// Every prover device of the machine, fed from one queue.
 pub struct DevicePool {
     slots: Vec<Slot>,
@@ -138,22 +170,26 @@ impl DevicePool {
         trace: &Trace,
         opts: &ProveOptions<'_>,
     ) -> Result<(Proof, ProofStats, String), ProveError> {
-        let slot_id = self.acquire();
-        let slot = &self.slots[slot_id];
-        slot.busy.store(true, Ordering::SeqCst);
-        let t0 = Instant::now();
-        let result = match (&slot.device, &slot.threads) {
+        let held = Held::take(self);
+        let slot = &self.slots[held.slot];
+        // A device failure mid-proof panics inside the backend; it becomes
+        // this job's error, and the device goes back to the pool either way.
+        let run = || match (&slot.device, &slot.threads) {
             (Device::Cuda { .. }, Some(threads)) => threads.install(|| {
                 check_fits(trace)?;
                 prove_on_gpu(statement, trace, opts)
             }),
             _ => crate::prove_trace(statement, trace, opts),
         };
-        slot.busy_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let counter = if result.is_ok() { &slot.proofs } else { &slot.failures };
-        counter.fetch_add(1, Ordering::Relaxed);
-        slot.busy.store(false, Ordering::SeqCst);
-        self.release(slot_id);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ProveError::Backend(format!("{} failed mid-proof: {msg}", slot.device.label())))
+        });
+        held.finish(result.is_ok());
         result.map(|(p, s)| (p, s, slot.device.label()))
     }
 
@@ -340,5 +376,23 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].proofs, 3);
         assert!(!s[0].busy);
+    }
+
+    #[test]
+    fn a_panic_while_holding_a_device_gives_it_back() {
+        let pool = Arc::new(DevicePool::open(BackendChoice::Cpu).expect("cpu pool"));
+        let p = pool.clone();
+        let crashed = std::thread::spawn(move || {
+            let _held = Held::take(&p);
+            panic!("a device failure mid-proof");
+        })
+        .join();
+        assert!(crashed.is_err());
+        let s = pool.status();
+        assert_eq!((s[0].busy, s[0].failures, s[0].proofs), (false, 1, 0));
+        // The slot is free again: this would wait forever otherwise.
+        let held = Held::take(&pool);
+        held.finish(true);
+        assert_eq!(pool.status()[0].proofs, 1);
     }
 }

@@ -5,9 +5,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use http_body_util::BodyExt;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -119,15 +119,59 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A body read under the size limit; too large is `413`.
-fn body(b: Result<Bytes, BytesRejection>) -> AppResult<Bytes> {
-    b.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", r.body_text())
-        } else {
-            ApiError::bad_request("bad-body", r.body_text())
+/// Reads a request body under the node's size limit; too large is `413`.
+/// An oversized body is still read (and dropped) up to four times the limit
+/// before the answer, so the client, which is usually still sending,
+/// receives the `413` instead of a reset connection; a declared length past
+/// that is refused at once.
+async fn body(s: &AppState, headers: &HeaderMap, body: Body) -> AppResult<Bytes> {
+    read_body(s, headers, body, true).await
+}
+
+/// Authenticates, then reads the body. A refused request's body is read and
+/// dropped (bounded as in [`body`]) so the client gets the `401`/`403`
+/// rather than a broken pipe while it is still sending.
+async fn authed_body(s: &AppState, headers: &HeaderMap, b: Body, need: Role) -> AppResult<(auth::Caller, Bytes)> {
+    match auth::caller(s, headers, need).await {
+        Ok(c) => Ok((c, body(s, headers, b).await?)),
+        Err(e) => {
+            let _ = read_body(s, headers, b, false).await;
+            Err(e)
         }
-    })
+    }
+}
+
+async fn read_body(s: &AppState, headers: &HeaderMap, body: Body, keep: bool) -> AppResult<Bytes> {
+    let limit = s.config.max_body_bytes;
+    let drain = limit.saturating_mul(4);
+    let too_large = || {
+        if keep {
+            s.metrics.http_rejections.with_label_values(&["413"]).inc();
+        }
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("the request body is over the {limit}-byte limit"))
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > drain) {
+        return Err(too_large());
+    }
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request("bad-body", format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > drain {
+            break;
+        }
+        if keep && seen <= limit {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> AppResult<T> {
@@ -150,7 +194,6 @@ fn digest_param(s: &str) -> AppResult<String> {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state.config.max_body_bytes;
     Router::new()
         .route("/", get(dashboard))
         .route("/health", get(health))
@@ -167,7 +210,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/workers", get(workers))
         .route("/v1/events", get(events))
         .route("/v1/status", get(status))
-        .layer(DefaultBodyLimit::max(limit))
+        // The handlers that take a body enforce the node's limit themselves (`body`).
+        .layer(DefaultBodyLimit::disable())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -251,9 +295,9 @@ fn view(job: Job, duplicate: bool) -> JobView {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn submit_job(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> AppResult<Response> {
-    let caller = auth::caller(&s, &headers, Role::Client).await?;
-    let req: SubmitJob = json_body(&body(b)?)?;
+async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Response> {
+    let (caller, bytes) = authed_body(&s, &headers, b, Role::Client).await?;
+    let req: SubmitJob = json_body(&bytes)?;
     let idem = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -431,9 +475,8 @@ pub struct Verdict {
 /// Verifies an uploaded receipt file (the body is the file's bytes).
 #[utoipa::path(post, path = "/v1/verify", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = Verdict), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
-async fn verify_receipt(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> AppResult<Json<Verdict>> {
-    auth::caller(&s, &headers, Role::Client).await?;
-    let bytes = body(b)?;
+async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Json<Verdict>> {
+    let (_, bytes) = authed_body(&s, &headers, b, Role::Client).await?;
     let verdict = tokio::task::spawn_blocking(move || {
         let t0 = Instant::now();
         let mut v = Verdict {
@@ -495,9 +538,9 @@ pub struct AddModule {
 #[utoipa::path(post, path = "/v1/modules", request_body = AddModule,
     responses((status = 201, body = ModuleEntry), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn add_module(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> AppResult<Response> {
-    auth::caller(&s, &headers, Role::Operator).await?;
-    let req: AddModule = json_body(&body(b)?)?;
+async fn add_module(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Response> {
+    let (_, bytes) = authed_body(&s, &headers, b, Role::Operator).await?;
+    let req: AddModule = json_body(&bytes)?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::bad_request("bad-name", "a module name is 1-100 characters"));

@@ -102,4 +102,13 @@ key=$("$bin" apikey create --name ci --role operator 2>/dev/null)
 case "$key" in bsk_*) passed=$((passed + 1)) ;; *) echo "apikey create printed no key" >&2; exit 1 ;; esac
 expect_code 0 "$bin" apikey list
 
+# The worker's identity: an encrypted keystore, never overwritten; a backup
+# needs the right password.
+export BITSAGE_KEYSTORE_PASSWORD=ci-password
+expect_code 0 "$bin" setup --keystore "$tmp/keys/worker.json"
+expect_code 2 "$bin" setup --keystore "$tmp/keys/worker.json"
+expect_code 0 "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/backup.json"
+expect_code 2 env BITSAGE_KEYSTORE_PASSWORD=wrong "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/b2.json"
+[ "$(stat -c %a "$tmp/keys/worker.json")" = 600 ] && [ "$(stat -c %a "$tmp/backup.json")" = 600 ] && passed=$((passed + 1))
+
 echo "cli: $passed passed, 0 failed"

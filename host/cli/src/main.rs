@@ -9,6 +9,7 @@
 //! failed; 9 a remote node refused or could not be reached; 10-23 sandbox
 //! failures (`bitsage_sandbox::SandboxError::exit_code`, listed in the README).
 
+mod keys;
 mod node;
 mod workload;
 
@@ -162,6 +163,10 @@ enum Cmd {
     Logs(node::LogsArgs),
     /// Submit a job to a node; with --wait, fetch and verify its receipt.
     Submit(node::SubmitArgs),
+    /// Create the worker's identity: a Stark-curve key in an encrypted keystore (starkli's format).
+    Setup(keys::SetupArgs),
+    /// Write a backup of the worker's keystore (still encrypted).
+    Export(keys::ExportArgs),
 }
 
 /// An error with its exit code.
@@ -212,6 +217,8 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Status(r) => node::cmd_status(cli.json, r),
         Cmd::Logs(a) => node::cmd_logs(cli.json, a),
         Cmd::Submit(a) => node::cmd_submit(cli.json, a),
+        Cmd::Setup(a) => keys::cmd_setup(cli.json, a),
+        Cmd::Export(a) => keys::cmd_export(cli.json, a),
     }
 }
 

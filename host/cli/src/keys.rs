@@ -1,0 +1,99 @@
+//! `setup` and `export`: the worker's identity for settlement.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bitsage_settle::keystore::{KeyError, WorkerKey};
+use serde_json::json;
+
+use crate::workload::DataDir;
+use crate::{fail, Failure};
+
+#[derive(clap::Args)]
+pub struct SetupArgs {
+    /// Where to write the keystore (default: `<data dir>/keys/worker.json`).
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Where to write the backup (the keystore, still encrypted).
+    #[arg(long)]
+    out: PathBuf,
+    /// The keystore to back up (default: `<data dir>/keys/worker.json`).
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+fn keystore_path(explicit: &Option<PathBuf>, data: &DataDir) -> PathBuf {
+    explicit.clone().unwrap_or_else(|| data.path().join("keys").join("worker.json"))
+}
+
+/// `BITSAGE_KEYSTORE_PASSWORD`, or a prompt on the terminal (twice when
+/// creating a key).
+fn password(confirm: bool) -> Result<String, Failure> {
+    if let Ok(p) = std::env::var("BITSAGE_KEYSTORE_PASSWORD") {
+        return Ok(p);
+    }
+    let p = rpassword::prompt_password("keystore password: ").context("reading the password").map_err(fail(2))?;
+    if confirm {
+        let again = rpassword::prompt_password("again: ").context("reading the password").map_err(fail(2))?;
+        if again != p {
+            return Err(Failure { code: 2, err: anyhow::anyhow!("the passwords differ") });
+        }
+    }
+    Ok(p)
+}
+
+fn key_failure(e: KeyError) -> Failure {
+    let code = match e {
+        KeyError::Io { .. } => 6,
+        _ => 2,
+    };
+    Failure { code, err: anyhow::Error::new(e) }
+}
+
+fn evidence_line() -> String {
+    let tees = bitsage_settle::tee::detect();
+    if tees.is_empty() {
+        "software-signed (no TDX, SEV-SNP or NVIDIA confidential computing found)".into()
+    } else {
+        format!("TEE present: {tees:?}; receipts are software-signed until quote binding lands")
+    }
+}
+
+pub fn cmd_setup(as_json: bool, a: &SetupArgs) -> Result<(), Failure> {
+    let path = keystore_path(&a.keystore, &a.data);
+    if path.exists() {
+        return Err(key_failure(KeyError::Exists { path }));
+    }
+    let password = password(true)?;
+    let key = WorkerKey::generate();
+    key.save(&path, &password).map_err(key_failure)?;
+    let public = format!("{:#x}", key.public_key());
+    if as_json {
+        println!("{}", json!({ "keystore": path, "public_key": public, "evidence": evidence_line() }));
+    } else {
+        println!("keystore   {} (encrypted, mode 0600; starkli reads it)", path.display());
+        println!("public key {public}");
+        println!("evidence   {}", evidence_line());
+    }
+    Ok(())
+}
+
+pub fn cmd_export(as_json: bool, a: &ExportArgs) -> Result<(), Failure> {
+    let path = keystore_path(&a.keystore, &a.data);
+    let password = password(false)?;
+    let public = WorkerKey::export(&path, &password, &a.out).map_err(key_failure)?;
+    if as_json {
+        println!("{}", json!({ "backup": a.out, "public_key": format!("{public:#x}") }));
+    } else {
+        println!("backup of {} written to {} (still encrypted, mode 0600)", path.display(), a.out.display());
+    }
+    Ok(())
+}

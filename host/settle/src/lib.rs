@@ -1,0 +1,22 @@
+//! Settlement's off-chain half, part one: who the worker is and what it
+//! signs.
+//!
+//! - [`keystore`]: the worker's Stark-curve key, kept in an encrypted
+//!   keystore file in the Web3 Secret Storage format (scrypt + AES-128-CTR)
+//!   that starkli reads and writes, mode 0600.
+//! - [`attest`]: a Stark-ECDSA signature over a Poseidon hash of a receipt's
+//!   module, program, input/output and proof digests, the job id and the
+//!   worker's address; a Cairo contract checks it with
+//!   `check_ecdsa_signature`.
+//! - [`tee`]: which confidential-computing hardware the machine has. Where
+//!   none is present (every machine this project runs on) an attestation is
+//!   `software-signed`: it says which key signed, not what hardware ran.
+//!
+//! `starknet-crypto`'s signing is not constant-time (its README says so).
+//! That is acceptable for attestations made on the worker's own machine.
+
+pub mod attest;
+pub mod keystore;
+pub mod tee;
+
+pub use starknet_crypto::Felt;

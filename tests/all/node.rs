@@ -61,7 +61,17 @@ fn node_proves_every_workload_over_http_and_receipts_verify_locally() {
 
     // The OpenAPI document names every route.
     let doc = get(&node.at("/v1/openapi.json"), None).json();
-    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/proof", "/v1/verify", "/v1/modules", "/health", "/v1/gpu", "/metrics"] {
+    for path in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/receipt",
+        "/v1/jobs/{id}/proof",
+        "/v1/verify",
+        "/v1/modules",
+        "/health",
+        "/v1/gpu",
+        "/metrics",
+    ] {
         assert!(doc["paths"][path].is_object(), "openapi.json lacks {path}");
     }
 
@@ -109,7 +119,10 @@ fn node_proves_every_workload_over_http_and_receipts_verify_locally() {
     let job = node.wait(&client, a.json()["id"].as_str().expect("id"), Duration::from_secs(60));
     assert_eq!(job["state"], "executed");
     assert_eq!(job["output"], "[3]");
-    assert_eq!(get(&node.at(&format!("/v1/jobs/{}/receipt", job["id"].as_str().unwrap_or_default())), Some(&client)).status, 409);
+    assert_eq!(
+        get(&node.at(&format!("/v1/jobs/{}/receipt", job["id"].as_str().unwrap_or_default())), Some(&client)).status,
+        409
+    );
 
     let metrics = String::from_utf8(get(&node.at("/metrics"), None).body).expect("utf8");
     assert!(metrics.contains("bitsage_proofs_total{backend=\"cpu (SIMD)\"} 5"), "{metrics}");
@@ -144,8 +157,20 @@ fn node_refuses_bad_requests_with_typed_errors() {
     // No workers, so submitted jobs stay queued and the queue caps can be hit.
     let node = serve(
         &dir.0,
-        &["--workers", "0", "--max-body-bytes", "1000000", "--max-queue", "3", "--max-active-per-key", "2",
-          "--rate-limit", "60", "--rate-burst", "25"],
+        &[
+            "--workers",
+            "0",
+            "--max-body-bytes",
+            "1000000",
+            "--max-queue",
+            "3",
+            "--max-active-per-key",
+            "2",
+            "--rate-limit",
+            "60",
+            "--rate-burst",
+            "25",
+        ],
     );
     let jobs = node.at("/v1/jobs");
     let custom = guests::bytes("custom");
@@ -169,8 +194,10 @@ fn node_refuses_bad_requests_with_typed_errors() {
     let digest = node.approve(&op, "custom");
     let body = json!({ "module_digest": digest, "input": [1, 2] });
     // Idempotency: the same key twice is one job.
-    let first = post(&jobs, Some(&alice), "application/json", body.to_string().as_bytes(), &[("Idempotency-Key", "k1")]);
-    let again = post(&jobs, Some(&alice), "application/json", body.to_string().as_bytes(), &[("Idempotency-Key", "k1")]);
+    let first =
+        post(&jobs, Some(&alice), "application/json", body.to_string().as_bytes(), &[("Idempotency-Key", "k1")]);
+    let again =
+        post(&jobs, Some(&alice), "application/json", body.to_string().as_bytes(), &[("Idempotency-Key", "k1")]);
     assert_eq!((first.status, again.status), (202, 200));
     assert_eq!(first.json()["id"], again.json()["id"]);
     assert_eq!(again.json()["duplicate"], true);
@@ -179,6 +206,10 @@ fn node_refuses_bad_requests_with_typed_errors() {
     let a = node.submit(&alice, &body);
     assert_eq!((a.status, a.kind().as_str()), (429, "too-many-jobs"));
     assert!(a.retry_after.is_some());
+    // A replay of an earlier submission still gets its job, cap or not.
+    let replay =
+        post(&jobs, Some(&alice), "application/json", body.to_string().as_bytes(), &[("Idempotency-Key", "k1")]);
+    assert_eq!((replay.status, &replay.json()["id"]), (200, &first.json()["id"]));
     // Node-wide cap: three jobs queued, so bob's second is 503 with Retry-After.
     assert_eq!(node.submit(&bob, &body).status, 202);
     let a = node.submit(&bob, &body);
@@ -200,7 +231,10 @@ fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
     let dir = TempDir::new("node-hostile");
     let client = apikey(&dir.0, None, "alice", "client");
     // Open mode: any module may be uploaded; limits small enough to hit.
-    let node = serve(&dir.0, &["--workers", "1", "--open-mode", "--fuel", "1000000000", "--timeout-ms", "10000", "--memory-mib", "64"]);
+    let node = serve(
+        &dir.0,
+        &["--workers", "1", "--open-mode", "--fuel", "1000000000", "--timeout-ms", "10000", "--memory-mib", "64"],
+    );
     let custom = b64(&guests::bytes("custom"));
     let hostile = b64(&guests::bytes("hostile_misbehave"));
     let cases: Vec<(Value, &str)> = vec![
@@ -302,7 +336,10 @@ fn postgres_cluster_completes_every_job_exactly_once_when_a_worker_dies() {
     let (victim_job, victim_worker) = loop {
         let busy = ids.iter().map(|id| api.job(&op, id)).find(|j| j["state"] == "proving");
         if let Some(j) = busy {
-            break (j["id"].as_str().unwrap_or_default().to_string(), j["worker_id"].as_str().unwrap_or_default().to_string());
+            break (
+                j["id"].as_str().unwrap_or_default().to_string(),
+                j["worker_id"].as_str().unwrap_or_default().to_string(),
+            );
         }
         assert!(t0.elapsed() < Duration::from_secs(120), "no job reached proving");
         std::thread::sleep(Duration::from_millis(10));

@@ -119,7 +119,11 @@ impl ServeArgs {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime").map_err(fail(6))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(fail(6))
 }
 
 pub fn cmd_serve(as_json: bool, a: &ServeArgs) -> Result<(), Failure> {
@@ -170,7 +174,8 @@ pub fn cmd_apikey(as_json: bool, node: &NodeArgs, cmd: &ApikeyCmd) -> Result<(),
                     code: 2,
                     err: anyhow::anyhow!("role `{role}` is not `client` or `operator`"),
                 })?;
-                let (id, key) = bitsage_node::auth::create_key(&store, name, role).await.map_err(|e| fail(8)(e.into()))?;
+                let (id, key) =
+                    bitsage_node::auth::create_key(&store, name, role).await.map_err(|e| fail(8)(e.into()))?;
                 if as_json {
                     println!("{}", json!({ "id": id, "name": name, "role": role, "key": key }));
                 } else {
@@ -214,7 +219,11 @@ pub struct Remote {
 
 impl Remote {
     fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into()
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into()
     }
 
     /// One request; a `429`/`503` with `Retry-After` is retried after the
@@ -267,14 +276,24 @@ pub fn cmd_status(as_json: bool, r: &Remote) -> Result<(), Failure> {
         println!("{v}");
         return Ok(());
     }
-    println!("node      {} store, up {} s, version {}", v["store"].as_str().unwrap_or("?"), v["uptime_s"], v["version"]);
+    println!(
+        "node      {} store, up {} s, version {}",
+        v["store"].as_str().unwrap_or("?"),
+        v["uptime_s"],
+        v["version"]
+    );
     println!("queue     {} job(s) queued or in progress", v["queue_depth"]);
     if let Some(jobs) = v["jobs"].as_object() {
         let line: Vec<String> = jobs.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("jobs      {}", line.join(", "));
     }
     for w in v["workers"].as_array().into_iter().flatten() {
-        println!("worker    {} on {} ({} jobs done)", w["id"].as_str().unwrap_or("?"), w["host"].as_str().unwrap_or("?"), w["jobs_done"]);
+        println!(
+            "worker    {} on {} ({} jobs done)",
+            w["id"].as_str().unwrap_or("?"),
+            w["host"].as_str().unwrap_or("?"),
+            w["jobs_done"]
+        );
     }
     for d in v["devices"].as_array().into_iter().flatten() {
         println!(
@@ -356,11 +375,14 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
             body["module"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
         (None, Some(d)) => body["module_digest"] = json!(d),
-        (None, None) => return Err(Failure { code: 2, err: anyhow::anyhow!("give a workload file or --module-digest") }),
+        (None, None) => {
+            return Err(Failure { code: 2, err: anyhow::anyhow!("give a workload file or --module-digest") })
+        }
     }
     if let Some(p) = &a.input {
         let text = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?;
-        body["input"] = serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", p.display())).map_err(fail(2))?;
+        body["input"] =
+            serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", p.display())).map_err(fail(2))?;
     }
     let job = a.remote.call("POST", "/v1/jobs", Some(body))?;
     let id = job["id"].as_str().unwrap_or_default().to_string();
@@ -375,7 +397,11 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
             Some("failed") => {
                 return Err(Failure {
                     code: 1,
-                    err: anyhow::anyhow!("job {id} failed: {}: {}", j["error_kind"].as_str().unwrap_or("?"), j["error"].as_str().unwrap_or("")),
+                    err: anyhow::anyhow!(
+                        "job {id} failed: {}: {}",
+                        j["error_kind"].as_str().unwrap_or("?"),
+                        j["error"].as_str().unwrap_or("")
+                    ),
                 })
             }
             _ => std::thread::sleep(Duration::from_millis(250)),

@@ -17,18 +17,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use cudarc::driver::CudaSlice;
+use num_traits::One;
 use serde::{Deserialize, Serialize};
 use stwo::core::channel::Blake2sChannel;
-use num_traits::One;
 use stwo::core::circle::{CirclePoint, CirclePointIndex, Coset};
 use stwo::core::constraints::{coset_vanishing, coset_vanishing_derivative};
-use stwo::core::utils::bit_reverse_index;
 use stwo::core::fields::m31::{BaseField, M31};
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::pcs::quotients::ColumnSampleBatch;
 use stwo::core::poly::circle::{CanonicCoset, CircleDomain};
 use stwo::core::poly::line::LineDomain;
 use stwo::core::proof_of_work::GrindOps;
+use stwo::core::utils::bit_reverse_index;
 use stwo::core::vcs::blake2_hash::{Blake2sHash, Blake2sHasher};
 use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
 use stwo::prover::backend::simd::column::BaseColumn;
@@ -409,7 +409,8 @@ impl PolyOps for CudaBackend {
         let log_size = domain.log_size();
         let p0 = domain.at(0).into_ef::<SecureField>();
         let generator = Coset::new(CirclePointIndex::generator(), log_size);
-        let si_0 = SecureField::one() / ((p0.y * SecureField::from(-M31(2))) * coset_vanishing_derivative(generator, p0));
+        let si_0 =
+            SecureField::one() / ((p0.y * SecureField::from(-M31(2))) * coset_vanishing_derivative(generator, p0));
         let s = si_0 * coset_vanishing(CanonicCoset::new(log_size).coset, p);
         let mut ps = [0u32; 12];
         for (k, v) in [p.x, p.y, s].iter().enumerate() {

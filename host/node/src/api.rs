@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use http_body_util::BodyExt;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,6 +17,7 @@ use bitsage_prover::Receipt;
 use bitsage_sandbox::modules::PublisherSignature;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -148,7 +148,11 @@ async fn read_body(s: &AppState, headers: &HeaderMap, body: Body, keep: bool) ->
         if keep {
             s.metrics.http_rejections.with_label_values(&["413"]).inc();
         }
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("the request body is over the {limit}-byte limit"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("the request body is over the {limit}-byte limit"),
+        )
     };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > drain) {
@@ -302,9 +306,20 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
         None => None,
         Some(v) => match v.to_str() {
             Ok(k) if !k.is_empty() && k.len() <= 200 => Some(k.to_string()),
-            _ => return Err(ApiError::bad_request("bad-idempotency-key", "Idempotency-Key must be 1-200 visible characters")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad-idempotency-key",
+                    "Idempotency-Key must be 1-200 visible characters",
+                ))
+            }
         },
     };
+    // A repeated submission returns the earlier job, whatever the queue looks like now.
+    if let Some(k) = &idem {
+        if let Some(existing) = s.store.job_by_idempotency(&caller.key_id, k).await? {
+            return Ok(job_answer(existing, false));
+        }
+    }
     let security = req.security.unwrap_or(s.config.security);
     if !matches!(security, 96 | 128) {
         return Err(ApiError::bad_request("bad-security", format!("security {security} (use 96 or 128)")));
@@ -320,13 +335,18 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
         (None, Some(d)) => {
             let digest = digest_param(d)?;
             require_approved(&s, &digest).await?;
-            if s.blobs.get(&digest).await?.is_none() {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, "module-unknown", format!(
-                    "module {digest} is not on this node; upload it with `module`")));
+            if !s.blobs.contains(&digest).await? {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "module-unknown",
+                    format!("module {digest} is not on this node; upload it with `module`"),
+                ));
             }
             digest
         }
-        _ => return Err(ApiError::bad_request("bad-module", "give exactly one of `module` (base64) or `module_digest`")),
+        _ => {
+            return Err(ApiError::bad_request("bad-module", "give exactly one of `module` (base64) or `module_digest`"))
+        }
     };
     let input = match (&req.input, &req.input_base64) {
         (Some(v), None) => serde_json::to_vec(v).map_err(ApiError::internal)?,
@@ -337,13 +357,25 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
     // Back-pressure: the node's queue, then this key's share of it.
     if s.store.active(None).await? >= s.config.max_queue {
         s.metrics.http_rejections.with_label_values(&["503"]).inc();
-        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue-full",
-            format!("the node has {} jobs queued or running; try again later", s.config.max_queue)) });
+        return Err(ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue-full",
+                format!("the node has {} jobs queued or running; try again later", s.config.max_queue),
+            )
+        });
     }
     if s.store.active(Some(&caller.key_id)).await? >= s.config.max_active_per_key {
         s.metrics.http_rejections.with_label_values(&["429"]).inc();
-        return Err(ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many-jobs",
-            format!("this key already has {} jobs queued or running", s.config.max_active_per_key)) });
+        return Err(ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-jobs",
+                format!("this key already has {} jobs queued or running", s.config.max_active_per_key),
+            )
+        });
     }
     let input_digest = s.blobs.put(&input).await?;
     let mode = req.mode.unwrap_or(JobMode::Prove);
@@ -365,21 +397,29 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
         s.wake.notify_one();
         tracing::info!(job_id = %job.id, module = %module_digest, "job submitted");
     }
+    Ok(job_answer(job, new))
+}
+
+/// `202` and the new job, or `200` and the earlier one; `Location` either way.
+fn job_answer(job: Job, new: bool) -> Response {
     let status = if new { StatusCode::ACCEPTED } else { StatusCode::OK };
     let location = format!("/v1/jobs/{}", job.id);
     let mut resp = (status, Json(view(job, !new))).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(resp)
+    resp
 }
 
 async fn require_approved(s: &AppState, digest: &str) -> AppResult<()> {
     if s.config.open_mode || s.store.module(digest).await?.is_some() {
         return Ok(());
     }
-    Err(ApiError::new(StatusCode::FORBIDDEN, "module-not-approved", format!(
-        "module {digest} is not on this node's approved list (an operator adds it with POST /v1/modules)")))
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "module-not-approved",
+        format!("module {digest} is not on this node's approved list (an operator adds it with POST /v1/modules)"),
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -550,7 +590,9 @@ async fn add_module(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
     let publisher = match (req.publisher_key, req.signature) {
         (Some(key), Some(signature)) => Some(PublisherSignature { key, signature }),
         (None, None) => None,
-        _ => return Err(ApiError::bad_request("bad-signature", "give both `publisher_key` and `signature`, or neither")),
+        _ => {
+            return Err(ApiError::bad_request("bad-signature", "give both `publisher_key` and `signature`, or neither"))
+        }
     };
     if let Some(p) = &publisher {
         p.verify(&digest).map_err(|e| ApiError::bad_request("signature-mismatch", e.to_string()))?;

@@ -83,7 +83,11 @@ pub async fn caller(s: &AppState, headers: &HeaderMap, need: Role) -> Result<Cal
         s.metrics.http_rejections.with_label_values(&["429"]).inc();
         return Err(ApiError {
             retry_after: Some(wait),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", format!("key `{}` is over its request rate", key.name))
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                format!("key `{}` is over its request rate", key.name),
+            )
         });
     }
     Ok(Caller { key_id: key.id, name: key.name, role })

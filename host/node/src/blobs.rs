@@ -80,6 +80,21 @@ impl Blobs {
         Ok(digest)
     }
 
+    /// Whether a blob named `digest` is stored (without reading it).
+    pub async fn contains(&self, digest: &str) -> Result<bool, BlobError> {
+        valid(digest)?;
+        match self {
+            Blobs::Disk(root) => Ok(tokio::fs::try_exists(Self::path(root, digest)).await.unwrap_or(false)),
+            Blobs::Db(pool) => {
+                let row = sqlx::query("SELECT 1 AS one FROM blobs WHERE digest = $1")
+                    .bind(digest)
+                    .fetch_optional(pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+        }
+    }
+
     /// The bytes named `digest`, or `None` when there is no such blob.
     pub async fn get(&self, digest: &str) -> Result<Option<Vec<u8>>, BlobError> {
         valid(digest)?;
@@ -93,7 +108,8 @@ impl Blobs {
                 }
             }
             Blobs::Db(pool) => {
-                let row = sqlx::query("SELECT bytes FROM blobs WHERE digest = $1").bind(digest).fetch_optional(pool).await?;
+                let row =
+                    sqlx::query("SELECT bytes FROM blobs WHERE digest = $1").bind(digest).fetch_optional(pool).await?;
                 match row {
                     Some(r) => r.try_get::<Vec<u8>, _>("bytes")?,
                     None => return Ok(None),
@@ -120,6 +136,8 @@ mod tests {
         assert_eq!(blobs.put(b"hello").await.expect("idempotent"), d);
         assert_eq!(blobs.get(&d).await.expect("get").as_deref(), Some(&b"hello"[..]));
         assert!(blobs.get(&sha256_hex(b"other")).await.expect("get").is_none());
+        assert!(blobs.contains(&d).await.expect("contains"));
+        assert!(!blobs.contains(&sha256_hex(b"other")).await.expect("contains"));
         assert!(matches!(blobs.get("../../etc/passwd").await, Err(BlobError::BadDigest(_))));
         std::fs::write(Blobs::path(&dir.join("blobs"), &d), b"jello").expect("corrupt it");
         assert!(matches!(blobs.get(&d).await, Err(BlobError::Corrupt(_))));

@@ -171,8 +171,8 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {
-        let c: NodeConfig = toml::from_str("listen = \"0.0.0.0:9000\"\nopen_mode = true\n[limits]\nfuel = 5\n")
-            .expect("parses");
+        let c: NodeConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nopen_mode = true\n[limits]\nfuel = 5\n").expect("parses");
         assert_eq!(c.listen, "0.0.0.0:9000");
         assert!(c.open_mode);
         assert_eq!(c.limits.fuel, 5);

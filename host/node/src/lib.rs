@@ -62,7 +62,8 @@ async fn start_workers(
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Workers> {
     let choice = config.backend_choice()?;
-    let pool = tokio::task::spawn_blocking(move || DevicePool::open(choice)).await?.context("opening the prover devices")?;
+    let pool =
+        tokio::task::spawn_blocking(move || DevicePool::open(choice)).await?.context("opening the prover devices")?;
     let pool = Arc::new(pool);
     let sandbox = Sandbox::new(SandboxConfig {
         limits: config.limits.limits(),

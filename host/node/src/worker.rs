@@ -214,8 +214,12 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
     let t1 = Instant::now();
     let proved = tokio::task::spawn_blocking(move || {
         let rec = run.recorded;
-        let statement =
-            Statement { program: rec.program.clone(), input: rec.input.clone(), output: rec.trace.output.clone(), security };
+        let statement = Statement {
+            program: rec.program.clone(),
+            input: rec.input.clone(),
+            output: rec.trace.output.clone(),
+            security,
+        };
         let opts = ProveOptions { security, ..ProveOptions::default() };
         let (proof, _stats, backend) = pool.prove(&statement, &rec.trace, &opts)?;
         let prove_time = t1.elapsed();
@@ -232,7 +236,9 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
     .map_err(|e| Failure::Node { kind: "prover-panic", message: e.to_string() })?;
     let (bytes, backend, prove_time, verify_time) = match proved {
         Ok(p) => p,
-        Err(e @ ProveError::Backend(_)) => return Err(Failure::Node { kind: "prover-backend", message: e.to_string() }),
+        Err(e @ ProveError::Backend(_)) => {
+            return Err(Failure::Node { kind: "prover-backend", message: e.to_string() })
+        }
         Err(e) => {
             let kind = match e {
                 ProveError::TooLarge { .. } => "trace-too-large-for-device",

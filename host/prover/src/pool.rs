@@ -221,7 +221,9 @@ impl DevicePool {
             .map(|(i, s)| {
                 let busy_seconds = s.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
                 let (memory_free, memory_total) = match &s.device {
-                    Device::Cuda { ordinal, .. } => gpu_memory(*ordinal).map_or((None, None), |(f, t)| (Some(f), Some(t))),
+                    Device::Cuda { ordinal, .. } => {
+                        gpu_memory(*ordinal).map_or((None, None), |(f, t)| (Some(f), Some(t)))
+                    }
                     Device::Cpu => (None, None),
                 };
                 DeviceStatus {
@@ -247,8 +249,8 @@ impl DevicePool {
 /// its coefficients (1x) and the Merkle hashing buffers (1x), at 4 bytes a
 /// value; plus the composition and FRI columns (secure field).
 pub fn estimate_device_bytes(trace: &Trace) -> u64 {
-    use bitsage_air::{cpu::CpuCols, hash::HashCols, memory::MemCols, range::RangeCols, rom::RomCols};
     use crate::tracegen::log_size_for;
+    use bitsage_air::{cpu::CpuCols, hash::HashCols, memory::MemCols, range::RangeCols, rom::RomCols};
     let rows = |log: u32| 1u64 << log;
     let cpu_log = log_size_for(trace.steps.len());
     let hash_log = log_size_for(trace.hashes.len().max(1));

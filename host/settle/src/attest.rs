@@ -113,7 +113,9 @@ mod tests {
             io: [3; 32],
             proof: [4; 32],
             job_id: Felt::from(77u32),
-            worker_address: Felt::from_hex_unchecked("0x64b48806902a367c8598f4f95c305e8c1a1acba5f082d294a43793113115691"),
+            worker_address: Felt::from_hex_unchecked(
+                "0x64b48806902a367c8598f4f95c305e8c1a1acba5f082d294a43793113115691",
+            ),
         }
     }
 

@@ -87,10 +87,10 @@ impl WorkerKey {
         if !dir.exists() {
             create_private_dir(&dir).map_err(io)?;
         }
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| KeyError::Keystore {
-            path: path.to_path_buf(),
-            why: "the file name is not UTF-8".into(),
-        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| KeyError::Keystore { path: path.to_path_buf(), why: "the file name is not UTF-8".into() })?;
         eth_keystore::encrypt_key(&dir, &mut rand::rngs::OsRng, self.secret.to_bytes_be(), password, Some(name))
             .map_err(|e| KeyError::Keystore { path: path.to_path_buf(), why: e.to_string() })?;
         set_private(path).map_err(io)
@@ -101,7 +101,10 @@ impl WorkerKey {
         if !path.exists() {
             return Err(KeyError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no keystore here (run `bitsage-host setup`)"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no keystore here (run `bitsage-host setup`)",
+                ),
             });
         }
         let bytes = eth_keystore::decrypt_key(path, password).map_err(|e| match e {
@@ -153,7 +156,8 @@ mod tests {
     use super::*;
 
     fn temp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("bitsage-keys-{tag}-{}-{}", std::process::id(), rand::random::<u64>()));
+        let d =
+            std::env::temp_dir().join(format!("bitsage-keys-{tag}-{}-{}", std::process::id(), rand::random::<u64>()));
         std::fs::create_dir_all(&d).expect("temp dir");
         d
     }

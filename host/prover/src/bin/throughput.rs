@@ -68,7 +68,11 @@ fn main() {
         }
     };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("{} GPU(s): {}; {cores} CPU threads", all.len(), all.iter().map(Device::label).collect::<Vec<_>>().join(", "));
+    println!(
+        "{} GPU(s): {}; {cores} CPU threads",
+        all.len(),
+        all.iter().map(Device::label).collect::<Vec<_>>().join(", ")
+    );
     println!("jobs: MAC loop, 2^{log_rows} CPU rows each, {per_gpu} per GPU in the pool; every proof verified\n");
     println!("| devices | jobs | wall s | proofs/s | vs 1 GPU | efficiency |");
     println!("|---|---:|---:|---:|---:|---:|");

@@ -1,38 +1,13 @@
-//! The job store: jobs, their event log, API keys, approved modules and
-//! workers, in SQLite (the default, a file under the data dir) or
-//! PostgreSQL (a cluster). One set of queries serves both through sqlx's
-//! `Any` driver; the only dialect difference at run time is the claim,
-//! which PostgreSQL runs with `FOR UPDATE SKIP LOCKED`.
-//!
-//! Every update a worker makes is fenced by `(worker_id, attempts)`: a
-//! worker whose lease expired and whose job was claimed again can no longer
-//! change it, so a job completes exactly once.
+//! Jobs and their event log: insert (idempotent), claim under a lease,
+//! fenced updates, requeue.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://...)")]
-    Url(String),
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// Which database the store runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
+use super::{now_ms, Dialect, Result, Store, StoreError};
 
 /// A job's state. Jobs move queued → running → proving → proved
 /// (→ settling → settled), or to failed; dev-mode jobs end in executed.
@@ -139,7 +114,8 @@ pub struct Job {
     pub backend: Option<String>,
 }
 
-const JOB_COLUMNS: &str = "id, created_at, updated_at, state, mode, module_digest, input_digest, input_bytes, security, \
+const JOB_COLUMNS: &str =
+    "id, created_at, updated_at, state, mode, module_digest, input_digest, input_bytes, security, \
     api_key_id, idempotency_key, attempts, max_attempts, worker_id, lease_until, started_at, finished_at, error_kind, \
     error, fuel_used, vm_steps, cpu_rows, execute_us, prove_us, verify_us, output, report, receipt_digest, \
     receipt_bytes, backend";
@@ -236,104 +212,7 @@ pub struct JobEvent {
     pub detail: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct ApiKey {
-    pub id: String,
-    pub name: String,
-    pub role: String,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct ModuleEntry {
-    pub digest: String,
-    pub name: String,
-    pub size: i64,
-    pub approved_at: i64,
-    pub publisher_key: Option<String>,
-    pub signature: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct WorkerEntry {
-    pub id: String,
-    pub host: String,
-    pub pid: i64,
-    pub started_at: i64,
-    pub heartbeat_at: i64,
-    /// The worker's device pool, JSON.
-    pub devices: String,
-    pub jobs_done: i64,
-    pub stopped_at: Option<i64>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The job store.
-#[derive(Clone)]
-pub struct Store {
-    pool: AnyPool,
-    dialect: Dialect,
-}
-
 impl Store {
-    /// Connects (creating a SQLite file if needed) and applies migrations.
-    pub async fn connect(url: &str) -> Result<Store> {
-        sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Dialect::Postgres
-        } else {
-            return Err(StoreError::Url(url.to_string()));
-        };
-        let pool = match dialect {
-            Dialect::Sqlite => {
-                // WAL lets readers (the API) run beside the one writer; a busy
-                // timeout turns brief write contention into waiting, not errors.
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?
-            }
-            Dialect::Postgres => AnyPoolOptions::new().max_connections(16).connect(url).await?,
-        };
-        match dialect {
-            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
-            Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
-        }
-        Ok(Store { pool, dialect })
-    }
-
-    /// The SQLite URL for a data directory.
-    pub fn sqlite_url(data_dir: &std::path::Path) -> String {
-        format!("sqlite://{}?mode=rwc", data_dir.join("node.db").display())
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Inserts a job, or returns the existing one with the same idempotency
     /// key for the same API key. The bool is true when the job is new.
     pub async fn insert_job(&self, j: &NewJob<'_>) -> Result<(Job, bool)> {
@@ -379,7 +258,8 @@ impl Store {
         Ok((job, true))
     }
 
-    async fn job_by_idempotency(&self, key: &str, idem: &str) -> Result<Option<Job>> {
+    /// The job this API key submitted with this idempotency key, if any.
+    pub async fn job_by_idempotency(&self, key: &str, idem: &str) -> Result<Option<Job>> {
         let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE api_key_id = $1 AND idempotency_key = $2");
         let row = sqlx::query(&q).bind(key).bind(idem).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| Job::from_row(&r)).transpose()?)
@@ -395,7 +275,8 @@ impl Store {
     pub async fn jobs(&self, owner: Option<&str>, limit: i64) -> Result<Vec<Job>> {
         let rows = match owner {
             Some(k) => {
-                let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE api_key_id = $1 ORDER BY created_at DESC LIMIT $2");
+                let q =
+                    format!("SELECT {JOB_COLUMNS} FROM jobs WHERE api_key_id = $1 ORDER BY created_at DESC LIMIT $2");
                 sqlx::query(&q).bind(k).bind(limit).fetch_all(&self.pool).await?
             }
             None => {
@@ -640,230 +521,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    // ---- API keys
-
-    pub async fn insert_key(&self, name: &str, role: &str, key_hash: &str) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO api_keys (id, name, role, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
-            .bind(name)
-            .bind(role)
-            .bind(key_hash)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
-    }
-
-    /// The live key with this hash.
-    pub async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>> {
-        let row = sqlx::query(
-            "SELECT id, name, role, created_at, revoked_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| api_key(&r)).transpose()?)
-    }
-
-    pub async fn keys(&self) -> Result<Vec<ApiKey>> {
-        let rows = sqlx::query("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(api_key).collect::<std::result::Result<_, _>>()?)
-    }
-
-    /// Revokes by id or name; returns how many keys were revoked.
-    pub async fn revoke_key(&self, id_or_name: &str) -> Result<u64> {
-        let r = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(id_or_name)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
-    }
-
-    // ---- approved modules
-
-    pub async fn approve_module(&self, m: &ModuleEntry) -> Result<()> {
-        sqlx::query("DELETE FROM modules WHERE digest = $1").bind(&m.digest).execute(&self.pool).await?;
-        sqlx::query(
-            "INSERT INTO modules (digest, name, size, approved_at, publisher_key, signature) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&m.digest)
-        .bind(&m.name)
-        .bind(m.size)
-        .bind(m.approved_at)
-        .bind(m.publisher_key.as_deref())
-        .bind(m.signature.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn module(&self, digest: &str) -> Result<Option<ModuleEntry>> {
-        let row = sqlx::query(
-            "SELECT digest, name, size, approved_at, publisher_key, signature FROM modules WHERE digest = $1",
-        )
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| module_entry(&r)).transpose()?)
-    }
-
-    pub async fn modules(&self) -> Result<Vec<ModuleEntry>> {
-        let rows =
-            sqlx::query("SELECT digest, name, size, approved_at, publisher_key, signature FROM modules ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.iter().map(module_entry).collect::<std::result::Result<_, _>>()?)
-    }
-
-    // ---- workers
-
-    pub async fn register_worker(&self, id: &str, host: &str, devices: &str) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO workers (id, host, pid, started_at, heartbeat_at, devices, jobs_done) \
-             VALUES ($1, $2, $3, $4, $4, $5, 0)",
-        )
-        .bind(id)
-        .bind(host)
-        .bind(std::process::id() as i64)
-        .bind(now)
-        .bind(devices)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn worker_heartbeat(&self, id: &str, devices: &str) -> Result<()> {
-        sqlx::query("UPDATE workers SET heartbeat_at = $1, devices = $2 WHERE id = $3")
-            .bind(now_ms())
-            .bind(devices)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn worker_stopped(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE workers SET stopped_at = $1 WHERE id = $2").bind(now_ms()).bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// Workers seen since `since_ms` (stopped ones included).
-    pub async fn workers(&self, since_ms: i64) -> Result<Vec<WorkerEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, host, pid, started_at, heartbeat_at, devices, jobs_done, stopped_at FROM workers \
-             WHERE heartbeat_at >= $1 ORDER BY started_at",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WorkerEntry {
-                    id: r.try_get("id")?,
-                    host: r.try_get("host")?,
-                    pid: r.try_get("pid")?,
-                    started_at: r.try_get("started_at")?,
-                    heartbeat_at: r.try_get("heartbeat_at")?,
-                    devices: r.try_get("devices")?,
-                    jobs_done: r.try_get("jobs_done")?,
-                    stopped_at: r.try_get("stopped_at")?,
-                })
-            })
-            .collect()
-    }
-}
-
-fn api_key(r: &AnyRow) -> std::result::Result<ApiKey, sqlx::Error> {
-    Ok(ApiKey {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        role: r.try_get("role")?,
-        created_at: r.try_get("created_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
-}
-
-fn module_entry(r: &AnyRow) -> std::result::Result<ModuleEntry, sqlx::Error> {
-    Ok(ModuleEntry {
-        digest: r.try_get("digest")?,
-        name: r.try_get("name")?,
-        size: r.try_get("size")?,
-        approved_at: r.try_get("approved_at")?,
-        publisher_key: r.try_get("publisher_key")?,
-        signature: r.try_get("signature")?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn temp_store() -> (Store, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("bitsage-store-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        (Store::connect(&Store::sqlite_url(&dir)).await.expect("store"), dir)
-    }
-
-    fn new_job<'a>(idem: Option<&'a str>, max_attempts: i64) -> NewJob<'a> {
-        NewJob {
-            mode: JobMode::Prove,
-            module_digest: "m",
-            input_digest: "i",
-            input_bytes: 2,
-            security: 96,
-            api_key_id: Some("k"),
-            idempotency_key: idem,
-            max_attempts,
-        }
-    }
-
-    #[tokio::test]
-    async fn expired_leases_are_retried_a_bounded_number_of_times_and_fenced() {
-        let (store, dir) = temp_store().await;
-        let (job, _) = store.insert_job(&new_job(None, 2)).await.expect("insert");
-        let first = store.claim("w1/0", Duration::ZERO).await.expect("claim").expect("a job");
-        assert_eq!((first.job.id.as_str(), first.attempt), (job.id.as_str(), 1));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        // The first lease has expired: another worker takes the job.
-        let second = store.claim("w2/0", Duration::ZERO).await.expect("claim").expect("requeued");
-        assert_eq!(second.attempt, 2);
-        // The first worker is fenced out of every write.
-        assert!(!store.renew(&first, Duration::from_secs(30)).await.expect("renew"));
-        assert!(!store.mark_proving(&first).await.expect("mark"));
-        assert!(!store.finish(&first, JobState::Proved, &Outcome::default()).await.expect("finish"));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        // The last attempt's lease expired too: the job fails instead of looping.
-        assert!(store.claim("w3/0", Duration::ZERO).await.expect("claim").is_none());
-        let failed = store.job(&job.id).await.expect("get").expect("exists");
-        assert_eq!((failed.state.as_str(), failed.error_kind.as_deref()), ("failed", Some("retries-exhausted")));
-        let events: Vec<String> = store.events(Some(&job.id), 0, 100).await.expect("events").into_iter().map(|e| e.event).collect();
-        assert_eq!(events, ["submitted", "claimed", "claimed", "failed"]);
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[tokio::test]
-    async fn an_idempotency_key_makes_one_job_and_a_finished_job_stays_finished() {
-        let (store, dir) = temp_store().await;
-        let (a, new_a) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert");
-        let (b, new_b) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert again");
-        assert!(new_a && !new_b);
-        assert_eq!(a.id, b.id);
-        let c = store.claim("w/0", Duration::from_secs(30)).await.expect("claim").expect("job");
-        assert!(store.finish(&c, JobState::Proved, &Outcome::default()).await.expect("finish"));
-        // A second finish (a replayed message) changes nothing.
-        assert!(!store.finish(&c, JobState::Proved, &Outcome::default()).await.expect("finish again"));
-        assert!(store.claim("w/1", Duration::ZERO).await.expect("claim").is_none());
-        assert_eq!(store.counts().await.expect("counts"), vec![("proved".to_string(), 1)]);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,0 +1,175 @@
+//! The job store: jobs, their event log, API keys, approved modules and
+//! workers, in SQLite (the default, a file under the data dir) or
+//! PostgreSQL (a cluster). One set of queries serves both through sqlx's
+//! `Any` driver; the only dialect difference at run time is the claim,
+//! which PostgreSQL runs with `FOR UPDATE SKIP LOCKED`.
+//!
+//! Every update a worker makes is fenced by `(worker_id, attempts)`: a
+//! worker whose lease expired and whose job was claimed again can no longer
+//! change it, so a job completes exactly once.
+
+mod jobs;
+mod registry;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+
+pub use jobs::{Claim, Job, JobEvent, JobMode, JobState, NewJob, Outcome};
+pub use registry::{ApiKey, ModuleEntry, WorkerEntry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://...)")]
+    Url(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database the store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The job store.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                // WAL lets readers (the API) run beside the one writer; a busy
+                // timeout turns brief write contention into waiting, not errors.
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Dialect::Postgres => AnyPoolOptions::new().max_connections(16).connect(url).await?,
+        };
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, dialect })
+    }
+
+    /// The SQLite URL for a data directory.
+    pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("node.db").display())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn temp_store() -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("bitsage-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        (Store::connect(&Store::sqlite_url(&dir)).await.expect("store"), dir)
+    }
+
+    fn new_job<'a>(idem: Option<&'a str>, max_attempts: i64) -> NewJob<'a> {
+        NewJob {
+            mode: JobMode::Prove,
+            module_digest: "m",
+            input_digest: "i",
+            input_bytes: 2,
+            security: 96,
+            api_key_id: Some("k"),
+            idempotency_key: idem,
+            max_attempts,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_leases_are_retried_a_bounded_number_of_times_and_fenced() {
+        let (store, dir) = temp_store().await;
+        let (job, _) = store.insert_job(&new_job(None, 2)).await.expect("insert");
+        let first = store.claim("w1/0", Duration::ZERO).await.expect("claim").expect("a job");
+        assert_eq!((first.job.id.as_str(), first.attempt), (job.id.as_str(), 1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The first lease has expired: another worker takes the job.
+        let second = store.claim("w2/0", Duration::ZERO).await.expect("claim").expect("requeued");
+        assert_eq!(second.attempt, 2);
+        // The first worker is fenced out of every write.
+        assert!(!store.renew(&first, Duration::from_secs(30)).await.expect("renew"));
+        assert!(!store.mark_proving(&first).await.expect("mark"));
+        assert!(!store.finish(&first, JobState::Proved, &Outcome::default()).await.expect("finish"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The last attempt's lease expired too: the job fails instead of looping.
+        assert!(store.claim("w3/0", Duration::ZERO).await.expect("claim").is_none());
+        let failed = store.job(&job.id).await.expect("get").expect("exists");
+        assert_eq!((failed.state.as_str(), failed.error_kind.as_deref()), ("failed", Some("retries-exhausted")));
+        let events: Vec<String> =
+            store.events(Some(&job.id), 0, 100).await.expect("events").into_iter().map(|e| e.event).collect();
+        assert_eq!(events, ["submitted", "claimed", "claimed", "failed"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_makes_one_job_and_a_finished_job_stays_finished() {
+        let (store, dir) = temp_store().await;
+        let (a, new_a) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert");
+        let (b, new_b) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert again");
+        assert!(new_a && !new_b);
+        assert_eq!(a.id, b.id);
+        let c = store.claim("w/0", Duration::from_secs(30)).await.expect("claim").expect("job");
+        assert!(store.finish(&c, JobState::Proved, &Outcome::default()).await.expect("finish"));
+        // A second finish (a replayed message) changes nothing.
+        assert!(!store.finish(&c, JobState::Proved, &Outcome::default()).await.expect("finish again"));
+        assert!(store.claim("w/1", Duration::ZERO).await.expect("claim").is_none());
+        assert_eq!(store.counts().await.expect("counts"), vec![("proved".to_string(), 1)]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

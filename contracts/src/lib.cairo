@@ -1,0 +1,2 @@
+pub mod erc20;
+pub mod staking;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Compiles the Cairo contracts in contracts/ to Sierra and CASM, offline,
+# into ${CARGO_TARGET_DIR:-target}/contracts. The compiler (cairo-lang 2.16,
+# tools/cairo-build) builds once into ~/.cache/bitsage/cairo-target (about 9
+# minutes on 2 cores); the corelib comes from the cairo-native 0.9.0-rc.2
+# crate package, which cargo fetches and nothing builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tool_target="${BITSAGE_CAIRO_TARGET:-$HOME/.cache/bitsage/cairo-target}"
+manifest=tools/cairo-build/Cargo.toml
+cargo build --release --locked --manifest-path "$manifest" --target-dir "$tool_target" -q
+cargo fetch --locked --manifest-path "$manifest" -q
+corelib=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cairo-native-0.9.0-rc.2/corelib/src 2>/dev/null | head -1)
+if [ -z "$corelib" ]; then
+    echo "the cairo-native 0.9.0-rc.2 corelib was not fetched" >&2
+    exit 1
+fi
+out="${CARGO_TARGET_DIR:-$PWD/target}/contracts"
+"$tool_target/release/bitsage-cairo-build" contracts "$out" "$corelib" bitsage::staking::Staking

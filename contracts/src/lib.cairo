@@ -1,2 +1,4 @@
 pub mod erc20;
+pub mod escrow;
+pub mod registry;
 pub mod staking;

@@ -111,4 +111,25 @@ expect_code 0 "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/backu
 expect_code 2 env BITSAGE_KEYSTORE_PASSWORD=wrong "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/b2.json"
 [ "$(stat -c %a "$tmp/keys/worker.json")" = 600 ] && [ "$(stat -c %a "$tmp/backup.json")" = 600 ] && passed=$((passed + 1))
 
+# The Cairo contracts compile offline to Sierra and CASM, with the entry
+# points settlement uses.
+./scripts/build-contracts.sh > /dev/null
+python3 - "$target/contracts" <<'PY'
+import json, sys
+want = {
+    "Staking": {"stake", "unstake", "claim", "slash", "set_public_key", "tier_of"},
+    "ValidatorRegistry": {"register", "deregister", "is_quorum"},
+    "JobEscrow": {"deposit", "submit_result", "vote", "refund", "job"},
+}
+for name, fns in want.items():
+    cls = json.load(open(f"{sys.argv[1]}/{name}.contract_class.json"))
+    casm = json.load(open(f"{sys.argv[1]}/{name}.compiled_contract_class.json"))
+    abi = cls["abi"] if isinstance(cls["abi"], list) else json.loads(cls["abi"])
+    have = {i["name"] for e in abi if e.get("type") == "interface" for i in e["items"]}
+    missing = fns - have
+    assert not missing, f"{name} lacks {missing}"
+    assert casm["bytecode"], f"{name}: empty CASM"
+PY
+passed=$((passed + 1))
+
 echo "cli: $passed passed, 0 failed"

@@ -1,6 +1,8 @@
 // Worker staking: stake an ERC20, unstake into an unbonding period, claim
 // after it, tiers from the stake, and slashing that only the slasher (the
-// job escrow, acting on a validator verdict) can trigger.
+// job escrow, acting on a validator verdict) can trigger. The escrow's
+// address depends on this contract's, so the deployer names the slasher
+// once, after deploying the escrow; it can never change afterwards.
 use starknet::ContractAddress;
 
 #[starknet::interface]
@@ -9,6 +11,8 @@ pub trait IStaking<TContractState> {
     fn unstake(ref self: TContractState, amount: u256);
     fn claim(ref self: TContractState) -> u256;
     fn set_public_key(ref self: TContractState, key: felt252);
+    fn set_slasher(ref self: TContractState, slasher: ContractAddress);
+    fn slasher(self: @TContractState) -> ContractAddress;
     fn slash(ref self: TContractState, worker: ContractAddress, amount: u256, to: ContractAddress) -> u256;
     fn stake_of(self: @TContractState, worker: ContractAddress) -> u256;
     fn unbonding_of(self: @TContractState, worker: ContractAddress) -> (u256, u64);
@@ -48,6 +52,7 @@ pub mod Staking {
     #[storage]
     struct Storage {
         token: ContractAddress,
+        admin: ContractAddress,
         slasher: ContractAddress,
         unbonding_period: u64,
         stakes: Map<ContractAddress, u256>,
@@ -98,9 +103,9 @@ pub mod Staking {
     }
 
     #[constructor]
-    fn constructor(ref self: ContractState, token: ContractAddress, slasher: ContractAddress, unbonding_period: u64) {
+    fn constructor(ref self: ContractState, token: ContractAddress, admin: ContractAddress, unbonding_period: u64) {
         self.token.write(token);
-        self.slasher.write(slasher);
+        self.admin.write(admin);
         self.unbonding_period.write(unbonding_period);
     }
 
@@ -142,6 +147,18 @@ pub mod Staking {
             amount
         }
 
+        fn set_slasher(ref self: ContractState, slasher: ContractAddress) {
+            assert(get_caller_address() == self.admin.read(), 'only the admin');
+            let unset: ContractAddress = 0.try_into().unwrap();
+            assert(self.slasher.read() == unset, 'slasher already set');
+            assert(slasher != unset, 'slasher is zero');
+            self.slasher.write(slasher);
+        }
+
+        fn slasher(self: @ContractState) -> ContractAddress {
+            self.slasher.read()
+        }
+
         fn set_public_key(ref self: ContractState, key: felt252) {
             self.public_keys.write(get_caller_address(), key);
         }
@@ -149,7 +166,9 @@ pub mod Staking {
         // Takes up to `amount` from the worker's stake, then from its
         // unbonding balance, and sends it to `to`. Only the slasher.
         fn slash(ref self: ContractState, worker: ContractAddress, amount: u256, to: ContractAddress) -> u256 {
-            assert(get_caller_address() == self.slasher.read(), 'only the slasher');
+            let slasher = self.slasher.read();
+            let unset: ContractAddress = 0.try_into().unwrap();
+            assert(slasher != unset && get_caller_address() == slasher, 'only the slasher');
             let stake = self.stakes.read(worker);
             let from_stake = if stake >= amount {
                 amount

@@ -14,6 +14,10 @@ pub struct SetupArgs {
     /// Where to write the keystore (default: `<data dir>/keys/worker.json`).
     #[arg(long)]
     keystore: Option<PathBuf>,
+    /// Import an existing Stark private key (from `BITSAGE_IMPORT_KEY`, or
+    /// a prompt) instead of generating one, e.g. an account's signer key.
+    #[arg(long)]
+    import: bool,
     #[command(flatten)]
     data: DataDir,
 }
@@ -30,13 +34,13 @@ pub struct ExportArgs {
     data: DataDir,
 }
 
-fn keystore_path(explicit: &Option<PathBuf>, data: &DataDir) -> PathBuf {
+pub(crate) fn keystore_path(explicit: &Option<PathBuf>, data: &DataDir) -> PathBuf {
     explicit.clone().unwrap_or_else(|| data.path().join("keys").join("worker.json"))
 }
 
 /// `BITSAGE_KEYSTORE_PASSWORD`, or a prompt on the terminal (twice when
 /// creating a key).
-fn password(confirm: bool) -> Result<String, Failure> {
+pub(crate) fn password(confirm: bool) -> Result<String, Failure> {
     if let Ok(p) = std::env::var("BITSAGE_KEYSTORE_PASSWORD") {
         return Ok(p);
     }
@@ -50,7 +54,7 @@ fn password(confirm: bool) -> Result<String, Failure> {
     Ok(p)
 }
 
-fn key_failure(e: KeyError) -> Failure {
+pub(crate) fn key_failure(e: KeyError) -> Failure {
     let code = match e {
         KeyError::Io { .. } => 6,
         _ => 2,
@@ -72,8 +76,22 @@ pub fn cmd_setup(as_json: bool, a: &SetupArgs) -> Result<(), Failure> {
     if path.exists() {
         return Err(key_failure(KeyError::Exists { path }));
     }
+    let key = if a.import {
+        let text = match std::env::var("BITSAGE_IMPORT_KEY") {
+            Ok(t) => t,
+            Err(_) => {
+                rpassword::prompt_password("private key (0x-hex): ").context("reading the key").map_err(fail(2))?
+            }
+        };
+        let secret = crate::chain::parse_felt(&text, "private key")?;
+        if secret == bitsage_settle::Felt::ZERO {
+            return Err(Failure { code: 2, err: anyhow::anyhow!("the private key is zero") });
+        }
+        WorkerKey::from_secret(secret)
+    } else {
+        WorkerKey::generate()
+    };
     let password = password(true)?;
-    let key = WorkerKey::generate();
     key.save(&path, &password).map_err(key_failure)?;
     let public = format!("{:#x}", key.public_key());
     if as_json {

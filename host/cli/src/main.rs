@@ -7,8 +7,11 @@
 //! 5 the receipt file is unreadable or corrupt; 6 I/O error; 7 the chosen
 //! prover backend is unavailable; 8 the node could not start or its store
 //! failed; 9 a remote node refused or could not be reached; 10-23 sandbox
-//! failures (`bitsage_sandbox::SandboxError::exit_code`, listed in the README).
+//! failures (`bitsage_sandbox::SandboxError::exit_code`, listed in the README);
+//! 24 the chain or a contract refused (reverted, insufficient balance or
+//! stake, still unbonding); 25 the chain could not be reached.
 
+mod chain;
 mod keys;
 mod node;
 mod workload;
@@ -167,6 +170,34 @@ enum Cmd {
     Setup(keys::SetupArgs),
     /// Write a backup of the worker's keystore (still encrypted).
     Export(keys::ExportArgs),
+    /// Deploy our contracts, or inspect the escrow.
+    Chain {
+        #[command(subcommand)]
+        cmd: chain::ChainCmd,
+    },
+    /// Stake tokens (and register the keystore's key for attestations).
+    Stake(chain::AmountArgs),
+    /// Move stake into the unbonding period.
+    Unstake(chain::AmountArgs),
+    /// Take back stake whose unbonding period has passed.
+    Claim(chain::ChainArgs),
+    /// A worker's stake, tier, unbonding balance, earnings and pending results.
+    Info(chain::WhoArgs),
+    /// The chain's settlement status: block, validators, escrowed jobs.
+    ChainStatus(chain::ChainArgs),
+    /// Escrow payment for a job (client).
+    Deposit(chain::DepositArgs),
+    /// Take back a deposit whose deadline passed without a result (client).
+    Refund(chain::JobArgs),
+    /// A job's spec hash: the id the escrow keys its payment by.
+    SpecHash(chain::SpecArgs),
+    /// Submit an attested receipt's result to the escrow (worker).
+    Settle(chain::SettleArgs),
+    /// Validators: register, and verify and vote on submitted results.
+    Validator {
+        #[command(subcommand)]
+        cmd: chain::ValidatorCmd,
+    },
 }
 
 /// An error with its exit code.
@@ -219,6 +250,17 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Submit(a) => node::cmd_submit(cli.json, a),
         Cmd::Setup(a) => keys::cmd_setup(cli.json, a),
         Cmd::Export(a) => keys::cmd_export(cli.json, a),
+        Cmd::Chain { cmd } => chain::cmd_chain(cli.json, cmd),
+        Cmd::Stake(a) => chain::cmd_stake(cli.json, a),
+        Cmd::Unstake(a) => chain::cmd_unstake(cli.json, a),
+        Cmd::Claim(a) => chain::cmd_claim(cli.json, a),
+        Cmd::Info(a) => chain::cmd_info(cli.json, a),
+        Cmd::ChainStatus(a) => chain::cmd_chain_status(cli.json, a),
+        Cmd::Deposit(a) => chain::cmd_deposit(cli.json, a),
+        Cmd::Refund(a) => chain::cmd_refund(cli.json, a),
+        Cmd::SpecHash(a) => chain::cmd_spec_hash(cli.json, a),
+        Cmd::Settle(a) => chain::cmd_settle(cli.json, a),
+        Cmd::Validator { cmd } => chain::cmd_validator(cli.json, cmd),
     }
 }
 
@@ -411,18 +453,39 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
             });
         }
     }
+    // An attestation, when present, must sign exactly this receipt.
+    let attestation = match &receipt.attestation {
+        None => None,
+        Some(_) => Some(
+            bitsage_settle::attest::check_receipt(&receipt)
+                .map_err(|e| Failure { code: 1, err: anyhow::anyhow!("attestation rejected: {e}") })?,
+        ),
+    };
     let t0 = Instant::now();
     let verdict = receipt.verify();
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     match verdict {
         Ok(()) => {
+            let attested = attestation.as_ref().map(|a| {
+                json!({ "job_id": format!("{:#x}", a.job_id), "worker": format!("{:#x}", a.worker_address),
+                        "public_key": format!("{:#x}", a.public_key), "evidence": a.evidence })
+            });
             if as_json {
                 println!(
                     "{}",
                     json!({ "ok": true, "valid": true, "digest": receipt.digest_hex(), "program_digest": hex(&receipt.body.statement.program.digest()),
-                    "output": words_json(&receipt.body.statement.output), "verify_ms": ms })
+                    "output": words_json(&receipt.body.statement.output), "verify_ms": ms, "attestation": attested })
                 );
-            } else {
+                return Ok(());
+            }
+            match &attestation {
+                Some(a) => println!(
+                    "attested: job {:#x} by worker {:#x} (key {:#x}, {})",
+                    a.job_id, a.worker_address, a.public_key, a.evidence
+                ),
+                None => println!("attested: no (an unsigned receipt)"),
+            }
+            {
                 println!(
                     "valid: {} proves program {} on its input gives output {:?} ({ms:.2} ms)",
                     path.display(),

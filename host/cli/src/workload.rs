@@ -104,6 +104,19 @@ pub struct RunCmd {
     backend: BackendArg,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Sign the receipt with the worker's keystore (password from
+    /// `BITSAGE_KEYSTORE_PASSWORD` or a prompt) for account `--account`.
+    #[arg(long)]
+    attest: bool,
+    /// The worker's account address (with --attest).
+    #[arg(long, env = "BITSAGE_ACCOUNT")]
+    account: Option<String>,
+    /// The client's nonce in the job's spec hash (with --attest).
+    #[arg(long, default_value = "")]
+    nonce: String,
+    /// The keystore (default: `<data dir>/keys/worker.json`).
+    #[arg(long)]
+    keystore: Option<PathBuf>,
     #[command(flatten)]
     data: DataDir,
 }
@@ -186,8 +199,28 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     pb.finish_and_clear();
     let (proof, stats, backend_name) = proved.map_err(prove_failure)?;
     let prove_time = t0.elapsed();
-    let receipt =
+    let mut receipt =
         Receipt::with_module(statement, proof, Some(module.digest)).context("encoding the receipt").map_err(fail(6))?;
+    if a.attest {
+        let account = a.account.as_deref().ok_or_else(|| Failure {
+            code: 2,
+            err: anyhow::anyhow!("--attest needs the worker's account: --account or BITSAGE_ACCOUNT"),
+        })?;
+        let worker = crate::chain::parse_felt(account, "account address")?;
+        let path = crate::keys::keystore_path(&a.keystore, &a.data);
+        let key = bitsage_settle::keystore::WorkerKey::load(&path, &crate::keys::password(false)?)
+            .map_err(crate::keys::key_failure)?;
+        let input = crate::chain::input_digest(a.input.as_deref())?;
+        bitsage_settle::attest::attest_receipt(
+            &mut receipt,
+            &key,
+            worker,
+            input,
+            &a.nonce,
+            bitsage_settle::tee::Evidence::SoftwareSigned,
+        )
+        .map_err(|e| Failure { code: 2, err: anyhow::Error::new(e) })?;
+    }
     let t1 = Instant::now();
     receipt.verify().map_err(|e| Failure { code: 1, err: anyhow::anyhow!("the fresh proof did not verify: {e}") })?;
     let verify_time = t1.elapsed();

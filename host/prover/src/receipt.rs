@@ -6,8 +6,14 @@
 //! the module is an untrusted witness generator. It is recorded so that the
 //! attestation (a worker's signature over the receipt) can name it.
 //!
+//! A worker may add an [`AttestationRecord`]: its signature over the
+//! receipt's digests (see `bitsage_settle::attest`). It travels next to the
+//! body, outside the digest, because it signs what the digest covers.
+//!
 //! Layout: `b"OBKRCPT\0"`, a little-endian `u16` format version, then a zstd
-//! frame whose content is the bincode encoding of [`ReceiptBody`].
+//! frame whose content is the bincode encoding of a `(body bytes,
+//! attestation)` pair, where the body bytes are the bincode encoding of
+//! [`ReceiptBody`].
 
 use std::io::Read;
 
@@ -18,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// Decoded receipts larger than this are refused (a zip-bomb guard).
 pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 
@@ -31,10 +37,31 @@ pub struct ReceiptBody {
     pub module: Option<[u8; 32]>,
 }
 
+/// A worker's Stark-ECDSA attestation of a receipt, in the bytes the file
+/// stores (felts as 32-byte big-endian). `bitsage_settle::attest` makes and
+/// checks it; with the body's module digest, `input` and `nonce` hash to
+/// `job_id` (the job's spec hash, which the escrow keys payment by).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationRecord {
+    pub job_id: [u8; 32],
+    pub worker_address: [u8; 32],
+    pub public_key: [u8; 32],
+    pub r: [u8; 32],
+    pub s: [u8; 32],
+    /// `software-signed`, or the kind of TEE evidence bound to the hash.
+    pub evidence: String,
+    /// SHA-256 of the job's input document.
+    pub input: [u8; 32],
+    /// The client's nonce, which makes equal jobs distinct.
+    pub nonce: String,
+}
+
 /// Statement + proof, with the digest that identifies them.
 #[derive(Clone, Debug)]
 pub struct Receipt {
     pub body: ReceiptBody,
+    /// The worker's signature over the digests, if it signed.
+    pub attestation: Option<AttestationRecord>,
     /// SHA-256 of the bincode encoding of `body`.
     pub digest: [u8; 32],
     /// The bincode encoding of `body` (what the file compresses).
@@ -78,14 +105,16 @@ impl Receipt {
 
     fn from_parts(body: ReceiptBody, encoded: Vec<u8>, proof_len: usize) -> Self {
         let digest = Sha256::digest(&encoded).into();
-        Receipt { body, digest, encoded, proof_len }
+        Receipt { body, attestation: None, digest, encoded, proof_len }
     }
 
     /// The receipt file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ReceiptError> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend(zstd::encode_all(&self.encoded[..], 9).map_err(|e| ReceiptError::Encode(e.to_string()))?);
+        let content =
+            codec().serialize(&(&self.encoded, &self.attestation)).map_err(|e| ReceiptError::Encode(e.to_string()))?;
+        out.extend(zstd::encode_all(&content[..], 9).map_err(|e| ReceiptError::Encode(e.to_string()))?);
         Ok(out)
     }
 
@@ -106,10 +135,14 @@ impl Receipt {
         if raw.len() as u64 > MAX_DECODED_BYTES {
             return Err(ReceiptError::TooLarge);
         }
-        let body: ReceiptBody = codec().deserialize(&raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
+        let (encoded, attestation): (Vec<u8>, Option<AttestationRecord>) =
+            codec().deserialize(&raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
+        let body: ReceiptBody = codec().deserialize(&encoded).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
         let proof_len =
             codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize;
-        Ok(Self::from_parts(body, raw, proof_len))
+        let mut receipt = Self::from_parts(body, encoded, proof_len);
+        receipt.attestation = attestation;
+        Ok(receipt)
     }
 
     /// Verifies the proof against the statement.
@@ -124,6 +157,30 @@ impl Receipt {
     /// The STARK proof alone, in the receipt's bincode encoding.
     pub fn proof_encoded(&self) -> Result<Vec<u8>, ReceiptError> {
         codec().serialize(&self.body.proof).map_err(|e| ReceiptError::Encode(e.to_string()))
+    }
+
+    /// SHA-256 of the program the proof is about.
+    pub fn program_digest(&self) -> [u8; 32] {
+        self.body.statement.program.digest()
+    }
+
+    /// SHA-256 of the public input and output words: the input's length as
+    /// a little-endian `u64`, its words as little-endian `u32`s, then the
+    /// same for the output.
+    pub fn io_digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for words in [&self.body.statement.input, &self.body.statement.output] {
+            h.update((words.len() as u64).to_le_bytes());
+            for w in words.iter() {
+                h.update(w.0.to_le_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+
+    /// SHA-256 of the proof's encoding.
+    pub fn proof_digest(&self) -> Result<[u8; 32], ReceiptError> {
+        Ok(Sha256::digest(self.proof_encoded()?).into())
     }
 
     /// Size of the serialised STARK proof alone, in bytes.

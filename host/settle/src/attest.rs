@@ -13,7 +13,9 @@
 //! `poseidon_hash_span` and checks the signature with
 //! `check_ecdsa_signature(hash, public_key, r, s)`.
 
+use bitsage_prover::receipt::{AttestationRecord, Receipt};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use starknet_crypto::{poseidon_hash_many, Felt};
 
 use crate::keystore::{KeyError, WorkerKey};
@@ -77,6 +79,112 @@ pub enum AttestError {
     WrongWorker { claimed: Felt, expected: Felt },
     #[error("the signature does not verify under public key {0:#x}")]
     BadSignature(Felt),
+    #[error("the receipt carries no attestation")]
+    Missing,
+    #[error("the receipt names no workload module, so it has no job spec to attest")]
+    NoModule,
+    #[error("the attestation's job id {claimed:#x} is not the spec hash of the receipt's module, input and nonce ({expected:#x})")]
+    WrongSpec { claimed: Felt, expected: Felt },
+    #[error("the receipt cannot be read: {0}")]
+    Receipt(String),
+}
+
+/// A job's spec hash, the id the escrow keys payment by:
+/// `SHA-256("bitsage-job-spec-v1" || module || input || nonce)` with its top
+/// six bits cleared, so it is a felt (below 2^250).
+pub fn spec_hash(module: &[u8; 32], input: &[u8; 32], nonce: &str) -> Felt {
+    let mut h = Sha256::new();
+    h.update(b"bitsage-job-spec-v1");
+    h.update(module);
+    h.update(input);
+    h.update(nonce.as_bytes());
+    let mut d: [u8; 32] = h.finalize().into();
+    d[0] &= 0x03;
+    Felt::from_bytes_be(&d)
+}
+
+/// What a receipt's attestation binds, for job `job_id` and worker `worker`.
+pub fn attested_for(receipt: &Receipt, job_id: Felt, worker: Felt) -> Result<Attested, AttestError> {
+    let module = receipt.body.module.ok_or(AttestError::NoModule)?;
+    let proof = receipt.proof_digest().map_err(|e| AttestError::Receipt(e.to_string()))?;
+    Ok(Attested {
+        module,
+        program: receipt.program_digest(),
+        io: receipt.io_digest(),
+        proof,
+        job_id,
+        worker_address: worker,
+    })
+}
+
+/// Signs `receipt` as `worker` for the job whose spec is its module, `input`
+/// (SHA-256 of the input document) and `nonce`, and stores the record in it.
+pub fn attest_receipt(
+    receipt: &mut Receipt,
+    key: &WorkerKey,
+    worker: Felt,
+    input: [u8; 32],
+    nonce: &str,
+    evidence: Evidence,
+) -> Result<Attestation, AttestError> {
+    let module = receipt.body.module.ok_or(AttestError::NoModule)?;
+    let job_id = spec_hash(&module, &input, nonce);
+    let what = attested_for(receipt, job_id, worker)?;
+    let a = attest(key, &what, evidence).map_err(|e| AttestError::Receipt(e.to_string()))?;
+    receipt.attestation = Some(AttestationRecord {
+        job_id: job_id.to_bytes_be(),
+        worker_address: worker.to_bytes_be(),
+        public_key: a.public_key.to_bytes_be(),
+        r: a.r.to_bytes_be(),
+        s: a.s.to_bytes_be(),
+        evidence: a.evidence.label().into(),
+        input,
+        nonce: nonce.into(),
+    });
+    Ok(a)
+}
+
+/// A receipt's attestation, checked against the receipt itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedAttestation {
+    pub job_id: Felt,
+    pub worker_address: Felt,
+    pub public_key: Felt,
+    pub message_hash: Felt,
+    pub evidence: String,
+}
+
+/// Checks that the receipt's attestation record is for the spec hash of the
+/// receipt's module with its input and nonce, and that it signs the
+/// receipt's digests under the public key it names. Whether that key is the
+/// worker's registered key, and whether the proof verifies, are separate
+/// checks.
+pub fn check_receipt(receipt: &Receipt) -> Result<CheckedAttestation, AttestError> {
+    let rec = receipt.attestation.as_ref().ok_or(AttestError::Missing)?;
+    let module = receipt.body.module.ok_or(AttestError::NoModule)?;
+    let job_id = Felt::from_bytes_be(&rec.job_id);
+    let expected = spec_hash(&module, &rec.input, &rec.nonce);
+    if job_id != expected {
+        return Err(AttestError::WrongSpec { claimed: job_id, expected });
+    }
+    let worker_address = Felt::from_bytes_be(&rec.worker_address);
+    let what = attested_for(receipt, job_id, worker_address)?;
+    let a = Attestation {
+        worker_address,
+        public_key: Felt::from_bytes_be(&rec.public_key),
+        message_hash: what.message_hash(),
+        r: Felt::from_bytes_be(&rec.r),
+        s: Felt::from_bytes_be(&rec.s),
+        evidence: Evidence::SoftwareSigned,
+    };
+    verify(&a, &what)?;
+    Ok(CheckedAttestation {
+        job_id,
+        worker_address,
+        public_key: a.public_key,
+        message_hash: a.message_hash,
+        evidence: rec.evidence.clone(),
+    })
 }
 
 /// Signs `what` with `key`.

@@ -59,6 +59,12 @@ impl WorkerKey {
         WorkerKey { secret }
     }
 
+    /// The private scalar, for the account signer that sends this worker's
+    /// transactions. Never logged or written out in the clear.
+    pub fn secret_scalar(&self) -> Felt {
+        self.secret
+    }
+
     pub fn public_key(&self) -> Felt {
         get_public_key(&self.secret)
     }

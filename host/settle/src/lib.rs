@@ -16,7 +16,9 @@
 //! That is acceptable for attestations made on the worker's own machine.
 
 pub mod attest;
+pub mod chain;
 pub mod keystore;
 pub mod tee;
+pub mod validator;
 
 pub use starknet_crypto::Felt;

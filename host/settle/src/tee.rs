@@ -16,6 +16,15 @@ pub enum Evidence {
     SoftwareSigned,
 }
 
+impl Evidence {
+    /// The label a receipt stores.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Evidence::SoftwareSigned => "software-signed",
+        }
+    }
+}
+
 /// A TEE this machine exposes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

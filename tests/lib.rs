@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests in `all/`.
 
+pub mod devnet;
 pub mod guests;
 pub mod merkle;
 pub mod node;

@@ -83,7 +83,13 @@ pub struct Node {
 /// Starts `bitsage-host serve` on a free loopback port with `args`, and
 /// waits until it listens.
 pub fn serve(data: &Path, args: &[&str]) -> Node {
+    serve_with_env(data, args, &[])
+}
+
+/// `serve` with extra environment variables.
+pub fn serve_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
     let mut cmd = Command::new(host_bin());
+    cmd.envs(env.iter().copied());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data).args(args);
     // The tests poll fast; only the rate-limit test keeps the limit low.
     if !args.contains(&"--rate-limit") {

@@ -4,5 +4,6 @@ mod node;
 mod properties;
 mod prove_verify;
 mod sandbox;
+mod settle;
 mod soundness;
 mod workloads;

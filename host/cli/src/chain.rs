@@ -393,6 +393,34 @@ pub fn cmd_deposit(as_json: bool, a: &DepositArgs) -> Result<(), Failure> {
     })
 }
 
+/// `submit --pay`: escrows `amount` for `job_id` from the client's account.
+#[allow(clippy::too_many_arguments)]
+pub fn deposit_for(
+    rpc: &str,
+    deployment: Option<PathBuf>,
+    account: Option<&str>,
+    keystore: Option<PathBuf>,
+    data: &DataDir,
+    job_id: Felt,
+    amount_text: &str,
+    deadline_secs: u64,
+) -> Result<(), Failure> {
+    let args = ChainArgs {
+        rpc: rpc.to_string(),
+        deployment,
+        account: account.map(str::to_string),
+        keystore,
+        data: DataDir { data_dir: data.data_dir.clone() },
+    };
+    let amount = amount(amount_text)?;
+    runtime()?.block_on(async {
+        let wallet = args.wallet(true).await?;
+        let deadline = wallet.chain.now().await.map_err(chain_failure)? + deadline_secs;
+        wallet.deposit(job_id, amount, deadline).await.map_err(chain_failure)?;
+        Ok(())
+    })
+}
+
 #[derive(clap::Args)]
 pub struct JobArgs {
     /// The job's spec hash.

@@ -39,6 +39,15 @@ pub struct NodeArgs {
     security: Option<Security>,
     #[command(flatten)]
     limits: LimitArgs,
+    /// The worker's account: receipts are attested with the keystore's key.
+    #[arg(long, env = "BITSAGE_ACCOUNT")]
+    account: Option<String>,
+    /// Starknet JSON-RPC endpoint: settle proved jobs with an open escrow.
+    #[arg(long, env = "BITSAGE_RPC")]
+    rpc: Option<String>,
+    /// The deployment file (with --rpc).
+    #[arg(long, env = "BITSAGE_DEPLOYMENT")]
+    deployment: Option<PathBuf>,
     #[command(flatten)]
     data: DataDir,
 }
@@ -99,6 +108,9 @@ impl NodeArgs {
         set(&mut c.limits.timeout_ms, self.limits.timeout_ms);
         set(&mut c.limits.memory_mib, self.limits.memory_mib);
         set(&mut c.limits.max_rows, self.limits.max_rows);
+        set(&mut c.settlement.account, self.account.clone().map(Some));
+        set(&mut c.settlement.rpc, self.rpc.clone().map(Some));
+        set(&mut c.settlement.deployment, self.deployment.clone().map(Some));
         Ok(c)
     }
 }
@@ -365,6 +377,31 @@ pub struct SubmitArgs {
     /// Wait for the job, then download and verify its receipt here.
     #[arg(long)]
     wait: Option<PathBuf>,
+    /// The nonce in the job's spec hash (random with --pay when not given).
+    #[arg(long)]
+    nonce: Option<String>,
+    /// Escrow this many tokens for the job before submitting it (from
+    /// --account, signed with the keystore).
+    #[arg(long)]
+    pay: Option<String>,
+    /// With --pay: seconds until the deposit can be refunded without a result.
+    #[arg(long, default_value = "3600")]
+    deadline_secs: u64,
+    /// Chain settings for --pay.
+    #[arg(long, env = "BITSAGE_RPC", default_value = "http://127.0.0.1:5050")]
+    rpc: String,
+    #[arg(long, env = "BITSAGE_DEPLOYMENT")]
+    deployment: Option<PathBuf>,
+    #[arg(long, env = "BITSAGE_ACCOUNT")]
+    account: Option<String>,
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+fn unreachable_module() -> Result<[u8; 32], Failure> {
+    Err(Failure { code: 2, err: anyhow::anyhow!("give a workload file or --module-digest") })
 }
 
 pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
@@ -379,10 +416,56 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
             return Err(Failure { code: 2, err: anyhow::anyhow!("give a workload file or --module-digest") })
         }
     }
-    if let Some(p) = &a.input {
-        let text = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?;
-        body["input"] =
-            serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", p.display())).map_err(fail(2))?;
+    // The input travels as its exact bytes, so the spec hash the client
+    // computes is the one the node computes.
+    let input = match &a.input {
+        Some(p) => {
+            let text = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?;
+            serde_json::from_slice::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not JSON", p.display()))
+                .map_err(fail(2))?;
+            text
+        }
+        None => b"{}".to_vec(),
+    };
+    body["input_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&input));
+    let nonce = match (&a.nonce, &a.pay) {
+        (Some(n), _) => n.clone(),
+        (None, Some(_)) => {
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b).map_err(|e| Failure { code: 6, err: anyhow::anyhow!("no randomness: {e}") })?;
+            hex::encode(b)
+        }
+        (None, None) => String::new(),
+    };
+    body["nonce"] = json!(nonce);
+    if let Some(amount) = &a.pay {
+        let module: [u8; 32] = match (&a.workload, &a.module_digest) {
+            (Some(p), _) => {
+                let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?;
+                <sha2::Sha256 as sha2::Digest>::digest(&bytes).into()
+            }
+            (None, Some(d)) => hex::decode(d)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Failure { code: 2, err: anyhow::anyhow!("--module-digest is not SHA-256 hex") })?,
+            (None, None) => unreachable_module()?,
+        };
+        let input_digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&input).into();
+        let job_id = bitsage_settle::attest::spec_hash(&module, &input_digest, &nonce);
+        crate::chain::deposit_for(
+            &a.rpc,
+            a.deployment.clone(),
+            a.account.as_deref(),
+            a.keystore.clone(),
+            &a.data,
+            job_id,
+            amount,
+            a.deadline_secs,
+        )?;
+        if !as_json {
+            eprintln!("escrowed {amount} for job {job_id:#x}");
+        }
     }
     let job = a.remote.call("POST", "/v1/jobs", Some(body))?;
     let id = job["id"].as_str().unwrap_or_default().to_string();
@@ -393,7 +476,7 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
     let job = loop {
         let j = a.remote.call("GET", &format!("/v1/jobs/{id}"), None)?;
         match j["state"].as_str() {
-            Some("proved" | "executed" | "settled") => break j,
+            Some("proved" | "executed" | "settling" | "settled") => break j,
             Some("failed") => {
                 return Err(Failure {
                     code: 1,

@@ -208,6 +208,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/receipt", get(get_receipt))
         .route("/v1/jobs/{id}/proof", get(get_proof))
         .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/settlement/{spec_hash}/receipt", get(settlement_receipt))
         .route("/v1/verify", post(verify_receipt))
         .route("/v1/modules", get(list_modules).post(add_module))
         .route("/v1/gpu", get(gpu))
@@ -272,6 +273,9 @@ pub struct SubmitJob {
     mode: Option<JobMode>,
     /// 96 or 128 bits; the node's setting by default.
     security: Option<u32>,
+    /// The client's nonce (at most 128 bytes): with the module and input
+    /// digests it makes the job's spec hash, the escrow's job id.
+    nonce: Option<String>,
 }
 
 /// A job's state and results.
@@ -377,7 +381,13 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
             )
         });
     }
+    let nonce = req.nonce.clone().unwrap_or_default();
+    if nonce.len() > 128 {
+        return Err(ApiError::bad_request("bad-nonce", "the nonce is longer than 128 bytes"));
+    }
     let input_digest = s.blobs.put(&input).await?;
+    let spec_hash = crate::settle::job_spec_hash(&module_digest, &input_digest, &nonce)
+        .ok_or_else(|| ApiError::internal("a digest is not SHA-256 hex"))?;
     let mode = req.mode.unwrap_or(JobMode::Prove);
     let (job, new) = s
         .store
@@ -390,6 +400,8 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
             api_key_id: Some(&caller.key_id),
             idempotency_key: idem.as_deref(),
             max_attempts: s.config.max_attempts,
+            nonce: &nonce,
+            spec_hash: &spec_hash,
         })
         .await?;
     if new {
@@ -475,6 +487,28 @@ fn octets(bytes: Vec<u8>, name: String) -> Response {
 async fn get_receipt(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
     let job = visible_job(&s, &headers, &id).await?;
     Ok(octets(receipt_bytes(&s, &job).await?, format!("{id}.receipt")))
+}
+
+/// The receipt of the job whose result this node submitted to the escrow
+/// under `spec_hash`, for validators. Public: the worker published the
+/// result's digests on chain, and validators must be able to check them.
+#[utoipa::path(get, path = "/v1/settlement/{spec_hash}/receipt", params(("spec_hash" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn settlement_receipt(State(s): St, Path(spec): Path<String>) -> AppResult<Response> {
+    let felt = spec
+        .strip_prefix("0x")
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+        .ok_or_else(|| ApiError::bad_request("bad-spec-hash", "a spec hash is 0x followed by at most 64 hex digits"))?;
+    let canonical = format!("0x{:0>64}", felt.to_ascii_lowercase());
+    let job = s.store.job_by_spec_hash(&canonical).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-settled-here",
+            format!("no result was submitted under {spec} by this node"),
+        )
+    })?;
+    let name = format!("{}.receipt", job.id);
+    Ok(octets(receipt_bytes(&s, &job).await?, name))
 }
 
 /// The Stwo proof alone (bincode), without the statement.

@@ -54,6 +54,24 @@ pub struct NodeConfig {
     /// Proof security level in bits (96 or 128).
     pub security: u32,
     pub limits: LimitsConfig,
+    pub settlement: SettlementConfig,
+}
+
+/// The worker's identity and chain. With `account` set and a keystore
+/// (password from `BITSAGE_KEYSTORE_PASSWORD`), every receipt is attested;
+/// with `rpc` and `deployment` too, proved jobs whose escrow is open are
+/// settled on chain.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettlementConfig {
+    /// The worker's Starknet account address.
+    pub account: Option<String>,
+    /// The keystore (default `<data_dir>/keys/worker.json`).
+    pub keystore: Option<PathBuf>,
+    /// Starknet JSON-RPC endpoint.
+    pub rpc: Option<String>,
+    /// The deployment file `bitsage-host chain deploy` wrote.
+    pub deployment: Option<PathBuf>,
 }
 
 /// Sandbox limits per job.
@@ -112,6 +130,7 @@ impl Default for NodeConfig {
             poll_ms: 200,
             security: 96,
             limits: LimitsConfig::default(),
+            settlement: SettlementConfig::default(),
         }
     }
 }
@@ -157,6 +176,18 @@ impl NodeConfig {
         }
         if self.rate_limit_per_minute == 0 || self.rate_burst == 0 {
             return Err(ConfigError::Invalid { key: "rate_limit_per_minute", why: "must be positive".into() });
+        }
+        if self.settlement.rpc.is_some() != self.settlement.deployment.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "settlement",
+                why: "give both `rpc` and `deployment`, or neither".into(),
+            });
+        }
+        if self.settlement.rpc.is_some() && self.settlement.account.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "settlement.account",
+                why: "settling needs the worker's account".into(),
+            });
         }
         if self.max_attempts < 1 {
             return Err(ConfigError::Invalid { key: "max_attempts", why: "must be at least 1".into() });

@@ -15,6 +15,7 @@ pub mod blobs;
 pub mod config;
 pub mod metrics;
 pub mod openapi;
+pub mod settle;
 pub mod store;
 pub mod worker;
 
@@ -73,6 +74,7 @@ async fn start_workers(
     .context("starting the sandbox")?;
     let id = format!("{}-{}", hostname(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     store.register_worker(&id, &hostname(), &worker::devices_json(&pool)).await?;
+    let mut tasks_settle = Vec::new();
     let ctx = Arc::new(worker::WorkerContext {
         store: store.clone(),
         blobs: blobs.clone(),
@@ -84,8 +86,15 @@ async fn start_workers(
         lease: config.lease(),
         poll: Duration::from_millis(config.poll_ms.max(10)),
         wake: wake.clone(),
+        identity: settle::Identity::load(config).await.context("loading the worker's identity")?,
     });
+    if let Some(id) = &ctx.identity {
+        if id.wallet.is_some() {
+            tasks_settle.push(tokio::spawn(settle::watch_settlements(store.clone(), id.clone(), stop.clone())));
+        }
+    }
     let mut tasks = vec![tokio::spawn(worker::heartbeat(ctx.clone(), stop.clone()))];
+    tasks.append(&mut tasks_settle);
     for i in 0..config.workers.max(1) {
         tasks.push(tokio::spawn(worker::run(ctx.clone(), i, stop.clone())));
     }

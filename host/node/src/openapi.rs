@@ -11,7 +11,7 @@ use crate::api;
     info(title = "BitSage node API", description = "Submit WASM workloads, fetch receipts, verify proofs."),
     paths(
         api::health, api::metrics, api::submit_job, api::list_jobs, api::get_job, api::get_receipt, api::get_proof,
-        api::job_events, api::verify_receipt, api::list_modules, api::add_module, api::gpu, api::workers,
+        api::job_events, api::settlement_receipt, api::verify_receipt, api::list_modules, api::add_module, api::gpu, api::workers,
         api::events, api::status
     ),
     modifiers(&Bearer)

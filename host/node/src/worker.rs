@@ -36,6 +36,8 @@ pub struct WorkerContext {
     pub poll: Duration,
     /// Signalled when a job is submitted to this process's API.
     pub wake: Arc<Notify>,
+    /// The worker's identity: signs receipts, settles on chain.
+    pub identity: Option<Arc<crate::settle::Identity>>,
 }
 
 /// The guest errors that are a limit being hit (counted in metrics).
@@ -131,6 +133,9 @@ async fn process(ctx: &Arc<WorkerContext>, claim: Claim) {
             if let (Ok(true), Some(backend)) = (&ok, outcome.backend.as_deref()) {
                 ctx.metrics.proofs.with_label_values(&[backend]).inc();
             }
+            if let (Ok(true), JobState::Proved, Some(id)) = (&ok, state, &ctx.identity) {
+                settle_proved(ctx, id, &claim.job.id).await;
+            }
             ok.map(|ours| (ours, state.as_str().to_string()))
         }
         Err(Failure::Job { kind, message, outcome }) => {
@@ -152,6 +157,19 @@ async fn process(ctx: &Arc<WorkerContext>, claim: Claim) {
         }
         Ok((false, _)) => warn!("the lease was lost before the job finished; its result is dropped"),
         Err(e) => warn!("recording the outcome failed (the lease will expire and the job retry): {e}"),
+    }
+}
+
+/// Submits a freshly proved job's result when an escrow waits for it; a
+/// failure is recorded on the job and leaves it `proved`.
+async fn settle_proved(ctx: &Arc<WorkerContext>, id: &crate::settle::Identity, job_id: &str) {
+    let job = match ctx.store.job(job_id).await {
+        Ok(Some(j)) => j,
+        _ => return,
+    };
+    if let Err(e) = id.settle(&ctx.store, &ctx.blobs, &job).await {
+        warn!("settling failed: {e:#}");
+        let _ = ctx.store.event(job_id, "settlement-failed", None, Some(&format!("{e:#}"))).await;
     }
 }
 
@@ -211,6 +229,8 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
     }
     let security = if job.security == 128 { SecurityLevel::Bits128 } else { SecurityLevel::Bits96 };
     let pool = ctx.pool.clone();
+    let identity = ctx.identity.clone();
+    let job_row = job.clone();
     let t1 = Instant::now();
     let proved = tokio::task::spawn_blocking(move || {
         let rec = run.recorded;
@@ -223,8 +243,12 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         let opts = ProveOptions { security, ..ProveOptions::default() };
         let (proof, _stats, backend) = pool.prove(&statement, &rec.trace, &opts)?;
         let prove_time = t1.elapsed();
-        let receipt = Receipt::with_module(statement, proof, Some(module_digest))
+        let mut receipt = Receipt::with_module(statement, proof, Some(module_digest))
             .map_err(|e| ProveError::Backend(format!("encoding the receipt: {e}")))?;
+        if let Some(id) = &identity {
+            id.attest(&mut receipt, &job_row)
+                .map_err(|e| ProveError::Backend(format!("attesting the receipt: {e:#}")))?;
+        }
         let t2 = Instant::now();
         // A proof that does not verify is never served.
         receipt.verify().map_err(|_| ProveError::ConstraintsNotSatisfied)?;

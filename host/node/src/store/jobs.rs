@@ -112,13 +112,19 @@ pub struct Job {
     pub receipt_digest: Option<String>,
     pub receipt_bytes: Option<i64>,
     pub backend: Option<String>,
+    /// The client's nonce in the spec hash.
+    pub nonce: String,
+    /// The job's spec hash (0x-hex felt): the escrow's job id.
+    pub spec_hash: Option<String>,
+    /// The transaction that submitted the result to the escrow.
+    pub settle_tx: Option<String>,
 }
 
 const JOB_COLUMNS: &str =
     "id, created_at, updated_at, state, mode, module_digest, input_digest, input_bytes, security, \
     api_key_id, idempotency_key, attempts, max_attempts, worker_id, lease_until, started_at, finished_at, error_kind, \
     error, fuel_used, vm_steps, cpu_rows, execute_us, prove_us, verify_us, output, report, receipt_digest, \
-    receipt_bytes, backend";
+    receipt_bytes, backend, nonce, spec_hash, settle_tx";
 
 impl Job {
     fn from_row(r: &AnyRow) -> std::result::Result<Self, sqlx::Error> {
@@ -153,6 +159,9 @@ impl Job {
             receipt_digest: r.try_get("receipt_digest")?,
             receipt_bytes: r.try_get("receipt_bytes")?,
             backend: r.try_get("backend")?,
+            nonce: r.try_get::<Option<String>, _>("nonce")?.unwrap_or_default(),
+            spec_hash: r.try_get("spec_hash")?,
+            settle_tx: r.try_get("settle_tx")?,
         })
     }
 
@@ -176,6 +185,8 @@ pub struct NewJob<'a> {
     pub api_key_id: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
     pub max_attempts: i64,
+    pub nonce: &'a str,
+    pub spec_hash: &'a str,
 }
 
 /// A job a worker holds: the fencing pair for every later update.
@@ -225,8 +236,8 @@ impl Store {
         let now = now_ms();
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, created_at, updated_at, state, mode, module_digest, input_digest, input_bytes, \
-             security, api_key_id, idempotency_key, attempts, max_attempts) \
-             VALUES ($1, $2, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, 0, $10)",
+             security, api_key_id, idempotency_key, attempts, max_attempts, nonce, spec_hash) \
+             VALUES ($1, $2, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)",
         )
         .bind(&id)
         .bind(now)
@@ -238,6 +249,8 @@ impl Store {
         .bind(j.api_key_id)
         .bind(j.idempotency_key)
         .bind(j.max_attempts)
+        .bind(j.nonce)
+        .bind(j.spec_hash)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -424,6 +437,64 @@ impl Store {
                 .await?;
         }
         Ok(ours)
+    }
+
+    /// Marks a proved job `settling`: its result went to the escrow in `tx`.
+    pub async fn mark_settling(&self, id: &str, tx: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'settling', settle_tx = $1, updated_at = $2 WHERE id = $3 AND state = 'proved'",
+        )
+        .bind(tx)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let ours = r.rows_affected() == 1;
+        if ours {
+            self.event(id, "settling", None, Some(&format!("result submitted to the escrow in {tx}"))).await?;
+        }
+        Ok(ours)
+    }
+
+    /// Ends a `settling` job: `settled` when the escrow paid, `failed`
+    /// (kind `rejected-by-validators`) when the validators rejected it.
+    pub async fn end_settlement(&self, id: &str, paid: bool, detail: &str) -> Result<bool> {
+        let (state, kind, error) =
+            if paid { ("settled", None, None) } else { ("failed", Some("rejected-by-validators"), Some(detail)) };
+        let r = sqlx::query(
+            "UPDATE jobs SET state = $1, error_kind = $2, error = $3, updated_at = $4 WHERE id = $5 AND state = 'settling'",
+        )
+        .bind(state)
+        .bind(kind)
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let ours = r.rows_affected() == 1;
+        if ours {
+            self.event(id, state, None, Some(detail)).await?;
+        }
+        Ok(ours)
+    }
+
+    /// Jobs in `settling`.
+    pub async fn settling(&self) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'settling' ORDER BY created_at"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(Job::from_row).collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The job whose result was submitted to the escrow under `spec_hash`.
+    pub async fn job_by_spec_hash(&self, spec_hash: &str) -> Result<Option<Job>> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE spec_hash = $1 AND settle_tx IS NOT NULL ORDER BY created_at LIMIT 1"
+        ))
+        .bind(spec_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Job::from_row).transpose()?)
     }
 
     /// Fails a held job for good (a typed reason), or, when `retry` is set

@@ -129,6 +129,8 @@ mod tests {
             api_key_id: Some("k"),
             idempotency_key: idem,
             max_attempts,
+            nonce: "",
+            spec_hash: "0x01",
         }
     }
 

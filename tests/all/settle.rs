@@ -1,0 +1,427 @@
+//! Settlement on a real local Starknet (starknet-devnet 0.10.1): our
+//! contracts deployed from `scripts/build-contracts.sh`'s output, the real
+//! `bitsage-host` binary for every role (deployer, worker node, client,
+//! three validators), and direct contract calls for what the CLI never
+//! sends (unauthorised calls, replays).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bitsage_prover::Receipt;
+use bitsage_settle::attest::{attest_receipt, attested_for, check_receipt};
+use bitsage_settle::chain::{Chain, ChainError, Deployment, JobState, Wallet, UNIT};
+use bitsage_settle::keystore::WorkerKey;
+use bitsage_settle::tee::Evidence;
+use bitsage_settle::validator::ReceiptSource;
+use bitsage_settle::Felt;
+use bitsage_tests::devnet::{Devnet, STRK};
+use bitsage_tests::guests;
+use bitsage_tests::node::{apikey, get, host_bin, serve_with_env, TempDir};
+use serde_json::Value;
+use starknet_rust::core::types::Call;
+use starknet_rust::core::utils::get_selector_from_name;
+
+const PASSWORD: &str = "correct horse";
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        let last = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs `bitsage-host` with the chain settings of one role.
+struct Role {
+    name: &'static str,
+    dir: PathBuf,
+    address: String,
+    rpc: String,
+    deployment: PathBuf,
+}
+
+impl Role {
+    fn cmd(&self, args: &[&str], password: &str) -> Out {
+        let mut cmd = Command::new(host_bin());
+        cmd.args(args);
+        if args[0] != "verify" {
+            cmd.arg("--data-dir").arg(&self.dir);
+        }
+        let out = cmd
+            .env("BITSAGE_KEYSTORE_PASSWORD", password)
+            .env("BITSAGE_RPC", &self.rpc)
+            .env("BITSAGE_ACCOUNT", &self.address)
+            .env("BITSAGE_DEPLOYMENT", &self.deployment)
+            .env("BITSAGE_LOG", "warn")
+            .output()
+            .expect("running bitsage-host");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Out {
+        let o = self.cmd(args, PASSWORD);
+        assert_eq!(o.code, 0, "{}: bitsage-host {args:?} failed:\n{}\n{}", self.name, o.stdout, o.stderr);
+        o
+    }
+
+    /// Expects exit `code` with `message` in stderr.
+    fn refused(&self, args: &[&str], code: i32, message: &str) {
+        let o = self.cmd(args, PASSWORD);
+        assert_eq!(o.code, code, "{}: bitsage-host {args:?}: {}\n{}", self.name, o.stdout, o.stderr);
+        assert!(o.stderr.contains(message), "{}: {args:?}: wanted {message:?} in {}", self.name, o.stderr);
+    }
+
+    fn key(&self) -> WorkerKey {
+        WorkerKey::load(&self.dir.join("keys/worker.json"), PASSWORD).expect("keystore opens")
+    }
+
+    fn felt(&self) -> Felt {
+        Felt::from_hex(&self.address).expect("address")
+    }
+}
+
+fn contracts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("contracts");
+    assert!(
+        dir.join("JobEscrow.contract_class.json").exists(),
+        "{} lacks the compiled contracts: run ./scripts/build-contracts.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+fn call(to: Felt, name: &str, calldata: Vec<Felt>) -> Call {
+    Call { to, selector: get_selector_from_name(name).expect("selector"), calldata }
+}
+
+fn reverted(r: Result<Felt, ChainError>, reason: &str) {
+    match r {
+        Err(ChainError::Reverted { reason: got }) => assert_eq!(got, reason),
+        other => panic!("wanted a revert with {reason:?}, got {other:?}"),
+    }
+}
+
+fn tokens(n: u128) -> u128 {
+    n * UNIT
+}
+
+#[test]
+fn settlement_lifecycle_on_a_real_devnet() {
+    let devnet = Devnet::start(8);
+    let tmp = TempDir::new("settle");
+    let deployment = tmp.0.join("deployment.json");
+    let names = ["deployer", "worker", "validator-a", "validator-b", "validator-c", "client", "treasury", "pool"];
+    let roles: Vec<Role> = names
+        .iter()
+        .zip(&devnet.accounts)
+        .map(|(name, acct)| Role {
+            name,
+            dir: tmp.0.join(name),
+            address: acct.address.clone(),
+            rpc: devnet.url.clone(),
+            deployment: deployment.clone(),
+        })
+        .collect();
+    for (role, acct) in roles.iter().zip(&devnet.accounts) {
+        let out = Command::new(host_bin())
+            .args(["setup", "--import", "--data-dir"])
+            .arg(&role.dir)
+            .env("BITSAGE_IMPORT_KEY", &acct.private_key)
+            .env("BITSAGE_KEYSTORE_PASSWORD", PASSWORD)
+            .output()
+            .expect("setup");
+        assert!(out.status.success(), "setup --import: {}", String::from_utf8_lossy(&out.stderr));
+        // The key is never in the clear on disk.
+        let file = std::fs::read_to_string(role.dir.join("keys/worker.json")).expect("keystore");
+        let secret = acct.private_key.trim_start_matches("0x").trim_start_matches('0');
+        assert!(!file.to_ascii_lowercase().contains(secret), "{}: the keystore holds the key in the clear", role.name);
+    }
+    for role in &roles[..6] {
+        devnet.mint(&role.address, 100_000);
+    }
+    let [deployer, worker, va, vb, vc, client, treasury, pool] = &roles[..] else { unreachable!() };
+
+    // Deploy: unbonding 100 s, validators need 1,000 staked, a rejected result costs 500.
+    let contracts = contracts_dir();
+    deployer.ok(&[
+        "chain",
+        "deploy",
+        "--token",
+        STRK,
+        "--treasury",
+        &treasury.address,
+        "--stakers-pool",
+        &pool.address,
+        "--unbonding-secs",
+        "100",
+        "--min-validator-stake",
+        "1000",
+        "--slash-amount",
+        "500",
+        "--contracts",
+        contracts.to_str().expect("utf8"),
+        "--deployment",
+        deployment.to_str().expect("utf8"),
+    ]);
+    let d = Deployment::load(&deployment).expect("deployment file");
+    let rt = rt();
+    let chain = Chain::new(&devnet.url, Some(d.clone())).expect("chain");
+    let balance = |who: &Role| rt.block_on(chain.balance_of(d.token, who.felt())).expect("balance");
+
+    // Worker: wrong password, more than it holds, then a Workstation stake.
+    let o = worker.cmd(&["stake", "--amount", "2500"], "wrong password");
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("password is wrong"), "{}", o.stderr);
+    worker.refused(&["stake", "--amount", "200000"], 24, "insufficient balance");
+    worker.ok(&["stake", "--amount", "2500"]);
+    let info = worker.ok(&["info", "--json"]).json();
+    assert_eq!(info["stake"], "2500");
+    assert_eq!(info["tier"], "Workstation");
+    assert_eq!(info["public_key"].as_str(), Some(format!("{:#x}", worker.key().public_key()).as_str()));
+    // Staking below the minimum does not make a validator.
+    va.ok(&["stake", "--amount", "999"]);
+    va.refused(&["validator", "register"], 24, "stake below minimum");
+    va.ok(&["stake", "--amount", "1"]);
+    for v in [va, vb, vc] {
+        if v.name != "validator-a" {
+            v.ok(&["stake", "--amount", "1000"]);
+        }
+        v.ok(&["validator", "register"]);
+    }
+    assert_eq!(rt.block_on(chain.validator_count()).expect("count"), 3);
+
+    // The worker's node: attests every receipt and settles on chain.
+    let node = serve_with_env(
+        &worker.dir,
+        &[
+            "--open-mode",
+            "--account",
+            &worker.address,
+            "--rpc",
+            &devnet.url,
+            "--deployment",
+            deployment.to_str().expect("utf8"),
+        ],
+        &[("BITSAGE_KEYSTORE_PASSWORD", PASSWORD)],
+    );
+    let key = apikey(&worker.dir, None, "client", "client");
+    let wasm = guests::dir().join("privacy_transfer.wasm");
+    let input = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/privacy-transfer.json"));
+
+    // Client: escrow 100, submit, wait for the verified receipt.
+    let client_before = balance(client);
+    let escrow_before = rt.block_on(chain.balance_of(d.token, d.escrow)).expect("escrow balance");
+    let receipt_file = tmp.0.join("paid.receipt");
+    let submitted = client
+        .ok(&[
+            "submit",
+            wasm.to_str().expect("utf8"),
+            "--input",
+            input.to_str().expect("utf8"),
+            "--pay",
+            "100",
+            "--url",
+            &node.url,
+            "--key",
+            &key,
+            "--wait",
+            receipt_file.to_str().expect("utf8"),
+            "--json",
+        ])
+        .json();
+    assert_eq!(rt.block_on(chain.balance_of(d.token, d.escrow)).expect("escrow"), escrow_before + tokens(100));
+    assert!(client_before - balance(client) > tokens(100), "the client paid the deposit and its fees");
+    let job_id = submitted["id"].as_str().expect("job id").to_string();
+    let spec = submitted["spec_hash"].as_str().expect("spec hash").to_string();
+    let spec_felt = Felt::from_hex(&spec).expect("felt");
+
+    // The node submitted the attested result: the job is settling.
+    let start = Instant::now();
+    let job = loop {
+        let j = get(&node.at(&format!("/v1/jobs/{job_id}")), Some(&key)).json();
+        if j["state"] == "settling" {
+            break j;
+        }
+        assert!(j["state"] != "failed" && start.elapsed() < Duration::from_secs(120), "{j}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(job["settle_tx"].is_string(), "{job}");
+    let escrowed = rt.block_on(chain.job(spec_felt)).expect("job");
+    assert_eq!(escrowed.state, JobState::Submitted);
+    assert_eq!(escrowed.worker, worker.felt());
+    // The receipt the client got carries the attestation the chain holds.
+    let receipt = Receipt::from_bytes(&std::fs::read(&receipt_file).expect("receipt")).expect("decodes");
+    let checked = check_receipt(&receipt).expect("attestation verifies");
+    assert_eq!((checked.job_id, checked.worker_address), (spec_felt, worker.felt()));
+    assert_eq!(checked.message_hash, escrowed.result_hash);
+    assert_eq!(checked.evidence, "software-signed");
+    // A replayed result is refused.
+    let replay_file = tmp.0.join("replay.bin");
+    std::fs::write(&replay_file, receipt.to_bytes().expect("encodes")).expect("write");
+    worker.refused(&["settle", replay_file.to_str().expect("utf8")], 24, "job not open");
+
+    // Validators fetch the receipt from the node, verify and vote; two of
+    // three is the quorum. Nothing the worker does moves its balance meanwhile.
+    let (w0, t0, p0) = (balance(worker), balance(treasury), balance(pool));
+    let voted = va.ok(&["validator", "run", "--once", "--node", &node.url, "--json"]);
+    assert!(voted.stdout.contains("\"valid\":true"), "{}", voted.stdout);
+    assert_eq!(rt.block_on(chain.job(spec_felt)).expect("job").state, JobState::Submitted, "one vote is no quorum");
+    vb.ok(&["validator", "run", "--once", "--node", &node.url]);
+    let paid = rt.block_on(chain.job(spec_felt)).expect("job");
+    assert_eq!((paid.state, paid.valid_votes), (JobState::Paid, 2));
+    assert_eq!(balance(worker) - w0, tokens(80), "80% to the worker");
+    assert_eq!(balance(treasury) - t0, tokens(18), "18% to the treasury");
+    assert_eq!(balance(pool) - p0, tokens(2), "2% to the stakers' pool");
+    assert_eq!(rt.block_on(chain.balance_of(d.token, d.escrow)).expect("escrow"), escrow_before);
+    // The third validator finds nothing left to judge.
+    let late = vc.ok(&["validator", "run", "--once", "--node", &node.url]);
+    assert!(late.stdout.trim().is_empty(), "{}", late.stdout);
+    // The node sees the payment.
+    let start = Instant::now();
+    while get(&node.at(&format!("/v1/jobs/{job_id}")), Some(&key)).json()["state"] != "settled" {
+        assert!(start.elapsed() < Duration::from_secs(30), "the node never saw the payment");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let info = worker.ok(&["info", "--json"]).json();
+    assert_eq!((info["earnings"].as_str(), info["pending_jobs"].as_array().map(Vec::len)), (Some("80"), Some(0)));
+    let status = worker.ok(&["chain-status", "--json"]).json();
+    assert_eq!((status["validators"].as_u64(), status["jobs"]["paid"].as_u64()), (Some(3), Some(1)));
+
+    // A lying worker: the receipt's public output is changed after proving
+    // and the lie is signed. The chain accepts the signature; the validators
+    // run the verifier, reject it, and the worker is slashed.
+    let lie = tmp.0.join("lie");
+    std::fs::create_dir_all(&lie).expect("dir");
+    let honest = tmp.0.join("honest.bin");
+    worker.ok(&[
+        "run",
+        wasm.to_str().expect("utf8"),
+        "--input",
+        input.to_str().expect("utf8"),
+        "--out",
+        honest.to_str().expect("utf8"),
+        "--attest",
+        "--nonce",
+        "lie-1",
+    ]);
+    let honest_receipt = Receipt::from_bytes(&std::fs::read(&honest).expect("read")).expect("decodes");
+    let spec_lie = check_receipt(&honest_receipt).expect("attested").job_id;
+    let mut statement = honest_receipt.body.statement.clone();
+    statement.output[0].0 ^= 1;
+    let mut forged = Receipt::with_module(statement, honest_receipt.body.proof.clone(), honest_receipt.body.module)
+        .expect("receipt");
+    let rec = honest_receipt.attestation.clone().expect("record");
+    attest_receipt(&mut forged, &worker.key(), worker.felt(), rec.input, &rec.nonce, Evidence::SoftwareSigned)
+        .expect("the worker signs its lie");
+    let forged_file = lie.join(ReceiptSource::file_name(spec_lie));
+    std::fs::write(&forged_file, forged.to_bytes().expect("encodes")).expect("write");
+    let v = worker.cmd(&["verify", forged_file.to_str().expect("utf8")], PASSWORD);
+    assert_eq!(v.code, 1, "the verifier must reject the changed output: {}", v.stdout);
+    client.ok(&["deposit", "--job-id", &format!("{spec_lie:#x}"), "--amount", "100"]);
+    client.refused(&["deposit", "--job-id", &format!("{spec_lie:#x}"), "--amount", "100"], 24, "job exists");
+    worker.ok(&["settle", forged_file.to_str().expect("utf8")]);
+    let (c0, s0) = (balance(client), rt.block_on(chain.stake_of(worker.felt())).expect("stake"));
+    let judged = va.ok(&["validator", "run", "--once", "--receipts", lie.to_str().expect("utf8"), "--json"]);
+    assert!(
+        judged.stdout.contains("\"valid\":false") && judged.stdout.contains("does not verify"),
+        "{}",
+        judged.stdout
+    );
+    // A second vote from the same validator is refused.
+    let va_wallet = rt
+        .block_on(Wallet::connect(Chain::new(&devnet.url, Some(d.clone())).expect("chain"), va.felt(), &va.key()))
+        .expect("wallet");
+    reverted(rt.block_on(va_wallet.vote(spec_lie, false)), "already voted");
+    vb.ok(&["validator", "run", "--once", "--receipts", lie.to_str().expect("utf8")]);
+    let rejected = rt.block_on(chain.job(spec_lie)).expect("job");
+    assert_eq!((rejected.state, rejected.invalid_votes), (JobState::Rejected, 2));
+    assert_eq!(s0 - rt.block_on(chain.stake_of(worker.felt())).expect("stake"), tokens(500), "slashed 500");
+    assert_eq!(balance(client) - c0, tokens(100 + 500), "refund plus the slashed stake");
+    assert_eq!(worker.ok(&["info", "--json"]).json()["tier"], "Consumer");
+
+    // Calls from accounts that may not make them.
+    let client_wallet = rt
+        .block_on(Wallet::connect(
+            Chain::new(&devnet.url, Some(d.clone())).expect("chain"),
+            client.felt(),
+            &client.key(),
+        ))
+        .expect("wallet");
+    let deployer_wallet = rt
+        .block_on(Wallet::connect(
+            Chain::new(&devnet.url, Some(d.clone())).expect("chain"),
+            deployer.felt(),
+            &deployer.key(),
+        ))
+        .expect("wallet");
+    let worker_wallet = rt
+        .block_on(Wallet::connect(
+            Chain::new(&devnet.url, Some(d.clone())).expect("chain"),
+            worker.felt(),
+            &worker.key(),
+        ))
+        .expect("wallet");
+    reverted(rt.block_on(client_wallet.vote(spec_lie, true)), "not a validator");
+    let slash = call(d.staking, "slash", vec![worker.felt(), Felt::from(tokens(1)), Felt::ZERO, client.felt()]);
+    reverted(rt.block_on(client_wallet.invoke(vec![slash.clone()])), "only the slasher");
+    reverted(rt.block_on(deployer_wallet.invoke(vec![slash])), "only the slasher");
+    reverted(
+        rt.block_on(deployer_wallet.invoke(vec![call(d.staking, "set_slasher", vec![deployer.felt()])])),
+        "slasher already set",
+    );
+    reverted(
+        rt.block_on(client_wallet.invoke(vec![call(d.staking, "set_slasher", vec![client.felt()])])),
+        "only the admin",
+    );
+    // An unstaked account cannot submit a result, and a signature by a key
+    // other than the registered one is refused.
+    let spec_x = Felt::from(0xabcdu32);
+    client.ok(&["deposit", "--job-id", &format!("{spec_x:#x}"), "--amount", "10", "--deadline-secs", "100"]);
+    let what = attested_for(&honest_receipt, spec_x, client.felt()).expect("digests");
+    let (r, s) = client.key().sign(&what.message_hash()).expect("sign");
+    reverted(rt.block_on(client_wallet.submit_result(&what, r, s)), "worker not staked");
+    let what = attested_for(&honest_receipt, spec_x, worker.felt()).expect("digests");
+    let (r, s) = WorkerKey::generate().sign(&what.message_hash()).expect("sign");
+    reverted(rt.block_on(worker_wallet.submit_result(&what, r, s)), "bad attestation");
+
+    // Deadline: no refund before it, none of a result after it, a refund
+    // once, never twice.
+    client.refused(&["refund", "--job-id", &format!("{spec_x:#x}")], 24, "deadline not reached");
+    devnet.increase_time(200);
+    let (r, s) = worker.key().sign(&what.message_hash()).expect("sign");
+    reverted(rt.block_on(worker_wallet.submit_result(&what, r, s)), "deadline passed");
+    let escrow0 = rt.block_on(chain.balance_of(d.token, d.escrow)).expect("escrow");
+    client.ok(&["refund", "--job-id", &format!("{spec_x:#x}")]);
+    assert_eq!(escrow0 - rt.block_on(chain.balance_of(d.token, d.escrow)).expect("escrow"), tokens(10));
+    assert_eq!(rt.block_on(chain.job(spec_x)).expect("job").state, JobState::Refunded);
+    client.refused(&["refund", "--job-id", &format!("{spec_x:#x}")], 24, "job not open");
+
+    // Unstake: unbonding, a claim too early is refused, then paid out.
+    worker.refused(&["unstake", "--amount", "5000"], 24, "insufficient stake");
+    worker.ok(&["unstake", "--amount", "1000"]);
+    worker.refused(&["claim"], 24, "still unbonding");
+    devnet.increase_time(101);
+    let before = balance(worker);
+    let claimed = worker.ok(&["claim", "--json"]).json();
+    assert_eq!(claimed["claimed"], "1000");
+    assert!(balance(worker) > before + tokens(999), "the claim paid the worker");
+    worker.refused(&["claim"], 24, "nothing to claim");
+    drop(node);
+}

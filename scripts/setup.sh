@@ -28,3 +28,12 @@ if [ ! -d "$node_cache/node_modules/playwright-core" ]; then
   mkdir -p "$node_cache"
   (cd "$node_cache" && npm install --silent --no-audit --no-fund playwright-core@1.64.1 >/dev/null)
 fi
+
+# Settlement tests run against a real local Starknet: starknet-devnet 0.10.1
+# (RPC 0.10), built once per machine into the cache (about 24 minutes on 2
+# cores; its cairo_native feature stays off).
+tools="$HOME/.cache/bitsage/tools"
+if ! "$tools/bin/starknet-devnet" --version 2>/dev/null | grep -q "0.10.1"; then
+  echo "building starknet-devnet 0.10.1 into $tools (once per machine, ~24 min on 2 cores)" >&2
+  cargo install starknet-devnet --version 0.10.1 --locked --root "$tools" --quiet
+fi

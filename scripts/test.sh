@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build-workloads.sh > /dev/null
+# The settlement tests deploy the compiled contracts on starknet-devnet.
+./scripts/build-contracts.sh > /dev/null
+export BITSAGE_DEVNET="${BITSAGE_DEVNET:-$HOME/.cache/bitsage/tools/bin/starknet-devnet}"
 # The node tests drive the real binary, so it is built first.
 cargo build -p bitsage-host --locked
 cargo test --workspace --locked
@@ -111,13 +114,11 @@ expect_code 0 "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/backu
 expect_code 2 env BITSAGE_KEYSTORE_PASSWORD=wrong "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/b2.json"
 [ "$(stat -c %a "$tmp/keys/worker.json")" = 600 ] && [ "$(stat -c %a "$tmp/backup.json")" = 600 ] && passed=$((passed + 1))
 
-# The Cairo contracts compile offline to Sierra and CASM, with the entry
-# points settlement uses.
-./scripts/build-contracts.sh > /dev/null
+# The Cairo contracts (compiled above) expose the entry points settlement uses.
 python3 - "$target/contracts" <<'PY'
 import json, sys
 want = {
-    "Staking": {"stake", "unstake", "claim", "slash", "set_public_key", "tier_of"},
+    "Staking": {"stake", "unstake", "claim", "slash", "set_slasher", "set_public_key", "tier_of"},
     "ValidatorRegistry": {"register", "deregister", "is_quorum"},
     "JobEscrow": {"deposit", "submit_result", "vote", "refund", "job"},
 }

@@ -50,7 +50,7 @@ impl Role {
     fn cmd(&self, args: &[&str], password: &str) -> Out {
         let mut cmd = Command::new(host_bin());
         cmd.args(args);
-        if args[0] != "verify" {
+        if !matches!(args[0], "verify" | "spec-hash") {
             cmd.arg("--data-dir").arg(&self.dir);
         }
         let out = cmd
@@ -301,8 +301,50 @@ fn settlement_lifecycle_on_a_real_devnet() {
     }
     let info = worker.ok(&["info", "--json"]).json();
     assert_eq!((info["earnings"].as_str(), info["pending_jobs"].as_array().map(Vec::len)), (Some("80"), Some(0)));
-    let status = worker.ok(&["chain-status", "--json"]).json();
+    let status = worker.ok(&["status", "--json"]).json();
     assert_eq!((status["validators"].as_u64(), status["jobs"]["paid"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(status["account"]["earnings"], "80");
+
+    // A deposit that arrives after the node proved the job: the node sees
+    // the Deposited event and settles it then.
+    let late = client
+        .ok(&[
+            "submit",
+            wasm.to_str().expect("utf8"),
+            "--input",
+            input.to_str().expect("utf8"),
+            "--nonce",
+            "late-1",
+            "--url",
+            &node.url,
+            "--key",
+            &key,
+            "--wait",
+            tmp.0.join("late.bin").to_str().expect("utf8"),
+            "--json",
+        ])
+        .json();
+    let late_id = late["id"].as_str().expect("id").to_string();
+    let late_spec = late["spec_hash"].as_str().expect("spec").to_string();
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{late_id}")), Some(&key)).json()["state"], "proved");
+    let spec_args =
+        ["spec-hash", wasm.to_str().expect("utf8"), "--input", input.to_str().expect("utf8"), "--nonce", "late-1"];
+    let computed = client.ok(&spec_args).stdout.trim().to_string();
+    assert_eq!(
+        Felt::from_hex(&computed).ok(),
+        Felt::from_hex(&late_spec).ok(),
+        "client and node agree on the spec hash"
+    );
+    client.ok(&["deposit", "--job-id", &late_spec, "--amount", "50"]);
+    let start = Instant::now();
+    while get(&node.at(&format!("/v1/jobs/{late_id}")), Some(&key)).json()["state"] != "settling" {
+        assert!(start.elapsed() < Duration::from_secs(30), "the node never settled the late deposit");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for v in [vc, va] {
+        v.ok(&["validator", "run", "--once", "--node", &node.url]);
+    }
+    assert_eq!(rt.block_on(chain.job(Felt::from_hex(&late_spec).expect("felt"))).expect("job").state, JobState::Paid);
 
     // A lying worker: the receipt's public output is changed after proving
     // and the lie is signed. The chain accepts the signature; the validators

@@ -70,6 +70,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 impl ChainArgs {
+    /// True when a deployment file is named or present.
+    pub fn has_deployment(&self) -> bool {
+        self.deployment.is_some() || self.deployment_path().exists()
+    }
+
     fn deployment_path(&self) -> PathBuf {
         self.deployment.clone().unwrap_or_else(|| self.data.path().join("deployment.json"))
     }
@@ -323,7 +328,8 @@ pub fn cmd_info(as_json: bool, a: &WhoArgs) -> Result<(), Failure> {
     })
 }
 
-/// `chain-status`: is the chain reachable, and where our contracts are.
+/// The chain half of `status`: block, validators, escrowed jobs, and this
+/// account's standing.
 pub fn cmd_chain_status(as_json: bool, a: &ChainArgs) -> Result<(), Failure> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -344,17 +350,33 @@ pub fn cmd_chain_status(as_json: bool, a: &ChainArgs) -> Result<(), Failure> {
                 E::Voted { .. } => {}
             }
         }
+        let me = match &a.account {
+            Some(s) => Some(c.worker_info(parse_felt(s, "account address")?).await.map_err(chain_failure)?),
+            None => None,
+        };
         if as_json {
             println!(
                 "{}",
                 json!({ "block": block, "chain_time": now, "validators": validators, "deployment": d,
-                        "jobs": { "deposited": open, "results": submitted, "paid": paid, "rejected": rejected, "refunded": refunded } })
+                        "jobs": { "deposited": open, "results": submitted, "paid": paid, "rejected": rejected, "refunded": refunded },
+                        "account": me })
             );
         } else {
             println!("chain       {:#x} at block {block}, time {now}", d.chain_id);
             println!("escrow      {:#x}", d.escrow);
             println!("validators  {validators}");
             println!("jobs        {open} deposited, {submitted} results, {paid} paid, {rejected} rejected, {refunded} refunded");
+            if let Some(i) = me {
+                println!(
+                    "account     {:#x}: stake {} ({}), {} unbonding, earned {}, {} result(s) pending",
+                    i.address,
+                    i.stake,
+                    i.tier,
+                    i.unbonding,
+                    i.earnings,
+                    i.pending_jobs.len()
+                );
+            }
         }
         Ok(())
     })

@@ -160,8 +160,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: node::ApikeyCmd,
     },
-    /// A node's state: jobs by state, queue, workers, devices (operator key).
-    Status(node::Remote),
+    /// Status: a node's jobs, queue, workers and devices (operator key), and the chain's
+    /// settlement state with this account's standing (deployment file).
+    Status(node::StatusArgs),
     /// A node's job events (operator key).
     Logs(node::LogsArgs),
     /// Submit a job to a node; with --wait, fetch and verify its receipt.
@@ -183,8 +184,6 @@ enum Cmd {
     Claim(chain::ChainArgs),
     /// A worker's stake, tier, unbonding balance, earnings and pending results.
     Info(chain::WhoArgs),
-    /// The chain's settlement status: block, validators, escrowed jobs.
-    ChainStatus(chain::ChainArgs),
     /// Escrow payment for a job (client).
     Deposit(chain::DepositArgs),
     /// Take back a deposit whose deadline passed without a result (client).
@@ -255,7 +254,6 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Unstake(a) => chain::cmd_unstake(cli.json, a),
         Cmd::Claim(a) => chain::cmd_claim(cli.json, a),
         Cmd::Info(a) => chain::cmd_info(cli.json, a),
-        Cmd::ChainStatus(a) => chain::cmd_chain_status(cli.json, a),
         Cmd::Deposit(a) => chain::cmd_deposit(cli.json, a),
         Cmd::Refund(a) => chain::cmd_refund(cli.json, a),
         Cmd::SpecHash(a) => chain::cmd_spec_hash(cli.json, a),

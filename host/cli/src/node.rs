@@ -282,7 +282,38 @@ impl Remote {
     }
 }
 
-pub fn cmd_status(as_json: bool, r: &Remote) -> Result<(), Failure> {
+/// `status`: the node's state (with an API key) and the chain's settlement
+/// state with this worker's standing (with a deployment file), or both.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// The node's base URL.
+    #[arg(long, env = "BITSAGE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An operator API key: report the node.
+    #[arg(long, env = "BITSAGE_API_KEY", hide_env_values = true)]
+    key: Option<String>,
+    #[command(flatten)]
+    chain: crate::chain::ChainArgs,
+}
+
+pub fn cmd_status(as_json: bool, a: &StatusArgs) -> Result<(), Failure> {
+    let chain = a.chain.has_deployment();
+    if a.key.is_none() && !chain {
+        return Err(Failure {
+            code: 2,
+            err: anyhow::anyhow!("nothing to report: give --key for a node, or a deployment file for the chain"),
+        });
+    }
+    if let Some(key) = &a.key {
+        node_status(as_json, &Remote { url: a.url.clone(), key: key.clone() })?;
+    }
+    if chain {
+        crate::chain::cmd_chain_status(as_json, &a.chain)?;
+    }
+    Ok(())
+}
+
+fn node_status(as_json: bool, r: &Remote) -> Result<(), Failure> {
     let v = r.call("GET", "/v1/status", None)?;
     if as_json {
         println!("{v}");

@@ -90,7 +90,12 @@ async fn start_workers(
     });
     if let Some(id) = &ctx.identity {
         if id.wallet.is_some() {
-            tasks_settle.push(tokio::spawn(settle::watch_settlements(store.clone(), id.clone(), stop.clone())));
+            tasks_settle.push(tokio::spawn(settle::watch_settlements(
+                store.clone(),
+                blobs.clone(),
+                id.clone(),
+                stop.clone(),
+            )));
         }
     }
     let mut tasks = vec![tokio::spawn(worker::heartbeat(ctx.clone(), stop.clone()))];

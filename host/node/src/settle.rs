@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bitsage_prover::Receipt;
 use bitsage_settle::attest::{attest_receipt, attested_for, spec_hash};
-use bitsage_settle::chain::{Chain, Deployment, JobState as EscrowState, Wallet};
+use bitsage_settle::chain::{Chain, Deployment, EscrowEvent, JobState as EscrowState, Wallet};
 use bitsage_settle::keystore::WorkerKey;
 use bitsage_settle::tee::Evidence;
 use bitsage_settle::Felt;
@@ -101,10 +101,32 @@ impl Identity {
     }
 }
 
-/// Ends `settling` jobs as the escrow decides them.
-pub async fn watch_settlements(store: Store, identity: Arc<Identity>, mut stop: watch::Receiver<bool>) {
+/// Settles proved jobs whose escrow is opened after they were proved (a
+/// `Deposited` event for a spec hash this node proved), and ends `settling`
+/// jobs as the escrow decides them.
+pub async fn watch_settlements(store: Store, blobs: Blobs, identity: Arc<Identity>, mut stop: watch::Receiver<bool>) {
     let Some(wallet) = &identity.wallet else { return };
+    let mut cursor = wallet.chain.deployment.as_ref().map_or(0, |d| d.from_block);
     loop {
+        match wallet.chain.block_number().await {
+            Ok(head) if head >= cursor => match wallet.chain.escrow_events_between(cursor, Some(head)).await {
+                Ok(events) => {
+                    for ev in events {
+                        let EscrowEvent::Deposited { job_id, .. } = ev else { continue };
+                        let jobs = store.unsettled_by_spec_hash(&felt_hex(job_id)).await.unwrap_or_default();
+                        for job in jobs {
+                            if let Err(e) = identity.settle(&store, &blobs, &job).await {
+                                warn!("settling {} after its deposit: {e:#}", job.id);
+                            }
+                        }
+                    }
+                    cursor = head + 1;
+                }
+                Err(e) => warn!("reading escrow events: {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => warn!("reading the chain head: {e}"),
+        }
         match store.settling().await {
             Ok(jobs) => {
                 for job in jobs {

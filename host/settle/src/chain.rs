@@ -389,13 +389,18 @@ impl Chain {
 
     /// The escrow's events from block `from` on (all pages), in order.
     pub async fn escrow_events(&self, from: u64) -> Result<Vec<EscrowEvent>, ChainError> {
+        self.escrow_events_between(from, None).await
+    }
+
+    /// The escrow's events in blocks `from..=to` (`to` unset: the latest).
+    pub async fn escrow_events_between(&self, from: u64, to: Option<u64>) -> Result<Vec<EscrowEvent>, ChainError> {
         let d = self.deployment()?;
         let mut out = Vec::new();
         let mut token = None;
         loop {
             let filter = EventFilter {
                 from_block: Some(BlockId::Number(from)),
-                to_block: Some(BlockId::Tag(BlockTag::Latest)),
+                to_block: Some(to.map_or(BlockId::Tag(BlockTag::Latest), BlockId::Number)),
                 address: Some(starknet_rust::core::types::AddressFilter::Single(d.escrow)),
                 keys: None,
             };

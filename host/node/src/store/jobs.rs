@@ -486,6 +486,17 @@ impl Store {
         Ok(rows.iter().map(Job::from_row).collect::<std::result::Result<_, _>>()?)
     }
 
+    /// Proved jobs with this spec hash whose result has not gone to the escrow.
+    pub async fn unsettled_by_spec_hash(&self, spec_hash: &str) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE spec_hash = $1 AND state = 'proved' AND settle_tx IS NULL"
+        ))
+        .bind(spec_hash)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(Job::from_row).collect::<std::result::Result<_, _>>()?)
+    }
+
     /// The job whose result was submitted to the escrow under `spec_hash`.
     pub async fn job_by_spec_hash(&self, spec_hash: &str) -> Result<Option<Job>> {
         let row = sqlx::query(&format!(

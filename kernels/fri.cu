@@ -153,3 +153,12 @@ extern "C" __global__ void barycentric_weights(const u32* pts, const u32* ps, u6
         out[4 * i] = w.a; out[4 * i + 1] = w.b; out[4 * i + 2] = w.c; out[4 * i + 3] = w.d;
     }
 }
+
+// out[k * words + w] = col[pos[k] * words + w]: the values of a column at
+// the decommitment's query positions, so one small copy serves them all.
+extern "C" __global__ void gather_words(const u32* col, const u32* pos, u32 n, u32 words, u32* out) {
+    u32 i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * words) return;
+    u32 k = i / words;
+    out[i] = col[(unsigned long long)pos[k] * words + (i - k * words)];
+}

@@ -11,6 +11,7 @@
 //! point evaluation from coefficients, FRI `decompose`, leaf packing for
 //! `fold_step > 1`. GKR is not used by the ObelyskVM AIR and is refused.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -161,16 +162,26 @@ pub struct DevCol<T: DeviceValue> {
     /// goes through [`DevCol::buf_mut`], which drops the copy.
     reads: AtomicU32,
     mirror: OnceLock<Vec<u32>>,
+    /// The values at the query positions of the current decommitment.
+    gathered: OnceLock<HashMap<usize, Vec<u32>>>,
     _t: PhantomData<T>,
 }
 
 /// Single-value reads of one column after which the whole column is
-/// downloaded once and later reads are served from the host copy.
-const READS_BEFORE_MIRROR: u32 = 8;
+/// downloaded once and later reads are served from the host copy (a
+/// fallback for read patterns the query plan does not predict).
+const READS_BEFORE_MIRROR: u32 = 1024;
 
 impl<T: DeviceValue> DevCol<T> {
     pub fn from_words(buf: CudaSlice<u32>, len: usize) -> Self {
-        DevCol { buf, len, reads: AtomicU32::new(0), mirror: OnceLock::new(), _t: PhantomData }
+        DevCol {
+            buf,
+            len,
+            reads: AtomicU32::new(0),
+            mirror: OnceLock::new(),
+            gathered: OnceLock::new(),
+            _t: PhantomData,
+        }
     }
 
     /// The device words.
@@ -181,6 +192,7 @@ impl<T: DeviceValue> DevCol<T> {
     /// The device words, for a kernel that writes them; drops the host copy.
     pub fn buf_mut(&mut self) -> &mut CudaSlice<u32> {
         self.mirror = OnceLock::new();
+        self.gathered = OnceLock::new();
         *self.reads.get_mut() = 0;
         &mut self.buf
     }
@@ -241,20 +253,56 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
     }
 
     /// One value. A device read costs a round trip (about 10 us), and Stwo
-    /// reads committed columns one value at a time when it decommits (every
-    /// query position of every column: about 10^5 reads a proof). So after
-    /// a few reads of one column, the whole column is downloaded once and
-    /// the rest are host reads.
+    /// reads committed columns one value at a time when it decommits: every
+    /// query position of every column, column after column, the same
+    /// positions for every column of one length. So the first column of a
+    /// (length, value width) is read value by value and its positions are
+    /// recorded in the device's query plan; each later column whose first
+    /// read is the plan's first position fetches all the plan's positions
+    /// with one gather kernel and serves its reads from them. Any other
+    /// pattern falls back to single reads, then to one download of the
+    /// whole column.
     fn at(&self, index: usize) -> T {
-        let w = match self.mirror.get() {
-            Some(m) => m,
-            None if self.reads.fetch_add(1, Ordering::Relaxed) < READS_BEFORE_MIRROR => {
-                let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
-                return T::read(&ok(gpu().stream.clone_dtoh(&view).map_err(Into::into)));
+        if let Some(m) = self.mirror.get() {
+            return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
+        }
+        if let Some(w) = self.gathered.get().and_then(|g| g.get(&index)) {
+            return T::read(w);
+        }
+        let g = gpu();
+        let n = self.reads.fetch_add(1, Ordering::Relaxed);
+        if n >= READS_BEFORE_MIRROR {
+            let m = self.mirror.get_or_init(|| ok(g.download(&self.buf)));
+            return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
+        }
+        let planned = {
+            let mut plan = g.query_plan.lock().unwrap_or_else(|p| p.into_inner());
+            let seq = plan.entry((self.len, T::WORDS)).or_default();
+            if n == 0 && seq.first() == Some(&index) && seq.len() > 1 && self.gathered.get().is_none() {
+                Some(seq.clone())
+            } else {
+                if n == 0 {
+                    // A new decommitment (or a new pattern): this column teaches it.
+                    seq.clear();
+                }
+                if !seq.contains(&index) {
+                    seq.push(index);
+                }
+                None
             }
-            None => self.mirror.get_or_init(|| ok(gpu().download(&self.buf))),
         };
-        T::read(&w[index * T::WORDS..(index + 1) * T::WORDS])
+        if let Some(positions) = planned {
+            let pos32: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
+            let words = ok(g.gather(&self.buf, T::WORDS as u32, &pos32));
+            let map: HashMap<usize, Vec<u32>> =
+                positions.into_iter().zip(words.chunks(T::WORDS).map(<[u32]>::to_vec)).collect();
+            let map = self.gathered.get_or_init(|| map);
+            if let Some(w) = map.get(&index) {
+                return T::read(w);
+            }
+        }
+        let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
+        T::read(&ok(g.stream.clone_dtoh(&view).map_err(Into::into)))
     }
 
     fn set(&mut self, index: usize, value: T) {

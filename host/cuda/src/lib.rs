@@ -43,7 +43,7 @@ pub const SOURCES: [(&str, &str); 5] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 15] = [
+const KERNELS: [&str; 16] = [
     "fft_line_layer",
     "fft_circle_layer",
     "m31_scale",
@@ -59,6 +59,7 @@ const KERNELS: [&str; 15] = [
     "accumulate_quotient",
     "quotient_numerators",
     "barycentric_weights",
+    "gather_words",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,10 @@ pub struct Gpu {
     pub stream: Arc<CudaStream>,
     _module: Arc<CudaModule>,
     f: Vec<CudaFunction>,
+    /// Decommitment query positions learned from the first column of each
+    /// (length, words per value) read one value at a time; see
+    /// `backend::DevCol::at`.
+    pub query_plan: std::sync::Mutex<std::collections::HashMap<(usize, usize), Vec<usize>>>,
 }
 
 /// A component's generated constraint kernels, compiled for one device.
@@ -196,7 +201,7 @@ impl Gpu {
         let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
         let module = ctx.load_module(ptx)?;
         let f = KERNELS.iter().map(|k| module.load_function(k)).collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Gpu { ctx, stream, _module: module, f })
+        Ok(Gpu { ctx, stream, _module: module, f, query_plan: Default::default() })
     }
 
     /// Compiles a component's generated constraint kernels (NVRTC, cached on
@@ -284,6 +289,22 @@ impl Gpu {
 
     pub fn download(&self, values: &CudaSlice<u32>) -> Result<Vec<u32>> {
         Ok(self.stream.clone_dtoh(values)?)
+    }
+
+    /// The values at `positions` of a column of `words`-word values, in
+    /// order (one kernel, one small copy).
+    pub fn gather(&self, col: &CudaSlice<u32>, words: u32, positions: &[u32]) -> Result<Vec<u32>> {
+        let n = positions.len() as u32;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let pos = self.upload(positions)?;
+        let mut out = self.stream.alloc_zeros::<u32>((n * words) as usize)?;
+        let mut l = self.stream.launch_builder(&self.f[15]);
+        l.arg(col).arg(&pos).arg(&n).arg(&words).arg(&mut out);
+        // SAFETY: the caller's positions are below the column's length; one thread per output word.
+        unsafe { l.launch(launch_1d((n * words) as u64)) }?;
+        self.download(&out)
     }
 
     pub fn synchronize(&self) -> Result<()> {

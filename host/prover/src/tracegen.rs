@@ -41,8 +41,13 @@ impl ComponentTrace {
     fn from_rows(log_size: u32, n_cols: usize, rows: Vec<M31>) -> Self {
         let n = 1usize << log_size;
         debug_assert_eq!(rows.len(), n * n_cols);
-        let columns =
-            (0..n_cols).into_par_iter().map(|c| (0..n).map(|r| rows[r * n_cols + c]).collect::<BaseColumn>()).collect();
+        let columns = build_columns(
+            log_size,
+            n_cols,
+            || (),
+            |r, out, _| out.extend_from_slice(&rows[r * n_cols..(r + 1) * n_cols]),
+        )
+        .0;
         ComponentTrace { log_size, columns }
     }
 
@@ -60,6 +65,57 @@ impl ComponentTrace {
             v
         }
     }
+}
+
+/// Rows per parallel task when building columns (a multiple of 16).
+const ROWS_PER_TASK: usize = 1 << 10;
+
+/// Builds `n_cols` packed columns of `2^log_size` rows in parallel: `row(r,
+/// out, state)` appends row `r`'s values in column order. Each task fills a
+/// block of rows of every column, so each value is written once, in place,
+/// with no row-major copy to transpose. `state` is per rayon split (e.g.
+/// lookup counts), returned for the caller to merge.
+fn build_columns<S: Send>(
+    log_size: u32,
+    n_cols: usize,
+    init: impl Fn() -> S + Sync + Send,
+    row: impl Fn(usize, &mut Vec<M31>, &mut S) + Sync + Send,
+) -> (Vec<BaseColumn>, Vec<S>) {
+    const LANES: usize = 1 << LOG_N_LANES;
+    let n = 1usize << log_size;
+    let packed_per_task = ROWS_PER_TASK.min(n) / LANES;
+    let mut cols: Vec<Vec<PackedM31>> = (0..n_cols).map(|_| vec![PackedM31::broadcast(M31(0)); n / LANES]).collect();
+    let mut tasks: Vec<Vec<&mut [PackedM31]>> =
+        (0..(n / LANES).div_ceil(packed_per_task)).map(|_| Vec::with_capacity(n_cols)).collect();
+    for col in cols.iter_mut() {
+        for (t, chunk) in col.chunks_mut(packed_per_task).enumerate() {
+            tasks[t].push(chunk);
+        }
+    }
+    let states = tasks
+        .into_par_iter()
+        .enumerate()
+        .fold(
+            || (init(), Vec::with_capacity(n_cols * LANES)),
+            |(mut state, mut buf), (t, mut slices)| {
+                let len = slices.first().map_or(0, |s| s.len());
+                for p in 0..len {
+                    buf.clear();
+                    let first = (t * packed_per_task + p) * LANES;
+                    for lane in 0..LANES {
+                        row(first + lane, &mut buf, &mut state);
+                    }
+                    debug_assert_eq!(buf.len(), n_cols * LANES);
+                    for (c, slice) in slices.iter_mut().enumerate() {
+                        slice[p] = PackedM31::from_array(std::array::from_fn(|l| buf[l * n_cols + c]));
+                    }
+                }
+                (state, buf)
+            },
+        )
+        .map(|(state, _)| state)
+        .collect();
+    (cols.into_iter().map(BaseColumn::from_simd).collect(), states)
 }
 
 pub fn log_size_for(rows: usize) -> u32 {
@@ -178,6 +234,13 @@ impl MainTrace {
     }
 }
 
+/// Adds per-task lookup counts into `total`.
+fn add_counts(total: &mut [u32], parts: Vec<Vec<u32>>) {
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+}
+
 /// Counts the range-table lookups a CPU row makes.
 fn count_cpu_ranges(row: &CpuCols<M31>, counts: &mut [u32]) {
     let mut add = |v: M31| {
@@ -208,32 +271,51 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
     // CPU.
     let cpu_log = log_size_for(trace.steps.len());
     let n_cpu = 1usize << cpu_log;
-    let cpu_rows: Vec<CpuCols<M31>> = trace.steps.par_iter().map(cpu_row).collect();
-    for r in &cpu_rows {
-        count_cpu_ranges(r, &mut range_counts);
-    }
     let pad = padding_cpu_row();
-    let mut flat = Vec::with_capacity(n_cpu * CpuCols::<M31>::N_COLUMNS);
-    for r in cpu_rows.iter().chain(std::iter::repeat_n(&pad, n_cpu - cpu_rows.len())) {
-        r.push_to(&mut flat);
-    }
-    drop(cpu_rows);
-    let cpu = ComponentTrace::from_rows(cpu_log, CpuCols::<M31>::N_COLUMNS, flat);
+    let (columns, counts) = build_columns(
+        cpu_log,
+        CpuCols::<M31>::N_COLUMNS,
+        || vec![0u32; 1 << RANGE_LOG_SIZE],
+        |r, out, counts| match trace.steps.get(r) {
+            Some(s) => {
+                let row = cpu_row(s);
+                count_cpu_ranges(&row, counts);
+                row.push_to(out);
+            }
+            None => pad.push_to(out),
+        },
+    );
+    add_counts(&mut range_counts, counts);
+    debug_assert!(trace.steps.len() <= n_cpu);
+    let cpu = ComponentTrace { log_size: cpu_log, columns };
 
     // Program table with fetch and lookup multiplicities.
     let tuples = rom_tuples(program);
     let index: HashMap<[M31; 8], usize> = tuples.iter().enumerate().map(|(i, t)| (*t, i)).collect();
-    let mut mult = vec![0u32; tuples.len()];
-    for s in &trace.steps {
-        if let Some(&k) = index.get(&instr_tuple(s.pc, &s.instr)) {
-            mult[k] += 1;
-        }
-        if s.instr.op == Opcode::Lookup {
-            if let Some(&k) = index.get(&table_tuple(s.instr.imm.0, s.x, s.d_new)) {
-                mult[k] += 1;
-            }
-        }
-    }
+    let mult = trace
+        .steps
+        .par_iter()
+        .fold(
+            || vec![0u32; tuples.len()],
+            |mut mult, s| {
+                if let Some(&k) = index.get(&instr_tuple(s.pc, &s.instr)) {
+                    mult[k] += 1;
+                }
+                if s.instr.op == Opcode::Lookup {
+                    if let Some(&k) = index.get(&table_tuple(s.instr.imm.0, s.x, s.d_new)) {
+                        mult[k] += 1;
+                    }
+                }
+                mult
+            },
+        )
+        .reduce(
+            || vec![0u32; tuples.len()],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
     let rom_log = log_size_for(tuples.len());
     let mut flat = Vec::with_capacity((1 << rom_log) * RomCols::<M31>::N_COLUMNS);
     for r in 0..1usize << rom_log {
@@ -274,39 +356,42 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
 
     // Hash rows.
     let hash_log = log_size_for(trace.hashes.len());
-    let hash_rows: Vec<HashCols<M31>> = (0..1usize << hash_log)
-        .into_par_iter()
-        .map(|r| {
-            let call = trace.hashes.get(r);
-            let input = call.map(|h| h.before).unwrap_or([z; WIDTH]);
-            let mut row = HashCols::read(|| z);
-            if let Some(h) = call {
-                row.is_real = M31(1);
-                row.base = M31(h.base);
-                row.clk = M31(h.clk);
-                for i in 0..WIDTH {
-                    (row.ts_lo[i], row.ts_hi[i]) = ts_gap(h.clk, 2, h.before_ts[i]);
-                }
-            }
-            row.input = input;
-            row.fill_permutation();
-            row
-        })
-        .collect();
-    for row in hash_rows.iter().take(trace.hashes.len()) {
-        for i in 0..WIDTH {
-            for v in [row.ts_lo[i], row.ts_hi[i] * M31(TS_HI_SHIFT)] {
-                if let Some(c) = range_counts.get_mut(v.0 as usize) {
-                    *c += 1;
-                }
+    let hash_row = |r: usize| {
+        let call = trace.hashes.get(r);
+        let input = call.map(|h| h.before).unwrap_or([z; WIDTH]);
+        let mut row = HashCols::read(|| z);
+        if let Some(h) = call {
+            row.is_real = M31(1);
+            row.base = M31(h.base);
+            row.clk = M31(h.clk);
+            for i in 0..WIDTH {
+                (row.ts_lo[i], row.ts_hi[i]) = ts_gap(h.clk, 2, h.before_ts[i]);
             }
         }
-    }
-    let mut flat = Vec::with_capacity(hash_rows.len() * HashCols::<M31>::N_COLUMNS);
-    for r in &hash_rows {
-        r.push_to(&mut flat);
-    }
-    let hash = ComponentTrace::from_rows(hash_log, HashCols::<M31>::N_COLUMNS, flat);
+        row.input = input;
+        row.fill_permutation();
+        row
+    };
+    let (columns, counts) = build_columns(
+        hash_log,
+        HashCols::<M31>::N_COLUMNS,
+        || vec![0u32; 1 << RANGE_LOG_SIZE],
+        |r, out, counts| {
+            let row = hash_row(r);
+            if r < trace.hashes.len() {
+                for i in 0..WIDTH {
+                    for v in [row.ts_lo[i], row.ts_hi[i] * M31(TS_HI_SHIFT)] {
+                        if let Some(c) = counts.get_mut(v.0 as usize) {
+                            *c += 1;
+                        }
+                    }
+                }
+            }
+            row.push_to(out);
+        },
+    );
+    add_counts(&mut range_counts, counts);
+    let hash = ComponentTrace { log_size: hash_log, columns };
 
     // Range table.
     let mut flat = Vec::with_capacity((1 << RANGE_LOG_SIZE) * 2);

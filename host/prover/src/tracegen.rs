@@ -23,11 +23,11 @@ use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::m31::{PackedM31, LOG_N_LANES};
-use stwo::prover::backend::simd::prefix_sum::inclusive_prefix_sum;
-use stwo::prover::backend::simd::qm31::{batch_inverse_packed_qm31, PackedSecureField};
+use stwo::prover::backend::simd::qm31::PackedSecureField;
 use stwo::prover::backend::simd::SimdBackend;
 use stwo::prover::poly::circle::CircleEvaluation;
 use stwo::prover::poly::BitReversedOrder;
+use stwo_constraint_framework::LogupTraceGenerator;
 
 pub type Eval = CircleEvaluation<SimdBackend, M31, BitReversedOrder>;
 
@@ -447,111 +447,10 @@ pub fn interaction_trace(
                 .collect()
         })
         .collect();
-    logup_columns(t.log_size, &fracs)
-}
-
-/// Packed rows per task when turning fractions into LogUp columns.
-const LOGUP_ROWS_PER_TASK: usize = 1 << 10;
-
-/// The LogUp columns from the fractions `fracs[row block][batch]`, with the
-/// values Stwo's `LogupTraceGenerator` gives (column `b` holds the running
-/// sum of batches `0..=b` at each row; the last is shifted by its mean and
-/// prefix-summed), computed in parallel: each task inverts its block of
-/// denominators with one batch inversion (field inverses are unique, so the
-/// blocking does not change a value).
-fn logup_columns(log_size: u32, fracs: &[Vec<(PackedSecureField, PackedSecureField)>]) -> (Vec<Eval>, SecureField) {
-    let n_vec = fracs.len();
-    let n_batches = fracs.first().map_or(0, Vec::len);
-    let zero = PackedSecureField::broadcast(SecureField::from(M31(0)));
-    let mut cols: Vec<Vec<PackedSecureField>> = (0..n_batches).map(|_| vec![zero; n_vec]).collect();
-    let per_task = LOGUP_ROWS_PER_TASK.min(n_vec.max(1));
-    let mut tasks: Vec<Vec<&mut [PackedSecureField]>> =
-        (0..n_vec.div_ceil(per_task)).map(|_| Vec::with_capacity(n_batches)).collect();
-    for col in cols.iter_mut() {
-        for (t, chunk) in col.chunks_mut(per_task).enumerate() {
-            tasks[t].push(chunk);
-        }
+    let n_batches = fracs.first().map(|f| f.len()).unwrap_or(0);
+    let mut gen = LogupTraceGenerator::new(t.log_size);
+    for b in 0..n_batches {
+        gen.col_from_par_iter((0..n_vec).into_par_iter().map(|r| fracs[r][b]));
     }
-    tasks.into_par_iter().enumerate().for_each(|(t, mut slices)| {
-        let start = t * per_task;
-        let len = slices.first().map_or(0, |s| s.len());
-        let mut den = vec![zero; len];
-        let mut inv = vec![zero; len];
-        for b in 0..slices.len() {
-            for (i, d) in den.iter_mut().enumerate() {
-                *d = fracs[start + i][b].1;
-            }
-            batch_inverse_packed_qm31(&den, &mut inv);
-            for i in 0..len {
-                let prev = if b > 0 { slices[b - 1][i] } else { zero };
-                slices[b][i] = fracs[start + i][b].0 * inv[i] + prev;
-            }
-        }
-    });
-    let Some(last) = cols.last_mut() else {
-        return (Vec::new(), SecureField::from(M31(0)));
-    };
-    let claimed_sum = last.par_iter().copied().reduce(|| zero, |a, b| a + b).pointwise_sum();
-    let shift = PackedSecureField::broadcast(claimed_sum / M31::from_u32_unchecked(1 << log_size));
-    last.par_iter_mut().for_each(|x| *x -= shift);
-    let domain = CanonicCoset::new(log_size).circle_domain();
-    let n_cols = cols.len();
-    let evals = cols
-        .into_iter()
-        .enumerate()
-        .flat_map(|(b, col)| {
-            let mut coords: [Vec<PackedM31>; 4] = std::array::from_fn(|_| Vec::with_capacity(n_vec));
-            for v in col {
-                for (c, x) in coords.iter_mut().zip(v.into_packed_m31s()) {
-                    c.push(x);
-                }
-            }
-            coords.map(|c| {
-                let column = BaseColumn::from_simd(c);
-                let column = if b + 1 == n_cols { inclusive_prefix_sum(column) } else { column };
-                CircleEvaluation::new(domain, column)
-            })
-        })
-        .collect();
-    (evals, claimed_sum)
-}
-
-#[cfg(test)]
-mod tests {
-    use stwo::prover::backend::Column;
-    use stwo_constraint_framework::LogupTraceGenerator;
-
-    use super::*;
-
-    #[test]
-    fn logup_columns_equal_stwos_generator() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut felt = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            M31::from_u32_unchecked((x % ((1 << 31) - 1)) as u32 + u32::from(x % 7 == 0))
-        };
-        let mut packed = || {
-            PackedSecureField::from_array(std::array::from_fn(|_| {
-                SecureField::from_m31_array(std::array::from_fn(|_| felt()))
-            }))
-        };
-        for (log_size, n_batches) in [(4u32, 1usize), (8, 3), (12, 5), (15, 2)] {
-            let n_vec = 1usize << (log_size - LOG_N_LANES);
-            let fracs: Vec<Vec<(PackedSecureField, PackedSecureField)>> =
-                (0..n_vec).map(|_| (0..n_batches).map(|_| (packed(), packed())).collect()).collect();
-            let (ours, our_sum) = logup_columns(log_size, &fracs);
-            let mut gen = LogupTraceGenerator::new(log_size);
-            for b in 0..n_batches {
-                gen.col_from_par_iter((0..n_vec).into_par_iter().map(|r| fracs[r][b]));
-            }
-            let (theirs, their_sum) = gen.finalize_last();
-            assert_eq!(our_sum, their_sum, "claimed sum at 2^{log_size}");
-            assert_eq!(ours.len(), theirs.len());
-            for (a, b) in ours.iter().zip(&theirs) {
-                assert_eq!(a.values.to_cpu(), b.values.to_cpu(), "a column at 2^{log_size}");
-            }
-        }
-    }
+    gen.finalize_last()
 }

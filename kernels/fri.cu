@@ -162,3 +162,39 @@ extern "C" __global__ void gather_words(const u32* col, const u32* pos, u32 n, u
     u32 k = i / words;
     out[i] = col[(unsigned long long)pos[k] * words + (i - k * words)];
 }
+
+// Stwo's quotient combination on a subdomain of 2^log_n rows (before the
+// interpolation): for each row, with its point (x, y) from `pts` (bit-reversed
+// order), the sum over sample batches k of
+//   (acc_k[lift(row)] - flt_k * y) * 1 / ((prx_k - x) * piy_k - (pry_k - y) * pix_k),
+// lift(row) = ((row >> (lr + 1)) << 1) + (row & 1), lr = log_n - logs[k].
+// accs[4k + c] is coordinate c of batch k's accumulated numerators (2^logs[k]
+// words); params[12k..] are flt (4 words), prx, pry, pix, piy (2 words each).
+// out is coordinate-major (4 columns of 2^log_n words).
+extern "C" __global__ void quotient_combine(const u32* pts, const u64* accs, const u32* logs, const u32* params,
+                                            u32 n_acc, u32 log_n, u32* out) {
+    u64 n = 1ull << log_n;
+    for (u64 row = blockIdx.x * (u64)blockDim.x + threadIdx.x; row < n; row += (u64)gridDim.x * blockDim.x) {
+        u32 x = pts[2 * row], y = pts[2 * row + 1];
+        qm31 q = {0, 0, 0, 0};
+        for (u32 k = 0; k < n_acc; k++) {
+            const u32* p = params + 12 * k;
+            qm31 flt = {p[0], p[1], p[2], p[3]};
+            cm31 prx = {p[4], p[5]}, pry = {p[6], p[7]}, pix = {p[8], p[9]}, piy = {p[10], p[11]};
+            cm31 px = {x, 0}, py = {y, 0};
+            cm31 den = cm31_sub(cm31_mul(cm31_sub(prx, px), piy), cm31_mul(cm31_sub(pry, py), pix));
+            cm31 inv = cm31_inv(den);
+            u32 lr = log_n - logs[k];
+            u64 li = ((row >> (lr + 1)) << 1) + (row & 1);
+            qm31 v = {((const u32*)accs[4 * k])[li], ((const u32*)accs[4 * k + 1])[li],
+                      ((const u32*)accs[4 * k + 2])[li], ((const u32*)accs[4 * k + 3])[li]};
+            qm31 num = qm31_sub(v, qm31_mul_m31(flt, y));
+            cm31 lo = cm31_mul({num.a, num.b}, inv), hi = cm31_mul({num.c, num.d}, inv);
+            q = qm31_add(q, {lo.a, lo.b, hi.a, hi.b});
+        }
+        out[row] = q.a;
+        out[n + row] = q.b;
+        out[2 * n + row] = q.c;
+        out[3 * n + row] = q.d;
+    }
+}

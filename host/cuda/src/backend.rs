@@ -391,13 +391,15 @@ fn simd_twiddles(t: &TwiddleTree<CudaBackend>) -> TwiddleTree<SimdBackend> {
     SimdBackend::precompute_twiddles(t.root_coset)
 }
 
-/// A canonic domain's points as (x, y) word pairs in bit-reversed order, on
-/// the bound device; built once per (device, size) and kept for the process.
+/// A circle domain's points as (x, y) word pairs in bit-reversed order, on
+/// the bound device; built once per (device, domain) and kept for the
+/// process.
 fn domain_points(domain: CircleDomain) -> std::sync::Arc<CudaSlice<u32>> {
-    type Cache = std::sync::Mutex<std::collections::HashMap<(usize, u32), std::sync::Arc<CudaSlice<u32>>>>;
+    type Key = (usize, usize, usize, u32);
+    type Cache = std::sync::Mutex<std::collections::HashMap<Key, std::sync::Arc<CudaSlice<u32>>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let log = domain.log_size();
-    let key = (bound_ordinal(), log);
+    let key = (bound_ordinal(), domain.half_coset.initial_index.0, domain.half_coset.step_size.0, log);
     let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     map.entry(key)
         .or_insert_with(|| {
@@ -556,28 +558,75 @@ impl QuotientOps for CudaBackend {
         }
     }
 
+    /// The combination runs on the device (`quotient_combine`), then the
+    /// result is interpolated on the subdomain and evaluated on the lifting
+    /// domain with the device FFTs, as Stwo's backends do.
     fn compute_quotients_and_combine(
         accs: Vec<AccumulatedNumerators<Self>>,
         lifting_log_size: u32,
         log_blowup_factor: u32,
         twiddles: &TwiddleTree<Self>,
     ) -> SecureEvaluation<Self, BitReversedOrder> {
-        let simd: Vec<AccumulatedNumerators<SimdBackend>> = accs
-            .iter()
-            .map(|a| AccumulatedNumerators {
-                sample_point: a.sample_point,
-                partial_numerators_acc: secure_to_simd(&a.partial_numerators_acc),
-                first_linear_term_acc: a.first_linear_term_acc,
-            })
-            .collect();
-        let r = SimdBackend::compute_quotients_and_combine(
-            simd,
-            lifting_log_size,
-            log_blowup_factor,
-            &simd_twiddles(twiddles),
-        );
-        SecureEvaluation::new(r.domain, secure_from_simd(&r.values))
+        let eval_domain = CanonicCoset::new(lifting_log_size).circle_domain();
+        let (sub, _) = eval_domain.split(log_blowup_factor);
+        if sub.log_size() < 4 || accs.is_empty() {
+            return compute_quotients_on_simd(accs, lifting_log_size, log_blowup_factor, twiddles);
+        }
+        let log_n = sub.log_size();
+        let cols: Vec<[&CudaSlice<u32>; 4]> =
+            accs.iter().map(|a| std::array::from_fn(|c| a.partial_numerators_acc.columns[c].buf())).collect();
+        let logs: Vec<u32> = accs.iter().map(|a| a.partial_numerators_acc.len().ilog2()).collect();
+        let mut params = Vec::with_capacity(12 * accs.len());
+        for a in &accs {
+            let p = a.sample_point;
+            params.extend(alpha_words(a.first_linear_term_acc));
+            params.extend([
+                p.x.0 .0 .0,
+                p.x.0 .1 .0,
+                p.y.0 .0 .0,
+                p.y.0 .1 .0,
+                p.x.1 .0 .0,
+                p.x.1 .1 .0,
+                p.y.1 .0 .0,
+                p.y.1 .1 .0,
+            ]);
+        }
+        let pts = domain_points(sub);
+        let out = ok(gpu().quotient_combine(&pts, &cols, &logs, &params, log_n));
+        let quotients = split4(&out, 1 << log_n);
+        let subdomain_twiddles = TwiddleTree {
+            root_coset: sub.half_coset,
+            twiddles: DevTwiddles::empty(),
+            itwiddles: twiddles.itwiddles.extract_subdomain_twiddles(eval_domain.log_size(), log_n),
+        };
+        let columns = quotients.columns.map(|col| {
+            CircleEvaluation::<CudaBackend, BaseField, BitReversedOrder>::new(sub, col)
+                .interpolate_with_twiddles(&subdomain_twiddles)
+                .evaluate_with_twiddles(eval_domain, twiddles)
+                .values
+        });
+        SecureEvaluation::new(eval_domain, SecureColumnByCoords { columns })
     }
+}
+
+/// The quotient combination through the SIMD backend (small domains).
+fn compute_quotients_on_simd(
+    accs: Vec<AccumulatedNumerators<CudaBackend>>,
+    lifting_log_size: u32,
+    log_blowup_factor: u32,
+    twiddles: &TwiddleTree<CudaBackend>,
+) -> SecureEvaluation<CudaBackend, BitReversedOrder> {
+    let simd: Vec<AccumulatedNumerators<SimdBackend>> = accs
+        .iter()
+        .map(|a| AccumulatedNumerators {
+            sample_point: a.sample_point,
+            partial_numerators_acc: secure_to_simd(&a.partial_numerators_acc),
+            first_linear_term_acc: a.first_linear_term_acc,
+        })
+        .collect();
+    let r =
+        SimdBackend::compute_quotients_and_combine(simd, lifting_log_size, log_blowup_factor, &simd_twiddles(twiddles));
+    SecureEvaluation::new(r.domain, secure_from_simd(&r.values))
 }
 
 /// The 4 coordinate columns of a secure column as one coordinate-major buffer.

@@ -43,7 +43,7 @@ pub const SOURCES: [(&str, &str); 5] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 16] = [
+const KERNELS: [&str; 17] = [
     "fft_line_layer",
     "fft_circle_layer",
     "m31_scale",
@@ -60,6 +60,7 @@ const KERNELS: [&str; 16] = [
     "quotient_numerators",
     "barycentric_weights",
     "gather_words",
+    "quotient_combine",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -513,6 +514,40 @@ impl Gpu {
         b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&mut out);
         // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long).
         unsafe { b.launch(launch_1d(n_rows as u64)) }?;
+        Ok(out)
+    }
+
+    /// Stwo's quotient combination over a subdomain of `2^log_n` rows whose
+    /// points (x, y), bit-reversed, are `pts`: `accs[k]` are batch k's four
+    /// accumulated-numerator coordinate columns (`2^logs[k]` values each),
+    /// `params` 12 words per batch (first linear term, then the sample
+    /// point's Re x, Re y, Im x, Im y). Returns 4 coordinate columns.
+    pub fn quotient_combine(
+        &self,
+        pts: &CudaSlice<u32>,
+        accs: &[[&CudaSlice<u32>; 4]],
+        logs: &[u32],
+        params: &[u32],
+        log_n: u32,
+    ) -> Result<CudaSlice<u32>> {
+        let n = 1usize << log_n;
+        if accs.len() != logs.len()
+            || params.len() != 12 * accs.len()
+            || pts.len() < 2 * n
+            || logs.iter().zip(accs).any(|(&l, a)| l > log_n || a.iter().any(|c| c.len() < 1 << l))
+        {
+            return Err(CudaError::Unsupported("quotient_combine: mismatched batches".into()));
+        }
+        let d_accs = self.device_ptrs(accs.iter().flat_map(|a| a.iter().copied()))?;
+        let d_logs = self.args(logs)?;
+        let d_params = self.args(params)?;
+        let n_acc = accs.len() as u32;
+        // SAFETY: every row's 4 coordinates are written.
+        let mut out = unsafe { self.stream.alloc::<u32>(4 * n) }?;
+        let mut b = self.stream.launch_builder(&self.f[16]);
+        b.arg(pts).arg(&d_accs).arg(&d_logs).arg(&d_params).arg(&n_acc).arg(&log_n).arg(&mut out);
+        // SAFETY: grid-stride over the rows; lifted indices stay below each batch's length.
+        unsafe { b.launch(launch_1d(n as u64)) }?;
         Ok(out)
     }
 

@@ -252,6 +252,59 @@ fn check_reads(t: &mut Tally, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// The quotient combination (`compute_quotients_and_combine`: the device
+/// kernel, then interpolation and evaluation on the device) against the
+/// SIMD backend's, on random accumulated numerators of mixed sizes.
+fn check_quotients(t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    use bitsage_cuda::backend::{CudaBackend, DevCol};
+    use stwo::prover::backend::Column;
+    use stwo::prover::pcs::quotient_ops::AccumulatedNumerators;
+    use stwo::prover::QuotientOps;
+    let felt = |rng: &mut Rng| M31(rng.next() as u32 % ((1 << 31) - 1));
+    for (lifting_log, blowup) in [(6u32, 1u32), (12, 1), (17, 2), (21, 1)] {
+        let sub_log = lifting_log - blowup;
+        let mut simd_accs = Vec::new();
+        let mut cuda_accs = Vec::new();
+        for k in 0..3u32 {
+            let log = sub_log.saturating_sub(k * 2).max(4);
+            let coords: [Vec<M31>; 4] = std::array::from_fn(|_| (0..1usize << log).map(|_| felt(rng)).collect());
+            let kk = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+            let point = stwo::core::circle::SECURE_FIELD_CIRCLE_GEN.mul(kk);
+            let flt = SecureField::from_m31_array(std::array::from_fn(|_| felt(rng)));
+            simd_accs.push(AccumulatedNumerators::<SimdBackend> {
+                sample_point: point,
+                partial_numerators_acc: SecureColumnByCoords {
+                    columns: std::array::from_fn(|c| coords[c].iter().copied().collect::<BaseColumn>()),
+                },
+                first_linear_term_acc: flt,
+            });
+            cuda_accs.push(AccumulatedNumerators::<CudaBackend> {
+                sample_point: point,
+                partial_numerators_acc: SecureColumnByCoords {
+                    columns: std::array::from_fn(|c| DevCol::from_m31(&coords[c])),
+                },
+                first_linear_term_acc: flt,
+            });
+        }
+        let coset = CanonicCoset::new(lifting_log).circle_domain().half_coset;
+        let want = SimdBackend::compute_quotients_and_combine(
+            simd_accs,
+            lifting_log,
+            blowup,
+            &SimdBackend::precompute_twiddles(coset),
+        );
+        let got = CudaBackend::compute_quotients_and_combine(
+            cuda_accs,
+            lifting_log,
+            blowup,
+            &CudaBackend::precompute_twiddles(coset),
+        );
+        let same = (0..4).all(|c| got.values.columns[c].to_cpu() == want.values.columns[c].to_cpu());
+        t.check(&format!("quotient combination, lifting 2^{lifting_log}, blowup 2^{blowup}"), same);
+    }
+    Ok(())
+}
+
 type Ev = AssertEvaluator<'static>;
 
 /// The generated constraint kernel of each ObelyskVM component, evaluated on
@@ -448,6 +501,7 @@ fn main() {
         check_fri(&gpu, &mut t, &mut rng)?;
         check_weights(&mut t, &mut rng)?;
         check_reads(&mut t, &mut rng)?;
+        check_quotients(&mut t, &mut rng)?;
         check_constraints(&gpu, &mut t, &mut rng, args.iter().any(|a| a == "--skip-hash"))?;
         println!("checks: {} passed, {} failed", t.passed, t.failed);
         if let Some((lo, hi)) = bench_range {

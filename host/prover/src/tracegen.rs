@@ -424,6 +424,7 @@ pub fn interaction_trace(
     lookups: impl Fn(&mut dyn FnMut() -> PackedM31) -> Vec<Lookup<PackedM31>> + Sync,
 ) -> (Vec<Eval>, SecureField) {
     let n_vec = 1usize << (t.log_size - LOG_N_LANES);
+    let span = tracing::info_span!("logup_fractions", log_size = t.log_size).entered();
     let fracs: Vec<Vec<(PackedSecureField, PackedSecureField)>> = (0..n_vec)
         .into_par_iter()
         .map(|r| {
@@ -447,10 +448,15 @@ pub fn interaction_trace(
                 .collect()
         })
         .collect();
+    drop(span);
     let n_batches = fracs.first().map(|f| f.len()).unwrap_or(0);
     let mut gen = LogupTraceGenerator::new(t.log_size);
-    for b in 0..n_batches {
-        gen.col_from_par_iter((0..n_vec).into_par_iter().map(|r| fracs[r][b]));
+    {
+        let _s = tracing::info_span!("logup_columns", batches = n_batches).entered();
+        for b in 0..n_batches {
+            gen.col_from_par_iter((0..n_vec).into_par_iter().map(|r| fracs[r][b]));
+        }
     }
+    let _s = tracing::info_span!("logup_finalize").entered();
     gen.finalize_last()
 }

@@ -114,6 +114,15 @@ expect_code 0 "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/backu
 expect_code 2 env BITSAGE_KEYSTORE_PASSWORD=wrong "$bin" export --keystore "$tmp/keys/worker.json" --out "$tmp/b2.json"
 [ "$(stat -c %a "$tmp/keys/worker.json")" = 600 ] && [ "$(stat -c %a "$tmp/backup.json")" = 600 ] && passed=$((passed + 1))
 
+# Chain commands refuse bad input before touching a chain: nothing to report,
+# a malformed amount, a missing deployment file.
+expect_code 2 "$bin" status
+expect_code 2 "$bin" stake --amount 1e3 --account 0x1 --rpc http://127.0.0.1:9 --deployment "$tmp/none.json"
+expect_code 2 "$bin" info --account 0x1 --rpc http://127.0.0.1:9 --deployment "$tmp/none.json"
+# An unreachable chain is exit 25, not a hang or a crash.
+echo '{"chain_id":"0x534e5f5345504f4c4941","token":"0x1","staking":"0x2","registry":"0x3","escrow":"0x4","treasury":"0x5","stakers_pool":"0x6","unbonding_secs":100,"min_validator_stake":"1","slash_amount":"1","from_block":0}' > "$tmp/dep.json"
+expect_code 25 "$bin" status --rpc http://127.0.0.1:9 --deployment "$tmp/dep.json"
+
 # The Cairo contracts (compiled above) expose the entry points settlement uses.
 python3 - "$target/contracts" <<'PY'
 import json, sys

@@ -215,6 +215,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // A one-shot command piped into `head` should end quietly, as Unix tools
+    // do, not panic on a closed stdout. Long-running network commands keep
+    // Rust's default (SIGPIPE ignored), so a dropped connection is an error
+    // on that socket, never the death of the process.
+    #[cfg(unix)]
+    if !matches!(cli.cmd, Cmd::Serve(_) | Cmd::Worker(_) | Cmd::Validator { .. } | Cmd::Logs(_) | Cmd::Submit(_)) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

@@ -4,7 +4,7 @@
 # receipt, and show what it proves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --minimal
 ./scripts/build-workloads.sh > /dev/null
 cargo build -p bitsage-host --locked
 target="${CARGO_TARGET_DIR:-$PWD/target}"

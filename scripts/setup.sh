@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine: the pinned toolchain and its targets
-# (automatic rustup installs are off here). Idempotent and fast when done.
+# (automatic rustup installs are off here), then what the tests use.
+# Idempotent and fast when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! rustup run 1.95.0 cargo --version >/dev/null 2>&1; then
@@ -8,6 +9,12 @@ if ! rustup run 1.95.0 cargo --version >/dev/null 2>&1; then
 fi
 if ! rustup target list --installed --toolchain 1.95.0 | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2 --toolchain 1.95.0
+fi
+
+# `--minimal`: the toolchain only (what the demo needs); the test tools below
+# are for scripts/test.sh and scripts/settle-demo.sh.
+if [ "${1:-}" = "--minimal" ]; then
+  exit 0
 fi
 
 # The node's tests start a real PostgreSQL server and drive the dashboard in

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../../.device-bin"
 [ -f kc.tgz ] && tar xzf kc.tgz -C /tmp
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 nproc
-date +%T; ./bitsage-cuda-check --skip-hash 2>&1 | grep -E "query plan|quotient combination|FAIL|checks:"
+date +%T; ./bitsage-cuda-check --skip-hash 2>&1 | grep -E "query plan|quotient combination|staging|FAIL|checks:"
 date +%T; ./bitsage-gpu-proofs 16 22 2>&1
 date +%T; BITSAGE_LOG=info ./bitsage-gpu-proofs 20 20 > /dev/null 2> "${OUT:-/tmp}/spans-2-20.log"
 grep -c close "${OUT:-/tmp}/spans-2-20.log"

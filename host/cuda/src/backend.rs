@@ -214,6 +214,18 @@ impl DevCol<M31> {
     }
 }
 
+impl DevCol<M31> {
+    /// Uploads many base-field columns at once through the device's pinned
+    /// staging buffer (see `Gpu::upload_many`).
+    pub fn upload_many(columns: &[&[M31]]) -> Vec<Self> {
+        // SAFETY: M31 is `#[repr(transparent)]` over u32, so each slice is a valid &[u32].
+        let words: Vec<&[u32]> =
+            columns.iter().map(|c| unsafe { std::slice::from_raw_parts(c.as_ptr().cast::<u32>(), c.len()) }).collect();
+        let bufs = ok(gpu().upload_many(&words));
+        bufs.into_iter().zip(columns).map(|(b, c)| Self::from_words(b, c.len())).collect()
+    }
+}
+
 impl<T: DeviceValue> Clone for DevCol<T> {
     fn clone(&self) -> Self {
         Self::from_words(ok(gpu().stream.clone_dtod(&self.buf).map_err(Into::into)), self.len)

@@ -100,7 +100,12 @@ pub struct Gpu {
     /// (length, words per value) read one value at a time; see
     /// `backend::DevCol::at`.
     pub query_plan: std::sync::Mutex<std::collections::HashMap<(usize, usize), Vec<usize>>>,
+    /// A page-locked host buffer that trace uploads are staged through.
+    staging: std::sync::Mutex<Option<cudarc::driver::PinnedHostSlice<u32>>>,
 }
+
+/// Words in the pinned staging buffer (128 MiB).
+const STAGING_WORDS: usize = 32 << 20;
 
 /// A component's generated constraint kernels, compiled for one device.
 pub struct CompiledConstraints {
@@ -202,7 +207,7 @@ impl Gpu {
         let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
         let module = ctx.load_module(ptx)?;
         let f = KERNELS.iter().map(|k| module.load_function(k)).collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Gpu { ctx, stream, _module: module, f, query_plan: Default::default() })
+        Ok(Gpu { ctx, stream, _module: module, f, query_plan: Default::default(), staging: Default::default() })
     }
 
     /// Compiles a component's generated constraint kernels (NVRTC, cached on
@@ -286,6 +291,58 @@ impl Gpu {
 
     pub fn upload(&self, values: &[u32]) -> Result<CudaSlice<u32>> {
         Ok(self.stream.clone_htod(values)?)
+    }
+
+    /// Uploads many columns through a pinned staging buffer: a group of
+    /// columns is copied into it on all host threads, then transferred by
+    /// DMA at full PCIe speed (a pageable copy goes through the driver's
+    /// bounce buffer at a fraction of it). Columns larger than the buffer go
+    /// the ordinary way.
+    pub fn upload_many(&self, cols: &[&[u32]]) -> Result<Vec<CudaSlice<u32>>> {
+        use rayon::prelude::*;
+        let mut guard = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            // SAFETY: the buffer is only read by copies issued below, after it is written.
+            *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(STAGING_WORDS) }?);
+        }
+        let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
+        let mut out = Vec::with_capacity(cols.len());
+        let mut i = 0;
+        while i < cols.len() {
+            if cols[i].len() > STAGING_WORDS {
+                out.push(self.upload(cols[i])?);
+                i += 1;
+                continue;
+            }
+            let (mut j, mut words) = (i, 0);
+            while j < cols.len() && words + cols[j].len() <= STAGING_WORDS {
+                words += cols[j].len();
+                j += 1;
+            }
+            // The previous group's transfers read the buffer until they finish.
+            self.stream.synchronize()?;
+            let host = staging.as_mut_slice()?;
+            let mut parts = Vec::with_capacity(j - i);
+            let mut rest = &mut host[..words];
+            for c in &cols[i..j] {
+                let (head, tail) = rest.split_at_mut(c.len());
+                parts.push(head);
+                rest = tail;
+            }
+            parts.par_iter_mut().zip(&cols[i..j]).for_each(|(dst, src)| dst.copy_from_slice(src));
+            let host: &[u32] = &staging.as_slice()?[..words];
+            let mut at = 0;
+            for c in &cols[i..j] {
+                // SAFETY: every word of the allocation is written by the copy below.
+                let mut dst = unsafe { self.stream.alloc::<u32>(c.len().max(1)) }?;
+                self.stream.memcpy_htod(&host[at..at + c.len()], &mut dst)?;
+                at += c.len();
+                out.push(dst);
+            }
+            i = j;
+        }
+        self.stream.synchronize()?;
+        Ok(out)
     }
 
     pub fn download(&self, values: &CudaSlice<u32>) -> Result<Vec<u32>> {

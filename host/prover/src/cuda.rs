@@ -15,10 +15,9 @@ pub use bitsage_cuda::backend::init;
 impl ProverBackend for CudaBackend {
     fn convert(evals: Vec<Eval>) -> Vec<CircleEvaluation<Self, M31, BitReversedOrder>> {
         let _s = tracing::info_span!("upload").entered();
-        evals
-            .into_iter()
-            .map(|e| CircleEvaluation::new(e.domain, DevCol::<M31>::from_m31(e.values.as_slice())))
-            .collect()
+        let cols: Vec<&[M31]> = evals.iter().map(|e| e.values.as_slice()).collect();
+        let dev = DevCol::<M31>::upload_many(&cols);
+        evals.iter().zip(dev).map(|(e, d)| CircleEvaluation::new(e.domain, d)).collect()
     }
 
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {

@@ -252,6 +252,21 @@ fn check_reads(t: &mut Tally, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// Uploads through the pinned staging buffer: columns of mixed sizes, one
+/// larger than the buffer, and more columns than fit in one group.
+fn check_uploads(t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    use bitsage_cuda::backend::DevCol;
+    use stwo::prover::backend::Column;
+    let mut sizes = vec![1usize, 16, 1000, 1 << 20, (1 << 25) + 3];
+    sizes.extend(std::iter::repeat_n(1 << 22, 12));
+    let cols: Vec<Vec<M31>> = sizes.iter().map(|&n| m31(&rng.m31s(n))).collect();
+    let refs: Vec<&[M31]> = cols.iter().map(|c| c.as_slice()).collect();
+    let dev = DevCol::upload_many(&refs);
+    let same = dev.len() == cols.len() && dev.iter().zip(&cols).all(|(d, c)| d.to_cpu() == *c);
+    t.check("uploads through the pinned staging buffer (mixed sizes, one over the buffer, several groups)", same);
+    Ok(())
+}
+
 /// The quotient combination (`compute_quotients_and_combine`: the device
 /// kernel, then interpolation and evaluation on the device) against the
 /// SIMD backend's, on random accumulated numerators of mixed sizes.
@@ -502,6 +517,7 @@ fn main() {
         check_weights(&mut t, &mut rng)?;
         check_reads(&mut t, &mut rng)?;
         check_quotients(&mut t, &mut rng)?;
+        check_uploads(&mut t, &mut rng)?;
         check_constraints(&gpu, &mut t, &mut rng, args.iter().any(|a| a == "--skip-hash"))?;
         println!("checks: {} passed, {} failed", t.passed, t.failed);
         if let Some((lo, hi)) = bench_range {

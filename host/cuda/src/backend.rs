@@ -530,11 +530,25 @@ impl PolyOps for CudaBackend {
         Self::evaluate(poly, domain, twiddles)
     }
 
+    /// Twiddles for `coset`, computed once per (device, coset) and kept for
+    /// the process: every proof of one size uses the same tree, and building
+    /// it on the host is tens of milliseconds at 2^21.
     fn precompute_twiddles(coset: Coset) -> TwiddleTree<Self> {
-        let t = CpuBackend::precompute_twiddles(coset);
+        type Key = (usize, usize, usize, u32);
+        type Cache = std::sync::Mutex<HashMap<Key, (TwBuf, TwBuf)>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
         let log = coset.log_size();
-        let up = |v: &[M31]| DevTwiddles(Some(ok(gpu().tw_buf(v.iter().map(|x| x.0).collect(), log))));
-        TwiddleTree { root_coset: coset, twiddles: up(&t.twiddles), itwiddles: up(&t.itwiddles) }
+        let key = (bound_ordinal(), coset.initial_index.0, coset.step_size.0, log);
+        let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        let (tw, itw) = map
+            .entry(key)
+            .or_insert_with(|| {
+                let t = CpuBackend::precompute_twiddles(coset);
+                let up = |v: &[M31]| ok(gpu().tw_buf(v.iter().map(|x| x.0).collect(), log));
+                (up(&t.twiddles), up(&t.itwiddles))
+            })
+            .clone();
+        TwiddleTree { root_coset: coset, twiddles: DevTwiddles(Some(tw)), itwiddles: DevTwiddles(Some(itw)) }
     }
 
     fn split_at_mid(poly: CircleCoefficients<Self>) -> (CircleCoefficients<Self>, CircleCoefficients<Self>) {

@@ -168,6 +168,14 @@ pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Siz
     fn convert(
         evals: Vec<Eval>,
     ) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>;
+    /// The main trace's columns on this backend. By default a copy through
+    /// [`ProverBackend::convert`]; a device backend uploads from the borrowed
+    /// columns instead.
+    fn convert_main(
+        main: &tracegen::MainTrace,
+    ) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>> {
+        Self::convert(main.evals())
+    }
     /// The component provers, in the order the AIR allocates their columns.
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>>;
 }
@@ -283,7 +291,7 @@ where
     let mut scheme = CommitmentSchemeProver::<B, Blake2sMerkleChannel>::new(config, &twiddles);
     scheme.tree_builder().commit(channel);
     let mut tb = scheme.tree_builder();
-    tb.extend_evals(B::convert(main.evals()));
+    tb.extend_evals(B::convert_main(main));
     tb.commit(channel);
 
     clock.start(Stage::InteractionTrace);

@@ -184,6 +184,11 @@ fn settlement_lifecycle_on_a_real_devnet() {
     let rt = rt();
     let chain = Chain::new(&devnet.url, Some(d.clone())).expect("chain");
     let balance = |who: &Role| rt.block_on(chain.balance_of(d.token, who.felt())).expect("balance");
+    // A role's account, for the calls the CLI never makes.
+    let wallet = |who: &Role| {
+        let chain = Chain::new(&devnet.url, Some(d.clone())).expect("chain");
+        rt.block_on(Wallet::connect(chain, who.felt(), &who.key())).expect("wallet")
+    };
 
     // Worker: wrong password, more than it holds, then a Workstation stake.
     let o = worker.cmd(&["stake", "--amount", "2500"], "wrong password");
@@ -387,9 +392,7 @@ fn settlement_lifecycle_on_a_real_devnet() {
         judged.stdout
     );
     // A second vote from the same validator is refused.
-    let va_wallet = rt
-        .block_on(Wallet::connect(Chain::new(&devnet.url, Some(d.clone())).expect("chain"), va.felt(), &va.key()))
-        .expect("wallet");
+    let va_wallet = wallet(va);
     reverted(rt.block_on(va_wallet.vote(spec_lie, false)), "already voted");
     vb.ok(&["validator", "run", "--once", "--receipts", lie.to_str().expect("utf8")]);
     let rejected = rt.block_on(chain.job(spec_lie)).expect("job");
@@ -399,27 +402,7 @@ fn settlement_lifecycle_on_a_real_devnet() {
     assert_eq!(worker.ok(&["info", "--json"]).json()["tier"], "Consumer");
 
     // Calls from accounts that may not make them.
-    let client_wallet = rt
-        .block_on(Wallet::connect(
-            Chain::new(&devnet.url, Some(d.clone())).expect("chain"),
-            client.felt(),
-            &client.key(),
-        ))
-        .expect("wallet");
-    let deployer_wallet = rt
-        .block_on(Wallet::connect(
-            Chain::new(&devnet.url, Some(d.clone())).expect("chain"),
-            deployer.felt(),
-            &deployer.key(),
-        ))
-        .expect("wallet");
-    let worker_wallet = rt
-        .block_on(Wallet::connect(
-            Chain::new(&devnet.url, Some(d.clone())).expect("chain"),
-            worker.felt(),
-            &worker.key(),
-        ))
-        .expect("wallet");
+    let (client_wallet, deployer_wallet, worker_wallet) = (wallet(client), wallet(deployer), wallet(worker));
     reverted(rt.block_on(client_wallet.vote(spec_lie, true)), "not a validator");
     let slash = call(d.staking, "slash", vec![worker.felt(), Felt::from(tokens(1)), Felt::ZERO, client.felt()]);
     reverted(rt.block_on(client_wallet.invoke(vec![slash.clone()])), "only the slasher");

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::keys::{key_failure, keystore_path, password};
 use crate::workload::DataDir;
-use crate::{fail, Failure};
+use crate::{fail, runtime, Failure};
 
 /// Where the chain is and who we are on it.
 #[derive(clap::Args, Clone)]
@@ -52,21 +52,12 @@ pub fn chain_failure(e: ChainError) -> Failure {
 }
 
 pub fn parse_felt(s: &str, what: &str) -> Result<Felt, Failure> {
-    let t = s.trim();
-    let parsed = if t.starts_with("0x") { Felt::from_hex(t) } else { Felt::from_dec_str(t) };
-    parsed.map_err(|_| Failure { code: 2, err: anyhow::anyhow!("{what} {s:?} is not a felt (0x-hex or decimal)") })
+    bitsage_settle::parse_felt(s)
+        .ok_or_else(|| Failure { code: 2, err: anyhow::anyhow!("{what} {s:?} is not a felt (0x-hex or decimal)") })
 }
 
 fn amount(s: &str) -> Result<u128, Failure> {
     parse_amount(s).map_err(chain_failure)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(fail(6))
 }
 
 impl ChainArgs {
@@ -398,48 +389,32 @@ pub struct DepositArgs {
 }
 
 pub fn cmd_deposit(as_json: bool, a: &DepositArgs) -> Result<(), Failure> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let job_id = parse_felt(&a.job_id, "job id")?;
-        let amount = amount(&a.amount)?;
-        let wallet = a.chain.wallet(true).await?;
-        let deadline = wallet.chain.now().await.map_err(chain_failure)? + a.deadline_secs;
-        let tx = wallet.deposit(job_id, amount, deadline).await.map_err(chain_failure)?;
-        tx_line(
-            as_json,
-            &format!("deposited {} for job {job_id:#x}, refundable after {deadline}", a.amount),
-            tx,
-            json!({ "deadline": deadline }),
-        );
-        Ok(())
-    })
+    let job_id = parse_felt(&a.job_id, "job id")?;
+    let (tx, deadline) = deposit_for(&a.chain, job_id, &a.amount, a.deadline_secs)?;
+    tx_line(
+        as_json,
+        &format!("deposited {} for job {job_id:#x}, refundable after {deadline}", a.amount),
+        tx,
+        json!({ "deadline": deadline }),
+    );
+    Ok(())
 }
 
-/// `submit --pay`: escrows `amount` for `job_id` from the client's account.
-#[allow(clippy::too_many_arguments)]
+/// Escrows `amount_text` tokens for `job_id` from this account, refundable
+/// `deadline_secs` from now (chain time); returns the transaction and the
+/// deadline. `deposit` and `submit --pay` both go through here.
 pub fn deposit_for(
-    rpc: &str,
-    deployment: Option<PathBuf>,
-    account: Option<&str>,
-    keystore: Option<PathBuf>,
-    data: &DataDir,
+    chain: &ChainArgs,
     job_id: Felt,
     amount_text: &str,
     deadline_secs: u64,
-) -> Result<(), Failure> {
-    let args = ChainArgs {
-        rpc: rpc.to_string(),
-        deployment,
-        account: account.map(str::to_string),
-        keystore,
-        data: DataDir { data_dir: data.data_dir.clone() },
-    };
+) -> Result<(Felt, u64), Failure> {
     let amount = amount(amount_text)?;
     runtime()?.block_on(async {
-        let wallet = args.wallet(true).await?;
+        let wallet = chain.wallet(true).await?;
         let deadline = wallet.chain.now().await.map_err(chain_failure)? + deadline_secs;
-        wallet.deposit(job_id, amount, deadline).await.map_err(chain_failure)?;
-        Ok(())
+        let tx = wallet.deposit(job_id, amount, deadline).await.map_err(chain_failure)?;
+        Ok((tx, deadline))
     })
 }
 

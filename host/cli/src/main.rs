@@ -199,6 +199,15 @@ enum Cmd {
     },
 }
 
+/// The async runtime the network commands run on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(fail(6))
+}
+
 /// An error with its exit code.
 pub(crate) struct Failure {
     code: u8,

@@ -10,7 +10,7 @@ use bitsage_node::NodeConfig;
 use serde_json::{json, Value};
 
 use crate::workload::{DataDir, LimitArgs};
-use crate::{fail, BackendArg, Failure, Security};
+use crate::{fail, runtime, BackendArg, Failure, Security};
 
 /// Node settings. Each flag overrides its `BITSAGE_*` variable, which
 /// overrides `bitsage.toml`, which overrides the defaults.
@@ -128,14 +128,6 @@ impl ServeArgs {
         c.validate().map_err(|e| Failure { code: 2, err: e.into() })?;
         Ok(c)
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(fail(6))
 }
 
 pub fn cmd_serve(as_json: bool, a: &ServeArgs) -> Result<(), Failure> {
@@ -418,17 +410,9 @@ pub struct SubmitArgs {
     /// With --pay: seconds until the deposit can be refunded without a result.
     #[arg(long, default_value = "3600")]
     deadline_secs: u64,
-    /// Chain settings for --pay.
-    #[arg(long, env = "BITSAGE_RPC", default_value = "http://127.0.0.1:5050")]
-    rpc: String,
-    #[arg(long, env = "BITSAGE_DEPLOYMENT")]
-    deployment: Option<PathBuf>,
-    #[arg(long, env = "BITSAGE_ACCOUNT")]
-    account: Option<String>,
-    #[arg(long)]
-    keystore: Option<PathBuf>,
+    /// Chain settings for --pay (the client's account pays).
     #[command(flatten)]
-    data: DataDir,
+    chain: crate::chain::ChainArgs,
 }
 
 fn unreachable_module() -> Result<[u8; 32], Failure> {
@@ -484,16 +468,7 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
         };
         let input_digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&input).into();
         let job_id = bitsage_settle::attest::spec_hash(&module, &input_digest, &nonce);
-        crate::chain::deposit_for(
-            &a.rpc,
-            a.deployment.clone(),
-            a.account.as_deref(),
-            a.keystore.clone(),
-            &a.data,
-            job_id,
-            amount,
-            a.deadline_secs,
-        )?;
+        crate::chain::deposit_for(&a.chain, job_id, amount, a.deadline_secs)?;
         if !as_json {
             eprintln!("escrowed {amount} for job {job_id:#x}");
         }

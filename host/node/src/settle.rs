@@ -14,7 +14,7 @@ use bitsage_settle::attest::{attest_receipt, attested_for, spec_hash};
 use bitsage_settle::chain::{Chain, Deployment, EscrowEvent, JobState as EscrowState, Wallet};
 use bitsage_settle::keystore::WorkerKey;
 use bitsage_settle::tee::Evidence;
-use bitsage_settle::Felt;
+use bitsage_settle::{felt_hex, Felt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -30,14 +30,7 @@ pub struct Identity {
 }
 
 fn parse_felt(s: &str) -> anyhow::Result<Felt> {
-    let t = s.trim();
-    if t.starts_with("0x") { Felt::from_hex(t) } else { Felt::from_dec_str(t) }
-        .map_err(|_| anyhow::anyhow!("{s:?} is not a felt"))
-}
-
-/// `0x`-prefixed, 64 hex digits: how spec hashes are stored and served.
-pub fn felt_hex(f: Felt) -> String {
-    format!("{f:#066x}")
+    bitsage_settle::parse_felt(s).ok_or_else(|| anyhow::anyhow!("{s:?} is not a felt"))
 }
 
 /// The job's spec hash from its digests (hex) and nonce.

@@ -22,3 +22,15 @@ pub mod tee;
 pub mod validator;
 
 pub use starknet_crypto::Felt;
+
+/// Parses a felt written as `0x`-hex or decimal.
+pub fn parse_felt(s: &str) -> Option<Felt> {
+    let t = s.trim();
+    if t.starts_with("0x") { Felt::from_hex(t) } else { Felt::from_dec_str(t) }.ok()
+}
+
+/// `0x` and 64 hex digits: how job ids (spec hashes) are written in URLs,
+/// file names and the node's store.
+pub fn felt_hex(f: Felt) -> String {
+    format!("{f:#066x}")
+}

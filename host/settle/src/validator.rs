@@ -38,7 +38,7 @@ const MAX_RECEIPT_BYTES: usize = 64 << 20;
 
 impl ReceiptSource {
     pub fn file_name(job_id: Felt) -> String {
-        format!("{job_id:#066x}.bin")
+        format!("{}.bin", crate::felt_hex(job_id))
     }
 
     async fn fetch(&self, http: &reqwest::Client, job_id: Felt) -> Option<Vec<u8>> {
@@ -48,7 +48,7 @@ impl ReceiptSource {
             }
         }
         for node in &self.nodes {
-            let url = format!("{}/v1/settlement/{job_id:#066x}/receipt", node.trim_end_matches('/'));
+            let url = format!("{}/v1/settlement/{}/receipt", node.trim_end_matches('/'), crate::felt_hex(job_id));
             let Ok(resp) = http.get(&url).send().await else { continue };
             if !resp.status().is_success() || resp.content_length().is_some_and(|n| n as usize > MAX_RECEIPT_BYTES) {
                 continue;

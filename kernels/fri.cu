@@ -8,10 +8,6 @@ __device__ __forceinline__ qm31 qm31_load(const u32* col, u64 n, u64 i) {
 __device__ __forceinline__ void qm31_store(u32* col, u64 n, u64 i, qm31 v) {
     col[i] = v.a; col[n + i] = v.b; col[2 * n + i] = v.c; col[3 * n + i] = v.d;
 }
-__device__ __forceinline__ qm31 qm31_mul_m31(qm31 x, u32 t) {
-    return {m31_mul(x.a, t), m31_mul(x.b, t), m31_mul(x.c, t), m31_mul(x.d, t)};
-}
-
 // dst[i] = (f[2i] + f[2i+1]) + alpha * (f[2i] - f[2i+1]) * t_i, for i < 2^log_dst.
 // Circle fold (circle_fold = 1): t_i = 1/y of the domain point, derived from the
 // first line layer's inverse twiddles at `off` as in the FFT's circle layer.
@@ -122,20 +118,6 @@ extern "C" __global__ void quotient_numerators(const u64* cols, const u32* bc, u
         acc = qm31_add(acc, qm31_sub(qm31_mul_m31(c, col[row]), b));
     }
     qm31_store(out, n_rows, row, acc);
-}
-
-// (a + b i)^-1 = (a - b i) / (a^2 + b^2)
-__device__ __forceinline__ cm31 cm31_inv(cm31 x) {
-    u32 n = m31_inv(m31_add(m31_mul(x.a, x.a), m31_mul(x.b, x.b)));
-    return {m31_mul(x.a, n), m31_neg(m31_mul(x.b, n))};
-}
-
-// (x0 + x1 u)^-1 = (x0 - x1 u) / (x0^2 - (2 + i) x1^2)
-__device__ __forceinline__ qm31 qm31_inv(qm31 x) {
-    cm31 x0 = {x.a, x.b}, x1 = {x.c, x.d};
-    cm31 d = cm31_inv(cm31_sub(cm31_mul(x0, x0), cm31_mul(cm31_mul(x1, x1), cm31{2, 1})));
-    cm31 lo = cm31_mul(x0, d), hi = cm31_mul(x1, d);
-    return {lo.a, lo.b, m31_neg(hi.a), m31_neg(hi.b)};
 }
 
 // Barycentric weights of a bit-reversed circle domain at a point p (QM31):

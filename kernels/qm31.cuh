@@ -40,6 +40,24 @@ __device__ u32 m31_inv(u32 x) {
     return r;
 }
 
+__device__ __forceinline__ qm31 qm31_mul_m31(qm31 x, u32 t) {
+    return {m31_mul(x.a, t), m31_mul(x.b, t), m31_mul(x.c, t), m31_mul(x.d, t)};
+}
+
+// (a + b i)^-1 = (a - b i) / (a^2 + b^2)
+__device__ __forceinline__ cm31 cm31_inv(cm31 x) {
+    u32 n = m31_inv(m31_add(m31_mul(x.a, x.a), m31_mul(x.b, x.b)));
+    return {m31_mul(x.a, n), m31_neg(m31_mul(x.b, n))};
+}
+
+// (x0 + x1 u)^-1 = (x0 - x1 u) / (x0^2 - (2 + i) x1^2)
+__device__ __forceinline__ qm31 qm31_inv(qm31 x) {
+    cm31 x0 = {x.a, x.b}, x1 = {x.c, x.d};
+    cm31 d = cm31_inv(cm31_sub(cm31_mul(x0, x0), cm31_mul(cm31_mul(x1, x1), cm31{2, 1})));
+    cm31 lo = cm31_mul(x0, d), hi = cm31_mul(x1, d);
+    return {lo.a, lo.b, m31_neg(hi.a), m31_neg(hi.b)};
+}
+
 __device__ __forceinline__ u32 bit_rev(u32 i, u32 log) { return log == 0 ? 0 : __brev(i) >> (32 - log); }
 
 // Stwo's offset_bit_reversed_circle_domain_index: the row `offset` steps

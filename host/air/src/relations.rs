@@ -18,6 +18,13 @@ macro_rules! relations {
             $($(#[$doc])* $variant,)*
         }
 
+        impl Rel {
+            /// This relation's position in [`Relations::elements`].
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+
         /// The drawn elements of every relation.
         #[derive(Clone, Debug)]
         pub struct Relations {

@@ -46,7 +46,8 @@ use stwo::prover::poly::twiddles::{TwiddleBuffer, TwiddleTree};
 use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::secure_column::SecureColumnByCoords;
 use stwo::prover::vcs_lifted::ops::{MerkleOpsLifted, PackLeavesOps};
-use stwo::prover::{AccumulationOps, QuotientOps};
+use stwo::prover::mempool::BaseColumnPool;
+use stwo::prover::{AccumulationOps, Poly, QuotientOps};
 
 use crate::{Gpu, TwBuf};
 
@@ -450,11 +451,39 @@ impl PolyOps for CudaBackend {
         CircleCoefficients::new(values)
     }
 
+    /// Columns of one size are interpolated together: one launch per FFT
+    /// layer for all of them.
     fn interpolate_columns(
         columns: Vec<CircleEvaluation<Self, BaseField, BitReversedOrder>>,
         twiddles: &TwiddleTree<Self>,
     ) -> Vec<CircleCoefficients<Self>> {
-        columns.into_iter().map(|c| Self::interpolate(c, twiddles)).collect()
+        let itw = tw(&twiddles.itwiddles);
+        let mut values: Vec<(u32, bool, DevCol<BaseField>)> = columns
+            .into_iter()
+            .map(|c| {
+                let log = c.domain.log_size();
+                (log, log >= 3 && is_canonic(c.domain), c.values)
+            })
+            .collect();
+        let mut logs: Vec<u32> = values.iter().filter(|v| v.1).map(|v| v.0).collect();
+        logs.sort_unstable();
+        logs.dedup();
+        for log in logs {
+            let mut group: Vec<&mut CudaSlice<u32>> =
+                values.iter_mut().filter(|v| v.1 && v.0 == log).map(|v| v.2.buf_mut()).collect();
+            ok(gpu().interpolate_many(&mut group, log, itw));
+        }
+        values
+            .into_iter()
+            .map(|(log, batched, v)| {
+                if batched {
+                    CircleCoefficients::new(v)
+                } else {
+                    let domain = CanonicCoset::new(log).circle_domain();
+                    Self::interpolate(CircleEvaluation::new(domain, v), twiddles)
+                }
+            })
+            .collect()
     }
 
     fn eval_at_point(poly: &CircleCoefficients<Self>, point: CirclePoint<SecureField>) -> SecureField {
@@ -528,6 +557,43 @@ impl PolyOps for CudaBackend {
         _buffer: Col<Self, BaseField>,
     ) -> CircleEvaluation<Self, BaseField, BitReversedOrder> {
         Self::evaluate(poly, domain, twiddles)
+    }
+
+    /// The commitment's low-degree extensions, polynomials of one size
+    /// together: one launch per FFT layer for all of them (Stwo's default
+    /// evaluates them one by one from parallel host threads).
+    fn evaluate_polynomials(
+        polynomials: Vec<CircleCoefficients<Self>>,
+        log_blowup_factor: u32,
+        twiddles: &TwiddleTree<Self>,
+        store_polynomials_coefficients: bool,
+        _pool: &BaseColumnPool<Self>,
+    ) -> Vec<Poly<Self>> {
+        let twb = tw(&twiddles.twiddles);
+        let mut evals: Vec<Option<CircleEvaluation<Self, BaseField, BitReversedOrder>>> =
+            polynomials.iter().map(|_| None).collect();
+        let mut logs: Vec<u32> = polynomials.iter().map(|p| p.log_size()).filter(|&l| l >= 3).collect();
+        logs.sort_unstable();
+        logs.dedup();
+        for log in logs {
+            let idx: Vec<usize> = (0..polynomials.len()).filter(|&i| polynomials[i].log_size() == log).collect();
+            let domain = CanonicCoset::new(log + log_blowup_factor).circle_domain();
+            let coeffs: Vec<&CudaSlice<u32>> = idx.iter().map(|&i| polynomials[i].coeffs.buf()).collect();
+            let out = ok(gpu().evaluate_many(&coeffs, log, domain.log_size(), twb));
+            for (i, buf) in idx.into_iter().zip(out) {
+                evals[i] = Some(CircleEvaluation::new(domain, DevCol::from_words(buf, domain.size())));
+            }
+        }
+        polynomials
+            .into_iter()
+            .zip(evals)
+            .map(|(p, e)| {
+                let e = e.unwrap_or_else(|| {
+                    Self::evaluate(&p, CanonicCoset::new(p.log_size() + log_blowup_factor).circle_domain(), twiddles)
+                });
+                Poly::new(store_polynomials_coefficients.then_some(p), e)
+            })
+            .collect()
     }
 
     /// Twiddles for `coset`, computed once per (device, coset) and kept for

@@ -160,6 +160,22 @@ pub fn bind_params(
     claimed_sum: SecureField,
     log_size: u32,
 ) -> Result<(Vec<u32>, Vec<u32>), String> {
+    let base = kernel
+        .base_params
+        .iter()
+        .map(|p| if p == "column_size" { Ok(1u32 << log_size) } else { Err(p.clone()) })
+        .collect::<Result<Vec<u32>, String>>()?;
+    Ok((base, bind_ext(&kernel.ext_params, relations, claimed_sum)?))
+}
+
+/// Values of extension parameters (4 words each, in order): relation
+/// elements `<name>_z` and `<name>_alpha<i>`, and `claimed_sum`. Returns the
+/// name of a parameter it cannot bind.
+pub fn bind_ext(
+    names: &[String],
+    relations: &[(String, SecureField, Vec<SecureField>)],
+    claimed_sum: SecureField,
+) -> Result<Vec<u32>, String> {
     let ext_value = |name: &str| -> Option<SecureField> {
         if name == "claimed_sum" {
             return Some(claimed_sum);
@@ -172,17 +188,107 @@ pub fn bind_params(
             alphas.get(rest.strip_prefix("_alpha")?.parse::<usize>().ok()?).copied()
         })
     };
-    let base = kernel
-        .base_params
-        .iter()
-        .map(|p| if p == "column_size" { Ok(1u32 << log_size) } else { Err(p.clone()) })
-        .collect::<Result<Vec<u32>, String>>()?;
-    let mut ext = Vec::with_capacity(4 * kernel.ext_params.len());
-    for p in &kernel.ext_params {
+    let mut ext = Vec::with_capacity(4 * names.len());
+    for p in names {
         let v = ext_value(p).ok_or_else(|| p.clone())?;
         ext.extend(v.to_m31_array().map(|w| w.0));
     }
-    Ok((base, ext))
+    Ok(ext)
+}
+
+/// A generated LogUp fraction kernel for one component: for every row, the
+/// lookups taken in pairs, `m0 / d0 + m1 / d1` with `d = Σ α^i v_i - z`, one
+/// QM31 value per pair, exactly the batching `add_lookups` constrains and
+/// the CPU trace generator writes. Batch `b` goes to output columns
+/// `4b..4b + 4` (coordinates).
+#[derive(Clone, Debug)]
+pub struct LogupKernel {
+    pub name: String,
+    pub source: String,
+    /// Kernel column `k` is main-trace column `columns[k]` of the component.
+    pub columns: Vec<usize>,
+    /// Extension parameters (relation elements), 4 words each, in order.
+    pub ext_params: Vec<String>,
+    pub n_batches: usize,
+}
+
+/// Generates the LogUp fraction kernel `name` from a component's lookups,
+/// written over its main-trace columns (`BaseExpr` columns of interaction 1,
+/// offset 0). `relation_names[r]` is the name of relation `Rel` index `r`
+/// (`Relations::elements` order).
+pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_names: &[String]) -> LogupKernel {
+    let lookups = &sym.lookups;
+    let intermediates: BTreeSet<String> = sym.intermediates.iter().map(|(n, _)| n.clone()).collect();
+    let mut vars = Vars::default();
+    sym.intermediates.iter().for_each(|(_, e)| visit_base(e, &mut vars));
+    for l in lookups {
+        visit_base(&l.mult, &mut vars);
+        l.values.iter().for_each(|v| visit_base(v, &mut vars));
+    }
+    assert!(
+        vars.masks.iter().all(|m| m.0 == 1 && m.2 == 0) && vars.base_params.iter().all(|p| intermediates.contains(p)),
+        "{name}: lookups may read only the component's own main-trace row"
+    );
+    let masks: Vec<Mask> = vars.masks.into_iter().collect();
+    let columns: Vec<usize> = masks.iter().map(|m| m.1).collect();
+    let mut ext_params: Vec<String> = Vec::new();
+    let mut param = |p: String| -> String {
+        let i = ext_params.iter().position(|q| *q == p).unwrap_or_else(|| {
+            ext_params.push(p);
+            ext_params.len() - 1
+        });
+        format!(
+            "qm31_make(ext_params[{}], ext_params[{}], ext_params[{}], ext_params[{}])",
+            4 * i,
+            4 * i + 1,
+            4 * i + 2,
+            4 * i + 3
+        )
+    };
+    let mask_slot: BTreeMap<Mask, usize> = masks.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    let none = BTreeMap::new();
+    let em = Emitter { masks: &mask_slot, base_params: &none, ext_params: &none, intermediates: &intermediates };
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "extern \"C\" __global__ void {name}(const u64* cols, const u32* ext_params, u32 log_n, const u64* outs) {{"
+    );
+    let _ = writeln!(s, "    u32 row = blockIdx.x * blockDim.x + threadIdx.x;");
+    let _ = writeln!(s, "    if (row >= (1u << log_n)) return;");
+    for (k, _) in masks.iter().enumerate() {
+        let _ = writeln!(s, "    const u32 m{k} = ((const u32*)cols[{k}])[row];");
+    }
+    for (n, e) in &sym.intermediates {
+        let _ = writeln!(s, "    const u32 {n} = {};", em.base(e));
+    }
+    let n_batches = lookups.len().div_ceil(2);
+    for (b, pair) in lookups.chunks(2).enumerate() {
+        let _ = writeln!(s, "    {{");
+        for (j, l) in pair.iter().enumerate() {
+            let rel = &relation_names[l.rel.index()];
+            let mut d = String::from("qm31_neg(") + &param(format!("{rel}_z")) + ")";
+            for (i, v) in l.values.iter().enumerate() {
+                d = format!("qm31_add({d}, qm31_mul_m31({}, {}))", param(format!("{rel}_alpha{i}")), em.base(v));
+            }
+            let _ = writeln!(s, "        const u32 n{j} = {};", em.base(&l.mult));
+            let _ = writeln!(s, "        const qm31 d{j} = {d};");
+        }
+        if pair.len() == 2 {
+            let _ = writeln!(s, "        const qm31 num = qm31_add(qm31_mul_m31(d1, n0), qm31_mul_m31(d0, n1));");
+            let _ = writeln!(s, "        const qm31 den = qm31_mul(d0, d1);");
+        } else {
+            let _ = writeln!(s, "        const qm31 num = qm31_from_m31(n0);");
+            let _ = writeln!(s, "        const qm31 den = d0;");
+        }
+        let _ = writeln!(s, "        const qm31 f = qm31_mul(num, qm31_inv(den));");
+        for (c, w) in ["a", "b", "c", "d"].iter().enumerate() {
+            let _ = writeln!(s, "        ((u32*)outs[{}])[row] = f.{w};", 4 * b + c);
+        }
+        let _ = writeln!(s, "    }}");
+    }
+    let _ = writeln!(s, "}}");
+    LogupKernel { name: name.to_string(), source: s, columns, ext_params, n_batches }
 }
 
 /// `"intermediate{k}"` in creation order (later ones may use earlier ones).
@@ -317,6 +423,39 @@ mod tests {
     use stwo::core::channel::Blake2sChannel;
 
     use super::*;
+
+    #[test]
+    fn every_component_generates_a_logup_kernel_pairing_its_lookups() {
+        let rels = Relations::draw(&mut Blake2sChannel::default());
+        let names: Vec<String> = rels.elements().into_iter().map(|e| e.0).collect();
+        for (i, name) in crate::logup::COMPONENTS.iter().enumerate() {
+            let sym = crate::logup::lookups_of(i);
+            let lookups = &sym.lookups;
+            let k = generate_logup(&format!("logup_{name}"), &sym, &names);
+            assert_eq!(k.n_batches, lookups.len().div_ceil(2), "{name}");
+            // One store per coordinate of every batch, into outputs 0..4B.
+            for out in 0..4 * k.n_batches {
+                assert!(k.source.contains(&format!("outs[{out}]")), "{name}: output {out} never written");
+            }
+            assert!(!k.source.contains(&format!("outs[{}]", 4 * k.n_batches)), "{name}: writes past its outputs");
+            // Every relation element the lookups use binds, z of each used relation among them.
+            let ext = bind_ext(&k.ext_params, &rels.elements(), SecureField::default()).unwrap();
+            assert_eq!(ext.len(), 4 * k.ext_params.len());
+            for l in lookups {
+                assert!(k.ext_params.contains(&format!("{}_z", names[l.rel.index()])), "{name}");
+            }
+            // Columns are distinct main-trace columns, in order.
+            assert!(k.columns.windows(2).all(|w| w[0] < w[1]), "{name}");
+            eprintln!(
+                "{name}: {} lookups, {} batches, {} columns read, {} intermediates, {} bytes",
+                lookups.len(),
+                k.n_batches,
+                k.columns.len(),
+                sym.intermediates.len(),
+                k.source.len()
+            );
+        }
+    }
 
     #[test]
     fn every_component_generates_a_kernel_reading_every_column() {

@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod codegen;
+pub mod logup;
 pub mod prover;
 
 use std::sync::Arc;
@@ -32,22 +33,23 @@ use stwo::prover::poly::circle::PolyOps;
 pub use cudarc::driver::DriverError;
 
 /// The CUDA sources, in compilation order.
-pub const SOURCES: [(&str, &str); 5] = [
+pub const SOURCES: [(&str, &str); 6] = [
     ("m31.cuh", M31_H),
     ("qm31.cuh", QM31_H),
     ("circle_fft.cu", include_str!("../../../kernels/circle_fft.cu")),
     ("blake2s.cu", include_str!("../../../kernels/blake2s.cu")),
     ("fri.cu", include_str!("../../../kernels/fri.cu")),
+    ("logup.cu", include_str!("../../../kernels/logup.cu")),
 ];
 
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 17] = [
+const KERNELS: [&str; 21] = [
     "fft_line_layer",
-    "fft_circle_layer",
+    "fft_low_layers",
     "m31_scale",
-    "zero_pad",
+    "fft_replicate",
     "merkle_leaves",
     "merkle_layer",
     "grind",
@@ -61,7 +63,18 @@ const KERNELS: [&str; 17] = [
     "barycentric_weights",
     "gather_words",
     "quotient_combine",
+    "logup_to_coset",
+    "scan_chunks",
+    "scan_add",
+    "logup_from_coset",
 ];
+
+/// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
+const FFT_TILE_LOG: u32 = 11;
+
+/// Words per chunk of `scan_chunks` (`SCAN_CHUNK` in `kernels/logup.cu`).
+const SCAN_CHUNK: u32 = 4096;
+const SCAN_THREADS: u32 = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CudaError {
@@ -107,10 +120,18 @@ pub struct Gpu {
 /// Words in the pinned staging buffer (128 MiB).
 const STAGING_WORDS: usize = 32 << 20;
 
+/// Generated kernels compiled for one device.
+pub struct GeneratedModule {
+    _module: Arc<CudaModule>,
+    pub(crate) f: Vec<CudaFunction>,
+    /// Whether the PTX came from the on-disk cache.
+    pub from_cache: bool,
+}
+
 /// A component's generated constraint kernels, compiled for one device.
 pub struct CompiledConstraints {
     pub kernel: codegen::ConstraintKernel,
-    _module: Arc<CudaModule>,
+    _module: GeneratedModule,
     f: Vec<CudaFunction>,
     /// Whether the PTX came from the on-disk cache.
     pub from_cache: bool,
@@ -210,15 +231,28 @@ impl Gpu {
         Ok(Gpu { ctx, stream, _module: module, f, query_plan: Default::default(), staging: Default::default() })
     }
 
-    /// Compiles a component's generated constraint kernels (NVRTC, cached on
-    /// disk by source).
-    pub fn compile_constraints(&self, kernel: codegen::ConstraintKernel) -> Result<CompiledConstraints> {
-        let src = format!("{M31_H}\n{QM31_H}\n{}", kernel.source());
-        let (ptx, from_cache) = compile_cached(&kernel.name, &src)?;
+    /// Compiles generated CUDA `source` (with the field headers) and loads
+    /// the kernels `functions` from it (NVRTC, cached on disk by source).
+    pub fn compile_generated(
+        &self,
+        name: &str,
+        source: &str,
+        functions: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<GeneratedModule> {
+        let src = format!("{M31_H}\n{QM31_H}\n{source}");
+        let (ptx, from_cache) = compile_cached(name, &src)?;
         let module = self.ctx.load_module(ptx)?;
-        let f =
-            kernel.parts.iter().map(|(n, _)| module.load_function(n)).collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(CompiledConstraints { kernel, _module: module, f, from_cache })
+        let f = functions
+            .into_iter()
+            .map(|n| module.load_function(n.as_ref()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(GeneratedModule { _module: module, f, from_cache })
+    }
+
+    /// Compiles a component's generated constraint kernels.
+    pub fn compile_constraints(&self, kernel: codegen::ConstraintKernel) -> Result<CompiledConstraints> {
+        let m = self.compile_generated(&kernel.name, &kernel.source(), kernel.parts.iter().map(|(n, _)| n))?;
+        Ok(CompiledConstraints { kernel, f: m.f.clone(), from_cache: m.from_cache, _module: m })
     }
 
     /// Runs a constraint kernel over a bit-reversed evaluation domain of
@@ -394,38 +428,63 @@ impl Gpu {
         Ok(())
     }
 
-    fn line_layer(
-        &self,
-        data: &mut CudaSlice<u32>,
-        tw: &CudaSlice<u32>,
-        off: u32,
-        log_n: u32,
-        k: u32,
-        n_cols: u32,
-        inverse: bool,
-    ) -> Result<()> {
-        let inv = inverse as i32;
-        let mut b = self.stream.launch_builder(&self.f[0]);
-        b.arg(data).arg(tw).arg(&off).arg(&log_n).arg(&k).arg(&n_cols).arg(&inv);
-        // SAFETY: the kernel touches pairs within n_cols columns of 2^log_n values, all inside `data`.
-        unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
-        Ok(())
+    /// Device pointers of the consecutive columns of `2^log_n` words in `data`.
+    fn column_ptrs(&self, data: &CudaSlice<u32>, log_n: u32) -> Result<CudaSlice<u64>> {
+        let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(data, &self.stream);
+        let ptrs: Vec<u64> = (0..data.len() >> log_n).map(|c| p + ((c << log_n) * 4) as u64).collect();
+        self.args(&ptrs)
     }
 
-    fn circle_layer(
+    /// FFT layers `0..top` (circle layer 0, line layers above) over `n_cols`
+    /// columns of `2^log_n` words given by `ptrs`: inverse in increasing
+    /// order, forward in decreasing order. `scale` multiplies the outputs of
+    /// the last inverse layer.
+    #[allow(clippy::too_many_arguments)]
+    fn fft_layers(
         &self,
-        data: &mut CudaSlice<u32>,
-        tw: &CudaSlice<u32>,
-        off: u32,
-        log_n: u32,
+        ptrs: &CudaSlice<u64>,
         n_cols: u32,
+        tw: &TwBuf,
+        log_n: u32,
+        top: u32,
         inverse: bool,
+        scale: u32,
     ) -> Result<()> {
+        if n_cols == 0 || top == 0 {
+            return Ok(());
+        }
+        let low = top.min(FFT_TILE_LOG);
         let inv = inverse as i32;
-        let mut b = self.stream.launch_builder(&self.f[1]);
-        b.arg(data).arg(tw).arg(&off).arg(&log_n).arg(&n_cols).arg(&inv);
-        // SAFETY: as for `line_layer`.
-        unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
+        let low_layers = |scale: u32| -> Result<()> {
+            let mut b = self.stream.launch_builder(&self.f[1]);
+            b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv).arg(&scale);
+            let cfg = LaunchConfig {
+                grid_dim: (1 << (log_n - low), n_cols, 1),
+                block_dim: (1 << (low - 1), 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: block (x, c) works on words [x 2^low, (x + 1) 2^low) of column c, inside its 2^log_n.
+            unsafe { b.launch(cfg) }?;
+            Ok(())
+        };
+        let line_layer = |k: u32, scale: u32| -> Result<()> {
+            let mut b = self.stream.launch_builder(&self.f[0]);
+            b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k).arg(&n_cols).arg(&inv).arg(&scale);
+            // SAFETY: each thread updates one pair inside one column of 2^log_n words.
+            unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
+            Ok(())
+        };
+        if inverse {
+            low_layers(if top == low { scale } else { 1 })?;
+            for k in low..top {
+                line_layer(k, if k + 1 == top { scale } else { 1 })?;
+            }
+        } else {
+            for k in (low..top).rev() {
+                line_layer(k, 1)?;
+            }
+            low_layers(1)?;
+        }
         Ok(())
     }
 
@@ -433,19 +492,21 @@ impl Gpu {
     /// `CanonicCoset(log_n)` become their coefficients (natural order).
     pub fn interpolate(&self, data: &mut CudaSlice<u32>, log_n: u32, itw: &TwBuf) -> Result<()> {
         self.check_domain(itw, log_n)?;
+        let ptrs = self.column_ptrs(data, log_n)?;
         let n_cols = (data.len() >> log_n) as u32;
-        self.circle_layer(data, &itw.buf, itw.line_offset(log_n, 0), log_n, n_cols, true)?;
-        for k in 1..log_n {
-            self.line_layer(data, &itw.buf, itw.line_offset(log_n, k - 1), log_n, k, n_cols, true)?;
-        }
         // Divide by 2^log_n: 2^-L = 2^(31-L) mod 2^31 - 1.
-        let scale = 1u32 << (31 - log_n);
-        let n = data.len() as u64;
-        let mut b = self.stream.launch_builder(&self.f[2]);
-        b.arg(data).arg(&n).arg(&scale);
-        // SAFETY: one thread per element of `data`.
-        unsafe { b.launch(launch_1d(n)) }?;
-        Ok(())
+        self.fft_layers(&ptrs, n_cols, itw, log_n, log_n, true, 1u32 << (31 - log_n))
+    }
+
+    /// [`Gpu::interpolate`] of separate columns of `2^log_n` words each,
+    /// with one launch per layer for all of them.
+    pub fn interpolate_many(&self, cols: &mut [&mut CudaSlice<u32>], log_n: u32, itw: &TwBuf) -> Result<()> {
+        self.check_domain(itw, log_n)?;
+        if cols.iter().any(|c| c.len() != 1 << log_n) {
+            return Err(CudaError::Unsupported("interpolate_many: columns of 2^log_n words".into()));
+        }
+        let ptrs = self.device_ptrs(cols.iter().map(|c| &**c))?;
+        self.fft_layers(&ptrs, cols.len() as u32, itw, log_n, log_n, true, 1u32 << (31 - log_n))
     }
 
     /// The low-degree extension: `n_cols` columns of `2^log_coeffs`
@@ -455,20 +516,58 @@ impl Gpu {
         if log_coeffs > log_n {
             return Err(CudaError::Unsupported("more coefficients than domain points".into()));
         }
-        let n_cols = (coeffs.len() >> log_coeffs) as u32;
-        // SAFETY: every element is written by `zero_pad` before it is read.
-        let mut data = unsafe { self.stream.alloc::<u32>((n_cols as usize) << log_n) }?;
-        {
-            let mut b = self.stream.launch_builder(&self.f[3]);
-            b.arg(coeffs).arg(&mut data).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
-            // SAFETY: one thread per destination element; sources are in bounds.
-            unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
-        }
-        for k in (1..log_n).rev() {
-            self.line_layer(&mut data, &tw.buf, tw.line_offset(log_n, k - 1), log_n, k, n_cols, false)?;
-        }
-        self.circle_layer(&mut data, &tw.buf, tw.line_offset(log_n, 0), log_n, n_cols, false)?;
+        let n_cols = coeffs.len() >> log_coeffs;
+        // SAFETY: every element is written by `fft_replicate` before it is read.
+        let data = unsafe { self.stream.alloc::<u32>(n_cols << log_n) }?;
+        let src = self.column_ptrs(coeffs, log_coeffs)?;
+        let dst = self.column_ptrs(&data, log_n)?;
+        self.evaluate_ptrs(&src, &dst, n_cols as u32, log_coeffs, log_n, tw)?;
         Ok(data)
+    }
+
+    /// [`Gpu::evaluate`] of separate columns of `2^log_coeffs` coefficients
+    /// each, with one launch per layer for all of them.
+    pub fn evaluate_many(
+        &self,
+        coeffs: &[&CudaSlice<u32>],
+        log_coeffs: u32,
+        log_n: u32,
+        tw: &TwBuf,
+    ) -> Result<Vec<CudaSlice<u32>>> {
+        self.check_domain(tw, log_n)?;
+        if log_coeffs > log_n || coeffs.iter().any(|c| c.len() != 1 << log_coeffs) {
+            return Err(CudaError::Unsupported("evaluate_many: columns of 2^log_coeffs words".into()));
+        }
+        let out = (0..coeffs.len())
+            // SAFETY: every element is written by `fft_replicate` before it is read.
+            .map(|_| unsafe { self.stream.alloc::<u32>(1 << log_n) }.map_err(CudaError::from))
+            .collect::<Result<Vec<_>>>()?;
+        let src = self.device_ptrs(coeffs.iter().copied())?;
+        let dst = self.device_ptrs(out.iter())?;
+        self.evaluate_ptrs(&src, &dst, coeffs.len() as u32, log_coeffs, log_n, tw)?;
+        Ok(out)
+    }
+
+    /// Zero-padding to `2^log_n` followed by the forward layers above
+    /// `log_coeffs` is a replication of the coefficients (those layers' odd
+    /// inputs are all zero); then the remaining layers.
+    fn evaluate_ptrs(
+        &self,
+        src: &CudaSlice<u64>,
+        dst: &CudaSlice<u64>,
+        n_cols: u32,
+        log_coeffs: u32,
+        log_n: u32,
+        tw: &TwBuf,
+    ) -> Result<()> {
+        if n_cols == 0 {
+            return Ok(());
+        }
+        let mut b = self.stream.launch_builder(&self.f[3]);
+        b.arg(src).arg(dst).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
+        // SAFETY: one thread per destination word; sources are read below 2^log_coeffs.
+        unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
+        self.fft_layers(dst, n_cols, tw, log_n, log_coeffs, false, 1)
     }
 
     /// Leaf hashes (8 words each) of the lifted Blake2s Merkle tree over
@@ -729,5 +828,84 @@ impl Gpu {
             }
         }
         Err(CudaError::Unsupported("no nonce found".into()))
+    }
+
+    /// Runs a generated LogUp fraction kernel (see
+    /// [`codegen::generate_logup`]) over `2^log_n` rows: reads `cols`, writes
+    /// 4 coordinate columns per batch into `outs`.
+    pub fn logup_fractions(
+        &self,
+        m: &GeneratedModule,
+        cols: &[&CudaSlice<u32>],
+        ext_params: &[u32],
+        log_n: u32,
+        outs: &mut [CudaSlice<u32>],
+    ) -> Result<()> {
+        let n = 1usize << log_n;
+        if m.f.len() != 1 || cols.iter().any(|c| c.len() < n) || outs.iter().any(|c| c.len() < n) {
+            return Err(CudaError::Unsupported("logup_fractions: mismatched columns".into()));
+        }
+        let d_cols = self.device_ptrs(cols.iter().copied())?;
+        let d_outs = self.device_ptrs(outs.iter())?;
+        let d_params = self.args(ext_params)?;
+        let mut b = self.stream.launch_builder(&m.f[0]);
+        b.arg(&d_cols).arg(&d_params).arg(&log_n).arg(&d_outs);
+        // SAFETY: thread `row` reads row `row` of every column and writes row `row` of every output.
+        unsafe { b.launch(launch_1d(n as u64)) }?;
+        Ok(())
+    }
+
+    /// In place: `rows` rows of `n` words each become their inclusive prefix
+    /// sums mod p (a chunked scan, recursing on the chunk totals).
+    fn scan_rows(&self, data: &mut CudaSlice<u32>, rows: u32, n: u32) -> Result<()> {
+        let chunks = n.div_ceil(SCAN_CHUNK);
+        // SAFETY: `scan_chunks` writes every chunk's total.
+        let mut sums = unsafe { self.stream.alloc::<u32>((rows * chunks) as usize) }?;
+        let mut b = self.stream.launch_builder(&self.f[18]);
+        b.arg(&mut *data).arg(&n).arg(&mut sums);
+        let cfg = LaunchConfig { grid_dim: (chunks, rows, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: each block scans its chunk of its row (bounds-checked against n).
+        unsafe { b.launch(cfg) }?;
+        if chunks > 1 {
+            self.scan_rows(&mut sums, rows, chunks)?;
+            let mut b = self.stream.launch_builder(&self.f[19]);
+            b.arg(&mut *data).arg(&n).arg(&sums).arg(&chunks);
+            let cfg =
+                LaunchConfig { grid_dim: (n.div_ceil(256), rows, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: thread j of row y adds a scanned chunk total to word j < n of that row.
+            unsafe { b.launch(cfg) }?;
+        }
+        Ok(())
+    }
+
+    /// Stwo's `LogupTraceGenerator::finalize_last` on the device: `cols`, the
+    /// 4 coordinate columns of the last LogUp column (bit-reversed circle
+    /// domain, `2^log_n` fractions), become the running sum in coset order of
+    /// the fractions shifted by `claimed_sum / 2^log_n`. Returns claimed_sum,
+    /// the sum of all the fractions.
+    pub fn logup_running_sum(&self, cols: &mut [CudaSlice<u32>], log_n: u32) -> Result<[u32; 4]> {
+        let n = 1u32 << log_n;
+        if cols.len() != 4 || cols.iter().any(|c| c.len() != n as usize) || log_n > 28 {
+            return Err(CudaError::Unsupported("logup_running_sum: 4 columns of 2^log_n values".into()));
+        }
+        let d_cols = self.device_ptrs(cols.iter())?;
+        // SAFETY: `logup_to_coset` writes all 4n words.
+        let mut tmp = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
+        let mut b = self.stream.launch_builder(&self.f[17]);
+        b.arg(&d_cols).arg(&log_n).arg(&mut tmp);
+        // SAFETY: one thread per word of tmp; coset_row(j) < n.
+        unsafe { b.launch(launch_1d(4 * n as u64)) }?;
+        self.scan_rows(&mut tmp, 4, n)?;
+        let total = self.gather(&tmp, 1, &[n - 1, 2 * n - 1, 3 * n - 1, 4 * n - 1])?;
+        let claimed = stwo::core::fields::qm31::SecureField::from_m31_array(std::array::from_fn(|c| {
+            stwo::core::fields::m31::M31(total[c])
+        }));
+        let shift = claimed / stwo::core::fields::m31::M31::from_u32_unchecked(n);
+        let d_shift = self.upload(&shift.to_m31_array().map(|v| v.0))?;
+        let mut b = self.stream.launch_builder(&self.f[20]);
+        b.arg(&tmp).arg(&d_shift).arg(&log_n).arg(&d_cols);
+        // SAFETY: one thread per word; each writes one row of one of the 4 columns.
+        unsafe { b.launch(launch_1d(4 * n as u64)) }?;
+        total.try_into().map_err(|_| CudaError::Unsupported("logup_running_sum: short read".into()))
     }
 }

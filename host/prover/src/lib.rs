@@ -15,12 +15,7 @@ pub mod tracegen;
 
 use std::time::{Duration, Instant};
 
-use bitsage_air::cpu::CpuCols;
-use bitsage_air::hash::HashCols;
-use bitsage_air::memory::MemCols;
-use bitsage_air::range::RangeCols;
 use bitsage_air::relations::Relations;
-use bitsage_air::rom::RomCols;
 use bitsage_air::statement::{Components, InteractionClaim};
 use bitsage_air::verify::Proof;
 use bitsage_air::{SecurityLevel, Statement};
@@ -29,6 +24,7 @@ use obelysk_vm::isa::Program;
 use serde::{Deserialize, Serialize};
 use stwo::core::channel::Blake2sChannel;
 use stwo::core::fields::m31::M31;
+use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo::prover::backend::simd::SimdBackend;
@@ -38,7 +34,7 @@ use stwo::prover::{CommitmentSchemeProver, ComponentProver};
 use tracing::info_span;
 
 pub use receipt::{Receipt, ReceiptError};
-use tracegen::{build_main_trace, interaction_trace, Eval};
+use tracegen::{build_main_trace, Eval};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProveError {
@@ -168,21 +164,43 @@ pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Siz
     fn convert(
         evals: Vec<Eval>,
     ) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>;
-    /// The main trace's columns on this backend. By default a copy through
-    /// [`ProverBackend::convert`]; a device backend uploads from the borrowed
-    /// columns instead.
+    /// What this backend keeps of the main trace to build the interaction
+    /// trace from after the main trace is committed (the commitment consumes
+    /// the evaluations it is given).
+    type MainCopy;
+    /// The main trace's columns on this backend, for the commitment, and
+    /// what [`ProverBackend::interaction_trace`] will read.
     fn convert_main(
         main: &tracegen::MainTrace,
-    ) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>> {
-        Self::convert(main.evals())
-    }
+    ) -> (
+        Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>,
+        Self::MainCopy,
+    );
+    /// The LogUp interaction trace of every component, in component order,
+    /// and their claimed sums.
+    #[allow(clippy::type_complexity)]
+    fn interaction_trace(
+        main: &tracegen::MainTrace,
+        copy: Self::MainCopy,
+        rels: &Relations,
+    ) -> (
+        Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>,
+        [SecureField; 5],
+    );
     /// The component provers, in the order the AIR allocates their columns.
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>>;
 }
 
 impl ProverBackend for SimdBackend {
+    type MainCopy = ();
     fn convert(evals: Vec<Eval>) -> Vec<Eval> {
         evals
+    }
+    fn convert_main(main: &tracegen::MainTrace) -> (Vec<Eval>, ()) {
+        (main.evals(), ())
+    }
+    fn interaction_trace(main: &tracegen::MainTrace, _: (), rels: &Relations) -> (Vec<Eval>, [SecureField; 5]) {
+        tracegen::cpu_interaction_trace(main, rels)
     }
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {
         vec![&c.cpu, &c.rom, &c.mem, &c.range, &c.hash]
@@ -291,26 +309,16 @@ where
     let mut scheme = CommitmentSchemeProver::<B, Blake2sMerkleChannel>::new(config, &twiddles);
     scheme.tree_builder().commit(channel);
     let mut tb = scheme.tree_builder();
-    tb.extend_evals(B::convert_main(main));
+    let (main_evals, main_copy) = B::convert_main(main);
+    tb.extend_evals(main_evals);
     tb.commit(channel);
 
     clock.start(Stage::InteractionTrace);
     let rels = Relations::draw(channel);
-    let (mut itrace, mut sums) = (Vec::new(), Vec::new());
-    {
+    let (itrace, sums) = {
         let _s = info_span!("interaction_trace").entered();
-        let r = &rels;
-        for (evals, sum) in [
-            interaction_trace(&main.cpu, r, |n| CpuCols::read(n).lookups()),
-            interaction_trace(&main.rom, r, |n| RomCols::read(n).lookups()),
-            interaction_trace(&main.mem, r, |n| MemCols::read(n).lookups()),
-            interaction_trace(&main.range, r, |n| RangeCols::read(n).lookups()),
-            interaction_trace(&main.hash, r, |n| HashCols::read(n).lookups()),
-        ] {
-            itrace.extend(evals);
-            sums.push(sum);
-        }
-    }
+        B::interaction_trace(main, main_copy, &rels)
+    };
     let interaction = InteractionClaim { cpu: sums[0], rom: sums[1], mem: sums[2], range: sums[3], hash: sums[4] };
     #[cfg(feature = "forge")]
     let interaction = match forgery {
@@ -321,7 +329,7 @@ where
     clock.start(Stage::CommitInteraction);
     interaction.mix_into(channel);
     let mut tb = scheme.tree_builder();
-    tb.extend_evals(B::convert(itrace));
+    tb.extend_evals(itrace);
     tb.commit(channel);
 
     clock.start(Stage::Stark);

@@ -247,7 +247,8 @@ impl DevicePool {
 /// trace shape and the AIR's column counts: every main column, plus LogUp
 /// columns at half as many again, each held as its blown-up evaluation (2x),
 /// its coefficients (1x) and the Merkle hashing buffers (1x), at 4 bytes a
-/// value; plus the composition and FRI columns (secure field).
+/// value; plus the copy of the main columns the LogUp trace is generated
+/// from, and the composition and FRI columns (secure field).
 pub fn estimate_device_bytes(trace: &Trace) -> u64 {
     use crate::tracegen::log_size_for;
     use bitsage_air::{cpu::CpuCols, hash::HashCols, memory::MemCols, range::RangeCols, rom::RomCols};
@@ -263,7 +264,7 @@ pub fn estimate_device_bytes(trace: &Trace) -> u64 {
         + rows(log_size_for(1)) * RomCols::<u8>::N_COLUMNS as u64;
     let cells = main + main / 2;
     let secure = rows(cpu_log.max(hash_log).max(mem_log) + 1) * 16 * 4;
-    cells * 4 * 4 + secure
+    cells * 4 * 4 + main * 4 + secure
 }
 
 fn check_fits(trace: &Trace) -> Result<(), ProveError> {

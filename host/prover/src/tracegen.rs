@@ -416,6 +416,27 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
     }
 }
 
+/// The LogUp interaction traces of all components on the CPU (SIMD), in
+/// component order, and their claimed sums.
+pub fn cpu_interaction_trace(main: &MainTrace, rels: &Relations) -> (Vec<Eval>, [SecureField; 5]) {
+    let mut itrace = Vec::new();
+    let mut sums = [SecureField::default(); 5];
+    for (i, (evals, sum)) in [
+        interaction_trace(&main.cpu, rels, |n| CpuCols::read(n).lookups()),
+        interaction_trace(&main.rom, rels, |n| RomCols::read(n).lookups()),
+        interaction_trace(&main.mem, rels, |n| MemCols::read(n).lookups()),
+        interaction_trace(&main.range, rels, |n| RangeCols::read(n).lookups()),
+        interaction_trace(&main.hash, rels, |n| HashCols::read(n).lookups()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        itrace.extend(evals);
+        sums[i] = sum;
+    }
+    (itrace, sums)
+}
+
 /// The LogUp interaction trace of one component: fractions batched in
 /// pairs, exactly as `add_lookups` constrains them.
 pub fn interaction_trace(

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Device run: kernel checks, then the issue-4 table (SIMD vs CUDA, 2^16..2^22, phase breakdown, proofs
+# byte-identical and verified) with the LogUp interaction trace generated on the GPU. The kernel cache
+# (NVRTC output) comes back as $OUT/kc.tgz; put it in .device-bin to skip the compile next time.
+set -u
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
+cd "$(dirname "$0")/../../.device-bin"
+[ -f kc.tgz ] && tar xzf kc.tgz -C /tmp
+nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+nproc
+date +%T; ./bitsage-cuda-check --skip-hash 2>&1 | grep -E "FAIL|checks:|passed"
+date +%T; timeout "${3:-470}" ./bitsage-gpu-proofs "${1:-16}" "${2:-22}" 2>&1
+date +%T; tar czf "${OUT:-/tmp}/kc.tgz" -C /tmp kc

@@ -199,8 +199,8 @@ pub fn bind_ext(
 /// A generated LogUp fraction kernel for one component: for every row, the
 /// lookups taken in pairs, `m0 / d0 + m1 / d1` with `d = Σ α^i v_i - z`, one
 /// QM31 value per pair, exactly the batching `add_lookups` constrains and
-/// the CPU trace generator writes. Batch `b` goes to output columns
-/// `4b..4b + 4` (coordinates).
+/// the CPU trace generator writes. Output columns `4b..4b + 4` (coordinates)
+/// hold the sum of batches `0..=b` of the row, as Stwo's generator does.
 #[derive(Clone, Debug)]
 pub struct LogupKernel {
     pub name: String,
@@ -262,6 +262,9 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
     for (n, e) in &sym.intermediates {
         let _ = writeln!(s, "    const u32 {n} = {};", em.base(e));
     }
+    // As Stwo's `LogupColGenerator`, each column holds the running sum of
+    // the row's batches so far; the last one's running sum over rows comes after.
+    let _ = writeln!(s, "    qm31 acc = qm31_make(0, 0, 0, 0);");
     let n_batches = lookups.len().div_ceil(2);
     for (b, pair) in lookups.chunks(2).enumerate() {
         let _ = writeln!(s, "    {{");
@@ -281,9 +284,9 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
             let _ = writeln!(s, "        const qm31 num = qm31_from_m31(n0);");
             let _ = writeln!(s, "        const qm31 den = d0;");
         }
-        let _ = writeln!(s, "        const qm31 f = qm31_mul(num, qm31_inv(den));");
+        let _ = writeln!(s, "        acc = qm31_add(acc, qm31_mul(num, qm31_inv(den)));");
         for (c, w) in ["a", "b", "c", "d"].iter().enumerate() {
-            let _ = writeln!(s, "        ((u32*)outs[{}])[row] = f.{w};", 4 * b + c);
+            let _ = writeln!(s, "        ((u32*)outs[{}])[row] = acc.{w};", 4 * b + c);
         }
         let _ = writeln!(s, "    }}");
     }

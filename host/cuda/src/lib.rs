@@ -115,6 +115,8 @@ pub struct Gpu {
     pub query_plan: std::sync::Mutex<std::collections::HashMap<(usize, usize), Vec<usize>>>,
     /// A page-locked host buffer that trace uploads are staged through.
     staging: std::sync::Mutex<Option<cudarc::driver::PinnedHostSlice<u32>>>,
+    /// Per-thread side streams for short synchronous reads (see `dot_strided`).
+    side: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, Arc<CudaStream>>>,
 }
 
 /// Words in the pinned staging buffer (128 MiB).
@@ -223,12 +225,26 @@ impl Gpu {
             return Err(CudaError::NoNvrtc);
         }
         let ctx = CudaContext::new(ordinal)?;
+        // SAFETY: no buffer exists yet. Buffers are used on the main stream,
+        // in order, except the side-stream reads of `dot_strided`, which join
+        // the main stream first and finish before they return; so cudarc's
+        // per-buffer events (a cost on every launch once a second stream
+        // exists) are not needed.
+        unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
         let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
         let module = ctx.load_module(ptx)?;
         let f = KERNELS.iter().map(|k| module.load_function(k)).collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Gpu { ctx, stream, _module: module, f, query_plan: Default::default(), staging: Default::default() })
+        Ok(Gpu {
+            ctx,
+            stream,
+            _module: module,
+            f,
+            query_plan: Default::default(),
+            staging: Default::default(),
+            side: Default::default(),
+        })
     }
 
     /// Compiles generated CUDA `source` (with the field headers) and loads
@@ -397,6 +413,18 @@ impl Gpu {
         // SAFETY: the caller's positions are below the column's length; one thread per output word.
         unsafe { l.launch(launch_1d((n * words) as u64)) }?;
         self.download(&out)
+    }
+
+    /// This thread's side stream on this device (made on first use).
+    fn side_stream(&self) -> Result<Arc<CudaStream>> {
+        let mut map = self.side.lock().unwrap_or_else(|p| p.into_inner());
+        let id = std::thread::current().id();
+        if let Some(s) = map.get(&id) {
+            return Ok(s.clone());
+        }
+        let s = self.stream.fork()?;
+        map.insert(id, s.clone());
+        Ok(s)
     }
 
     pub fn synchronize(&self) -> Result<()> {
@@ -791,14 +819,21 @@ impl Gpu {
             return Err(CudaError::Unsupported("weights must be 4 words per value".into()));
         }
         let blocks = n.div_ceil(256).clamp(1, 1024) as u32;
+        // Stwo asks for these one column at a time from many host threads;
+        // each thread runs its own on a side stream that first waits for
+        // the main stream, so they do not queue behind one another.
+        let side = self.side_stream()?;
+        side.join(&self.stream)?;
         // SAFETY: each block writes its 4 words.
-        let mut partial = unsafe { self.stream.alloc::<u32>(4 * blocks as usize) }?;
-        let mut b = self.stream.launch_builder(&self.f[9]);
+        let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize) }?;
+        let mut b = side.launch_builder(&self.f[9]);
         b.arg(evals).arg(weights).arg(&n).arg(&cs).arg(&es).arg(&mut partial);
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-        // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array.
+        // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array. The
+        // inputs were finished on the main stream, which the side stream joined; the copy below
+        // waits for the kernel, so the inputs are no longer read when this returns.
         unsafe { b.launch(cfg) }?;
-        let p = self.download(&partial)?;
+        let p = side.clone_dtoh(&partial)?;
         let add = |x: u32, y: u32| {
             let r = x + y;
             if r >= (1 << 31) - 1 {

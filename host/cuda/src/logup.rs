@@ -94,8 +94,9 @@ fn compiled(component: usize, rels: &Relations) -> Result<Arc<Compiled>> {
 
 /// Component `COMPONENTS[component]`'s interaction trace, computed on the
 /// device from its main-trace columns (`main`, `2^log_size` values each,
-/// bit-reversed): 4 coordinate columns per pair of lookups, the last one
-/// the running sum, and the component's claimed sum. The same values as
+/// bit-reversed): 4 coordinate columns per pair of lookups (each the sum of
+/// the row's pairs so far), the last one then the running sum over rows,
+/// and the component's claimed sum. The same values as
 /// the CPU generator (`bitsage_prover::tracegen::interaction_trace`).
 pub fn component_trace(
     component: usize,

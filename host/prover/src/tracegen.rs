@@ -292,14 +292,18 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
     // Program table with fetch and lookup multiplicities.
     let tuples = rom_tuples(program);
     let index: HashMap<[M31; 8], usize> = tuples.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+    let n_instrs = program.instrs.len();
     let mult = trace
         .steps
         .par_iter()
         .fold(
             || vec![0u32; tuples.len()],
             |mut mult, s| {
-                if let Some(&k) = index.get(&instr_tuple(s.pc, &s.instr)) {
-                    mult[k] += 1;
+                // The tuple of the instruction at `pc` is row `pc`; a step
+                // claiming another instruction there matches no row.
+                let pc = s.pc as usize;
+                if pc < n_instrs && tuples[pc] == instr_tuple(s.pc, &s.instr) {
+                    mult[pc] += 1;
                 }
                 if s.instr.op == Opcode::Lookup {
                     if let Some(&k) = index.get(&table_tuple(s.instr.imm.0, s.x, s.d_new)) {

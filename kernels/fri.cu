@@ -180,3 +180,40 @@ extern "C" __global__ void quotient_combine(const u32* pts, const u64* accs, con
         out[3 * n + row] = q.d;
     }
 }
+
+// dot_m31_qm31 for many columns at once (blockIdx.y picks column c of
+// cols, all of n values) against one element-major weight column:
+// partial[(c * gridDim.x + block) * 4 + coordinate]. The out-of-domain
+// samples of every committed column of a size at one point.
+extern "C" __global__ void dot_many(const u64* cols, const u32* weights, u64 n, u32* partial) {
+    __shared__ qm31 s[256];
+    const u32* evals = (const u32*)cols[blockIdx.y];
+    qm31 v = {0, 0, 0, 0};
+    for (u64 k = (u64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (u64)gridDim.x * blockDim.x) {
+        qm31 w = {weights[4 * k], weights[4 * k + 1], weights[4 * k + 2], weights[4 * k + 3]};
+        v = qm31_add(v, qm31_mul_m31(w, evals[k]));
+    }
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (u32 w = blockDim.x / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) s[threadIdx.x] = qm31_add(s[threadIdx.x], s[threadIdx.x + w]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        u32* p = partial + 4 * ((u64)blockIdx.y * gridDim.x + blockIdx.x);
+        p[0] = s[0].a; p[1] = s[0].b; p[2] = s[0].c; p[3] = s[0].d;
+    }
+}
+
+// gather_words for many columns of the same value width: out[(c * n + k) *
+// words + w] = cols[c][pos[k] * words + w]. The decommitment's values of
+// every committed column of a size, read once.
+extern "C" __global__ void gather_many(const u64* cols, u32 n_cols, const u32* pos, u32 n, u32 words, u32* out) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    u64 per_col = (u64)n * words;
+    if (i >= per_col * n_cols) return;
+    u32 c = (u32)(i / per_col);
+    u32 r = (u32)(i - c * per_col);
+    u32 k = r / words;
+    out[i] = ((const u32*)cols[c])[(u64)pos[k] * words + (r - k * words)];
+}

@@ -40,13 +40,13 @@ use stwo::prover::line::LineEvaluation;
 use stwo::prover::lookups::gkr_prover::{GkrMultivariatePolyOracle, GkrOps, Layer};
 use stwo::prover::lookups::mle::{Mle, MleOps};
 use stwo::prover::lookups::utils::UnivariatePoly;
+use stwo::prover::mempool::BaseColumnPool;
 use stwo::prover::pcs::quotient_ops::AccumulatedNumerators;
 use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps, SecureEvaluation};
 use stwo::prover::poly::twiddles::{TwiddleBuffer, TwiddleTree};
 use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::secure_column::SecureColumnByCoords;
 use stwo::prover::vcs_lifted::ops::{MerkleOpsLifted, PackLeavesOps};
-use stwo::prover::mempool::BaseColumnPool;
 use stwo::prover::{AccumulationOps, Poly, QuotientOps};
 
 use crate::{Gpu, TwBuf};
@@ -165,7 +165,37 @@ pub struct DevCol<T: DeviceValue> {
     mirror: OnceLock<Vec<u32>>,
     /// The values at the query positions of the current decommitment.
     gathered: OnceLock<HashMap<usize, Vec<u32>>>,
+    /// Set while the column is a committed evaluation in [`committed`].
+    id: Option<u64>,
+    /// For a weights column: its dot products with every committed column
+    /// of its length, by id (see `barycentric_eval_at_point`).
+    dots: OnceLock<HashMap<u64, [u32; 4]>>,
     _t: PhantomData<T>,
+}
+
+/// A committed column's entry in [`committed`].
+struct Committed {
+    ordinal: usize,
+    ptr: u64,
+    len: usize,
+    words: usize,
+    /// The positions last gathered for it, and their words.
+    gathered: Option<(Vec<usize>, HashMap<usize, Vec<u32>>)>,
+}
+
+/// The live committed evaluations (the columns the commitment trees hold),
+/// so reads that Stwo makes one column at a time (out-of-domain samples,
+/// decommitment values) can be made for all of them in one launch. An
+/// entry lives as long as its column and its contents do not change.
+fn committed() -> &'static std::sync::Mutex<HashMap<u64, Committed>> {
+    static REG: OnceLock<std::sync::Mutex<HashMap<u64, Committed>>> = OnceLock::new();
+    REG.get_or_init(Default::default)
+}
+
+impl<T: DeviceValue> Drop for DevCol<T> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
 }
 
 /// Single-value reads of one column after which the whole column is
@@ -181,8 +211,69 @@ impl<T: DeviceValue> DevCol<T> {
             reads: AtomicU32::new(0),
             mirror: OnceLock::new(),
             gathered: OnceLock::new(),
+            id: None,
+            dots: OnceLock::new(),
             _t: PhantomData,
         }
+    }
+
+    /// Enters the column in the registry of committed evaluations.
+    fn register(&mut self) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        self.unregister();
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&self.buf, &gpu().stream);
+        let entry = Committed { ordinal: bound_ordinal(), ptr, len: self.len, words: T::WORDS, gathered: None };
+        committed().lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
+        self.id = Some(id);
+    }
+
+    fn unregister(&mut self) {
+        if let Some(id) = self.id.take() {
+            committed().lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
+    }
+
+    /// The words at `positions` of this column, gathered in one launch for
+    /// every committed column of the same shape on this device (kept in the
+    /// registry for the columns read next); for a column not in the
+    /// registry, for this column alone.
+    fn gather_planned(&self, positions: &[usize]) -> HashMap<usize, Vec<u32>> {
+        let g = gpu();
+        let pos32: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
+        let split = |words: Vec<u32>| -> HashMap<usize, Vec<u32>> {
+            positions.iter().copied().zip(words.chunks(T::WORDS).map(<[u32]>::to_vec)).collect()
+        };
+        let Some(id) = self.id else {
+            return split(ok(g.gather(&self.buf, T::WORDS as u32, &pos32)));
+        };
+        let mut reg = committed().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((p, map)) = reg.get(&id).and_then(|e| e.gathered.as_ref()) {
+            if p == positions {
+                return map.clone();
+            }
+        }
+        let ordinal = bound_ordinal();
+        let shape = (self.len, T::WORDS);
+        let ids: Vec<u64> = reg
+            .iter()
+            .filter(|(_, e)| e.ordinal == ordinal && (e.len, e.words) == shape)
+            .filter(|(_, e)| e.gathered.as_ref().is_none_or(|(p, _)| p != positions))
+            .map(|(&i, _)| i)
+            .collect();
+        let ptrs: Vec<u64> = ids.iter().map(|i| reg[i].ptr).collect();
+        let words = ok(g.gather_many(&ptrs, T::WORDS as u32, &pos32));
+        let mut mine = HashMap::new();
+        for (i, w) in ids.into_iter().zip(words) {
+            let map = split(w);
+            if i == id {
+                mine = map.clone();
+            }
+            if let Some(e) = reg.get_mut(&i) {
+                e.gathered = Some((positions.to_vec(), map));
+            }
+        }
+        mine
     }
 
     /// The device words.
@@ -192,8 +283,10 @@ impl<T: DeviceValue> DevCol<T> {
 
     /// The device words, for a kernel that writes them; drops the host copy.
     pub fn buf_mut(&mut self) -> &mut CudaSlice<u32> {
+        self.unregister();
         self.mirror = OnceLock::new();
         self.gathered = OnceLock::new();
+        self.dots = OnceLock::new();
         *self.reads.get_mut() = 0;
         &mut self.buf
     }
@@ -290,26 +383,31 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
         }
         let planned = {
             let mut plan = g.query_plan.lock().unwrap_or_else(|p| p.into_inner());
-            let seq = plan.entry((self.len, T::WORDS)).or_default();
-            if n == 0 && seq.first() == Some(&index) && seq.len() > 1 && self.gathered.get().is_none() {
-                Some(seq.clone())
+            let predicted = if n == 0 && self.gathered.get().is_none() {
+                predict_plan(&plan, self.len, T::WORDS, index)
             } else {
-                if n == 0 {
-                    // A new decommitment (or a new pattern): this column teaches it.
-                    seq.clear();
-                }
-                if !seq.contains(&index) {
-                    seq.push(index);
-                }
                 None
+            };
+            match predicted {
+                Some(p) => {
+                    plan.insert((self.len, T::WORDS), p.clone());
+                    Some(p)
+                }
+                None => {
+                    let seq = plan.entry((self.len, T::WORDS)).or_default();
+                    if n == 0 {
+                        // A new decommitment (or a new pattern): this column teaches it.
+                        seq.clear();
+                    }
+                    if !seq.contains(&index) {
+                        seq.push(index);
+                    }
+                    None
+                }
             }
         };
         if let Some(positions) = planned {
-            let pos32: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
-            let words = ok(g.gather(&self.buf, T::WORDS as u32, &pos32));
-            let map: HashMap<usize, Vec<u32>> =
-                positions.into_iter().zip(words.chunks(T::WORDS).map(<[u32]>::to_vec)).collect();
-            let map = self.gathered.get_or_init(|| map);
+            let map = self.gathered.get_or_init(|| self.gather_planned(&positions));
             if let Some(w) = map.get(&index) {
                 return T::read(w);
             }
@@ -332,6 +430,55 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
         let hi = ok(s.clone_dtod(&self.buf.slice(half * T::WORDS..self.len * T::WORDS)).map_err(Into::into));
         (Self::from_words(lo, half), Self::from_words(hi, self.len - half))
     }
+}
+
+/// The positions a column of `len` values of `words` words will be read at
+/// in the current decommitment, if the query plan tells them and they
+/// include `first` (the column's first read). Stwo's lifted Merkle
+/// decommitment reads, for queries `q` at the tree's largest size `2^m`:
+/// a column of `2^l` values at `((q >> (m - l + 1)) << 1) + (q & 1)`; the
+/// leaf-hash layer (`2^m` hashes) at the pairs `2(q >> 1), 2(q >> 1) + 1`;
+/// each next layer at the pairs above those of the layer before. So a plan
+/// learned from one column (read value by value) predicts the rest.
+fn predict_plan(
+    plan: &HashMap<(usize, usize), Vec<usize>>,
+    len: usize,
+    words: usize,
+    first: usize,
+) -> Option<Vec<usize>> {
+    let pairs = |it: &mut dyn Iterator<Item = usize>| -> Vec<usize> {
+        let mut v: Vec<usize> = it.flat_map(|p| [p & !1, p | 1]).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut candidates: Vec<Vec<usize>> = Vec::new();
+    if let Some(p) = plan.get(&(len, words)) {
+        candidates.push(p.clone());
+    }
+    if words == 8 {
+        // A Merkle layer: from the layer below it, or from the leaf columns.
+        if let Some(below) = plan.get(&(2 * len, 8)) {
+            candidates.push(pairs(&mut below.iter().map(|&p| p >> 1)));
+        }
+        if let Some(q) = plan.get(&(len, 1)) {
+            candidates.push(pairs(&mut q.iter().copied()));
+        }
+    }
+    if words == 1 && len.is_power_of_two() {
+        // A smaller column of a tree whose largest columns' plan is known.
+        let mut larger: Vec<(&(usize, usize), &Vec<usize>)> =
+            plan.iter().filter(|((l, w), _)| *w == 1 && *l > len && l.is_power_of_two()).collect();
+        larger.sort_by_key(|((l, _), _)| std::cmp::Reverse(*l));
+        for ((l, _), q) in larger {
+            let shift = (l.ilog2() - len.ilog2()) as usize;
+            let mut v: Vec<usize> = q.iter().map(|&q| ((q >> (shift + 1)) << 1) + (q & 1)).collect();
+            v.sort_unstable();
+            v.dedup();
+            candidates.push(v);
+        }
+    }
+    candidates.into_iter().find(|c| c.len() > 1 && c.contains(&first) && c.iter().all(|&p| p < len))
 }
 
 impl ColumnOps<BaseField> for CudaBackend {
@@ -515,6 +662,26 @@ impl PolyOps for CudaBackend {
         evals: &CircleEvaluation<Self, BaseField, BitReversedOrder>,
         weights: &Col<Self, SecureField>,
     ) -> SecureField {
+        // Stwo samples every committed column this way, one at a time: the
+        // first sample with these weights computes all committed columns of
+        // this length at once and keeps them with the weights.
+        if let Some(id) = evals.values.id {
+            let n = evals.values.len();
+            let dots = weights.dots.get_or_init(|| {
+                let ordinal = bound_ordinal();
+                let (ids, ptrs): (Vec<u64>, Vec<u64>) = committed()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .filter(|(_, e)| e.ordinal == ordinal && e.len == n && e.words == 1)
+                    .map(|(&i, e)| (i, e.ptr))
+                    .unzip();
+                ids.into_iter().zip(ok(gpu().dot_many(&ptrs, weights.buf(), n))).collect()
+            });
+            if let Some(w) = dots.get(&id) {
+                return SecureField::from_m31_array(w.map(M31));
+            }
+        }
         let w = ok(gpu().dot_strided(evals.values.buf(), weights.buf(), 1, 4));
         SecureField::from_m31_array(w.map(M31))
     }
@@ -581,7 +748,9 @@ impl PolyOps for CudaBackend {
             let coeffs: Vec<&CudaSlice<u32>> = idx.iter().map(|&i| polynomials[i].coeffs.buf()).collect();
             let out = ok(gpu().evaluate_many(&coeffs, log, domain.log_size(), twb));
             for (i, buf) in idx.into_iter().zip(out) {
-                evals[i] = Some(CircleEvaluation::new(domain, DevCol::from_words(buf, domain.size())));
+                let mut col = DevCol::from_words(buf, domain.size());
+                col.register();
+                evals[i] = Some(CircleEvaluation::new(domain, col));
             }
         }
         polynomials

@@ -45,7 +45,7 @@ pub const SOURCES: [(&str, &str); 6] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 21] = [
+const KERNELS: [&str; 23] = [
     "fft_line_layer",
     "fft_low_layers",
     "m31_scale",
@@ -67,6 +67,8 @@ const KERNELS: [&str; 21] = [
     "scan_chunks",
     "scan_add",
     "logup_from_coset",
+    "dot_many",
+    "gather_many",
 ];
 
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
@@ -177,6 +179,16 @@ fn compile_cached(name: &str, src: &str) -> Result<(cudarc::nvrtc::Ptx, bool)> {
         }
     }
     Ok((ptx, false))
+}
+
+/// `x + y mod 2^31 - 1` for reduced words.
+fn m31_add_host(x: u32, y: u32) -> u32 {
+    let r = x + y;
+    if r >= (1 << 31) - 1 {
+        r - ((1 << 31) - 1)
+    } else {
+        r
+    }
 }
 
 fn launch_1d(n: u64) -> LaunchConfig {
@@ -413,6 +425,60 @@ impl Gpu {
         // SAFETY: the caller's positions are below the column's length; one thread per output word.
         unsafe { l.launch(launch_1d((n * words) as u64)) }?;
         self.download(&out)
+    }
+
+    /// [`Gpu::dot_strided`] (element-major weights) of every column in
+    /// `cols` (device addresses of `n`-value columns) at once: one launch
+    /// and one read-back.
+    pub fn dot_many(&self, cols: &[u64], weights: &CudaSlice<u32>, n: usize) -> Result<Vec<[u32; 4]>> {
+        if cols.is_empty() {
+            return Ok(Vec::new());
+        }
+        if weights.len() != 4 * n || cols.len() > 65535 {
+            return Err(CudaError::Unsupported("dot_many: weights must be 4 words per value".into()));
+        }
+        let side = self.side_stream()?;
+        side.join(&self.stream)?;
+        let d_cols = side.clone_htod(cols)?;
+        let blocks = (n as u64).div_ceil(256).clamp(1, 64) as u32;
+        // SAFETY: each block writes its 4 words.
+        let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize * cols.len()) }?;
+        let n64 = n as u64;
+        let mut b = side.launch_builder(&self.f[21]);
+        b.arg(&d_cols).arg(weights).arg(&n64).arg(&mut partial);
+        let cfg =
+            LaunchConfig { grid_dim: (blocks, cols.len() as u32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: every address is a live column of n values (the caller's registry), read below n;
+        // the inputs were finished on the main stream, which the side stream joined, and the copy
+        // below waits for the kernel.
+        unsafe { b.launch(cfg) }?;
+        let p = side.clone_dtoh(&partial)?;
+        Ok(p.chunks(4 * blocks as usize)
+            .map(|col| col.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| m31_add_host(acc[k], w[k]))))
+            .collect())
+    }
+
+    /// [`Gpu::gather`] of every column in `cols` (device addresses of
+    /// columns of `words`-word values) at the same positions: one launch and
+    /// one read-back. Returns each column's words, in position order.
+    pub fn gather_many(&self, cols: &[u64], words: u32, positions: &[u32]) -> Result<Vec<Vec<u32>>> {
+        let (n, n_cols) = (positions.len() as u32, cols.len() as u32);
+        if n == 0 || n_cols == 0 {
+            return Ok(vec![Vec::new(); cols.len()]);
+        }
+        let side = self.side_stream()?;
+        side.join(&self.stream)?;
+        let d_cols = side.clone_htod(cols)?;
+        let d_pos = side.clone_htod(positions)?;
+        let total = n as u64 * words as u64 * n_cols as u64;
+        // SAFETY: every word is written below.
+        let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
+        let mut b = side.launch_builder(&self.f[22]);
+        b.arg(&d_cols).arg(&n_cols).arg(&d_pos).arg(&n).arg(&words).arg(&mut out);
+        // SAFETY: positions are below every column's length (the caller's plan); one thread per word.
+        unsafe { b.launch(launch_1d(total)) }?;
+        let w = side.clone_dtoh(&out)?;
+        Ok(w.chunks((n * words) as usize).map(<[u32]>::to_vec).collect())
     }
 
     /// This thread's side stream on this device (made on first use).
@@ -834,15 +900,7 @@ impl Gpu {
         // waits for the kernel, so the inputs are no longer read when this returns.
         unsafe { b.launch(cfg) }?;
         let p = side.clone_dtoh(&partial)?;
-        let add = |x: u32, y: u32| {
-            let r = x + y;
-            if r >= (1 << 31) - 1 {
-                r - ((1 << 31) - 1)
-            } else {
-                r
-            }
-        };
-        Ok(p.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| add(acc[k], w[k]))))
+        Ok(p.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| m31_add_host(acc[k], w[k]))))
     }
 
     /// The proof-of-work nonce for a Blake2s channel whose prefixed digest

@@ -198,6 +198,15 @@ impl<T: DeviceValue> Drop for DevCol<T> {
     }
 }
 
+/// Single-value device reads made by [`Column::at`] in this process (each a
+/// round trip), for the benchmark's breakdown.
+static READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Single-value device reads made so far (see [`Column::at`]).
+pub fn single_reads() -> u64 {
+    READS.load(Ordering::Relaxed)
+}
+
 /// Single-value reads of one column after which the whole column is
 /// downloaded once and later reads are served from the host copy (a
 /// fallback for read patterns the query plan does not predict).
@@ -412,6 +421,7 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
                 return T::read(w);
             }
         }
+        READS.fetch_add(1, Ordering::Relaxed);
         let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
         T::read(&ok(g.stream.clone_dtoh(&view).map_err(Into::into)))
     }
@@ -438,8 +448,11 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
 /// decommitment reads, for queries `q` at the tree's largest size `2^m`:
 /// a column of `2^l` values at `((q >> (m - l + 1)) << 1) + (q & 1)`; the
 /// leaf-hash layer (`2^m` hashes) at the pairs `2(q >> 1), 2(q >> 1) + 1`;
-/// each next layer at the pairs above those of the layer before. So a plan
-/// learned from one column (read value by value) predicts the rest.
+/// each next layer at the pairs above those of the layer before; a FRI
+/// layer `k` folds below at the pairs of `q >> k`. So a plan learned from
+/// one column (read value by value) predicts the rest; a prediction is used
+/// only if it holds the column's first read, and a read outside it is still
+/// served (from the device).
 fn predict_plan(
     plan: &HashMap<(usize, usize), Vec<usize>>,
     len: usize,
@@ -476,6 +489,8 @@ fn predict_plan(
             v.sort_unstable();
             v.dedup();
             candidates.push(v);
+            // A FRI layer: the sibling pairs of the queries folded down to it.
+            candidates.push(pairs(&mut q.iter().map(|&q| q >> shift)));
         }
     }
     candidates.into_iter().find(|c| c.len() > 1 && c.contains(&first) && c.iter().all(|&p| p < len))

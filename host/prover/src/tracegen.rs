@@ -25,6 +25,7 @@ use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::m31::{PackedM31, LOG_N_LANES};
 use stwo::prover::backend::simd::qm31::PackedSecureField;
 use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::Column;
 use stwo::prover::poly::circle::CircleEvaluation;
 use stwo::prover::poly::BitReversedOrder;
 use stwo_constraint_framework::LogupTraceGenerator;
@@ -67,7 +68,7 @@ impl ComponentTrace {
     }
 }
 
-/// Rows per parallel task when building columns (a multiple of 16).
+/// Rows per parallel task when building columns.
 const ROWS_PER_TASK: usize = 1 << 10;
 
 /// Builds `n_cols` packed columns of `2^log_size` rows in parallel: `row(r,
@@ -81,14 +82,13 @@ fn build_columns<S: Send>(
     init: impl Fn() -> S + Sync + Send,
     row: impl Fn(usize, &mut Vec<M31>, &mut S) + Sync + Send,
 ) -> (Vec<BaseColumn>, Vec<S>) {
-    const LANES: usize = 1 << LOG_N_LANES;
     let n = 1usize << log_size;
-    let packed_per_task = ROWS_PER_TASK.min(n) / LANES;
-    let mut cols: Vec<Vec<PackedM31>> = (0..n_cols).map(|_| vec![PackedM31::broadcast(M31(0)); n / LANES]).collect();
-    let mut tasks: Vec<Vec<&mut [PackedM31]>> =
-        (0..(n / LANES).div_ceil(packed_per_task)).map(|_| Vec::with_capacity(n_cols)).collect();
+    let rows_per_task = ROWS_PER_TASK.min(n);
+    // SAFETY: every row of every column is written below (the tasks cover all rows).
+    let mut cols: Vec<BaseColumn> = (0..n_cols).map(|_| unsafe { BaseColumn::uninitialized(n) }).collect();
+    let mut tasks: Vec<Vec<&mut [M31]>> = (0..n.div_ceil(rows_per_task)).map(|_| Vec::with_capacity(n_cols)).collect();
     for col in cols.iter_mut() {
-        for (t, chunk) in col.chunks_mut(packed_per_task).enumerate() {
+        for (t, chunk) in col.as_mut_slice().chunks_mut(rows_per_task).enumerate() {
             tasks[t].push(chunk);
         }
     }
@@ -96,18 +96,15 @@ fn build_columns<S: Send>(
         .into_par_iter()
         .enumerate()
         .fold(
-            || (init(), Vec::with_capacity(n_cols * LANES)),
+            || (init(), Vec::with_capacity(n_cols)),
             |(mut state, mut buf), (t, mut slices)| {
                 let len = slices.first().map_or(0, |s| s.len());
-                for p in 0..len {
+                for i in 0..len {
                     buf.clear();
-                    let first = (t * packed_per_task + p) * LANES;
-                    for lane in 0..LANES {
-                        row(first + lane, &mut buf, &mut state);
-                    }
-                    debug_assert_eq!(buf.len(), n_cols * LANES);
-                    for (c, slice) in slices.iter_mut().enumerate() {
-                        slice[p] = PackedM31::from_array(std::array::from_fn(|l| buf[l * n_cols + c]));
+                    row(t * rows_per_task + i, &mut buf, &mut state);
+                    debug_assert_eq!(buf.len(), n_cols);
+                    for (slice, v) in slices.iter_mut().zip(&buf) {
+                        slice[i] = *v;
                     }
                 }
                 (state, buf)
@@ -115,7 +112,7 @@ fn build_columns<S: Send>(
         )
         .map(|(state, _)| state)
         .collect();
-    (cols.into_iter().map(BaseColumn::from_simd).collect(), states)
+    (cols, states)
 }
 
 pub fn log_size_for(rows: usize) -> u32 {
@@ -131,7 +128,36 @@ fn ts_gap(clk: u32, slot: u32, prev: u32) -> (M31, M31) {
     split16(M31::from(4 * clk + slot) - M31(1) - M31::from(prev))
 }
 
-fn cpu_row(s: &Step) -> CpuCols<M31> {
+/// The value whose inverse (or zero test) a CPU row carries: `x` for the
+/// conditional jumps, `x - y` otherwise.
+fn cpu_w(s: &Step) -> M31 {
+    if matches!(s.instr.op, Opcode::Jz | Opcode::Jnz) {
+        s.x
+    } else {
+        s.x - s.y()
+    }
+}
+
+/// `1 / cpu_w(s)` for every step (zero where it is zero), by batch
+/// inversion in parallel blocks: one field inversion per block.
+fn cpu_w_inverses(steps: &[Step]) -> Vec<M31> {
+    const BLOCK: usize = 1 << 12;
+    let mut out = vec![M31(0); steps.len()];
+    out.par_chunks_mut(BLOCK).zip(steps.par_chunks(BLOCK)).for_each(|(out, steps)| {
+        // Zeros become ones for the batch, and zero again after.
+        let w: Vec<M31> = steps.iter().map(|s| cpu_w(s)).map(|w| if w.0 == 0 { M31(1) } else { w }).collect();
+        stwo::core::fields::batch_inverse_in_place(&w, out);
+        for (o, s) in out.iter_mut().zip(steps) {
+            if cpu_w(s).0 == 0 {
+                *o = M31(0);
+            }
+        }
+    });
+    out
+}
+
+/// The CPU row of step `s`; `inv` is `1 / cpu_w(s)` (any value when that is zero).
+fn cpu_row(s: &Step, inv: M31) -> CpuCols<M31> {
     let z = M31(0);
     let mut flags = [z; N_FLAGS];
     flags[s.instr.op as usize] = M31(1);
@@ -147,8 +173,8 @@ fn cpu_row(s: &Step) -> CpuCols<M31> {
         }
         None => (z, z, z, z),
     };
-    let w = if matches!(op, Opcode::Jz | Opcode::Jnz) { s.x } else { s.x - y };
-    let (inv, isz) = if w.0 == 0 { (z, M31(1)) } else { (w.inverse(), z) };
+    let w = cpu_w(s);
+    let (inv, isz) = if w.0 == 0 { (z, M31(1)) } else { (inv, z) };
     // On `lt` rows the claimed result picks the range-checked difference; on
     // other rows the columns only need to satisfy the (unchecked) identity.
     let (lt, (r_lo, r_hi)) = if op == Opcode::Lt {
@@ -272,13 +298,14 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
     let cpu_log = log_size_for(trace.steps.len());
     let n_cpu = 1usize << cpu_log;
     let pad = padding_cpu_row();
+    let inverses = cpu_w_inverses(&trace.steps);
     let (columns, counts) = build_columns(
         cpu_log,
         CpuCols::<M31>::N_COLUMNS,
         || vec![0u32; 1 << RANGE_LOG_SIZE],
         |r, out, counts| match trace.steps.get(r) {
             Some(s) => {
-                let row = cpu_row(s);
+                let row = cpu_row(s, inverses[r]);
                 count_cpu_ranges(&row, counts);
                 row.push_to(out);
             }

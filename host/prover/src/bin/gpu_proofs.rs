@@ -169,10 +169,12 @@ fn main() {
         let simd = prove_trace_on::<SimdBackend>(&st, &trace, &opts, &Forgery::None).map(|p| p.0);
         let simd_ms = t0.elapsed().as_secs_f64() * 1e3;
         span_times().lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let reads0 = bitsage_cuda::backend::single_reads();
         let t1 = Instant::now();
         let (cuda, mem_peak) = with_memory_peak(|| prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None));
         let cuda_ms = t1.elapsed().as_secs_f64() * 1e3;
         let times = span_times().lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let reads = bitsage_cuda::backend::single_reads() - reads0;
         if let Ok((_, stats)) = &cuda {
             let ms = |names: &[&str]| -> f64 {
                 names.iter().map(|n| times.get(n).map_or(0.0, |d| d.as_secs_f64() * 1e3)).sum()
@@ -181,7 +183,7 @@ fn main() {
             let other = cuda_ms - phase_ms.iter().sum::<f64>();
             let cells: Vec<String> = phase_ms.iter().chain([other].iter()).map(|v| format!("{v:.0}")).collect();
             breakdown.push(format!(
-                "| {name} | {} | {:.2e} | {:.0} | {} |",
+                "| {name} | {} | {:.2e} | {:.0} | {} | {reads} |",
                 stats.main_columns,
                 stats.cpu_rows as f64 / (cuda_ms / 1e3),
                 mem_peak as f64 / (1 << 20) as f64,
@@ -204,9 +206,9 @@ fn main() {
         );
     }
     let names: Vec<&str> = PHASES.iter().map(|(n, _)| *n).collect();
-    println!("\nCUDA proofs by phase (ms; the device is synchronised at every span edge; `other` is the rest: decommitment, channel, small host work):\n");
-    println!("| program | main cols | CPU rows/s | GPU mem peak MiB | {} | other |", names.join(" | "));
-    println!("|---|---|---|---|{}---|", "---|".repeat(names.len()));
+    println!("\nCUDA proofs by phase (ms; the device is synchronised at every span edge; `other` is the rest: decommitment, channel, small host work; single reads: device round trips of one value):\n");
+    println!("| program | main cols | CPU rows/s | GPU mem peak MiB | {} | other | single reads |", names.join(" | "));
+    println!("|---|---|---|---|{}---|---|", "---|".repeat(names.len()));
     for row in breakdown {
         println!("{row}");
     }

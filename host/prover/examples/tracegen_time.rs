@@ -1,0 +1,14 @@
+use bitsage_prover::tracegen::build_main_trace;
+use obelysk_vm::exec::{execute, ExecLimits};
+use obelysk_vm::{samples, M31};
+fn main() {
+    let log: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(18);
+    let program = samples::mac_loop();
+    let n = samples::mac_loop_iterations_for_rows(1 << log);
+    let trace = execute(&program, &[M31(n), M31(3)], &[], ExecLimits::default()).unwrap();
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let m = build_main_trace(&program, &trace);
+        println!("main trace 2^{log}: {:.1} ms ({} cols)", t.elapsed().as_secs_f64() * 1e3, m.n_columns());
+    }
+}

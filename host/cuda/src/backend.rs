@@ -198,13 +198,25 @@ impl<T: DeviceValue> Drop for DevCol<T> {
     }
 }
 
-/// Single-value device reads made by [`Column::at`] in this process (each a
-/// round trip), for the benchmark's breakdown.
-static READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// What moved between host and device through the generic column API, by
+/// kind: calls, bytes and wall time, for the benchmark's breakdown.
+pub const TRAFFIC_KINDS: [&str; 4] = ["single reads", "gathers", "downloads", "uploads"];
+static TRAFFIC: [[std::sync::atomic::AtomicU64; 3]; 4] =
+    [const { [const { std::sync::atomic::AtomicU64::new(0) }; 3] }; 4];
 
-/// Single-value device reads made so far (see [`Column::at`]).
-pub fn single_reads() -> u64 {
-    READS.load(Ordering::Relaxed)
+fn record(kind: usize, bytes: usize, since: std::time::Instant) {
+    let t = &TRAFFIC[kind];
+    t[0].fetch_add(1, Ordering::Relaxed);
+    t[1].fetch_add(bytes as u64, Ordering::Relaxed);
+    t[2].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// Totals so far per [`TRAFFIC_KINDS`] entry: (calls, bytes, nanoseconds).
+pub fn traffic() -> [(u64, u64, u64); 4] {
+    std::array::from_fn(|k| {
+        let t = &TRAFFIC[k];
+        (t[0].load(Ordering::Relaxed), t[1].load(Ordering::Relaxed), t[2].load(Ordering::Relaxed))
+    })
 }
 
 /// Single-value reads of one column after which the whole column is
@@ -301,9 +313,12 @@ impl<T: DeviceValue> DevCol<T> {
     }
 
     fn from_host(values: &[T]) -> Self {
+        let t0 = std::time::Instant::now();
         let mut w = Vec::with_capacity(values.len() * T::WORDS);
         values.iter().for_each(|v| v.write(&mut w));
-        Self::from_words(ok(gpu().args(&w)), values.len())
+        let c = Self::from_words(ok(gpu().args(&w)), values.len());
+        record(3, 4 * w.len(), t0);
+        c
     }
 }
 
@@ -359,8 +374,11 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
     }
 
     fn to_cpu(&self) -> Vec<T> {
+        let t0 = std::time::Instant::now();
         let w = ok(gpu().download(&self.buf));
-        w.chunks(T::WORDS).take(self.len).map(T::read).collect()
+        let v = w.chunks(T::WORDS).take(self.len).map(T::read).collect();
+        record(2, 4 * w.len(), t0);
+        v
     }
 
     fn len(&self) -> usize {
@@ -387,7 +405,12 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
         let g = gpu();
         let n = self.reads.fetch_add(1, Ordering::Relaxed);
         if n >= READS_BEFORE_MIRROR {
-            let m = self.mirror.get_or_init(|| ok(g.download(&self.buf)));
+            let m = self.mirror.get_or_init(|| {
+                let t0 = std::time::Instant::now();
+                let w = ok(g.download(&self.buf));
+                record(2, 4 * w.len(), t0);
+                w
+            });
             return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
         }
         let planned = {
@@ -416,14 +439,21 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
             }
         };
         if let Some(positions) = planned {
-            let map = self.gathered.get_or_init(|| self.gather_planned(&positions));
+            let map = self.gathered.get_or_init(|| {
+                let t0 = std::time::Instant::now();
+                let m = self.gather_planned(&positions);
+                record(1, 4 * T::WORDS * positions.len(), t0);
+                m
+            });
             if let Some(w) = map.get(&index) {
                 return T::read(w);
             }
         }
-        READS.fetch_add(1, Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
         let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
-        T::read(&ok(g.stream.clone_dtoh(&view).map_err(Into::into)))
+        let v = T::read(&ok(g.stream.clone_dtoh(&view).map_err(Into::into)));
+        record(0, 4 * T::WORDS, t0);
+        v
     }
 
     fn set(&mut self, index: usize, value: T) {

@@ -153,6 +153,7 @@ fn main() {
     }
     cases.push(("hash_loop 300".into(), hash_loop(), vec![M31(300)]));
     let mut breakdown = Vec::new();
+    let mut traffic_lines = Vec::new();
     for (name, program, input) in cases {
         let trace = match execute(&program, &input, &[], ExecLimits::default()) {
             Ok(t) => t,
@@ -169,12 +170,20 @@ fn main() {
         let simd = prove_trace_on::<SimdBackend>(&st, &trace, &opts, &Forgery::None).map(|p| p.0);
         let simd_ms = t0.elapsed().as_secs_f64() * 1e3;
         span_times().lock().unwrap_or_else(|p| p.into_inner()).clear();
-        let reads0 = bitsage_cuda::backend::single_reads();
+        let traffic0 = bitsage_cuda::backend::traffic();
         let t1 = Instant::now();
         let (cuda, mem_peak) = with_memory_peak(|| prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None));
         let cuda_ms = t1.elapsed().as_secs_f64() * 1e3;
         let times = span_times().lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let reads = bitsage_cuda::backend::single_reads() - reads0;
+        let traffic1 = bitsage_cuda::backend::traffic();
+        let host_io: Vec<String> = bitsage_cuda::backend::TRAFFIC_KINDS
+            .iter()
+            .zip(traffic0.iter().zip(&traffic1))
+            .map(|(k, (a, b))| {
+                format!("{k} {} ({:.1} MB, {:.1} ms)", b.0 - a.0, (b.1 - a.1) as f64 / 1e6, (b.2 - a.2) as f64 / 1e6)
+            })
+            .collect();
+        traffic_lines.push(format!("- {name}: {}", host_io.join("; ")));
         if let Ok((_, stats)) = &cuda {
             let ms = |names: &[&str]| -> f64 {
                 names.iter().map(|n| times.get(n).map_or(0.0, |d| d.as_secs_f64() * 1e3)).sum()
@@ -183,7 +192,7 @@ fn main() {
             let other = cuda_ms - phase_ms.iter().sum::<f64>();
             let cells: Vec<String> = phase_ms.iter().chain([other].iter()).map(|v| format!("{v:.0}")).collect();
             breakdown.push(format!(
-                "| {name} | {} | {:.2e} | {:.0} | {} | {reads} |",
+                "| {name} | {} | {:.2e} | {:.0} | {} |",
                 stats.main_columns,
                 stats.cpu_rows as f64 / (cuda_ms / 1e3),
                 mem_peak as f64 / (1 << 20) as f64,
@@ -206,11 +215,15 @@ fn main() {
         );
     }
     let names: Vec<&str> = PHASES.iter().map(|(n, _)| *n).collect();
-    println!("\nCUDA proofs by phase (ms; the device is synchronised at every span edge; `other` is the rest: decommitment, channel, small host work; single reads: device round trips of one value):\n");
+    println!("\nCUDA proofs by phase (ms; the device is synchronised at every span edge; `other` is the rest: decommitment, channel, small host work):\n");
     println!("| program | main cols | CPU rows/s | GPU mem peak MiB | {} | other | single reads |", names.join(" | "));
     println!("|---|---|---|---|{}---|---|", "---|".repeat(names.len()));
     for row in breakdown {
         println!("{row}");
+    }
+    println!("\nHost traffic of each CUDA proof through the generic column API (calls, bytes, wall time):\n");
+    for line in traffic_lines {
+        println!("{line}");
     }
     if failed > 0 {
         eprintln!("{failed} case(s) failed");

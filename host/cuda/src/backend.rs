@@ -164,7 +164,7 @@ pub struct DevCol<T: DeviceValue> {
     reads: AtomicU32,
     mirror: OnceLock<Vec<u32>>,
     /// The values at the query positions of the current decommitment.
-    gathered: OnceLock<std::sync::Arc<HashMap<usize, Vec<u32>>>>,
+    gathered: OnceLock<HashMap<usize, Vec<u32>>>,
     /// Set while the column is a committed evaluation in [`committed`].
     id: Option<u64>,
     /// For a weights column: its dot products with every committed column
@@ -180,7 +180,7 @@ struct Committed {
     len: usize,
     words: usize,
     /// The positions last gathered for it, and their words.
-    gathered: Option<(Vec<usize>, std::sync::Arc<HashMap<usize, Vec<u32>>>)>,
+    gathered: Option<(Vec<usize>, HashMap<usize, Vec<u32>>)>,
 }
 
 /// The live committed evaluations (the columns the commitment trees hold),
@@ -259,11 +259,11 @@ impl<T: DeviceValue> DevCol<T> {
     /// every committed column of the same shape on this device (kept in the
     /// registry for the columns read next); for a column not in the
     /// registry, for this column alone.
-    fn gather_planned(&self, positions: &[usize]) -> std::sync::Arc<HashMap<usize, Vec<u32>>> {
+    fn gather_planned(&self, positions: &[usize]) -> HashMap<usize, Vec<u32>> {
         let g = gpu();
         let pos32: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
-        let split = |words: Vec<u32>| -> std::sync::Arc<HashMap<usize, Vec<u32>>> {
-            std::sync::Arc::new(positions.iter().copied().zip(words.chunks(T::WORDS).map(<[u32]>::to_vec)).collect())
+        let split = |words: Vec<u32>| -> HashMap<usize, Vec<u32>> {
+            positions.iter().copied().zip(words.chunks(T::WORDS).map(<[u32]>::to_vec)).collect()
         };
         let Some(id) = self.id else {
             return split(ok(g.gather(&self.buf, T::WORDS as u32, &pos32)));
@@ -284,7 +284,7 @@ impl<T: DeviceValue> DevCol<T> {
             .collect();
         let ptrs: Vec<u64> = ids.iter().map(|i| reg[i].ptr).collect();
         let words = ok(g.gather_many(&ptrs, T::WORDS as u32, &pos32));
-        let mut mine = std::sync::Arc::new(HashMap::new());
+        let mut mine = HashMap::new();
         for (i, w) in ids.into_iter().zip(words) {
             let map = split(w);
             if i == id {
@@ -489,53 +489,41 @@ fn predict_plan(
     words: usize,
     first: usize,
 ) -> Option<Vec<usize>> {
-    let usable = |c: &Vec<usize>| c.len() > 1 && c.contains(&first) && c.iter().all(|&p| p < len);
     let pairs = |it: &mut dyn Iterator<Item = usize>| -> Vec<usize> {
         let mut v: Vec<usize> = it.flat_map(|p| [p & !1, p | 1]).collect();
         v.sort_unstable();
         v.dedup();
         v
     };
-    // Candidates in order of likelihood, each built only if the ones before fail.
-    if let Some(p) = plan.get(&(len, words)).filter(|p| usable(p)) {
-        return Some(p.clone());
+    let mut candidates: Vec<Vec<usize>> = Vec::new();
+    if let Some(p) = plan.get(&(len, words)) {
+        candidates.push(p.clone());
     }
     if words == 8 {
         // A Merkle layer: from the layer below it, or from the leaf columns.
         if let Some(below) = plan.get(&(2 * len, 8)) {
-            let c = pairs(&mut below.iter().map(|&p| p >> 1));
-            if usable(&c) {
-                return Some(c);
-            }
+            candidates.push(pairs(&mut below.iter().map(|&p| p >> 1)));
         }
         if let Some(q) = plan.get(&(len, 1)) {
-            let c = pairs(&mut q.iter().copied());
-            if usable(&c) {
-                return Some(c);
-            }
+            candidates.push(pairs(&mut q.iter().copied()));
         }
     }
     if words == 1 && len.is_power_of_two() {
-        // A smaller column of a tree whose largest columns' plan is known,
-        // or a FRI layer: the sibling pairs of the queries folded down to it.
+        // A smaller column of a tree whose largest columns' plan is known.
         let mut larger: Vec<(&(usize, usize), &Vec<usize>)> =
             plan.iter().filter(|((l, w), _)| *w == 1 && *l > len && l.is_power_of_two()).collect();
         larger.sort_by_key(|((l, _), _)| std::cmp::Reverse(*l));
         for ((l, _), q) in larger {
             let shift = (l.ilog2() - len.ilog2()) as usize;
-            let mut lifted: Vec<usize> = q.iter().map(|&q| ((q >> (shift + 1)) << 1) + (q & 1)).collect();
-            lifted.sort_unstable();
-            lifted.dedup();
-            if usable(&lifted) {
-                return Some(lifted);
-            }
-            let folded = pairs(&mut q.iter().map(|&q| q >> shift));
-            if usable(&folded) {
-                return Some(folded);
-            }
+            let mut v: Vec<usize> = q.iter().map(|&q| ((q >> (shift + 1)) << 1) + (q & 1)).collect();
+            v.sort_unstable();
+            v.dedup();
+            candidates.push(v);
+            // A FRI layer: the sibling pairs of the queries folded down to it.
+            candidates.push(pairs(&mut q.iter().map(|&q| q >> shift)));
         }
     }
-    None
+    candidates.into_iter().find(|c| c.len() > 1 && c.contains(&first) && c.iter().all(|&p| p < len))
 }
 
 impl ColumnOps<BaseField> for CudaBackend {

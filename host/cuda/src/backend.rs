@@ -173,6 +173,9 @@ pub struct DevCol<T: DeviceValue> {
     _t: PhantomData<T>,
 }
 
+/// Words of a column by read position.
+type Gathered = HashMap<usize, Vec<u32>>;
+
 /// A committed column's entry in [`committed`].
 struct Committed {
     ordinal: usize,
@@ -180,7 +183,7 @@ struct Committed {
     len: usize,
     words: usize,
     /// The positions last gathered for it, and their words.
-    gathered: Option<(Vec<usize>, HashMap<usize, Vec<u32>>)>,
+    gathered: Option<(Vec<usize>, Gathered)>,
 }
 
 /// The live committed evaluations (the columns the commitment trees hold),

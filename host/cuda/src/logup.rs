@@ -77,7 +77,8 @@ struct Compiled {
 
 /// Compiled fraction kernels per (component, device), for the process.
 fn compiled(component: usize, rels: &Relations) -> Result<Arc<Compiled>> {
-    static CACHE: OnceLock<Mutex<HashMap<(usize, usize), Arc<Compiled>>>> = OnceLock::new();
+    type Cache = Mutex<HashMap<(usize, usize), Arc<Compiled>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = (component, bound_ordinal());
     let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     if let Some(c) = map.get(&key) {

@@ -1,3 +1,8 @@
+//! Times the main-trace generation alone (the CPU part of every proof) on
+//! a MAC loop of `2^LOG` rows, five times.
+//!
+//!     cargo run --release -p bitsage-prover --example tracegen_time -- [LOG]
+
 use bitsage_prover::tracegen::build_main_trace;
 use obelysk_vm::exec::{execute, ExecLimits};
 use obelysk_vm::{samples, M31};
@@ -5,7 +10,7 @@ fn main() {
     let log: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(18);
     let program = samples::mac_loop();
     let n = samples::mac_loop_iterations_for_rows(1 << log);
-    let trace = execute(&program, &[M31(n), M31(3)], &[], ExecLimits::default()).unwrap();
+    let trace = execute(&program, &[M31(n), M31(3)], &[], ExecLimits::default()).expect("the MAC loop executes");
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let m = build_main_trace(&program, &trace);

@@ -145,7 +145,7 @@ fn cpu_w_inverses(steps: &[Step]) -> Vec<M31> {
     let mut out = vec![M31(0); steps.len()];
     out.par_chunks_mut(BLOCK).zip(steps.par_chunks(BLOCK)).for_each(|(out, steps)| {
         // Zeros become ones for the batch, and zero again after.
-        let w: Vec<M31> = steps.iter().map(|s| cpu_w(s)).map(|w| if w.0 == 0 { M31(1) } else { w }).collect();
+        let w: Vec<M31> = steps.iter().map(cpu_w).map(|w| if w.0 == 0 { M31(1) } else { w }).collect();
         stwo::core::fields::batch_inverse_in_place(&w, out);
         for (o, s) in out.iter_mut().zip(steps) {
             if cpu_w(s).0 == 0 {

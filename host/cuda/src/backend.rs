@@ -1,15 +1,18 @@
 //! `CudaBackend`: Stwo 2.3's backend traits over device-resident columns.
 //!
 //! On the GPU: columns, bit reversal, interpolation and evaluation (LDE) on
-//! canonic domains, Merkle leaves and layers, grinding, FRI folds,
-//! accumulation, barycentric point evaluation, and constraint evaluation
-//! (kernels generated from the AIR, see [`crate::prover`]).
+//! canonic domains (batched per size), Merkle leaves and layers, grinding,
+//! FRI folds, accumulation, barycentric weights and point evaluation,
+//! quotient combination, and constraint evaluation (kernels generated from
+//! the AIR, see [`crate::prover`]). Reads Stwo makes one value or one
+//! column at a time (out-of-domain samples, decommitment values) are
+//! batched over the registry of committed columns.
 //!
-//! Still through the SIMD backend, with a copy each way (correct, slow; each
-//! is a named function here so it can be replaced one by one):
-//! barycentric weights, quotient combination, evaluation on non-canonic domains,
-//! point evaluation from coefficients, FRI `decompose`, leaf packing for
-//! `fold_step > 1`. GKR is not used by the ObelyskVM AIR and is refused.
+//! Still through the host, with a copy each way (correct, slow; each is a
+//! named function here so it can be replaced one by one): evaluation on
+//! non-canonic domains, point evaluation from coefficients, FRI
+//! `decompose`, leaf packing for `fold_step > 1`, bit reversal of secure
+//! and hash columns. GKR is not used by the ObelyskVM AIR and is refused.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,5 +1,7 @@
-//! The ObelyskVM proof on the CUDA backend: traces are generated on the
-//! CPU (SIMD) and uploaded once; everything after runs on the device.
+//! The ObelyskVM proof on the CUDA backend: the main trace is generated on
+//! the CPU and uploaded once; the LogUp interaction trace is generated on
+//! the device from it (`bitsage_cuda::logup`), and everything after runs on
+//! the device.
 
 use bitsage_air::relations::Relations;
 use bitsage_air::statement::Components;

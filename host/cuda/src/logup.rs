@@ -47,7 +47,7 @@ pub struct SymbolicLookups {
     pub lookups: Vec<Lookup<BaseExpr>>,
 }
 
-/// The lookups of component `COMPONENTS[i]`.
+/// The lookups of component `COMPONENTS[i]` (none for an index past them).
 pub fn lookups_of(i: usize) -> SymbolicLookups {
     let plain = |lookups| SymbolicLookups { intermediates: Vec::new(), lookups };
     match i {
@@ -55,7 +55,7 @@ pub fn lookups_of(i: usize) -> SymbolicLookups {
         1 => plain(RomCols::read(columns()).lookups()),
         2 => plain(MemCols::read(columns()).lookups()),
         3 => plain(RangeCols::read(columns()).lookups()),
-        _ => {
+        4 => {
             // The output state is linear in the columns but, expanded, far
             // too large: name the state after every linear layer, as the
             // constraint evaluator does.
@@ -67,6 +67,7 @@ pub fn lookups_of(i: usize) -> SymbolicLookups {
             });
             SymbolicLookups { intermediates, lookups }
         }
+        _ => plain(Vec::new()),
     }
 }
 
@@ -105,6 +106,9 @@ pub fn component_trace(
     log_size: u32,
     rels: &Relations,
 ) -> Result<(Vec<DevCol<M31>>, SecureField)> {
+    if component >= COMPONENTS.len() {
+        return Err(CudaError::Unsupported(format!("no component {component}")));
+    }
     let c = compiled(component, rels)?;
     let k = &c.kernel;
     let n = 1usize << log_size;

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Device run: host mirror for decommitment reads. Kernel checks, byte identity 2^12..2^22, spans at 2^16.
 set -u
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
-cd "$(dirname "$0")/../../.device-bin"  # the binaries built here and carried to the GPU machine
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv
 date +%T; ./bitsage-cuda-check --skip-hash 2>&1 | tail -3
 date +%T; ./bitsage-gpu-proofs 12 20 2>&1 | grep -v "CUDA stages"

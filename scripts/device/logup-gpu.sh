@@ -3,9 +3,7 @@
 # byte-identical and verified) with the LogUp interaction trace generated on the GPU. The kernel cache
 # (NVRTC output) comes back as $OUT/kc.tgz; put it in .device-bin to skip the compile next time.
 set -u
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
-cd "$(dirname "$0")/../../.device-bin"
-[ -f kc.tgz ] && tar xzf kc.tgz -C /tmp
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 nproc
 date +%T; ./bitsage-cuda-check --skip-hash 2>&1 | grep -E "FAIL|checks:|passed"

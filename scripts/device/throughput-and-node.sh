@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Device run for issues 4/5/7: byte-identity regression, throughput mode on 1..N GPUs, a GPU subset, the node on GPUs.
 set -u
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
-cd "$(dirname "$0")/../../.device-bin"  # the binaries built here and carried to the GPU machine
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv
 echo "== gpu-proofs 16 17 (GPU 0)"; date +%T
 ./bitsage-gpu-proofs 16 17 2>&1 | tail -6

@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Device run: throughput mode on pools of 1..N GPUs and the CPU (run on nvidia-h200-x2, -x4 or -x8). Carries a kernel cache if present.
 set -u
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
-cd "$(dirname "$0")/../../.device-bin"  # the binaries built here and carried to the GPU machine
-[ -f kc.tgz ] && tar xzf kc.tgz -C /tmp
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv
 nproc; free -g | head -2
 date +%T; ./bitsage-throughput 18 8 4 2>&1

@@ -438,7 +438,6 @@ impl Gpu {
             return Err(CudaError::Unsupported("dot_many: weights must be 4 words per value".into()));
         }
         let side = self.side_stream()?;
-        side.join(&self.stream)?;
         let d_cols = side.clone_htod(cols)?;
         let blocks = (n as u64).div_ceil(256).clamp(1, 64) as u32;
         // SAFETY: each block writes its 4 words.
@@ -467,7 +466,6 @@ impl Gpu {
             return Ok(vec![Vec::new(); cols.len()]);
         }
         let side = self.side_stream()?;
-        side.join(&self.stream)?;
         let d_cols = side.clone_htod(cols)?;
         let d_pos = side.clone_htod(positions)?;
         let total = n as u64 * words as u64 * n_cols as u64;
@@ -481,15 +479,21 @@ impl Gpu {
         Ok(w.chunks((n * words) as usize).map(<[u32]>::to_vec).collect())
     }
 
-    /// This thread's side stream on this device (made on first use).
+    /// This thread's side stream on this device (made on first use), made
+    /// to wait for the work queued on the main stream so far.
     fn side_stream(&self) -> Result<Arc<CudaStream>> {
-        let mut map = self.side.lock().unwrap_or_else(|p| p.into_inner());
         let id = std::thread::current().id();
-        if let Some(s) = map.get(&id) {
-            return Ok(s.clone());
-        }
-        let s = self.stream.fork()?;
-        map.insert(id, s.clone());
+        let mut map = self.side.lock().unwrap_or_else(|p| p.into_inner());
+        let s = match map.get(&id) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.stream.fork()?;
+                map.insert(id, s.clone());
+                s
+            }
+        };
+        drop(map);
+        s.join(&self.stream)?;
         Ok(s)
     }
 
@@ -889,7 +893,6 @@ impl Gpu {
         // each thread runs its own on a side stream that first waits for
         // the main stream, so they do not queue behind one another.
         let side = self.side_stream()?;
-        side.join(&self.stream)?;
         // SAFETY: each block writes its 4 words.
         let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize) }?;
         let mut b = side.launch_builder(&self.f[9]);

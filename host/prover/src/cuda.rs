@@ -14,18 +14,11 @@ use stwo::prover::poly::circle::CircleEvaluation;
 use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::ComponentProver;
 
-use crate::{Eval, ProverBackend};
+use crate::ProverBackend;
 
 pub use bitsage_cuda::backend::init;
 
 impl ProverBackend for CudaBackend {
-    fn convert(evals: Vec<Eval>) -> Vec<CircleEvaluation<Self, M31, BitReversedOrder>> {
-        let _s = tracing::info_span!("upload").entered();
-        let cols: Vec<&[M31]> = evals.iter().map(|e| e.values.as_slice()).collect();
-        let dev = DevCol::<M31>::upload_many(&cols);
-        evals.iter().zip(dev).map(|(e, d)| CircleEvaluation::new(e.domain, d)).collect()
-    }
-
     /// Device copies of every component's main columns, with its log size.
     type MainCopy = Vec<(u32, Vec<DevCol<M31>>)>;
 

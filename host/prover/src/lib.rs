@@ -158,12 +158,10 @@ impl Default for ProveOptions<'_> {
     }
 }
 
-/// A Stwo backend the ObelyskVM proof can run on: it accepts the
-/// SIMD-generated traces and runs every component's prover.
+/// A Stwo backend the ObelyskVM proof can run on: it takes the main trace
+/// generated on the CPU, builds the interaction trace, and runs every
+/// component's prover.
 pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
-    fn convert(
-        evals: Vec<Eval>,
-    ) -> Vec<stwo::prover::poly::circle::CircleEvaluation<Self, M31, stwo::prover::poly::BitReversedOrder>>;
     /// What this backend keeps of the main trace to build the interaction
     /// trace from after the main trace is committed (the commitment consumes
     /// the evaluations it is given).
@@ -193,9 +191,6 @@ pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Siz
 
 impl ProverBackend for SimdBackend {
     type MainCopy = ();
-    fn convert(evals: Vec<Eval>) -> Vec<Eval> {
-        evals
-    }
     fn convert_main(main: &tracegen::MainTrace) -> (Vec<Eval>, ()) {
         (main.evals(), ())
     }

@@ -159,7 +159,8 @@ impl DeviceValue for Blake2sHash {
 
 /// A device column: `len` values of `T`, `T::WORDS` words each, element-major.
 pub struct DevCol<T: DeviceValue> {
-    buf: CudaSlice<u32>,
+    /// Freed in `Drop` (after the registry entry goes), so the free is timed.
+    buf: std::mem::ManuallyDrop<CudaSlice<u32>>,
     len: usize,
     /// Single-value reads so far, and a host copy of the column once there
     /// have been enough of them (see [`Column::at`]). Every mutable access
@@ -200,15 +201,23 @@ fn committed() -> &'static std::sync::Mutex<HashMap<u64, Committed>> {
 
 impl<T: DeviceValue> Drop for DevCol<T> {
     fn drop(&mut self) {
+        let t0 = std::time::Instant::now();
         self.unregister();
+        // SAFETY: `buf` is not used again; this is the only place it is dropped.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.buf) };
+        record(6, 0, t0);
     }
 }
 
 /// What moved between host and device through the generic column API, by
-/// kind: calls, bytes and wall time, for the benchmark's breakdown.
-pub const TRAFFIC_KINDS: [&str; 4] = ["single reads", "gathers", "downloads", "uploads"];
-static TRAFFIC: [[std::sync::atomic::AtomicU64; 3]; 4] =
-    [const { [const { std::sync::atomic::AtomicU64::new(0) }; 3] }; 4];
+/// kind: calls, bytes and wall time, for the benchmark's breakdown; then
+/// host time in the column API that is not a transfer: every `at` call
+/// (reads, plan prediction and gathers included), the plan prediction
+/// alone, and dropping device columns (registry and free).
+pub const TRAFFIC_KINDS: [&str; 7] =
+    ["single reads", "gathers", "downloads", "uploads", "at() in all", "plan prediction", "column drops"];
+static TRAFFIC: [[std::sync::atomic::AtomicU64; 3]; 7] =
+    [const { [const { std::sync::atomic::AtomicU64::new(0) }; 3] }; 7];
 
 fn record(kind: usize, bytes: usize, since: std::time::Instant) {
     let t = &TRAFFIC[kind];
@@ -218,7 +227,7 @@ fn record(kind: usize, bytes: usize, since: std::time::Instant) {
 }
 
 /// Totals so far per [`TRAFFIC_KINDS`] entry: (calls, bytes, nanoseconds).
-pub fn traffic() -> [(u64, u64, u64); 4] {
+pub fn traffic() -> [(u64, u64, u64); 7] {
     std::array::from_fn(|k| {
         let t = &TRAFFIC[k];
         (t[0].load(Ordering::Relaxed), t[1].load(Ordering::Relaxed), t[2].load(Ordering::Relaxed))
@@ -233,7 +242,7 @@ const READS_BEFORE_MIRROR: u32 = 1024;
 impl<T: DeviceValue> DevCol<T> {
     pub fn from_words(buf: CudaSlice<u32>, len: usize) -> Self {
         DevCol {
-            buf,
+            buf: std::mem::ManuallyDrop::new(buf),
             len,
             reads: AtomicU32::new(0),
             mirror: OnceLock::new(),
@@ -249,7 +258,7 @@ impl<T: DeviceValue> DevCol<T> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         self.unregister();
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&self.buf, &gpu().stream);
+        let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&*self.buf, &gpu().stream);
         let entry = Committed { ordinal: bound_ordinal(), ptr, len: self.len, words: T::WORDS, gathered: None };
         committed().lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
         self.id = Some(id);
@@ -303,6 +312,71 @@ impl<T: DeviceValue> DevCol<T> {
         mine
     }
 
+    /// [`Column::at`] (see there).
+    fn read_at(&self, index: usize) -> T {
+        if let Some(m) = self.mirror.get() {
+            return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
+        }
+        if let Some(w) = self.gathered.get().and_then(|g| g.get(&index)) {
+            return T::read(w);
+        }
+        let g = gpu();
+        let n = self.reads.fetch_add(1, Ordering::Relaxed);
+        if n >= READS_BEFORE_MIRROR {
+            let m = self.mirror.get_or_init(|| {
+                let t0 = std::time::Instant::now();
+                let w = ok(g.download(&self.buf));
+                record(2, 4 * w.len(), t0);
+                w
+            });
+            return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
+        }
+        let planned = {
+            let mut plan = g.query_plan.lock().unwrap_or_else(|p| p.into_inner());
+            let predicted = if n == 0 && self.gathered.get().is_none() {
+                let t0 = std::time::Instant::now();
+                let p = predict_plan(&plan, self.len, T::WORDS, index);
+                record(5, 0, t0);
+                p
+            } else {
+                None
+            };
+            match predicted {
+                Some(p) => {
+                    plan.insert((self.len, T::WORDS), p.clone());
+                    Some(p)
+                }
+                None => {
+                    let seq = plan.entry((self.len, T::WORDS)).or_default();
+                    if n == 0 {
+                        // A new decommitment (or a new pattern): this column teaches it.
+                        seq.clear();
+                    }
+                    if !seq.contains(&index) {
+                        seq.push(index);
+                    }
+                    None
+                }
+            }
+        };
+        if let Some(positions) = planned {
+            let map = self.gathered.get_or_init(|| {
+                let t0 = std::time::Instant::now();
+                let m = self.gather_planned(&positions);
+                record(1, 4 * T::WORDS * positions.len(), t0);
+                m
+            });
+            if let Some(w) = map.get(&index) {
+                return T::read(w);
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
+        let v = T::read(&ok(g.stream.clone_dtoh(&view).map_err(Into::into)));
+        record(0, 4 * T::WORDS, t0);
+        v
+    }
+
     /// The device words.
     pub fn buf(&self) -> &CudaSlice<u32> {
         &self.buf
@@ -352,7 +426,7 @@ impl DevCol<M31> {
 
 impl<T: DeviceValue> Clone for DevCol<T> {
     fn clone(&self) -> Self {
-        Self::from_words(ok(gpu().stream.clone_dtod(&self.buf).map_err(Into::into)), self.len)
+        Self::from_words(ok(gpu().stream.clone_dtod(&*self.buf).map_err(Into::into)), self.len)
     }
 }
 
@@ -402,63 +476,9 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
     /// pattern falls back to single reads, then to one download of the
     /// whole column.
     fn at(&self, index: usize) -> T {
-        if let Some(m) = self.mirror.get() {
-            return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
-        }
-        if let Some(w) = self.gathered.get().and_then(|g| g.get(&index)) {
-            return T::read(w);
-        }
-        let g = gpu();
-        let n = self.reads.fetch_add(1, Ordering::Relaxed);
-        if n >= READS_BEFORE_MIRROR {
-            let m = self.mirror.get_or_init(|| {
-                let t0 = std::time::Instant::now();
-                let w = ok(g.download(&self.buf));
-                record(2, 4 * w.len(), t0);
-                w
-            });
-            return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
-        }
-        let planned = {
-            let mut plan = g.query_plan.lock().unwrap_or_else(|p| p.into_inner());
-            let predicted = if n == 0 && self.gathered.get().is_none() {
-                predict_plan(&plan, self.len, T::WORDS, index)
-            } else {
-                None
-            };
-            match predicted {
-                Some(p) => {
-                    plan.insert((self.len, T::WORDS), p.clone());
-                    Some(p)
-                }
-                None => {
-                    let seq = plan.entry((self.len, T::WORDS)).or_default();
-                    if n == 0 {
-                        // A new decommitment (or a new pattern): this column teaches it.
-                        seq.clear();
-                    }
-                    if !seq.contains(&index) {
-                        seq.push(index);
-                    }
-                    None
-                }
-            }
-        };
-        if let Some(positions) = planned {
-            let map = self.gathered.get_or_init(|| {
-                let t0 = std::time::Instant::now();
-                let m = self.gather_planned(&positions);
-                record(1, 4 * T::WORDS * positions.len(), t0);
-                m
-            });
-            if let Some(w) = map.get(&index) {
-                return T::read(w);
-            }
-        }
         let t0 = std::time::Instant::now();
-        let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
-        let v = T::read(&ok(g.stream.clone_dtoh(&view).map_err(Into::into)));
-        record(0, 4 * T::WORDS, t0);
+        let v = self.read_at(index);
+        record(4, 0, t0);
         v
     }
 

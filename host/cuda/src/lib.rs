@@ -225,6 +225,38 @@ pub struct DeviceTwiddles {
     pub itw: TwBuf,
 }
 
+/// Memory freed to the device's stream-ordered pool (where cudarc's
+/// allocations come from) goes back to the driver at the next
+/// synchronisation unless the pool's release threshold says to keep it; the
+/// default threshold is 0, so every proof would unmap and remap its working
+/// set many times over. Keep up to `BITSAGE_CUDA_POOL_RELEASE_BYTES`
+/// (default: all of it; the pool still gives memory back when another
+/// allocation on the device needs it).
+fn keep_pool_memory(ctx: &CudaContext) -> Result<()> {
+    use cudarc::driver::sys;
+    let mut threshold: u64 =
+        std::env::var("BITSAGE_CUDA_POOL_RELEASE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    // SAFETY: `pool` is a valid out-pointer; the device handle is the context's own.
+    let r = unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) };
+    if r != sys::CUresult::CUDA_SUCCESS {
+        // No memory pools on this device: allocations are synchronous and nothing to keep.
+        return Ok(());
+    }
+    // SAFETY: the attribute takes a pointer to a u64, which lives across the call.
+    let r = unsafe {
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+    };
+    match r {
+        sys::CUresult::CUDA_SUCCESS => Ok(()),
+        e => Err(CudaError::Unsupported(format!("setting the memory pool's release threshold: {e:?}"))),
+    }
+}
+
 impl Gpu {
     /// Opens device `ordinal` and compiles the kernels.
     pub fn open(ordinal: usize) -> Result<Gpu> {
@@ -243,6 +275,7 @@ impl Gpu {
         // per-buffer events (a cost on every launch once a second stream
         // exists) are not needed.
         unsafe { ctx.disable_event_tracking() };
+        keep_pool_memory(&ctx)?;
         let stream = ctx.default_stream();
         let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
         let (ptx, _) = compile_cached("bitsage_kernels", &src)?;

@@ -154,6 +154,7 @@ fn main() {
     cases.push(("hash_loop 300".into(), hash_loop(), vec![M31(300)]));
     let mut breakdown = Vec::new();
     let mut traffic_lines = Vec::new();
+    let mut all_spans: Vec<(String, Vec<(&'static str, Duration)>)> = Vec::new();
     for (name, program, input) in cases {
         let trace = match execute(&program, &input, &[], ExecLimits::default()) {
             Ok(t) => t,
@@ -184,6 +185,9 @@ fn main() {
             })
             .collect();
         traffic_lines.push(format!("- {name}: {}", host_io.join("; ")));
+        let mut spans: Vec<(&'static str, Duration)> = times.iter().map(|(k, v)| (*k, *v)).collect();
+        spans.sort_by(|a, b| b.1.cmp(&a.1));
+        all_spans.push((name.clone(), spans));
         if let Ok((_, stats)) = &cuda {
             let ms = |names: &[&str]| -> f64 {
                 names.iter().map(|n| times.get(n).map_or(0.0, |d| d.as_secs_f64() * 1e3)).sum()
@@ -221,9 +225,17 @@ fn main() {
     for row in breakdown {
         println!("{row}");
     }
-    println!("\nHost traffic of each CUDA proof through the generic column API (calls, bytes, wall time):\n");
+    println!("\nHost traffic and host time of each CUDA proof in the generic column API (calls, bytes, wall time):\n");
     for line in traffic_lines {
         println!("{line}");
+    }
+    // Every span (nested ones too, so they overlap), for locating what
+    // `other` holds: of the largest MAC-loop case, and of the last case.
+    let n = all_spans.len();
+    for (name, spans) in all_spans.into_iter().enumerate().filter(|(i, _)| *i + 2 >= n).map(|(_, x)| x) {
+        let cells: Vec<String> =
+            spans.iter().map(|(k, d)| format!("{k} {:.1}", d.as_secs_f64() * 1e3)).collect();
+        println!("\nAll spans of {name} (ms, inclusive): {}", cells.join("; "));
     }
     if failed > 0 {
         eprintln!("{failed} case(s) failed");

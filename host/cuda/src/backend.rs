@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::CudaSlice;
 use num_traits::One;
@@ -168,7 +168,7 @@ pub struct DevCol<T: DeviceValue> {
     reads: AtomicU32,
     mirror: OnceLock<Vec<u32>>,
     /// The values at the query positions of the current decommitment.
-    gathered: OnceLock<HashMap<usize, Vec<u32>>>,
+    gathered: OnceLock<Arc<Gathered>>,
     /// Set while the column is a committed evaluation in [`committed`].
     id: Option<u64>,
     /// For a weights column: its dot products with every committed column
@@ -177,8 +177,23 @@ pub struct DevCol<T: DeviceValue> {
     _t: PhantomData<T>,
 }
 
-/// Words of a column by read position.
-type Gathered = HashMap<usize, Vec<u32>>;
+/// A column's words at a set of positions (sorted, distinct): what one
+/// gather fetched. Shared between the registry and the column that reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Gathered {
+    positions: Vec<usize>,
+    /// `width` words per position, in position order.
+    words: Vec<u32>,
+    width: usize,
+}
+
+impl Gathered {
+    /// The words at `index`, if it was gathered.
+    fn get(&self, index: usize) -> Option<&[u32]> {
+        let i = self.positions.binary_search(&index).ok()?;
+        self.words.get(i * self.width..(i + 1) * self.width)
+    }
+}
 
 /// A committed column's entry in [`committed`].
 struct Committed {
@@ -186,8 +201,8 @@ struct Committed {
     ptr: u64,
     len: usize,
     words: usize,
-    /// The positions last gathered for it, and their words.
-    gathered: Option<(Vec<usize>, Gathered)>,
+    /// What was last gathered for it.
+    gathered: Option<Arc<Gathered>>,
 }
 
 /// The live committed evaluations (the columns the commitment trees hold),
@@ -270,23 +285,21 @@ impl<T: DeviceValue> DevCol<T> {
         }
     }
 
-    /// The words at `positions` of this column, gathered in one launch for
-    /// every committed column of the same shape on this device (kept in the
-    /// registry for the columns read next); for a column not in the
-    /// registry, for this column alone.
-    fn gather_planned(&self, positions: &[usize]) -> HashMap<usize, Vec<u32>> {
+    /// The words at `positions` (sorted, distinct) of this column, gathered
+    /// in one launch for every committed column of the same shape on this
+    /// device (kept in the registry for the columns read next); for a column
+    /// not in the registry, for this column alone.
+    fn gather_planned(&self, positions: &[usize]) -> Arc<Gathered> {
         let g = gpu();
         let pos32: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
-        let split = |words: Vec<u32>| -> HashMap<usize, Vec<u32>> {
-            positions.iter().copied().zip(words.chunks(T::WORDS).map(<[u32]>::to_vec)).collect()
-        };
+        let wrap = |words: Vec<u32>| Arc::new(Gathered { positions: positions.to_vec(), words, width: T::WORDS });
         let Some(id) = self.id else {
-            return split(ok(g.gather(&self.buf, T::WORDS as u32, &pos32)));
+            return wrap(ok(g.gather(&self.buf, T::WORDS as u32, &pos32)));
         };
         let mut reg = committed().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, map)) = reg.get(&id).and_then(|e| e.gathered.as_ref()) {
-            if p == positions {
-                return map.clone();
+        if let Some(done) = reg.get(&id).and_then(|e| e.gathered.as_ref()) {
+            if done.positions == positions {
+                return done.clone();
             }
         }
         let ordinal = bound_ordinal();
@@ -294,22 +307,22 @@ impl<T: DeviceValue> DevCol<T> {
         let ids: Vec<u64> = reg
             .iter()
             .filter(|(_, e)| e.ordinal == ordinal && (e.len, e.words) == shape)
-            .filter(|(_, e)| e.gathered.as_ref().is_none_or(|(p, _)| p != positions))
+            .filter(|(_, e)| e.gathered.as_ref().is_none_or(|d| d.positions != positions))
             .map(|(&i, _)| i)
             .collect();
         let ptrs: Vec<u64> = ids.iter().map(|i| reg[i].ptr).collect();
         let words = ok(g.gather_many(&ptrs, T::WORDS as u32, &pos32));
-        let mut mine = HashMap::new();
+        let mut mine = None;
         for (i, w) in ids.into_iter().zip(words) {
-            let map = split(w);
+            let got = wrap(w);
             if i == id {
-                mine = map.clone();
+                mine = Some(got.clone());
             }
             if let Some(e) = reg.get_mut(&i) {
-                e.gathered = Some((positions.to_vec(), map));
+                e.gathered = Some(got);
             }
         }
-        mine
+        mine.unwrap_or_else(|| wrap(ok(g.gather(&self.buf, T::WORDS as u32, &pos32))))
     }
 
     /// [`Column::at`] (see there).
@@ -317,7 +330,7 @@ impl<T: DeviceValue> DevCol<T> {
         if let Some(m) = self.mirror.get() {
             return T::read(&m[index * T::WORDS..(index + 1) * T::WORDS]);
         }
-        if let Some(w) = self.gathered.get().and_then(|g| g.get(&index)) {
+        if let Some(w) = self.gathered.get().and_then(|g| g.get(index)) {
             return T::read(w);
         }
         let g = gpu();
@@ -366,7 +379,7 @@ impl<T: DeviceValue> DevCol<T> {
                 record(1, 4 * T::WORDS * positions.len(), t0);
                 m
             });
-            if let Some(w) = map.get(&index) {
+            if let Some(w) = map.get(index) {
                 return T::read(w);
             }
         }
@@ -515,41 +528,50 @@ fn predict_plan(
     words: usize,
     first: usize,
 ) -> Option<Vec<usize>> {
-    let pairs = |it: &mut dyn Iterator<Item = usize>| -> Vec<usize> {
-        let mut v: Vec<usize> = it.flat_map(|p| [p & !1, p | 1]).collect();
+    // Candidates are tried in order and built only when reached: this runs
+    // on the first read of every column of every decommitment.
+    let usable = |c: &[usize]| c.len() > 1 && c.contains(&first) && c.iter().all(|&p| p < len);
+    let sorted = |mut v: Vec<usize>| {
         v.sort_unstable();
         v.dedup();
         v
     };
-    let mut candidates: Vec<Vec<usize>> = Vec::new();
-    if let Some(p) = plan.get(&(len, words)) {
-        candidates.push(p.clone());
+    let pairs = |it: &mut dyn Iterator<Item = usize>| sorted(it.flat_map(|p| [p & !1, p | 1]).collect());
+    let accept = |c: Vec<usize>| usable(&c).then_some(c);
+    if let Some(p) = plan.get(&(len, words)).filter(|p| usable(p)) {
+        // Already sorted once a prediction has been stored; a plan learned
+        // value by value is in read order.
+        return Some(if p.windows(2).all(|w| w[0] < w[1]) { p.clone() } else { sorted(p.clone()) });
     }
     if words == 8 {
         // A Merkle layer: from the layer below it, or from the leaf columns.
-        if let Some(below) = plan.get(&(2 * len, 8)) {
-            candidates.push(pairs(&mut below.iter().map(|&p| p >> 1)));
+        if let Some(c) = plan.get(&(2 * len, 8)).and_then(|b| accept(pairs(&mut b.iter().map(|&p| p >> 1)))) {
+            return Some(c);
         }
-        if let Some(q) = plan.get(&(len, 1)) {
-            candidates.push(pairs(&mut q.iter().copied()));
+        if let Some(c) = plan.get(&(len, 1)).and_then(|q| accept(pairs(&mut q.iter().copied()))) {
+            return Some(c);
         }
     }
     if words == 1 && len.is_power_of_two() {
         // A smaller column of a tree whose largest columns' plan is known.
-        let mut larger: Vec<(&(usize, usize), &Vec<usize>)> =
-            plan.iter().filter(|((l, w), _)| *w == 1 && *l > len && l.is_power_of_two()).collect();
-        larger.sort_by_key(|((l, _), _)| std::cmp::Reverse(*l));
-        for ((l, _), q) in larger {
+        let mut larger: Vec<(usize, &Vec<usize>)> = plan
+            .iter()
+            .filter(|((l, w), _)| *w == 1 && *l > len && l.is_power_of_two())
+            .map(|((l, _), q)| (*l, q))
+            .collect();
+        larger.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
+        for (l, q) in larger {
             let shift = (l.ilog2() - len.ilog2()) as usize;
-            let mut v: Vec<usize> = q.iter().map(|&q| ((q >> (shift + 1)) << 1) + (q & 1)).collect();
-            v.sort_unstable();
-            v.dedup();
-            candidates.push(v);
+            if let Some(c) = accept(sorted(q.iter().map(|&q| ((q >> (shift + 1)) << 1) + (q & 1)).collect())) {
+                return Some(c);
+            }
             // A FRI layer: the sibling pairs of the queries folded down to it.
-            candidates.push(pairs(&mut q.iter().map(|&q| q >> shift)));
+            if let Some(c) = accept(pairs(&mut q.iter().map(|&q| q >> shift))) {
+                return Some(c);
+            }
         }
     }
-    candidates.into_iter().find(|c| c.len() > 1 && c.contains(&first) && c.iter().all(|&p| p < len))
+    None
 }
 
 impl ColumnOps<BaseField> for CudaBackend {
@@ -1114,3 +1136,45 @@ impl GrindOps<Blake2sChannel> for CudaBackend {
 }
 
 impl BackendForChannel<Blake2sMerkleChannel> for CudaBackend {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_learned_plan_is_reused_sorted_for_the_same_shape() {
+        let plan = HashMap::from([((1024, 1), vec![700, 3, 512, 3, 9])]);
+        assert_eq!(predict_plan(&plan, 1024, 1, 700), Some(vec![3, 9, 512, 700]));
+        // A first read outside the plan is not predicted.
+        assert_eq!(predict_plan(&plan, 1024, 1, 4), None);
+    }
+
+    #[test]
+    fn smaller_columns_and_merkle_layers_are_predicted_as_stwo_reads_them() {
+        let queries = vec![5usize, 100, 1023];
+        let plan = HashMap::from([((1024, 1), queries.clone())]);
+        // A column of 2^8 in a tree of 2^10: Stwo reads ((q >> 3) << 1) + (q & 1).
+        let lifted: Vec<usize> = {
+            let mut v: Vec<usize> = queries.iter().map(|&q| ((q >> 3) << 1) + (q & 1)).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        assert_eq!(predict_plan(&plan, 256, 1, lifted[0]), Some(lifted));
+        // The leaf-hash layer: both siblings of every query.
+        assert_eq!(predict_plan(&plan, 1024, 8, 4), Some(vec![4, 5, 100, 101, 1022, 1023]));
+        // The layer above it, from that layer's plan.
+        let plan = HashMap::from([((1024, 8), vec![4, 5, 100, 101, 1022, 1023])]);
+        assert_eq!(predict_plan(&plan, 512, 8, 2), Some(vec![2, 3, 50, 51, 510, 511]));
+        // Nothing known about this shape or its neighbours.
+        assert_eq!(predict_plan(&plan, 64, 4, 0), None);
+    }
+
+    #[test]
+    fn gathered_words_are_found_by_position() {
+        let g = Gathered { positions: vec![2, 7, 9], words: (0..12).collect(), width: 4 };
+        assert_eq!(g.get(7), Some(&[4, 5, 6, 7][..]));
+        assert_eq!(g.get(9), Some(&[8, 9, 10, 11][..]));
+        assert_eq!(g.get(3), None);
+    }
+}

@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod codegen;
+pub mod cputrace;
 pub mod logup;
 pub mod prover;
 
@@ -438,6 +439,49 @@ impl Gpu {
         }
         self.stream.synchronize()?;
         Ok(out)
+    }
+
+    /// Uploads `n_rows` rows of `row_words` words that `fill(first_row,
+    /// out)` writes straight into the pinned staging buffer (on all host
+    /// threads, a block of rows per call), so the rows never exist anywhere
+    /// else on the host. Returns once the last transfer is queued.
+    pub fn upload_rows(
+        &self,
+        n_rows: usize,
+        row_words: usize,
+        fill: impl Fn(usize, &mut [u32]) + Sync,
+    ) -> Result<CudaSlice<u32>> {
+        use rayon::prelude::*;
+        const ROWS_PER_TASK: usize = 1 << 12;
+        if row_words == 0 || row_words > STAGING_WORDS {
+            return Err(CudaError::Unsupported(format!("upload_rows: rows of {row_words} words")));
+        }
+        // SAFETY: every word is written by the copies below.
+        let mut dst = unsafe { self.stream.alloc::<u32>((n_rows * row_words).max(1)) }?;
+        let mut guard = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            // SAFETY: the buffer is only read by copies issued below, after it is written.
+            *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(STAGING_WORDS) }?);
+        }
+        let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
+        let group = STAGING_WORDS / row_words;
+        let mut first = 0;
+        while first < n_rows {
+            let rows = group.min(n_rows - first);
+            let words = rows * row_words;
+            // The previous group's transfer reads the buffer until it finishes.
+            self.stream.synchronize()?;
+            let host = staging.as_mut_slice()?;
+            host[..words]
+                .par_chunks_mut(ROWS_PER_TASK * row_words)
+                .enumerate()
+                .for_each(|(t, out)| fill(first + t * ROWS_PER_TASK, out));
+            let mut view = dst.slice_mut(first * row_words..first * row_words + words);
+            self.stream.memcpy_htod(&staging.as_slice()?[..words], &mut view)?;
+            first += rows;
+        }
+        // The next user of the staging buffer synchronises before writing it.
+        Ok(dst)
     }
 
     pub fn download(&self, values: &CudaSlice<u32>) -> Result<Vec<u32>> {

@@ -1,19 +1,25 @@
-//! The ObelyskVM proof on the CUDA backend: the main trace is generated on
-//! the CPU and uploaded once; the LogUp interaction trace is generated on
-//! the device from it (`bitsage_cuda::logup`), and everything after runs on
-//! the device.
+//! The ObelyskVM proof on the CUDA backend: the CPU component's rows are
+//! built on the device from the uploaded execution steps
+//! (`bitsage_cuda::cputrace`), the smaller components on the host and
+//! uploaded once; the LogUp interaction trace is generated on the device
+//! (`bitsage_cuda::logup`), and everything after runs on the device.
 
+use bitsage_air::cpu::CpuCols;
 use bitsage_air::relations::Relations;
 use bitsage_air::statement::Components;
 use bitsage_cuda::backend::{CudaBackend, DevCol};
-use bitsage_cuda::logup;
+use bitsage_cuda::{cputrace, logup};
+use obelysk_vm::exec::Trace;
+use obelysk_vm::isa::Program;
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
+use stwo::prover::backend::Column;
 use stwo::prover::poly::circle::CircleEvaluation;
 use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::ComponentProver;
 
+use crate::tracegen::{build_main_trace, build_main_trace_deferring_cpu, MainTrace};
 use crate::ProverBackend;
 
 pub use bitsage_cuda::backend::init;
@@ -22,34 +28,47 @@ impl ProverBackend for CudaBackend {
     /// Device copies of every component's main columns, with its log size.
     type MainCopy = Vec<(u32, Vec<DevCol<M31>>)>;
 
-    fn convert_main(
-        main: &crate::tracegen::MainTrace,
-    ) -> (Vec<CircleEvaluation<Self, M31, BitReversedOrder>>, Self::MainCopy) {
-        let _s = tracing::info_span!("upload").entered();
-        let mut cols = Vec::new();
-        let mut domains = Vec::new();
-        for c in main.components() {
-            let domain = CanonicCoset::new(c.log_size).circle_domain();
-            for col in &c.columns {
-                cols.push(col.as_slice());
-                domains.push(domain);
-            }
+    /// The CPU rows are left to the device (see [`ProverBackend::convert_main`]).
+    fn main_trace<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {
+        build_main_trace_deferring_cpu(program, trace)
+    }
+
+    fn convert_main(main: &MainTrace) -> (Vec<CircleEvaluation<Self, M31, BitReversedOrder>>, Self::MainCopy) {
+        let components = main.components();
+        let mut dev = {
+            let _s = tracing::info_span!("upload").entered();
+            let cols: Vec<&[M31]> = components.iter().flat_map(|c| c.columns.iter().map(|c| c.as_slice())).collect();
+            DevCol::<M31>::upload_many(&cols)
+        };
+        if let Some(steps) = main.cpu_steps {
+            let packed = {
+                let _s = tracing::info_span!("steps upload").entered();
+                cputrace::upload_steps(steps).unwrap_or_else(|e| panic!("CUDA: {e}"))
+            };
+            let _s = tracing::info_span!("cpu rows on the GPU").entered();
+            // The range table's multiplicities (its second column) get the CPU rows' range checks.
+            let range_mult = main.rom.columns.len() + main.mem.columns.len() + 1;
+            let cpu = cputrace::cpu_rows(&packed, steps.len(), main.claim.cpu_log_size, dev[range_mult].buf_mut())
+                .unwrap_or_else(|e| panic!("CUDA: {e}"));
+            dev.splice(0..0, cpu);
         }
-        let dev = DevCol::<M31>::upload_many(&cols);
         // The commitment interpolates its columns in place; the LogUp trace
         // reads copies (a device-to-device copy, well under a millisecond).
         let mut copies = Vec::new();
-        let mut at = 0;
-        for c in main.components() {
-            let n = c.columns.len();
-            copies.push((c.log_size, dev[at..at + n].to_vec()));
-            at += n;
+        let mut evals = Vec::with_capacity(dev.len());
+        let mut dev = dev.into_iter();
+        for (i, c) in components.iter().enumerate() {
+            let n = if i == 0 && main.cpu_steps.is_some() { CpuCols::<M31>::N_COLUMNS } else { c.columns.len() };
+            let cols: Vec<DevCol<M31>> = dev.by_ref().take(n).collect();
+            copies.push((c.log_size, cols.clone()));
+            let domain = CanonicCoset::new(c.log_size).circle_domain();
+            evals.extend(cols.into_iter().map(|col| CircleEvaluation::new(domain, col)));
         }
-        (domains.into_iter().zip(dev).map(|(d, c)| CircleEvaluation::new(d, c)).collect(), copies)
+        (evals, copies)
     }
 
     fn interaction_trace(
-        _: &crate::tracegen::MainTrace,
+        _: &MainTrace,
         copy: Self::MainCopy,
         rels: &Relations,
     ) -> (Vec<CircleEvaluation<Self, M31, BitReversedOrder>>, [SecureField; 5]) {
@@ -67,4 +86,40 @@ impl ProverBackend for CudaBackend {
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {
         vec![&c.cpu, &c.rom, &c.mem, &c.range, &c.hash]
     }
+}
+
+/// Builds the CPU component's rows of `trace` on the device and on the host
+/// and compares them cell by cell, with the range multiplicities they imply:
+/// the kernel-level check of `cputrace` (the proof's commitment would
+/// differ, too). Returns the first difference.
+pub fn check_cpu_rows(program: &Program, trace: &Trace) -> Result<(), String> {
+    let host = build_main_trace(program, trace);
+    let deferred = build_main_trace_deferring_cpu(program, trace);
+    let (evals, _) = CudaBackend::convert_main(&deferred);
+    let [cpu, rom, mem, range, hash] = host.components();
+    let host_cols =
+        [cpu, rom, mem, range, hash].into_iter().flat_map(|c| c.columns.iter().map(|c| c.as_slice().to_vec()));
+    let names = ["cpu", "rom", "memory", "range", "hash"];
+    let owner = |i: usize| {
+        let mut at = i;
+        for (c, n) in host.components().iter().zip(names) {
+            if at < c.columns.len() {
+                return format!("{n} column {at}");
+            }
+            at -= c.columns.len();
+        }
+        format!("column {i}")
+    };
+    let mut n = 0;
+    for (i, (h, d)) in host_cols.zip(&evals).enumerate() {
+        let d = d.values.to_cpu();
+        if let Some(r) = (0..h.len().max(d.len())).find(|&r| h.get(r) != d.get(r)) {
+            return Err(format!("{} row {r}: host {:?}, device {:?}", owner(i), h.get(r), d.get(r)));
+        }
+        n += 1;
+    }
+    if n != evals.len() || n != host.n_columns() {
+        return Err(format!("{} columns on the device, {} on the host", evals.len(), host.n_columns()));
+    }
+    Ok(())
 }

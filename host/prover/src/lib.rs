@@ -162,6 +162,12 @@ impl Default for ProveOptions<'_> {
 /// generated on the CPU, builds the interaction trace, and runs every
 /// component's prover.
 pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
+    /// The main trace of an execution, as this backend commits it: built on
+    /// the host here; a backend that builds the CPU rows itself (from the
+    /// steps) leaves them out ([`tracegen::build_main_trace_deferring_cpu`]).
+    fn main_trace<'t>(program: &Program, trace: &'t Trace) -> tracegen::MainTrace<'t> {
+        build_main_trace(program, trace)
+    }
     /// What this backend keeps of the main trace to build the interaction
     /// trace from after the main trace is committed (the commitment consumes
     /// the evaluations it is given).
@@ -267,7 +273,7 @@ where
     let t0 = Instant::now();
     let main = {
         let _s = info_span!("main_trace").entered();
-        build_main_trace(&statement.program, trace)
+        B::main_trace(&statement.program, trace)
     };
     let mut stats = ProofStats { steps: trace.steps.len(), ..Default::default() };
     stats.stages.push((Stage::MainTrace, t0.elapsed()));

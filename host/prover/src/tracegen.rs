@@ -4,6 +4,7 @@
 //! by the soundness tests); nothing here checks the execution. That is the
 //! verifier's job.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
@@ -33,6 +34,7 @@ use stwo_constraint_framework::LogupTraceGenerator;
 pub type Eval = CircleEvaluation<SimdBackend, M31, BitReversedOrder>;
 
 /// The main trace of one component, column-major.
+#[derive(Clone)]
 pub struct ComponentTrace {
     pub log_size: u32,
     pub columns: Vec<BaseColumn>,
@@ -239,24 +241,54 @@ fn padding_cpu_row() -> CpuCols<M31> {
 }
 
 /// All main traces plus the multiplicities they imply.
-pub struct MainTrace {
+pub struct MainTrace<'t> {
     pub claim: Claim,
     pub cpu: ComponentTrace,
     pub rom: ComponentTrace,
     pub mem: ComponentTrace,
     pub range: ComponentTrace,
     pub hash: ComponentTrace,
+    /// Set by [`build_main_trace_deferring_cpu`]: the steps whose CPU rows a
+    /// backend builds where the trace is committed (a GPU, from the steps
+    /// uploaded, instead of the wider rows). `cpu.columns` is then empty and
+    /// `range`'s multiplicities leave out the CPU rows' range checks.
+    pub cpu_steps: Option<&'t [Step]>,
 }
 
-impl MainTrace {
+impl MainTrace<'_> {
+    /// The components as built here: what a backend commits when it does
+    /// not build the CPU rows itself.
     pub fn components(&self) -> [&ComponentTrace; 5] {
         [&self.cpu, &self.rom, &self.mem, &self.range, &self.hash]
     }
-    pub fn evals(&self) -> Vec<Eval> {
-        self.components().iter().flat_map(|c| c.evals()).collect()
+
+    /// Every component with its rows on the host: for a trace whose CPU rows
+    /// were deferred, they are built here, and the range multiplicities
+    /// completed with their range checks.
+    pub fn host_components(&self) -> [Cow<'_, ComponentTrace>; 5] {
+        let (cpu, range) = match self.cpu_steps {
+            None => (Cow::Borrowed(&self.cpu), Cow::Borrowed(&self.range)),
+            Some(steps) => {
+                let (cpu, counts) = cpu_component(steps, self.claim.cpu_log_size);
+                let mut range = self.range.clone();
+                let mult = range.columns[1].as_mut_slice();
+                for (m, c) in mult.iter_mut().zip(counts) {
+                    *m += M31(c);
+                }
+                (Cow::Owned(cpu), Cow::Owned(range))
+            }
+        };
+        [cpu, Cow::Borrowed(&self.rom), Cow::Borrowed(&self.mem), range, Cow::Borrowed(&self.hash)]
     }
+
+    /// The evaluations of every column (CPU rows built here if deferred).
+    pub fn evals(&self) -> Vec<Eval> {
+        self.host_components().iter().flat_map(|c| c.evals()).collect()
+    }
+
     pub fn n_columns(&self) -> usize {
-        self.components().iter().map(|c| c.columns.len()).sum()
+        let deferred = if self.cpu_steps.is_some() { CpuCols::<M31>::N_COLUMNS } else { 0 };
+        self.components().iter().map(|c| c.columns.len()).sum::<usize>() + deferred
     }
 }
 
@@ -291,19 +323,17 @@ fn count_cpu_ranges(row: &CpuCols<M31>, counts: &mut [u32]) {
     }
 }
 
-pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
-    let mut range_counts = vec![0u32; 1 << RANGE_LOG_SIZE];
-
-    // CPU.
-    let cpu_log = log_size_for(trace.steps.len());
-    let n_cpu = 1usize << cpu_log;
+/// The CPU component of `steps` at `2^log_size` rows, and the range-table
+/// lookups its rows make.
+fn cpu_component(steps: &[Step], log_size: u32) -> (ComponentTrace, Vec<u32>) {
+    debug_assert!(steps.len() <= 1 << log_size);
     let pad = padding_cpu_row();
-    let inverses = cpu_w_inverses(&trace.steps);
+    let inverses = cpu_w_inverses(steps);
     let (columns, counts) = build_columns(
-        cpu_log,
+        log_size,
         CpuCols::<M31>::N_COLUMNS,
         || vec![0u32; 1 << RANGE_LOG_SIZE],
-        |r, out, counts| match trace.steps.get(r) {
+        |r, out, counts| match steps.get(r) {
             Some(s) => {
                 let row = cpu_row(s, inverses[r]);
                 count_cpu_ranges(&row, counts);
@@ -312,9 +342,34 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
             None => pad.push_to(out),
         },
     );
+    let mut range_counts = vec![0u32; 1 << RANGE_LOG_SIZE];
     add_counts(&mut range_counts, counts);
-    debug_assert!(trace.steps.len() <= n_cpu);
-    let cpu = ComponentTrace { log_size: cpu_log, columns };
+    (ComponentTrace { log_size, columns }, range_counts)
+}
+
+/// The main trace of an execution, every component built here.
+pub fn build_main_trace<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {
+    build(program, trace, false)
+}
+
+/// The main trace of an execution with the CPU rows left to the backend
+/// (see [`MainTrace::cpu_steps`]).
+pub fn build_main_trace_deferring_cpu<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {
+    build(program, trace, true)
+}
+
+fn build<'t>(program: &Program, trace: &'t Trace, defer_cpu: bool) -> MainTrace<'t> {
+    let mut range_counts = vec![0u32; 1 << RANGE_LOG_SIZE];
+
+    // CPU.
+    let cpu_log = log_size_for(trace.steps.len());
+    let cpu = if defer_cpu {
+        ComponentTrace { log_size: cpu_log, columns: Vec::new() }
+    } else {
+        let (cpu, counts) = cpu_component(&trace.steps, cpu_log);
+        add_counts(&mut range_counts, vec![counts]);
+        cpu
+    };
 
     // Program table with fetch and lookup multiplicities.
     let tuples = rom_tuples(program);
@@ -444,6 +499,7 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
         mem,
         range,
         hash,
+        cpu_steps: defer_cpu.then_some(&trace.steps[..]),
     }
 }
 
@@ -452,12 +508,13 @@ pub fn build_main_trace(program: &Program, trace: &Trace) -> MainTrace {
 pub fn cpu_interaction_trace(main: &MainTrace, rels: &Relations) -> (Vec<Eval>, [SecureField; 5]) {
     let mut itrace = Vec::new();
     let mut sums = [SecureField::default(); 5];
+    let [cpu, rom, mem, range, hash] = main.host_components();
     for (i, (evals, sum)) in [
-        interaction_trace(&main.cpu, rels, |n| CpuCols::read(n).lookups()),
-        interaction_trace(&main.rom, rels, |n| RomCols::read(n).lookups()),
-        interaction_trace(&main.mem, rels, |n| MemCols::read(n).lookups()),
-        interaction_trace(&main.range, rels, |n| RangeCols::read(n).lookups()),
-        interaction_trace(&main.hash, rels, |n| HashCols::read(n).lookups()),
+        interaction_trace(&cpu, rels, |n| CpuCols::read(n).lookups()),
+        interaction_trace(&rom, rels, |n| RomCols::read(n).lookups()),
+        interaction_trace(&mem, rels, |n| MemCols::read(n).lookups()),
+        interaction_trace(&range, rels, |n| RangeCols::read(n).lookups()),
+        interaction_trace(&hash, rels, |n| HashCols::read(n).lookups()),
     ]
     .into_iter()
     .enumerate()
@@ -511,4 +568,29 @@ pub fn interaction_trace(
     }
     let _s = tracing::info_span!("logup_finalize").entered();
     gen.finalize_last()
+}
+
+#[cfg(test)]
+mod tests {
+    use obelysk_vm::exec::{execute, ExecLimits};
+    use obelysk_vm::samples::mac_loop;
+
+    use super::*;
+
+    #[test]
+    fn deferred_cpu_rows_complete_to_the_host_built_trace() {
+        let program = mac_loop();
+        let trace = execute(&program, &[M31(300), M31(7)], &[], ExecLimits::default()).expect("runs");
+        let full = build_main_trace(&program, &trace);
+        let deferred = build_main_trace_deferring_cpu(&program, &trace);
+        assert!(deferred.cpu.columns.is_empty());
+        assert_eq!(deferred.n_columns(), full.n_columns());
+        // The range multiplicities differ until the CPU rows' checks are added.
+        assert_ne!(deferred.range.columns[1].to_cpu(), full.range.columns[1].to_cpu());
+        for (a, b) in deferred.host_components().iter().zip(full.components()) {
+            assert_eq!(a.log_size, b.log_size);
+            let cols = |c: &ComponentTrace| c.columns.iter().map(|c| c.to_cpu()).collect::<Vec<_>>();
+            assert_eq!(cols(a), cols(b));
+        }
+    }
 }

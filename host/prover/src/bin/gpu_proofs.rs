@@ -19,7 +19,7 @@ use bitsage_cuda::backend::CudaBackend;
 use bitsage_prover::{prove_trace_on, Forgery, ProveOptions};
 use obelysk_vm::builder::{ProgramBuilder, Reg};
 use obelysk_vm::exec::{execute, ExecLimits};
-use obelysk_vm::samples::{mac_loop, mac_loop_iterations_for_rows};
+use obelysk_vm::samples::{self, mac_loop, mac_loop_iterations_for_rows};
 use obelysk_vm::{Program, M31};
 use stwo::prover::backend::simd::SimdBackend;
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -65,8 +65,8 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for PhaseLayer {
 /// Proof phases and the spans that make them up (leaf spans, so none is
 /// counted twice); `other` is the rest of the proof (decommitment, channel).
 const PHASES: [(&str, &[&str]); 10] = [
-    ("trace gen", &["main_trace", "interaction_trace"]),
-    ("upload", &["upload"]),
+    ("trace gen", &["main_trace", "cpu rows on the GPU", "interaction_trace"]),
+    ("upload", &["upload", "steps upload"]),
     ("IFFT", &["Interpolation for commitment"]),
     ("LDE", &["Extension"]),
     ("Merkle", &["Merkle"]),
@@ -143,20 +143,21 @@ fn main() {
     let opts = ProveOptions::default();
     let mut failed = 0;
     println!(
-        "| program | CPU rows | SIMD prove ms | CUDA prove ms | SIMD/CUDA | proof bytes equal | GPU proof verifies |"
+        "| program | CPU rows | SIMD prove ms | CUDA prove ms | SIMD/CUDA | proof bytes equal | GPU proof verifies | GPU CPU rows = host's |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    let mut cases: Vec<(String, Program, Vec<M31>)> = Vec::new();
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut cases: Vec<(String, Program, Vec<M31>, Vec<M31>)> = Vec::new();
     for log in lo..=hi {
         let n = mac_loop_iterations_for_rows(1 << log);
-        cases.push((format!("mac_loop 2^{log}"), mac_loop(), vec![M31(n), M31(7)]));
+        cases.push((format!("mac_loop 2^{log}"), mac_loop(), vec![M31(n), M31(7)], vec![]));
     }
-    cases.push(("hash_loop 300".into(), hash_loop(), vec![M31(300)]));
+    cases.push(("hash_loop 300".into(), hash_loop(), vec![M31(300)], vec![]));
+    cases.push(("every_opcode_loop 3000".into(), samples::every_opcode_loop(), vec![M31(3000)], vec![M31(11)]));
     let mut breakdown = Vec::new();
     let mut traffic_lines = Vec::new();
     let mut all_spans: Vec<(String, Vec<(&'static str, Duration)>)> = Vec::new();
-    for (name, program, input) in cases {
-        let trace = match execute(&program, &input, &[], ExecLimits::default()) {
+    for (name, program, input, advice) in cases {
+        let trace = match execute(&program, &input, &advice, ExecLimits::default()) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("{name}: {e}");
@@ -164,6 +165,10 @@ fn main() {
                 continue;
             }
         };
+        let rows_equal = bitsage_prover::cuda::check_cpu_rows(&program, &trace);
+        if let Err(e) = &rows_equal {
+            eprintln!("{name}: the GPU's CPU rows differ from the host's: {e}");
+        }
         let st = Statement { program, input, output: trace.output.clone(), security: SecurityLevel::Bits96 };
         // Warm-up on the GPU (kernel compilation / cache load) is excluded from the timed run.
         let _ = prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None);
@@ -205,17 +210,18 @@ fn main() {
         }
         let cuda = cuda.map(|p| p.0);
         let (Ok(simd), Ok(cuda)) = (simd, cuda) else {
-            println!("| {name} | - | - | - | - | prover refused | - |");
+            println!("| {name} | - | - | - | - | prover refused | - | - |");
             failed += 1;
             continue;
         };
         let equal = codec.serialize(&simd).ok() == codec.serialize(&cuda).ok();
         let verifies = bitsage_air::verify(&st, &cuda).is_ok();
-        failed += usize::from(!equal || !verifies);
+        failed += usize::from(!equal || !verifies || rows_equal.is_err());
         println!(
-            "| {name} | 2^{} | {simd_ms:.0} | {cuda_ms:.0} | {:.2}x | {equal} | {verifies} |",
+            "| {name} | 2^{} | {simd_ms:.0} | {cuda_ms:.0} | {:.2}x | {equal} | {verifies} | {} |",
             cuda.claim.cpu_log_size,
-            simd_ms / cuda_ms
+            simd_ms / cuda_ms,
+            rows_equal.is_ok()
         );
     }
     let names: Vec<&str> = PHASES.iter().map(|(n, _)| *n).collect();
@@ -233,8 +239,7 @@ fn main() {
     // `other` holds: of the largest MAC-loop case, and of the last case.
     let n = all_spans.len();
     for (name, spans) in all_spans.into_iter().enumerate().filter(|(i, _)| *i + 2 >= n).map(|(_, x)| x) {
-        let cells: Vec<String> =
-            spans.iter().map(|(k, d)| format!("{k} {:.1}", d.as_secs_f64() * 1e3)).collect();
+        let cells: Vec<String> = spans.iter().map(|(k, d)| format!("{k} {:.1}", d.as_secs_f64() * 1e3)).collect();
         println!("\nAll spans of {name} (ms, inclusive): {}", cells.join("; "));
     }
     if failed > 0 {

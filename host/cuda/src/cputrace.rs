@@ -1,0 +1,193 @@
+//! The CPU component's main-trace rows built on the device from the
+//! execution steps (`kernels/cpu_trace.cu`): the steps are packed straight
+//! into the pinned staging buffer and uploaded (22 words a step instead of
+//! the row's 55 columns), one thread builds each row, and the rows' range
+//! checks are added into the range component's multiplicity column, already
+//! on the device. The values are those of the host's `cpu_row` (the proof
+//! bytes match the SIMD backend's, which builds them on the host).
+//!
+//! The kernel's column indices, step layout, opcodes and shifts come from a
+//! header generated here from the Rust definitions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
+use bitsage_air::range::RANGE_LOG_SIZE;
+use cudarc::driver::{CudaSlice, PushKernelArg};
+use obelysk_vm::exec::Step;
+use obelysk_vm::isa::Opcode;
+use stwo::core::fields::m31::M31;
+
+use crate::backend::{bound_ordinal, gpu, DevCol};
+use crate::{launch_1d, CudaError, GeneratedModule, Result};
+
+/// The words of a packed step, in order (`S_<NAME>` in the kernel).
+const STEP_FIELDS: [&str; 22] = [
+    "PC", "CLK", "IN_PTR", "OUT_PTR", "NEXT_PC", "OP", "IMM_MODE", "DST", "A", "B", "IMM", "X", "X_TS", "Y_REG",
+    "Y_TS", "D_OLD", "D_TS", "D_NEW", "HAS_MEM", "M_OLD", "M_NEW", "M_OLD_TS",
+];
+
+/// Words per packed step.
+pub const STEP_WORDS: usize = STEP_FIELDS.len();
+
+/// Step `s` as the kernel reads it, in the order of [`STEP_FIELDS`].
+fn pack(s: &Step) -> [u32; STEP_WORDS] {
+    let (has_mem, m_old, m_new, m_old_ts) = match s.mem {
+        Some(m) => (1, m.old.0, m.new.0, m.old_ts),
+        None => (0, 0, 0, 0),
+    };
+    let i = &s.instr;
+    [
+        s.pc,
+        s.clk,
+        s.in_ptr,
+        s.out_ptr,
+        s.next_pc,
+        i.op as u32,
+        u32::from(i.imm_mode),
+        u32::from(i.dst),
+        u32::from(i.a),
+        u32::from(i.b),
+        i.imm.0,
+        s.x.0,
+        s.x_ts,
+        s.y_reg.0,
+        s.y_ts,
+        s.d_old.0,
+        s.d_ts,
+        s.d_new.0,
+        has_mem,
+        m_old,
+        m_new,
+        m_old_ts,
+    ]
+}
+
+/// The kernel's definitions, from the AIR's column order and the VM's opcodes.
+pub fn header() -> String {
+    let mut next = 0usize;
+    let c = CpuCols::<usize>::read(|| {
+        next += 1;
+        next - 1
+    });
+    let columns = [
+        ("PC", c.pc),
+        ("CLK", c.clk),
+        ("IN_PTR", c.in_ptr),
+        ("OUT_PTR", c.out_ptr),
+        ("NEXT_PC", c.next_pc),
+        ("IMM_MODE", c.imm_mode),
+        ("DST", c.dst),
+        ("A", c.a),
+        ("B", c.b),
+        ("IMM", c.imm),
+        ("X", c.x),
+        ("XA_LO", c.xa_lo),
+        ("XA_HI", c.xa_hi),
+        ("Y_REG", c.y_reg),
+        ("YB_LO", c.yb_lo),
+        ("YB_HI", c.yb_hi),
+        ("Y", c.y),
+        ("PROD", c.prod),
+        ("M_OLD", c.m_old),
+        ("M_NEW", c.m_new),
+        ("M_LO", c.m_lo),
+        ("M_HI", c.m_hi),
+        ("D_OLD", c.d_old),
+        ("D_NEW", c.d_new),
+        ("D_LO", c.d_lo),
+        ("D_HI", c.d_hi),
+        ("W", c.w),
+        ("INV", c.inv),
+        ("ISZ", c.isz),
+        ("LT", c.lt),
+        ("R_LO", c.r_lo),
+        ("R_HI", c.r_hi),
+        ("TGT", c.tgt),
+        ("TAKEN", c.taken),
+        ("FLAGS", c.flags[0]),
+    ];
+    let opcodes = [
+        ("LT", Opcode::Lt),
+        ("LOAD", Opcode::Load),
+        ("STORE", Opcode::Store),
+        ("JMP", Opcode::Jmp),
+        ("JNZ", Opcode::Jnz),
+        ("JZ", Opcode::Jz),
+        ("JAL", Opcode::Jal),
+        ("JR", Opcode::Jr),
+    ];
+    let mut h = String::new();
+    let mut def = |name: String, v: usize| h.push_str(&format!("#define {name} {v}u\n"));
+    for (n, i) in columns {
+        def(format!("C_{n}"), i);
+    }
+    for (i, n) in STEP_FIELDS.iter().enumerate() {
+        def(format!("S_{n}"), i);
+    }
+    for (n, op) in opcodes {
+        def(format!("OP_{n}"), op as usize);
+    }
+    def("CPU_N_COLS".into(), CpuCols::<M31>::N_COLUMNS);
+    def("N_FLAGS".into(), N_FLAGS);
+    def("STEP_WORDS".into(), STEP_WORDS);
+    def("TS_HI_SHIFT".into(), TS_HI_SHIFT as usize);
+    def("LT_HI_SHIFT".into(), LT_HI_SHIFT as usize);
+    def("RANGE_SIZE".into(), 1 << RANGE_LOG_SIZE);
+    h
+}
+
+/// The kernel compiled for the bound device, for the process.
+fn compiled() -> Result<Arc<GeneratedModule>> {
+    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<GeneratedModule>>>> = OnceLock::new();
+    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = map.get(&bound_ordinal()) {
+        return Ok(m.clone());
+    }
+    let src = format!("{}\n{}", header(), include_str!("../../../kernels/cpu_trace.cu"));
+    let m = Arc::new(gpu().compile_generated("cpu_trace", &src, ["cpu_rows"])?);
+    map.insert(bound_ordinal(), m.clone());
+    Ok(m)
+}
+
+/// The steps, packed and uploaded (transfers queued, not awaited).
+pub fn upload_steps(steps: &[Step]) -> Result<CudaSlice<u32>> {
+    gpu().upload_rows(steps.len(), STEP_WORDS, |first, out| {
+        for (row, s) in out.chunks_exact_mut(STEP_WORDS).zip(&steps[first..]) {
+            row.copy_from_slice(&pack(s));
+        }
+    })
+}
+
+/// The CPU component's `2^log_size` rows from `n_steps` uploaded steps (the
+/// rest padding), as columns in the AIR's order; adds the rows' range checks
+/// into `range_mult` (the range table's multiplicity column).
+pub fn cpu_rows(
+    steps: &CudaSlice<u32>,
+    n_steps: usize,
+    log_size: u32,
+    range_mult: &mut CudaSlice<u32>,
+) -> Result<Vec<DevCol<M31>>> {
+    let n = 1usize << log_size;
+    if n_steps > n || steps.len() < n_steps * STEP_WORDS || range_mult.len() < 1 << RANGE_LOG_SIZE {
+        return Err(CudaError::Unsupported(format!(
+            "cpu_rows: {n_steps} steps into 2^{log_size} rows, {} range counters",
+            range_mult.len()
+        )));
+    }
+    let m = compiled()?;
+    let g = gpu();
+    let cols = (0..CpuCols::<M31>::N_COLUMNS)
+        // SAFETY: the kernel writes every row of every column.
+        .map(|_| unsafe { g.stream.alloc::<u32>(n) }.map_err(CudaError::from))
+        .collect::<Result<Vec<_>>>()?;
+    let ptrs = g.device_ptrs(cols.iter())?;
+    let (n_steps32, n32) = (n_steps as u32, n as u32);
+    let mut b = g.stream.launch_builder(&m.f[0]);
+    b.arg(steps).arg(&n_steps32).arg(&n32).arg(&ptrs).arg(range_mult);
+    // SAFETY: thread `r` reads step `r` (below n_steps) and writes row `r` of every column (below
+    // n); the range counters are atomics below RANGE_SIZE.
+    unsafe { b.launch(launch_1d(n as u64)) }?;
+    Ok(cols.into_iter().map(|c| DevCol::from_words(c, n)).collect())
+}

@@ -47,17 +47,22 @@ extern "C" __global__ void lift_accumulate(const u32* col, const u32* prev, u32*
     qm31_store(acc, n, i, qm31_add(qm31_load(col, n, i), qm31_load(prev, 1ull << log_prev, j)));
 }
 
-// Partial sums of evals[i] * weights[i]; coordinate c of weight k is at
-// weights[c * cs + k * es] (coordinate-major: cs = n, es = 1; element-major:
-// cs = 1, es = 4). One QM31 per block in `partial`; the host adds the blocks.
-extern "C" __global__ void dot_m31_qm31(const u32* evals, const u32* weights, u64 n, u64 cs, u64 es, u32* partial) {
-    __shared__ qm31 s[256];
-    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+// This thread's share of sum_k w_k * evals[k] over a grid of `blocks`
+// blocks (this one is `block`): coordinate j of weight k is at
+// weights[j * cs + k * es].
+__device__ qm31 dot_share(const u32* evals, const u32* weights, u64 n, u64 cs, u64 es, u64 block, u64 blocks) {
     qm31 v = {0, 0, 0, 0};
-    for (u64 k = i; k < n; k += (u64)gridDim.x * blockDim.x) {
+    for (u64 k = block * blockDim.x + threadIdx.x; k < n; k += blocks * blockDim.x) {
         qm31 w = {weights[k * es], weights[cs + k * es], weights[2 * cs + k * es], weights[3 * cs + k * es]};
         v = qm31_add(v, qm31_mul_m31(w, evals[k]));
     }
+    return v;
+}
+
+// The sum of every thread's `v` in a block of 256 threads, stored by
+// thread 0 as 4 words at `out`.
+__device__ void block_sum_store(qm31 v, u32* out) {
+    __shared__ qm31 s[256];
     s[threadIdx.x] = v;
     __syncthreads();
     for (u32 w = blockDim.x / 2; w > 0; w >>= 1) {
@@ -65,11 +70,18 @@ extern "C" __global__ void dot_m31_qm31(const u32* evals, const u32* weights, u6
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        partial[4 * blockIdx.x] = s[0].a;
-        partial[4 * blockIdx.x + 1] = s[0].b;
-        partial[4 * blockIdx.x + 2] = s[0].c;
-        partial[4 * blockIdx.x + 3] = s[0].d;
+        out[0] = s[0].a;
+        out[1] = s[0].b;
+        out[2] = s[0].c;
+        out[3] = s[0].d;
     }
+}
+
+// Partial sums of evals[i] * weights[i]; coordinate c of weight k is at
+// weights[c * cs + k * es] (coordinate-major: cs = n, es = 1; element-major:
+// cs = 1, es = 4). One QM31 per block in `partial`; the host adds the blocks.
+extern "C" __global__ void dot_m31_qm31(const u32* evals, const u32* weights, u64 n, u64 cs, u64 es, u32* partial) {
+    block_sum_store(dot_share(evals, weights, n, cs, es, blockIdx.x, gridDim.x), partial + 4 * (u64)blockIdx.x);
 }
 
 // a[i] += b[i] over M31 words.
@@ -186,23 +198,9 @@ extern "C" __global__ void quotient_combine(const u32* pts, const u64* accs, con
 // partial[(c * gridDim.x + block) * 4 + coordinate]. The out-of-domain
 // samples of every committed column of a size at one point.
 extern "C" __global__ void dot_many(const u64* cols, const u32* weights, u64 n, u32* partial) {
-    __shared__ qm31 s[256];
     const u32* evals = (const u32*)cols[blockIdx.y];
-    qm31 v = {0, 0, 0, 0};
-    for (u64 k = (u64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (u64)gridDim.x * blockDim.x) {
-        qm31 w = {weights[4 * k], weights[4 * k + 1], weights[4 * k + 2], weights[4 * k + 3]};
-        v = qm31_add(v, qm31_mul_m31(w, evals[k]));
-    }
-    s[threadIdx.x] = v;
-    __syncthreads();
-    for (u32 w = blockDim.x / 2; w > 0; w >>= 1) {
-        if (threadIdx.x < w) s[threadIdx.x] = qm31_add(s[threadIdx.x], s[threadIdx.x + w]);
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) {
-        u32* p = partial + 4 * ((u64)blockIdx.y * gridDim.x + blockIdx.x);
-        p[0] = s[0].a; p[1] = s[0].b; p[2] = s[0].c; p[3] = s[0].d;
-    }
+    block_sum_store(dot_share(evals, weights, n, 1, 4, blockIdx.x, gridDim.x),
+                    partial + 4 * ((u64)blockIdx.y * gridDim.x + blockIdx.x));
 }
 
 // gather_words for many columns of the same value width: out[(c * n + k) *

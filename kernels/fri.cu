@@ -215,3 +215,16 @@ extern "C" __global__ void gather_many(const u64* cols, u32 n_cols, const u32* p
     u32 k = r / words;
     out[i] = ((const u32*)cols[c])[(u64)pos[k] * words + (r - k * words)];
 }
+
+// gather_words for several columns of `words`-word values, each at its own
+// positions: column c's are pos[offs[c] .. offs[c + 1]], and
+// out[j * words + w] = cols[c][pos[j] * words + w] for each such j. The
+// predicted decommitment reads of every layer of a Merkle tree, at once.
+extern "C" __global__ void gather_lists(const u64* cols, const u32* offs, u32 n_cols, const u32* pos, u32 words, u32* out) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (u64)offs[n_cols] * words) return;
+    u32 j = (u32)(i / words);
+    u32 c = 0;
+    while (c + 1 < n_cols && offs[c + 1] <= j) c++;
+    out[i] = ((const u32*)cols[c])[(u64)pos[j] * words + (u32)(i - (u64)j * words)];
+}

@@ -174,7 +174,28 @@ pub struct DevCol<T: DeviceValue> {
     /// For a weights column: its dot products with every committed column
     /// of its length, by id (see `barycentric_eval_at_point`).
     dots: OnceLock<HashMap<u64, [u32; 4]>>,
+    /// A Merkle layer, entered in [`merkle_links`].
+    merkle: bool,
     _t: PhantomData<T>,
+}
+
+/// How the Merkle layers on the devices link up, by device address: the
+/// layer built from each one, and what a decommitment read of a layer below
+/// prefetched for it. Stwo reads a tree's layers one after another, each at
+/// positions the layer below predicts, so the first read of a tree fetches
+/// every layer above it in one launch instead of one round trip per layer.
+#[derive(Default)]
+struct MerkleLinks {
+    /// Layer -> (the layer built from it, that layer's length).
+    parent: HashMap<u64, (u64, usize)>,
+    /// The reverse of `parent`.
+    child: HashMap<u64, u64>,
+    prefetched: HashMap<u64, Arc<Gathered>>,
+}
+
+fn merkle_links() -> &'static std::sync::Mutex<MerkleLinks> {
+    static LINKS: OnceLock<std::sync::Mutex<MerkleLinks>> = OnceLock::new();
+    LINKS.get_or_init(Default::default)
 }
 
 /// A column's words at a set of positions (sorted, distinct): what one
@@ -218,6 +239,17 @@ impl<T: DeviceValue> Drop for DevCol<T> {
     fn drop(&mut self) {
         let t0 = std::time::Instant::now();
         self.unregister();
+        if self.merkle {
+            let me = self.ptr();
+            let mut links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
+            links.prefetched.remove(&me);
+            if let Some((parent, _)) = links.parent.remove(&me) {
+                links.child.remove(&parent);
+            }
+            if let Some(child) = links.child.remove(&me) {
+                links.parent.remove(&child);
+            }
+        }
         // SAFETY: `buf` is not used again; this is the only place it is dropped.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.buf) };
         record(6, 0, t0);
@@ -264,8 +296,28 @@ impl<T: DeviceValue> DevCol<T> {
             gathered: OnceLock::new(),
             id: None,
             dots: OnceLock::new(),
+            merkle: false,
             _t: PhantomData,
         }
+    }
+
+    /// The column's device address.
+    fn ptr(&self) -> u64 {
+        let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(&*self.buf, &gpu().stream);
+        p
+    }
+
+    /// Marks a new Merkle layer; `below`, when given, is the layer it was
+    /// built from.
+    fn link_merkle(mut self, below: Option<&Self>) -> Self {
+        self.merkle = true;
+        if let Some(b) = below {
+            let (me, low) = (self.ptr(), b.ptr());
+            let mut links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
+            links.parent.insert(low, (me, self.len));
+            links.child.insert(me, low);
+        }
+        self
     }
 
     /// Enters the column in the registry of committed evaluations.
@@ -294,6 +346,9 @@ impl<T: DeviceValue> DevCol<T> {
         let pos32: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
         let wrap = |words: Vec<u32>| Arc::new(Gathered { positions: positions.to_vec(), words, width: T::WORDS });
         let Some(id) = self.id else {
+            if self.merkle {
+                return self.gather_merkle_chain(positions);
+            }
             return wrap(ok(g.gather(&self.buf, T::WORDS as u32, &pos32)));
         };
         let mut reg = committed().lock().unwrap_or_else(|p| p.into_inner());
@@ -325,6 +380,49 @@ impl<T: DeviceValue> DevCol<T> {
         mine.unwrap_or_else(|| wrap(ok(g.gather(&self.buf, T::WORDS as u32, &pos32))))
     }
 
+    /// The words of this Merkle layer at `positions`, and, in the same
+    /// launch, those of every layer above it at the positions Stwo's
+    /// decommitment reads there (both children of each node on the path):
+    /// kept in [`merkle_links`] (and the query plan) for their first reads.
+    fn gather_merkle_chain(&self, positions: &[usize]) -> Arc<Gathered> {
+        let mut layers: Vec<(u64, usize, Vec<usize>)> = vec![(self.ptr(), self.len, positions.to_vec())];
+        {
+            let links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
+            while let Some(&(up, len)) = layers.last().and_then(|l| links.parent.get(&l.0)) {
+                let below = &layers[layers.len() - 1].2;
+                let mut next: Vec<usize> = below.iter().flat_map(|&p| [(p >> 1) & !1, (p >> 1) | 1]).collect();
+                next.sort_unstable();
+                next.dedup();
+                if len < 2 || next.iter().any(|&p| p >= len) {
+                    break;
+                }
+                layers.push((up, len, next));
+            }
+        }
+        let pos32: Vec<Vec<u32>> = layers.iter().map(|l| l.2.iter().map(|&p| p as u32).collect()).collect();
+        let lists: Vec<(u64, &[u32])> = layers.iter().zip(&pos32).map(|(l, p)| (l.0, &p[..])).collect();
+        let words = ok(gpu().gather_lists(&lists, T::WORDS as u32));
+        let mut got = layers
+            .into_iter()
+            .zip(words)
+            .map(|((ptr, len, positions), words)| (ptr, len, Arc::new(Gathered { positions, words, width: T::WORDS })));
+        let Some((_, _, mine)) = got.next() else {
+            return Arc::new(Gathered { positions: Vec::new(), words: Vec::new(), width: T::WORDS });
+        };
+        let rest: Vec<_> = got.collect();
+        {
+            let mut plan = gpu().query_plan.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, len, g) in &rest {
+                plan.insert((*len, T::WORDS), g.positions.clone());
+            }
+        }
+        let mut links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
+        for (ptr, _, g) in rest {
+            links.prefetched.insert(ptr, g);
+        }
+        mine
+    }
+
     /// [`Column::at`] (see there).
     fn read_at(&self, index: usize) -> T {
         if let Some(m) = self.mirror.get() {
@@ -332,6 +430,15 @@ impl<T: DeviceValue> DevCol<T> {
         }
         if let Some(w) = self.gathered.get().and_then(|g| g.get(index)) {
             return T::read(w);
+        }
+        if self.merkle && self.gathered.get().is_none() {
+            let pre = merkle_links().lock().unwrap_or_else(|p| p.into_inner()).prefetched.remove(&self.ptr());
+            if let Some(pre) = pre {
+                let got = self.gathered.get_or_init(|| pre);
+                if let Some(w) = got.get(index) {
+                    return T::read(w);
+                }
+            }
         }
         let g = gpu();
         let n = self.reads.fetch_add(1, Ordering::Relaxed);
@@ -1121,12 +1228,13 @@ impl MerkleOpsLifted<Blake2sMerkleHasher> for CudaBackend {
             return DevCol::from_host(&[Blake2sHasher::hash(&[])]);
         }
         let cols: Vec<(&CudaSlice<u32>, u32)> = columns.iter().map(|c| (c.buf(), c.len().ilog2())).collect();
-        DevCol::from_words(ok(gpu().merkle_leaves(&cols, lifting_log_size)), 1 << lifting_log_size)
+        DevCol::from_words(ok(gpu().merkle_leaves(&cols, lifting_log_size)), 1 << lifting_log_size).link_merkle(None)
     }
 
     fn build_next_layer(prev_layer: &Col<Self, Blake2sHash>) -> Col<Self, Blake2sHash> {
         let _s = tracing::debug_span!("cuda merkle layer").entered();
         DevCol::from_words(ok(gpu().merkle_next_layer(prev_layer.buf())), prev_layer.len() / 2)
+            .link_merkle(Some(prev_layer))
     }
 }
 

@@ -46,7 +46,7 @@ pub const SOURCES: [(&str, &str); 6] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 23] = [
+const KERNELS: [&str; 24] = [
     "fft_line_layer",
     "fft_low_layers",
     "m31_scale",
@@ -70,6 +70,7 @@ const KERNELS: [&str; 23] = [
     "logup_from_coset",
     "dot_many",
     "gather_many",
+    "gather_lists",
 ];
 
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
@@ -554,6 +555,37 @@ impl Gpu {
         unsafe { b.launch(launch_1d(total)) }?;
         let w = side.clone_dtoh(&out)?;
         Ok(w.chunks((n * words) as usize).map(<[u32]>::to_vec).collect())
+    }
+
+    /// [`Gpu::gather`] of several columns (device addresses) of `words`-word
+    /// values, each at its own positions: one launch and one read-back.
+    /// Returns each column's words, in its positions' order.
+    pub fn gather_lists(&self, cols: &[(u64, &[u32])], words: u32) -> Result<Vec<Vec<u32>>> {
+        let ptrs: Vec<u64> = cols.iter().map(|c| c.0).collect();
+        let mut offs = Vec::with_capacity(cols.len() + 1);
+        offs.push(0u32);
+        let mut pos = Vec::new();
+        for (_, p) in cols {
+            pos.extend_from_slice(p);
+            offs.push(pos.len() as u32);
+        }
+        if pos.is_empty() {
+            return Ok(vec![Vec::new(); cols.len()]);
+        }
+        let side = self.side_stream()?;
+        let d_cols = side.clone_htod(&ptrs)?;
+        let d_offs = side.clone_htod(&offs)?;
+        let d_pos = side.clone_htod(&pos)?;
+        let total = pos.len() as u64 * words as u64;
+        // SAFETY: every word is written below.
+        let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
+        let n_cols = cols.len() as u32;
+        let mut b = side.launch_builder(&self.f[23]);
+        b.arg(&d_cols).arg(&d_offs).arg(&n_cols).arg(&d_pos).arg(&words).arg(&mut out);
+        // SAFETY: each column's positions are below its length (the caller's plan); one thread per word.
+        unsafe { b.launch(launch_1d(total)) }?;
+        let w = side.clone_dtoh(&out)?;
+        Ok(offs.windows(2).map(|o| w[(o[0] * words) as usize..(o[1] * words) as usize].to_vec()).collect())
     }
 
     /// This thread's side stream on this device (made on first use), made

@@ -159,8 +159,9 @@ impl Default for ProveOptions<'_> {
 }
 
 /// A Stwo backend the ObelyskVM proof can run on: it takes the main trace
-/// generated on the CPU, builds the interaction trace, and runs every
-/// component's prover.
+/// built on the host (all of it, or all but the CPU rows, which it then
+/// builds itself), builds the interaction trace, and runs every component's
+/// prover.
 pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
     /// The main trace of an execution, as this backend commits it: built on
     /// the host here; a backend that builds the CPU rows itself (from the

@@ -232,7 +232,7 @@ fn main() {
             .collect();
         traffic_lines.push(format!("- {name}: {}", host_io.join("; ")));
         let mut spans: Vec<(&'static str, Duration)> = times.iter().map(|(k, v)| (*k, *v)).collect();
-        spans.sort_by(|a, b| b.1.cmp(&a.1));
+        spans.sort_by_key(|s| std::cmp::Reverse(s.1));
         all_spans.push((name.clone(), spans));
         if let Ok((_, stats)) = &instrumented {
             let ms = |names: &[&str]| -> f64 {

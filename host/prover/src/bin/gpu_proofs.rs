@@ -89,6 +89,9 @@ const PHASES: [(&str, &[&str]); 10] = [
     ("grinding", &["Grind"]),
 ];
 
+/// Instructions in the loop body of the random programs.
+const RANDOM_BODY: usize = 32;
+
 /// Timed CUDA proofs per trace; the table gives their median.
 const TIMED_RUNS: usize = 5;
 
@@ -171,6 +174,12 @@ fn main() {
     for log in lo..=hi {
         let n = mac_loop_iterations_for_rows(1 << log);
         cases.push((format!("mac_loop 2^{log}"), mac_loop(), vec![M31(n), M31(7)], vec![]));
+    }
+    // A different random program (seeded by the size) at every size.
+    for log in lo..=hi {
+        let random = samples::random_program(u64::from(log), RANDOM_BODY);
+        let iters = random.iterations_for_rows(1 << log);
+        cases.push((format!("random_program #{log} 2^{log}"), random.program, vec![M31(iters)], vec![M31(5)]));
     }
     cases.push(("hash_loop 300".into(), hash_loop(), vec![M31(300)], vec![]));
     cases.push(("every_opcode_loop 3000".into(), samples::every_opcode_loop(), vec![M31(3000)], vec![M31(11)]));

@@ -294,6 +294,106 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
     LogupKernel { name: name.to_string(), source: s, columns, ext_params, n_batches }
 }
 
+/// A kernel that builds the hash component's rows (see
+/// [`generate_hash_rows`]).
+pub struct HashRowsKernel {
+    pub name: String,
+    pub source: String,
+    /// Leading columns copied from the uploaded rows; the rest are computed.
+    pub given: usize,
+    pub n_columns: usize,
+}
+
+/// The hash component's witness kernel, generated from the same symbolic
+/// Poseidon2 permutation the constraints run (`permute_with_layers` over
+/// the component's columns, the state after each linear layer named, as the
+/// constraint evaluator names it): one thread per row reads the row's
+/// `given` leading columns (`is_real`, `base`, `clk`, `input`, `ts_lo`,
+/// `ts_hi`; zero on padding rows), then computes every S-box in order,
+/// `x2 = s^2` and `out = x2^2 * s`, writing both columns.
+pub fn generate_hash_rows(name: &str) -> HashRowsKernel {
+    use bitsage_air::hash::HashCols;
+    use obelysk_vm::poseidon2::permute_with_layers;
+
+    enum Event {
+        Named(String, BaseExpr),
+        Sbox { s: BaseExpr, x2: usize, out: usize },
+    }
+    let mut next = 0usize;
+    let idx = HashCols::<usize>::read(|| {
+        next += 1;
+        next - 1
+    });
+    let n_columns = next;
+    let given = idx.full_x2[0];
+    assert!(
+        idx.is_real == 0 && idx.input[0] == 3 && idx.ts_hi[idx.ts_hi.len() - 1] + 1 == given,
+        "{name}: the given columns must lead the row"
+    );
+    let cols = HashCols::<BaseExpr>::read({
+        let mut i = 0;
+        move || {
+            i += 1;
+            BaseExpr::Col((1, i - 1, 0).into())
+        }
+    });
+    let events = std::cell::RefCell::new(Vec::new());
+    let mut k = 0usize;
+    permute_with_layers(
+        &cols.input,
+        |s, which| {
+            let (x2, out) = idx.sbox(which);
+            events.borrow_mut().push(Event::Sbox { s, x2: *x2, out: *out });
+            cols.sbox(which).1.clone()
+        },
+        |st| {
+            for v in st.iter_mut() {
+                let n = format!("t{k}");
+                k += 1;
+                events.borrow_mut().push(Event::Named(n.clone(), v.clone()));
+                *v = BaseExpr::Param(n);
+            }
+        },
+    );
+    let events = events.into_inner();
+    let intermediates: BTreeSet<String> =
+        events.iter().filter_map(|e| if let Event::Named(n, _) = e { Some(n.clone()) } else { None }).collect();
+    let masks: BTreeMap<Mask, usize> = (0..n_columns).map(|i| ((1, i, 0), i)).collect();
+    let none = BTreeMap::new();
+    let em = Emitter { masks: &masks, base_params: &none, ext_params: &none, intermediates: &intermediates };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "extern \"C\" __global__ void {name}(const u32* given, u32 n_given, u32 n_rows, const u64* cols) {{"
+    );
+    let _ = writeln!(s, "    u32 row = blockIdx.x * blockDim.x + threadIdx.x;");
+    let _ = writeln!(s, "    if (row >= n_rows) return;");
+    let _ = writeln!(s, "    const bool real = row < n_given;");
+    let _ = writeln!(s, "    const u32* g = given + (u64)(real ? row : 0) * {given}u;");
+    let _ = writeln!(s, "#define W(c, v) (((u32*)cols[(c)])[row] = (v))");
+    for c in 0..given {
+        let _ = writeln!(s, "    const u32 m{c} = real ? g[{c}] : 0u;");
+        let _ = writeln!(s, "    W({c}, m{c});");
+    }
+    for (j, e) in events.iter().enumerate() {
+        match e {
+            Event::Named(n, v) => {
+                let _ = writeln!(s, "    const u32 {n} = {};", em.base(v));
+            }
+            Event::Sbox { s: v, x2, out } => {
+                let _ = writeln!(s, "    const u32 s{j} = {};", em.base(v));
+                let _ = writeln!(s, "    const u32 m{x2} = m31_mul(s{j}, s{j});");
+                let _ = writeln!(s, "    const u32 m{out} = m31_mul(m31_mul(m{x2}, m{x2}), s{j});");
+                let _ = writeln!(s, "    W({x2}, m{x2});");
+                let _ = writeln!(s, "    W({out}, m{out});");
+            }
+        }
+    }
+    let _ = writeln!(s, "#undef W");
+    let _ = writeln!(s, "}}");
+    HashRowsKernel { name: name.to_string(), source: s, given, n_columns }
+}
+
 /// `"intermediate{k}"` in creation order (later ones may use earlier ones).
 fn ordered(names: impl Iterator<Item = String>) -> Vec<String> {
     let mut v: Vec<String> = names.collect();
@@ -458,6 +558,19 @@ mod tests {
                 k.source.len()
             );
         }
+    }
+
+    #[test]
+    fn the_hash_rows_kernel_writes_every_column_once() {
+        let k = generate_hash_rows("hash_rows");
+        assert_eq!(k.n_columns, bitsage_air::hash::HashCols::<u32>::N_COLUMNS);
+        for c in 0..k.n_columns {
+            assert_eq!(k.source.matches(&format!("    W({c}, ")).count(), 1, "column {c}");
+        }
+        // Every S-box of the permutation, in order.
+        let sboxes = k.source.matches("m31_mul(m31_mul(").count();
+        let (full, partial) = (obelysk_vm::poseidon2::FULL_ROUNDS, obelysk_vm::poseidon2::PARTIAL_ROUNDS);
+        assert_eq!(sboxes, full * obelysk_vm::poseidon2::WIDTH + partial);
     }
 
     #[test]

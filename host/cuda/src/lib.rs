@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod codegen;
 pub mod cputrace;
+pub mod hashtrace;
 pub mod logup;
 pub mod prover;
 

@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release -p bitsage-prover --example tracegen_time -- [LOG]
 
-use bitsage_prover::tracegen::{build_main_trace, build_main_trace_deferring_cpu};
+use bitsage_prover::tracegen::{build_main_trace, build_main_trace_deferred};
 use obelysk_vm::exec::{execute, ExecLimits};
 use obelysk_vm::{samples, M31};
 fn main() {
@@ -17,7 +17,7 @@ fn main() {
         let m = build_main_trace(&program, &trace);
         println!("main trace 2^{log}: {:.1} ms ({} cols)", t.elapsed().as_secs_f64() * 1e3, m.n_columns());
         let t = std::time::Instant::now();
-        let _m = build_main_trace_deferring_cpu(&program, &trace);
+        let _m = build_main_trace_deferred(&program, &trace);
         println!("  without the CPU rows (the CUDA backend builds those): {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     }
 }

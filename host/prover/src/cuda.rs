@@ -1,14 +1,16 @@
-//! The ObelyskVM proof on the CUDA backend: the CPU component's rows are
-//! built on the device from the uploaded execution steps
-//! (`bitsage_cuda::cputrace`), the smaller components on the host and
-//! uploaded once; the LogUp interaction trace is generated on the device
-//! (`bitsage_cuda::logup`), and everything after runs on the device.
+//! The ObelyskVM proof on the CUDA backend: the CPU and hash components'
+//! rows are built on the device from the uploaded execution steps and hash
+//! calls (`bitsage_cuda::cputrace`, `bitsage_cuda::hashtrace`), the smaller
+//! components on the host and uploaded once; the LogUp interaction trace is
+//! generated on the device (`bitsage_cuda::logup`), and everything after
+//! runs on the device.
 
 use bitsage_air::cpu::CpuCols;
+use bitsage_air::hash::HashCols;
 use bitsage_air::relations::Relations;
 use bitsage_air::statement::Components;
 use bitsage_cuda::backend::{CudaBackend, DevCol};
-use bitsage_cuda::{cputrace, logup};
+use bitsage_cuda::{cputrace, hashtrace, logup};
 use obelysk_vm::exec::Trace;
 use obelysk_vm::isa::Program;
 use stwo::core::fields::m31::M31;
@@ -19,7 +21,7 @@ use stwo::prover::poly::circle::CircleEvaluation;
 use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::ComponentProver;
 
-use crate::tracegen::{build_main_trace, build_main_trace_deferring_cpu, MainTrace};
+use crate::tracegen::{build_main_trace, build_main_trace_deferred, hash_given, MainTrace, HASH_GIVEN};
 use crate::ProverBackend;
 
 pub use bitsage_cuda::backend::init;
@@ -30,7 +32,7 @@ impl ProverBackend for CudaBackend {
 
     /// The CPU rows are left to the device (see [`ProverBackend::convert_main`]).
     fn main_trace<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {
-        build_main_trace_deferring_cpu(program, trace)
+        build_main_trace_deferred(program, trace)
     }
 
     fn convert_main(main: &MainTrace) -> (Vec<CircleEvaluation<Self, M31, BitReversedOrder>>, Self::MainCopy) {
@@ -52,13 +54,33 @@ impl ProverBackend for CudaBackend {
                 .unwrap_or_else(|e| panic!("CUDA: {e}"));
             dev.splice(0..0, cpu);
         }
+        if let Some(calls) = main.hash_calls {
+            let given = {
+                let _s = tracing::info_span!("steps upload").entered();
+                let g = bitsage_cuda::backend::init().unwrap_or_else(|e| panic!("CUDA: {e}"));
+                g.upload_rows(calls.len(), HASH_GIVEN, |first, out| {
+                    for (row, call) in out.chunks_exact_mut(HASH_GIVEN).zip(&calls[first..]) {
+                        row.iter_mut().zip(hash_given(call)).for_each(|(o, v)| *o = v.0);
+                    }
+                })
+                .unwrap_or_else(|e| panic!("CUDA: {e}"))
+            };
+            let _s = tracing::info_span!("hash rows on the GPU").entered();
+            let hash = hashtrace::hash_rows(&given, HASH_GIVEN, calls.len(), main.claim.hash_log_size)
+                .unwrap_or_else(|e| panic!("CUDA: {e}"));
+            dev.extend(hash);
+        }
         // The commitment interpolates its columns in place; the LogUp trace
         // reads copies (a device-to-device copy, well under a millisecond).
         let mut copies = Vec::new();
         let mut evals = Vec::with_capacity(dev.len());
         let mut dev = dev.into_iter();
         for (i, c) in components.iter().enumerate() {
-            let n = if i == 0 && main.cpu_steps.is_some() { CpuCols::<M31>::N_COLUMNS } else { c.columns.len() };
+            let n = match i {
+                0 if main.cpu_steps.is_some() => CpuCols::<M31>::N_COLUMNS,
+                4 if main.hash_calls.is_some() => HashCols::<M31>::N_COLUMNS,
+                _ => c.columns.len(),
+            };
             let cols: Vec<DevCol<M31>> = dev.by_ref().take(n).collect();
             copies.push((c.log_size, cols.clone()));
             let domain = CanonicCoset::new(c.log_size).circle_domain();
@@ -88,13 +110,14 @@ impl ProverBackend for CudaBackend {
     }
 }
 
-/// Builds the CPU component's rows of `trace` on the device and on the host
-/// and compares them cell by cell, with the range multiplicities they imply:
-/// the kernel-level check of `cputrace` (the proof's commitment would
-/// differ, too). Returns the first difference.
-pub fn check_cpu_rows(program: &Program, trace: &Trace) -> Result<(), String> {
+/// Builds the main trace of `trace` as the CUDA backend does (CPU and hash
+/// rows on the device) and on the host, and compares every column cell by
+/// cell, the range multiplicities included: the kernel-level check of
+/// `cputrace` and `hashtrace` (the proof's commitment would differ, too).
+/// Returns the first difference.
+pub fn check_device_rows(program: &Program, trace: &Trace) -> Result<(), String> {
     let host = build_main_trace(program, trace);
-    let deferred = build_main_trace_deferring_cpu(program, trace);
+    let deferred = build_main_trace_deferred(program, trace);
     let (evals, _) = CudaBackend::convert_main(&deferred);
     let [cpu, rom, mem, range, hash] = host.components();
     let host_cols =

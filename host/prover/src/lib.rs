@@ -165,7 +165,7 @@ impl Default for ProveOptions<'_> {
 pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
     /// The main trace of an execution, as this backend commits it: built on
     /// the host here; a backend that builds the CPU rows itself (from the
-    /// steps) leaves them out ([`tracegen::build_main_trace_deferring_cpu`]).
+    /// steps) leaves them out ([`tracegen::build_main_trace_deferred`]).
     fn main_trace<'t>(program: &Program, trace: &'t Trace) -> tracegen::MainTrace<'t> {
         build_main_trace(program, trace)
     }

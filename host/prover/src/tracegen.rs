@@ -15,7 +15,7 @@ use bitsage_air::relations::{Lookup, Relations};
 use bitsage_air::rom::{instr_tuple, rom_tuples, table_tuple, RomCols};
 use bitsage_air::statement::Claim;
 use bitsage_air::MIN_LOG_SIZE;
-use obelysk_vm::exec::{Step, Trace};
+use obelysk_vm::exec::{HashCall, Step, Trace};
 use obelysk_vm::isa::{Opcode, Program};
 use obelysk_vm::poseidon2::WIDTH;
 use rayon::prelude::*;
@@ -248,11 +248,15 @@ pub struct MainTrace<'t> {
     pub mem: ComponentTrace,
     pub range: ComponentTrace,
     pub hash: ComponentTrace,
-    /// Set by [`build_main_trace_deferring_cpu`]: the steps whose CPU rows a
+    /// Set by [`build_main_trace_deferred`]: the steps whose CPU rows a
     /// backend builds where the trace is committed (a GPU, from the steps
     /// uploaded, instead of the wider rows). `cpu.columns` is then empty and
     /// `range`'s multiplicities leave out the CPU rows' range checks.
     pub cpu_steps: Option<&'t [Step]>,
+    /// Set with `cpu_steps`: the hash calls whose rows the backend builds
+    /// (from [`hash_given`]). `hash.columns` is then empty; `range` counts
+    /// their range checks already.
+    pub hash_calls: Option<&'t [HashCall]>,
 }
 
 impl MainTrace<'_> {
@@ -266,6 +270,10 @@ impl MainTrace<'_> {
     /// were deferred, they are built here, and the range multiplicities
     /// completed with their range checks.
     pub fn host_components(&self) -> [Cow<'_, ComponentTrace>; 5] {
+        let hash = match self.hash_calls {
+            None => Cow::Borrowed(&self.hash),
+            Some(calls) => Cow::Owned(hash_component(calls, self.claim.hash_log_size)),
+        };
         let (cpu, range) = match self.cpu_steps {
             None => (Cow::Borrowed(&self.cpu), Cow::Borrowed(&self.range)),
             Some(steps) => {
@@ -278,7 +286,7 @@ impl MainTrace<'_> {
                 (Cow::Owned(cpu), Cow::Owned(range))
             }
         };
-        [cpu, Cow::Borrowed(&self.rom), Cow::Borrowed(&self.mem), range, Cow::Borrowed(&self.hash)]
+        [cpu, Cow::Borrowed(&self.rom), Cow::Borrowed(&self.mem), range, hash]
     }
 
     /// The evaluations of every column (CPU rows built here if deferred).
@@ -287,8 +295,9 @@ impl MainTrace<'_> {
     }
 
     pub fn n_columns(&self) -> usize {
-        let deferred = if self.cpu_steps.is_some() { CpuCols::<M31>::N_COLUMNS } else { 0 };
-        self.components().iter().map(|c| c.columns.len()).sum::<usize>() + deferred
+        let cpu = if self.cpu_steps.is_some() { CpuCols::<M31>::N_COLUMNS } else { 0 };
+        let hash = if self.hash_calls.is_some() { HashCols::<M31>::N_COLUMNS } else { 0 };
+        self.components().iter().map(|c| c.columns.len()).sum::<usize>() + cpu + hash
     }
 }
 
@@ -323,6 +332,55 @@ fn count_cpu_ranges(row: &CpuCols<M31>, counts: &mut [u32]) {
     }
 }
 
+/// The columns of a hash row that come from the call itself (`is_real`,
+/// `base`, `clk`, `input`, `ts_lo`, `ts_hi`, in column order); the rest
+/// are the permutation's S-boxes, computed from `input`.
+pub const HASH_GIVEN: usize = 3 + 3 * WIDTH;
+
+/// The given columns of the hash row of `call` (a padding row is all zero).
+pub fn hash_given(call: &HashCall) -> [M31; HASH_GIVEN] {
+    let mut v = [M31(0); HASH_GIVEN];
+    (v[0], v[1], v[2]) = (M31(1), M31(call.base), M31(call.clk));
+    for i in 0..WIDTH {
+        v[3 + i] = call.before[i];
+        (v[3 + WIDTH + i], v[3 + 2 * WIDTH + i]) = ts_gap(call.clk, 2, call.before_ts[i]);
+    }
+    v
+}
+
+/// The hash component of `calls` at `2^log_size` rows.
+fn hash_component(calls: &[HashCall], log_size: u32) -> ComponentTrace {
+    let z = M31(0);
+    let (columns, _) = build_columns(
+        log_size,
+        HashCols::<M31>::N_COLUMNS,
+        || (),
+        |r, out, _| {
+            let mut given = calls.get(r).map(hash_given).unwrap_or([z; HASH_GIVEN]).into_iter();
+            let mut row = HashCols::read(|| given.next().unwrap_or(z));
+            row.fill_permutation();
+            row.push_to(out);
+        },
+    );
+    ComponentTrace { log_size, columns }
+}
+
+/// The range-table lookups the hash rows of `calls` make (their timestamp gaps).
+fn hash_range_counts(calls: &[HashCall]) -> Vec<u32> {
+    let mut counts = vec![0u32; 1 << RANGE_LOG_SIZE];
+    for h in calls {
+        for i in 0..WIDTH {
+            let (lo, hi) = ts_gap(h.clk, 2, h.before_ts[i]);
+            for v in [lo, hi * M31(TS_HI_SHIFT)] {
+                if let Some(c) = counts.get_mut(v.0 as usize) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+    counts
+}
+
 /// The CPU component of `steps` at `2^log_size` rows, and the range-table
 /// lookups its rows make.
 fn cpu_component(steps: &[Step], log_size: u32) -> (ComponentTrace, Vec<u32>) {
@@ -352,18 +410,18 @@ pub fn build_main_trace<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t
     build(program, trace, false)
 }
 
-/// The main trace of an execution with the CPU rows left to the backend
-/// (see [`MainTrace::cpu_steps`]).
-pub fn build_main_trace_deferring_cpu<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {
+/// The main trace of an execution with the wide rows, CPU and hash, left
+/// to the backend (see [`MainTrace::cpu_steps`] and [`MainTrace::hash_calls`]).
+pub fn build_main_trace_deferred<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {
     build(program, trace, true)
 }
 
-fn build<'t>(program: &Program, trace: &'t Trace, defer_cpu: bool) -> MainTrace<'t> {
+fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> {
     let mut range_counts = vec![0u32; 1 << RANGE_LOG_SIZE];
 
     // CPU.
     let cpu_log = log_size_for(trace.steps.len());
-    let cpu = if defer_cpu {
+    let cpu = if defer {
         ComponentTrace { log_size: cpu_log, columns: Vec::new() }
     } else {
         let (cpu, counts) = cpu_component(&trace.steps, cpu_log);
@@ -442,42 +500,12 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer_cpu: bool) -> MainTrace<
 
     // Hash rows.
     let hash_log = log_size_for(trace.hashes.len());
-    let hash_row = |r: usize| {
-        let call = trace.hashes.get(r);
-        let input = call.map(|h| h.before).unwrap_or([z; WIDTH]);
-        let mut row = HashCols::read(|| z);
-        if let Some(h) = call {
-            row.is_real = M31(1);
-            row.base = M31(h.base);
-            row.clk = M31(h.clk);
-            for i in 0..WIDTH {
-                (row.ts_lo[i], row.ts_hi[i]) = ts_gap(h.clk, 2, h.before_ts[i]);
-            }
-        }
-        row.input = input;
-        row.fill_permutation();
-        row
+    add_counts(&mut range_counts, vec![hash_range_counts(&trace.hashes)]);
+    let hash = if defer {
+        ComponentTrace { log_size: hash_log, columns: Vec::new() }
+    } else {
+        hash_component(&trace.hashes, hash_log)
     };
-    let (columns, counts) = build_columns(
-        hash_log,
-        HashCols::<M31>::N_COLUMNS,
-        || vec![0u32; 1 << RANGE_LOG_SIZE],
-        |r, out, counts| {
-            let row = hash_row(r);
-            if r < trace.hashes.len() {
-                for i in 0..WIDTH {
-                    for v in [row.ts_lo[i], row.ts_hi[i] * M31(TS_HI_SHIFT)] {
-                        if let Some(c) = counts.get_mut(v.0 as usize) {
-                            *c += 1;
-                        }
-                    }
-                }
-            }
-            row.push_to(out);
-        },
-    );
-    add_counts(&mut range_counts, counts);
-    let hash = ComponentTrace { log_size: hash_log, columns };
 
     // Range table.
     let mut flat = Vec::with_capacity((1 << RANGE_LOG_SIZE) * 2);
@@ -499,7 +527,8 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer_cpu: bool) -> MainTrace<
         mem,
         range,
         hash,
-        cpu_steps: defer_cpu.then_some(&trace.steps[..]),
+        cpu_steps: defer.then_some(&trace.steps[..]),
+        hash_calls: defer.then_some(&trace.hashes[..]),
     }
 }
 
@@ -573,17 +602,18 @@ pub fn interaction_trace(
 #[cfg(test)]
 mod tests {
     use obelysk_vm::exec::{execute, ExecLimits};
-    use obelysk_vm::samples::mac_loop;
+    use obelysk_vm::samples::every_opcode_loop;
 
     use super::*;
 
     #[test]
-    fn deferred_cpu_rows_complete_to_the_host_built_trace() {
-        let program = mac_loop();
-        let trace = execute(&program, &[M31(300), M31(7)], &[], ExecLimits::default()).expect("runs");
+    fn deferred_rows_complete_to_the_host_built_trace() {
+        let program = every_opcode_loop();
+        let trace = execute(&program, &[M31(60)], &[M31(11)], ExecLimits::default()).expect("runs");
+        assert!(!trace.hashes.is_empty());
         let full = build_main_trace(&program, &trace);
-        let deferred = build_main_trace_deferring_cpu(&program, &trace);
-        assert!(deferred.cpu.columns.is_empty());
+        let deferred = build_main_trace_deferred(&program, &trace);
+        assert!(deferred.cpu.columns.is_empty() && deferred.hash.columns.is_empty());
         assert_eq!(deferred.n_columns(), full.n_columns());
         // The range multiplicities differ until the CPU rows' checks are added.
         assert_ne!(deferred.range.columns[1].to_cpu(), full.range.columns[1].to_cpu());

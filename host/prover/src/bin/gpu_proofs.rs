@@ -77,7 +77,7 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for PhaseLayer {
 /// Proof phases and the spans that make them up (leaf spans, so none is
 /// counted twice); `other` is the rest of the proof (decommitment, channel).
 const PHASES: [(&str, &[&str]); 10] = [
-    ("trace gen", &["main_trace", "cpu rows on the GPU", "interaction_trace"]),
+    ("trace gen", &["main_trace", "cpu rows on the GPU", "hash rows on the GPU", "interaction_trace"]),
     ("upload", &["upload", "steps upload"]),
     ("IFFT", &["Interpolation for commitment"]),
     ("LDE", &["Extension"]),
@@ -167,7 +167,7 @@ fn main() {
     let opts = ProveOptions::default();
     let mut failed = 0;
     println!(
-        "| program | CPU rows | SIMD prove ms | CUDA prove ms (median of {TIMED_RUNS}) | CUDA min-max | SIMD/CUDA | proof bytes equal | GPU proof verifies | GPU CPU rows = host's |"
+        "| program | CPU rows | SIMD prove ms | CUDA prove ms (median of {TIMED_RUNS}) | CUDA min-max | SIMD/CUDA | proof bytes equal | GPU proof verifies | GPU-built rows = host's |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut cases: Vec<(String, Program, Vec<M31>, Vec<M31>)> = Vec::new();
@@ -195,9 +195,9 @@ fn main() {
                 continue;
             }
         };
-        let rows_equal = bitsage_prover::cuda::check_cpu_rows(&program, &trace);
+        let rows_equal = bitsage_prover::cuda::check_device_rows(&program, &trace);
         if let Err(e) = &rows_equal {
-            eprintln!("{name}: the GPU's CPU rows differ from the host's: {e}");
+            eprintln!("{name}: the GPU-built rows differ from the host's: {e}");
         }
         let st = Statement { program, input, output: trace.output.clone(), security: SecurityLevel::Bits96 };
         // Warm-up on the GPU (kernel compilation / cache load) is excluded from the timed run.

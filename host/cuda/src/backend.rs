@@ -507,6 +507,11 @@ impl<T: DeviceValue> DevCol<T> {
     /// The device words, for a kernel that writes them; drops the host copy.
     pub fn buf_mut(&mut self) -> &mut CudaSlice<u32> {
         self.unregister();
+        if self.merkle {
+            // Words prefetched for this layer no longer hold.
+            let me = self.ptr();
+            merkle_links().lock().unwrap_or_else(|p| p.into_inner()).prefetched.remove(&me);
+        }
         self.mirror = OnceLock::new();
         self.gathered = OnceLock::new();
         self.dots = OnceLock::new();

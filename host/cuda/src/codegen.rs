@@ -107,7 +107,17 @@ impl ConstraintKernel {
     }
 }
 
-impl Emitter<'_> {
+/// No parameters: for kernels whose expressions read only columns and
+/// named intermediates (the LogUp fractions, the hash rows).
+static NO_PARAMS: BTreeMap<String, usize> = BTreeMap::new();
+
+impl<'a> Emitter<'a> {
+    /// An emitter for expressions over columns (`masks`, by kernel slot)
+    /// and named `intermediates` only.
+    fn columns_only(masks: &'a BTreeMap<Mask, usize>, intermediates: &'a BTreeSet<String>) -> Self {
+        Emitter { masks, base_params: &NO_PARAMS, ext_params: &NO_PARAMS, intermediates }
+    }
+
     fn base(&self, e: &BaseExpr) -> String {
         match e {
             BaseExpr::Col(_) => format!("m{}", self.masks[&parse_mask(e)]),
@@ -246,8 +256,7 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
         )
     };
     let mask_slot: BTreeMap<Mask, usize> = masks.iter().enumerate().map(|(i, m)| (*m, i)).collect();
-    let none = BTreeMap::new();
-    let em = Emitter { masks: &mask_slot, base_params: &none, ext_params: &none, intermediates: &intermediates };
+    let em = Emitter::columns_only(&mask_slot, &intermediates);
 
     let mut s = String::new();
     let _ = writeln!(
@@ -359,8 +368,7 @@ pub fn generate_hash_rows(name: &str) -> HashRowsKernel {
     let intermediates: BTreeSet<String> =
         events.iter().filter_map(|e| if let Event::Named(n, _) = e { Some(n.clone()) } else { None }).collect();
     let masks: BTreeMap<Mask, usize> = (0..n_columns).map(|i| ((1, i, 0), i)).collect();
-    let none = BTreeMap::new();
-    let em = Emitter { masks: &masks, base_params: &none, ext_params: &none, intermediates: &intermediates };
+    let em = Emitter::columns_only(&masks, &intermediates);
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -9,8 +9,7 @@
 //! The kernel's column indices, step layout, opcodes and shifts come from a
 //! header generated here from the Rust definitions.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
 use bitsage_air::range::RANGE_LOG_SIZE;
@@ -19,8 +18,8 @@ use obelysk_vm::exec::Step;
 use obelysk_vm::isa::Opcode;
 use stwo::core::fields::m31::M31;
 
-use crate::backend::{bound_ordinal, gpu, DevCol};
-use crate::{launch_1d, CudaError, GeneratedModule, Result};
+use crate::backend::{gpu, DevCol};
+use crate::{launch_1d, CudaError, GeneratedModule, PerDevice, Result};
 
 /// The words of a packed step, in order (`S_<NAME>` in the kernel).
 const STEP_FIELDS: [&str; 22] = [
@@ -140,15 +139,11 @@ pub fn header() -> String {
 
 /// The kernel compiled for the bound device, for the process.
 fn compiled() -> Result<Arc<GeneratedModule>> {
-    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<GeneratedModule>>>> = OnceLock::new();
-    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = map.get(&bound_ordinal()) {
-        return Ok(m.clone());
-    }
-    let src = format!("{}\n{}", header(), include_str!("../../../kernels/cpu_trace.cu"));
-    let m = Arc::new(gpu().compile_generated("cpu_trace", &src, ["cpu_rows"])?);
-    map.insert(bound_ordinal(), m.clone());
-    Ok(m)
+    static CACHE: PerDevice<(), GeneratedModule> = PerDevice::new();
+    CACHE.get_or_try((), || {
+        let src = format!("{}\n{}", header(), include_str!("../../../kernels/cpu_trace.cu"));
+        gpu().compile_generated("cpu_trace", &src, ["cpu_rows"])
+    })
 }
 
 /// The steps, packed and uploaded (transfers queued, not awaited).

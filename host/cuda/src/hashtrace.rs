@@ -6,15 +6,14 @@
 //! The values are those of the host's `HashCols::fill_permutation` (the
 //! proof bytes match the SIMD backend's).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use stwo::core::fields::m31::M31;
 
-use crate::backend::{bound_ordinal, gpu, DevCol};
+use crate::backend::{gpu, DevCol};
 use crate::codegen::{generate_hash_rows, HashRowsKernel};
-use crate::{launch_1d, CudaError, GeneratedModule, Result};
+use crate::{launch_1d, CudaError, GeneratedModule, PerDevice, Result};
 
 struct Compiled {
     kernel: HashRowsKernel,
@@ -23,16 +22,12 @@ struct Compiled {
 
 /// The kernel compiled for the bound device, for the process.
 fn compiled() -> Result<Arc<Compiled>> {
-    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Compiled>>>> = OnceLock::new();
-    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = map.get(&bound_ordinal()) {
-        return Ok(c.clone());
-    }
-    let kernel = generate_hash_rows("hash_rows");
-    let module = gpu().compile_generated(&kernel.name, &kernel.source, [&kernel.name])?;
-    let c = Arc::new(Compiled { kernel, module });
-    map.insert(bound_ordinal(), c.clone());
-    Ok(c)
+    static CACHE: PerDevice<(), Compiled> = PerDevice::new();
+    CACHE.get_or_try((), || {
+        let kernel = generate_hash_rows("hash_rows");
+        let module = gpu().compile_generated(&kernel.name, &kernel.source, [&kernel.name])?;
+        Ok(Compiled { kernel, module })
+    })
 }
 
 /// The hash component's `2^log_size` rows from `n_calls` uploaded calls of

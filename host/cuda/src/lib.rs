@@ -124,6 +124,32 @@ pub struct Gpu {
     side: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, Arc<CudaStream>>>,
 }
 
+/// Values built once per key and device for the life of the process: a
+/// compiled module belongs to one device's context, and compiling (NVRTC,
+/// or loading from the disk cache) is worth doing once.
+pub(crate) struct PerDevice<K, V>(std::sync::OnceLock<std::sync::Mutex<ByDevice<K, V>>>);
+
+/// Values by (key, device ordinal).
+type ByDevice<K, V> = std::collections::HashMap<(K, usize), Arc<V>>;
+
+impl<K: std::hash::Hash + Eq, V> PerDevice<K, V> {
+    pub(crate) const fn new() -> Self {
+        PerDevice(std::sync::OnceLock::new())
+    }
+
+    /// The value for `key` on the bound device, built by `build` the first time.
+    pub(crate) fn get_or_try(&self, key: K, build: impl FnOnce() -> Result<V>) -> Result<Arc<V>> {
+        let mut map = self.0.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        let key = (key, backend::bound_ordinal());
+        if let Some(v) = map.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(build()?);
+        map.insert(key, v.clone());
+        Ok(v)
+    }
+}
+
 /// Words in the pinned staging buffer (128 MiB).
 const STAGING_WORDS: usize = 32 << 20;
 
@@ -391,6 +417,18 @@ impl Gpu {
         Ok(self.stream.clone_htod(values)?)
     }
 
+    /// The pinned staging buffer (allocated on first use), locked. Its users
+    /// synchronise the stream before writing it, since the previous user's
+    /// transfers may still be reading it.
+    fn staging(&self) -> Result<std::sync::MutexGuard<'_, Option<cudarc::driver::PinnedHostSlice<u32>>>> {
+        let mut guard = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            // SAFETY: the buffer is read only by copies its users issue after writing it.
+            *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(STAGING_WORDS) }?);
+        }
+        Ok(guard)
+    }
+
     /// Uploads many columns through a pinned staging buffer: a group of
     /// columns is copied into it on all host threads, then transferred by
     /// DMA at full PCIe speed (a pageable copy goes through the driver's
@@ -398,11 +436,7 @@ impl Gpu {
     /// the ordinary way.
     pub fn upload_many(&self, cols: &[&[u32]]) -> Result<Vec<CudaSlice<u32>>> {
         use rayon::prelude::*;
-        let mut guard = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            // SAFETY: the buffer is only read by copies issued below, after it is written.
-            *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(STAGING_WORDS) }?);
-        }
+        let mut guard = self.staging()?;
         let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
         let mut out = Vec::with_capacity(cols.len());
         let mut i = 0;
@@ -460,11 +494,7 @@ impl Gpu {
         }
         // SAFETY: every word is written by the copies below.
         let mut dst = unsafe { self.stream.alloc::<u32>((n_rows * row_words).max(1)) }?;
-        let mut guard = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            // SAFETY: the buffer is only read by copies issued below, after it is written.
-            *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(STAGING_WORDS) }?);
-        }
+        let mut guard = self.staging()?;
         let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
         let group = STAGING_WORDS / row_words;
         let mut first = 0;

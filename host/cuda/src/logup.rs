@@ -8,8 +8,7 @@
 //! The result is the same field elements the SIMD generator writes, so the
 //! proof bytes are the same.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use bitsage_air::cpu::CpuCols;
 use bitsage_air::hash::HashCols;
@@ -22,9 +21,9 @@ use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
 use stwo_constraint_framework::expr::BaseExpr;
 
-use crate::backend::{bound_ordinal, gpu, DevCol};
+use crate::backend::{gpu, DevCol};
 use crate::codegen::{bind_ext, generate_logup, LogupKernel};
-use crate::{CudaError, GeneratedModule, Result};
+use crate::{CudaError, GeneratedModule, PerDevice, Result};
 
 /// The component's main-trace columns as symbolic expressions, in order.
 fn columns() -> impl FnMut() -> BaseExpr {
@@ -78,20 +77,14 @@ struct Compiled {
 
 /// Compiled fraction kernels per (component, device), for the process.
 fn compiled(component: usize, rels: &Relations) -> Result<Arc<Compiled>> {
-    type Cache = Mutex<HashMap<(usize, usize), Arc<Compiled>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let key = (component, bound_ordinal());
-    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = map.get(&key) {
-        return Ok(c.clone());
-    }
-    let names: Vec<String> = rels.elements().into_iter().map(|e| e.0).collect();
-    let name = COMPONENTS.get(component).copied().unwrap_or("component");
-    let kernel = generate_logup(&format!("logup_{name}"), &lookups_of(component), &names);
-    let module = gpu().compile_generated(&kernel.name, &kernel.source, [&kernel.name])?;
-    let c = Arc::new(Compiled { kernel, module });
-    map.insert(key, c.clone());
-    Ok(c)
+    static CACHE: PerDevice<usize, Compiled> = PerDevice::new();
+    CACHE.get_or_try(component, || {
+        let names: Vec<String> = rels.elements().into_iter().map(|e| e.0).collect();
+        let name = COMPONENTS.get(component).copied().unwrap_or("component");
+        let kernel = generate_logup(&format!("logup_{name}"), &lookups_of(component), &names);
+        let module = gpu().compile_generated(&kernel.name, &kernel.source, [&kernel.name])?;
+        Ok(Compiled { kernel, module })
+    })
 }
 
 /// Component `COMPONENTS[component]`'s interaction trace, computed on the

@@ -2,8 +2,7 @@
 //! framework components, running the kernels [`crate::codegen`] generates
 //! from the component's own AIR description.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use bitsage_air::cpu::CpuEval;
 use bitsage_air::hash::HashEval;
@@ -22,7 +21,7 @@ use stwo_constraint_framework::{FrameworkComponent, FrameworkEval};
 
 use crate::backend::{gpu, CudaBackend};
 use crate::codegen::{self, bind_params};
-use crate::CompiledConstraints;
+use crate::{CompiledConstraints, PerDevice};
 
 /// A component whose relation elements the GPU kernel needs as parameters.
 pub trait GpuRelations {
@@ -60,18 +59,14 @@ pub fn obelysk_expressions(
 
 /// Compiled kernels per component type, for the life of the process.
 fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<CompiledConstraints>>>> = OnceLock::new();
+    static CACHE: PerDevice<String, CompiledConstraints> = PerDevice::new();
     let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
-    // A compiled module belongs to one device's context.
-    map.entry(format!("{key}@{}", crate::backend::bound_ordinal()))
-        .or_insert_with(|| {
+    CACHE
+        .get_or_try(key.clone(), || {
             let ev = eval.evaluate(ExprEvaluator::new());
-            let kernel = codegen::generate(&format!("constraints_{key}"), &ev);
-            Arc::new(gpu().compile_constraints(kernel).unwrap_or_else(|e| panic!("CUDA: {e}")))
+            gpu().compile_constraints(codegen::generate(&format!("constraints_{key}"), &ev))
         })
-        .clone()
+        .unwrap_or_else(|e| panic!("CUDA: {e}"))
 }
 
 impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for FrameworkComponent<E> {

@@ -111,6 +111,7 @@ extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, c
         if (op == OP_LT) {
             count_range(hist, range_mult, r_lo);
             count_range(hist, range_mult, m31_mul(r_hi, LT_HI_SHIFT));
+            count_range(hist, range_mult, r_hi);
         }
     } else if (r < n_rows) {
         // Padding: every flag zero, `w = 0` so `isz = 1`, and `next_pc = pc + 1`.

@@ -9,8 +9,8 @@
 //! Memory: registers `a`, `b`, `dst` (and RAM for load/store) are accessed at
 //! timestamps `4·clk + slot`. Each access consumes `(space, addr, value,
 //! ts_prev)` and produces `(space, addr, value', ts)`, and `ts - ts_prev - 1`
-//! is range-checked to `[0, 2^26)`. With the boundary component this makes
-//! every read return the last value written.
+//! is range-checked (see [`TS_HI_SHIFT`]). With the boundary component this
+//! makes every read return the last value written.
 
 use obelysk_vm::isa::Opcode;
 use stwo::core::fields::m31::M31;
@@ -18,9 +18,21 @@ use stwo::core::fields::m31::M31;
 use crate::relations::{Lookup, Rel};
 use crate::{c, columns, AirValue};
 
-/// Timestamp differences are checked as `lo + 2^16·hi` with `hi < 2^10`.
+/// Timestamp gaps `g = ts - ts_prev - 1` are checked as `lo + 2^16·hi` with
+/// `lo` and `64·hi` in the range table. `64·hi = v < 2^16` makes
+/// `2^16·hi = 2^10·v` in the field, so the accepted set is exactly
+/// `{lo + 2^10·v : lo, v < 2^16} = [0, 2^26 + 2^16 - 2^10)`, every element
+/// below 2^27. That is enough: every timestamp is `4·clk + slot < 2^26`
+/// (`clk < 2^23`, `MAX_CPU_LOG_SIZE`), so `ts_prev = ts - 1 - g` is
+/// negative as an integer for any other `g`, i.e. above `p - 2^27` in the
+/// field, which no produced timestamp is. A read can only see a strictly
+/// earlier write. (Checking `hi` itself too would cost four lookups a row
+/// and reject nothing that matters.)
 pub const TS_HI_SHIFT: u32 = 1 << 6;
-/// `lt` differences are checked as `lo + 2^16·hi` with `hi < 2^13`.
+/// `lt` differences `r` are checked as `lo + 2^16·hi` with `lo`, `hi` and
+/// `8·hi` in the range table: `hi < 2^16` as an integer, so `8·hi` does not
+/// wrap and `8·hi < 2^16` means `hi < 2^13`. The accepted set is exactly
+/// `[0, 2^29)`, the ISA's definition (`obelysk_vm::isa::LT_BITS`).
 pub const LT_HI_SHIFT: u32 = 1 << 3;
 pub const N_FLAGS: usize = Opcode::COUNT;
 
@@ -139,9 +151,13 @@ impl<F: AirValue> CpuCols<F> {
             Lookup::new(Rel::Range, neg(ram), vec![self.m_hi.clone() * ts_shift]),
             Lookup::new(Rel::Range, neg_real.clone(), vec![self.d_lo.clone()]),
             Lookup::new(Rel::Range, neg_real, vec![self.d_hi.clone() * ts_shift]),
-            // lt: the difference is below 2^29.
+            // lt: the difference is below 2^29. `r_hi` itself is checked as
+            // well as `8·r_hi`: the scaled check alone holds for field
+            // elements `v/8` that are no integer below 2^13, and so admitted
+            // differences up to 2^29 + 2^16 - 2^13 (see `LT_HI_SHIFT`).
             Lookup::new(Rel::Range, neg(self.f(Opcode::Lt)), vec![self.r_lo.clone()]),
             Lookup::new(Rel::Range, neg(self.f(Opcode::Lt)), vec![self.r_hi.clone() * M31(LT_HI_SHIFT)]),
+            Lookup::new(Rel::Range, neg(self.f(Opcode::Lt)), vec![self.r_hi.clone()]),
             // Table lookup for non-linear functions: (1 + table, key, value).
             Lookup::new(
                 Rel::Rom,

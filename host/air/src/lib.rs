@@ -24,10 +24,11 @@ pub mod memory;
 pub mod range;
 pub mod relations;
 pub mod rom;
+pub mod shape;
 pub mod statement;
 pub mod verify;
 
-pub use statement::{Claim, SecurityLevel, Statement};
+pub use statement::{Claim, SecurityLevel, Statement, StatementError, MAX_PUBLIC_WORDS};
 pub use verify::{verify, VerifyError};
 
 /// Values the AIR description is generic over: symbolic/packed trace values

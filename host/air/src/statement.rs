@@ -1,7 +1,8 @@
 //! The statement a proof is about, the prover's claim about trace sizes, and
 //! the security settings.
 
-use obelysk_vm::isa::Program;
+use obelysk_vm::isa::{Program, ProgramError};
+use obelysk_vm::word::{check_words, de};
 use serde::{Deserialize, Serialize};
 use stwo::core::channel::Channel;
 use stwo::core::fields::m31::M31;
@@ -54,12 +55,56 @@ impl SecurityLevel {
 
 /// What a proof proves: some execution of `program` halts, reading exactly
 /// `input`, with any private advice, and writing exactly `output`.
+///
+/// Every word is canonical (below `p`) and the input and output hold at most
+/// [`MAX_PUBLIC_WORDS`] each: [`Statement::validate`] checks it, and decoding
+/// refuses anything else before allocating it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
     pub program: Program,
+    #[serde(deserialize_with = "de_input")]
     pub input: Vec<M31>,
+    #[serde(deserialize_with = "de_output")]
     pub output: Vec<M31>,
     pub security: SecurityLevel,
+}
+
+/// The public input and the public output each hold at most this many
+/// words. Each input word costs a `read` step and each output word a
+/// `write`, so an honest statement is far below it; the cap bounds what a
+/// verifier spends on a statement (one LogUp term per word).
+pub const MAX_PUBLIC_WORDS: usize = 1 << 18;
+
+fn de_input<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<M31>, D::Error> {
+    de::words(d, MAX_PUBLIC_WORDS, "input words")
+}
+fn de_output<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<M31>, D::Error> {
+    de::words(d, MAX_PUBLIC_WORDS, "output words")
+}
+
+/// Why a statement is not well formed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatementError {
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error("public {part} word {index} is {value}, not a canonical field element (must be below 2^31 - 1)")]
+    NonCanonical { part: &'static str, index: usize, value: u32 },
+    #[error("public {part} has {len} words; the limit is {MAX_PUBLIC_WORDS}")]
+    TooLong { part: &'static str, len: usize },
+}
+
+impl Statement {
+    /// Checks the program, the word caps, and that every word is canonical.
+    pub fn validate(&self) -> Result<(), StatementError> {
+        self.program.validate()?;
+        for (part, ws) in [("input", &self.input), ("output", &self.output)] {
+            if ws.len() > MAX_PUBLIC_WORDS {
+                return Err(StatementError::TooLong { part, len: ws.len() });
+            }
+            check_words(ws).map_err(|(index, w)| StatementError::NonCanonical { part, index, value: w.0 })?;
+        }
+        Ok(())
+    }
 }
 
 /// Trace sizes chosen by the prover. Part of the proof, mixed into the

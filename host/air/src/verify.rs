@@ -10,7 +10,7 @@ use stwo::core::channel::Blake2sChannel;
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::fields::FieldExpOps;
-use stwo::core::pcs::CommitmentSchemeVerifier;
+use stwo::core::pcs::{CommitmentSchemeVerifier, PcsConfig};
 use stwo::core::proof::StarkProof;
 use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
 use stwo::core::verifier::VerificationError;
@@ -19,7 +19,8 @@ use crate::memory::{SPACE_RAM, SPACE_REG};
 use crate::range::RANGE_LOG_SIZE;
 use crate::relations::{Rel, Relations};
 use crate::rom::rom_tuples;
-use crate::statement::{Claim, Components, InteractionClaim, Statement};
+use crate::shape;
+use crate::statement::{Claim, Components, InteractionClaim, Statement, StatementError};
 use crate::MIN_LOG_SIZE;
 
 /// Largest CPU trace: keeps every timestamp below 2^26 (see `cpu`).
@@ -36,23 +37,24 @@ pub struct Proof {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("invalid program in statement: {0}")]
-    Program(#[from] obelysk_vm::ProgramError),
+    #[error("invalid statement")]
+    Statement(#[from] StatementError),
     #[error("claim out of bounds: {0}")]
     BadClaim(String),
     #[error("proof was made with different proof parameters than the statement asks for")]
     ConfigMismatch,
-    #[error("proof has {0} commitments, expected 4")]
-    Structure(usize),
     #[error("lookup sums do not balance: the trace does not match the program, input and output")]
     LogupImbalance,
-    #[error("STARK verification failed: {0}")]
+    #[error("STARK verification failed")]
     Stark(#[from] VerificationError),
+    /// The proof's shape is not what the claimed components produce, or it
+    /// holds a word `>= p`. The message names the part.
     #[error("malformed proof: {0}")]
     Malformed(String),
 }
 
-fn check_claim(claim: &Claim) -> Result<(), VerifyError> {
+/// Checks the claim's sizes against the bounds the AIR supports.
+pub fn check_claim(claim: &Claim) -> Result<(), VerifyError> {
     let in_range = |name: &str, v: u32, max: u32| {
         if (MIN_LOG_SIZE..=max).contains(&v) {
             Ok(())
@@ -104,16 +106,28 @@ pub fn public_logup_sum(statement: &Statement, claim: &Claim, rels: &Relations) 
 }
 
 /// Checks that `proof` proves `statement`.
+///
+/// Nothing in `statement` or `proof` can make it panic or abort: the
+/// statement's words and caps, the claim's bounds and the proof's whole
+/// shape are checked before any arithmetic (see [`crate::shape`]); what
+/// remains runs under `catch_unwind` as a second line.
 pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
-    statement.program.validate()?;
+    statement.validate()?;
     check_claim(&proof.claim)?;
     let config = statement.security.pcs_config();
     if proof.stark.config != config {
         return Err(VerifyError::ConfigMismatch);
     }
-    if proof.stark.commitments.len() != 4 {
-        return Err(VerifyError::Structure(proof.stark.commitments.len()));
-    }
+    // The shape check needs only the claim (sizes) and the relations'
+    // layout, not their values: the real relations are drawn below.
+    let layout = Components::new(&proof.claim, &Relations::for_layout(), &proof.interaction);
+    shape::check_before_stark(&proof.stark, &proof.interaction, &layout, &config)?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verify_checked(statement, proof, &config)))
+        .map_err(|p| VerifyError::Malformed(panic_message(p)))?
+}
+
+fn verify_checked(statement: &Statement, proof: &Proof, config: &PcsConfig) -> Result<(), VerifyError> {
+    let config = *config;
     let channel = &mut Blake2sChannel::default();
     config.mix_into(channel);
     statement.mix_into(&proof.claim, channel);
@@ -129,14 +143,28 @@ pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
         return Err(VerifyError::LogupImbalance);
     }
     let components = Components::new(&proof.claim, &rels, &proof.interaction);
-    let stark = proof.stark.clone();
-    // The Stwo verifier asserts on some malformed inputs; a bad proof must be
-    // an error, never a crash.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        stwo::core::verifier::verify(&components.as_components(), channel, scheme, stark)
-    }))
-    .map_err(|p| VerifyError::Malformed(panic_message(p)))??;
+    // The rows queried and the hashes opened depend on the query positions,
+    // which the transcript fixes: replay it to them and check those counts
+    // too before Stwo indexes by them.
+    let positions = shape::query_positions(channel, &proof.stark, &components, &config)?;
+    let lifting = shape::max_log_degree_bound(&components) + config.fri_config.log_blowup_factor;
+    let heights: Vec<u32> = scheme.trees.iter().map(|t| t.height).chain([lifting]).collect();
+    shape::check_queries(&proof.stark, &positions, &heights)?;
+    stwo::core::verifier::verify(&components.as_components(), channel, scheme, proof.stark.clone())?;
     Ok(())
+}
+
+/// `e` and each of its sources, once each, joined by `: ` (for answers that
+/// are one line of text, such as the node's verdicts).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {

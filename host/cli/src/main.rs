@@ -372,10 +372,11 @@ pub(crate) fn progress(as_json: bool) -> ProgressBar {
     pb
 }
 
-/// Exit codes for proving failures: 4 execution, 1 refused, 7 backend unavailable.
+/// Exit codes for proving failures: 4 execution or an unprovable statement,
+/// 1 refused, 7 backend unavailable.
 pub(crate) fn prove_failure(e: ProveError) -> Failure {
     let code = match e {
-        ProveError::Exec(_) => 4,
+        ProveError::Exec(_) | ProveError::Statement(_) => 4,
         ProveError::ConstraintsNotSatisfied => 1,
         ProveError::Backend(_) | ProveError::TooLarge { .. } => 7,
     };
@@ -513,7 +514,7 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
             }
             Ok(())
         }
-        Err(ReceiptError::Verify(e)) => Err(Failure { code: 1, err: anyhow::anyhow!("proof rejected: {e}") }),
+        Err(ReceiptError::Verify(e)) => Err(Failure { code: 1, err: anyhow::Error::new(e).context("proof rejected") }),
         Err(e) => Err(Failure { code: 5, err: e.into() }),
     }
 }

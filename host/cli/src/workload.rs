@@ -222,7 +222,9 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
         .map_err(|e| Failure { code: 2, err: anyhow::Error::new(e) })?;
     }
     let t1 = Instant::now();
-    receipt.verify().map_err(|e| Failure { code: 1, err: anyhow::anyhow!("the fresh proof did not verify: {e}") })?;
+    receipt
+        .verify()
+        .map_err(|e| Failure { code: 1, err: anyhow::Error::new(e).context("the fresh proof did not verify") })?;
     let verify_time = t1.elapsed();
     let file = receipt.to_bytes().context("compressing the receipt").map_err(fail(6))?;
     std::fs::write(&a.out, &file).with_context(|| format!("writing {}", a.out.display())).map_err(fail(6))?;

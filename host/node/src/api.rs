@@ -40,13 +40,26 @@ pub struct AppState {
     pub limiter: DefaultKeyedRateLimiter<String>,
     pub wake: Arc<Notify>,
     pub started: Instant,
+    /// Receipt verifications running at once (`POST /v1/verify`): one per
+    /// core, so that verifying never starves the API or the provers.
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// The wall time one verification may take before the node answers 503.
+/// An honest receipt verifies in milliseconds; the decoder's caps bound a
+/// hostile one well below this.
+pub const VERIFY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppState {
     pub fn limiter(config: &NodeConfig) -> DefaultKeyedRateLimiter<String> {
         let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN);
         RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
+    }
+
+    pub fn verify_slots() -> Arc<tokio::sync::Semaphore> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Arc::new(tokio::sync::Semaphore::new(cores))
     }
 }
 
@@ -551,7 +564,14 @@ pub struct Verdict {
     responses((status = 200, body = Verdict), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
 async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Json<Verdict>> {
     let (_, bytes) = authed_body(&s, &headers, b, Role::Client).await?;
+    let Ok(slot) = s.verify_slots.clone().try_acquire_owned() else {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "verifier-busy", "every verifier slot is busy");
+        e.retry_after = Some(1);
+        return Err(e);
+    };
     let verdict = tokio::task::spawn_blocking(move || {
+        // Held until the verification ends, even if the answer went first.
+        let _slot = slot;
         let t0 = Instant::now();
         let mut v = Verdict {
             valid: false,
@@ -565,7 +585,7 @@ async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<
             verify_ms: 0.0,
         };
         match Receipt::from_bytes(&bytes) {
-            Err(e) => v.error = Some(e.to_string()),
+            Err(e) => v.error = Some(bitsage_air::verify::error_chain(&e)),
             Ok(r) => {
                 let st = &r.body.statement;
                 v.digest = Some(r.digest_hex());
@@ -576,15 +596,23 @@ async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<
                 v.security_bits = Some(st.security.bits());
                 match r.verify() {
                     Ok(()) => v.valid = true,
-                    Err(e) => v.error = Some(e.to_string()),
+                    Err(e) => v.error = Some(bitsage_air::verify::error_chain(&e)),
                 }
             }
         }
         v.verify_ms = t0.elapsed().as_secs_f64() * 1e3;
         v
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    });
+    let verdict = tokio::time::timeout(VERIFY_BUDGET, verdict)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "verify-budget-exceeded",
+                format!("verification took longer than its {} s budget", VERIFY_BUDGET.as_secs()),
+            )
+        })?
+        .map_err(ApiError::internal)?;
     Ok(Json(verdict))
 }
 

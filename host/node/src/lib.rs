@@ -179,6 +179,7 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
         pool: workers.as_ref().map(|w| w.ctx.pool.clone()),
         wake,
         started: Instant::now(),
+        verify_slots: api::AppState::verify_slots(),
     });
     let app = api::router(state);
     on_listening(addr);

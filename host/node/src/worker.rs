@@ -267,6 +267,7 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
             let kind = match e {
                 ProveError::TooLarge { .. } => "trace-too-large-for-device",
                 ProveError::Exec(_) => "vm-error",
+                ProveError::Statement(_) => "invalid-statement",
                 _ => "constraints-not-satisfied",
             };
             return Err(Failure::Job { kind: kind.into(), message: e.to_string(), outcome });

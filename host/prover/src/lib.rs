@@ -40,6 +40,8 @@ use tracegen::{build_main_trace, Eval};
 pub enum ProveError {
     #[error("execution failed: {0}")]
     Exec(#[from] ExecError),
+    #[error("the statement cannot be proved")]
+    Statement(#[from] bitsage_air::StatementError),
     #[error("the trace does not satisfy the AIR; the prover refuses to emit a proof")]
     ConstraintsNotSatisfied,
     #[error("backend unavailable: {0}")]
@@ -293,6 +295,9 @@ pub fn prove_main_on<B>(
 where
     B: ProverBackend,
 {
+    // A statement the verifier would refuse (a word >= p, over a cap) is
+    // refused here, before any proving work.
+    statement.validate()?;
     let mut clock = StageClock { last: None, stats: &mut stats, on_stage: opts.on_stage };
     let claim = main.claim;
 

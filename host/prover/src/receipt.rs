@@ -14,6 +14,14 @@
 //! frame whose content is the bincode encoding of a `(body bytes,
 //! attestation)` pair, where the body bytes are the bincode encoding of
 //! [`ReceiptBody`].
+//!
+//! Decoding is bounded by what the format allows, checked while decoding:
+//! the zstd window and the decompressed size are capped
+//! ([`max_decoded_bytes`]: a statement at its caps plus the largest proof
+//! any claim allows), the statement's lists are refused at their length
+//! prefix when over their caps and its words when not canonical, and the
+//! proof's bytes are compared with the bound its own claim implies
+//! ([`bitsage_air::shape::max_proof_bytes`]) before the proof is read.
 
 use std::io::Read;
 
@@ -25,8 +33,39 @@ use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
 pub const FORMAT_VERSION: u16 = 3;
-/// Decoded receipts larger than this are refused (a zip-bomb guard).
-pub const MAX_DECODED_BYTES: u64 = 256 << 20;
+/// The largest zstd window a receipt may ask the decoder for (8 MiB; the
+/// encoder's window at level 9 is smaller for any receipt the caps allow).
+const WINDOW_LOG_MAX: u32 = 23;
+/// Attestation strings (evidence kind, nonce) are at most this long.
+pub const MAX_ATTESTATION_STRING: usize = 128;
+
+/// The largest decompressed receipt the format allows: a statement at its
+/// caps (program, input, output), the largest proof any claim allows at the
+/// strongest security level, and an attestation. Larger content is refused
+/// as soon as decompression passes it.
+pub fn max_decoded_bytes() -> u64 {
+    static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        use bitsage_air::verify::{MAX_AUX_LOG_SIZE, MAX_CPU_LOG_SIZE};
+        // Fixint bincode: an instruction is 12 bytes, a table entry 8, a word
+        // 4; each list adds an 8-byte length.
+        let program = 8
+            + 12 * obelysk_vm::isa::MAX_PROGRAM_LEN
+            + 8
+            + obelysk_vm::isa::MAX_TABLES * (8 + obelysk_vm::isa::MAX_TABLE_NAME_LEN + 8);
+        let statement = program + 2 * (8 + 4 * bitsage_air::MAX_PUBLIC_WORDS) + 4;
+        let largest = bitsage_air::Claim {
+            cpu_log_size: MAX_CPU_LOG_SIZE,
+            rom_log_size: MAX_AUX_LOG_SIZE,
+            mem_log_size: MAX_AUX_LOG_SIZE,
+            hash_log_size: MAX_AUX_LOG_SIZE,
+            ram_words: 0,
+        };
+        let proof = bitsage_air::shape::max_proof_bytes(&largest, &bitsage_air::SecurityLevel::Bits128.pcs_config());
+        let attestation = 1 + 6 * 32 + 2 * (8 + MAX_ATTESTATION_STRING);
+        (8 + statement + proof + 33 + attestation) as u64
+    })
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReceiptBody {
@@ -49,11 +88,17 @@ pub struct AttestationRecord {
     pub r: [u8; 32],
     pub s: [u8; 32],
     /// `software-signed`, or the kind of TEE evidence bound to the hash.
+    #[serde(deserialize_with = "de_short")]
     pub evidence: String,
     /// SHA-256 of the job's input document.
     pub input: [u8; 32],
     /// The client's nonce, which makes equal jobs distinct.
+    #[serde(deserialize_with = "de_short")]
     pub nonce: String,
+}
+
+fn de_short<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    obelysk_vm::word::de::short_string(d, MAX_ATTESTATION_STRING, "attestation string")
 }
 
 /// Statement + proof, with the digest that identifies them.
@@ -78,8 +123,8 @@ pub enum ReceiptError {
     Version(u16),
     #[error("receipt is truncated or corrupt: {0}")]
     Corrupt(String),
-    #[error("receipt decodes to more than {MAX_DECODED_BYTES} bytes")]
-    TooLarge,
+    #[error("receipt decodes to more than the format allows ({0})")]
+    TooLarge(String),
     #[error("could not encode the receipt: {0}")]
     Encode(String),
     #[error(transparent)]
@@ -87,7 +132,45 @@ pub enum ReceiptError {
 }
 
 fn codec() -> impl Options {
-    bincode::DefaultOptions::new().with_fixint_encoding().with_limit(MAX_DECODED_BYTES)
+    bincode::DefaultOptions::new().with_fixint_encoding().with_limit(max_decoded_bytes())
+}
+
+/// Decodes one value from the front of `rest` and moves past it.
+fn take<T: serde::de::DeserializeOwned + Serialize>(rest: &mut &[u8], what: &str) -> Result<T, ReceiptError> {
+    let corrupt = |e: bincode::Error| ReceiptError::Corrupt(format!("{what}: {e}"));
+    let v: T = codec().allow_trailing_bytes().deserialize(rest).map_err(corrupt)?;
+    // Fixint bincode is canonical: the encoding's size is what was read.
+    let used = codec().serialized_size(&v).map_err(corrupt)? as usize;
+    *rest = rest.get(used..).ok_or_else(|| ReceiptError::Corrupt(format!("{what}: truncated")))?;
+    Ok(v)
+}
+
+/// Decodes a body piece by piece, so that the proof's size is checked
+/// against what its claim allows before the proof is read.
+fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
+    let statement: Statement = take(&mut rest, "statement")?;
+    let claim: bitsage_air::Claim = take(&mut rest, "claim")?;
+    let interaction: bitsage_air::statement::InteractionClaim = take(&mut rest, "interaction claim")?;
+    bitsage_air::verify::check_claim(&claim)?;
+    let bound = bitsage_air::shape::max_proof_bytes(&claim, &statement.security.pcs_config());
+    // What is left is the STARK proof and the module digest (at most 33).
+    if rest.len() > bound + 33 {
+        return Err(ReceiptError::TooLarge(format!(
+            "{} bytes of proof, where the claim allows at most {bound}",
+            rest.len().saturating_sub(33)
+        )));
+    }
+    let before = rest.len();
+    let stark = take(&mut rest, "STARK proof")?;
+    let stark_len = before - rest.len();
+    let module: Option<[u8; 32]> = take(&mut rest, "module digest")?;
+    if !rest.is_empty() {
+        return Err(ReceiptError::Corrupt(format!("{} trailing bytes after the body", rest.len())));
+    }
+    let proof_len = codec().serialized_size(&claim).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize
+        + codec().serialized_size(&interaction).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize
+        + stark_len;
+    Ok((ReceiptBody { statement, proof: Proof { claim, interaction, stark }, module }, proof_len))
 }
 
 impl Receipt {
@@ -126,21 +209,47 @@ impl Receipt {
         if version != FORMAT_VERSION {
             return Err(ReceiptError::Version(version));
         }
+        let max = max_decoded_bytes();
+        let mut decoder = zstd::Decoder::new(&bytes[10..]).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
+        decoder.window_log_max(WINDOW_LOG_MAX).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
         let mut raw = Vec::new();
-        zstd::Decoder::new(&bytes[10..])
-            .map_err(|e| ReceiptError::Corrupt(e.to_string()))?
-            .take(MAX_DECODED_BYTES + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        if raw.len() as u64 > MAX_DECODED_BYTES {
-            return Err(ReceiptError::TooLarge);
+        decoder.take(max + 1).read_to_end(&mut raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
+        if raw.len() as u64 > max {
+            return Err(ReceiptError::TooLarge(format!("more than {max} bytes decompressed")));
         }
-        let (encoded, attestation): (Vec<u8>, Option<AttestationRecord>) =
-            codec().deserialize(&raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        let body: ReceiptBody = codec().deserialize(&encoded).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        let proof_len =
-            codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize;
-        let mut receipt = Self::from_parts(body, encoded, proof_len);
+        Self::from_content(raw)
+    }
+
+    /// The decompressed content of a receipt file (what [`Self::from_content`]
+    /// decodes), under the same caps as [`Self::from_bytes`].
+    pub fn content_of(bytes: &[u8]) -> Result<Vec<u8>, ReceiptError> {
+        let r = Self::from_bytes(bytes)?;
+        codec().serialize(&(&r.encoded, &r.attestation)).map_err(|e| ReceiptError::Encode(e.to_string()))
+    }
+
+    /// Decodes a receipt's decompressed content: the body's bytes (a u64
+    /// length, then the bytes), then the attestation. The body is decoded in
+    /// place and its bytes kept.
+    pub fn from_content(mut raw: Vec<u8>) -> Result<Self, ReceiptError> {
+        if raw.len() as u64 > max_decoded_bytes() {
+            return Err(ReceiptError::TooLarge(format!("{} bytes of content", raw.len())));
+        }
+        let len_prefix: [u8; 8] = raw
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ReceiptError::Corrupt("truncated before the body".into()))?;
+        let body_len = u64::from_le_bytes(len_prefix);
+        let body_end = usize::try_from(body_len)
+            .ok()
+            .and_then(|l| l.checked_add(8))
+            .filter(|&e| e <= raw.len())
+            .ok_or_else(|| ReceiptError::Corrupt(format!("body of {body_len} bytes does not fit the receipt")))?;
+        let (body, proof_len) = decode_body(&raw[8..body_end])?;
+        let attestation: Option<AttestationRecord> =
+            codec().deserialize(&raw[body_end..]).map_err(|e| ReceiptError::Corrupt(format!("attestation: {e}")))?;
+        raw.truncate(body_end);
+        raw.drain(..8);
+        let mut receipt = Self::from_parts(body, raw, proof_len);
         receipt.attestation = attestation;
         Ok(receipt)
     }

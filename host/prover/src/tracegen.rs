@@ -329,6 +329,7 @@ fn count_cpu_ranges(row: &CpuCols<M31>, counts: &mut [u32]) {
     if row.flags[Opcode::Lt as usize].0 != 0 {
         add(row.r_lo);
         add(row.r_hi * M31(LT_HI_SHIFT));
+        add(row.r_hi);
     }
 }
 

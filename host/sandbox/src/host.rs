@@ -98,11 +98,7 @@ impl WasiView for HostState {
 }
 
 fn field(v: u32) -> Result<M31, VmFailure> {
-    if v < (1 << 31) - 1 {
-        Ok(M31(v))
-    } else {
-        Err(VmFailure::NotAFieldElement(v))
-    }
+    obelysk_vm::word(v).map_err(|e| VmFailure::NotAFieldElement(e.0))
 }
 
 fn words(vs: &[u32]) -> Result<Vec<M31>, VmFailure> {
@@ -329,5 +325,39 @@ impl tokio::io::AsyncWrite for CappedPipe {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instr(op: wit::Opcode, imm: u32) -> wit::Instr {
+        wit::Instr { op, dst: 1, a: 0, b: 0, imm_mode: true, imm }
+    }
+
+    fn halt() -> wit::Instr {
+        wit::Instr { op: wit::Opcode::Halt, dst: 0, a: 0, b: 0, imm_mode: false, imm: 0 }
+    }
+
+    #[test]
+    fn words_at_or_above_p_are_refused_at_the_wit_boundary() {
+        const P: u32 = (1 << 31) - 1;
+        let program = |imm: u32, entry: (u32, u32)| wit::Program {
+            instrs: vec![instr(wit::Opcode::Mov, imm), halt()],
+            tables: vec![wit::Table { name: "t".into(), entries: vec![entry] }],
+        };
+        assert!(to_program(&program(P - 1, (0, P - 1))).is_ok());
+        for (imm, entry) in [(P, (0, 1)), (u32::MAX, (0, 1)), (1, (P, 20)), (1, (0, P + 42))] {
+            assert!(
+                matches!(to_program(&program(imm, entry)), Err(VmFailure::NotAFieldElement(v)) if v >= P),
+                "imm {imm}, entry {entry:?}"
+            );
+        }
+        let mut state = HostState::new(WasiCtx::builder().build(), Limits::default());
+        let ok = program(1, (0, 1));
+        for (input, advice) in [(vec![P], vec![]), (vec![], vec![P + 42])] {
+            assert!(matches!(state.run_vm(&ok, &input, &advice), Err(VmFailure::NotAFieldElement(_))));
+        }
     }
 }

@@ -90,7 +90,7 @@ pub fn judge(bytes: &[u8], job_id: Felt, worker: Felt, result_hash: Felt, regist
     if checked.public_key != registered_key {
         return Err("the receipt is signed by a key the worker has not registered".into());
     }
-    receipt.verify().map_err(|e| format!("the proof does not verify: {e}"))?;
+    receipt.verify().map_err(|e| format!("the proof does not verify: {}", bitsage_air::verify::error_chain(&e)))?;
     Ok(())
 }
 

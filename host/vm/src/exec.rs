@@ -56,6 +56,8 @@ pub enum ExecError {
     LookupMiss { pc: usize, table: String, key: u32 },
     #[error("step limit {requested} is above the maximum the proof system supports ({MAX_STEPS})")]
     BudgetTooLarge { requested: u64 },
+    #[error("{what} word {index} is {value}, not a canonical field element (must be below 2^31 - 1)")]
+    NonCanonicalWord { what: &'static str, index: usize, value: u32 },
 }
 
 /// A RAM access by `load` or `store`.
@@ -206,6 +208,9 @@ impl Machine<'_> {
 /// Runs `program` to `halt`.
 pub fn execute(program: &Program, input: &[M31], advice: &[M31], limits: ExecLimits) -> Result<Trace, ExecError> {
     program.validate()?;
+    for (what, ws) in [("input", input), ("advice", advice)] {
+        crate::word::check_words(ws).map_err(|(index, w)| ExecError::NonCanonicalWord { what, index, value: w.0 })?;
+    }
     if limits.max_steps > MAX_STEPS {
         return Err(ExecError::BudgetTooLarge { requested: limits.max_steps });
     }

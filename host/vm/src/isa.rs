@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stwo::core::fields::m31::M31;
 
+use crate::word::{de, is_canonical};
+
 /// Number of general-purpose registers. All start at zero.
 pub const NUM_REGISTERS: usize = 16;
 /// Width of the Poseidon2 state the `hash` instruction permutes in RAM.
@@ -161,6 +163,7 @@ pub struct Instr {
     pub b: u8,
     /// When set, the second operand `y` is `imm`, not `reg[b]`.
     pub imm_mode: bool,
+    #[serde(deserialize_with = "crate::word::de::canonical")]
     pub imm: M31,
 }
 
@@ -173,7 +176,9 @@ impl Instr {
 /// A lookup table for a non-linear function: `key -> value`, keys distinct.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
+    #[serde(deserialize_with = "de_table_name")]
     pub name: String,
+    #[serde(deserialize_with = "de_entries")]
     pub entries: Vec<(M31, M31)>,
 }
 
@@ -181,8 +186,28 @@ pub struct Table {
 /// the statement, so the verifier sees them in full.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Program {
+    #[serde(deserialize_with = "de_instrs")]
     pub instrs: Vec<Instr>,
+    #[serde(deserialize_with = "de_tables")]
     pub tables: Vec<Table>,
+}
+
+// Decoding refuses what `validate` would refuse about sizes and words, before
+// it allocates: a program arrives inside receipts and HTTP bodies.
+fn de_instrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Instr>, D::Error> {
+    let v = de::bounded::<D, de::Plain<Instr>>(d, MAX_PROGRAM_LEN, "instructions")?;
+    Ok(v.into_iter().map(|i| i.0).collect())
+}
+fn de_tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Table>, D::Error> {
+    let v = de::bounded::<D, de::Plain<Table>>(d, MAX_TABLES, "tables")?;
+    Ok(v.into_iter().map(|t| t.0).collect())
+}
+fn de_table_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    de::short_string(d, MAX_TABLE_NAME_LEN, "table name")
+}
+fn de_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(M31, M31)>, D::Error> {
+    let v = de::bounded::<D, de::WordPair>(d, MAX_PROGRAM_LEN, "table entries")?;
+    Ok(v.into_iter().map(|e| e.0).collect())
 }
 
 /// Why a program is not well formed.
@@ -204,10 +229,22 @@ pub enum ProgramError {
     NonCanonical { pc: usize, field: &'static str, op: &'static str },
     #[error("program has {0} instructions; the limit is {MAX_PROGRAM_LEN}")]
     TooLong(usize),
+    #[error("pc {pc}: immediate {value} is not a canonical field element (must be below 2^31 - 1)")]
+    NonCanonicalImm { pc: usize, value: u32 },
+    #[error("table `{name}`: word {value} is not a canonical field element (must be below 2^31 - 1)")]
+    NonCanonicalTableWord { name: String, value: u32 },
+    #[error("program has {0} tables; the limit is {MAX_TABLES}")]
+    TooManyTables(usize),
+    #[error("a table name of {0} bytes exceeds the limit of {MAX_TABLE_NAME_LEN}")]
+    TableNameTooLong(usize),
 }
 
 /// Upper bound on program size (instructions plus table entries).
 pub const MAX_PROGRAM_LEN: usize = 1 << 20;
+/// Upper bound on the number of lookup tables.
+pub const MAX_TABLES: usize = 256;
+/// Upper bound on a table name, in bytes.
+pub const MAX_TABLE_NAME_LEN: usize = 64;
 
 impl Program {
     /// Checks that every instruction is well formed and canonically encoded.
@@ -219,6 +256,9 @@ impl Program {
         if total > MAX_PROGRAM_LEN {
             return Err(ProgramError::TooLong(total));
         }
+        if self.tables.len() > MAX_TABLES {
+            return Err(ProgramError::TooManyTables(self.tables.len()));
+        }
         let len = self.instrs.len();
         for (pc, ins) in self.instrs.iter().enumerate() {
             for reg in [ins.dst, ins.a, ins.b] {
@@ -227,6 +267,9 @@ impl Program {
                 }
             }
             let op = ins.op.mnemonic();
+            if !is_canonical(ins.imm) {
+                return Err(ProgramError::NonCanonicalImm { pc, value: ins.imm.0 });
+            }
             if ins.imm_mode && !ins.op.allows_imm_operand() {
                 return Err(ProgramError::ImmNotAllowed { pc, op });
             }
@@ -250,6 +293,13 @@ impl Program {
             zero_if(uses.imm, ins.imm.0, "imm")?;
         }
         for t in &self.tables {
+            if t.name.len() > MAX_TABLE_NAME_LEN {
+                return Err(ProgramError::TableNameTooLong(t.name.len()));
+            }
+            if let Some(&(k, v)) = t.entries.iter().find(|(k, v)| !is_canonical(*k) || !is_canonical(*v)) {
+                let value = if is_canonical(k) { v.0 } else { k.0 };
+                return Err(ProgramError::NonCanonicalTableWord { name: t.name.clone(), value });
+            }
             let mut keys: Vec<u32> = t.entries.iter().map(|(k, _)| k.0).collect();
             keys.sort_unstable();
             if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {

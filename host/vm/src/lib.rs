@@ -16,10 +16,12 @@ pub mod exec;
 pub mod isa;
 pub mod poseidon2;
 pub mod samples;
+pub mod word;
 
 pub use exec::{execute, ExecError, ExecLimits, Trace};
 pub use isa::{Instr, Opcode, Program, ProgramError, Table};
 pub use stwo::core::fields::m31::M31;
+pub use word::{word, NonCanonicalWord};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,8 @@
-// The job escrow. A client deposits payment for a job (keyed by the job's
-// spec hash). The worker submits its result: the receipt's digests and its
+// The job escrow. A client deposits payment for a job, keyed by the job's
+// spec hash: the Poseidon hash of the statement it pays for (module,
+// program and public VM input digests, security level, nonce; see
+// `spec_hash`). The deposit checks the hash and stores the spec, so anyone
+// can read what the job pays for. The worker submits its result: the receipt's digests and its
 // Stark-ECDSA signature over their Poseidon hash, checked against the key it
 // registered in the staking contract. Registered validators vote; two thirds
 // "valid" pays 80% to the worker, 18% to the treasury and 2% to the stakers'
@@ -41,9 +44,36 @@ pub struct ResultDigests {
     pub proof_lo: felt252,
 }
 
+// What a paid job commits to (see bitsage_settle::attest::JobSpec): each
+// SHA-256 digest as two 128-bit halves, the security bits (96 or 128), and
+// the client's nonce as a short string.
+#[derive(Copy, Drop, Serde, PartialEq, starknet::Store)]
+pub struct JobSpec {
+    pub module_hi: felt252,
+    pub module_lo: felt252,
+    pub program_hi: felt252,
+    pub program_lo: felt252,
+    pub input_hi: felt252,
+    pub input_lo: felt252,
+    pub security: felt252,
+    pub nonce: felt252,
+}
+
+// The job id of a spec.
+pub fn spec_hash(spec: JobSpec) -> felt252 {
+    core::poseidon::poseidon_hash_span(
+        array![
+            'bitsage-job-spec-v2', spec.module_hi, spec.module_lo, spec.program_hi, spec.program_lo, spec.input_hi,
+            spec.input_lo, spec.security, spec.nonce,
+        ]
+            .span(),
+    )
+}
+
 #[starknet::interface]
 pub trait IJobEscrow<TContractState> {
-    fn deposit(ref self: TContractState, job_id: felt252, amount: u256, deadline: u64);
+    fn deposit(ref self: TContractState, job_id: felt252, spec: JobSpec, amount: u256, deadline: u64);
+    fn spec(self: @TContractState, job_id: felt252) -> JobSpec;
     fn submit_result(ref self: TContractState, job_id: felt252, digests: ResultDigests, r: felt252, s: felt252);
     fn vote(ref self: TContractState, job_id: felt252, valid: bool);
     fn refund(ref self: TContractState, job_id: felt252);
@@ -71,7 +101,9 @@ pub mod JobEscrow {
     use crate::erc20::{IERC20Dispatcher, IERC20DispatcherTrait};
     use crate::registry::{IValidatorRegistryDispatcher, IValidatorRegistryDispatcherTrait};
     use crate::staking::{IStakingDispatcher, IStakingDispatcherTrait};
-    use super::{Job, NONE, OPEN, PAID, REFUNDED, REJECTED, ResultDigests, SUBMITTED, attestation_hash};
+    use super::{
+        Job, JobSpec, NONE, OPEN, PAID, REFUNDED, REJECTED, ResultDigests, SUBMITTED, attestation_hash, spec_hash,
+    };
 
     #[storage]
     struct Storage {
@@ -82,6 +114,7 @@ pub mod JobEscrow {
         stakers_pool: ContractAddress,
         slash_amount: u256,
         jobs: Map<felt252, Job>,
+        specs: Map<felt252, JobSpec>,
         voted: Map<(felt252, ContractAddress), bool>,
     }
 
@@ -174,7 +207,9 @@ pub mod JobEscrow {
 
     #[abi(embed_v0)]
     impl EscrowImpl of super::IJobEscrow<ContractState> {
-        fn deposit(ref self: ContractState, job_id: felt252, amount: u256, deadline: u64) {
+        fn deposit(ref self: ContractState, job_id: felt252, spec: JobSpec, amount: u256, deadline: u64) {
+            assert(spec_hash(spec) == job_id, 'job id is not its spec hash');
+            assert(spec.security == 96 || spec.security == 128, 'bad security level');
             assert(amount > 0, 'amount is zero');
             assert(deadline > get_block_timestamp(), 'deadline passed');
             let mut job = self.jobs.read(job_id);
@@ -187,6 +222,7 @@ pub mod JobEscrow {
             job.deadline = deadline;
             job.state = OPEN;
             self.jobs.write(job_id, job);
+            self.specs.write(job_id, spec);
             self.emit(Deposited { job_id, client, amount, deadline });
         }
 
@@ -257,6 +293,10 @@ pub mod JobEscrow {
 
         fn job(self: @ContractState, job_id: felt252) -> Job {
             self.jobs.read(job_id)
+        }
+
+        fn spec(self: @ContractState, job_id: felt252) -> JobSpec {
+            self.specs.read(job_id)
         }
     }
 }

@@ -244,6 +244,9 @@ fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
         (json!({ "module": b64(&guests::bytes("hostile_fs")), "input": {} }), "disallowed-import"),
         (json!({ "module": hostile, "input": { "case": "panic" } }), "guest-panic"),
         (json!({ "module": custom, "input_base64": b64(&vec![b'1'; 2 << 20]) }), "input-too-large"),
+        // A paid job commits to its statement: a run that gives another is
+        // never proved.
+        (json!({ "module": custom, "input": [7, 1], "nonce": "n-1", "spec_hash": "0x1234" }), "statement-mismatch"),
     ];
     let mut ids = Vec::new();
     for (i, (body, kind)) in cases.iter().enumerate() {
@@ -267,6 +270,12 @@ fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
     }
     let metrics = String::from_utf8(get(&node.at("/metrics"), None).body).expect("utf8");
     assert!(metrics.contains("bitsage_sandbox_limit_hits_total{kind=\"fuel-exhausted\"} 1"), "{metrics}");
+    // A nonce the chain cannot hold, and a spec hash that is no felt, are
+    // refused at submission.
+    let a = node.submit(&client, &json!({ "module": custom, "input": [1, 1], "nonce": "x".repeat(32) }));
+    assert_eq!((a.status, a.kind()), (400, "bad-nonce".to_string()));
+    let a = node.submit(&client, &json!({ "module": custom, "input": [1, 1], "spec_hash": "not-a-felt" }));
+    assert_eq!((a.status, a.kind()), (400, "bad-spec-hash".to_string()));
 }
 
 #[test]

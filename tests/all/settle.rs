@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bitsage_prover::receipt::AttestationRecord;
 use bitsage_prover::Receipt;
-use bitsage_settle::attest::{attest_receipt, attested_for, check_receipt};
+use bitsage_settle::attest::{attest, attest_receipt, attested_for, check_receipt, JobSpec};
 use bitsage_settle::chain::{Chain, ChainError, Deployment, JobState, Wallet, UNIT};
 use bitsage_settle::keystore::WorkerKey;
 use bitsage_settle::tee::Evidence;
@@ -340,7 +341,20 @@ fn settlement_lifecycle_on_a_real_devnet() {
         Felt::from_hex(&late_spec).ok(),
         "client and node agree on the spec hash"
     );
-    client.ok(&["deposit", "--job-id", &late_spec, "--amount", "50"]);
+    let deposit = |nonce: &str, amount: &str| {
+        vec![
+            "deposit".to_string(),
+            wasm.to_str().expect("utf8").to_string(),
+            "--input".into(),
+            input.to_str().expect("utf8").into(),
+            "--nonce".into(),
+            nonce.into(),
+            "--amount".into(),
+            amount.into(),
+        ]
+    };
+    let dep = deposit("late-1", "50");
+    client.ok(&dep.iter().map(String::as_str).collect::<Vec<_>>());
     let start = Instant::now();
     while get(&node.at(&format!("/v1/jobs/{late_id}")), Some(&key)).json()["state"] != "settling" {
         assert!(start.elapsed() < Duration::from_secs(30), "the node never settled the late deposit");
@@ -381,8 +395,15 @@ fn settlement_lifecycle_on_a_real_devnet() {
     std::fs::write(&forged_file, forged.to_bytes().expect("encodes")).expect("write");
     let v = worker.cmd(&["verify", forged_file.to_str().expect("utf8")], PASSWORD);
     assert_eq!(v.code, 1, "the verifier must reject the changed output: {}", v.stdout);
-    client.ok(&["deposit", "--job-id", &format!("{spec_lie:#x}"), "--amount", "100"]);
-    client.refused(&["deposit", "--job-id", &format!("{spec_lie:#x}"), "--amount", "100"], 24, "job exists");
+    let dep = deposit("lie-1", "100");
+    let dep: Vec<&str> = dep.iter().map(String::as_str).collect();
+    let deposited = client.ok(&[&dep[..], &["--json"]].concat()).json();
+    assert_eq!(deposited["job_id"].as_str().and_then(|h| Felt::from_hex(h).ok()), Some(spec_lie));
+    client.refused(&dep, 24, "job exists");
+    // The escrow holds the statement the job pays for.
+    let committed = rt.block_on(chain.job_spec(spec_lie)).expect("spec");
+    let lie_spec = JobSpec::of_receipt(&honest_receipt, "lie-1").expect("spec");
+    assert_eq!(committed, lie_spec.felts().expect("felts"));
     worker.ok(&["settle", forged_file.to_str().expect("utf8")]);
     let (c0, s0) = (balance(client), rt.block_on(chain.stake_of(worker.felt())).expect("stake"));
     let judged = va.ok(&["validator", "run", "--once", "--receipts", lie.to_str().expect("utf8"), "--json"]);
@@ -401,6 +422,67 @@ fn settlement_lifecycle_on_a_real_devnet() {
     assert_eq!(balance(client) - c0, tokens(100 + 500), "refund plus the slashed stake");
     assert_eq!(worker.ok(&["info", "--json"]).json()["tier"], "Consumer");
 
+    // A cheating worker: for a paid job it proves another program, one that
+    // reads the same input and writes the desired output, and signs that
+    // receipt for the job. The proof verifies and the signature is good;
+    // the statement is not the one the job pays for, so the validators vote
+    // it invalid and the worker is slashed.
+    let cheat_dir = tmp.0.join("cheat");
+    std::fs::create_dir_all(&cheat_dir).expect("dir");
+    let dep = deposit("cheat-1", "100");
+    let cheat_job = Felt::from_hex(
+        client.ok(&[&dep.iter().map(String::as_str).collect::<Vec<_>>()[..], &["--json"]].concat()).json()["job_id"]
+            .as_str()
+            .expect("job id"),
+    )
+    .expect("felt");
+    let honest_st = &honest_receipt.body.statement;
+    let mut src = String::new();
+    for _ in &honest_st.input {
+        src.push_str("read r1\n");
+    }
+    for w in &honest_st.output {
+        src.push_str(&format!("mov r2, {}\nwrite r2\n", w.0));
+    }
+    src.push_str("halt\n");
+    let other = obelysk_vm::asm::assemble(&src).expect("assembles");
+    assert_ne!(other.digest(), honest_st.program.digest());
+    let opts = bitsage_prover::ProveOptions { security: honest_st.security, ..Default::default() };
+    let (proof, st, _) = bitsage_prover::prove(&other, &honest_st.input, &[], &opts).expect("proves");
+    assert_eq!(st.output, honest_st.output, "the other program writes the desired output");
+    let mut cheat = Receipt::with_module(st, proof, honest_receipt.body.module).expect("receipt");
+    cheat.verify().expect("the other program's proof is valid");
+    let what = attested_for(&cheat, cheat_job, worker.felt()).expect("digests");
+    let signed = attest(&worker.key(), &what, Evidence::SoftwareSigned).expect("sign");
+    cheat.attestation = Some(AttestationRecord {
+        job_id: cheat_job.to_bytes_be(),
+        worker_address: worker.felt().to_bytes_be(),
+        public_key: signed.public_key.to_bytes_be(),
+        r: signed.r.to_bytes_be(),
+        s: signed.s.to_bytes_be(),
+        evidence: "software-signed".into(),
+        input: rec.input,
+        nonce: "cheat-1".into(),
+    });
+    std::fs::write(cheat_dir.join(ReceiptSource::file_name(cheat_job)), cheat.to_bytes().expect("encodes"))
+        .expect("write");
+    // The chain takes the signed result (the escrow cannot see the proof).
+    rt.block_on(wallet(worker).submit_result(&what, signed.r, signed.s)).expect("submitted");
+    let (c0, s0) = (balance(client), rt.block_on(chain.stake_of(worker.felt())).expect("stake"));
+    let judged = va.ok(&["validator", "run", "--once", "--receipts", cheat_dir.to_str().expect("utf8"), "--json"]);
+    assert!(
+        judged.stdout.contains("\"valid\":false")
+            && judged.stdout.contains("proves another statement")
+            && judged.stdout.contains("program"),
+        "{}",
+        judged.stdout
+    );
+    vb.ok(&["validator", "run", "--once", "--receipts", cheat_dir.to_str().expect("utf8")]);
+    let rejected = rt.block_on(chain.job(cheat_job)).expect("job");
+    assert_eq!((rejected.state, rejected.invalid_votes), (JobState::Rejected, 2));
+    assert_eq!(s0 - rt.block_on(chain.stake_of(worker.felt())).expect("stake"), tokens(500), "slashed 500");
+    assert_eq!(balance(client) - c0, tokens(100 + 500), "refund plus the slashed stake");
+
     // Calls from accounts that may not make them.
     let (client_wallet, deployer_wallet, worker_wallet) = (wallet(client), wallet(deployer), wallet(worker));
     reverted(rt.block_on(client_wallet.vote(spec_lie, true)), "not a validator");
@@ -417,8 +499,16 @@ fn settlement_lifecycle_on_a_real_devnet() {
     );
     // An unstaked account cannot submit a result, and a signature by a key
     // other than the registered one is refused.
-    let spec_x = Felt::from(0xabcdu32);
-    client.ok(&["deposit", "--job-id", &format!("{spec_x:#x}"), "--amount", "10", "--deadline-secs", "100"]);
+    let x_spec = JobSpec::of_receipt(&honest_receipt, "x").expect("spec");
+    let spec_x = x_spec.job_id().expect("job id");
+    // The escrow checks that the job id is the spec's hash.
+    let x_felts = x_spec.felts().expect("felts");
+    let deadline = rt.block_on(chain.now()).expect("now") + 100;
+    reverted(
+        rt.block_on(client_wallet.deposit_raw(spec_x + Felt::ONE, &x_felts, tokens(10), deadline)),
+        "job id is not its spec hash",
+    );
+    rt.block_on(client_wallet.deposit(&x_spec, tokens(10), deadline)).expect("deposit");
     let what = attested_for(&honest_receipt, spec_x, client.felt()).expect("digests");
     let (r, s) = client.key().sign(&what.message_hash()).expect("sign");
     reverted(rt.block_on(client_wallet.submit_result(&what, r, s)), "worker not staked");

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bitsage_prover::Receipt;
-use bitsage_settle::attest::{attested_for, check_receipt, spec_hash};
+use bitsage_settle::attest::{attested_for, check_receipt, JobSpec};
 use bitsage_settle::chain::{fmt_amount, parse_amount, Chain, ChainError, DeployParams, Deployment, Wallet};
 use bitsage_settle::keystore::WorkerKey;
 use bitsage_settle::validator::{ReceiptSource, Validator};
 use bitsage_settle::Felt;
 use serde_json::json;
 
+use crate::args::{parse_felt, DataDir};
 use crate::keys::{key_failure, keystore_path, password};
-use crate::workload::DataDir;
+use crate::spec::{spec_json, SpecArgs};
 use crate::{fail, runtime, Failure};
 
 /// Where the chain is and who we are on it.
@@ -49,11 +50,6 @@ pub fn chain_failure(e: ChainError) -> Failure {
         _ => 24,
     };
     Failure { code, err: anyhow::Error::new(e) }
-}
-
-pub fn parse_felt(s: &str, what: &str) -> Result<Felt, Failure> {
-    bitsage_settle::parse_felt(s)
-        .ok_or_else(|| Failure { code: 2, err: anyhow::anyhow!("{what} {s:?} is not a felt (0x-hex or decimal)") })
 }
 
 fn amount(s: &str) -> Result<u128, Failure> {
@@ -375,9 +371,9 @@ pub fn cmd_chain_status(as_json: bool, a: &ChainArgs) -> Result<(), Failure> {
 
 #[derive(clap::Args)]
 pub struct DepositArgs {
-    /// The job's spec hash (see `spec-hash`).
-    #[arg(long)]
-    job_id: String,
+    /// The job: its statement is derived from a local dev run (see `spec-hash`).
+    #[command(flatten)]
+    spec: SpecArgs,
     /// Tokens to escrow.
     #[arg(long)]
     amount: String,
@@ -389,23 +385,25 @@ pub struct DepositArgs {
 }
 
 pub fn cmd_deposit(as_json: bool, a: &DepositArgs) -> Result<(), Failure> {
-    let job_id = parse_felt(&a.job_id, "job id")?;
-    let (tx, deadline) = deposit_for(&a.chain, job_id, &a.amount, a.deadline_secs)?;
+    let spec = a.spec.derive()?;
+    let job_id = crate::spec::job_id(&spec)?;
+    let (tx, deadline) = deposit_for(&a.chain, &spec, &a.amount, a.deadline_secs)?;
     tx_line(
         as_json,
         &format!("deposited {} for job {job_id:#x}, refundable after {deadline}", a.amount),
         tx,
-        json!({ "deadline": deadline }),
+        json!({ "deadline": deadline, "job_id": format!("{job_id:#x}"), "spec": spec_json(&spec) }),
     );
     Ok(())
 }
 
-/// Escrows `amount_text` tokens for `job_id` from this account, refundable
-/// `deadline_secs` from now (chain time); returns the transaction and the
-/// deadline. `deposit` and `submit --pay` both go through here.
+/// Escrows `amount_text` tokens for the job `spec` describes, from this
+/// account, refundable `deadline_secs` from now (chain time); returns the
+/// transaction and the deadline. `deposit` and `submit --pay` both go
+/// through here.
 pub fn deposit_for(
     chain: &ChainArgs,
-    job_id: Felt,
+    spec: &JobSpec,
     amount_text: &str,
     deadline_secs: u64,
 ) -> Result<(Felt, u64), Failure> {
@@ -413,7 +411,7 @@ pub fn deposit_for(
     runtime()?.block_on(async {
         let wallet = chain.wallet(true).await?;
         let deadline = wallet.chain.now().await.map_err(chain_failure)? + deadline_secs;
-        let tx = wallet.deposit(job_id, amount, deadline).await.map_err(chain_failure)?;
+        let tx = wallet.deposit(spec, amount, deadline).await.map_err(chain_failure)?;
         Ok((tx, deadline))
     })
 }
@@ -436,46 +434,6 @@ pub fn cmd_refund(as_json: bool, a: &JobArgs) -> Result<(), Failure> {
         tx_line(as_json, &format!("refunded job {job_id:#x}"), tx, json!({}));
         Ok(())
     })
-}
-
-#[derive(clap::Args)]
-pub struct SpecArgs {
-    /// The workload component.
-    workload: PathBuf,
-    /// The job's input document (default: `{}`).
-    #[arg(long)]
-    input: Option<PathBuf>,
-    /// The client's nonce.
-    #[arg(long, default_value = "")]
-    nonce: String,
-}
-
-/// SHA-256 of a job's input document (`{}` without one).
-pub fn input_digest(input: Option<&std::path::Path>) -> Result<[u8; 32], Failure> {
-    use sha2::Digest;
-    let bytes = match input {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?,
-        None => b"{}".to_vec(),
-    };
-    Ok(sha2::Sha256::digest(&bytes).into())
-}
-
-pub fn cmd_spec_hash(as_json: bool, a: &SpecArgs) -> Result<(), Failure> {
-    use sha2::Digest;
-    let module =
-        std::fs::read(&a.workload).with_context(|| format!("reading {}", a.workload.display())).map_err(fail(6))?;
-    let module: [u8; 32] = sha2::Sha256::digest(&module).into();
-    let input = input_digest(a.input.as_deref())?;
-    let id = spec_hash(&module, &input, &a.nonce);
-    if as_json {
-        println!(
-            "{}",
-            json!({ "job_id": format!("{id:#x}"), "module": hex::encode(module), "input": hex::encode(input), "nonce": a.nonce })
-        );
-    } else {
-        println!("{id:#x}");
-    }
-    Ok(())
 }
 
 #[derive(clap::Args)]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use bitsage_settle::keystore::{KeyError, WorkerKey};
 use serde_json::json;
 
-use crate::workload::DataDir;
+use crate::args::{parse_felt, DataDir};
 use crate::{fail, Failure};
 
 #[derive(clap::Args)]
@@ -83,7 +83,7 @@ pub fn cmd_setup(as_json: bool, a: &SetupArgs) -> Result<(), Failure> {
                 rpassword::prompt_password("private key (0x-hex): ").context("reading the key").map_err(fail(2))?
             }
         };
-        let secret = crate::chain::parse_felt(&text, "private key")?;
+        let secret = parse_felt(&text, "private key")?;
         if secret == bitsage_settle::Felt::ZERO {
             return Err(Failure { code: 2, err: anyhow::anyhow!("the private key is zero") });
         }

@@ -11,9 +11,11 @@
 //! 24 the chain or a contract refused (reverted, insufficient balance or
 //! stake, still unbonding); 25 the chain could not be reached.
 
+mod args;
 mod chain;
 mod keys;
 mod node;
+mod spec;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -189,7 +191,7 @@ enum Cmd {
     /// Take back a deposit whose deadline passed without a result (client).
     Refund(chain::JobArgs),
     /// A job's spec hash: the id the escrow keys its payment by.
-    SpecHash(chain::SpecArgs),
+    SpecHash(spec::SpecArgs),
     /// Submit an attested receipt's result to the escrow (worker).
     Settle(chain::SettleArgs),
     /// Validators: register, and verify and vote on submitted results.
@@ -276,7 +278,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Info(a) => chain::cmd_info(cli.json, a),
         Cmd::Deposit(a) => chain::cmd_deposit(cli.json, a),
         Cmd::Refund(a) => chain::cmd_refund(cli.json, a),
-        Cmd::SpecHash(a) => chain::cmd_spec_hash(cli.json, a),
+        Cmd::SpecHash(a) => spec::cmd_spec_hash(cli.json, a),
         Cmd::Settle(a) => chain::cmd_settle(cli.json, a),
         Cmd::Validator { cmd } => chain::cmd_validator(cli.json, cmd),
     }

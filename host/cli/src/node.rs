@@ -9,7 +9,7 @@ use bitsage_node::auth::Role;
 use bitsage_node::NodeConfig;
 use serde_json::{json, Value};
 
-use crate::workload::{DataDir, LimitArgs};
+use crate::args::{DataDir, LimitArgs};
 use crate::{fail, runtime, BackendArg, Failure, Security};
 
 /// Node settings. Each flag overrides its `BITSAGE_*` variable, which
@@ -400,12 +400,18 @@ pub struct SubmitArgs {
     /// Wait for the job, then download and verify its receipt here.
     #[arg(long)]
     wait: Option<PathBuf>,
-    /// The nonce in the job's spec hash (random with --pay when not given).
+    /// The nonce in the job's spec hash, at most 31 bytes (random with --pay
+    /// when not given).
     #[arg(long)]
     nonce: Option<String>,
+    /// Proof security, in bits (the node's setting when not given).
+    #[arg(long, value_enum)]
+    security: Option<Security>,
     /// Escrow this many tokens for the job before submitting it (from
-    /// --account, signed with the keystore).
-    #[arg(long)]
+    /// --account, signed with the keystore). The job commits to the
+    /// statement a local dev run of the workload gives; the node refuses to
+    /// prove any other.
+    #[arg(long, requires = "workload")]
     pay: Option<String>,
     /// With --pay: seconds until the deposit can be refunded without a result.
     #[arg(long, default_value = "3600")]
@@ -413,10 +419,9 @@ pub struct SubmitArgs {
     /// Chain settings for --pay (the client's account pays).
     #[command(flatten)]
     chain: crate::chain::ChainArgs,
-}
-
-fn unreachable_module() -> Result<[u8; 32], Failure> {
-    Err(Failure { code: 2, err: anyhow::anyhow!("give a workload file or --module-digest") })
+    /// Limits for the local dev run that derives a paid job's statement.
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
@@ -447,30 +452,32 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
     let nonce = match (&a.nonce, &a.pay) {
         (Some(n), _) => n.clone(),
         (None, Some(_)) => {
-            let mut b = [0u8; 16];
+            let mut b = [0u8; 15];
             getrandom::fill(&mut b).map_err(|e| Failure { code: 6, err: anyhow::anyhow!("no randomness: {e}") })?;
             hex::encode(b)
         }
         (None, None) => String::new(),
     };
     body["nonce"] = json!(nonce);
+    if let Some(s) = a.security {
+        body["security"] = json!(crate::security_level(s).bits());
+    }
     if let Some(amount) = &a.pay {
-        let module: [u8; 32] = match (&a.workload, &a.module_digest) {
-            (Some(p), _) => {
-                let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?;
-                <sha2::Sha256 as sha2::Digest>::digest(&bytes).into()
-            }
-            (None, Some(d)) => hex::decode(d)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| Failure { code: 2, err: anyhow::anyhow!("--module-digest is not SHA-256 hex") })?,
-            (None, None) => unreachable_module()?,
+        let Some(path) = &a.workload else {
+            return Err(Failure {
+                code: 2,
+                err: anyhow::anyhow!("--pay needs the workload file to derive the statement"),
+            });
         };
-        let input_digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&input).into();
-        let job_id = bitsage_settle::attest::spec_hash(&module, &input_digest, &nonce);
-        crate::chain::deposit_for(&a.chain, job_id, amount, a.deadline_secs)?;
+        let module = crate::args::read(path)?;
+        let security = a.security.unwrap_or(Security::B96);
+        body["security"] = json!(crate::security_level(security).bits());
+        let spec = crate::spec::dev_spec(&module, &input, security, &nonce, &a.limits)?;
+        let job_id = crate::spec::job_id(&spec)?;
+        crate::chain::deposit_for(&a.chain, &spec, amount, a.deadline_secs)?;
+        body["spec_hash"] = json!(format!("{job_id:#x}"));
         if !as_json {
-            eprintln!("escrowed {amount} for job {job_id:#x}");
+            eprintln!("escrowed {amount} for job {job_id:#x} (program {})", hex::encode(spec.program));
         }
     }
     let job = a.remote.call("POST", "/v1/jobs", Some(body))?;

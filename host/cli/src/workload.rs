@@ -10,72 +10,9 @@ use bitsage_sandbox::modules::{self, Allowlist, ModulesError, PublisherSignature
 use bitsage_sandbox::{Limits, Sandbox, SandboxConfig, SandboxError};
 use serde_json::json;
 
+use crate::args::parse_felt;
+pub use crate::args::{DataDir, LimitArgs};
 use crate::{fail, progress, prove_failure, security_level, stages_json, words_json, BackendArg, Failure, Security};
-
-/// Where operator state lives: the approved-module list and the compile cache.
-#[derive(clap::Args, Clone)]
-pub struct DataDir {
-    /// Data directory (approved modules, compile cache).
-    #[arg(long, env = "BITSAGE_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DataDir {
-    pub fn path(&self) -> PathBuf {
-        if let Some(d) = &self.data_dir {
-            return d.clone();
-        }
-        let base = std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-            .unwrap_or_else(|| PathBuf::from("."));
-        base.join("bitsage")
-    }
-
-    fn modules_file(&self) -> PathBuf {
-        self.path().join("modules.json")
-    }
-
-    fn cache_dir(&self) -> PathBuf {
-        self.path().join("cache").join("components")
-    }
-}
-
-/// Sandbox limits; defaults are `bitsage_sandbox::Limits::default()`.
-#[derive(clap::Args, Clone)]
-pub struct LimitArgs {
-    /// Fuel budget (about one unit per wasm instruction).
-    #[arg(long, env = "BITSAGE_FUEL")]
-    pub fuel: Option<u64>,
-    /// Wall-clock deadline for the guest, in milliseconds.
-    #[arg(long, env = "BITSAGE_TIMEOUT_MS")]
-    pub timeout_ms: Option<u64>,
-    /// Linear memory cap, in MiB.
-    #[arg(long, env = "BITSAGE_MEMORY_MIB")]
-    pub memory_mib: Option<usize>,
-    /// Cap on ObelyskVM steps (CPU trace rows).
-    #[arg(long, env = "BITSAGE_MAX_ROWS")]
-    pub max_rows: Option<u64>,
-}
-
-impl LimitArgs {
-    pub fn limits(&self) -> Limits {
-        let mut l = Limits::default();
-        if let Some(f) = self.fuel {
-            l.fuel = f;
-        }
-        if let Some(t) = self.timeout_ms {
-            l.timeout = Duration::from_millis(t);
-        }
-        if let Some(m) = self.memory_mib {
-            l.memory_bytes = m << 20;
-        }
-        if let Some(r) = self.max_rows {
-            l.trace_rows = r;
-        }
-        l
-    }
-}
 
 #[derive(clap::Args)]
 pub struct RunCmd {
@@ -121,7 +58,7 @@ pub struct RunCmd {
     data: DataDir,
 }
 
-fn sandbox_failure(e: SandboxError) -> Failure {
+pub(crate) fn sandbox_failure(e: SandboxError) -> Failure {
     Failure { code: e.exit_code() as u8, err: anyhow::Error::new(e) }
 }
 
@@ -206,11 +143,11 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
             code: 2,
             err: anyhow::anyhow!("--attest needs the worker's account: --account or BITSAGE_ACCOUNT"),
         })?;
-        let worker = crate::chain::parse_felt(account, "account address")?;
+        let worker = parse_felt(account, "account address")?;
         let path = crate::keys::keystore_path(&a.keystore, &a.data);
         let key = bitsage_settle::keystore::WorkerKey::load(&path, &crate::keys::password(false)?)
             .map_err(crate::keys::key_failure)?;
-        let input = crate::chain::input_digest(a.input.as_deref())?;
+        let input = crate::args::input_digest(a.input.as_deref())?;
         bitsage_settle::attest::attest_receipt(
             &mut receipt,
             &key,

@@ -286,9 +286,14 @@ pub struct SubmitJob {
     mode: Option<JobMode>,
     /// 96 or 128 bits; the node's setting by default.
     security: Option<u32>,
-    /// The client's nonce (at most 128 bytes): with the module and input
-    /// digests it makes the job's spec hash, the escrow's job id.
+    /// The client's nonce (at most 31 bytes, a Cairo short string): with
+    /// the module, program and VM input digests and the security level it
+    /// makes the job's spec hash, the escrow's job id.
     nonce: Option<String>,
+    /// For a paid job: the spec hash (0x hex) the client escrowed payment
+    /// under, derived from its own dev run. The node refuses to prove a job
+    /// whose run gives another statement (`statement-mismatch`).
+    spec_hash: Option<String>,
 }
 
 /// A job's state and results.
@@ -395,12 +400,16 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
         });
     }
     let nonce = req.nonce.clone().unwrap_or_default();
-    if nonce.len() > 128 {
-        return Err(ApiError::bad_request("bad-nonce", "the nonce is longer than 128 bytes"));
-    }
+    bitsage_settle::attest::nonce_felt(&nonce).map_err(|e| ApiError::bad_request("bad-nonce", e.to_string()))?;
+    let spec_hash = match &req.spec_hash {
+        None => None,
+        Some(h) => Some(
+            bitsage_settle::parse_felt(h)
+                .map(bitsage_settle::felt_hex)
+                .ok_or_else(|| ApiError::bad_request("bad-spec-hash", "`spec_hash` is not a felt in 0x hex"))?,
+        ),
+    };
     let input_digest = s.blobs.put(&input).await?;
-    let spec_hash = crate::settle::job_spec_hash(&module_digest, &input_digest, &nonce)
-        .ok_or_else(|| ApiError::internal("a digest is not SHA-256 hex"))?;
     let mode = req.mode.unwrap_or(JobMode::Prove);
     let (job, new) = s
         .store
@@ -414,7 +423,7 @@ async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Resp
             idempotency_key: idem.as_deref(),
             max_attempts: s.config.max_attempts,
             nonce: &nonce,
-            spec_hash: &spec_hash,
+            spec_hash: spec_hash.as_deref(),
         })
         .await?;
     if new {

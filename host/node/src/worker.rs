@@ -15,6 +15,7 @@ use bitsage_air::{SecurityLevel, Statement};
 use bitsage_prover::pool::DevicePool;
 use bitsage_prover::{ProveError, ProveOptions, Receipt};
 use bitsage_sandbox::{Limits, Sandbox, SandboxError};
+use bitsage_settle::attest::JobSpec;
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn, Instrument};
 
@@ -218,6 +219,23 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         report: Some(String::from_utf8_lossy(&run.report).into_owned()),
         ..Outcome::default()
     };
+    // The statement this run proves, as a job id: a paying client committed
+    // to one from its own run; a different one is never proved or paid.
+    let security = if job.security == 128 { SecurityLevel::Bits128 } else { SecurityLevel::Bits96 };
+    let own = JobSpec::new(module_digest, &run.recorded.program, &run.recorded.input, security, &job.nonce).job_id();
+    if let (Some(committed), Ok(own)) = (job.spec_hash.as_deref(), &own) {
+        if bitsage_settle::parse_felt(committed) != Some(*own) {
+            return Err(Failure::Job {
+                kind: "statement-mismatch".into(),
+                message: format!(
+                    "the client paid for statement {committed}, but this node's run of the job gives {own:#x} \
+                     (another program, VM input or security level)"
+                ),
+                outcome,
+            });
+        }
+    }
+    outcome.spec_hash = own.ok().map(bitsage_settle::felt_hex);
     if job.mode == JobMode::Dev.as_str() {
         return Ok((JobState::Executed, outcome));
     }
@@ -227,7 +245,6 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         Ok(false) => return Err(Failure::Lost),
         Err(e) => return Err(Failure::Node { kind: "store", message: e.to_string() }),
     }
-    let security = if job.security == 128 { SecurityLevel::Bits128 } else { SecurityLevel::Bits96 };
     let pool = ctx.pool.clone();
     let identity = ctx.identity.clone();
     let job_row = job.clone();

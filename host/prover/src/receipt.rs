@@ -131,6 +131,22 @@ pub enum ReceiptError {
     Verify(#[from] VerifyError),
 }
 
+fn hash_words(h: &mut Sha256, words: &[obelysk_vm::M31]) {
+    h.update((words.len() as u64).to_le_bytes());
+    for w in words {
+        h.update(w.0.to_le_bytes());
+    }
+}
+
+/// SHA-256 of one list of words, encoded as in [`Receipt::io_digest`]: the
+/// length as a little-endian `u64`, then each word as a little-endian `u32`.
+/// A job spec names its public VM input this way.
+pub fn words_digest(words: &[obelysk_vm::M31]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    hash_words(&mut h, words);
+    h.finalize().into()
+}
+
 fn codec() -> impl Options {
     bincode::DefaultOptions::new().with_fixint_encoding().with_limit(max_decoded_bytes())
 }
@@ -279,10 +295,7 @@ impl Receipt {
     pub fn io_digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         for words in [&self.body.statement.input, &self.body.statement.output] {
-            h.update((words.len() as u64).to_le_bytes());
-            for w in words.iter() {
-                h.update(w.0.to_le_bytes());
-            }
+            hash_words(&mut h, words);
         }
         h.finalize().into()
     }

@@ -24,7 +24,7 @@ use starknet_rust::providers::jsonrpc::{HttpTransport, JsonRpcClient};
 use starknet_rust::providers::{Provider, ProviderError, Url};
 use starknet_rust::signers::{LocalWallet, SigningKey};
 
-use crate::attest::Attested;
+use crate::attest::{Attested, JobSpec};
 use crate::keystore::WorkerKey;
 
 pub type Rpc = JsonRpcClient<HttpTransport>;
@@ -387,6 +387,18 @@ impl Chain {
         })
     }
 
+    /// The spec the escrow stores for `job_id` (all zero for no deposit), as
+    /// [`JobSpec::felts`] orders it.
+    pub async fn job_spec(&self, job_id: Felt) -> Result<[Felt; 8], ChainError> {
+        let d = self.deployment()?;
+        let v = self.call(d.escrow, "spec", vec![job_id]).await?;
+        let mut out = [Felt::ZERO; 8];
+        for (i, f) in out.iter_mut().enumerate() {
+            *f = at(&v, i)?;
+        }
+        Ok(out)
+    }
+
     /// The escrow's events from block `from` on (all pages), in order.
     pub async fn escrow_events(&self, from: u64) -> Result<Vec<EscrowEvent>, ChainError> {
         self.escrow_events_between(from, None).await
@@ -701,10 +713,27 @@ impl Wallet {
     }
 
     /// Approves and deposits `amount` for `job_id`, refundable after `deadline`.
-    pub async fn deposit(&self, job_id: Felt, amount: u128, deadline: u64) -> Result<Felt, ChainError> {
+    /// Escrows `amount` for the job `spec` describes, under its job id
+    /// (the contract checks the id is the spec's hash and stores the spec).
+    pub async fn deposit(&self, spec: &JobSpec, amount: u128, deadline: u64) -> Result<Felt, ChainError> {
+        let felts = spec.felts().map_err(|e| ChainError::Config(e.to_string()))?;
+        let job_id = spec.job_id().map_err(|e| ChainError::Config(e.to_string()))?;
+        self.deposit_raw(job_id, &felts, amount, deadline).await
+    }
+
+    /// [`Self::deposit`] with the id and spec felts as given (tests use it to
+    /// send what the CLI never would).
+    pub async fn deposit_raw(
+        &self,
+        job_id: Felt,
+        spec: &[Felt],
+        amount: u128,
+        deadline: u64,
+    ) -> Result<Felt, ChainError> {
         self.require_balance(amount).await?;
         let d = self.chain.deployment()?;
         let mut calldata = vec![job_id];
+        calldata.extend_from_slice(spec);
         calldata.extend(u256(amount));
         calldata.push(Felt::from(deadline));
         let calls = vec![self.approve(d.escrow, amount)?, Self::call(d.escrow, "deposit", calldata)];

@@ -2,8 +2,11 @@
 //! result's receipt (from the worker's node or a directory), checks it, and
 //! votes. A result is valid when
 //!
-//! 1. the receipt decodes and carries an attestation for this job: the spec
-//!    hash of its module, input and nonce is the escrow's job id;
+//! 1. the receipt proves the statement the job pays for: its module,
+//!    program, public VM input and security level, with the attestation's
+//!    nonce, are the spec the escrow stores for the job (whose hash the
+//!    escrow checked against the job id at deposit), and the attestation is
+//!    for that job id;
 //! 2. the attestation signs exactly the receipt's digests, for the worker
 //!    that submitted, and its hash is the `result_hash` the escrow recorded;
 //! 3. the signing key is the one the worker registered in the staking
@@ -21,7 +24,7 @@ use bitsage_prover::Receipt;
 use serde::Serialize;
 use starknet_rust::core::types::Felt;
 
-use crate::attest::check_receipt;
+use crate::attest::{check_receipt, spec_differences, JobSpec};
 use crate::chain::{ChainError, EscrowEvent, JobState, Wallet};
 
 /// Where receipts come from.
@@ -73,10 +76,35 @@ pub struct Verdict {
     pub tx: Option<Felt>,
 }
 
+/// What the escrow holds about a submitted result.
+#[derive(Clone, Copy, Debug)]
+pub struct Submitted {
+    pub job_id: Felt,
+    /// The spec the job pays for, as the escrow stores it.
+    pub spec: [Felt; 8],
+    pub worker: Felt,
+    pub result_hash: Felt,
+    /// The key the worker registered in the staking contract.
+    pub registered_key: Felt,
+}
+
 /// Judges one receipt for the result the escrow recorded. `Ok` is a valid
 /// result; `Err` says why it is not.
-pub fn judge(bytes: &[u8], job_id: Felt, worker: Felt, result_hash: Felt, registered_key: Felt) -> Result<(), String> {
-    let receipt = Receipt::from_bytes(bytes).map_err(|e| format!("the receipt is unreadable: {e}"))?;
+pub fn judge(bytes: &[u8], s: &Submitted) -> Result<(), String> {
+    let Submitted { job_id, worker, result_hash, registered_key, .. } = *s;
+    let receipt = Receipt::from_bytes(bytes)
+        .map_err(|e| format!("the receipt is unreadable: {}", bitsage_air::verify::error_chain(&e)))?;
+    let rec = receipt.attestation.as_ref().ok_or("the receipt carries no attestation")?;
+    let proven = JobSpec::of_receipt(&receipt, &rec.nonce)
+        .and_then(|spec| spec.felts())
+        .map_err(|e| format!("the receipt names no job spec: {e}"))?;
+    let differ = spec_differences(&proven, &s.spec);
+    if !differ.is_empty() {
+        return Err(format!(
+            "the receipt proves another statement than job {job_id:#x} pays for: its {} differ",
+            differ.join(", ")
+        ));
+    }
     let checked = check_receipt(&receipt).map_err(|e| format!("the attestation is invalid: {e}"))?;
     if checked.job_id != job_id {
         return Err(format!("the receipt is for job {:#x}", checked.job_id));
@@ -154,8 +182,9 @@ impl Validator {
             let (worker, result_hash, overdue) = (p.worker, p.result_hash, p.first_seen.elapsed() > self.grace);
             let judged = match self.source.fetch(&self.http, job_id).await {
                 Some(bytes) => {
-                    let key = chain.public_key_of(worker).await?;
-                    Some(judge(&bytes, job_id, worker, result_hash, key))
+                    let registered_key = chain.public_key_of(worker).await?;
+                    let spec = chain.job_spec(job_id).await?;
+                    Some(judge(&bytes, &Submitted { job_id, spec, worker, result_hash, registered_key }))
                 }
                 None if overdue => Some(Err(format!("no receipt within {} s", self.grace.as_secs()))),
                 None => None,

@@ -186,7 +186,9 @@ pub struct NewJob<'a> {
     pub idempotency_key: Option<&'a str>,
     pub max_attempts: i64,
     pub nonce: &'a str,
-    pub spec_hash: &'a str,
+    /// The job id a paying client committed to (its spec hash); a job
+    /// without one gets its own once it has run.
+    pub spec_hash: Option<&'a str>,
 }
 
 /// A job a worker holds: the fencing pair for every later update.
@@ -211,6 +213,9 @@ pub struct Outcome {
     pub receipt_digest: Option<String>,
     pub receipt_bytes: Option<i64>,
     pub backend: Option<String>,
+    /// The spec hash of the statement the run produced (kept where the
+    /// client committed to one, which must then be equal).
+    pub spec_hash: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -405,7 +410,8 @@ impl Store {
         let r = sqlx::query(
             "UPDATE jobs SET state = $1, updated_at = $2, finished_at = $2, lease_until = NULL, fuel_used = $3, \
              vm_steps = $4, cpu_rows = $5, execute_us = $6, prove_us = $7, verify_us = $8, output = $9, report = $10, \
-             receipt_digest = $11, receipt_bytes = $12, backend = $13, error_kind = NULL, error = NULL \
+             receipt_digest = $11, receipt_bytes = $12, backend = $13, error_kind = NULL, error = NULL, \
+             spec_hash = COALESCE(spec_hash, $17) \
              WHERE id = $14 AND worker_id = $15 AND attempts = $16 AND state IN ('running', 'proving')",
         )
         .bind(state.as_str())
@@ -424,6 +430,7 @@ impl Store {
         .bind(&c.job.id)
         .bind(&c.worker_id)
         .bind(c.attempt)
+        .bind(o.spec_hash.as_deref())
         .execute(&self.pool)
         .await?;
         let ours = r.rows_affected() == 1;

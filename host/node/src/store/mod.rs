@@ -130,7 +130,7 @@ mod tests {
             idempotency_key: idem,
             max_attempts,
             nonce: "",
-            spec_hash: "0x01",
+            spec_hash: Some("0x01"),
         }
     }
 

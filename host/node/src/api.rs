@@ -1,136 +1,29 @@
 //! The HTTP API (axum). Every error is JSON `{"error": {"kind", "message"}}`
 //! with a fitting status; back-pressure answers carry `Retry-After`.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine as _;
-use bitsage_prover::pool::DevicePool;
 use bitsage_prover::Receipt;
 use bitsage_sandbox::modules::PublisherSignature;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::Notify;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{self, Role};
-use crate::blobs::{sha256_hex, Blobs};
-use crate::config::NodeConfig;
-use crate::metrics::Metrics;
-use crate::store::{now_ms, Job, JobEvent, JobMode, JobState, ModuleEntry, NewJob, Store, WorkerEntry};
-
-/// What every handler shares.
-pub struct AppState {
-    pub store: Store,
-    pub blobs: Blobs,
-    pub config: NodeConfig,
-    pub metrics: Arc<Metrics>,
-    /// This process's provers (absent on an API-only node).
-    pub pool: Option<Arc<DevicePool>>,
-    pub limiter: DefaultKeyedRateLimiter<String>,
-    pub wake: Arc<Notify>,
-    pub started: Instant,
-    /// Receipt verifications running at once (`POST /v1/verify`): one per
-    /// core, so that verifying never starves the API or the provers.
-    pub verify_slots: Arc<tokio::sync::Semaphore>,
-}
-
-/// The wall time one verification may take before the node answers 503.
-/// An honest receipt verifies in milliseconds; the decoder's caps bound a
-/// hostile one well below this.
-pub const VERIFY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
-
-impl AppState {
-    pub fn limiter(config: &NodeConfig) -> DefaultKeyedRateLimiter<String> {
-        let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN);
-        RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
-    }
-
-    pub fn verify_slots() -> Arc<tokio::sync::Semaphore> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Arc::new(tokio::sync::Semaphore::new(cores))
-    }
-}
+use crate::blobs::sha256_hex;
+pub use crate::state::{rate_limited, ApiError, AppState, ErrorBody, VERIFY_BUDGET};
+use crate::store::{now_ms, Job, JobEvent, JobMode, JobState, ModuleEntry, NewJob, WorkerEntry};
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
-
-/// An error answer.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub message: String,
-    pub retry_after: Option<u64>,
-}
-
-/// The body of every error answer.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-struct ErrorDetail {
-    /// A stable machine-readable reason.
-    kind: String,
-    message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, message: message.into(), retry_after: None }
-    }
-
-    fn bad_request(kind: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, kind, message)
-    }
-
-    fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} not found"))
-    }
-
-    fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!("internal error: {e}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string())
-    }
-}
-
-impl From<crate::blobs::BlobError> for ApiError {
-    fn from(e: crate::blobs::BlobError) -> Self {
-        ApiError::internal(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { kind: self.kind.into(), message: self.message } };
-        let mut resp = (self.status, Json(body)).into_response();
-        if let Some(s) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        resp
-    }
-}
 
 /// Reads a request body under the node's size limit; too large is `413`.
 /// An oversized body is still read (and dropped) up to four times the limit
@@ -210,31 +103,7 @@ fn digest_param(s: &str) -> AppResult<String> {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(dashboard))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/v1/openapi.json", get(openapi))
-        .route("/v1/jobs", post(submit_job).get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route("/v1/jobs/{id}/receipt", get(get_receipt))
-        .route("/v1/jobs/{id}/proof", get(get_proof))
-        .route("/v1/jobs/{id}/events", get(job_events))
-        .route("/v1/settlement/{spec_hash}/receipt", get(settlement_receipt))
-        .route("/v1/verify", post(verify_receipt))
-        .route("/v1/modules", get(list_modules).post(add_module))
-        .route("/v1/gpu", get(gpu))
-        .route("/v1/workers", get(workers))
-        .route("/v1/events", get(events))
-        .route("/v1/status", get(status))
-        // The handlers that take a body enforce the node's limit themselves (`body`).
-        .layer(DefaultBodyLimit::disable())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-async fn dashboard() -> Html<&'static str> {
+pub(crate) async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
 
@@ -248,7 +117,7 @@ pub struct Health {
 
 /// Liveness and store reachability (no key needed).
 #[utoipa::path(get, path = "/health", responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
-async fn health(State(s): St) -> AppResult<Json<Health>> {
+pub(crate) async fn health(State(s): St) -> AppResult<Json<Health>> {
     s.store.ping().await?;
     Ok(Json(Health {
         status: "ok",
@@ -260,13 +129,9 @@ async fn health(State(s): St) -> AppResult<Json<Health>> {
 
 /// Prometheus text exposition (no key needed).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics(State(s): St) -> impl IntoResponse {
+pub(crate) async fn metrics(State(s): St) -> impl IntoResponse {
     let text = s.metrics.render(&s.store, s.pool.as_deref()).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
-}
-
-async fn openapi() -> impl IntoResponse {
-    Json(crate::openapi::document())
 }
 
 /// A job to run.
@@ -321,7 +186,7 @@ fn view(job: Job, duplicate: bool) -> JobView {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Response> {
+pub(crate) async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Response> {
     let (caller, bytes) = authed_body(&s, &headers, b, Role::Client).await?;
     let req: SubmitJob = json_body(&bytes)?;
     let idem = match headers.get("idempotency-key") {
@@ -457,14 +322,18 @@ async fn require_approved(s: &AppState, digest: &str) -> AppResult<()> {
 }
 
 #[derive(Deserialize, IntoParams)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     /// At most this many (default 50, at most 500).
     limit: Option<i64>,
 }
 
 /// The newest jobs: a client's own, or every job for an operator.
 #[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = [JobView])), security(("bearer" = [])))]
-async fn list_jobs(State(s): St, headers: HeaderMap, Query(q): Query<ListQuery>) -> AppResult<Json<Vec<JobView>>> {
+pub(crate) async fn list_jobs(
+    State(s): St,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Vec<JobView>>> {
     let caller = auth::caller(&s, &headers, Role::Client).await?;
     let owner = (caller.role != Role::Operator).then_some(caller.key_id.as_str());
     let jobs = s.store.jobs(owner, q.limit.unwrap_or(50).clamp(1, 500)).await?;
@@ -482,7 +351,7 @@ async fn visible_job(s: &AppState, headers: &HeaderMap, id: &str) -> AppResult<J
 /// A job's state, timings, fuel, rows, output and error.
 #[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_job(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Json<JobView>> {
+pub(crate) async fn get_job(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Json<JobView>> {
     Ok(Json(view(visible_job(&s, &headers, &id).await?, false)))
 }
 
@@ -506,7 +375,7 @@ fn octets(bytes: Vec<u8>, name: String) -> Response {
 #[utoipa::path(get, path = "/v1/jobs/{id}/receipt", params(("id" = String, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn get_receipt(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
+pub(crate) async fn get_receipt(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
     let job = visible_job(&s, &headers, &id).await?;
     Ok(octets(receipt_bytes(&s, &job).await?, format!("{id}.receipt")))
 }
@@ -516,7 +385,7 @@ async fn get_receipt(State(s): St, headers: HeaderMap, Path(id): Path<String>) -
 /// result's digests on chain, and validators must be able to check them.
 #[utoipa::path(get, path = "/v1/settlement/{spec_hash}/receipt", params(("spec_hash" = String, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
-async fn settlement_receipt(State(s): St, Path(spec): Path<String>) -> AppResult<Response> {
+pub(crate) async fn settlement_receipt(State(s): St, Path(spec): Path<String>) -> AppResult<Response> {
     let felt = spec
         .strip_prefix("0x")
         .filter(|h| !h.is_empty() && h.len() <= 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
@@ -537,7 +406,7 @@ async fn settlement_receipt(State(s): St, Path(spec): Path<String>) -> AppResult
 #[utoipa::path(get, path = "/v1/jobs/{id}/proof", params(("id" = String, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn get_proof(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
+pub(crate) async fn get_proof(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
     let job = visible_job(&s, &headers, &id).await?;
     let bytes = receipt_bytes(&s, &job).await?;
     let proof = Receipt::from_bytes(&bytes).and_then(|r| r.proof_encoded()).map_err(ApiError::internal)?;
@@ -547,7 +416,11 @@ async fn get_proof(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> 
 /// A job's history: submitted, claimed, proving, proved or failed, requeued.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", params(("id" = String, Path)),
     responses((status = 200, body = [JobEvent])), security(("bearer" = [])))]
-async fn job_events(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Json<Vec<JobEvent>>> {
+pub(crate) async fn job_events(
+    State(s): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> AppResult<Json<Vec<JobEvent>>> {
     visible_job(&s, &headers, &id).await?;
     Ok(Json(s.store.events(Some(&id), 0, 1000).await?))
 }
@@ -571,7 +444,7 @@ pub struct Verdict {
 /// Verifies an uploaded receipt file (the body is the file's bytes).
 #[utoipa::path(post, path = "/v1/verify", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = Verdict), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
-async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Json<Verdict>> {
+pub(crate) async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Json<Verdict>> {
     let (_, bytes) = authed_body(&s, &headers, b, Role::Client).await?;
     let Ok(slot) = s.verify_slots.clone().try_acquire_owned() else {
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "verifier-busy", "every verifier slot is busy");
@@ -627,7 +500,7 @@ async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<
 
 /// The approved modules.
 #[utoipa::path(get, path = "/v1/modules", responses((status = 200, body = [ModuleEntry])), security(("bearer" = [])))]
-async fn list_modules(State(s): St, headers: HeaderMap) -> AppResult<Json<Vec<ModuleEntry>>> {
+pub(crate) async fn list_modules(State(s): St, headers: HeaderMap) -> AppResult<Json<Vec<ModuleEntry>>> {
     auth::caller(&s, &headers, Role::Client).await?;
     Ok(Json(s.store.modules().await?))
 }
@@ -649,7 +522,7 @@ pub struct AddModule {
 #[utoipa::path(post, path = "/v1/modules", request_body = AddModule,
     responses((status = 201, body = ModuleEntry), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn add_module(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Response> {
+pub(crate) async fn add_module(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Response> {
     let (_, bytes) = authed_body(&s, &headers, b, Role::Operator).await?;
     let req: AddModule = json_body(&bytes)?;
     let name = req.name.trim();
@@ -694,7 +567,7 @@ pub struct GpuView {
 }
 
 #[utoipa::path(get, path = "/v1/gpu", responses((status = 200, body = GpuView)), security(("bearer" = [])))]
-async fn gpu(State(s): St, headers: HeaderMap) -> AppResult<Json<GpuView>> {
+pub(crate) async fn gpu(State(s): St, headers: HeaderMap) -> AppResult<Json<GpuView>> {
     auth::caller(&s, &headers, Role::Client).await?;
     let local = s.pool.as_ref().map(|p| p.status()).unwrap_or_default();
     let workers = live_workers(&s)
@@ -715,14 +588,14 @@ async fn live_workers(s: &AppState) -> AppResult<Vec<WorkerEntry>> {
 
 /// Workers seen recently.
 #[utoipa::path(get, path = "/v1/workers", responses((status = 200, body = [WorkerEntry])), security(("bearer" = [])))]
-async fn workers(State(s): St, headers: HeaderMap) -> AppResult<Json<Vec<WorkerEntry>>> {
+pub(crate) async fn workers(State(s): St, headers: HeaderMap) -> AppResult<Json<Vec<WorkerEntry>>> {
     auth::caller(&s, &headers, Role::Client).await?;
     let since = now_ms() - 3_600_000;
     Ok(Json(s.store.workers(since).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
-struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// Only events with a larger id.
     after: Option<i64>,
     /// Only this job's events.
@@ -732,7 +605,11 @@ struct EventsQuery {
 
 /// The event log of every job, oldest first (operators; `bitsage-host logs`).
 #[utoipa::path(get, path = "/v1/events", params(EventsQuery), responses((status = 200, body = [JobEvent])), security(("bearer" = [])))]
-async fn events(State(s): St, headers: HeaderMap, Query(q): Query<EventsQuery>) -> AppResult<Json<Vec<JobEvent>>> {
+pub(crate) async fn events(
+    State(s): St,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> AppResult<Json<Vec<JobEvent>>> {
     auth::caller(&s, &headers, Role::Operator).await?;
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);
     Ok(Json(s.store.events(q.job.as_deref(), q.after.unwrap_or(0), limit).await?))
@@ -740,7 +617,7 @@ async fn events(State(s): St, headers: HeaderMap, Query(q): Query<EventsQuery>) 
 
 /// The node at a glance (operators; `bitsage-host status`).
 #[utoipa::path(get, path = "/v1/status", responses((status = 200, body = Object)), security(("bearer" = [])))]
-async fn status(State(s): St, headers: HeaderMap) -> AppResult<Json<serde_json::Value>> {
+pub(crate) async fn status(State(s): St, headers: HeaderMap) -> AppResult<Json<serde_json::Value>> {
     auth::caller(&s, &headers, Role::Operator).await?;
     let counts: serde_json::Map<String, serde_json::Value> =
         s.store.counts().await?.into_iter().map(|(k, v)| (k, json!(v))).collect();
@@ -756,12 +633,4 @@ async fn status(State(s): St, headers: HeaderMap) -> AppResult<Json<serde_json::
         "devices": s.pool.as_ref().map(|p| p.status()).unwrap_or_default(),
         "terminal_states": JobState::ALL.iter().filter(|j| j.is_terminal()).map(|j| j.as_str()).collect::<Vec<_>>(),
     })))
-}
-
-/// Seconds until the rate limiter lets `key` in again, if it is over.
-pub fn rate_limited(s: &AppState, key: &str) -> Option<u64> {
-    s.limiter.check_key(&key.to_string()).err().map(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        wait.as_secs() + 1
-    })
 }

@@ -5,8 +5,8 @@
 
 use axum::http::{HeaderMap, StatusCode};
 
-use crate::api::{rate_limited, ApiError, AppState};
 use crate::blobs::sha256_hex;
+use crate::state::{rate_limited, ApiError, AppState};
 use crate::store::{Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

@@ -15,7 +15,9 @@ pub mod blobs;
 pub mod config;
 pub mod metrics;
 pub mod openapi;
+pub mod routes;
 pub mod settle;
+pub mod state;
 pub mod store;
 pub mod worker;
 
@@ -170,18 +172,18 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(api::AppState {
+    let state = Arc::new(state::AppState {
         store,
         blobs,
-        limiter: api::AppState::limiter(&config),
+        limiter: state::AppState::limiter(&config),
         config,
         metrics,
         pool: workers.as_ref().map(|w| w.ctx.pool.clone()),
         wake,
         started: Instant::now(),
-        verify_slots: api::AppState::verify_slots(),
+        verify_slots: state::AppState::verify_slots(),
     });
-    let app = api::router(state);
+    let app = routes::router(state);
     on_listening(addr);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     let _ = stop_tx.send(true);

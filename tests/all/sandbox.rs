@@ -171,3 +171,26 @@ fn compile_cache_round_trips_and_recovers_from_corruption() {
     assert!(sandbox.load(&bytes).expect("cached again").from_cache);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A paid job's statement comes from the client's own dev run and the
+/// node's: both must reach the same program and VM input, and validators
+/// re-running the module compare fuel-independent results. The run must not
+/// depend on the allocator (the CLI's on-demand one, the node's pooling
+/// one), the limits it stays within, or repetition.
+#[test]
+fn a_run_does_not_depend_on_the_allocator_the_limits_or_repetition() {
+    let module = guests::bytes("ml_inference");
+    let input = guests::example("ml-inference.json");
+    let run = |config: SandboxConfig, limits: Limits| {
+        let sandbox = Sandbox::new(config).expect("sandbox");
+        let m = sandbox.load(&module).expect("loads");
+        let r = sandbox.run_with(&m, &input, limits).expect("runs");
+        (r.fuel_used, r.recorded.program.digest(), r.recorded.input.clone(), r.recorded.trace.output.clone())
+    };
+    let base = Limits::default();
+    let first = run(SandboxConfig::default(), base);
+    assert_eq!(first, run(SandboxConfig::default(), base), "repetition");
+    assert_eq!(first, run(SandboxConfig { pooling: Some(2), ..SandboxConfig::default() }, base), "pooling allocator");
+    let roomy = Limits { fuel: base.fuel * 4, memory_bytes: base.memory_bytes * 2, timeout: base.timeout * 3, ..base };
+    assert_eq!(first, run(SandboxConfig::default(), roomy), "other limits");
+}

@@ -483,6 +483,48 @@ fn settlement_lifecycle_on_a_real_devnet() {
     assert_eq!(s0 - rt.block_on(chain.stake_of(worker.felt())).expect("stake"), tokens(500), "slashed 500");
     assert_eq!(balance(client) - c0, tokens(100 + 500), "refund plus the slashed stake");
 
+    // Collusion: a client commits to the other program's statement for this
+    // module and input, and the worker proves exactly that. Proof, signature
+    // and commitment agree; only re-running the module shows it does not
+    // make that program of that input. A validator without the module votes
+    // valid; two that re-run it from the worker node's blob store (which
+    // holds the module and the input document) vote invalid.
+    let collude_dir = tmp.0.join("collude");
+    std::fs::create_dir_all(&collude_dir).expect("dir");
+    let collude_spec = JobSpec::of_receipt(&cheat, "collude-1").expect("spec");
+    let collude_job = collude_spec.job_id().expect("job id");
+    let deadline = rt.block_on(chain.now()).expect("now") + 3600;
+    rt.block_on(wallet(client).deposit(&collude_spec, tokens(100), deadline)).expect("deposit");
+    let mut collude = cheat.clone();
+    let what = attested_for(&collude, collude_job, worker.felt()).expect("digests");
+    let signed = attest(&worker.key(), &what, Evidence::SoftwareSigned).expect("sign");
+    collude.attestation = Some(AttestationRecord {
+        job_id: collude_job.to_bytes_be(),
+        r: signed.r.to_bytes_be(),
+        s: signed.s.to_bytes_be(),
+        nonce: "collude-1".into(),
+        ..cheat.attestation.clone().expect("record")
+    });
+    check_receipt(&collude).expect("a well-formed attestation");
+    std::fs::write(collude_dir.join(ReceiptSource::file_name(collude_job)), collude.to_bytes().expect("encodes"))
+        .expect("write");
+    rt.block_on(wallet(worker).submit_result(&what, signed.r, signed.s)).expect("submitted");
+    let collude_args = ["validator", "run", "--once", "--receipts", collude_dir.to_str().expect("utf8"), "--json"];
+    let blind = vc.ok(&collude_args);
+    assert!(blind.stdout.contains("\"valid\":true"), "without the module nothing is wrong: {}", blind.stdout);
+    let blobs = worker.dir.join("blobs");
+    let rerun = [&collude_args[..], &["--rerun", blobs.to_str().expect("utf8")]].concat();
+    for v in [va, vb] {
+        let judged = v.ok(&rerun);
+        assert!(
+            judged.stdout.contains("\"valid\":false") && judged.stdout.contains("re-running the module"),
+            "{}",
+            judged.stdout
+        );
+    }
+    let rejected = rt.block_on(chain.job(collude_job)).expect("job");
+    assert_eq!((rejected.state, rejected.valid_votes, rejected.invalid_votes), (JobState::Rejected, 1, 2));
+
     // Calls from accounts that may not make them.
     let (client_wallet, deployer_wallet, worker_wallet) = (wallet(client), wallet(deployer), wallet(worker));
     reverted(rt.block_on(client_wallet.vote(spec_lie, true)), "not a validator");

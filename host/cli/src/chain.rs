@@ -496,6 +496,14 @@ pub struct ValidatorRunArgs {
     /// Also look for receipts as `<job id>.bin` in this directory.
     #[arg(long)]
     receipts: Option<PathBuf>,
+    /// Re-run each job's module on its input document where both are in
+    /// this content-addressed directory (files named by their hex SHA-256,
+    /// flat or as a node's `blobs/ab/cdef…`), and vote invalid when the run
+    /// gives another statement than the job pays for.
+    #[arg(long)]
+    rerun: Option<PathBuf>,
+    #[command(flatten)]
+    limits: crate::args::LimitArgs,
     /// Vote on what is pending, then exit.
     #[arg(long)]
     once: bool,
@@ -525,6 +533,9 @@ pub fn cmd_validator(as_json: bool, cmd: &ValidatorCmd) -> Result<(), Failure> {
                 let source = ReceiptSource { nodes: a.nodes.clone(), dir: a.receipts.clone() };
                 let mut v =
                     Validator::new(wallet, source, Duration::from_secs(a.fetch_grace_secs)).map_err(chain_failure)?;
+                if let Some(dir) = &a.rerun {
+                    v = v.with_rerun(Box::new(crate::spec::BlobRerun { dir: dir.clone(), limits: a.limits.clone() }));
+                }
                 loop {
                     for verdict in v.step().await.map_err(chain_failure)? {
                         if as_json {

@@ -88,3 +88,34 @@ pub fn cmd_spec_hash(as_json: bool, a: &SpecArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// A validator's re-run: the module and the input document from a
+/// content-addressed directory, run in the local sandbox.
+pub struct BlobRerun {
+    pub dir: PathBuf,
+    pub limits: LimitArgs,
+}
+
+impl BlobRerun {
+    fn blob(&self, digest: &[u8; 32]) -> Option<Vec<u8>> {
+        let hex = hex::encode(digest);
+        let bytes =
+            std::fs::read(self.dir.join(&hex)).or_else(|_| std::fs::read(self.dir.join(&hex[..2]).join(&hex[2..])));
+        // Only bytes that hash to the name count.
+        bytes.ok().filter(|b| <sha2::Sha256 as sha2::Digest>::digest(b).as_slice() == digest)
+    }
+}
+
+impl bitsage_settle::validator::Rerun for BlobRerun {
+    fn spec(
+        &self,
+        module: &[u8; 32],
+        input: &[u8; 32],
+        security_bits: u32,
+        nonce: &str,
+    ) -> Option<Result<JobSpec, String>> {
+        let (wasm, doc) = (self.blob(module)?, self.blob(input)?);
+        let security = if security_bits == 128 { Security::B128 } else { Security::B96 };
+        Some(dev_spec(&wasm, &doc, security, nonce, &self.limits).map_err(|f| format!("{:#}", f.err)))
+    }
+}

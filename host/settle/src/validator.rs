@@ -13,6 +13,13 @@
 //!    contract;
 //! 4. the Stwo proof verifies against the statement in the receipt.
 //!
+//! Where the validator holds the job's module and input document (a
+//! [`Rerun`], e.g. a content-addressed directory such as a node's blob
+//! store), it also re-runs the module in its own sandbox and requires the
+//! same program and VM input: the check that the statement is really what
+//! the module makes of the input, which the proof cannot show. A re-run that
+//! fails (a smaller limit here, say) confirms nothing and decides nothing.
+//!
 //! A receipt that stays unavailable past the grace period is voted invalid:
 //! a worker that does not publish its result cannot be paid for it.
 
@@ -76,6 +83,21 @@ pub struct Verdict {
     pub tx: Option<Felt>,
 }
 
+/// Re-derives a job's statement by running its module on its input
+/// document, where the validator has both (the sandbox lives in the
+/// caller, so this crate needs no WASM runtime).
+pub trait Rerun: Send + Sync {
+    /// The spec the module's run gives, `None` when the module or the input
+    /// is not at hand, `Err` when the run fails.
+    fn spec(
+        &self,
+        module: &[u8; 32],
+        input_document: &[u8; 32],
+        security_bits: u32,
+        nonce: &str,
+    ) -> Option<Result<JobSpec, String>>;
+}
+
 /// What the escrow holds about a submitted result.
 #[derive(Clone, Copy, Debug)]
 pub struct Submitted {
@@ -90,7 +112,7 @@ pub struct Submitted {
 
 /// Judges one receipt for the result the escrow recorded. `Ok` is a valid
 /// result; `Err` says why it is not.
-pub fn judge(bytes: &[u8], s: &Submitted) -> Result<(), String> {
+pub fn judge(bytes: &[u8], s: &Submitted, rerun: Option<&dyn Rerun>) -> Result<(), String> {
     let Submitted { job_id, worker, result_hash, registered_key, .. } = *s;
     let receipt = Receipt::from_bytes(bytes)
         .map_err(|e| format!("the receipt is unreadable: {}", bitsage_air::verify::error_chain(&e)))?;
@@ -104,6 +126,23 @@ pub fn judge(bytes: &[u8], s: &Submitted) -> Result<(), String> {
             "the receipt proves another statement than job {job_id:#x} pays for: its {} differ",
             differ.join(", ")
         ));
+    }
+    if let (Some(rerun), Some(module)) = (rerun, receipt.body.module) {
+        let bits = receipt.body.statement.security.bits();
+        match rerun.spec(&module, &rec.input, bits, &rec.nonce) {
+            Some(Ok(spec)) => {
+                let again = spec.felts().map_err(|e| format!("the re-run's spec: {e}"))?;
+                let differ = spec_differences(&again, &s.spec);
+                if !differ.is_empty() {
+                    return Err(format!(
+                        "re-running the module on the job's input gives another statement: its {} differ",
+                        differ.join(", ")
+                    ));
+                }
+            }
+            Some(Err(e)) => tracing::warn!(job = %format!("{job_id:#x}"), "re-running the module failed: {e}"),
+            None => {}
+        }
     }
     let checked = check_receipt(&receipt).map_err(|e| format!("the attestation is invalid: {e}"))?;
     if checked.job_id != job_id {
@@ -129,6 +168,7 @@ struct Pending {
 }
 
 pub struct Validator {
+    rerun: Option<Box<dyn Rerun>>,
     wallet: Wallet,
     source: ReceiptSource,
     grace: Duration,
@@ -144,7 +184,13 @@ impl Validator {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ChainError::Config(format!("HTTP client: {e}")))?;
-        Ok(Validator { wallet, source, grace, http, pending: HashMap::new(), done: HashSet::new() })
+        Ok(Validator { rerun: None, wallet, source, grace, http, pending: HashMap::new(), done: HashSet::new() })
+    }
+
+    /// Also re-run each job's module on its input where `rerun` has them.
+    pub fn with_rerun(mut self, rerun: Box<dyn Rerun>) -> Self {
+        self.rerun = Some(rerun);
+        self
     }
 
     /// True when no submitted result is waiting for this validator's vote.
@@ -184,7 +230,8 @@ impl Validator {
                 Some(bytes) => {
                     let registered_key = chain.public_key_of(worker).await?;
                     let spec = chain.job_spec(job_id).await?;
-                    Some(judge(&bytes, &Submitted { job_id, spec, worker, result_hash, registered_key }))
+                    let submitted = Submitted { job_id, spec, worker, result_hash, registered_key };
+                    Some(judge(&bytes, &submitted, self.rerun.as_deref()))
                 }
                 None if overdue => Some(Err(format!("no receipt within {} s", self.grace.as_secs()))),
                 None => None,

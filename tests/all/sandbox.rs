@@ -194,3 +194,150 @@ fn a_run_does_not_depend_on_the_allocator_the_limits_or_repetition() {
     let roomy = Limits { fuel: base.fuel * 4, memory_bytes: base.memory_bytes * 2, timeout: base.timeout * 3, ..base };
     assert_eq!(first, run(SandboxConfig::default(), roomy), "other limits");
 }
+
+/// Runs `f` in a child process of this test binary (the test named `test`,
+/// with `BITSAGE_SANDBOX_CHILD` set) and returns its stdout, so the peak RSS
+/// it reports is the child's alone.
+fn in_child(test: &str) -> String {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .env("BITSAGE_SANDBOX_CHILD", "1")
+        .output()
+        .expect("child starts");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "child failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// Peak RSS growth (MiB) while `f` runs, from `/proc/self/status` after
+/// resetting the mark; meaningful in a child process only.
+fn peak_rss_growth_mib(f: impl FnOnce()) -> f64 {
+    let kib = |field: &str| -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
+    let base = kib("VmRSS:");
+    f();
+    kib("VmHWM:").saturating_sub(base) as f64 / 1024.0
+}
+
+#[test]
+fn blocking_calls_guest_text_and_the_vm_are_bounded_by_the_job() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let base = *sandbox.limits();
+    let evil = sandbox.load(&guests::bytes("hostile_misbehave")).expect("loads");
+
+    // A 10 s sleep under a 1 s deadline: timers are expired at once.
+    let t = Instant::now();
+    let run = sandbox
+        .run_with(&evil, br#"{"case": "sleep"}"#, Limits { timeout: Duration::from_secs(1), ..base })
+        .expect("a sleep returns at once");
+    assert_eq!(run.report, br#""slept""#);
+    assert!(t.elapsed() < Duration::from_secs(1), "sleeping took {:?}", t.elapsed());
+
+    // Sleeping forever: the deadline ends it, on time.
+    let t = Instant::now();
+    let e = case(
+        &sandbox,
+        &evil,
+        "sleep-forever",
+        Limits { timeout: Duration::from_millis(500), fuel: u64::MAX / 2, ..base },
+    );
+    assert!(matches!(e, SandboxError::Deadline { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3), "the deadline took {:?}", t.elapsed());
+
+    // A 100 MiB error string leaves the sandbox as 4 KiB, marked.
+    let e = case(&sandbox, &evil, "huge-error", base);
+    let SandboxError::GuestError { message } = &e else { panic!("{e}") };
+    assert!(message.len() <= bitsage_sandbox::GUEST_TEXT_BYTES + 64, "{} bytes", message.len());
+    assert!(message.ends_with(&format!("[truncated: {} bytes]", 100 << 20)), "{}", &message[message.len() - 40..]);
+
+    // Millions of `hash` steps in one `vm.execute`: the job's deadline stops
+    // the VM itself.
+    let t = Instant::now();
+    let e =
+        case(&sandbox, &evil, "hash-storm", Limits { timeout: Duration::from_secs(1), trace_rows: 1 << 22, ..base });
+    assert!(matches!(e, SandboxError::Deadline { .. } | SandboxError::MemoryLimit { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3), "the VM ran {:?} past a 1 s deadline", t.elapsed());
+
+    // One `vm.execute` per job, whether the first succeeded or not.
+    let e = case(&sandbox, &evil, "execute-after-failure", base);
+    assert!(matches!(e, SandboxError::ExecutedTwice), "{e}");
+
+    // An honest job right after.
+    let module = sandbox.load(&guests::bytes("custom")).expect("custom loads");
+    let run = sandbox.run(&module, b"[1, 2]").expect("honest run");
+    assert_eq!(run.recorded.trace.output, vec![obelysk_vm::M31(3)]);
+}
+
+/// Components of core modules with big memories and tables: the memory cap
+/// is one cap on everything a job's store allocates.
+fn greedy_component(cores: usize, memories_per_core: usize, pages: u32, table_elements: u32) -> Vec<u8> {
+    let memories: String = (0..memories_per_core).map(|_| format!("(memory {pages})")).collect();
+    let table = if table_elements > 0 { format!("(table {table_elements} funcref)") } else { String::new() };
+    let instances: String = (0..cores).map(|i| format!("(core instance $g{i} (instantiate $greedy))")).collect();
+    // A well-typed `run` export (never reached: instantiating the greedy
+    // instances is what the cap refuses).
+    let text = format!(
+        r#"(component
+            (core module $greedy {memories} {table})
+            (core module $m
+                (memory (export "mem") 1)
+                (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 8)
+                (func (export "run") (param i32 i32) (result i32) i32.const 0))
+            (core instance $i (instantiate $m))
+            {instances}
+            (type $result (result (list u8) (error string)))
+            (func (export "run") (param "input" (list u8)) (result $result)
+                (canon lift (core func $i "run") (memory $i "mem") (realloc (func $i "realloc")))))"#
+    );
+    wat::parse_str(&text).expect("valid component text")
+}
+
+#[test]
+fn one_memory_cap_covers_every_memory_and_table_of_a_job() {
+    const TEST: &str = "sandbox::one_memory_cap_covers_every_memory_and_table_of_a_job";
+    if std::env::var("BITSAGE_SANDBOX_CHILD").is_err() {
+        let text = in_child(TEST);
+        print!("{text}");
+        return;
+    }
+    for pooling in [None, Some(4)] {
+        let limits = Limits { memory_bytes: 256 << 20, ..Limits::default() };
+        let sandbox = Sandbox::new(SandboxConfig { limits, pooling, ..SandboxConfig::default() }).expect("sandbox");
+        let cases = [
+            ("15 memories of 250 MiB in one core module", greedy_component(1, 15, 4000, 0)),
+            ("3 core instances of 200 MiB each", greedy_component(3, 1, 3200, 0)),
+            ("a table of 20M elements", greedy_component(1, 0, 0, 20_000_000)),
+        ];
+        for (name, bytes) in cases {
+            let m = match sandbox.load(&bytes) {
+                Ok(m) => m,
+                // The pooling allocator refuses some shapes at load time.
+                Err(e) => {
+                    println!("{name} (pooling {pooling:?}): refused at load: {e}");
+                    continue;
+                }
+            };
+            let mut outcome = None;
+            let peak = peak_rss_growth_mib(|| outcome = Some(sandbox.run(&m, b"{}")));
+            let e = outcome.expect("ran").err().expect("over the cap");
+            println!("{name} (pooling {pooling:?}): {e}; peak RSS growth {peak:.1} MiB");
+            assert!(
+                matches!(e, SandboxError::MemoryLimit { limit } if limit == 256 << 20)
+                    || (pooling.is_some() && matches!(e, SandboxError::Instantiate(_))),
+                "{name}: {e}"
+            );
+            assert!(peak < 300.0, "{name}: peak RSS grew {peak:.1} MiB");
+        }
+        // A job within the cap still runs.
+        let honest = sandbox.load(&guests::bytes("custom")).expect("loads");
+        sandbox.run(&honest, b"[2, 2]").expect("honest job");
+    }
+}

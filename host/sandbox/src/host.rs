@@ -54,6 +54,11 @@ pub struct HostState {
     table: ResourceTable,
     pub limiter: Limiter,
     limits: Limits,
+    /// When the job started (its deadline is `started + limits.timeout`).
+    started: std::time::Instant,
+    /// Set by the first `vm.execute`, whether it succeeds or not: a job
+    /// gets one execution.
+    executed: bool,
     pub recorded: Option<Recorded>,
     pub vm_failure: Option<VmFailure>,
     pub logs: Vec<LogLine>,
@@ -65,8 +70,10 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: Limiter { memory_cap: limits.memory_bytes, hit: None },
+            limiter: Limiter { memory_cap: limits.memory_bytes, total: 0, hit: None },
             limits,
+            started: std::time::Instant::now(),
+            executed: false,
             recorded: None,
             vm_failure: None,
             logs: Vec::new(),
@@ -153,13 +160,21 @@ pub fn to_program(p: &wit::Program) -> Result<Program, VmFailure> {
 
 impl HostState {
     fn run_vm(&mut self, program: &wit::Program, input: &[u32], advice: &[u32]) -> Result<wit::Execution, VmFailure> {
-        if self.recorded.is_some() {
+        if self.executed {
             return Err(VmFailure::AlreadyExecuted);
         }
+        self.executed = true;
         let program = to_program(program)?;
         let input = words(input)?;
         let advice = words(advice)?;
-        let limits = ExecLimits { max_steps: self.limits.trace_rows, ..ExecLimits::default() };
+        // The run is the job's: its deadline, and what is left of its memory
+        // cap after the guest's own memories and tables.
+        let limits = ExecLimits {
+            max_steps: self.limits.trace_rows,
+            deadline: Some(self.started + self.limits.timeout),
+            max_trace_bytes: Some(self.limiter.remaining() as u64),
+            ..ExecLimits::default()
+        };
         let start = std::time::Instant::now();
         let trace = match obelysk_vm::execute(&program, &input, &advice, limits) {
             Ok(t) => t,
@@ -212,20 +227,40 @@ impl bitsage::workload::log::Host for HostState {
 /// Caps linear memory and remembers that the cap was what stopped the guest.
 pub struct Limiter {
     memory_cap: usize,
+    /// Bytes of every memory and table of the store, together.
+    total: usize,
     pub hit: Option<usize>,
 }
 
-impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_cap {
-            self.hit = Some(desired);
-            return Err(wasmtime::Error::new(SandboxError::MemoryLimit { limit: self.memory_cap }));
-        }
-        Ok(true)
+/// Bytes a table element is counted as (a function reference).
+const TABLE_ELEMENT_BYTES: usize = 16;
+
+impl Limiter {
+    /// What is left of the job's memory cap.
+    pub fn remaining(&self) -> usize {
+        self.memory_cap.saturating_sub(self.total)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+    /// One cap on the sum of everything the store allocates: a memory or a
+    /// table grows only if the total stays within it.
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.memory_cap {
+            self.hit = Some(total);
+            return Err(wasmtime::Error::new(SandboxError::MemoryLimit { limit: self.memory_cap }));
+        }
+        self.total = total;
+        Ok(true)
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current, desired)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current.saturating_mul(TABLE_ELEMENT_BYTES), desired.saturating_mul(TABLE_ELEMENT_BYTES))
     }
 
     fn instances(&self) -> usize {

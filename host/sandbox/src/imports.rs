@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasData, Linker, ResourceTable};
+use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable};
 use wasmtime::Engine;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
@@ -109,11 +109,61 @@ pub fn link_allowed<T: WasiView + WasiCliView + WasiClocksView>(l: &mut Linker<T
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, Frozen>(l, |t| FrozenClock { table: t.ctx().table })?;
     random::random::add_to_linker::<T, WasiRandom>(l, |t| t.ctx().ctx.random())?;
     random::insecure::add_to_linker::<T, WasiRandom>(l, |t| t.ctx().ctx.random())?;
     random::insecure_seed::add_to_linker::<T, WasiRandom>(l, |t| t.ctx().ctx.random())?;
     Ok(())
+}
+
+/// The monotonic clock a guest sees: stopped at 0, so every timer it
+/// subscribes to (`subscribe-duration`, `subscribe-instant`, which
+/// `std::thread::sleep` and every timeout reach through `poll`) has already
+/// expired. No call a guest can make blocks on time: a 10 s or a 100-year
+/// sleep returns at once, and a guest that spins waiting for time to pass
+/// meets its fuel budget and the job's deadline instead of holding a worker
+/// thread in a host call the deadline cannot interrupt.
+struct Frozen;
+
+impl HasData for Frozen {
+    type Data<'a> = FrozenClock<'a>;
+}
+
+struct FrozenClock<'a> {
+    table: &'a mut ResourceTable,
+}
+
+/// A timer whose time has come.
+struct Elapsed;
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi_io::poll::Pollable for Elapsed {
+    async fn ready(&mut self) {}
+}
+
+impl FrozenClock<'_> {
+    fn elapsed(&mut self) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
+        let timer = self.table.push(Elapsed)?;
+        wasmtime_wasi_io::poll::subscribe(self.table, timer)
+    }
+}
+
+impl clocks::monotonic_clock::Host for FrozenClock<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(HostMonotonicClock::now(&FixedClock))
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        Ok(HostMonotonicClock::resolution(&FixedClock))
+    }
+
+    fn subscribe_instant(&mut self, _when: u64) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
+        self.elapsed()
+    }
+
+    fn subscribe_duration(&mut self, _duration: u64) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
+        self.elapsed()
+    }
 }
 
 /// A clock stopped at the Unix epoch: guests cannot time anything, so runs

@@ -42,7 +42,8 @@ pub struct Limits {
     pub fuel: u64,
     /// Wall-clock budget for instantiation plus the call.
     pub timeout: Duration,
-    /// Linear memory, in bytes, summed over a memory's growth.
+    /// Bytes of all the job's memories and tables together, and of the VM
+    /// trace its execution records (what the guest leaves of the cap).
     pub memory_bytes: usize,
     /// Native stack the guest's wasm frames may use.
     pub stack_bytes: usize,
@@ -347,14 +348,17 @@ impl Sandbox {
         let state = store.into_data();
         let report = match result {
             Ok(report) => report,
-            Err(message) => return Err(vm_failure(state.vm_failure).unwrap_or(SandboxError::GuestError { message })),
+            Err(message) => {
+                return Err(vm_failure(state.vm_failure, &limits)
+                    .unwrap_or(SandboxError::GuestError { message: cap_text(message, GUEST_TEXT_BYTES) }))
+            }
         };
         if report.len() > limits.output_bytes {
             return Err(SandboxError::OutputTooLarge { size: report.len(), limit: limits.output_bytes });
         }
         let recorded = match state.recorded {
             Some(r) => r,
-            None => return Err(vm_failure(state.vm_failure).unwrap_or(SandboxError::NoExecution)),
+            None => return Err(vm_failure(state.vm_failure, &limits).unwrap_or(SandboxError::NoExecution)),
         };
         let (out, d1) = stdout.contents();
         let (err, d2) = stderr.contents();
@@ -372,13 +376,35 @@ impl Sandbox {
     }
 }
 
-fn vm_failure(f: Option<VmFailure>) -> Option<SandboxError> {
+fn vm_failure(f: Option<VmFailure>, limits: &Limits) -> Option<SandboxError> {
     Some(match f? {
+        VmFailure::Exec(ExecError::DeadlinePassed { .. }) => SandboxError::Deadline { timeout: limits.timeout },
+        VmFailure::Exec(ExecError::TraceTooLarge { .. }) => SandboxError::MemoryLimit { limit: limits.memory_bytes },
         VmFailure::Exec(e) => SandboxError::Vm(e),
         VmFailure::TraceLimit(limit) => SandboxError::TraceLimit { limit },
         VmFailure::NotAFieldElement(v) => SandboxError::NotAFieldElement(v),
         VmFailure::AlreadyExecuted => SandboxError::ExecutedTwice,
     })
+}
+
+/// The most bytes of guest-supplied text (an error message) that leave the
+/// sandbox; the rest is cut and the cut is said.
+pub const GUEST_TEXT_BYTES: usize = 4 << 10;
+
+/// `text` cut to at most `cap` bytes (on a character boundary), marked as
+/// truncated when it was.
+pub fn cap_text(mut text: String, cap: usize) -> String {
+    if text.len() <= cap {
+        return text;
+    }
+    let total = text.len();
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("… [truncated: {total} bytes]"));
+    text
 }
 
 /// Turns a wasmtime error from instantiation or the call into the typed

@@ -27,11 +27,21 @@ pub struct ExecLimits {
     pub max_steps: u64,
     /// RAM words addressable, `0..ram_words`.
     pub ram_words: u32,
+    /// Wall-clock time by which the run must end (checked every
+    /// [`CHECK_EVERY`] steps): a host caller's job deadline.
+    #[serde(skip)]
+    pub deadline: Option<std::time::Instant>,
+    /// Bytes the recorded trace (steps, hash calls, RAM) may occupy.
+    #[serde(default)]
+    pub max_trace_bytes: Option<u64>,
 }
+
+/// How often, in steps, the deadline and the trace's size are checked.
+pub const CHECK_EVERY: u32 = 4096;
 
 impl Default for ExecLimits {
     fn default() -> Self {
-        ExecLimits { max_steps: MAX_STEPS, ram_words: DEFAULT_RAM_WORDS }
+        ExecLimits { max_steps: MAX_STEPS, ram_words: DEFAULT_RAM_WORDS, deadline: None, max_trace_bytes: None }
     }
 }
 
@@ -58,6 +68,10 @@ pub enum ExecError {
     BudgetTooLarge { requested: u64 },
     #[error("{what} word {index} is {value}, not a canonical field element (must be below 2^31 - 1)")]
     NonCanonicalWord { what: &'static str, index: usize, value: u32 },
+    #[error("the execution passed its deadline after {steps} steps")]
+    DeadlinePassed { steps: u64 },
+    #[error("the recorded trace would exceed {limit} bytes")]
+    TraceTooLarge { limit: u64 },
 }
 
 /// A RAM access by `load` or `store`.
@@ -225,6 +239,19 @@ pub fn execute(program: &Program, input: &[M31], advice: &[M31], limits: ExecLim
     let len = program.instrs.len();
     for clk in 1..=limits.max_steps {
         let clk = clk as u32;
+        if clk % CHECK_EVERY == 0 {
+            if limits.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+                return Err(ExecError::DeadlinePassed { steps: clk as u64 });
+            }
+            if let Some(limit) = limits.max_trace_bytes {
+                let bytes = steps.len() * std::mem::size_of::<Step>()
+                    + hashes.len() * std::mem::size_of::<HashCall>()
+                    + m.ram.len() * std::mem::size_of::<Cell>();
+                if bytes as u64 > limit {
+                    return Err(ExecError::TraceTooLarge { limit });
+                }
+            }
+        }
         let ins: Instr = *m.program.instrs.get(pc).ok_or(ExecError::PcOutOfRange { pc: pc as u64, len })?;
         let ts = 4 * clk;
         let xa = m.reg(ins.a, ts);

@@ -83,6 +83,44 @@ fn attack(input: Input) -> Result<Value, Error> {
             execute(&p, &[], &[])?;
             Ok(json!(null))
         }
+        // Blocks in WASI's poll on a timer: clocks are frozen, so it returns
+        // at once and the job completes.
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            let mut p = Program::new();
+            p.halt();
+            execute(&p, &[], &[])?;
+            Ok(json!("slept"))
+        }
+        // Sleeps forever, a century at a time: only the deadline ends it.
+        "sleep-forever" => loop {
+            std::thread::sleep(std::time::Duration::from_secs(100 * 365 * 24 * 3600));
+        },
+        // An error string far over what leaves the sandbox.
+        "huge-error" => Err(Error::new("e".repeat(100 << 20))),
+        // One `vm.execute` of millions of `hash` steps: the job's deadline
+        // and memory cap stop it inside the VM.
+        "hash-storm" => {
+            let mut p = Program::new();
+            let top = p.here();
+            p.hash(R0, 0u32).jmp(top);
+            execute(&p, &[], &[])?;
+            Ok(json!(null))
+        }
+        // A failed `vm.execute`, then another: a job gets one, whatever the
+        // outcome of the first.
+        "execute-after-failure" => {
+            let mut p = Program::new();
+            p.read(R1).halt();
+            let first = execute(&p, &[], &[]);
+            if first.is_ok() {
+                return Err(Error::new("the first execution should fail"));
+            }
+            let mut q = Program::new();
+            q.halt();
+            execute(&q, &[], &[])?;
+            Ok(json!("executed twice"))
+        }
         other => Err(Error::new(format!("unknown case `{other}`"))),
     }
 }

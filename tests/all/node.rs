@@ -243,7 +243,6 @@ fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
         (json!({ "module": hostile, "input": { "case": "memory-bomb" } }), "memory-limit"),
         (json!({ "module": b64(&guests::bytes("hostile_fs")), "input": {} }), "disallowed-import"),
         (json!({ "module": hostile, "input": { "case": "panic" } }), "guest-panic"),
-        (json!({ "module": custom, "input_base64": b64(&vec![b'1'; 2 << 20]) }), "input-too-large"),
         // A paid job commits to its statement: a run that gives another is
         // never proved.
         (json!({ "module": custom, "input": [7, 1], "nonce": "n-1", "spec_hash": "0x1234" }), "statement-mismatch"),
@@ -270,6 +269,13 @@ fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
     }
     let metrics = String::from_utf8(get(&node.at("/metrics"), None).body).expect("utf8");
     assert!(metrics.contains("bitsage_sandbox_limit_hits_total{kind=\"fuel-exhausted\"} 1"), "{metrics}");
+    // An input over the node's cap is refused at submission, and nothing of
+    // it is stored.
+    let blobs = |dir: &std::path::Path| walk(&dir.join("blobs"));
+    let before = blobs(&dir.0);
+    let a = node.submit(&client, &json!({ "module": custom, "input_base64": b64(&vec![b'1'; 2 << 20]) }));
+    assert_eq!((a.status, a.kind()), (413, "input-too-large".to_string()));
+    assert_eq!(blobs(&dir.0), before, "the refused input left a blob");
     // A nonce the chain cannot hold, and a spec hash that is no felt, are
     // refused at submission.
     let a = node.submit(&client, &json!({ "module": custom, "input": [1, 1], "nonce": "x".repeat(32) }));
@@ -403,4 +409,19 @@ fn dashboard_submits_opens_and_verifies_in_headless_chromium() {
     assert!(log.contains("verdict: valid"), "{log}");
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "not a real screenshot");
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }

@@ -341,3 +341,17 @@ fn one_memory_cap_covers_every_memory_and_table_of_a_job() {
         sandbox.run(&honest, b"[2, 2]").expect("honest job");
     }
 }
+
+#[test]
+fn the_row_budget_covers_every_component_and_unread_input_is_refused() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let base = *sandbox.limits();
+    let evil = sandbox.load(&guests::bytes("hostile_misbehave")).expect("loads");
+    let e = case(&sandbox, &evil, "unread-input", base);
+    assert!(matches!(e, SandboxError::Vm(ExecError::UnreadInput { read: 1, len: 2 })), "{e}");
+    assert_eq!(e.kind(), "unread-input");
+    let t = Instant::now();
+    let e = case(&sandbox, &evil, "huge-program", Limits { trace_rows: 1 << 16, ..base });
+    assert!(matches!(e, SandboxError::TraceLimit { limit } if limit == 1 << 16), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "refusing took {:?}", t.elapsed());
+}

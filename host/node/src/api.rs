@@ -241,6 +241,16 @@ pub(crate) async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> App
         (None, None) => b"{}".to_vec(),
         _ => return Err(ApiError::bad_request("bad-input", "give at most one of `input` or `input_base64`")),
     };
+    // Over the sandbox's input cap: refused now, before anything is stored.
+    let cap = s.config.limits.input_bytes;
+    if input.len() > cap {
+        s.metrics.http_rejections.with_label_values(&["413"]).inc();
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "input-too-large",
+            format!("the job input is {} bytes, over the node's {cap}-byte input cap", input.len()),
+        ));
+    }
     // Back-pressure: the node's queue, then this key's share of it.
     if s.store.active(None).await? >= s.config.max_queue {
         s.metrics.http_rejections.with_label_values(&["503"]).inc();

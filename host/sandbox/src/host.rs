@@ -165,6 +165,12 @@ impl HostState {
         }
         self.executed = true;
         let program = to_program(program)?;
+        // The row budget covers every component: the program table (one row
+        // per instruction and table entry) is proved whatever the run's length.
+        let rom_rows = program.instrs.len() + program.tables.iter().map(|t| t.entries.len()).sum::<usize>();
+        if rom_rows as u64 > self.limits.trace_rows {
+            return Err(VmFailure::TraceLimit(self.limits.trace_rows));
+        }
         let input = words(input)?;
         let advice = words(advice)?;
         // The run is the job's: its deadline, and what is left of its memory
@@ -181,6 +187,10 @@ impl HostState {
             Err(ExecError::StepBudgetExceeded { budget }) => return Err(VmFailure::TraceLimit(budget)),
             Err(e) => return Err(VmFailure::Exec(e)),
         };
+        // Hash rows and memory rows are components too.
+        if trace.hashes.len() as u64 > self.limits.trace_rows || trace.ram.len() as u64 > self.limits.trace_rows {
+            return Err(VmFailure::TraceLimit(self.limits.trace_rows));
+        }
         let execution = wit::Execution {
             output: trace.output.iter().map(|v| v.0).collect(),
             steps: trace.steps.len() as u64,

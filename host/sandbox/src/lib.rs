@@ -146,6 +146,7 @@ impl SandboxError {
             SandboxError::GuestPanic { .. } => "guest-panic",
             SandboxError::GuestTrap { .. } => "guest-trap",
             SandboxError::GuestError { .. } => "guest-error",
+            SandboxError::Vm(ExecError::UnreadInput { .. }) => "unread-input",
             SandboxError::Vm(_) => "vm-error",
             SandboxError::NotAFieldElement(_) => "not-a-field-element",
             SandboxError::ExecutedTwice => "executed-twice",

@@ -68,6 +68,8 @@ pub enum ExecError {
     BudgetTooLarge { requested: u64 },
     #[error("{what} word {index} is {value}, not a canonical field element (must be below 2^31 - 1)")]
     NonCanonicalWord { what: &'static str, index: usize, value: u32 },
+    #[error("the program halted after reading {read} of its {len} public input words; a proof covers exactly the input read")]
+    UnreadInput { read: usize, len: usize },
     #[error("the execution passed its deadline after {steps} steps")]
     DeadlinePassed { steps: u64 },
     #[error("the recorded trace would exceed {limit} bytes")]
@@ -367,6 +369,12 @@ pub fn execute(program: &Program, input: &[M31], advice: &[M31], limits: ExecLim
             next_pc: next_pc as u32,
         });
         if ins.op == Opcode::Halt {
+            // A proof says the run read exactly its public input: a run that
+            // left some unread has no proof, so it is refused here, before
+            // anyone spends a proof on it.
+            if in_ptr != input.len() {
+                return Err(ExecError::UnreadInput { read: in_ptr, len: input.len() });
+            }
             return Ok(Trace { steps, hashes, registers: m.regs, ram: m.ram, input: input.to_vec(), output });
         }
         if next_pc >= len as u64 {

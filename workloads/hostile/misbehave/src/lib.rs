@@ -121,6 +121,24 @@ fn attack(input: Input) -> Result<Value, Error> {
             execute(&q, &[], &[])?;
             Ok(json!("executed twice"))
         }
+        // Public input the program never reads: no proof can cover it.
+        "unread-input" => {
+            let mut p = Program::new();
+            p.read(R1).halt();
+            execute(&p, &[M31::ONE, M31::ONE], &[])?;
+            Ok(json!(null))
+        }
+        // A one-step run of a 2^20-instruction program: the program table is
+        // proved whatever the run's length.
+        "huge-program" => {
+            let mut p = Program::new();
+            p.halt();
+            for _ in 0..(1 << 20) - 1 {
+                p.halt();
+            }
+            execute(&p, &[], &[])?;
+            Ok(json!(null))
+        }
         other => Err(Error::new(format!("unknown case `{other}`"))),
     }
 }

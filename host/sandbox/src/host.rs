@@ -399,10 +399,12 @@ mod tests {
                 "imm {imm}, entry {entry:?}"
             );
         }
-        let mut state = HostState::new(WasiCtx::builder().build(), Limits::default());
         let ok = program(1, (0, 1));
         for (input, advice) in [(vec![P], vec![]), (vec![], vec![P + 42])] {
+            // A fresh job each: a job gets one `vm.execute`.
+            let mut state = HostState::new(WasiCtx::builder().build(), Limits::default());
             assert!(matches!(state.run_vm(&ok, &input, &advice), Err(VmFailure::NotAFieldElement(_))));
+            assert!(matches!(state.run_vm(&ok, &[], &[]), Err(VmFailure::AlreadyExecuted)));
         }
     }
 }

@@ -425,3 +425,32 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+#[test]
+fn queue_caps_hold_under_simultaneous_submissions() {
+    let dir = TempDir::new("node-caps");
+    let alice = apikey(&dir.0, None, "alice", "client");
+    let bob = apikey(&dir.0, None, "bob", "client");
+    // No workers: every admitted job stays queued, so the caps are exact.
+    let node = serve(&dir.0, &["--workers", "0", "--open-mode", "--max-active-per-key", "3", "--max-queue", "5"]);
+    let custom = b64(&guests::bytes("custom"));
+    let burst = |key: &str, n: usize| -> (usize, Vec<u16>) {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (url, key, body) =
+                    (node.at("/v1/jobs"), key.to_string(), json!({ "module": custom, "input": [i, 1] }));
+                std::thread::spawn(move || post_json(&url, Some(&key), &body).status)
+            })
+            .collect();
+        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().expect("client")).collect();
+        (statuses.iter().filter(|s| **s == 202).count(), statuses)
+    };
+    let (a, statuses) = burst(&alice, 40);
+    assert_eq!(a, 3, "40 at once with a per-key cap of 3: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 429), "{statuses:?}");
+    let (b, statuses) = burst(&bob, 40);
+    assert_eq!(b, 2, "the queue cap of 5 leaves bob 2: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 429 || *s == 503), "{statuses:?}");
+    let queued = get(&node.at("/v1/jobs"), Some(&alice)).json().as_array().map(Vec::len);
+    assert_eq!(queued, Some(3));
+}

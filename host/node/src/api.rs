@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{self, Role};
 use crate::blobs::sha256_hex;
 pub use crate::state::{rate_limited, ApiError, AppState, ErrorBody, VERIFY_BUDGET};
-use crate::store::{now_ms, Job, JobEvent, JobMode, JobState, ModuleEntry, NewJob, WorkerEntry};
+use crate::store::{now_ms, Admission, Job, JobEvent, JobMode, JobState, ModuleEntry, NewJob, WorkerEntry};
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
@@ -251,29 +251,6 @@ pub(crate) async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> App
             format!("the job input is {} bytes, over the node's {cap}-byte input cap", input.len()),
         ));
     }
-    // Back-pressure: the node's queue, then this key's share of it.
-    if s.store.active(None).await? >= s.config.max_queue {
-        s.metrics.http_rejections.with_label_values(&["503"]).inc();
-        return Err(ApiError {
-            retry_after: Some(5),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue-full",
-                format!("the node has {} jobs queued or running; try again later", s.config.max_queue),
-            )
-        });
-    }
-    if s.store.active(Some(&caller.key_id)).await? >= s.config.max_active_per_key {
-        s.metrics.http_rejections.with_label_values(&["429"]).inc();
-        return Err(ApiError {
-            retry_after: Some(5),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-jobs",
-                format!("this key already has {} jobs queued or running", s.config.max_active_per_key),
-            )
-        });
-    }
     let nonce = req.nonce.clone().unwrap_or_default();
     bitsage_settle::attest::nonce_felt(&nonce).map_err(|e| ApiError::bad_request("bad-nonce", e.to_string()))?;
     let spec_hash = match &req.spec_hash {
@@ -286,21 +263,52 @@ pub(crate) async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> App
     };
     let input_digest = s.blobs.put(&input).await?;
     let mode = req.mode.unwrap_or(JobMode::Prove);
-    let (job, new) = s
+    // Back-pressure: the node's queue, then this key's share of it, counted
+    // and admitted in one step.
+    let admitted = s
         .store
-        .insert_job(&NewJob {
-            mode,
-            module_digest: &module_digest,
-            input_digest: &input_digest,
-            input_bytes: input.len() as i64,
-            security: security as i64,
-            api_key_id: Some(&caller.key_id),
-            idempotency_key: idem.as_deref(),
-            max_attempts: s.config.max_attempts,
-            nonce: &nonce,
-            spec_hash: spec_hash.as_deref(),
-        })
+        .admit_job(
+            &NewJob {
+                mode,
+                module_digest: &module_digest,
+                input_digest: &input_digest,
+                input_bytes: input.len() as i64,
+                security: security as i64,
+                api_key_id: Some(&caller.key_id),
+                idempotency_key: idem.as_deref(),
+                max_attempts: s.config.max_attempts,
+                nonce: &nonce,
+                spec_hash: spec_hash.as_deref(),
+            },
+            s.config.max_queue as i64,
+            s.config.max_active_per_key as i64,
+        )
         .await?;
+    let (job, new) = match admitted {
+        Admission::Admitted { job, new } => (job, new),
+        Admission::QueueFull => {
+            s.metrics.http_rejections.with_label_values(&["503"]).inc();
+            return Err(ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue-full",
+                    format!("the node has {} jobs queued or running; try again later", s.config.max_queue),
+                )
+            });
+        }
+        Admission::KeyBusy => {
+            s.metrics.http_rejections.with_label_values(&["429"]).inc();
+            return Err(ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-jobs",
+                    format!("this key already has {} jobs queued or running", s.config.max_active_per_key),
+                )
+            });
+        }
+    };
     if new {
         s.metrics.submitted.with_label_values(&[mode.as_str()]).inc();
         s.wake.notify_one();

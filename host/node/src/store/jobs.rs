@@ -191,6 +191,19 @@ pub struct NewJob<'a> {
     pub spec_hash: Option<&'a str>,
 }
 
+/// Counts the jobs that hold a place in the queue.
+const ACTIVE: &str = "SELECT COUNT(*) AS n FROM jobs WHERE state IN ('queued', 'running', 'proving')";
+
+/// What [`Store::admit_job`] decided.
+pub enum Admission {
+    /// Inserted (`new`), or the earlier job with the same idempotency key.
+    Admitted { job: Job, new: bool },
+    /// The node's queue is at its cap.
+    QueueFull,
+    /// This API key's share of the queue is at its cap.
+    KeyBusy,
+}
+
 /// A job a worker holds: the fencing pair for every later update.
 #[derive(Clone, Debug)]
 pub struct Claim {
@@ -231,10 +244,43 @@ pub struct JobEvent {
 impl Store {
     /// Inserts a job, or returns the existing one with the same idempotency
     /// key for the same API key. The bool is true when the job is new.
+    /// Inserts a job with no caps (tests and tools; the API admits jobs
+    /// through [`Self::admit_job`]).
     pub async fn insert_job(&self, j: &NewJob<'_>) -> Result<(Job, bool)> {
+        match self.admit_job(j, i64::MAX, i64::MAX).await? {
+            Admission::Admitted { job, new } => Ok((job, new)),
+            Admission::QueueFull | Admission::KeyBusy => Err(StoreError::Db(sqlx::Error::RowNotFound)),
+        }
+    }
+
+    /// Admits a job while the node's queue holds fewer than `max_queue`
+    /// active jobs and its API key fewer than `max_per_key`. The counts and
+    /// the insert are one step: serialised within this process, and across
+    /// processes on PostgreSQL by an advisory lock the transaction holds
+    /// (and releases when it ends, however it ends).
+    pub async fn admit_job(&self, j: &NewJob<'_>, max_queue: i64, max_per_key: i64) -> Result<Admission> {
         if let (Some(key), Some(idem)) = (j.api_key_id, j.idempotency_key) {
             if let Some(existing) = self.job_by_idempotency(key, idem).await? {
-                return Ok((existing, false));
+                return Ok(Admission::Admitted { job: existing, new: false });
+            }
+        }
+        let _serial = self.admission.lock().await;
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7316001)").execute(&mut *tx).await?;
+        }
+        let total: i64 = sqlx::query(ACTIVE).fetch_one(&mut *tx).await?.try_get("n")?;
+        if total >= max_queue {
+            return Ok(Admission::QueueFull);
+        }
+        if let Some(key) = j.api_key_id {
+            let mine: i64 = sqlx::query(&format!("{ACTIVE} AND api_key_id = $1"))
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if mine >= max_per_key {
+                return Ok(Admission::KeyBusy);
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -256,15 +302,16 @@ impl Store {
         .bind(j.max_attempts)
         .bind(j.nonce)
         .bind(j.spec_hash)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => {}
+            Ok(_) => tx.commit().await?,
             // Two requests with one idempotency key raced: the other insert won.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
                 if let (Some(key), Some(idem)) = (j.api_key_id, j.idempotency_key) {
                     if let Some(existing) = self.job_by_idempotency(key, idem).await? {
-                        return Ok((existing, false));
+                        return Ok(Admission::Admitted { job: existing, new: false });
                     }
                 }
                 return Err(sqlx::Error::Database(e).into());
@@ -273,7 +320,7 @@ impl Store {
         }
         self.event(&id, "submitted", None, Some(&format!("mode {}", j.mode.as_str()))).await?;
         let job = self.job(&id).await?.ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
-        Ok((job, true))
+        Ok(Admission::Admitted { job, new: true })
     }
 
     /// The job this API key submitted with this idempotency key, if any.
@@ -313,7 +360,7 @@ impl Store {
 
     /// Jobs waiting or in progress (all keys, or one key).
     pub async fn active(&self, owner: Option<&str>) -> Result<i64> {
-        let base = "SELECT COUNT(*) AS n FROM jobs WHERE state IN ('queued', 'running', 'proving')";
+        let base = ACTIVE;
         let row = match owner {
             Some(k) => sqlx::query(&format!("{base} AND api_key_id = $1")).bind(k).fetch_one(&self.pool).await?,
             None => sqlx::query(base).fetch_one(&self.pool).await?,

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
-pub use jobs::{Claim, Job, JobEvent, JobMode, JobState, NewJob, Outcome};
+pub use jobs::{Admission, Claim, Job, JobEvent, JobMode, JobState, NewJob, Outcome};
 pub use registry::{ApiKey, ModuleEntry, WorkerEntry};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,8 @@ pub fn now_ms() -> i64 {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// Serialises job admission in this process (see `admit_job`).
+    admission: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -85,7 +87,7 @@ impl Store {
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, dialect })
+        Ok(Store { pool, dialect, admission: Default::default() })
     }
 
     /// The SQLite URL for a data directory.

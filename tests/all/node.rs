@@ -454,3 +454,22 @@ fn queue_caps_hold_under_simultaneous_submissions() {
     let queued = get(&node.at("/v1/jobs"), Some(&alice)).json().as_array().map(Vec::len);
     assert_eq!(queued, Some(3));
 }
+
+#[test]
+fn verify_answers_do_not_grow_with_the_statement() {
+    let dir = TempDir::new("node-verify-echo");
+    let client = apikey(&dir.0, None, "alice", "client");
+    let node = serve(&dir.0, &["--workers", "0"]);
+    let p = obelysk_vm::asm::assemble("mov r1, 1000\nloop: write r1\nsub r1, r1, 1\njnz r1, loop\nhalt\n")
+        .expect("assembles");
+    let (proof, st, _) = bitsage_prover::prove(&p, &[], &[], &bitsage_prover::ProveOptions::default()).expect("proves");
+    assert_eq!(st.output.len(), 1000);
+    let bytes = Receipt::new(st, proof).expect("receipt").to_bytes().expect("encodes");
+    let a = post(&node.at("/v1/verify"), Some(&client), "application/octet-stream", &bytes, &[]);
+    assert_eq!(a.status, 200);
+    let v = a.json();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["output_len"], 1000);
+    assert_eq!(v["output"].as_array().map(Vec::len), Some(64));
+    assert!(a.body.len() < 4096, "a {}-byte answer", a.body.len());
+}

@@ -427,7 +427,7 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backe
             "backend": backend_name })
         );
     } else {
-        println!("output   {:?}", receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>());
+        println!("output   {}", words_line(&receipt.body.statement.output));
         println!(
             "steps    {} in a 2^{} row CPU trace, {} main columns",
             stats.steps,
@@ -508,16 +508,25 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
             }
             {
                 println!(
-                    "valid: {} proves program {} on its input gives output {:?} ({ms:.2} ms)",
+                    "valid: {} proves program {} on its input gives output {} ({ms:.2} ms)",
                     path.display(),
                     hex(&receipt.body.statement.program.digest()),
-                    receipt.body.statement.output.iter().map(|w| w.0).collect::<Vec<_>>()
+                    words_line(&receipt.body.statement.output)
                 );
             }
             Ok(())
         }
         Err(ReceiptError::Verify(e)) => Err(Failure { code: 1, err: anyhow::Error::new(e).context("proof rejected") }),
         Err(e) => Err(Failure { code: 5, err: e.into() }),
+    }
+}
+
+/// At most 64 words, then how many more (`--json` has every word).
+fn words_line(w: &[M31]) -> String {
+    let shown: Vec<u32> = w.iter().take(64).map(|x| x.0).collect();
+    match w.len().saturating_sub(64) {
+        0 => format!("{shown:?}"),
+        more => format!("{shown:?} … and {more} more words ({} in all; --json lists them)", w.len()),
     }
 }
 
@@ -555,8 +564,8 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
             st.program.instrs.len(),
             st.program.tables.len()
         );
-        println!("input          {:?}", st.input.iter().map(|w| w.0).collect::<Vec<_>>());
-        println!("output         {:?}", st.output.iter().map(|w| w.0).collect::<Vec<_>>());
+        println!("input          {}", words_line(&st.input));
+        println!("output         {}", words_line(&st.output));
         println!(
             "trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash 2^{}, range 2^16 ({rows} total)",
             c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size

@@ -452,18 +452,72 @@ pub struct Verdict {
     digest: Option<String>,
     /// SHA-256 of the VM program, hex.
     program_digest: Option<String>,
+    /// The first [`ECHO_WORDS`] public input words (`input_len` has the count).
     input: Option<Vec<u32>>,
+    input_len: Option<usize>,
+    /// The first [`ECHO_WORDS`] public output words (`output_len` has the count).
     output: Option<Vec<u32>>,
+    output_len: Option<usize>,
     module: Option<String>,
     security_bits: Option<u32>,
     verify_ms: f64,
+}
+
+/// Words of a statement's input and output a verdict repeats: an answer
+/// never grows with what a client sent.
+pub const ECHO_WORDS: usize = 64;
+
+/// Receipt verifications one API key may run at once.
+pub const VERIFY_PER_KEY: usize = 2;
+
+/// A key's place among the verifications running; released on drop.
+struct KeySlot {
+    key: String,
+    running: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl KeySlot {
+    fn take(s: &AppState, key: &str) -> Option<KeySlot> {
+        let mut map = s.verify_by_key.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(key.to_string()).or_insert(0);
+        if *n >= VERIFY_PER_KEY {
+            return None;
+        }
+        *n += 1;
+        Some(KeySlot { key: key.to_string(), running: s.verify_by_key.clone() })
+    }
+}
+
+impl Drop for KeySlot {
+    fn drop(&mut self) {
+        let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn echo(words: &[obelysk_vm::M31]) -> Vec<u32> {
+    words.iter().take(ECHO_WORDS).map(|w| w.0).collect()
 }
 
 /// Verifies an uploaded receipt file (the body is the file's bytes).
 #[utoipa::path(post, path = "/v1/verify", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = Verdict), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) -> AppResult<Json<Verdict>> {
-    let (_, bytes) = authed_body(&s, &headers, b, Role::Client).await?;
+    let (caller, bytes) = authed_body(&s, &headers, b, Role::Client).await?;
+    let Some(key_slot) = KeySlot::take(&s, &caller.key_id) else {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "verifier-busy",
+            format!("this key already has {VERIFY_PER_KEY} verifications running"),
+        );
+        e.retry_after = Some(1);
+        return Err(e);
+    };
     let Ok(slot) = s.verify_slots.clone().try_acquire_owned() else {
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "verifier-busy", "every verifier slot is busy");
         e.retry_after = Some(1);
@@ -471,7 +525,7 @@ pub(crate) async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) ->
     };
     let verdict = tokio::task::spawn_blocking(move || {
         // Held until the verification ends, even if the answer went first.
-        let _slot = slot;
+        let _slots = (slot, key_slot);
         let t0 = Instant::now();
         let mut v = Verdict {
             valid: false,
@@ -479,7 +533,9 @@ pub(crate) async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) ->
             digest: None,
             program_digest: None,
             input: None,
+            input_len: None,
             output: None,
+            output_len: None,
             module: None,
             security_bits: None,
             verify_ms: 0.0,
@@ -490,8 +546,8 @@ pub(crate) async fn verify_receipt(State(s): St, headers: HeaderMap, b: Body) ->
                 let st = &r.body.statement;
                 v.digest = Some(r.digest_hex());
                 v.program_digest = Some(hex::encode(st.program.digest()));
-                v.input = Some(st.input.iter().map(|w| w.0).collect());
-                v.output = Some(st.output.iter().map(|w| w.0).collect());
+                (v.input, v.input_len) = (Some(echo(&st.input)), Some(st.input.len()));
+                (v.output, v.output_len) = (Some(echo(&st.output)), Some(st.output.len()));
                 v.module = r.body.module.map(hex::encode);
                 v.security_bits = Some(st.security.bits());
                 match r.verify() {

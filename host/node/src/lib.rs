@@ -182,6 +182,7 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
         wake,
         started: Instant::now(),
         verify_slots: state::AppState::verify_slots(),
+        verify_by_key: Default::default(),
     });
     let app = routes::router(state);
     on_listening(addr);

@@ -36,6 +36,8 @@ pub struct AppState {
     /// Receipt verifications running at once (`POST /v1/verify`): one per
     /// core, so that verifying never starves the API or the provers.
     pub verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Verifications running per API key (`api::VERIFY_PER_KEY` at most).
+    pub verify_by_key: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// The wall time one verification may take before the node answers 503.

@@ -473,3 +473,38 @@ fn verify_answers_do_not_grow_with_the_statement() {
     assert_eq!(v["output"].as_array().map(Vec::len), Some(64));
     assert!(a.body.len() < 4096, "a {}-byte answer", a.body.len());
 }
+
+#[test]
+fn idle_and_slow_connections_cannot_exhaust_the_node() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("node-conns");
+    let node = serve(&dir.0, &["--workers", "0"]);
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", node.proc.pid())).map(|d| d.count()).unwrap_or(0);
+    let base = fds();
+    // 600 connections (over the 512 cap) that never finish their headers.
+    let start = Instant::now();
+    let mut idle: Vec<std::net::TcpStream> = (0..600)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let held = fds();
+    assert!(held <= base + 512 + 8, "the node holds {held} descriptors (base {base})");
+    // The header timeout closes them all within 10 s (+ margin)...
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        // Closed, or told 408 and then closed.
+        assert!(n == 0 || buf.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(start.elapsed() < Duration::from_secs(30), "closing took {:?}", start.elapsed());
+    drop(idle);
+    // ...and the node serves again.
+    let a = get(&node.at("/health"), None);
+    assert_eq!(a.status, 200);
+}

@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -186,7 +187,7 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
     });
     let app = routes::router(state);
     on_listening(addr);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    http::serve(listener, app, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     if let Some(w) = workers {
         stop_workers(w, Duration::from_secs(30)).await;

@@ -238,7 +238,6 @@ fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
     let custom = b64(&guests::bytes("custom"));
     let hostile = b64(&guests::bytes("hostile_misbehave"));
     let cases: Vec<(Value, &str)> = vec![
-        (json!({ "module": b64(b"\0asm this is not a component"), "input": {} }), "malformed-wasm"),
         (json!({ "module": hostile, "input": { "case": "spin" } }), "fuel-exhausted"),
         (json!({ "module": hostile, "input": { "case": "memory-bomb" } }), "memory-limit"),
         (json!({ "module": b64(&guests::bytes("hostile_fs")), "input": {} }), "disallowed-import"),
@@ -269,6 +268,14 @@ fn bad_jobs_fail_alone_with_typed_reasons_while_others_complete() {
     }
     let metrics = String::from_utf8(get(&node.at("/metrics"), None).body).expect("utf8");
     assert!(metrics.contains("bitsage_sandbox_limit_hits_total{kind=\"fuel-exhausted\"} 1"), "{metrics}");
+    // Bytes that are no component, and components over the compile limits,
+    // are refused at submission, before anything is stored.
+    let a = node.submit(&client, &json!({ "module": b64(b"\0asm this is not a component"), "input": {} }));
+    assert_eq!((a.status, a.kind()), (400, "malformed-wasm".to_string()));
+    let text = format!("(component (core module (func (local {}))))", "i64 ".repeat(60_000));
+    let locals = wat::parse_str(&text).expect("wat");
+    let a = node.submit(&client, &json!({ "module": b64(&locals), "input": {} }));
+    assert_eq!((a.status, a.kind()), (422, "compile-limit".to_string()));
     // An input over the node's cap is refused at submission, and nothing of
     // it is stored.
     let blobs = |dir: &std::path::Path| walk(&dir.join("blobs"));

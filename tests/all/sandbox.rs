@@ -355,3 +355,42 @@ fn the_row_budget_covers_every_component_and_unread_input_is_refused() {
     assert!(matches!(e, SandboxError::TraceLimit { limit } if limit == 1 << 16), "{e}");
     assert!(t.elapsed() < Duration::from_secs(10), "refusing took {:?}", t.elapsed());
 }
+
+#[test]
+fn compilation_is_bounded_before_cranelift_sees_a_component() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let cases = [
+        (
+            "50,000 locals in one function",
+            format!("(component (core module (func (local {}))))", "i64 ".repeat(50_000)),
+        ),
+        ("200,000 functions", format!("(component (core module {}))", "(func)".repeat(200_000))),
+        ("a 2 MiB function", format!("(component (core module (func {})))", "(drop (i32.const 1))".repeat(600_000))),
+    ];
+    for (name, text) in cases {
+        let bytes = wat::parse_str(&text).expect("valid component text");
+        let t = Instant::now();
+        let e = sandbox.load(&bytes).err().expect("refused");
+        assert!(matches!(e, SandboxError::CompileLimit(_)), "{name}: {e}");
+        assert_eq!(e.kind(), "compile-limit");
+        assert!(t.elapsed() < Duration::from_secs(2), "{name}: refusing took {:?}", t.elapsed());
+    }
+    // Our workloads are far inside the limits.
+    let limits = bitsage_sandbox::compile::CompileLimits::default();
+    for w in ["ml_inference", "data_transform", "privacy_transfer", "batch_verify", "custom"] {
+        let shape = bitsage_sandbox::compile::check(&guests::bytes(w), &limits).expect("within the limits");
+        println!("{w}: {shape:?}");
+        assert!(
+            shape.max_locals * 4 < limits.locals_per_function && shape.functions * 10 < limits.functions,
+            "{w}: {shape:?}"
+        );
+    }
+    // A compile past its wall-clock budget is abandoned with the same kind.
+    let e = bitsage_sandbox::compile::within(Duration::from_millis(50), || {
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(())
+    })
+    .err()
+    .expect("over the budget");
+    assert!(matches!(e, SandboxError::CompileLimit(_)), "{e}");
+}

@@ -57,8 +57,8 @@ pub fn dev_spec(
 ) -> Result<JobSpec, Failure> {
     // Refuse a nonce the chain cannot hold before running anything.
     bitsage_settle::attest::nonce_felt(nonce).map_err(|e| Failure { code: 2, err: anyhow::Error::new(e) })?;
-    let sandbox = Sandbox::new(SandboxConfig { limits: limits.limits(), pooling: None, cache_dir: None })
-        .map_err(sandbox_failure)?;
+    let sandbox =
+        Sandbox::new(SandboxConfig { limits: limits.limits(), ..SandboxConfig::default() }).map_err(sandbox_failure)?;
     let loaded = sandbox.load(module).map_err(sandbox_failure)?;
     let run = sandbox.run(&loaded, input).map_err(sandbox_failure)?;
     let rec = &run.recorded;

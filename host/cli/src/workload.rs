@@ -93,6 +93,7 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
         limits: a.limits.limits(),
         pooling: None,
         cache_dir: (!a.no_cache).then(|| a.data.cache_dir()),
+        ..SandboxConfig::default()
     };
     let sandbox = Sandbox::new(config).map_err(sandbox_failure)?;
     let module = sandbox.load(&bytes).map_err(sandbox_failure)?;
@@ -352,6 +353,10 @@ pub fn cmd_modules(as_json: bool, data: &DataDir, cmd: &ModulesCmd) -> Result<()
     match cmd {
         ModulesCmd::Approve { file, name, publisher_key, signature } => {
             let digest = file_digest(file)?;
+            // What a worker would refuse to compile is not approved either.
+            let bytes = crate::args::read(file)?;
+            bitsage_sandbox::imports::check_encoding(&bytes).map_err(sandbox_failure)?;
+            bitsage_sandbox::compile::check(&bytes, &Default::default()).map_err(sandbox_failure)?;
             let name = name
                 .clone()
                 .unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());

@@ -94,6 +94,20 @@ fn b64(field: &'static str, s: &str) -> AppResult<Vec<u8>> {
         .map_err(|e| ApiError::bad_request("bad-base64", format!("`{field}` is not base64: {e}")))
 }
 
+/// A module a worker would refuse to compile is refused at the door (`422
+/// compile-limit`, or `400 malformed-wasm`), before it is stored.
+fn compile_bounds(bytes: &[u8]) -> AppResult<()> {
+    use bitsage_sandbox::SandboxError;
+    bitsage_sandbox::imports::check_encoding(bytes)
+        .and_then(|()| bitsage_sandbox::compile::check(bytes, &Default::default()).map(|_| ()))
+        .map_err(|e| match e {
+            SandboxError::CompileLimit(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "compile-limit", e.to_string())
+            }
+            other => ApiError::bad_request("malformed-wasm", other.to_string()),
+        })
+}
+
 fn digest_param(s: &str) -> AppResult<String> {
     let d = s.trim().to_ascii_lowercase();
     if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -216,6 +230,7 @@ pub(crate) async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> App
             let bytes = b64("module", m)?;
             let digest = sha256_hex(&bytes);
             require_approved(&s, &digest).await?;
+            compile_bounds(&bytes)?;
             s.blobs.put(&bytes).await?;
             digest
         }
@@ -604,6 +619,7 @@ pub(crate) async fn add_module(State(s): St, headers: HeaderMap, b: Body) -> App
         return Err(ApiError::bad_request("bad-name", "a module name is 1-100 characters"));
     }
     let bytes = b64("module", &req.module)?;
+    compile_bounds(&bytes)?;
     let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
     let publisher = match (req.publisher_key, req.signature) {
         (Some(key), Some(signature)) => Some(PublisherSignature { key, signature }),

@@ -73,6 +73,7 @@ async fn start_workers(
         limits: config.limits.limits(),
         pooling: Some(64),
         cache_dir: Some(config.data_dir.join("cache").join("components")),
+        ..SandboxConfig::default()
     })
     .context("starting the sandbox")?;
     let id = format!("{}-{}", hostname(), &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -16,6 +16,7 @@
 //! host survives all of them.
 
 pub mod cache;
+pub mod compile;
 mod host;
 pub mod imports;
 pub mod modules;
@@ -84,6 +85,8 @@ pub enum SandboxError {
     NotAComponent,
     #[error("the component does not compile: {0}")]
     Compile(String),
+    #[error("the component is over a compile limit: {0}")]
+    CompileLimit(String),
     #[error("the component imports `{name}`, which the sandbox does not provide ({why}){}",
         if others.is_empty() { String::new() } else { format!("; also refused: {}", others.join(", ")) })]
     DisallowedImport { name: String, why: &'static str, others: Vec<String> },
@@ -132,6 +135,7 @@ impl SandboxError {
             SandboxError::Malformed(_) => "malformed-wasm",
             SandboxError::NotAComponent => "not-a-component",
             SandboxError::Compile(_) => "compile",
+            SandboxError::CompileLimit(_) => "compile-limit",
             SandboxError::DisallowedImport { .. } => "disallowed-import",
             SandboxError::NotApproved { .. } => "not-approved",
             SandboxError::Instantiate(_) => "instantiate",
@@ -158,7 +162,10 @@ impl SandboxError {
     /// The CLI exit code for this failure (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            SandboxError::Malformed(_) | SandboxError::NotAComponent | SandboxError::Compile(_) => 10,
+            SandboxError::Malformed(_)
+            | SandboxError::NotAComponent
+            | SandboxError::Compile(_)
+            | SandboxError::CompileLimit(_) => 10,
             SandboxError::DisallowedImport { .. } => 11,
             SandboxError::NotApproved { .. } => 12,
             SandboxError::FuelExhausted { .. } => 13,
@@ -182,6 +189,8 @@ impl SandboxError {
 #[derive(Clone, Debug, Default)]
 pub struct SandboxConfig {
     pub limits: Limits,
+    /// What compiling one component may cost.
+    pub compile: compile::CompileLimits,
     /// Use the pooling instance allocator with this many instance slots
     /// (fast instantiation for a long-lived node), or on-demand allocation.
     pub pooling: Option<u32>,
@@ -293,10 +302,13 @@ impl Sandbox {
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         imports::check_encoding(bytes)?;
         let start = Instant::now();
-        let (component, from_cache) = match &self.config.cache_dir {
-            Some(dir) => cache::load_or_compile(&self.engine, dir, &digest, bytes)?,
-            None => (Component::new(&self.engine, bytes).map_err(|e| SandboxError::Compile(format!("{e:#}")))?, false),
-        };
+        let limits = self.config.compile;
+        compile::check(bytes, &limits)?;
+        let (engine, dir, owned) = (self.engine.clone(), self.config.cache_dir.clone(), bytes.to_vec());
+        let (component, from_cache) = compile::within(limits.timeout, move || match &dir {
+            Some(dir) => cache::load_or_compile(&engine, dir, &digest, &owned),
+            None => Ok((Component::new(&engine, &owned).map_err(|e| SandboxError::Compile(format!("{e:#}")))?, false)),
+        })?;
         imports::check_imports(&self.engine, &component)?;
         Ok(Module { component, digest, from_cache, compile_time: start.elapsed() })
     }

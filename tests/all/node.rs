@@ -515,3 +515,28 @@ fn idle_and_slow_connections_cannot_exhaust_the_node() {
     let a = get(&node.at("/health"), None);
     assert_eq!(a.status, 200);
 }
+
+#[test]
+fn refused_uploads_leave_no_blobs_behind() {
+    let dir = TempDir::new("node-blob-gc");
+    let client = apikey(&dir.0, None, "alice", "client");
+    let config = dir.0.join("bitsage.toml");
+    std::fs::write(&config, "blob_gc_min_age_secs = 1\n").expect("config");
+    let node = serve(
+        &dir.0,
+        &["--workers", "0", "--open-mode", "--max-queue", "1", "--config", config.to_str().expect("utf8")],
+    );
+    let custom = b64(&guests::bytes("custom"));
+    assert_eq!(node.submit(&client, &json!({ "module": custom, "input": [1, 1] })).status, 202);
+    // Refused after its input was stored: the sweep removes that input.
+    let a = node.submit(&client, &json!({ "module": custom, "input": [5, 5] }));
+    assert_eq!((a.status, a.kind()), (503, "queue-full".to_string()));
+    let start = Instant::now();
+    while walk(&dir.0.join("blobs")).len() != 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "blobs left: {:?}", walk(&dir.0.join("blobs")));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The admitted job's module and input stay.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(walk(&dir.0.join("blobs")).len(), 2);
+}

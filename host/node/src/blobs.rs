@@ -70,11 +70,14 @@ impl Blobs {
                 tokio::fs::rename(&tmp, &path).await.map_err(io)?;
             }
             Blobs::Db(pool) => {
-                sqlx::query("INSERT INTO blobs (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING")
-                    .bind(&digest)
-                    .bind(bytes)
-                    .execute(pool)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO blobs (digest, bytes, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+                )
+                .bind(&digest)
+                .bind(bytes)
+                .bind(crate::store::now_ms())
+                .execute(pool)
+                .await?;
             }
         }
         Ok(digest)
@@ -142,5 +145,61 @@ mod tests {
         std::fs::write(Blobs::path(&dir.join("blobs"), &d), b"jello").expect("corrupt it");
         assert!(matches!(blobs.get(&d).await, Err(BlobError::Corrupt(_))));
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+impl Blobs {
+    /// Deletes the blobs that no job (module, input, receipt) and no approved
+    /// module references and that are at least `min_age` old; returns how
+    /// many went. A refused or abandoned upload leaves nothing behind for
+    /// longer than that.
+    pub async fn collect(&self, store: &crate::store::Store, min_age: std::time::Duration) -> Result<usize, BlobError> {
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        match self {
+            Blobs::Disk(root) => {
+                let io = |path: &Path| {
+                    let path = path.to_path_buf();
+                    move |source| BlobError::Io { path, source }
+                };
+                let Ok(mut dirs) = tokio::fs::read_dir(root).await else { return Ok(0) };
+                while let Some(dir) = dirs.next_entry().await.map_err(io(root))? {
+                    let prefix = dir.file_name().to_string_lossy().into_owned();
+                    let Ok(mut files) = tokio::fs::read_dir(dir.path()).await else { continue };
+                    while let Some(f) = files.next_entry().await.map_err(io(&dir.path()))? {
+                        let digest = format!("{prefix}{}", f.file_name().to_string_lossy());
+                        let meta = f.metadata().await.map_err(io(&f.path()))?;
+                        let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+                        if age < min_age || store.blob_referenced(&digest).await.map_err(store_error)? {
+                            continue;
+                        }
+                        // Names that are not digests are torn writes (`.tmp…`): old ones go too.
+                        tokio::fs::remove_file(f.path()).await.map_err(io(&f.path()))?;
+                        removed += 1;
+                    }
+                }
+            }
+            Blobs::Db(pool) => {
+                let before = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().saturating_sub(min_age);
+                let r = sqlx::query(
+                    "DELETE FROM blobs b WHERE b.created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.module_digest = b.digest OR j.input_digest = b.digest \
+                                     OR j.receipt_digest = b.digest) \
+                     AND NOT EXISTS (SELECT 1 FROM modules m WHERE m.digest = b.digest)",
+                )
+                .bind(before.as_millis() as i64)
+                .execute(pool)
+                .await?;
+                removed = r.rows_affected() as usize;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn store_error(e: crate::store::StoreError) -> BlobError {
+    match e {
+        crate::store::StoreError::Db(e) => BlobError::Db(e),
+        other => BlobError::Db(sqlx::Error::Protocol(other.to_string())),
     }
 }

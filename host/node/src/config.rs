@@ -51,6 +51,10 @@ pub struct NodeConfig {
     pub max_attempts: i64,
     /// How often an idle worker polls the store, in milliseconds.
     pub poll_ms: u64,
+    /// Blobs no job or approved module references are deleted once they are
+    /// this old (an upload in flight is younger); the sweep runs this often,
+    /// at most hourly.
+    pub blob_gc_min_age_secs: u64,
     /// Proof security level in bits (96 or 128).
     pub security: u32,
     pub limits: LimitsConfig,
@@ -128,6 +132,7 @@ impl Default for NodeConfig {
             lease_secs: 30,
             max_attempts: 3,
             poll_ms: 200,
+            blob_gc_min_age_secs: 3600,
             security: 96,
             limits: LimitsConfig::default(),
             settlement: SettlementConfig::default(),

@@ -186,9 +186,23 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
         verify_slots: state::AppState::verify_slots(),
         verify_by_key: Default::default(),
     });
+    // Blobs no job or module references (refused uploads) are swept.
+    let min_age = Duration::from_secs(state.config.blob_gc_min_age_secs);
+    let (gc_store, gc_blobs) = (state.store.clone(), state.blobs.clone());
+    let gc = tokio::spawn(async move {
+        loop {
+            match gc_blobs.collect(&gc_store, min_age).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("removed {n} unreferenced blobs"),
+                Err(e) => tracing::warn!("collecting unreferenced blobs: {e}"),
+            }
+            tokio::time::sleep(min_age.clamp(Duration::from_secs(1), Duration::from_secs(3600))).await;
+        }
+    });
     let app = routes::router(state);
     on_listening(addr);
     http::serve(listener, app, shutdown_signal()).await;
+    gc.abort();
     let _ = stop_tx.send(true);
     if let Some(w) = workers {
         stop_workers(w, Duration::from_secs(30)).await;

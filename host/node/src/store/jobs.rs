@@ -323,6 +323,19 @@ impl Store {
         Ok(Admission::Admitted { job, new: true })
     }
 
+    /// Whether a job (module, input or receipt) or an approved module names
+    /// this blob.
+    pub async fn blob_referenced(&self, digest: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE module_digest = $1 OR input_digest = $1 OR receipt_digest = $1) \
+             + (SELECT COUNT(*) FROM modules WHERE digest = $1) AS n",
+        )
+        .bind(digest)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
     /// The job this API key submitted with this idempotency key, if any.
     pub async fn job_by_idempotency(&self, key: &str, idem: &str) -> Result<Option<Job>> {
         let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE api_key_id = $1 AND idempotency_key = $2");

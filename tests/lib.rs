@@ -103,6 +103,17 @@ pub fn assert_rejected(st: &Statement, t: &Trace) -> Vec<VerifyError> {
     errs
 }
 
+/// Asserts that an edited main trace yields no accepted proof: the honest
+/// prover refuses or is rejected, and both forging provers are rejected.
+pub fn assert_main_rejected(st: &Statement, main: &MainTrace, what: &str) {
+    for f in [Forgery::None, Forgery::SkipCheck, Forgery::SkipCheckAndBalance] {
+        match prove_main_with(st, main, f) {
+            Err(_) => assert_eq!(f, Forgery::None, "{what}: only the honest prover may refuse"),
+            Ok(proof) => assert!(bitsage_air::verify(st, &proof).is_err(), "{what}: accepted ({f:?})"),
+        }
+    }
+}
+
 /// Flips one byte of the serialised proof at each of `positions` and asserts
 /// that every variant that still decodes is rejected by the verifier.
 pub fn assert_byte_flips_rejected(st: &Statement, proof: &Proof, positions: impl Fn(usize) -> Vec<usize>) {

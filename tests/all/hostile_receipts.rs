@@ -407,7 +407,7 @@ fn every_structural_mutation_of_a_proof_is_rejected_without_a_crash() {
     let (mut rejected, mut noop) = (0, 0);
     for (from, to, out) in outputs {
         let text = String::from_utf8_lossy(&out.stdout);
-        let last_begun = text.lines().filter_map(|l| l.strip_prefix("BEGIN ")).last().unwrap_or("none").to_string();
+        let last_begun = text.lines().rev().find_map(|l| l.strip_prefix("BEGIN ")).unwrap_or("none").to_string();
         assert!(
             out.status.success() && text.contains("DONE"),
             "child for mutations {from}..{to} died ({:?}) during mutation {last_begun}:\n{}\n{}",
@@ -645,7 +645,7 @@ fn oversized_receipts_are_refused_fast_and_in_bounded_memory() {
             let r = Receipt::from_bytes(bytes);
             best = best.min(t0.elapsed().as_secs_f64() * 1e3);
             peak = peak.max(vm_kib("VmHWM:").saturating_sub(base));
-            let e = r.err().expect("an oversized receipt is refused");
+            let e = r.expect_err("an oversized receipt is refused");
             assert!(matches!(e, ReceiptError::TooLarge(_) | ReceiptError::Corrupt(_)), "{e}");
             println!("ERROR {e}");
         }

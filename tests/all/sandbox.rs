@@ -327,7 +327,7 @@ fn one_memory_cap_covers_every_memory_and_table_of_a_job() {
             };
             let mut outcome = None;
             let peak = peak_rss_growth_mib(|| outcome = Some(sandbox.run(&m, b"{}")));
-            let e = outcome.expect("ran").err().expect("over the cap");
+            let Err(e) = outcome.expect("ran") else { panic!("{name}: over the cap, yet it ran") };
             println!("{name} (pooling {pooling:?}): {e}; peak RSS growth {peak:.1} MiB");
             assert!(
                 matches!(e, SandboxError::MemoryLimit { limit } if limit == 256 << 20)
@@ -390,7 +390,6 @@ fn compilation_is_bounded_before_cranelift_sees_a_component() {
         std::thread::sleep(Duration::from_secs(1));
         Ok(())
     })
-    .err()
-    .expect("over the budget");
+    .expect_err("over the budget");
     assert!(matches!(e, SandboxError::CompileLimit(_)), "{e}");
 }

@@ -4,7 +4,6 @@
 
 use bitsage_air::verify::VerifyError;
 use bitsage_prover::tracegen::build_main_trace;
-use bitsage_prover::Forgery;
 use bitsage_tests::*;
 use obelysk_vm::{Opcode, M31};
 use stwo::prover::backend::Column;
@@ -144,12 +143,7 @@ fn padding_rows_cannot_alter_state() {
     set(&mut main, cols.inv, M31(6).inverse().0);
     set(&mut main, cols.r_lo, 6);
     set(&mut main, cols.prod, 0);
-    for f in [Forgery::None, Forgery::SkipCheck, Forgery::SkipCheckAndBalance] {
-        match prove_main_with(&st, &main, f) {
-            Err(_) => assert_eq!(f, Forgery::None),
-            Ok(proof) => assert!(bitsage_air::verify(&st, &proof).is_err(), "{f:?} accepted"),
-        }
-    }
+    assert_main_rejected(&st, &main, "a padding row turned into a write");
 }
 
 #[test]

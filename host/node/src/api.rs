@@ -94,6 +94,12 @@ fn b64(field: &'static str, s: &str) -> AppResult<Vec<u8>> {
         .map_err(|e| ApiError::bad_request("bad-base64", format!("`{field}` is not base64: {e}")))
 }
 
+/// A back-pressure answer: counted, with `Retry-After: 5`.
+fn back_pressure(s: &AppState, status: StatusCode, kind: &'static str, message: String) -> ApiError {
+    s.metrics.http_rejections.with_label_values(&[status.as_str()]).inc();
+    ApiError { retry_after: Some(5), ..ApiError::new(status, kind, message) }
+}
+
 /// A module a worker would refuse to compile is refused at the door (`422
 /// compile-limit`, or `400 malformed-wasm`), before it is stored.
 fn compile_bounds(bytes: &[u8]) -> AppResult<()> {
@@ -295,33 +301,19 @@ pub(crate) async fn submit_job(State(s): St, headers: HeaderMap, b: Body) -> App
                 nonce: &nonce,
                 spec_hash: spec_hash.as_deref(),
             },
-            s.config.max_queue as i64,
-            s.config.max_active_per_key as i64,
+            s.config.max_queue,
+            s.config.max_active_per_key,
         )
         .await?;
     let (job, new) = match admitted {
-        Admission::Admitted { job, new } => (job, new),
+        Admission::Admitted { job, new } => (*job, new),
         Admission::QueueFull => {
-            s.metrics.http_rejections.with_label_values(&["503"]).inc();
-            return Err(ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "queue-full",
-                    format!("the node has {} jobs queued or running; try again later", s.config.max_queue),
-                )
-            });
+            let why = format!("the node has {} jobs queued or running; try again later", s.config.max_queue);
+            return Err(back_pressure(&s, StatusCode::SERVICE_UNAVAILABLE, "queue-full", why));
         }
         Admission::KeyBusy => {
-            s.metrics.http_rejections.with_label_values(&["429"]).inc();
-            return Err(ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too-many-jobs",
-                    format!("this key already has {} jobs queued or running", s.config.max_active_per_key),
-                )
-            });
+            let why = format!("this key already has {} jobs queued or running", s.config.max_active_per_key);
+            return Err(back_pressure(&s, StatusCode::TOO_MANY_REQUESTS, "too-many-jobs", why));
         }
     };
     if new {

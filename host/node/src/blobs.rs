@@ -126,28 +126,6 @@ impl Blobs {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn disk_blobs_round_trip_and_detect_corruption() {
-        let dir = std::env::temp_dir().join(format!("bitsage-blobs-{}", uuid::Uuid::new_v4()));
-        let blobs = Blobs::disk(&dir);
-        let d = blobs.put(b"hello").await.expect("put");
-        assert_eq!(d, sha256_hex(b"hello"));
-        assert_eq!(blobs.put(b"hello").await.expect("idempotent"), d);
-        assert_eq!(blobs.get(&d).await.expect("get").as_deref(), Some(&b"hello"[..]));
-        assert!(blobs.get(&sha256_hex(b"other")).await.expect("get").is_none());
-        assert!(blobs.contains(&d).await.expect("contains"));
-        assert!(!blobs.contains(&sha256_hex(b"other")).await.expect("contains"));
-        assert!(matches!(blobs.get("../../etc/passwd").await, Err(BlobError::BadDigest(_))));
-        std::fs::write(Blobs::path(&dir.join("blobs"), &d), b"jello").expect("corrupt it");
-        assert!(matches!(blobs.get(&d).await, Err(BlobError::Corrupt(_))));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
 impl Blobs {
     /// Deletes the blobs that no job (module, input, receipt) and no approved
     /// module references and that are at least `min_age` old; returns how
@@ -201,5 +179,27 @@ fn store_error(e: crate::store::StoreError) -> BlobError {
     match e {
         crate::store::StoreError::Db(e) => BlobError::Db(e),
         other => BlobError::Db(sqlx::Error::Protocol(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn disk_blobs_round_trip_and_detect_corruption() {
+        let dir = std::env::temp_dir().join(format!("bitsage-blobs-{}", uuid::Uuid::new_v4()));
+        let blobs = Blobs::disk(&dir);
+        let d = blobs.put(b"hello").await.expect("put");
+        assert_eq!(d, sha256_hex(b"hello"));
+        assert_eq!(blobs.put(b"hello").await.expect("idempotent"), d);
+        assert_eq!(blobs.get(&d).await.expect("get").as_deref(), Some(&b"hello"[..]));
+        assert!(blobs.get(&sha256_hex(b"other")).await.expect("get").is_none());
+        assert!(blobs.contains(&d).await.expect("contains"));
+        assert!(!blobs.contains(&sha256_hex(b"other")).await.expect("contains"));
+        assert!(matches!(blobs.get("../../etc/passwd").await, Err(BlobError::BadDigest(_))));
+        std::fs::write(Blobs::path(&dir.join("blobs"), &d), b"jello").expect("corrupt it");
+        assert!(matches!(blobs.get(&d).await, Err(BlobError::Corrupt(_))));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -99,6 +99,8 @@ pub async fn heartbeat(ctx: Arc<WorkerContext>, mut stop: watch::Receiver<bool>)
     let _ = ctx.store.worker_stopped(&ctx.id).await;
 }
 
+// A short-lived return value: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Failure {
     /// The job's own fault: fail it with this reason.
     Job { kind: String, message: String, outcome: Outcome },

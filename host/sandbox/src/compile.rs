@@ -60,14 +60,15 @@ fn limit(what: &str, value: impl std::fmt::Display, cap: impl std::fmt::Display)
 }
 
 /// Walks every core module of `bytes` (nested ones included) and checks the
-/// static limits.
+/// static limits. Bytes that do not parse are `compile` errors, as
+/// wasmtime's own would be.
 pub fn check(bytes: &[u8], limits: &CompileLimits) -> Result<CodeShape, SandboxError> {
     if bytes.len() > limits.component_bytes {
         return Err(limit("the component's size in bytes", bytes.len(), limits.component_bytes));
     }
     let mut shape = CodeShape::default();
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| SandboxError::Malformed(e.to_string()))?;
+        let payload = payload.map_err(|e| SandboxError::Compile(e.to_string()))?;
         if let Payload::CodeSectionEntry(body) = payload {
             shape.functions += 1;
             if shape.functions > limits.functions {
@@ -79,8 +80,8 @@ pub fn check(bytes: &[u8], limits: &CompileLimits) -> Result<CodeShape, SandboxE
                 return Err(limit("a function's size in bytes", size, limits.function_bytes));
             }
             let mut locals = 0u64;
-            for entry in body.get_locals_reader().map_err(|e| SandboxError::Malformed(e.to_string()))? {
-                let (count, _) = entry.map_err(|e| SandboxError::Malformed(e.to_string()))?;
+            for entry in body.get_locals_reader().map_err(|e| SandboxError::Compile(e.to_string()))? {
+                let (count, _) = entry.map_err(|e| SandboxError::Compile(e.to_string()))?;
                 locals += count as u64;
                 if locals > limits.locals_per_function {
                     return Err(limit(

@@ -301,6 +301,8 @@ pub fn verify(a: &Attestation, what: &Attested) -> Result<(), AttestError> {
 mod tests {
     use super::*;
 
+    type Change<T> = Box<dyn Fn(&mut T)>;
+
     fn sample() -> Attested {
         Attested {
             module: [1; 32],
@@ -320,7 +322,7 @@ mod tests {
         let what = sample();
         let a = attest(&key, &what, Evidence::SoftwareSigned).expect("sign");
         assert_eq!(verify(&a, &what), Ok(()));
-        let changes: Vec<Box<dyn Fn(&mut Attested)>> = vec![
+        let changes: Vec<Change<Attested>> = vec![
             Box::new(|w| w.module[0] ^= 1),
             Box::new(|w| w.program[31] ^= 1),
             Box::new(|w| w.io[16] ^= 1),
@@ -370,7 +372,7 @@ mod tests {
         felts.extend([Felt::from(96u32), Felt::from_bytes_be_slice(b"n-1")]);
         assert_eq!(spec.job_id(), Ok(poseidon_hash_many(&felts)));
         // Every part moves the id.
-        let changes: Vec<Box<dyn Fn(&mut JobSpec)>> = vec![
+        let changes: Vec<Change<JobSpec>> = vec![
             Box::new(|s| s.module[0] ^= 1),
             Box::new(|s| s.program[31] ^= 1),
             Box::new(|s| s.input[16] ^= 1),

@@ -241,7 +241,7 @@ pub fn execute(program: &Program, input: &[M31], advice: &[M31], limits: ExecLim
     let len = program.instrs.len();
     for clk in 1..=limits.max_steps {
         let clk = clk as u32;
-        if clk % CHECK_EVERY == 0 {
+        if clk.is_multiple_of(CHECK_EVERY) {
             if limits.deadline.is_some_and(|d| std::time::Instant::now() > d) {
                 return Err(ExecError::DeadlinePassed { steps: clk as u64 });
             }

@@ -197,7 +197,7 @@ const ACTIVE: &str = "SELECT COUNT(*) AS n FROM jobs WHERE state IN ('queued', '
 /// What [`Store::admit_job`] decided.
 pub enum Admission {
     /// Inserted (`new`), or the earlier job with the same idempotency key.
-    Admitted { job: Job, new: bool },
+    Admitted { job: Box<Job>, new: bool },
     /// The node's queue is at its cap.
     QueueFull,
     /// This API key's share of the queue is at its cap.
@@ -248,7 +248,7 @@ impl Store {
     /// through [`Self::admit_job`]).
     pub async fn insert_job(&self, j: &NewJob<'_>) -> Result<(Job, bool)> {
         match self.admit_job(j, i64::MAX, i64::MAX).await? {
-            Admission::Admitted { job, new } => Ok((job, new)),
+            Admission::Admitted { job, new } => Ok((*job, new)),
             Admission::QueueFull | Admission::KeyBusy => Err(StoreError::Db(sqlx::Error::RowNotFound)),
         }
     }
@@ -261,7 +261,7 @@ impl Store {
     pub async fn admit_job(&self, j: &NewJob<'_>, max_queue: i64, max_per_key: i64) -> Result<Admission> {
         if let (Some(key), Some(idem)) = (j.api_key_id, j.idempotency_key) {
             if let Some(existing) = self.job_by_idempotency(key, idem).await? {
-                return Ok(Admission::Admitted { job: existing, new: false });
+                return Ok(Admission::Admitted { job: Box::new(existing), new: false });
             }
         }
         let _serial = self.admission.lock().await;
@@ -311,7 +311,7 @@ impl Store {
                 drop(tx);
                 if let (Some(key), Some(idem)) = (j.api_key_id, j.idempotency_key) {
                     if let Some(existing) = self.job_by_idempotency(key, idem).await? {
-                        return Ok(Admission::Admitted { job: existing, new: false });
+                        return Ok(Admission::Admitted { job: Box::new(existing), new: false });
                     }
                 }
                 return Err(sqlx::Error::Database(e).into());
@@ -320,7 +320,7 @@ impl Store {
         }
         self.event(&id, "submitted", None, Some(&format!("mode {}", j.mode.as_str()))).await?;
         let job = self.job(&id).await?.ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
-        Ok(Admission::Admitted { job, new: true })
+        Ok(Admission::Admitted { job: Box::new(job), new: true })
     }
 
     /// Whether a job (module, input or receipt) or an approved module names

@@ -479,6 +479,14 @@ fn verify_answers_do_not_grow_with_the_statement() {
     assert_eq!(v["output_len"], 1000);
     assert_eq!(v["output"].as_array().map(Vec::len), Some(64));
     assert!(a.body.len() < 4096, "a {}-byte answer", a.body.len());
+    // A receipt whose statement holds a word >= p is refused at the word.
+    let (proof, mut st, _) =
+        bitsage_prover::prove(&p, &[], &[], &bitsage_prover::ProveOptions::default()).expect("proves");
+    st.output[0] = obelysk_vm::M31((1 << 31) - 1);
+    let bytes = Receipt::new(st, proof).expect("receipt").to_bytes().expect("encodes");
+    let v = post(&node.at("/v1/verify"), Some(&client), "application/octet-stream", &bytes, &[]).json();
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("canonical")), "{v}");
 }
 
 #[test]

@@ -392,4 +392,7 @@ fn compilation_is_bounded_before_cranelift_sees_a_component() {
     })
     .expect_err("over the budget");
     assert!(matches!(e, SandboxError::CompileLimit(_)), "{e}");
+    // An honest workload right after.
+    let module = sandbox.load(&guests::bytes("custom")).expect("custom loads");
+    assert_eq!(sandbox.run(&module, b"[4, 5]").expect("runs").recorded.trace.output, vec![obelysk_vm::M31(9)]);
 }

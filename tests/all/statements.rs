@@ -10,7 +10,7 @@ use bitsage_prover::tracegen::{build_main_trace, MainTrace};
 use bitsage_prover::{prove, Forgery, ProveError, ProveOptions, Receipt, ReceiptError};
 use bitsage_tests::*;
 use obelysk_vm::exec::{execute, ExecError, ExecLimits};
-use obelysk_vm::isa::{Instr, Opcode, Program, ProgramError, Table};
+use obelysk_vm::isa::{ProgramError, Table};
 use obelysk_vm::M31;
 use stwo::core::fields::m31::P;
 use stwo::prover::backend::Column;
@@ -121,8 +121,6 @@ fn receipts_with_non_canonical_words_do_not_decode() {
             other => panic!("{what}: expected a decoding error, got {:?}", other.map(|r| r.digest_hex())),
         }
     }
-    let _ = Instr::new(Opcode::Halt);
-    let _ = Program::default();
 }
 
 /// `lt(x, y)` with `x - y = 2^29` under the old check: the difference split

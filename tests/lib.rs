@@ -103,6 +103,15 @@ pub fn assert_rejected(st: &Statement, t: &Trace) -> Vec<VerifyError> {
     errs
 }
 
+/// The CPU component's column indices, by name (for editing trace rows).
+pub fn cpu_columns() -> bitsage_air::cpu::CpuCols<usize> {
+    let mut i = 0;
+    bitsage_air::cpu::CpuCols::read(|| {
+        i += 1;
+        i - 1
+    })
+}
+
 /// Asserts that an edited main trace yields no accepted proof: the honest
 /// prover refuses or is rejected, and both forging provers are rejected.
 pub fn assert_main_rejected(st: &Statement, main: &MainTrace, what: &str) {

@@ -430,18 +430,14 @@ fn every_structural_mutation_of_a_proof_is_rejected_without_a_crash() {
     println!("{} mutations: zero aborts, zero panics, all rejected {kinds:?}", n - noop);
 }
 
-/// splitmix64: a seeded generator for the fuzz inputs.
-struct Rng(u64);
+/// The seeded generator of the fuzz inputs.
+struct Rng(obelysk_vm::samples::Stream);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^ (z >> 31)
+        self.0.next()
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.0.below(n.clamp(1, u32::MAX as usize) as u32) as usize
     }
 }
 
@@ -498,7 +494,7 @@ fn receipt_decoder_survives_100k_generated_inputs() {
         .map(|thread| {
             let (file, content, header) = (file.clone(), content.clone(), header.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(0x5eed_0000 + thread);
+                let mut rng = Rng(obelysk_vm::samples::Stream(0x5eed_0000 + thread));
                 let (mut ok, mut verified) = (0, 0);
                 for i in 0..N / 2 {
                     let decoded = match i % 4 {

@@ -121,13 +121,7 @@ fn padding_rows_cannot_alter_state() {
     let t = run(&p, &[]);
     let st = statement(&p, &[], &[M31(5), M31(6)]);
     let mut main = build_main_trace(&p, &t);
-    let cols = bitsage_air::cpu::CpuCols::<usize>::read({
-        let mut i = 0;
-        move || {
-            i += 1;
-            i - 1
-        }
-    });
+    let cols = cpu_columns();
     let row = t.steps.len(); // first padding row
     let set = |main: &mut bitsage_prover::tracegen::MainTrace, col: usize, v: u32| {
         main.cpu.columns[col].set(row, M31(v));

@@ -144,13 +144,7 @@ fn lt_difference_of_2_29_cannot_be_proved() {
     t.registers[2].value = M31(y);
     let st = statement(&claimed, &[0, y], &[M31(0)]);
     let mut main = build_main_trace(&claimed, &t);
-    let cols = bitsage_air::cpu::CpuCols::<usize>::read({
-        let mut i = 0;
-        move || {
-            i += 1;
-            i - 1
-        }
-    });
+    let cols = cpu_columns();
     let row = 2;
     let r_hi = M31(65535) * M31(8).inverse();
     assert_eq!(M31(1 << 13) + r_hi * M31(1 << 16), M31(1 << 29));

@@ -53,18 +53,20 @@ pub fn every_opcode_loop() -> Program {
     bl.build().expect("every_opcode_loop is well formed")
 }
 
-/// A deterministic pseudo-random stream (SplitMix64) for [`random_program`].
-struct Stream(u64);
+/// A deterministic pseudo-random stream (SplitMix64), seeded: for
+/// [`random_program`] and for tests that generate inputs.
+pub struct Stream(pub u64);
 
 impl Stream {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u32) -> u32 {
+    /// Uniform enough below `n` (`n > 0`).
+    pub fn below(&mut self, n: u32) -> u32 {
         (self.next() % u64::from(n)) as u32
     }
 }

@@ -244,15 +244,6 @@ pub struct JobEvent {
 impl Store {
     /// Inserts a job, or returns the existing one with the same idempotency
     /// key for the same API key. The bool is true when the job is new.
-    /// Inserts a job with no caps (tests and tools; the API admits jobs
-    /// through [`Self::admit_job`]).
-    pub async fn insert_job(&self, j: &NewJob<'_>) -> Result<(Job, bool)> {
-        match self.admit_job(j, i64::MAX, i64::MAX).await? {
-            Admission::Admitted { job, new } => Ok((*job, new)),
-            Admission::QueueFull | Admission::KeyBusy => Err(StoreError::Db(sqlx::Error::RowNotFound)),
-        }
-    }
-
     /// Admits a job while the node's queue holds fewer than `max_queue`
     /// active jobs and its API key fewer than `max_per_key`. The counts and
     /// the insert are one step: serialised within this process, and across

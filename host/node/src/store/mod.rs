@@ -115,6 +115,14 @@ mod tests {
 
     use super::*;
 
+    /// The job an uncapped admission inserted (or found).
+    fn admitted(a: Admission) -> (Job, bool) {
+        match a {
+            Admission::Admitted { job, new } => (*job, new),
+            Admission::QueueFull | Admission::KeyBusy => panic!("an uncapped admission was refused"),
+        }
+    }
+
     async fn temp_store() -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("bitsage-store-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -139,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn expired_leases_are_retried_a_bounded_number_of_times_and_fenced() {
         let (store, dir) = temp_store().await;
-        let (job, _) = store.insert_job(&new_job(None, 2)).await.expect("insert");
+        let (job, _) = admitted(store.admit_job(&new_job(None, 2), i64::MAX, i64::MAX).await.expect("insert"));
         let first = store.claim("w1/0", Duration::ZERO).await.expect("claim").expect("a job");
         assert_eq!((first.job.id.as_str(), first.attempt), (job.id.as_str(), 1));
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -164,8 +172,9 @@ mod tests {
     #[tokio::test]
     async fn an_idempotency_key_makes_one_job_and_a_finished_job_stays_finished() {
         let (store, dir) = temp_store().await;
-        let (a, new_a) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert");
-        let (b, new_b) = store.insert_job(&new_job(Some("x"), 3)).await.expect("insert again");
+        let (a, new_a) = admitted(store.admit_job(&new_job(Some("x"), 3), i64::MAX, i64::MAX).await.expect("insert"));
+        let (b, new_b) =
+            admitted(store.admit_job(&new_job(Some("x"), 3), i64::MAX, i64::MAX).await.expect("insert again"));
         assert!(new_a && !new_b);
         assert_eq!(a.id, b.id);
         let c = store.claim("w/0", Duration::from_secs(30)).await.expect("claim").expect("job");

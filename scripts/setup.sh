@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 if ! rustup run 1.95.0 cargo --version >/dev/null 2>&1; then
   rustup toolchain install 1.95.0 --profile minimal --component rustfmt --component clippy
 fi
-if ! rustup target list --installed --toolchain 1.95.0 | grep -qx wasm32-wasip2; then
-  rustup target add wasm32-wasip2 --toolchain 1.95.0
-fi
+for t in wasm32-wasip2 wasm32-unknown-unknown; do
+  if ! rustup target list --installed --toolchain 1.95.0 | grep -qx "$t"; then
+    rustup target add "$t" --toolchain 1.95.0
+  fi
+done
 
 # `--minimal`: the toolchain only (what the demo needs); the test tools below
 # are for scripts/test.sh and scripts/settle-demo.sh.

@@ -10,7 +10,9 @@
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod pool;
-pub mod receipt;
+/// The receipt file, in its own crate so that verifiers without the prover
+/// (the browser's) read it.
+pub use bitsage_receipt as receipt;
 pub mod tracegen;
 
 use std::time::{Duration, Instant};

@@ -22,8 +22,14 @@
 //! prefix when over their caps and its words when not canonical, and the
 //! proof's bytes are compared with the bound its own claim implies
 //! ([`bitsage_air::shape::max_proof_bytes`]) before the proof is read.
+//!
+//! Natively the C zstd library compresses and decompresses. On wasm32 the
+//! pure-Rust `ruzstd` decompresses under the same window and size caps, and
+//! there is no encoder: a browser checks receipts, it does not make them.
 
 use std::io::Read;
+
+pub mod attest;
 
 use bincode::Options;
 use bitsage_air::verify::{verify, Proof, VerifyError};
@@ -151,6 +157,35 @@ fn codec() -> impl Options {
     bincode::DefaultOptions::new().with_fixint_encoding().with_limit(max_decoded_bytes())
 }
 
+/// The zstd frame's content, refused as soon as it passes
+/// [`max_decoded_bytes`] or asks for a window over 2^[`WINDOW_LOG_MAX`].
+fn decompress(frame: &[u8]) -> Result<Vec<u8>, ReceiptError> {
+    let max = max_decoded_bytes();
+    let corrupt = |e: &dyn std::fmt::Display| ReceiptError::Corrupt(e.to_string());
+    let mut raw = Vec::new();
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut decoder = zstd::Decoder::new(frame).map_err(|e| corrupt(&e))?;
+        decoder.window_log_max(WINDOW_LOG_MAX).map_err(|e| corrupt(&e))?;
+        decoder.take(max + 1).read_to_end(&mut raw).map_err(|e| corrupt(&e))?;
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut decoder =
+            ruzstd::decoding::StreamingDecoder::new_with_max_window_size(frame, 1 << WINDOW_LOG_MAX)
+                .map_err(|e| corrupt(&e))?;
+        (&mut decoder).take(max + 1).read_to_end(&mut raw).map_err(|e| corrupt(&e))?;
+        // One frame and nothing after it, as the C decoder requires.
+        if raw.len() as u64 <= max && !decoder.get_ref().is_empty() {
+            return Err(ReceiptError::Corrupt("bytes after the zstd frame".into()));
+        }
+    }
+    if raw.len() as u64 > max {
+        return Err(ReceiptError::TooLarge(format!("more than {max} bytes decompressed")));
+    }
+    Ok(raw)
+}
+
 /// Decodes one value from the front of `rest` and moves past it.
 fn take<T: serde::de::DeserializeOwned + Serialize>(rest: &mut &[u8], what: &str) -> Result<T, ReceiptError> {
     let corrupt = |e: bincode::Error| ReceiptError::Corrupt(format!("{what}: {e}"));
@@ -208,6 +243,7 @@ impl Receipt {
     }
 
     /// The receipt file's bytes.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_bytes(&self) -> Result<Vec<u8>, ReceiptError> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -225,14 +261,7 @@ impl Receipt {
         if version != FORMAT_VERSION {
             return Err(ReceiptError::Version(version));
         }
-        let max = max_decoded_bytes();
-        let mut decoder = zstd::Decoder::new(&bytes[10..]).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        decoder.window_log_max(WINDOW_LOG_MAX).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        let mut raw = Vec::new();
-        decoder.take(max + 1).read_to_end(&mut raw).map_err(|e| ReceiptError::Corrupt(e.to_string()))?;
-        if raw.len() as u64 > max {
-            return Err(ReceiptError::TooLarge(format!("more than {max} bytes decompressed")));
-        }
+        let raw = decompress(&bytes[10..])?;
         Self::from_content(raw)
     }
 

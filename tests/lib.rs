@@ -4,6 +4,7 @@ pub mod devnet;
 pub mod guests;
 pub mod merkle;
 pub mod node;
+pub mod web;
 
 use bitsage_air::verify::{Proof, VerifyError};
 use bitsage_air::{SecurityLevel, Statement};

@@ -8,4 +8,5 @@ mod sandbox;
 mod settle;
 mod soundness;
 mod statements;
+mod web;
 mod workloads;

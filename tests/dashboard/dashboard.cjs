@@ -1,31 +1,14 @@
 // Drives the node's dashboard in headless Chromium (Debian's chromium,
 // through playwright-core): enter a key, submit a job, open it, press
-// verify, take a screenshot. Usage: node dashboard.cjs URL KEY SCREENSHOT.
+// verify (the wasm verifier, in the page), read the plots, take a
+// screenshot. Usage: node dashboard.cjs URL KEY SCREENSHOT.
 // scripts/setup.sh installs playwright-core under ~/.cache/bitsage/node.
 "use strict";
-const path = require("path");
-const os = require("os");
-
-function playwright() {
-  const candidates = [
-    process.env.BITSAGE_PLAYWRIGHT,
-    path.join(os.homedir(), ".cache/bitsage/node/node_modules/playwright-core"),
-    "playwright-core",
-  ].filter(Boolean);
-  for (const c of candidates) {
-    try { return require(c); } catch (_) {}
-  }
-  throw new Error("playwright-core is not installed; run scripts/setup.sh");
-}
+const { playwright, launch } = require("./chromium.cjs");
 
 async function main() {
   const [url, key, shot] = process.argv.slice(2);
-  const { chromium } = playwright();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch(playwright());
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on("pageerror", (e) => { console.error("page error:", e.message); process.exitCode = 1; });
@@ -51,6 +34,28 @@ async function main() {
     const cls = await page.getAttribute("#verdict", "class");
     console.log("verdict:", cls, verdict);
     if (cls !== "valid" || !verdict.includes("[42]")) throw new Error("the dashboard did not show a valid receipt");
+    // The fields `bitsage-host verify` prints, from the wasm verifier.
+    const fields = await page.$$eval("#verify-fields dd", (dds) => Object.fromEntries(dds.map((d) => [d.dataset.field, d.textContent])));
+    console.log("fields:", JSON.stringify(fields));
+    for (const f of ["program", "module", "output", "attested"]) {
+      if (!fields[f]) throw new Error("the verify panel lacks " + f);
+    }
+    if (!fields.attested.includes("no (an unsigned receipt)") && !fields.attested.startsWith("job 0x")) {
+      throw new Error("unexpected attestation field: " + fields.attested);
+    }
+    // The plots show this job: one finished job, one proof in the
+    // histogram, one device line with a proof.
+    await page.waitForSelector("#plot-jobs[data-total]:not([data-total='0'])", { timeout: 30000 });
+    const plots = await page.evaluate(() => ({
+      jobs: Number(document.querySelector("#plot-jobs").dataset.total),
+      proved_bars: document.querySelectorAll("#plot-jobs rect[data-state='proved']").length,
+      proofs: Number(document.querySelector("#plot-prove").dataset.total),
+      prove_bars: document.querySelectorAll("#plot-prove rect[data-count]").length,
+      devices: [...document.querySelectorAll("#plot-devices polyline")].map((p) => ({ device: p.dataset.device, proofs: Number(p.dataset.proofs) })),
+    }));
+    console.log("plots:", JSON.stringify(plots));
+    if (plots.jobs < 1 || plots.proved_bars < 1 || plots.proofs < 1 || plots.prove_bars < 1) throw new Error("the plots do not show the job");
+    if (!plots.devices.some((d) => d.proofs >= 1)) throw new Error("no device line with a proof");
     await page.screenshot({ path: shot, fullPage: true });
     console.log("screenshot", shot);
   } finally {

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{self, Role};
 use crate::blobs::sha256_hex;
 pub use crate::state::{rate_limited, ApiError, AppState, ErrorBody, VERIFY_BUDGET};
-use crate::store::{now_ms, Admission, Job, JobEvent, JobMode, JobState, ModuleEntry, NewJob, WorkerEntry};
+use crate::store::{now_ms, Admission, History, Job, JobEvent, JobMode, JobState, ModuleEntry, NewJob, WorkerEntry};
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
@@ -695,6 +695,29 @@ pub(crate) async fn events(
     auth::caller(&s, &headers, Role::Operator).await?;
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);
     Ok(Json(s.store.events(q.job.as_deref(), q.after.unwrap_or(0), limit).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct HistoryQuery {
+    /// How far back, in minutes (1 to 1440; 60 by default), in one-minute buckets.
+    minutes: Option<usize>,
+}
+
+/// The last hour (or `minutes`) in one-minute buckets: finished jobs by
+/// state, the proving-time distribution, each device's busy fraction. The
+/// dashboard plots it.
+#[utoipa::path(get, path = "/v1/history", params(HistoryQuery), responses((status = 200, body = History)), security(("bearer" = [])))]
+pub(crate) async fn history(
+    State(s): St,
+    headers: HeaderMap,
+    Query(q): Query<HistoryQuery>,
+) -> AppResult<Json<History>> {
+    auth::caller(&s, &headers, Role::Client).await?;
+    let minutes = q.minutes.unwrap_or(60);
+    if !(1..=1440).contains(&minutes) {
+        return Err(ApiError::bad_request("bad-window", format!("minutes must be 1 to 1440, not {minutes}")));
+    }
+    Ok(Json(s.store.history(now_ms(), 60_000, minutes).await?))
 }
 
 /// The node at a glance (operators; `bitsage-host status`).

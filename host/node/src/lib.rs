@@ -20,6 +20,7 @@ pub mod routes;
 pub mod settle;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod worker;
 
 use std::net::SocketAddr;

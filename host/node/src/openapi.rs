@@ -12,7 +12,7 @@ use crate::api;
     paths(
         api::health, api::metrics, api::submit_job, api::list_jobs, api::get_job, api::get_receipt, api::get_proof,
         api::job_events, api::settlement_receipt, api::verify_receipt, api::list_modules, api::add_module, api::gpu, api::workers,
-        api::events, api::status
+        api::events, api::status, api::history
     ),
     modifiers(&Bearer)
 )]

@@ -12,9 +12,10 @@ use axum::{Json, Router};
 
 use crate::api::{
     add_module, dashboard, events, get_job, get_proof, get_receipt, gpu, health, job_events, list_jobs, list_modules,
-    metrics, settlement_receipt, status, submit_job, verify_receipt, workers,
+    history, metrics, settlement_receipt, status, submit_job, verify_receipt, workers,
 };
 use crate::state::AppState;
+use crate::web;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -34,6 +35,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/workers", get(workers))
         .route("/v1/events", get(events))
         .route("/v1/status", get(status))
+        .route("/v1/history", get(history))
+        // The browser verifier: a standalone page and the JavaScript package.
+        .route("/verify", get(web::page))
+        .route("/verifier/index.js", get(web::index_js))
+        .route("/verifier/report.js", get(web::report_js))
+        .route("/verifier/pkg/bitsage_verify_wasm.js", get(web::glue_js))
+        .route("/verifier/pkg/bitsage_verify_wasm_bg.wasm", get(web::wasm))
         // The handlers that take a body enforce the node's limit themselves (`body`).
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -157,11 +157,16 @@ fn codec() -> impl Options {
     bincode::DefaultOptions::new().with_fixint_encoding().with_limit(max_decoded_bytes())
 }
 
+/// How a receipt whose zstd frame does not decode is described, before the
+/// decoder's own words.
+pub const ZSTD_ERROR: &str = "the zstd frame does not decode";
+
 /// The zstd frame's content, refused as soon as it passes
 /// [`max_decoded_bytes`] or asks for a window over 2^[`WINDOW_LOG_MAX`].
 fn decompress(frame: &[u8]) -> Result<Vec<u8>, ReceiptError> {
     let max = max_decoded_bytes();
-    let corrupt = |e: &dyn std::fmt::Display| ReceiptError::Corrupt(e.to_string());
+    // The two decoders word their errors differently; the prefix is common.
+    let corrupt = |e: &dyn std::fmt::Display| ReceiptError::Corrupt(format!("{ZSTD_ERROR}: {e}"));
     let mut raw = Vec::new();
     #[cfg(not(target_arch = "wasm32"))]
     {

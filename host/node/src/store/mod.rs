@@ -8,6 +8,7 @@
 //! worker whose lease expired and whose job was claimed again can no longer
 //! change it, so a job completes exactly once.
 
+mod history;
 mod jobs;
 mod registry;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use history::{DeviceHistory, History, PROVE_MS_BOUNDS};
 pub use jobs::{Admission, Claim, Job, JobEvent, JobMode, JobState, NewJob, Outcome};
 pub use registry::{ApiKey, ModuleEntry, WorkerEntry};
 

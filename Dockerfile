@@ -9,7 +9,8 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN rustup toolchain install 1.95.0 --profile minimal \
- && rustup target add wasm32-wasip2 --toolchain 1.95.0 \
+ && rustup target add wasm32-wasip2 wasm32-unknown-unknown --toolchain 1.95.0 \
+ && CARGO_TARGET_DIR=/src/target ./scripts/build-web.sh \
  && cargo build --release --locked -p bitsage-host \
  && cargo build --release --locked --target wasm32-wasip2 --manifest-path workloads/Cargo.toml --target-dir target
 

@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 ./scripts/build-workloads.sh > /dev/null
 # The settlement tests deploy the compiled contracts on starknet-devnet.
 ./scripts/build-contracts.sh > /dev/null
+# The browser verifier (wasm32-unknown-unknown + wasm-bindgen), before the
+# node that embeds it; its tests run it in Node.js and headless Chromium.
+./scripts/build-web.sh
 export BITSAGE_DEVNET="${BITSAGE_DEVNET:-$HOME/.cache/bitsage/tools/bin/starknet-devnet}"
 # The node tests drive the real binary, so it is built first.
 cargo build -p bitsage-host --locked

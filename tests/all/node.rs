@@ -71,6 +71,7 @@ fn node_proves_every_workload_over_http_and_receipts_verify_locally() {
         "/health",
         "/v1/gpu",
         "/metrics",
+        "/v1/history",
     ] {
         assert!(doc["paths"][path].is_object(), "openapi.json lacks {path}");
     }
@@ -131,6 +132,7 @@ fn node_proves_every_workload_over_http_and_receipts_verify_locally() {
     let gpu = get(&node.at("/v1/gpu"), Some(&client)).json();
     assert_eq!(gpu["local"][0]["device"]["kind"], "cpu");
     assert_eq!(gpu["local"][0]["proofs"], 5);
+    assert_history(&node, &client, &[("proved", 5), ("executed", 1)], 5);
 
     // SIGTERM: a graceful stop, exit status 0.
     let mut node = node;
@@ -391,6 +393,29 @@ fn postgres_cluster_completes_every_job_exactly_once_when_a_worker_dies() {
     assert!(victim["attempts"].as_i64().unwrap_or(0) >= 2, "the killed worker's job was claimed again: {victim}");
     assert!(!done_by[&victim_job].starts_with(&process_id), "a dead worker finished a job");
     assert_eq!(get(&api.at("/v1/jobs"), Some(&op)).json().as_array().map(Vec::len), Some(6));
+    assert_history(&api, &op, &[("proved", 6)], 6);
+}
+
+/// `/v1/history` counts `jobs` (state, n) finished in the last hour and
+/// `proofs` proofs in the histogram and across the devices, each device's
+/// busy fraction within [0, 1] and positive in some minute.
+fn assert_history(node: &bitsage_tests::node::Node, key: &str, jobs: &[(&str, i64)], proofs: i64) {
+    let h = get(&node.at("/v1/history"), Some(key)).json();
+    assert_eq!(h["buckets"], 60, "{h}");
+    for (state, n) in jobs {
+        let per_minute = h["jobs"][state].as_array().unwrap_or_else(|| panic!("no {state} series: {h}"));
+        assert_eq!(per_minute.len(), 60);
+        assert_eq!(per_minute.iter().filter_map(Value::as_i64).sum::<i64>(), *n, "{state}: {h}");
+    }
+    assert_eq!(h["prove_counts"].as_array().map(|c| c.iter().filter_map(Value::as_i64).sum::<i64>()), Some(proofs));
+    let devices = h["devices"].as_array().expect("devices");
+    assert_eq!(devices.iter().filter_map(|d| d["proofs"].as_i64()).sum::<i64>(), proofs, "{h}");
+    for d in devices {
+        let busy: Vec<f64> = d["busy"].as_array().expect("busy").iter().filter_map(Value::as_f64).collect();
+        assert!(busy.iter().all(|b| (0.0..=1.0).contains(b)) && busy.iter().any(|b| *b > 0.0), "{d}");
+    }
+    // Outside 1 to 1440 minutes: a typed refusal.
+    assert_eq!(get(&node.at("/v1/history?minutes=0"), Some(key)).kind(), "bad-window");
 }
 
 #[test]

@@ -80,8 +80,9 @@ impl Store {
             case.push_str(&format!(" WHEN prove_us < {} THEN {i}", ms * 1000));
         }
         case.push_str(&format!(" ELSE {} END", PROVE_MS_BOUNDS.len()));
+        // CAST: PostgreSQL types a CASE of literals as INTEGER, not BIGINT.
         let q = format!(
-            "SELECT {case} AS h, COUNT(*) AS n FROM jobs WHERE finished_at >= $1 AND prove_us IS NOT NULL GROUP BY h"
+            "SELECT CAST({case} AS BIGINT) AS h, COUNT(*) AS n FROM jobs WHERE finished_at >= $1 AND prove_us IS NOT NULL GROUP BY h"
         );
         let mut prove_counts = vec![0i64; PROVE_MS_BOUNDS.len() + 1];
         for r in sqlx::query(&q).bind(start_ms).fetch_all(self.pool()).await? {

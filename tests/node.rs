@@ -20,7 +20,9 @@ pub fn host_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
     let candidates = [profile.join("bitsage-host"), profile.with_file_name("debug").join("bitsage-host")];
-    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| {
+    // The newer build when both exist: a stale one lacks today's routes.
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    candidates.iter().filter(|p| p.exists()).max_by_key(|p| modified(p)).cloned().unwrap_or_else(|| {
         panic!("{} is missing; build it first with `cargo build -p bitsage-host`", candidates[0].display())
     })
 }

@@ -61,3 +61,20 @@ fn hashes_lookups_and_calls_prove() {
     assert_eq!(statement.output, vec![st[5] + st[5]]);
     bitsage_air::verify(&statement, &proof).unwrap();
 }
+
+#[test]
+fn the_proof_size_breakdown_accounts_for_the_proof() {
+    use bitsage_air::shape::ProofParts;
+    let p = samples::mac_loop();
+    let (proof, statement, _) = prove(&p, &[M31(50), M31(3)], &[], &ProveOptions::default()).unwrap();
+    let columns: usize = proof.claim.column_log_sizes().iter().map(Vec::len).sum::<usize>() + 8;
+    let parts = ProofParts::of(&proof.stark);
+    let stark_bytes = bincode::serialize(&proof.stark).unwrap().len();
+    // The payload is the encoding less its length prefixes: close below it.
+    assert!(parts.total() <= stark_bytes && parts.total() * 100 >= stark_bytes * 95, "{parts:?} vs {stark_bytes}");
+    // One word per committed column (the composition's eight included) per
+    // distinct queried row.
+    let rows = proof.stark.queried_values[1][0].len();
+    assert!(rows > 0 && rows <= statement.security.n_queries());
+    assert_eq!(parts.queried_values, columns * rows * 4);
+}

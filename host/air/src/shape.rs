@@ -289,6 +289,58 @@ pub fn check_queries(
     Ok(())
 }
 
+/// Where a proof's bytes go: the payload of each part (field words at 4
+/// bytes, extension words at 16, hashes at 32), without the encoding's
+/// length prefixes. Each main and interaction column costs one word per
+/// query; Merkle paths and the FRI layers grow with the query count and the
+/// tree height.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProofParts {
+    /// The out-of-domain samples of every column.
+    pub sampled_values: usize,
+    /// Every committed column's value at every queried row.
+    pub queried_values: usize,
+    /// The Merkle paths that open those rows in the four trees.
+    pub trace_merkle: usize,
+    /// FRI layers' sibling values.
+    pub fri_values: usize,
+    /// FRI layers' Merkle paths and roots.
+    pub fri_merkle: usize,
+    /// The FRI last layer's coefficients.
+    pub fri_last_layer: usize,
+    /// Tree roots and the proof of work.
+    pub other: usize,
+}
+
+impl ProofParts {
+    pub fn of(stark: &StarkProof<Blake2sMerkleHasher>) -> Self {
+        const W: usize = 4;
+        const QW: usize = 16;
+        const H: usize = 32;
+        let fri = &stark.fri_proof;
+        let layers = || std::iter::once(&fri.first_layer).chain(&fri.inner_layers);
+        ProofParts {
+            sampled_values: stark.sampled_values.iter().flatten().map(Vec::len).sum::<usize>() * QW,
+            queried_values: stark.queried_values.iter().flatten().map(Vec::len).sum::<usize>() * W,
+            trace_merkle: stark.decommitments.iter().map(|d| d.hash_witness.len()).sum::<usize>() * H,
+            fri_values: layers().map(|l| l.fri_witness.len()).sum::<usize>() * QW,
+            fri_merkle: layers().map(|l| l.decommitment.hash_witness.len() + 1).sum::<usize>() * H,
+            fri_last_layer: fri.last_layer_poly.len() * QW,
+            other: stark.commitments.len() * H + 8,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.sampled_values
+            + self.queried_values
+            + self.trace_merkle
+            + self.fri_values
+            + self.fri_merkle
+            + self.fri_last_layer
+            + self.other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::merkle_witness_len;

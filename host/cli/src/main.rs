@@ -543,6 +543,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
     let rows: u64 =
         [c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size, 16].iter().map(|l| 1u64 << l).sum();
     let proof_bytes = r.proof_bytes();
+    let parts = bitsage_air::shape::ProofParts::of(&r.body.proof.stark);
     let bits = st.security.bits();
     if as_json {
         println!(
@@ -551,7 +552,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
             "instructions": st.program.instrs.len(), "input": words_json(&st.input), "output": words_json(&st.output),
             "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": 16 },
             "ram_words": c.ram_words, "total_rows": rows, "main_columns": main_cols, "interaction_columns": int_cols,
-            "proof_bytes": proof_bytes, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) })
+            "proof_bytes": proof_bytes, "proof_parts": parts, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) })
         );
     } else {
         println!("receipt        {} (digest {})", path.display(), r.digest_hex());
@@ -573,6 +574,16 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
         println!("columns        {main_cols} main + {int_cols} LogUp");
         println!("ram words      {}", c.ram_words);
         println!("proof size     {proof_bytes} bytes");
+        let kib = |b: usize| format!("{:.1} KiB", b as f64 / 1024.0);
+        println!(
+            "  of which     queried values {}, trace Merkle paths {}, FRI values {}, FRI Merkle {}, sampled values {}, last layer {}",
+            kib(parts.queried_values),
+            kib(parts.trace_merkle),
+            kib(parts.fri_values),
+            kib(parts.fri_merkle),
+            kib(parts.sampled_values),
+            kib(parts.fri_last_layer)
+        );
         println!(
             "security       {bits} bits ({} pow bits + log blowup {} x {} queries)",
             SecurityLevel::POW_BITS,

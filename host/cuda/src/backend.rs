@@ -4,7 +4,7 @@
 //! canonic domains (batched per size), Merkle leaves and layers, grinding,
 //! FRI folds, accumulation, barycentric weights and point evaluation,
 //! quotient combination, and constraint evaluation (kernels generated from
-//! the AIR, see [`crate::prover`]). Reads Stwo makes one value or one
+//! the AIR, see [`crate::constraints`]). Reads Stwo makes one value or one
 //! column at a time (out-of-domain samples, decommitment values) are
 //! batched over the registry of committed columns.
 //!

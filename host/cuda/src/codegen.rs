@@ -584,7 +584,7 @@ mod tests {
     #[test]
     fn every_component_generates_a_kernel_reading_every_column() {
         let rels = Relations::draw(&mut Blake2sChannel::default());
-        let evs = crate::prover::obelysk_expressions(5, &rels);
+        let evs = crate::constraints::obelysk_expressions(5, &rels);
         for (name, ev) in evs {
             let k = generate(name, &ev);
             assert_eq!(k.n_constraints, ev.constraints.len());

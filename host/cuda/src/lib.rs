@@ -1,28 +1,36 @@
-//! CUDA kernels for the Stwo prover, driven through cudarc.
+//! Stwo 2.3 on NVIDIA GPUs, through cudarc: a backend that proves
+//! byte-identically to the SIMD one.
 //!
-//! The kernels (`kernels/*.cu`) are embedded in the binary and compiled by
-//! NVRTC when a [`Gpu`] is opened; the driver and NVRTC libraries are loaded
-//! at run time, so this crate builds and links on machines without CUDA and
-//! [`Gpu::open`] reports [`CudaError::NoDriver`] there.
+//! The kernels (`kernels/*.cu`, plus the code [`codegen`] generates from the
+//! AIR) are embedded in the binary and compiled by NVRTC when a [`Gpu`] is
+//! opened; the driver and NVRTC libraries are loaded at run time, so this
+//! crate builds and links on machines without CUDA and [`Gpu::open`]
+//! reports [`CudaError::NoDriver`] there.
 //!
-//! What is here computes exactly what Stwo 2.3's CPU backend computes, on
-//! device-resident data:
-//! - [`Gpu::interpolate`] / [`Gpu::evaluate`]: circle IFFT and FFT (LDE) over
-//!   batches of equal-size columns, with Stwo's twiddle tree;
-//! - [`Gpu::merkle_root`]: the lifted Blake2s Merkle commitment of columns of
-//!   mixed sizes (leaves and every internal layer);
-//! - [`Gpu::grind`]: the Blake2s proof-of-work nonce, in the SIMD backend's
-//!   search order, so the nonce is the same one.
+//! - [`Gpu`] (this module): device columns and the primitive kernels: circle
+//!   IFFT/FFT over batches of columns with Stwo's twiddle tree
+//!   ([`Gpu::interpolate`], [`Gpu::evaluate`]), the lifted Blake2s Merkle
+//!   commitment ([`Gpu::merkle_root`]), the proof-of-work nonce in the SIMD
+//!   backend's search order ([`Gpu::grind`]), FRI folds and quotients;
+//! - [`backend`]: `CudaBackend`, Stwo's backend traits over those columns;
+//! - [`codegen`]: CUDA C for each component's constraints and LogUp
+//!   fractions, generated from the component's own expression trees;
+//! - [`constraints`]: `ComponentProver<CudaBackend>` for the AIR's
+//!   components, running the generated constraint kernels;
+//! - [`logup`]: the LogUp interaction trace on the device;
+//! - [`cputrace`], [`hashtrace`]: the CPU and Poseidon2 components' rows
+//!   built on the device from the steps and hash calls the VM recorded.
 //!
-//! `bitsage-cuda-check` compares each against Stwo on random inputs and
-//! times it against the SIMD backend.
+//! `bitsage-cuda-check` compares each kernel against Stwo on random inputs
+//! and times it against the SIMD backend; `bitsage-gpu-proofs` (in
+//! `bitsage-prover`) compares whole proofs byte for byte.
 
 pub mod backend;
 pub mod codegen;
 pub mod cputrace;
 pub mod hashtrace;
 pub mod logup;
-pub mod prover;
+pub mod constraints;
 
 use std::sync::Arc;
 

@@ -1,16 +1,24 @@
-//! Settlement's off-chain half, part one: who the worker is and what it
-//! signs.
+//! Settlement's off-chain half: who the worker is, what it signs, and the
+//! client of our Starknet contracts.
 //!
 //! - [`keystore`]: the worker's Stark-curve key, kept in an encrypted
 //!   keystore file in the Web3 Secret Storage format (scrypt + AES-128-CTR)
 //!   that starkli reads and writes, mode 0600.
-//! - [`attest`]: a Stark-ECDSA signature over a Poseidon hash of a receipt's
-//!   module, program, input/output and proof digests, the job id and the
-//!   worker's address; a Cairo contract checks it with
-//!   `check_ecdsa_signature`.
+//! - [`attest`]: signing a Stark-ECDSA attestation over a Poseidon hash of a
+//!   receipt's module, program, input/output and proof digests, the job id
+//!   and the worker's address (a Cairo contract checks it with
+//!   `check_ecdsa_signature`). What needs no key (the job spec hash, the
+//!   signed message, checking a receipt's attestation) is in
+//!   `bitsage_receipt::attest`, re-exported there, so the browser's
+//!   verifier runs it too.
 //! - [`tee`]: which confidential-computing hardware the machine has. Where
 //!   none is present (every machine this project runs on) an attestation is
 //!   `software-signed`: it says which key signed, not what hardware ran.
+//! - [`chain`]: the Starknet client (starknet-rust) for the staking,
+//!   validator-registry and escrow contracts.
+//! - [`validator`]: a validator's judgement of a submitted result: the
+//!   receipt verifies, its attestation signs it, it proves the committed
+//!   spec, and, with a rerun, the output matches.
 //!
 //! `starknet-crypto`'s signing is not constant-time (its README says so).
 //! That is acceptable for attestations made on the worker's own machine.

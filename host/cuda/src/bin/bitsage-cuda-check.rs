@@ -328,7 +328,7 @@ type Ev = AssertEvaluator<'static>;
 fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng, skip_hash: bool) -> Result<()> {
     let rels = Relations::draw(&mut Blake2sChannel::default());
     let (trace_log, eval_log) = (5u32, 6u32);
-    let evals = bitsage_cuda::prover::obelysk_expressions(trace_log, &rels);
+    let evals = bitsage_cuda::constraints::obelysk_expressions(trace_log, &rels);
     for (name, ev) in evals {
         if skip_hash && name == "hash" {
             println!("skip constraints of `hash` (--skip-hash: its kernel takes minutes to compile)");

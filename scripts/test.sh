@@ -50,6 +50,10 @@ open(sys.argv[2], 'wb').write(b)
 PY
 }
 
+# --help ends with every exit status and its meaning (the Exit enum).
+expect_code 0 "$bin" --help
+grep -q "^  25  the chain could not be reached" "$tmp/out"
+
 # Assembly programs: prove, verify, tamper.
 expect_code 0 "$bin" prove examples/mac_loop.obk --input 1000,7 --out "$tmp/r.bin" --json
 expect_code 0 "$bin" verify "$tmp/r.bin" --program examples/mac_loop.obk

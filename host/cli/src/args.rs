@@ -10,6 +10,7 @@ use bitsage_settle::Felt;
 
 use anyhow::Context;
 
+use crate::exit::Exit;
 use crate::{fail, Failure};
 
 /// Where operator state lives: the approved-module list and the compile cache.
@@ -80,12 +81,12 @@ impl LimitArgs {
 /// `s` as a felt (0x-hex or decimal); exit 2 naming `what` otherwise.
 pub fn parse_felt(s: &str, what: &str) -> Result<Felt, Failure> {
     bitsage_settle::parse_felt(s)
-        .ok_or_else(|| Failure { code: 2, err: anyhow::anyhow!("{what} {s:?} is not a felt (0x-hex or decimal)") })
+        .ok_or_else(|| Failure { code: Exit::Usage, err: anyhow::anyhow!("{what} {s:?} is not a felt (0x-hex or decimal)") })
 }
 
 /// A file's bytes; exit 6 naming it otherwise.
 pub fn read(p: &Path) -> Result<Vec<u8>, Failure> {
-    std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))
+    std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(Exit::Io))
 }
 
 /// A job's input document's bytes (`{}` without one).

@@ -14,6 +14,7 @@ use bitsage_settle::validator::{ReceiptSource, Validator};
 use bitsage_settle::Felt;
 use serde_json::json;
 
+use crate::exit::Exit;
 use crate::args::{parse_felt, DataDir};
 use crate::keys::{key_failure, keystore_path, password};
 use crate::spec::{spec_json, SpecArgs};
@@ -38,16 +39,16 @@ pub struct ChainArgs {
     data: DataDir,
 }
 
-/// A chain failure's exit code: 24 the chain or a contract refused, 25 the
+/// A chain failure's exit code: Exit::ChainRefused the chain or a contract refused, 25 the
 /// chain could not be reached or answered oddly, 2 a bad argument.
 pub fn chain_failure(e: ChainError) -> Failure {
     let code = match e {
         ChainError::Unreachable { .. }
         | ChainError::Rpc(_)
         | ChainError::Timeout { .. }
-        | ChainError::BadResponse(_) => 25,
-        ChainError::Config(_) => 2,
-        _ => 24,
+        | ChainError::BadResponse(_) => Exit::ChainUnreachable,
+        ChainError::Config(_) => Exit::Usage,
+        _ => Exit::ChainRefused,
     };
     Failure { code, err: anyhow::Error::new(e) }
 }
@@ -75,7 +76,7 @@ impl ChainArgs {
 
     fn account(&self) -> Result<Felt, Failure> {
         let a = self.account.as_deref().ok_or_else(|| Failure {
-            code: 2,
+            code: Exit::Usage,
             err: anyhow::anyhow!("no account address: pass --account or set BITSAGE_ACCOUNT"),
         })?;
         parse_felt(a, "account address")
@@ -162,7 +163,7 @@ pub fn cmd_chain(as_json: bool, cmd: &ChainCmd) -> Result<(), Failure> {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("creating {}", dir.display()))
-                        .map_err(fail(6))?;
+                        .map_err(fail(Exit::Io))?;
                 }
                 d.save(&path).map_err(chain_failure)?;
                 if as_json {
@@ -447,16 +448,16 @@ pub struct SettleArgs {
 /// `settle`: submits an attested receipt's result to the escrow.
 pub fn cmd_settle(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
     let bytes =
-        std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display())).map_err(fail(6))?;
-    let receipt = Receipt::from_bytes(&bytes).map_err(|e| Failure { code: 5, err: anyhow::Error::new(e) })?;
-    let checked = check_receipt(&receipt).map_err(|e| Failure { code: 1, err: anyhow::Error::new(e) })?;
-    let rec = receipt.attestation.clone().ok_or_else(|| Failure { code: 1, err: anyhow::anyhow!("no attestation") })?;
+        std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display())).map_err(fail(Exit::Io))?;
+    let receipt = Receipt::from_bytes(&bytes).map_err(|e| Failure { code: Exit::Receipt, err: anyhow::Error::new(e) })?;
+    let checked = check_receipt(&receipt).map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?;
+    let rec = receipt.attestation.clone().ok_or_else(|| Failure { code: Exit::Rejected, err: anyhow::anyhow!("no attestation") })?;
     let rt = runtime()?;
     rt.block_on(async {
         let wallet = a.chain.wallet(true).await?;
         if wallet.address() != checked.worker_address {
             return Err(Failure {
-                code: 2,
+                code: Exit::Usage,
                 err: anyhow::anyhow!(
                     "the receipt is attested by {:#x}, this account is {:#x}",
                     checked.worker_address,
@@ -465,7 +466,7 @@ pub fn cmd_settle(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
             });
         }
         let what = attested_for(&receipt, checked.job_id, checked.worker_address)
-            .map_err(|e| Failure { code: 1, err: anyhow::Error::new(e) })?;
+            .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?;
         let tx = wallet
             .submit_result(&what, Felt::from_bytes_be(&rec.r), Felt::from_bytes_be(&rec.s))
             .await

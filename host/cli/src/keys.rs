@@ -6,6 +6,7 @@ use anyhow::Context;
 use bitsage_settle::keystore::{KeyError, WorkerKey};
 use serde_json::json;
 
+use crate::exit::Exit;
 use crate::args::{parse_felt, DataDir};
 use crate::{fail, Failure};
 
@@ -44,11 +45,11 @@ pub(crate) fn password(confirm: bool) -> Result<String, Failure> {
     if let Ok(p) = std::env::var("BITSAGE_KEYSTORE_PASSWORD") {
         return Ok(p);
     }
-    let p = rpassword::prompt_password("keystore password: ").context("reading the password").map_err(fail(2))?;
+    let p = rpassword::prompt_password("keystore password: ").context("reading the password").map_err(fail(Exit::Usage))?;
     if confirm {
-        let again = rpassword::prompt_password("again: ").context("reading the password").map_err(fail(2))?;
+        let again = rpassword::prompt_password("again: ").context("reading the password").map_err(fail(Exit::Usage))?;
         if again != p {
-            return Err(Failure { code: 2, err: anyhow::anyhow!("the passwords differ") });
+            return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("the passwords differ") });
         }
     }
     Ok(p)
@@ -56,8 +57,8 @@ pub(crate) fn password(confirm: bool) -> Result<String, Failure> {
 
 pub(crate) fn key_failure(e: KeyError) -> Failure {
     let code = match e {
-        KeyError::Io { .. } => 6,
-        _ => 2,
+        KeyError::Io { .. } => Exit::Io,
+        _ => Exit::Usage,
     };
     Failure { code, err: anyhow::Error::new(e) }
 }
@@ -80,12 +81,12 @@ pub fn cmd_setup(as_json: bool, a: &SetupArgs) -> Result<(), Failure> {
         let text = match std::env::var("BITSAGE_IMPORT_KEY") {
             Ok(t) => t,
             Err(_) => {
-                rpassword::prompt_password("private key (0x-hex): ").context("reading the key").map_err(fail(2))?
+                rpassword::prompt_password("private key (0x-hex): ").context("reading the key").map_err(fail(Exit::Usage))?
             }
         };
         let secret = parse_felt(&text, "private key")?;
         if secret == bitsage_settle::Felt::ZERO {
-            return Err(Failure { code: 2, err: anyhow::anyhow!("the private key is zero") });
+            return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("the private key is zero") });
         }
         WorkerKey::from_secret(secret)
     } else {

@@ -2,17 +2,12 @@
 //! ObelyskVM receipts, and manage approved modules. Wiring only: the work is
 //! in the vm, air, prover and sandbox crates.
 //!
-//! Exit codes: 0 success; 1 the proof was rejected; 2 bad command line;
-//! 3 the program does not assemble; 4 the program failed to execute;
-//! 5 the receipt file is unreadable or corrupt; 6 I/O error; 7 the chosen
-//! prover backend is unavailable; 8 the node could not start or its store
-//! failed; 9 a remote node refused or could not be reached; 10-23 sandbox
-//! failures (`bitsage_sandbox::SandboxError::exit_code`, listed in the README);
-//! 24 the chain or a contract refused (reverted, insufficient balance or
-//! stake, still unbonding); 25 the chain could not be reached.
+//! Exit codes: one meaning each, the [`exit::Exit`] enum (printed by
+//! `--help`, listed in the README).
 
 mod args;
 mod chain;
+mod exit;
 mod keys;
 mod node;
 mod spec;
@@ -33,11 +28,14 @@ use obelysk_vm::exec::{execute, ExecLimits, MAX_STEPS};
 use obelysk_vm::M31;
 use serde_json::json;
 
+use crate::exit::Exit;
+
 #[derive(Parser)]
 #[command(
     name = "bitsage-host",
     version,
-    about = "Verifiable compute on the ObelyskVM, proved with Stwo (Circle STARKs)."
+    about = "Verifiable compute on the ObelyskVM, proved with Stwo (Circle STARKs).",
+    after_help = Exit::table()
 )]
 struct Cli {
     /// Machine-readable JSON on stdout instead of human output.
@@ -207,16 +205,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .context("starting the async runtime")
-        .map_err(fail(6))
+        .map_err(fail(Exit::Io))
 }
 
 /// An error with its exit code.
 pub(crate) struct Failure {
-    code: u8,
+    code: Exit,
     err: anyhow::Error,
 }
 
-pub(crate) fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
+pub(crate) fn fail(code: Exit) -> impl FnOnce(anyhow::Error) -> Failure {
     move |err| Failure { code, err }
 }
 
@@ -244,12 +242,12 @@ fn main() -> ExitCode {
                 let kind = f.err.downcast_ref::<bitsage_sandbox::SandboxError>().map(|e| e.kind());
                 println!(
                     "{}",
-                    json!({ "ok": false, "exit_code": f.code, "kind": kind, "error": format!("{:#}", f.err) })
+                    json!({ "ok": false, "exit_code": f.code.code(), "kind": kind, "error": format!("{:#}", f.err) })
                 );
             } else {
                 eprintln!("error: {:#}", f.err);
             }
-            ExitCode::from(f.code)
+            ExitCode::from(f.code.code())
         }
     }
 }
@@ -290,7 +288,7 @@ fn read_words(list: &[String], file: Option<&Path>, what: &str) -> Result<Vec<M3
         Some(f) => {
             text = std::fs::read_to_string(f)
                 .with_context(|| format!("reading {what} file {}", f.display()))
-                .map_err(fail(6))?;
+                .map_err(fail(Exit::Io))?;
             text.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
                 .filter(|s| !s.is_empty())
                 .collect()
@@ -301,7 +299,7 @@ fn read_words(list: &[String], file: Option<&Path>, what: &str) -> Result<Vec<M3
         .iter()
         .map(|s| {
             parse_word(s).ok_or_else(|| Failure {
-                code: 2,
+                code: Exit::Usage,
                 err: anyhow::anyhow!("{what} word `{s}` is not an integer in (-2^31+1, 2^31-1)"),
             })
         })
@@ -318,8 +316,8 @@ struct Loaded {
 fn load(run: &RunArgs) -> Result<Loaded, Failure> {
     let src = std::fs::read_to_string(&run.program)
         .with_context(|| format!("reading program {}", run.program.display()))
-        .map_err(fail(6))?;
-    let program = assemble(&src).with_context(|| format!("assembling {}", run.program.display())).map_err(fail(3))?;
+        .map_err(fail(Exit::Io))?;
+    let program = assemble(&src).with_context(|| format!("assembling {}", run.program.display())).map_err(fail(Exit::Assemble))?;
     let input = read_words(&run.input, run.input_file.as_deref(), "input")?;
     let advice = read_words(&run.advice, run.advice_file.as_deref(), "advice")?;
     let limits = ExecLimits { max_steps: run.max_steps, ..Default::default() };
@@ -335,7 +333,7 @@ fn cmd_exec(as_json: bool, run: &RunArgs) -> Result<(), Failure> {
     let t0 = Instant::now();
     let trace = execute(&l.program, &l.input, &l.advice, l.limits)
         .with_context(|| format!("executing {}", run.program.display()))
-        .map_err(fail(4))?;
+        .map_err(fail(Exit::Execution))?;
     let elapsed = t0.elapsed();
     let stats = trace.stats();
     if as_json {
@@ -378,9 +376,9 @@ pub(crate) fn progress(as_json: bool) -> ProgressBar {
 /// 1 refused, 7 backend unavailable.
 pub(crate) fn prove_failure(e: ProveError) -> Failure {
     let code = match e {
-        ProveError::Exec(_) | ProveError::Statement(_) => 4,
-        ProveError::ConstraintsNotSatisfied => 1,
-        ProveError::Backend(_) | ProveError::TooLarge { .. } => 7,
+        ProveError::Exec(_) | ProveError::Statement(_) => Exit::Execution,
+        ProveError::ConstraintsNotSatisfied => Exit::Rejected,
+        ProveError::Backend(_) | ProveError::TooLarge { .. } => Exit::Backend,
     };
     Failure { code, err: anyhow::Error::new(e) }
 }
@@ -415,9 +413,9 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backe
     pb.finish_and_clear();
     let (proof, statement, stats, backend_name) = result.map_err(prove_failure)?;
     let total = t0.elapsed();
-    let receipt = Receipt::new(statement, proof).context("encoding the receipt").map_err(fail(6))?;
-    let bytes = receipt.to_bytes().context("compressing the receipt").map_err(fail(6))?;
-    std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(6))?;
+    let receipt = Receipt::new(statement, proof).context("encoding the receipt").map_err(fail(Exit::Io))?;
+    let bytes = receipt.to_bytes().context("compressing the receipt").map_err(fail(Exit::Io))?;
+    std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(Exit::Io))?;
     if as_json {
         println!(
             "{}",
@@ -457,19 +455,19 @@ pub(crate) fn stages_json(stats: &ProofStats) -> serde_json::Value {
 }
 
 fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display())).map_err(fail(6))?;
-    Receipt::from_bytes(&bytes).with_context(|| format!("decoding {}", path.display())).map_err(fail(5))
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display())).map_err(fail(Exit::Io))?;
+    Receipt::from_bytes(&bytes).with_context(|| format!("decoding {}", path.display())).map_err(fail(Exit::Receipt))
 }
 
 fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), Failure> {
     let receipt = read_receipt(path)?;
     if let Some(p) = program {
         let src =
-            std::fs::read_to_string(p).with_context(|| format!("reading program {}", p.display())).map_err(fail(6))?;
-        let expected = assemble(&src).with_context(|| format!("assembling {}", p.display())).map_err(fail(3))?;
+            std::fs::read_to_string(p).with_context(|| format!("reading program {}", p.display())).map_err(fail(Exit::Io))?;
+        let expected = assemble(&src).with_context(|| format!("assembling {}", p.display())).map_err(fail(Exit::Assemble))?;
         if expected.digest() != receipt.body.statement.program.digest() {
             return Err(Failure {
-                code: 1,
+                code: Exit::Rejected,
                 err: anyhow::anyhow!("receipt is for a different program than {}", p.display()),
             });
         }
@@ -479,7 +477,7 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
         None => None,
         Some(_) => Some(
             bitsage_settle::attest::check_receipt(&receipt)
-                .map_err(|e| Failure { code: 1, err: anyhow::anyhow!("attestation rejected: {e}") })?,
+                .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::anyhow!("attestation rejected: {e}") })?,
         ),
     };
     let t0 = Instant::now();
@@ -516,8 +514,8 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
             }
             Ok(())
         }
-        Err(ReceiptError::Verify(e)) => Err(Failure { code: 1, err: anyhow::Error::new(e).context("proof rejected") }),
-        Err(e) => Err(Failure { code: 5, err: e.into() }),
+        Err(ReceiptError::Verify(e)) => Err(Failure { code: Exit::Rejected, err: anyhow::Error::new(e).context("proof rejected") }),
+        Err(e) => Err(Failure { code: Exit::Receipt, err: e.into() }),
     }
 }
 

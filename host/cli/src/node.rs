@@ -9,6 +9,7 @@ use bitsage_node::auth::Role;
 use bitsage_node::NodeConfig;
 use serde_json::{json, Value};
 
+use crate::exit::Exit;
 use crate::args::{DataDir, LimitArgs};
 use crate::{fail, runtime, BackendArg, Failure, Security};
 
@@ -91,9 +92,9 @@ impl NodeArgs {
         let data_dir = self.data.path();
         let file = self.config.clone().unwrap_or_else(|| data_dir.join("bitsage.toml"));
         if self.config.is_some() && !file.exists() {
-            return Err(Failure { code: 2, err: anyhow::anyhow!("config file {} does not exist", file.display()) });
+            return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("config file {} does not exist", file.display()) });
         }
-        let mut c = NodeConfig::from_file(&file).map_err(|e| Failure { code: 2, err: e.into() })?;
+        let mut c = NodeConfig::from_file(&file).map_err(|e| Failure { code: Exit::Usage, err: e.into() })?;
         // The data dir from a flag or BITSAGE_DATA_DIR wins; the file's is used otherwise.
         if self.data.data_dir.is_some() || c.data_dir == NodeConfig::default().data_dir {
             c.data_dir = data_dir;
@@ -125,7 +126,7 @@ impl ServeArgs {
         set(&mut c.rate_burst, self.rate_burst);
         set(&mut c.max_queue, self.max_queue);
         set(&mut c.max_active_per_key, self.max_active_per_key);
-        c.validate().map_err(|e| Failure { code: 2, err: e.into() })?;
+        c.validate().map_err(|e| Failure { code: Exit::Usage, err: e.into() })?;
         Ok(c)
     }
 }
@@ -142,13 +143,13 @@ pub fn cmd_serve(as_json: bool, a: &ServeArgs) -> Result<(), Failure> {
                 println!("listening on http://{addr}  (dashboard at /, API under /v1, metrics at /metrics)");
             }
         }))
-        .map_err(fail(8))
+        .map_err(fail(Exit::Node))
 }
 
 pub fn cmd_worker(a: &NodeArgs) -> Result<(), Failure> {
     let config = a.config()?;
-    config.validate().map_err(|e| Failure { code: 2, err: e.into() })?;
-    runtime()?.block_on(bitsage_node::run_worker(config)).map_err(fail(8))
+    config.validate().map_err(|e| Failure { code: Exit::Usage, err: e.into() })?;
+    runtime()?.block_on(bitsage_node::run_worker(config)).map_err(fail(Exit::Node))
 }
 
 #[derive(clap::Subcommand)]
@@ -171,15 +172,15 @@ pub enum ApikeyCmd {
 pub fn cmd_apikey(as_json: bool, node: &NodeArgs, cmd: &ApikeyCmd) -> Result<(), Failure> {
     let config = node.config()?;
     runtime()?.block_on(async {
-        let (store, _) = bitsage_node::open_store(&config).await.map_err(fail(8))?;
+        let (store, _) = bitsage_node::open_store(&config).await.map_err(fail(Exit::Node))?;
         match cmd {
             ApikeyCmd::Create { name, role } => {
                 let role = Role::parse(role).ok_or_else(|| Failure {
-                    code: 2,
+                    code: Exit::Usage,
                     err: anyhow::anyhow!("role `{role}` is not `client` or `operator`"),
                 })?;
                 let (id, key) =
-                    bitsage_node::auth::create_key(&store, name, role).await.map_err(|e| fail(8)(e.into()))?;
+                    bitsage_node::auth::create_key(&store, name, role).await.map_err(|e| fail(Exit::Node)(e.into()))?;
                 if as_json {
                     println!("{}", json!({ "id": id, "name": name, "role": role, "key": key }));
                 } else {
@@ -188,7 +189,7 @@ pub fn cmd_apikey(as_json: bool, node: &NodeArgs, cmd: &ApikeyCmd) -> Result<(),
                 }
             }
             ApikeyCmd::List => {
-                let keys = store.keys().await.map_err(|e| fail(8)(e.into()))?;
+                let keys = store.keys().await.map_err(|e| fail(Exit::Node)(e.into()))?;
                 if as_json {
                     println!("{}", json!(keys));
                 } else {
@@ -199,9 +200,9 @@ pub fn cmd_apikey(as_json: bool, node: &NodeArgs, cmd: &ApikeyCmd) -> Result<(),
                 }
             }
             ApikeyCmd::Revoke { id_or_name } => {
-                let n = store.revoke_key(id_or_name).await.map_err(|e| fail(8)(e.into()))?;
+                let n = store.revoke_key(id_or_name).await.map_err(|e| fail(Exit::Node)(e.into()))?;
                 if n == 0 {
-                    return Err(Failure { code: 2, err: anyhow::anyhow!("no live key `{id_or_name}`") });
+                    return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("no live key `{id_or_name}`") });
                 }
                 println!("revoked {n} key(s)");
             }
@@ -242,7 +243,7 @@ impl Remote {
                 ("POST", Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
                 _ => agent.get(&url).header("Authorization", &auth).call(),
             };
-            let resp = resp.with_context(|| format!("reaching {url}")).map_err(fail(9))?;
+            let resp = resp.with_context(|| format!("reaching {url}")).map_err(fail(Exit::Remote))?;
             let status = resp.status().as_u16();
             let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
             if let (429 | 503, Some(secs), true) = (status, retry_after, tries < 10) {
@@ -256,11 +257,11 @@ impl Remote {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
         let (status, mut resp) = self.send(method, path, body.as_ref())?;
-        let text = resp.read_to_string().with_context(|| format!("reading the answer to {path}")).map_err(fail(9))?;
+        let text = resp.read_to_string().with_context(|| format!("reading the answer to {path}")).map_err(fail(Exit::Remote))?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 400 {
             let msg = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            return Err(Failure { code: 9, err: anyhow::anyhow!("{}{path}: HTTP {status}: {msg}", self.url) });
+            return Err(Failure { code: Exit::Remote, err: anyhow::anyhow!("{}{path}: HTTP {status}: {msg}", self.url) });
         }
         Ok(v)
     }
@@ -268,9 +269,9 @@ impl Remote {
     fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
         let (status, mut resp) = self.send("GET", path, None)?;
         if status != 200 {
-            return Err(Failure { code: 9, err: anyhow::anyhow!("{}{path}: HTTP {status}", self.url) });
+            return Err(Failure { code: Exit::Remote, err: anyhow::anyhow!("{}{path}: HTTP {status}", self.url) });
         }
-        resp.with_config().limit(512 << 20).read_to_vec().context("reading the receipt").map_err(fail(9))
+        resp.with_config().limit(512 << 20).read_to_vec().context("reading the receipt").map_err(fail(Exit::Remote))
     }
 }
 
@@ -292,7 +293,7 @@ pub fn cmd_status(as_json: bool, a: &StatusArgs) -> Result<(), Failure> {
     let chain = a.chain.has_deployment();
     if a.key.is_none() && !chain {
         return Err(Failure {
-            code: 2,
+            code: Exit::Usage,
             err: anyhow::anyhow!("nothing to report: give --key for a node, or a deployment file for the chain"),
         });
     }
@@ -428,22 +429,22 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
     let mut body = json!({ "mode": if a.dev { "dev" } else { "prove" } });
     match (&a.workload, &a.module_digest) {
         (Some(p), _) => {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?;
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(Exit::Io))?;
             body["module"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
         (None, Some(d)) => body["module_digest"] = json!(d),
         (None, None) => {
-            return Err(Failure { code: 2, err: anyhow::anyhow!("give a workload file or --module-digest") })
+            return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("give a workload file or --module-digest") })
         }
     }
     // The input travels as its exact bytes, so the spec hash the client
     // computes is the one the node computes.
     let input = match &a.input {
         Some(p) => {
-            let text = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(6))?;
+            let text = std::fs::read(p).with_context(|| format!("reading {}", p.display())).map_err(fail(Exit::Io))?;
             serde_json::from_slice::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not JSON", p.display()))
-                .map_err(fail(2))?;
+                .map_err(fail(Exit::Usage))?;
             text
         }
         None => b"{}".to_vec(),
@@ -453,7 +454,7 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
         (Some(n), _) => n.clone(),
         (None, Some(_)) => {
             let mut b = [0u8; 15];
-            getrandom::fill(&mut b).map_err(|e| Failure { code: 6, err: anyhow::anyhow!("no randomness: {e}") })?;
+            getrandom::fill(&mut b).map_err(|e| Failure { code: Exit::Io, err: anyhow::anyhow!("no randomness: {e}") })?;
             hex::encode(b)
         }
         (None, None) => String::new(),
@@ -465,7 +466,7 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
     if let Some(amount) = &a.pay {
         let Some(path) = &a.workload else {
             return Err(Failure {
-                code: 2,
+                code: Exit::Usage,
                 err: anyhow::anyhow!("--pay needs the workload file to derive the statement"),
             });
         };
@@ -492,7 +493,7 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
             Some("proved" | "executed" | "settling" | "settled") => break j,
             Some("failed") => {
                 return Err(Failure {
-                    code: 1,
+                    code: Exit::Rejected,
                     err: anyhow::anyhow!(
                         "job {id} failed: {}: {}",
                         j["error_kind"].as_str().unwrap_or("?"),
@@ -505,9 +506,9 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
     };
     if job["receipt_digest"].is_string() {
         let bytes = a.remote.get_bytes(&format!("/v1/jobs/{id}/receipt"))?;
-        let receipt = bitsage_prover::Receipt::from_bytes(&bytes).context("decoding the receipt").map_err(fail(5))?;
-        receipt.verify().context("the node's receipt does not verify").map_err(fail(1))?;
-        std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(6))?;
+        let receipt = bitsage_prover::Receipt::from_bytes(&bytes).context("decoding the receipt").map_err(fail(Exit::Receipt))?;
+        receipt.verify().context("the node's receipt does not verify").map_err(fail(Exit::Rejected))?;
+        std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(Exit::Io))?;
         if !as_json {
             println!("job {id} proved; receipt verified locally and written to {}", out.display());
         }

@@ -15,6 +15,7 @@ use bitsage_settle::attest::JobSpec;
 use bitsage_settle::Felt;
 use serde_json::json;
 
+use crate::exit::Exit;
 use crate::args::{read, read_input, LimitArgs};
 use crate::workload::sandbox_failure;
 use crate::{security_level, Failure, Security};
@@ -56,7 +57,7 @@ pub fn dev_spec(
     limits: &LimitArgs,
 ) -> Result<JobSpec, Failure> {
     // Refuse a nonce the chain cannot hold before running anything.
-    bitsage_settle::attest::nonce_felt(nonce).map_err(|e| Failure { code: 2, err: anyhow::Error::new(e) })?;
+    bitsage_settle::attest::nonce_felt(nonce).map_err(|e| Failure { code: Exit::Usage, err: anyhow::Error::new(e) })?;
     let sandbox =
         Sandbox::new(SandboxConfig { limits: limits.limits(), ..SandboxConfig::default() }).map_err(sandbox_failure)?;
     let loaded = sandbox.load(module).map_err(sandbox_failure)?;
@@ -67,7 +68,7 @@ pub fn dev_spec(
 
 /// `spec`'s job id; a nonce too long for the chain is exit 2.
 pub fn job_id(spec: &JobSpec) -> Result<Felt, Failure> {
-    spec.job_id().map_err(|e| Failure { code: 2, err: anyhow::Error::new(e) })
+    spec.job_id().map_err(|e| Failure { code: Exit::Usage, err: anyhow::Error::new(e) })
 }
 
 /// `spec` as JSON (digests as hex).

@@ -10,6 +10,7 @@ use bitsage_sandbox::modules::{self, Allowlist, ModulesError, PublisherSignature
 use bitsage_sandbox::{Limits, Sandbox, SandboxConfig, SandboxError};
 use serde_json::json;
 
+use crate::exit::Exit;
 use crate::args::parse_felt;
 pub use crate::args::{DataDir, LimitArgs};
 use crate::{fail, progress, prove_failure, security_level, stages_json, words_json, BackendArg, Failure, Security};
@@ -59,14 +60,14 @@ pub struct RunCmd {
 }
 
 pub(crate) fn sandbox_failure(e: SandboxError) -> Failure {
-    Failure { code: e.exit_code() as u8, err: anyhow::Error::new(e) }
+    Failure { code: Exit::from(&e), err: anyhow::Error::new(e) }
 }
 
 fn modules_failure(e: ModulesError) -> Failure {
     let code = match e {
-        ModulesError::NotApproved { .. } | ModulesError::SignatureMismatch { .. } => 12,
-        ModulesError::Io { .. } => 6,
-        _ => 2,
+        ModulesError::NotApproved { .. } | ModulesError::SignatureMismatch { .. } => Exit::NotApproved,
+        ModulesError::Io { .. } => Exit::Io,
+        _ => Exit::Usage,
     };
     Failure { code, err: anyhow::Error::new(e) }
 }
@@ -77,9 +78,9 @@ fn ms(d: Duration) -> f64 {
 
 pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     let bytes =
-        std::fs::read(&a.workload).with_context(|| format!("reading {}", a.workload.display())).map_err(fail(6))?;
+        std::fs::read(&a.workload).with_context(|| format!("reading {}", a.workload.display())).map_err(fail(Exit::Io))?;
     let input = match &a.input {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading input {}", p.display())).map_err(fail(6))?,
+        Some(p) => std::fs::read(p).with_context(|| format!("reading input {}", p.display())).map_err(fail(Exit::Io))?,
         None => b"{}".to_vec(),
     };
     let approved = if a.require_approved {
@@ -138,10 +139,10 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     let (proof, stats, backend_name) = proved.map_err(prove_failure)?;
     let prove_time = t0.elapsed();
     let mut receipt =
-        Receipt::with_module(statement, proof, Some(module.digest)).context("encoding the receipt").map_err(fail(6))?;
+        Receipt::with_module(statement, proof, Some(module.digest)).context("encoding the receipt").map_err(fail(Exit::Io))?;
     if a.attest {
         let account = a.account.as_deref().ok_or_else(|| Failure {
-            code: 2,
+            code: Exit::Usage,
             err: anyhow::anyhow!("--attest needs the worker's account: --account or BITSAGE_ACCOUNT"),
         })?;
         let worker = parse_felt(account, "account address")?;
@@ -157,15 +158,15 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
             &a.nonce,
             bitsage_settle::tee::Evidence::SoftwareSigned,
         )
-        .map_err(|e| Failure { code: 2, err: anyhow::Error::new(e) })?;
+        .map_err(|e| Failure { code: Exit::Usage, err: anyhow::Error::new(e) })?;
     }
     let t1 = Instant::now();
     receipt
         .verify()
-        .map_err(|e| Failure { code: 1, err: anyhow::Error::new(e).context("the fresh proof did not verify") })?;
+        .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e).context("the fresh proof did not verify") })?;
     let verify_time = t1.elapsed();
-    let file = receipt.to_bytes().context("compressing the receipt").map_err(fail(6))?;
-    std::fs::write(&a.out, &file).with_context(|| format!("writing {}", a.out.display())).map_err(fail(6))?;
+    let file = receipt.to_bytes().context("compressing the receipt").map_err(fail(Exit::Io))?;
+    std::fs::write(&a.out, &file).with_context(|| format!("writing {}", a.out.display())).map_err(fail(Exit::Io))?;
     if as_json {
         println!(
             "{}",
@@ -245,13 +246,13 @@ pub fn cmd_new(as_json: bool, a: &NewCmd) -> Result<(), Failure> {
         && a.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
     if !valid {
         return Err(Failure {
-            code: 2,
+            code: Exit::Usage,
             err: anyhow::anyhow!("`{}` is not a valid crate name (letters, digits, - and _)", a.name),
         });
     }
     let dir = PathBuf::from(&a.name);
     if dir.exists() {
-        return Err(Failure { code: 2, err: anyhow::anyhow!("{} already exists", dir.display()) });
+        return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("{} already exists", dir.display()) });
     }
     let sdk = match &a.sdk {
         Some(p) => p.clone(),
@@ -260,7 +261,7 @@ pub fn cmd_new(as_json: bool, a: &NewCmd) -> Result<(), Failure> {
     let sdk = sdk
         .canonicalize()
         .with_context(|| format!("the guest SDK is not at {} (pass --sdk)", sdk.display()))
-        .map_err(fail(2))?;
+        .map_err(fail(Exit::Usage))?;
     let manifest = format!(
         r#"[package]
 name = "{name}"
@@ -290,9 +291,9 @@ strip = true
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))
-                .map_err(fail(6))?;
+                .map_err(fail(Exit::Io))?;
         }
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display())).map_err(fail(6))
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display())).map_err(fail(Exit::Io))
     };
     write("Cargo.toml", &manifest)?;
     write("src/lib.rs", TEMPLATE_LIB)?;
@@ -344,7 +345,7 @@ pub enum ModulesCmd {
 }
 
 fn file_digest(path: &Path) -> Result<[u8; 32], Failure> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display())).map_err(fail(6))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display())).map_err(fail(Exit::Io))?;
     Ok(<sha2::Sha256 as sha2::Digest>::digest(&bytes).into())
 }
 
@@ -406,7 +407,7 @@ pub fn cmd_modules(as_json: bool, data: &DataDir, cmd: &ModulesCmd) -> Result<()
         }
         ModulesCmd::Keygen { out } => {
             if out.exists() {
-                return Err(Failure { code: 2, err: anyhow::anyhow!("{} already exists", out.display()) });
+                return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("{} already exists", out.display()) });
             }
             let key = modules::generate_key().map_err(modules_failure)?;
             write_secret(out, &hex::encode(key.to_bytes()))?;
@@ -445,6 +446,6 @@ fn write_secret(path: &Path, text: &str) -> Result<(), Failure> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display())).map_err(fail(6))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display())).map_err(fail(6))
+    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display())).map_err(fail(Exit::Io))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display())).map_err(fail(Exit::Io))
 }

@@ -158,31 +158,6 @@ impl SandboxError {
             SandboxError::Setup(_) => "setup",
         }
     }
-
-    /// The CLI exit code for this failure (documented in the README).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            SandboxError::Malformed(_)
-            | SandboxError::NotAComponent
-            | SandboxError::Compile(_)
-            | SandboxError::CompileLimit(_) => 10,
-            SandboxError::DisallowedImport { .. } => 11,
-            SandboxError::NotApproved { .. } => 12,
-            SandboxError::FuelExhausted { .. } => 13,
-            SandboxError::Deadline { .. } => 14,
-            SandboxError::MemoryLimit { .. } => 15,
-            SandboxError::StackOverflow { .. } => 16,
-            SandboxError::OutputTooLarge { .. } | SandboxError::InputTooLarge { .. } => 17,
-            SandboxError::LogLimit { .. } => 18,
-            SandboxError::TraceLimit { .. } => 19,
-            SandboxError::GuestPanic { .. } => 20,
-            SandboxError::GuestTrap { .. } | SandboxError::Instantiate(_) => 21,
-            SandboxError::GuestError { .. } => 22,
-            SandboxError::Vm(_) | SandboxError::NotAFieldElement(_) | SandboxError::ExecutedTwice => 4,
-            SandboxError::NoExecution => 23,
-            SandboxError::Setup(_) => 6,
-        }
-    }
 }
 
 /// How the sandbox is built.

@@ -97,6 +97,9 @@ expect_code 12 "$bin" run "$guests/ml_inference.wasm" --input examples/ml-infere
 expect_code 0 "$bin" modules revoke hello
 expect_code 12 "$bin" run "$guests/custom.wasm" --input examples/custom.json --require-approved --dev
 
+# The README's quickstart, command by command.
+./scripts/check-quickstart.sh
+
 # `new` scaffolds a crate that builds as-is and runs.
 (cd "$tmp" && expect_code 0 "$bin" new my-first-workload)
 (cd "$tmp/my-first-workload" && RUSTUP_TOOLCHAIN=1.95.0 cargo build --release --target wasm32-wasip2 --target-dir "$target/scaffold" -q)

@@ -1,5 +1,5 @@
 //! The process's exit status: one documented meaning per code. `--help`
-//! prints [`Exit::table`], and the README's table is the same list.
+//! prints [`Exit::table`], and the table in docs/cli.md is the same list.
 
 use bitsage_sandbox::SandboxError;
 
@@ -101,11 +101,11 @@ mod tests {
     fn codes_are_distinct_ascending_and_documented() {
         let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
         assert_eq!(codes, (1..=25).collect::<Vec<u8>>());
-        // The README's table lists each code with the same meaning.
-        let readme = include_str!("../../../README.md");
+        // docs/cli.md lists each code with the same meaning.
+        let readme = include_str!("../../../docs/cli.md");
         for e in Exit::ALL {
             let row = format!("| {} | {} |", e.code(), e.meaning());
-            assert!(readme.contains(&row), "README lacks `{row}`");
+            assert!(readme.contains(&row), "docs/cli.md lacks `{row}`");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! in the vm, air, prover and sandbox crates.
 //!
 //! Exit codes: one meaning each, the [`exit::Exit`] enum (printed by
-//! `--help`, listed in the README).
+//! `--help`, listed in docs/cli.md).
 
 mod args;
 mod chain;

@@ -300,11 +300,14 @@ strip = true
     write("GUIDE.md", TEMPLATE_GUIDE)?;
     write("input.json", TEMPLATE_INPUT)?;
     write(".gitignore", "/target\n")?;
+    // The toolchain this tree is tested with, and the guest target, so the
+    // scaffold builds the same where rustup does not install on its own.
+    write("rust-toolchain.toml", "[toolchain]\nchannel = \"1.95.0\"\ntargets = [\"wasm32-wasip2\"]\nprofile = \"minimal\"\n")?;
     let wasm = format!("target/wasm32-wasip2/release/{}.wasm", a.name.replace('-', "_"));
     if as_json {
         println!("{}", json!({ "ok": true, "dir": dir, "wasm": wasm }));
     } else {
-        println!("created {}/ (Cargo.toml, src/lib.rs, input.json, GUIDE.md)", dir.display());
+        println!("created {}/ (Cargo.toml, rust-toolchain.toml, src/lib.rs, input.json, GUIDE.md)", dir.display());
         println!("next:   cd {} && cargo build --release --target wasm32-wasip2", dir.display());
         println!("        bitsage-host run {wasm} --input input.json");
     }

@@ -5,7 +5,7 @@
 //! salts. Public output: old sender, old receiver, new sender, new receiver
 //! commitments (4 words each), nothing else. The program checks:
 //! `0 < amount < 2^28`, balances in `[0, 2^28)`, `amount <= sender balance`,
-//! and that the receiver's new balance stays below 2^28. See README.md for
+//! and that the receiver's new balance stays below 2^28. See docs/proofs.md for
 //! what a proof holder can learn.
 use bitsage_guest::gadgets::{write_all, Sponge, DIGEST_WORDS};
 use bitsage_guest::prelude::*;

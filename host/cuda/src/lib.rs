@@ -55,32 +55,57 @@ pub const SOURCES: [(&str, &str); 6] = [
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
 const QM31_H: &str = include_str!("../../../kernels/qm31.cuh");
 
-const KERNELS: [&str; 24] = [
-    "fft_line_layer",
-    "fft_low_layers",
-    "m31_scale",
-    "fft_replicate",
-    "merkle_leaves",
-    "merkle_layer",
-    "grind",
-    "fri_fold",
-    "lift_accumulate",
-    "dot_m31_qm31",
-    "m31_add_into",
-    "bit_reverse_m31",
-    "accumulate_quotient",
-    "quotient_numerators",
-    "barycentric_weights",
-    "gather_words",
-    "quotient_combine",
-    "logup_to_coset",
-    "scan_chunks",
-    "scan_add",
-    "logup_from_coset",
-    "dot_many",
-    "gather_many",
-    "gather_lists",
-];
+/// Declares the fixed kernels: an enum to launch them by, and their CUDA
+/// names in the same order, so a launch cannot name the wrong function.
+macro_rules! kernels {
+    ($($variant:ident = $name:literal,)*) => {
+        /// The hand-written kernels in `kernels/*.cu`, loaded when a [`Gpu`] opens.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Kernel {
+            $($variant,)*
+        }
+
+        impl Kernel {
+            /// Every kernel, in load order ([`Gpu`] indexes its functions by it).
+            pub const ALL: &'static [Kernel] = &[$(Kernel::$variant,)*];
+
+            /// The `extern "C"` name in the CUDA source.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kernel::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+kernels! {
+    FftLineLayer = "fft_line_layer",
+    FftLowLayers = "fft_low_layers",
+    M31Scale = "m31_scale",
+    FftReplicate = "fft_replicate",
+    MerkleLeaves = "merkle_leaves",
+    MerkleLayer = "merkle_layer",
+    Grind = "grind",
+    FriFold = "fri_fold",
+    LiftAccumulate = "lift_accumulate",
+    DotM31Qm31 = "dot_m31_qm31",
+    M31AddInto = "m31_add_into",
+    BitReverseM31 = "bit_reverse_m31",
+    AccumulateQuotient = "accumulate_quotient",
+    QuotientNumerators = "quotient_numerators",
+    BarycentricWeights = "barycentric_weights",
+    GatherWords = "gather_words",
+    QuotientCombine = "quotient_combine",
+    LogupToCoset = "logup_to_coset",
+    ScanChunks = "scan_chunks",
+    ScanAdd = "scan_add",
+    LogupFromCoset = "logup_from_coset",
+    DotMany = "dot_many",
+    GatherMany = "gather_many",
+    GatherLists = "gather_lists",
+}
+
 
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
 const FFT_TILE_LOG: u32 = 11;
@@ -155,6 +180,13 @@ impl<K: std::hash::Hash + Eq, V> PerDevice<K, V> {
         let v = Arc::new(build()?);
         map.insert(key, v.clone());
         Ok(v)
+    }
+}
+
+impl Gpu {
+    /// The loaded function of a fixed kernel.
+    fn k(&self, kernel: Kernel) -> &CudaFunction {
+        &self.f[kernel as usize]
     }
 }
 
@@ -317,7 +349,7 @@ impl Gpu {
         let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
         let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
         let module = ctx.load_module(ptx)?;
-        let f = KERNELS.iter().map(|k| module.load_function(k)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let f = Kernel::ALL.iter().map(|k| module.load_function(k.name())).collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Gpu {
             ctx,
             stream,
@@ -537,7 +569,7 @@ impl Gpu {
         }
         let pos = self.upload(positions)?;
         let mut out = self.stream.alloc_zeros::<u32>((n * words) as usize)?;
-        let mut l = self.stream.launch_builder(&self.f[15]);
+        let mut l = self.stream.launch_builder(&self.k(Kernel::GatherWords));
         l.arg(col).arg(&pos).arg(&n).arg(&words).arg(&mut out);
         // SAFETY: the caller's positions are below the column's length; one thread per output word.
         unsafe { l.launch(launch_1d((n * words) as u64)) }?;
@@ -560,7 +592,7 @@ impl Gpu {
         // SAFETY: each block writes its 4 words.
         let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize * cols.len()) }?;
         let n64 = n as u64;
-        let mut b = side.launch_builder(&self.f[21]);
+        let mut b = side.launch_builder(&self.k(Kernel::DotMany));
         b.arg(&d_cols).arg(weights).arg(&n64).arg(&mut partial);
         let cfg =
             LaunchConfig { grid_dim: (blocks, cols.len() as u32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
@@ -588,7 +620,7 @@ impl Gpu {
         let total = n as u64 * words as u64 * n_cols as u64;
         // SAFETY: every word is written below.
         let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
-        let mut b = side.launch_builder(&self.f[22]);
+        let mut b = side.launch_builder(&self.k(Kernel::GatherMany));
         b.arg(&d_cols).arg(&n_cols).arg(&d_pos).arg(&n).arg(&words).arg(&mut out);
         // SAFETY: positions are below every column's length (the caller's plan); one thread per word.
         unsafe { b.launch(launch_1d(total)) }?;
@@ -619,7 +651,7 @@ impl Gpu {
         // SAFETY: every word is written below.
         let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
         let n_cols = cols.len() as u32;
-        let mut b = side.launch_builder(&self.f[23]);
+        let mut b = side.launch_builder(&self.k(Kernel::GatherLists));
         b.arg(&d_cols).arg(&d_offs).arg(&n_cols).arg(&d_pos).arg(&words).arg(&mut out);
         // SAFETY: each column's positions are below its length (the caller's plan); one thread per word.
         unsafe { b.launch(launch_1d(total)) }?;
@@ -702,7 +734,7 @@ impl Gpu {
         let low = top.min(FFT_TILE_LOG);
         let inv = inverse as i32;
         let low_layers = |scale: u32| -> Result<()> {
-            let mut b = self.stream.launch_builder(&self.f[1]);
+            let mut b = self.stream.launch_builder(&self.k(Kernel::FftLowLayers));
             b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv).arg(&scale);
             let cfg = LaunchConfig {
                 grid_dim: (1 << (log_n - low), n_cols, 1),
@@ -714,7 +746,7 @@ impl Gpu {
             Ok(())
         };
         let line_layer = |k: u32, scale: u32| -> Result<()> {
-            let mut b = self.stream.launch_builder(&self.f[0]);
+            let mut b = self.stream.launch_builder(&self.k(Kernel::FftLineLayer));
             b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k).arg(&n_cols).arg(&inv).arg(&scale);
             // SAFETY: each thread updates one pair inside one column of 2^log_n words.
             unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
@@ -809,7 +841,7 @@ impl Gpu {
         if n_cols == 0 {
             return Ok(());
         }
-        let mut b = self.stream.launch_builder(&self.f[3]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::FftReplicate));
         b.arg(src).arg(dst).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
         // SAFETY: one thread per destination word; sources are read below 2^log_coeffs.
         unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
@@ -829,7 +861,7 @@ impl Gpu {
         let n_cols = columns.len() as u32;
         // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
         let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
-        let mut b = self.stream.launch_builder(&self.f[4]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::MerkleLeaves));
         b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
         // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
         unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
@@ -841,7 +873,7 @@ impl Gpu {
         let n = (prev.len() / 16) as u64;
         // SAFETY: `merkle_layer` writes all 8 words of every node.
         let mut next = unsafe { self.stream.alloc::<u32>((8 * n.max(1)) as usize) }?;
-        let mut b = self.stream.launch_builder(&self.f[5]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::MerkleLayer));
         b.arg(prev).arg(&mut next).arg(&n);
         // SAFETY: node i reads children 2i and 2i+1 of the previous layer.
         unsafe { b.launch(launch_1d(n)) }?;
@@ -865,7 +897,7 @@ impl Gpu {
     /// `a[i] += b[i]` over M31 words.
     pub fn add_into(&self, a: &mut CudaSlice<u32>, b: &CudaSlice<u32>) -> Result<()> {
         let n = a.len().min(b.len()) as u64;
-        let mut l = self.stream.launch_builder(&self.f[10]);
+        let mut l = self.stream.launch_builder(&self.k(Kernel::M31AddInto));
         l.arg(a).arg(b).arg(&n);
         // SAFETY: one thread per word below the shorter length.
         unsafe { l.launch(launch_1d(n)) }?;
@@ -874,7 +906,7 @@ impl Gpu {
 
     /// In-place bit-reversal permutation of a column of 2^log_n words.
     pub fn bit_reverse(&self, a: &mut CudaSlice<u32>, log_n: u32) -> Result<()> {
-        let mut l = self.stream.launch_builder(&self.f[11]);
+        let mut l = self.stream.launch_builder(&self.k(Kernel::BitReverseM31));
         l.arg(a).arg(&log_n);
         // SAFETY: threads swap pairs (i, rev(i)) with i < rev(i), all below 2^log_n.
         unsafe { l.launch(launch_1d(1u64 << log_n)) }?;
@@ -893,7 +925,7 @@ impl Gpu {
     ) -> Result<()> {
         let d = self.upload(denom_inv)?;
         let [a0, a1, a2, a3] = acc;
-        let mut l = self.stream.launch_builder(&self.f[12]);
+        let mut l = self.stream.launch_builder(&self.k(Kernel::AccumulateQuotient));
         l.arg(row_res).arg(&d).arg(&trace_log).arg(&eval_log).arg(a0).arg(a1).arg(a2).arg(a3);
         // SAFETY: one thread per row below 2^eval_log; every column has that many words.
         unsafe { l.launch(launch_1d(1u64 << eval_log)) }?;
@@ -912,7 +944,7 @@ impl Gpu {
         let (n_terms, rows) = (cols.len() as u32, n_rows as u32);
         // SAFETY: every row's 4 coordinates are written.
         let mut out = unsafe { self.stream.alloc::<u32>(4 * n_rows) }?;
-        let mut b = self.stream.launch_builder(&self.f[13]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::QuotientNumerators));
         b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&mut out);
         // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long).
         unsafe { b.launch(launch_1d(n_rows as u64)) }?;
@@ -946,7 +978,7 @@ impl Gpu {
         let n_acc = accs.len() as u32;
         // SAFETY: every row's 4 coordinates are written.
         let mut out = unsafe { self.stream.alloc::<u32>(4 * n) }?;
-        let mut b = self.stream.launch_builder(&self.f[16]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::QuotientCombine));
         b.arg(pts).arg(&d_accs).arg(&d_logs).arg(&d_params).arg(&n_acc).arg(&log_n).arg(&mut out);
         // SAFETY: grid-stride over the rows; lifted indices stay below each batch's length.
         unsafe { b.launch(launch_1d(n as u64)) }?;
@@ -977,7 +1009,7 @@ impl Gpu {
         let circle_flag = circle as i32;
         // SAFETY: every output element is written.
         let mut dst = unsafe { self.stream.alloc::<u32>(4usize << log_dst) }?;
-        let mut b = self.stream.launch_builder(&self.f[7]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::FriFold));
         b.arg(src).arg(&mut dst).arg(&itw.buf).arg(&off).arg(&log_dst).arg(&d_alpha).arg(&circle_flag);
         // SAFETY: thread i reads source pairs (2i, 2i+1) and twiddles inside the tree.
         unsafe { b.launch(launch_1d(1u64 << log_dst)) }?;
@@ -996,7 +1028,7 @@ impl Gpu {
         for (col, log) in rest {
             // SAFETY: every output element is written.
             let mut next = unsafe { self.stream.alloc::<u32>(4usize << log) }?;
-            let mut b = self.stream.launch_builder(&self.f[8]);
+            let mut b = self.stream.launch_builder(&self.k(Kernel::LiftAccumulate));
             b.arg(*col).arg(&acc).arg(&mut next).arg(log).arg(&log_acc);
             // SAFETY: lifted indices stay below the previous size.
             unsafe { b.launch(launch_1d(1u64 << log)) }?;
@@ -1022,7 +1054,7 @@ impl Gpu {
         let d_ps = self.args(ps)?;
         // SAFETY: the kernel writes all 4 words of every point.
         let mut out = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
-        let mut b = self.stream.launch_builder(&self.f[14]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::BarycentricWeights));
         b.arg(points).arg(&d_ps).arg(&n).arg(&mut out);
         // SAFETY: grid-stride loop below n over arrays of 2n and 4n words.
         unsafe { b.launch(launch_1d(n)) }?;
@@ -1043,7 +1075,7 @@ impl Gpu {
         let side = self.side_stream()?;
         // SAFETY: each block writes its 4 words.
         let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize) }?;
-        let mut b = side.launch_builder(&self.f[9]);
+        let mut b = side.launch_builder(&self.k(Kernel::DotM31Qm31));
         b.arg(evals).arg(weights).arg(&n).arg(&cs).arg(&es).arg(&mut partial);
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array. The
@@ -1062,7 +1094,7 @@ impl Gpu {
         let d_prefix = self.upload(prefixed)?;
         for hi in 0..u32::MAX {
             let mut found = self.upload(&[u32::MAX])?;
-            let mut b = self.stream.launch_builder(&self.f[6]);
+            let mut b = self.stream.launch_builder(&self.k(Kernel::Grind));
             b.arg(&d_prefix).arg(&pow_bits).arg(&hi).arg(&LOW).arg(&mut found);
             // SAFETY: threads read the 8-word prefix and atomically update one word.
             unsafe { b.launch(launch_1d(LOW as u64)) }?;
@@ -1105,14 +1137,14 @@ impl Gpu {
         let chunks = n.div_ceil(SCAN_CHUNK);
         // SAFETY: `scan_chunks` writes every chunk's total.
         let mut sums = unsafe { self.stream.alloc::<u32>((rows * chunks) as usize) }?;
-        let mut b = self.stream.launch_builder(&self.f[18]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::ScanChunks));
         b.arg(&mut *data).arg(&n).arg(&mut sums);
         let cfg = LaunchConfig { grid_dim: (chunks, rows, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: each block scans its chunk of its row (bounds-checked against n).
         unsafe { b.launch(cfg) }?;
         if chunks > 1 {
             self.scan_rows(&mut sums, rows, chunks)?;
-            let mut b = self.stream.launch_builder(&self.f[19]);
+            let mut b = self.stream.launch_builder(&self.k(Kernel::ScanAdd));
             b.arg(&mut *data).arg(&n).arg(&sums).arg(&chunks);
             let cfg =
                 LaunchConfig { grid_dim: (n.div_ceil(256), rows, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
@@ -1135,7 +1167,7 @@ impl Gpu {
         let d_cols = self.device_ptrs(cols.iter())?;
         // SAFETY: `logup_to_coset` writes all 4n words.
         let mut tmp = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
-        let mut b = self.stream.launch_builder(&self.f[17]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::LogupToCoset));
         b.arg(&d_cols).arg(&log_n).arg(&mut tmp);
         // SAFETY: one thread per word of tmp; coset_row(j) < n.
         unsafe { b.launch(launch_1d(4 * n as u64)) }?;
@@ -1146,10 +1178,26 @@ impl Gpu {
         }));
         let shift = claimed / stwo::core::fields::m31::M31::from_u32_unchecked(n);
         let d_shift = self.upload(&shift.to_m31_array().map(|v| v.0))?;
-        let mut b = self.stream.launch_builder(&self.f[20]);
+        let mut b = self.stream.launch_builder(&self.k(Kernel::LogupFromCoset));
         b.arg(&tmp).arg(&d_shift).arg(&log_n).arg(&d_cols);
         // SAFETY: one thread per word; each writes one row of one of the 4 columns.
         unsafe { b.launch(launch_1d(4 * n as u64)) }?;
         total.try_into().map_err(|_| CudaError::Unsupported("logup_running_sum: short read".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kernel, SOURCES};
+
+    #[test]
+    fn every_kernel_is_defined_once_in_the_sources_and_named_once() {
+        let src: String = SOURCES.iter().map(|(_, text)| *text).collect();
+        for (i, k) in Kernel::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?} is out of load order");
+            let defined = src.matches(&format!("void {}(", k.name())).count();
+            assert_eq!(defined, 1, "{} is defined {defined} times in kernels/*.cu", k.name());
+            assert_eq!(Kernel::ALL.iter().filter(|o| o.name() == k.name()).count(), 1);
+        }
     }
 }

@@ -26,7 +26,11 @@
 //!
 //! ## Hello world
 //!
-//! ```ignore
+//! Compile-checked here (a doctest, built natively: it is not run, since
+//! the VM is the host's):
+//!
+//! ```no_run
+//! # fn main() {}
 //! use bitsage_guest::prelude::*;
 //!
 //! fn sum((a, b): (u32, u32)) -> Result<Value, Error> {

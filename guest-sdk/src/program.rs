@@ -65,7 +65,9 @@ pub struct TableId(u32);
 
 /// Builds an ObelyskVM program instruction by instruction.
 ///
-/// ```ignore
+/// ```
+/// use bitsage_guest::prelude::*;
+///
 /// let mut p = Program::new();
 /// p.read(R1).read(R2).add(R3, R1, R2).write(R3).halt();
 /// ```

@@ -6,17 +6,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bitsage_prover::Receipt;
-use bitsage_tests::guests;
+use bitsage_tests::guests::{self, WORKLOADS};
 use bitsage_tests::node::{apikey, b64, get, post, post_json, serve, worker, Postgres, TempDir};
 use serde_json::{json, Value};
 
-const WORKLOADS: [(&str, &str); 5] = [
-    ("ml_inference", "ml-inference.json"),
-    ("data_transform", "data-transform.json"),
-    ("privacy_transfer", "privacy-transfer.json"),
-    ("batch_verify", "batch-verify.json"),
-    ("custom", "custom.json"),
-];
 
 fn example(file: &str) -> Value {
     serde_json::from_slice(&guests::example(file)).expect("example JSON")
@@ -116,7 +109,8 @@ fn node_proves_every_workload_over_http_and_receipts_verify_locally() {
     assert!(get(&node.at("/v1/jobs"), Some(&bob)).json().as_array().expect("list").is_empty());
 
     // Dev mode executes without a proof.
-    let a = node.submit(&client, &json!({ "module_digest": ids[4].2, "input": [1, 2], "mode": "dev" }));
+    let custom = ids.iter().find(|(name, ..)| *name == "custom").map(|(.., digest)| digest.clone()).expect("custom");
+    let a = node.submit(&client, &json!({ "module_digest": custom, "input": [1, 2], "mode": "dev" }));
     let job = node.wait(&client, a.json()["id"].as_str().expect("id"), Duration::from_secs(60));
     assert_eq!(job["state"], "executed");
     assert_eq!(job["output"], "[3]");

@@ -81,6 +81,25 @@ fn the_verifier_api_reports_each_receipt_like_the_cli() {
     assert_eq!(rejected(&check(&custom[..custom.len() / 2], &Expected::default())), Rejection::Malformed);
 }
 
+/// A receipt file's header, then a zstd frame of `zeros` zero bytes made by a
+/// streaming encoder (no declared content size) at `level`, with the window
+/// `window_log` when given.
+fn zstd_frame(zeros: usize, level: i32, window_log: Option<u32>) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = bitsage_prover::receipt::MAGIC.to_vec();
+    out.extend_from_slice(&bitsage_prover::receipt::FORMAT_VERSION.to_le_bytes());
+    let mut enc = zstd::Encoder::new(out, level).expect("encoder");
+    if let Some(w) = window_log {
+        enc.window_log(w).expect("window log");
+        enc.long_distance_matching(true).expect("long distance matching");
+    }
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..zeros >> 20 {
+        enc.write_all(&chunk).expect("compress");
+    }
+    enc.finish().expect("frame")
+}
+
 /// The cases the wasm build must judge exactly as the native build does.
 fn cases(dir: &Path) -> Vec<(String, PathBuf, Vec<u8>)> {
     let all = receipts();
@@ -91,6 +110,11 @@ fn cases(dir: &Path) -> Vec<(String, PathBuf, Vec<u8>)> {
     cases.push(("truncated".into(), custom[..custom.len() - 100].to_vec()));
     cases.push(("bent-attestation".into(), bent_attestation(custom)));
     cases.push(("empty".into(), Vec::new()));
+    // The decoder's caps, on the wasm build's own zstd decoder too: a bomb
+    // (zeros past what the format allows) and a frame that asks for a
+    // 128 MiB window.
+    cases.push(("zstd-bomb".into(), zstd_frame(64 << 20, 3, None)));
+    cases.push(("zstd-window-2^27".into(), zstd_frame(9 << 20, 1, Some(27))));
     cases
         .into_iter()
         .map(|(name, bytes)| {
@@ -145,6 +169,15 @@ fn the_wasm_build_gives_the_native_report_in_nodejs() {
     for ((name, _, bytes), wasm) in cases.iter().zip(reports) {
         assert!(wasm["verify_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{name}: {wasm}");
         let native = serde_json::to_value(check(bytes, &Expected::default())).expect("serialises");
+        let expect_error = match name.as_str() {
+            "zstd-bomb" => Some("decodes to more than the format allows"),
+            "zstd-window-2^27" => Some(bitsage_prover::receipt::ZSTD_ERROR),
+            _ => None,
+        };
+        if let Some(expect_error) = expect_error {
+            let error = wasm["error"].as_str().unwrap_or_default();
+            assert!(error.contains(expect_error), "{name}: {error}");
+        }
         assert_eq!(comparable(wasm), comparable(native), "{name}: the wasm verifier disagrees with the native one");
     }
     // Pinned to another program: the same rejection, in the same words.

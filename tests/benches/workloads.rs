@@ -9,15 +9,7 @@ use std::time::{Duration, Instant};
 use bitsage_prover::tracegen::log_size_for;
 use bitsage_prover::{prove_trace, ProveOptions};
 use bitsage_sandbox::{Sandbox, SandboxConfig};
-use bitsage_tests::guests;
-
-const WORKLOADS: [(&str, &str); 5] = [
-    ("custom", "custom.json"),
-    ("ml_inference", "ml-inference.json"),
-    ("data_transform", "data-transform.json"),
-    ("privacy_transfer", "privacy-transfer.json"),
-    ("batch_verify", "batch-verify.json"),
-];
+use bitsage_tests::guests::{self, WORKLOADS};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

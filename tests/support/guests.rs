@@ -3,6 +3,15 @@
 
 use std::path::PathBuf;
 
+/// The five workloads (crate names with `_`) and their example inputs.
+pub const WORKLOADS: [(&str, &str); 5] = [
+    ("custom", "custom.json"),
+    ("ml_inference", "ml-inference.json"),
+    ("data_transform", "data-transform.json"),
+    ("privacy_transfer", "privacy-transfer.json"),
+    ("batch_verify", "batch-verify.json"),
+];
+
 /// `$CARGO_TARGET_DIR` (or the repository's `target/`) `/wasm32-wasip2/release`.
 pub fn dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -12,16 +12,7 @@ use bitsage_settle::tee::Evidence;
 use bitsage_settle::Felt;
 use sha2::{Digest, Sha256};
 
-use crate::guests;
-
-/// The five workloads and their example inputs.
-pub const WORKLOADS: [(&str, &str); 5] = [
-    ("custom", "custom.json"),
-    ("ml_inference", "ml-inference.json"),
-    ("data_transform", "data-transform.json"),
-    ("privacy_transfer", "privacy-transfer.json"),
-    ("batch_verify", "batch-verify.json"),
-];
+use crate::guests::{self, WORKLOADS};
 
 /// An attested receipt file of workload `name` on example `input`.
 pub fn workload_receipt(sandbox: &Sandbox, key: &WorkerKey, name: &str, input: &str) -> Receipt {

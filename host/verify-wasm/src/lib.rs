@@ -14,8 +14,7 @@
 //! `web/verifier/` wraps it (loading, timing, and turning a wasm trap, which
 //! the shape checks exist to rule out, into an invalid report as well).
 
-use std::error::Error;
-
+use bitsage_air::verify::error_chain;
 use bitsage_receipt::attest::check_receipt;
 use bitsage_receipt::{Receipt, ReceiptError};
 use serde::{Deserialize, Serialize};
@@ -85,22 +84,6 @@ impl Report {
         self.error = Some(error);
         self
     }
-}
-
-/// An error and its sources, each cause once (a cause whose text the outer
-/// message already contains is not repeated).
-pub fn error_chain(e: &dyn Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 fn parse_digest(hex_digest: &str, what: &str) -> Result<[u8; 32], String> {

@@ -6,8 +6,10 @@
 //
 // Compiled with a generated header (host/cuda/src/cputrace.rs) that defines
 // the column indices C_*, the step word offsets S_*, the opcodes OP_*,
-// CPU_N_COLS, N_FLAGS, STEP_WORDS, TS_HI_SHIFT, LT_HI_SHIFT and RANGE_SIZE
-// from the Rust definitions, so there is one source for each.
+// CPU_N_COLS, N_FLAGS, STEP_WORDS, TS_HI_SHIFT and LT_HI_SHIFT from the Rust
+// definitions, so there is one source for each. The range table's size is
+// the proof's (`range_size`, at most 2^16): a value at or above it is not
+// counted, as on the host, and the proof of such a trace fails.
 
 // Range values below this are counted in shared memory first (the common
 // small timestamp gaps would otherwise all hit a few global counters).
@@ -22,12 +24,14 @@ __device__ __forceinline__ void ts_gap(u32 clk, u32 slot, u32 prev, u32* lo, u32
     *hi = v >> 16;
 }
 
-__device__ __forceinline__ void count_range(u32* hist, u32* global, u32 v) {
+__device__ __forceinline__ void count_range(u32* hist, u32* global, u32 range_size, u32 v) {
+    if (v >= range_size) return;
     if (v < HIST) atomicAdd(&hist[v], 1u);
-    else if (v < RANGE_SIZE) atomicAdd(&global[v], 1u);
+    else atomicAdd(&global[v], 1u);
 }
 
-extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, const u64* cols, u32* range_mult) {
+extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, const u64* cols, u32* range_mult,
+                                    u32 range_size) {
     __shared__ u32 hist[HIST];
     for (u32 i = threadIdx.x; i < HIST; i += blockDim.x) hist[i] = 0;
     __syncthreads();
@@ -98,20 +102,20 @@ extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, c
         W(C_TGT, op == OP_JR ? x : imm);
         W(C_TAKEN, taken);
         for (u32 f = 0; f < N_FLAGS; f++) W(C_FLAGS + f, f == op ? 1u : 0u);
-        count_range(hist, range_mult, xa_lo);
-        count_range(hist, range_mult, m31_mul(xa_hi, TS_HI_SHIFT));
-        count_range(hist, range_mult, yb_lo);
-        count_range(hist, range_mult, m31_mul(yb_hi, TS_HI_SHIFT));
-        count_range(hist, range_mult, d_lo);
-        count_range(hist, range_mult, m31_mul(d_hi, TS_HI_SHIFT));
+        count_range(hist, range_mult, range_size, xa_lo);
+        count_range(hist, range_mult, range_size, m31_mul(xa_hi, TS_HI_SHIFT));
+        count_range(hist, range_mult, range_size, yb_lo);
+        count_range(hist, range_mult, range_size, m31_mul(yb_hi, TS_HI_SHIFT));
+        count_range(hist, range_mult, range_size, d_lo);
+        count_range(hist, range_mult, range_size, m31_mul(d_hi, TS_HI_SHIFT));
         if (op == OP_LOAD || op == OP_STORE) {
-            count_range(hist, range_mult, m_lo);
-            count_range(hist, range_mult, m31_mul(m_hi, TS_HI_SHIFT));
+            count_range(hist, range_mult, range_size, m_lo);
+            count_range(hist, range_mult, range_size, m31_mul(m_hi, TS_HI_SHIFT));
         }
         if (op == OP_LT) {
-            count_range(hist, range_mult, r_lo);
-            count_range(hist, range_mult, m31_mul(r_hi, LT_HI_SHIFT));
-            count_range(hist, range_mult, r_hi);
+            count_range(hist, range_mult, range_size, r_lo);
+            count_range(hist, range_mult, range_size, m31_mul(r_hi, LT_HI_SHIFT));
+            count_range(hist, range_mult, range_size, r_hi);
         }
     } else if (r < n_rows) {
         // Padding: every flag zero, `w = 0` so `isz = 1`, and `next_pc = pc + 1`.

@@ -59,22 +59,44 @@ fn mutations(proof: &Proof) -> Vec<Mutation> {
     let mut add = |name: String, f: Box<dyn Fn(&mut Proof)>| out.push((name, f));
 
     // The claim: every log size out of bounds and off by one; RAM words.
-    for (i, field) in ["cpu", "rom", "mem", "hash"].into_iter().enumerate() {
-        for v in [0u32, 3, 24, 31, u32::MAX, 1, 2] {
+    for (i, field) in ["cpu", "rom", "mem", "hash", "range"].into_iter().enumerate() {
+        // 17: above the largest range table, within the others' bounds.
+        for v in [0u32, 3, 17, 24, 31, u32::MAX, 1, 2] {
             add(
                 format!("claim.{field}_log_size = {v}"),
                 Box::new(move |p: &mut Proof| {
                     let c = &mut p.claim;
-                    let s = [&mut c.cpu_log_size, &mut c.rom_log_size, &mut c.mem_log_size, &mut c.hash_log_size];
+                    let mut hash = c.hash_log_size.unwrap_or(4);
+                    let s = [
+                        &mut c.cpu_log_size,
+                        &mut c.rom_log_size,
+                        &mut c.mem_log_size,
+                        &mut hash,
+                        &mut c.range_log_size,
+                    ];
                     match v {
                         1 => *s.into_iter().nth(i).unwrap() += 1,
                         2 => *s.into_iter().nth(i).unwrap() -= 1,
                         v => *s.into_iter().nth(i).unwrap() = v,
                     }
+                    if i == 3 {
+                        c.hash_log_size = Some(hash);
+                    }
                 }),
             );
         }
     }
+    // The hash component taken away (this proof hashes): with its sum left
+    // behind, or moved onto the CPU's so the sums still balance.
+    add("claim.hash_log_size = None".into(), Box::new(|p: &mut Proof| p.claim.hash_log_size = None));
+    add(
+        "claim.hash_log_size = None, its sum moved to the CPU's".into(),
+        Box::new(|p: &mut Proof| {
+            p.claim.hash_log_size = None;
+            p.interaction.cpu += p.interaction.hash;
+            p.interaction.hash = SecureField::default();
+        }),
+    );
     for v in [u32::MAX, P, 1 << 20] {
         add(format!("claim.ram_words = {v}"), Box::new(move |p: &mut Proof| p.claim.ram_words = v));
     }

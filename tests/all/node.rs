@@ -10,7 +10,6 @@ use bitsage_tests::guests::{self, WORKLOADS};
 use bitsage_tests::node::{apikey, b64, get, post, post_json, serve, worker, Postgres, TempDir};
 use serde_json::{json, Value};
 
-
 fn example(file: &str) -> Value {
     serde_json::from_slice(&guests::example(file)).expect("example JSON")
 }

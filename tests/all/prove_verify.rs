@@ -70,11 +70,12 @@ fn the_proof_size_breakdown_accounts_for_the_proof() {
     let columns: usize = proof.claim.column_log_sizes().iter().map(Vec::len).sum::<usize>() + 8;
     let parts = ProofParts::of(&proof.stark);
     let stark_bytes = bincode::serialize(&proof.stark).unwrap().len();
-    // The payload is the encoding less its length prefixes: close below it.
-    assert!(parts.total() <= stark_bytes && parts.total() * 100 >= stark_bytes * 95, "{parts:?} vs {stark_bytes}");
+    // The payload is the encoding less its length prefixes (8 bytes for each
+    // column's list of values, a few hundred columns): close below it.
+    assert!(parts.total() <= stark_bytes && parts.total() * 100 >= stark_bytes * 90, "{parts:?} vs {stark_bytes}");
     // One word per committed column (the composition's eight included) per
     // distinct queried row.
     let rows = proof.stark.queried_values[1][0].len();
-    assert!(rows > 0 && rows <= statement.security.n_queries());
+    assert!(rows > 0 && rows <= statement.security.pcs_config(&proof.claim).fri_config.n_queries);
     assert_eq!(parts.queried_values, columns * rows * 4);
 }

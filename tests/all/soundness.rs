@@ -6,6 +6,7 @@ use bitsage_air::verify::VerifyError;
 use bitsage_prover::tracegen::build_main_trace;
 use bitsage_tests::*;
 use obelysk_vm::{Opcode, M31};
+use stwo::core::fields::qm31::SecureField;
 use stwo::prover::backend::Column;
 
 #[test]
@@ -149,4 +150,31 @@ fn flipping_proof_bytes_is_rejected() {
         let stride = (len / 300).max(1);
         (0..256.min(len)).chain((256..len).step_by(stride)).collect()
     });
+}
+
+#[test]
+fn a_run_that_hashes_cannot_leave_out_the_hash_component() {
+    // The prover leaves the Poseidon2 component out of runs without `hash`
+    // calls. A run with them, proved without it, leaves the CPU's `HashCall`
+    // entries unconsumed: the honest prover refuses, and forged proofs (the
+    // CPU's sum rewritten to balance, too) are rejected.
+    let p = asm("mov r1, 7\nstore [r0 + 0], r1\nhash [r0 + 0]\nload r2, [r0 + 1]\nwrite r2\nhalt\n");
+    let t = run(&p, &[]);
+    assert_eq!(t.hashes.len(), 1);
+    let st = statement(&p, &[], &t.output);
+    let mut main = build_main_trace(&p, &t);
+    assert!(main.claim.hash_log_size.is_some());
+    main.hash = None;
+    main.claim.hash_log_size = None;
+    assert_main_rejected(&st, &main, "a hashing run without its hash component");
+}
+
+#[test]
+fn the_hash_component_is_present_exactly_when_the_run_hashes() {
+    let (_, plain) = honest_proof(&asm("read r1\nadd r1, r1, 1\nwrite r1\nhalt\n"), &[4]);
+    assert_eq!(plain.claim.hash_log_size, None);
+    assert!(plain.interaction.hash == SecureField::default());
+    let hashing = asm("hash [r0 + 0]\nload r2, [r0 + 0]\nwrite r2\nhalt\n");
+    let (_, proof) = honest_proof(&hashing, &[]);
+    assert_eq!(proof.claim.hash_log_size, Some(bitsage_air::MIN_LOG_SIZE));
 }

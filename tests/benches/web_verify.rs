@@ -43,7 +43,11 @@ fn main() {
     let raw = std::fs::metadata(&wasm).expect("wasm").len();
     let gz = Command::new("gzip").arg("-9").arg("-c").arg(&wasm).output().expect("gzip").stdout.len();
     let glue = std::fs::metadata(pkg.join("pkg/bitsage_verify_wasm.js")).expect("glue").len();
-    println!("wasm bundle: {raw} bytes ({:.0} KiB), {gz} bytes gzipped ({:.0} KiB); JS glue {glue} bytes", raw as f64 / 1024.0, gz as f64 / 1024.0);
+    println!(
+        "wasm bundle: {raw} bytes ({:.0} KiB), {gz} bytes gzipped ({:.0} KiB); JS glue {glue} bytes",
+        raw as f64 / 1024.0,
+        gz as f64 / 1024.0
+    );
 
     let receipts = workload_receipts();
     let dir = TempDir::new("web-bench");
@@ -75,11 +79,8 @@ fn main() {
     // Chromium: the /verify page of a node, RUNS timed checks per receipt
     // after the page's own first check.
     let node = serve(&dir.0, &["--workers", "0"]);
-    let spec: Vec<Value> = receipts
-        .iter()
-        .zip(&files)
-        .map(|((name, _), f)| serde_json::json!({ "name": name, "file": f }))
-        .collect();
+    let spec: Vec<Value> =
+        receipts.iter().zip(&files).map(|((name, _), f)| serde_json::json!({ "name": name, "file": f })).collect();
     let spec_file = dir.0.join("cases.json");
     std::fs::write(&spec_file, serde_json::to_vec(&spec).expect("json")).expect("write");
     let out = Command::new("node")

@@ -1,11 +1,19 @@
-//! The 16-bit range table: `2^16` rows `v` with a lookup multiplicity each.
-//! The `RangeChain` relation pins the rows to exactly `0..2^16` (the verifier
-//! supplies `0` and takes back `2^16`), so no preprocessed column is needed.
+//! The range table: `2^k` rows `v` with a lookup multiplicity each, `k` the
+//! claim's `range_log_size` (at most 16). The `RangeChain` relation pins the
+//! rows to exactly `0..2^k` (the verifier supplies `0` and takes back `2^k`),
+//! so no preprocessed column is needed.
+//!
+//! The prover picks the smallest `k` that holds every value its run checks
+//! (a short run's timestamp gaps are small). Any `k <= 16` is sound: a
+//! smaller table accepts a subset of the values the 16-bit one does, and
+//! every bound argued in [`crate::cpu`] holds for the 16-bit table.
 
 use crate::relations::{Lookup, Rel};
 use crate::{c, columns, AirValue};
 
-pub const RANGE_LOG_SIZE: u32 = 16;
+/// The largest range table: the checks in [`crate::cpu`] and [`crate::hash`]
+/// split values into 16-bit limbs.
+pub const MAX_RANGE_LOG_SIZE: u32 = 16;
 
 columns!(RangeCols { v, mult } []);
 
@@ -24,7 +32,7 @@ impl<F: AirValue> RangeCols<F> {
 }
 
 crate::component_eval!(
-    /// Evaluator for the range table (log size is always `RANGE_LOG_SIZE`).
+    /// Evaluator for the range table.
     RangeEval,
     RangeCols
 );

@@ -19,37 +19,99 @@ use crate::relations::Relations;
 use crate::rom::RomEval;
 
 /// The proof-system security target. Stwo's conjectured security is
-/// `pow_bits + log_blowup · n_queries`.
+/// `pow_bits + log_blowup · n_queries`; the parameters depend on the trace
+/// size too ([`SecurityLevel::pcs_config`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum SecurityLevel {
-    /// 96 bits: 20 grinding bits + 76 queries at blowup 2. The default.
+    /// 96 bits. The default.
     #[default]
     Bits96,
-    /// 128 bits: 20 grinding bits + 108 queries at blowup 2.
+    /// 128 bits.
     Bits128,
 }
 
-impl SecurityLevel {
-    pub const LOG_BLOWUP: u32 = 1;
-    pub const POW_BITS: u32 = 20;
+/// The proof parameters of one trace-size class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProofParams {
+    pub log_blowup: u32,
+    pub pow_bits: u32,
+    pub fold_step: u32,
+}
 
-    pub fn n_queries(self) -> usize {
-        match self {
-            SecurityLevel::Bits96 => 76,
-            SecurityLevel::Bits128 => 108,
+impl ProofParams {
+    /// Traces whose largest component has at most `2^16` rows (every
+    /// workload's, and anything the 16-bit range table bounds): blowup 8,
+    /// so about a third of blowup 2's queries. Committing 4x more points
+    /// costs little at these sizes; the proof is 2.5x smaller.
+    pub const SMALL: ProofParams = ProofParams { log_blowup: 3, pow_bits: 16, fold_step: 3 };
+    /// Larger traces: blowup 2, where committing dominates the proving time.
+    pub const LARGE: ProofParams = ProofParams { log_blowup: 1, pow_bits: 20, fold_step: 3 };
+    /// The largest component log size proved with [`Self::SMALL`].
+    pub const SMALL_MAX_LOG_SIZE: u32 = 16;
+
+    pub fn for_claim(claim: &Claim) -> ProofParams {
+        if claim.max_log_size() <= Self::SMALL_MAX_LOG_SIZE {
+            Self::SMALL
+        } else {
+            Self::LARGE
         }
     }
 
-    pub fn pcs_config(self) -> PcsConfig {
+    /// The fewest queries that reach `bits` with these parameters.
+    pub fn n_queries(self, bits: u32) -> usize {
+        bits.saturating_sub(self.pow_bits).div_ceil(self.log_blowup) as usize
+    }
+}
+
+impl SecurityLevel {
+    /// The parameters of a proof of `claim` at this level: the trace size
+    /// picks blowup, grinding and fold step ([`ProofParams::for_claim`]),
+    /// the level the query count. The verifier requires exactly these.
+    pub fn pcs_config(self, claim: &Claim) -> PcsConfig {
+        self.pcs_config_with(ProofParams::for_claim(claim))
+    }
+
+    pub fn pcs_config_with(self, p: ProofParams) -> PcsConfig {
         PcsConfig {
-            pow_bits: Self::POW_BITS,
-            fri_config: FriConfig::new(0, Self::LOG_BLOWUP, self.n_queries(), 1),
+            pow_bits: p.pow_bits,
+            fri_config: FriConfig::new(0, p.log_blowup, p.n_queries(self.bits()), p.fold_step),
             lifting_log_size: None,
         }
     }
 
+    /// Every configuration a proof at this level may have, one per size class.
+    pub fn pcs_configs(self) -> [PcsConfig; 2] {
+        [ProofParams::SMALL, ProofParams::LARGE].map(|p| self.pcs_config_with(p))
+    }
+
+    /// The level's nominal bits: 96 or 128, what job specs and the node's
+    /// API name it by.
     pub fn bits(self) -> u32 {
-        self.pcs_config().security_bits()
+        match self {
+            SecurityLevel::Bits96 => 96,
+            SecurityLevel::Bits128 => 128,
+        }
+    }
+
+    /// Stwo's conjectured security of the level's parameters
+    /// (`pow_bits + log_blowup · n_queries`), the least over the size
+    /// classes: at least [`Self::bits`].
+    pub fn conjectured_bits(self) -> u32 {
+        self.pcs_configs().iter().map(|c| c.security_bits()).min().unwrap_or(0)
+    }
+
+    /// The security that is proven for the level's parameters, the least
+    /// over the size classes: each query of a proximity test below the
+    /// Johnson bound rejects a far word with probability `1 - sqrt(rho)`,
+    /// so it is worth `log_blowup / 2` bits, plus the grinding bits
+    /// (ethSTARK, Theorem 2; the field-size terms of the extension field
+    /// QM31, 2^124, are far smaller than this for every supported trace).
+    pub fn provable_bits(self) -> u32 {
+        self.pcs_configs()
+            .iter()
+            .map(|c| c.pow_bits + (c.fri_config.log_blowup_factor * c.fri_config.n_queries as u32) / 2)
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -114,12 +176,28 @@ pub struct Claim {
     pub cpu_log_size: u32,
     pub rom_log_size: u32,
     pub mem_log_size: u32,
-    pub hash_log_size: u32,
+    /// The Poseidon2 component's log size, or `None` when the proof has no
+    /// such component. A run without `hash` calls leaves it out: its 335
+    /// columns would be committed and opened for nothing. Leaving it out is
+    /// sound because nothing else consumes the CPU's `HashCall` entries, so
+    /// a run that does hash cannot balance its LogUp sum without it.
+    pub hash_log_size: Option<u32>,
+    /// The range table's log size: it holds `0..2^range_log_size`.
+    pub range_log_size: u32,
     /// RAM words `0..ram_words` in the memory boundary.
     pub ram_words: u32,
 }
 
 impl Claim {
+    /// The largest component's log size.
+    pub fn max_log_size(&self) -> u32 {
+        [self.cpu_log_size, self.rom_log_size, self.mem_log_size, self.range_log_size]
+            .into_iter()
+            .chain(self.hash_log_size)
+            .max()
+            .unwrap_or(self.cpu_log_size)
+    }
+
     /// Column log sizes per tree (preprocessed, main, interaction) of a proof
     /// with this claim.
     pub fn column_log_sizes(&self) -> TreeVec<Vec<u32>> {
@@ -162,23 +240,28 @@ impl Statement {
         ch.mix_u32s(&words);
         mix_words(ch, &self.input);
         mix_words(ch, &self.output);
+        // An absent component mixes 0, which no present one can (every
+        // log size is at least `MIN_LOG_SIZE`).
         ch.mix_u32s(&[
             claim.cpu_log_size,
             claim.rom_log_size,
             claim.mem_log_size,
-            claim.hash_log_size,
+            claim.hash_log_size.unwrap_or(0),
+            claim.range_log_size,
             claim.ram_words,
         ]);
     }
 }
 
-/// The five components of one proof.
+/// The components of one proof: four always, the hash component when the
+/// claim has it. Columns are allocated in this order, the hash component's
+/// last, so its absence moves no other column.
 pub struct Components {
     pub cpu: FrameworkComponent<CpuEval>,
     pub rom: FrameworkComponent<RomEval>,
     pub mem: FrameworkComponent<MemEval>,
     pub range: FrameworkComponent<RangeEval>,
-    pub hash: FrameworkComponent<HashEval>,
+    pub hash: Option<FrameworkComponent<HashEval>>,
 }
 
 impl Components {
@@ -191,20 +274,55 @@ impl Components {
             mem: FrameworkComponent::new(alloc, MemEval { log_size: claim.mem_log_size, rels: rels.clone() }, sums.mem),
             range: FrameworkComponent::new(
                 alloc,
-                RangeEval { log_size: crate::range::RANGE_LOG_SIZE, rels: rels.clone() },
+                RangeEval { log_size: claim.range_log_size, rels: rels.clone() },
                 sums.range,
             ),
-            hash: FrameworkComponent::new(alloc, HashEval { log_size: claim.hash_log_size, rels }, sums.hash),
+            hash: claim
+                .hash_log_size
+                .map(|log_size| FrameworkComponent::new(alloc, HashEval { log_size, rels }, sums.hash)),
         }
     }
 
+    /// The present components, in allocation order.
     pub fn as_components(&self) -> Vec<&dyn stwo::core::air::Component> {
-        vec![&self.cpu, &self.rom, &self.mem, &self.range, &self.hash]
+        let mut v: Vec<&dyn stwo::core::air::Component> = vec![&self.cpu, &self.rom, &self.mem, &self.range];
+        if let Some(h) = &self.hash {
+            v.push(h);
+        }
+        v
     }
 
     /// Column log sizes per tree (preprocessed, main, interaction).
     pub fn column_log_sizes(&self) -> TreeVec<Vec<u32>> {
         let trees = self.as_components().iter().map(|c| c.trace_log_degree_bounds()).collect::<Vec<_>>();
         TreeVec::concat_cols(trees.into_iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ProofParams, SecurityLevel};
+
+    #[test]
+    fn each_level_reaches_its_nominal_bits_with_no_spare_query() {
+        for level in [SecurityLevel::Bits96, SecurityLevel::Bits128] {
+            for config in level.pcs_configs() {
+                assert!(config.security_bits() >= level.bits(), "{level:?}: {config:?}");
+                let f = config.fri_config;
+                let fewer = config.pow_bits + f.log_blowup_factor * (f.n_queries as u32 - 1);
+                assert!(fewer < level.bits(), "{level:?}: {config:?} has a spare query");
+            }
+            assert!(level.conjectured_bits() >= level.bits());
+            assert!(level.provable_bits() < level.conjectured_bits());
+        }
+        let q = |l: SecurityLevel, p: ProofParams| l.pcs_config_with(p).fri_config.n_queries;
+        assert_eq!(
+            (q(SecurityLevel::Bits96, ProofParams::SMALL), q(SecurityLevel::Bits96, ProofParams::LARGE)),
+            (27, 76)
+        );
+        assert_eq!(
+            (q(SecurityLevel::Bits128, ProofParams::SMALL), q(SecurityLevel::Bits128, ProofParams::LARGE)),
+            (38, 108)
+        );
     }
 }

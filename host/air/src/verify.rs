@@ -16,7 +16,7 @@ use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleH
 use stwo::core::verifier::VerificationError;
 
 use crate::memory::{SPACE_RAM, SPACE_REG};
-use crate::range::RANGE_LOG_SIZE;
+use crate::range::MAX_RANGE_LOG_SIZE;
 use crate::relations::{Rel, Relations};
 use crate::rom::rom_tuples;
 use crate::shape;
@@ -65,7 +65,10 @@ pub fn check_claim(claim: &Claim) -> Result<(), VerifyError> {
     in_range("cpu", claim.cpu_log_size, MAX_CPU_LOG_SIZE)?;
     in_range("rom", claim.rom_log_size, MAX_AUX_LOG_SIZE)?;
     in_range("memory", claim.mem_log_size, MAX_AUX_LOG_SIZE)?;
-    in_range("hash", claim.hash_log_size, MAX_AUX_LOG_SIZE)?;
+    in_range("range", claim.range_log_size, MAX_RANGE_LOG_SIZE)?;
+    if let Some(hash) = claim.hash_log_size {
+        in_range("hash", hash, MAX_AUX_LOG_SIZE)?;
+    }
     if claim.ram_words as u64 + 16 > 1u64 << claim.mem_log_size {
         return Err(VerifyError::BadClaim(format!(
             "{} RAM words do not fit a memory table of 2^{}",
@@ -95,7 +98,7 @@ pub fn public_logup_sum(statement: &Statement, claim: &Claim, rels: &Relations) 
     sum += inv_combine(rels, Rel::MemChain, &[m(SPACE_RAM), m(0)]);
     sum -= inv_combine(rels, Rel::MemChain, &[m(SPACE_RAM), m(claim.ram_words)]);
     sum += inv_combine(rels, Rel::RangeChain, &[m(0)]);
-    sum -= inv_combine(rels, Rel::RangeChain, &[m(1 << RANGE_LOG_SIZE)]);
+    sum -= inv_combine(rels, Rel::RangeChain, &[m(1 << claim.range_log_size)]);
     for (i, x) in statement.input.iter().enumerate() {
         sum += inv_combine(rels, Rel::Input, &[m(i as u32), *x]);
     }
@@ -112,9 +115,21 @@ pub fn public_logup_sum(statement: &Statement, claim: &Claim, rels: &Relations) 
 /// shape are checked before any arithmetic (see [`crate::shape`]); what
 /// remains runs under `catch_unwind` as a second line.
 pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
+    verify_with_config(statement, proof, &statement.security.pcs_config(&proof.claim))
+}
+
+/// [`verify`] under proof parameters other than the statement's security
+/// level's: for benchmarks that compare settings. A proof verified this way
+/// has the security `config` gives it, which may be none at all.
+pub fn verify_with_config(statement: &Statement, proof: &Proof, config: &PcsConfig) -> Result<(), VerifyError> {
     statement.validate()?;
     check_claim(&proof.claim)?;
-    let config = statement.security.pcs_config();
+    // An absent component has no LogUp sum: a nonzero one would offset an
+    // imbalance elsewhere.
+    if proof.claim.hash_log_size.is_none() && !proof.interaction.hash.is_zero() {
+        return Err(VerifyError::BadClaim("a LogUp sum for the absent hash component".into()));
+    }
+    let config = *config;
     if proof.stark.config != config {
         return Err(VerifyError::ConfigMismatch);
     }

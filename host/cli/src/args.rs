@@ -80,8 +80,10 @@ impl LimitArgs {
 
 /// `s` as a felt (0x-hex or decimal); exit 2 naming `what` otherwise.
 pub fn parse_felt(s: &str, what: &str) -> Result<Felt, Failure> {
-    bitsage_settle::parse_felt(s)
-        .ok_or_else(|| Failure { code: Exit::Usage, err: anyhow::anyhow!("{what} {s:?} is not a felt (0x-hex or decimal)") })
+    bitsage_settle::parse_felt(s).ok_or_else(|| Failure {
+        code: Exit::Usage,
+        err: anyhow::anyhow!("{what} {s:?} is not a felt (0x-hex or decimal)"),
+    })
 }
 
 /// A file's bytes; exit 6 naming it otherwise.

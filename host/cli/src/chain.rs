@@ -14,8 +14,8 @@ use bitsage_settle::validator::{ReceiptSource, Validator};
 use bitsage_settle::Felt;
 use serde_json::json;
 
-use crate::exit::Exit;
 use crate::args::{parse_felt, DataDir};
+use crate::exit::Exit;
 use crate::keys::{key_failure, keystore_path, password};
 use crate::spec::{spec_json, SpecArgs};
 use crate::{fail, runtime, Failure};
@@ -447,11 +447,16 @@ pub struct SettleArgs {
 
 /// `settle`: submits an attested receipt's result to the escrow.
 pub fn cmd_settle(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
-    let bytes =
-        std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display())).map_err(fail(Exit::Io))?;
-    let receipt = Receipt::from_bytes(&bytes).map_err(|e| Failure { code: Exit::Receipt, err: anyhow::Error::new(e) })?;
+    let bytes = std::fs::read(&a.receipt)
+        .with_context(|| format!("reading {}", a.receipt.display()))
+        .map_err(fail(Exit::Io))?;
+    let receipt =
+        Receipt::from_bytes(&bytes).map_err(|e| Failure { code: Exit::Receipt, err: anyhow::Error::new(e) })?;
     let checked = check_receipt(&receipt).map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?;
-    let rec = receipt.attestation.clone().ok_or_else(|| Failure { code: Exit::Rejected, err: anyhow::anyhow!("no attestation") })?;
+    let rec = receipt
+        .attestation
+        .clone()
+        .ok_or_else(|| Failure { code: Exit::Rejected, err: anyhow::anyhow!("no attestation") })?;
     let rt = runtime()?;
     rt.block_on(async {
         let wallet = a.chain.wallet(true).await?;

@@ -6,8 +6,8 @@ use anyhow::Context;
 use bitsage_settle::keystore::{KeyError, WorkerKey};
 use serde_json::json;
 
-use crate::exit::Exit;
 use crate::args::{parse_felt, DataDir};
+use crate::exit::Exit;
 use crate::{fail, Failure};
 
 #[derive(clap::Args)]
@@ -45,7 +45,8 @@ pub(crate) fn password(confirm: bool) -> Result<String, Failure> {
     if let Ok(p) = std::env::var("BITSAGE_KEYSTORE_PASSWORD") {
         return Ok(p);
     }
-    let p = rpassword::prompt_password("keystore password: ").context("reading the password").map_err(fail(Exit::Usage))?;
+    let p =
+        rpassword::prompt_password("keystore password: ").context("reading the password").map_err(fail(Exit::Usage))?;
     if confirm {
         let again = rpassword::prompt_password("again: ").context("reading the password").map_err(fail(Exit::Usage))?;
         if again != p {
@@ -80,9 +81,9 @@ pub fn cmd_setup(as_json: bool, a: &SetupArgs) -> Result<(), Failure> {
     let key = if a.import {
         let text = match std::env::var("BITSAGE_IMPORT_KEY") {
             Ok(t) => t,
-            Err(_) => {
-                rpassword::prompt_password("private key (0x-hex): ").context("reading the key").map_err(fail(Exit::Usage))?
-            }
+            Err(_) => rpassword::prompt_password("private key (0x-hex): ")
+                .context("reading the key")
+                .map_err(fail(Exit::Usage))?,
         };
         let secret = parse_felt(&text, "private key")?;
         if secret == bitsage_settle::Felt::ZERO {

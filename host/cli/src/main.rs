@@ -317,7 +317,9 @@ fn load(run: &RunArgs) -> Result<Loaded, Failure> {
     let src = std::fs::read_to_string(&run.program)
         .with_context(|| format!("reading program {}", run.program.display()))
         .map_err(fail(Exit::Io))?;
-    let program = assemble(&src).with_context(|| format!("assembling {}", run.program.display())).map_err(fail(Exit::Assemble))?;
+    let program = assemble(&src)
+        .with_context(|| format!("assembling {}", run.program.display()))
+        .map_err(fail(Exit::Assemble))?;
     let input = read_words(&run.input, run.input_file.as_deref(), "input")?;
     let advice = read_words(&run.advice, run.advice_file.as_deref(), "advice")?;
     let limits = ExecLimits { max_steps: run.max_steps, ..Default::default() };
@@ -398,7 +400,7 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backe
         pb.set_position(Stage::ALL.iter().position(|x| *x == s).unwrap_or(0) as u64);
         pb.set_message(s.name());
     };
-    let opts = ProveOptions { security, limits: l.limits, on_stage: Some(&on_stage) };
+    let opts = ProveOptions { security, limits: l.limits, on_stage: Some(&on_stage), ..ProveOptions::default() };
     let t0 = Instant::now();
     on_stage(Stage::Execute);
     let result = execute(&l.program, &l.input, &l.advice, l.limits).map_err(ProveError::from).and_then(|trace| {
@@ -462,9 +464,11 @@ fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
 fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), Failure> {
     let receipt = read_receipt(path)?;
     if let Some(p) = program {
-        let src =
-            std::fs::read_to_string(p).with_context(|| format!("reading program {}", p.display())).map_err(fail(Exit::Io))?;
-        let expected = assemble(&src).with_context(|| format!("assembling {}", p.display())).map_err(fail(Exit::Assemble))?;
+        let src = std::fs::read_to_string(p)
+            .with_context(|| format!("reading program {}", p.display()))
+            .map_err(fail(Exit::Io))?;
+        let expected =
+            assemble(&src).with_context(|| format!("assembling {}", p.display())).map_err(fail(Exit::Assemble))?;
         if expected.digest() != receipt.body.statement.program.digest() {
             return Err(Failure {
                 code: Exit::Rejected,
@@ -514,7 +518,9 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
             }
             Ok(())
         }
-        Err(ReceiptError::Verify(e)) => Err(Failure { code: Exit::Rejected, err: anyhow::Error::new(e).context("proof rejected") }),
+        Err(ReceiptError::Verify(e)) => {
+            Err(Failure { code: Exit::Rejected, err: anyhow::Error::new(e).context("proof rejected") })
+        }
         Err(e) => Err(Failure { code: Exit::Receipt, err: e.into() }),
     }
 }
@@ -538,8 +544,12 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
     let c = &r.body.proof.claim;
     let cols = c.column_log_sizes();
     let (main_cols, int_cols) = (cols[1].len(), cols[2].len());
-    let rows: u64 =
-        [c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size, 16].iter().map(|l| 1u64 << l).sum();
+    let range = c.range_log_size;
+    let rows: u64 = [c.cpu_log_size, c.rom_log_size, c.mem_log_size, range]
+        .into_iter()
+        .chain(c.hash_log_size)
+        .map(|l| 1u64 << l)
+        .sum();
     let proof_bytes = r.proof_bytes();
     let parts = bitsage_air::shape::ProofParts::of(&r.body.proof.stark);
     let bits = st.security.bits();
@@ -548,7 +558,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
             "{}",
             json!({ "digest": r.digest_hex(), "program_digest": hex(&st.program.digest()), "program": disassemble(&st.program),
             "instructions": st.program.instrs.len(), "input": words_json(&st.input), "output": words_json(&st.output),
-            "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": 16 },
+            "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": range },
             "ram_words": c.ram_words, "total_rows": rows, "main_columns": main_cols, "interaction_columns": int_cols,
             "proof_bytes": proof_bytes, "proof_parts": parts, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) })
         );
@@ -565,9 +575,10 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
         );
         println!("input          {}", words_line(&st.input));
         println!("output         {}", words_line(&st.output));
+        let hash = c.hash_log_size.map_or("none".into(), |l| format!("2^{l}"));
         println!(
-            "trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash 2^{}, range 2^16 ({rows} total)",
-            c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.hash_log_size
+            "trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash {hash}, range 2^{range} ({rows} total)",
+            c.cpu_log_size, c.rom_log_size, c.mem_log_size
         );
         println!("columns        {main_cols} main + {int_cols} LogUp");
         println!("ram words      {}", c.ram_words);
@@ -582,11 +593,14 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
             kib(parts.sampled_values),
             kib(parts.fri_last_layer)
         );
+        let config = &r.body.proof.stark.config;
         println!(
-            "security       {bits} bits ({} pow bits + log blowup {} x {} queries)",
-            SecurityLevel::POW_BITS,
-            SecurityLevel::LOG_BLOWUP,
-            st.security.n_queries()
+            "security       {bits} bits: {} conjectured ({} pow bits + log blowup {} x {} queries), fold step {}",
+            config.security_bits(),
+            config.pow_bits,
+            config.fri_config.log_blowup_factor,
+            config.fri_config.n_queries,
+            config.fri_config.fold_step
         );
         if listing {
             println!("listing:\n{}", disassemble(&st.program));

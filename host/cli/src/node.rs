@@ -9,8 +9,8 @@ use bitsage_node::auth::Role;
 use bitsage_node::NodeConfig;
 use serde_json::{json, Value};
 
-use crate::exit::Exit;
 use crate::args::{DataDir, LimitArgs};
+use crate::exit::Exit;
 use crate::{fail, runtime, BackendArg, Failure, Security};
 
 /// Node settings. Each flag overrides its `BITSAGE_*` variable, which
@@ -92,7 +92,10 @@ impl NodeArgs {
         let data_dir = self.data.path();
         let file = self.config.clone().unwrap_or_else(|| data_dir.join("bitsage.toml"));
         if self.config.is_some() && !file.exists() {
-            return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("config file {} does not exist", file.display()) });
+            return Err(Failure {
+                code: Exit::Usage,
+                err: anyhow::anyhow!("config file {} does not exist", file.display()),
+            });
         }
         let mut c = NodeConfig::from_file(&file).map_err(|e| Failure { code: Exit::Usage, err: e.into() })?;
         // The data dir from a flag or BITSAGE_DATA_DIR wins; the file's is used otherwise.
@@ -257,11 +260,17 @@ impl Remote {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
         let (status, mut resp) = self.send(method, path, body.as_ref())?;
-        let text = resp.read_to_string().with_context(|| format!("reading the answer to {path}")).map_err(fail(Exit::Remote))?;
+        let text = resp
+            .read_to_string()
+            .with_context(|| format!("reading the answer to {path}"))
+            .map_err(fail(Exit::Remote))?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 400 {
             let msg = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            return Err(Failure { code: Exit::Remote, err: anyhow::anyhow!("{}{path}: HTTP {status}: {msg}", self.url) });
+            return Err(Failure {
+                code: Exit::Remote,
+                err: anyhow::anyhow!("{}{path}: HTTP {status}: {msg}", self.url),
+            });
         }
         Ok(v)
     }
@@ -454,7 +463,8 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
         (Some(n), _) => n.clone(),
         (None, Some(_)) => {
             let mut b = [0u8; 15];
-            getrandom::fill(&mut b).map_err(|e| Failure { code: Exit::Io, err: anyhow::anyhow!("no randomness: {e}") })?;
+            getrandom::fill(&mut b)
+                .map_err(|e| Failure { code: Exit::Io, err: anyhow::anyhow!("no randomness: {e}") })?;
             hex::encode(b)
         }
         (None, None) => String::new(),
@@ -506,7 +516,8 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
     };
     if job["receipt_digest"].is_string() {
         let bytes = a.remote.get_bytes(&format!("/v1/jobs/{id}/receipt"))?;
-        let receipt = bitsage_prover::Receipt::from_bytes(&bytes).context("decoding the receipt").map_err(fail(Exit::Receipt))?;
+        let receipt =
+            bitsage_prover::Receipt::from_bytes(&bytes).context("decoding the receipt").map_err(fail(Exit::Receipt))?;
         receipt.verify().context("the node's receipt does not verify").map_err(fail(Exit::Rejected))?;
         std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display())).map_err(fail(Exit::Io))?;
         if !as_json {

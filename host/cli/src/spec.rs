@@ -15,8 +15,8 @@ use bitsage_settle::attest::JobSpec;
 use bitsage_settle::Felt;
 use serde_json::json;
 
-use crate::exit::Exit;
 use crate::args::{read, read_input, LimitArgs};
+use crate::exit::Exit;
 use crate::workload::sandbox_failure;
 use crate::{security_level, Failure, Security};
 

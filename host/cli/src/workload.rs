@@ -10,9 +10,9 @@ use bitsage_sandbox::modules::{self, Allowlist, ModulesError, PublisherSignature
 use bitsage_sandbox::{Limits, Sandbox, SandboxConfig, SandboxError};
 use serde_json::json;
 
-use crate::exit::Exit;
 use crate::args::parse_felt;
 pub use crate::args::{DataDir, LimitArgs};
+use crate::exit::Exit;
 use crate::{fail, progress, prove_failure, security_level, stages_json, words_json, BackendArg, Failure, Security};
 
 #[derive(clap::Args)]
@@ -77,10 +77,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
-    let bytes =
-        std::fs::read(&a.workload).with_context(|| format!("reading {}", a.workload.display())).map_err(fail(Exit::Io))?;
+    let bytes = std::fs::read(&a.workload)
+        .with_context(|| format!("reading {}", a.workload.display()))
+        .map_err(fail(Exit::Io))?;
     let input = match &a.input {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading input {}", p.display())).map_err(fail(Exit::Io))?,
+        Some(p) => {
+            std::fs::read(p).with_context(|| format!("reading input {}", p.display())).map_err(fail(Exit::Io))?
+        }
         None => b"{}".to_vec(),
     };
     let approved = if a.require_approved {
@@ -138,8 +141,9 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     pb.finish_and_clear();
     let (proof, stats, backend_name) = proved.map_err(prove_failure)?;
     let prove_time = t0.elapsed();
-    let mut receipt =
-        Receipt::with_module(statement, proof, Some(module.digest)).context("encoding the receipt").map_err(fail(Exit::Io))?;
+    let mut receipt = Receipt::with_module(statement, proof, Some(module.digest))
+        .context("encoding the receipt")
+        .map_err(fail(Exit::Io))?;
     if a.attest {
         let account = a.account.as_deref().ok_or_else(|| Failure {
             code: Exit::Usage,
@@ -161,9 +165,10 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
         .map_err(|e| Failure { code: Exit::Usage, err: anyhow::Error::new(e) })?;
     }
     let t1 = Instant::now();
-    receipt
-        .verify()
-        .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e).context("the fresh proof did not verify") })?;
+    receipt.verify().map_err(|e| Failure {
+        code: Exit::Rejected,
+        err: anyhow::Error::new(e).context("the fresh proof did not verify"),
+    })?;
     let verify_time = t1.elapsed();
     let file = receipt.to_bytes().context("compressing the receipt").map_err(fail(Exit::Io))?;
     std::fs::write(&a.out, &file).with_context(|| format!("writing {}", a.out.display())).map_err(fail(Exit::Io))?;
@@ -302,7 +307,10 @@ strip = true
     write(".gitignore", "/target\n")?;
     // The toolchain this tree is tested with, and the guest target, so the
     // scaffold builds the same where rustup does not install on its own.
-    write("rust-toolchain.toml", "[toolchain]\nchannel = \"1.95.0\"\ntargets = [\"wasm32-wasip2\"]\nprofile = \"minimal\"\n")?;
+    write(
+        "rust-toolchain.toml",
+        "[toolchain]\nchannel = \"1.95.0\"\ntargets = [\"wasm32-wasip2\"]\nprofile = \"minimal\"\n",
+    )?;
     let wasm = format!("target/wasm32-wasip2/release/{}.wasm", a.name.replace('-', "_"));
     if as_json {
         println!("{}", json!({ "ok": true, "dir": dir, "wasm": wasm }));

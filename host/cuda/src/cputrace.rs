@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
-use bitsage_air::range::RANGE_LOG_SIZE;
+use bitsage_air::range::MAX_RANGE_LOG_SIZE;
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use obelysk_vm::exec::Step;
 use obelysk_vm::isa::Opcode;
@@ -133,7 +133,6 @@ pub fn header() -> String {
     def("STEP_WORDS".into(), STEP_WORDS);
     def("TS_HI_SHIFT".into(), TS_HI_SHIFT as usize);
     def("LT_HI_SHIFT".into(), LT_HI_SHIFT as usize);
-    def("RANGE_SIZE".into(), 1 << RANGE_LOG_SIZE);
     h
 }
 
@@ -157,15 +156,21 @@ pub fn upload_steps(steps: &[Step]) -> Result<CudaSlice<u32>> {
 
 /// The CPU component's `2^log_size` rows from `n_steps` uploaded steps (the
 /// rest padding), as columns in the AIR's order; adds the rows' range checks
-/// into `range_mult` (the range table's multiplicity column).
+/// into `range_mult` (the multiplicity column of a range table of
+/// `2^range_log_size` rows).
 pub fn cpu_rows(
     steps: &CudaSlice<u32>,
     n_steps: usize,
     log_size: u32,
     range_mult: &mut CudaSlice<u32>,
+    range_log_size: u32,
 ) -> Result<Vec<DevCol<M31>>> {
     let n = 1usize << log_size;
-    if n_steps > n || steps.len() < n_steps * STEP_WORDS || range_mult.len() < 1 << RANGE_LOG_SIZE {
+    if n_steps > n
+        || steps.len() < n_steps * STEP_WORDS
+        || range_log_size > MAX_RANGE_LOG_SIZE
+        || range_mult.len() < 1 << range_log_size
+    {
         return Err(CudaError::Unsupported(format!(
             "cpu_rows: {n_steps} steps into 2^{log_size} rows, {} range counters",
             range_mult.len()
@@ -180,9 +185,10 @@ pub fn cpu_rows(
     let ptrs = g.device_ptrs(cols.iter())?;
     let (n_steps32, n32) = (n_steps as u32, n as u32);
     let mut b = g.stream.launch_builder(&m.f[0]);
-    b.arg(steps).arg(&n_steps32).arg(&n32).arg(&ptrs).arg(range_mult);
+    let range_size = 1u32 << range_log_size;
+    b.arg(steps).arg(&n_steps32).arg(&n32).arg(&ptrs).arg(range_mult).arg(&range_size);
     // SAFETY: thread `r` reads step `r` (below n_steps) and writes row `r` of every column (below
-    // n); the range counters are atomics below RANGE_SIZE.
+    // n); the range counters are atomics below range_size, which range_mult holds.
     unsafe { b.launch(launch_1d(n as u64)) }?;
     Ok(cols.into_iter().map(|c| DevCol::from_words(c, n)).collect())
 }

@@ -27,10 +27,10 @@
 
 pub mod backend;
 pub mod codegen;
+pub mod constraints;
 pub mod cputrace;
 pub mod hashtrace;
 pub mod logup;
-pub mod constraints;
 
 use std::sync::Arc;
 
@@ -105,7 +105,6 @@ kernels! {
     GatherMany = "gather_many",
     GatherLists = "gather_lists",
 }
-
 
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
 const FFT_TILE_LOG: u32 = 11;
@@ -349,7 +348,8 @@ impl Gpu {
         let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
         let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
         let module = ctx.load_module(ptx)?;
-        let f = Kernel::ALL.iter().map(|k| module.load_function(k.name())).collect::<std::result::Result<Vec<_>, _>>()?;
+        let f =
+            Kernel::ALL.iter().map(|k| module.load_function(k.name())).collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Gpu {
             ctx,
             stream,

@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::api::{
-    add_module, dashboard, events, get_job, get_proof, get_receipt, gpu, health, job_events, list_jobs, list_modules,
-    history, metrics, settlement_receipt, status, submit_job, verify_receipt, workers,
+    add_module, dashboard, events, get_job, get_proof, get_receipt, gpu, health, history, job_events, list_jobs,
+    list_modules, metrics, settlement_receipt, status, submit_job, verify_receipt, workers,
 };
 use crate::state::AppState;
 use crate::web;

@@ -50,11 +50,18 @@ impl ProverBackend for CudaBackend {
             let _s = tracing::info_span!("cpu rows on the GPU").entered();
             // The range table's multiplicities (its second column) get the CPU rows' range checks.
             let range_mult = main.rom.columns.len() + main.mem.columns.len() + 1;
-            let cpu = cputrace::cpu_rows(&packed, steps.len(), main.claim.cpu_log_size, dev[range_mult].buf_mut())
-                .unwrap_or_else(|e| panic!("CUDA: {e}"));
+            let claim = &main.claim;
+            let cpu = cputrace::cpu_rows(
+                &packed,
+                steps.len(),
+                claim.cpu_log_size,
+                dev[range_mult].buf_mut(),
+                claim.range_log_size,
+            )
+            .unwrap_or_else(|e| panic!("CUDA: {e}"));
             dev.splice(0..0, cpu);
         }
-        if let Some(calls) = main.hash_calls {
+        if let (Some(calls), Some(log_size)) = (main.hash_calls, main.claim.hash_log_size) {
             let given = {
                 let _s = tracing::info_span!("steps upload").entered();
                 let g = bitsage_cuda::backend::init().unwrap_or_else(|e| panic!("CUDA: {e}"));
@@ -66,8 +73,8 @@ impl ProverBackend for CudaBackend {
                 .unwrap_or_else(|e| panic!("CUDA: {e}"))
             };
             let _s = tracing::info_span!("hash rows on the GPU").entered();
-            let hash = hashtrace::hash_rows(&given, HASH_GIVEN, calls.len(), main.claim.hash_log_size)
-                .unwrap_or_else(|e| panic!("CUDA: {e}"));
+            let hash =
+                hashtrace::hash_rows(&given, HASH_GIVEN, calls.len(), log_size).unwrap_or_else(|e| panic!("CUDA: {e}"));
             dev.extend(hash);
         }
         // The commitment interpolates its columns in place; the LogUp trace
@@ -106,7 +113,7 @@ impl ProverBackend for CudaBackend {
     }
 
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {
-        vec![&c.cpu, &c.rom, &c.mem, &c.range, &c.hash]
+        crate::component_provers(c)
     }
 }
 
@@ -119,9 +126,7 @@ pub fn check_device_rows(program: &Program, trace: &Trace) -> Result<(), String>
     let host = build_main_trace(program, trace);
     let deferred = build_main_trace_deferred(program, trace);
     let (evals, _) = CudaBackend::convert_main(&deferred);
-    let [cpu, rom, mem, range, hash] = host.components();
-    let host_cols =
-        [cpu, rom, mem, range, hash].into_iter().flat_map(|c| c.columns.iter().map(|c| c.as_slice().to_vec()));
+    let host_cols = host.components().into_iter().flat_map(|c| c.columns.iter().map(|c| c.as_slice().to_vec()));
     let names = ["cpu", "rom", "memory", "range", "hash"];
     let owner = |i: usize| {
         let mut at = i;

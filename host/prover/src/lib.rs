@@ -17,7 +17,12 @@ pub mod tracegen;
 
 use std::time::{Duration, Instant};
 
+use bitsage_air::cpu::CpuEval;
+use bitsage_air::hash::HashEval;
+use bitsage_air::memory::MemEval;
+use bitsage_air::range::RangeEval;
 use bitsage_air::relations::Relations;
+use bitsage_air::rom::RomEval;
 use bitsage_air::statement::{Components, InteractionClaim};
 use bitsage_air::verify::Proof;
 use bitsage_air::{SecurityLevel, Statement};
@@ -27,12 +32,14 @@ use serde::{Deserialize, Serialize};
 use stwo::core::channel::Blake2sChannel;
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
+use stwo::core::pcs::PcsConfig;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo::prover::backend::simd::SimdBackend;
 use stwo::prover::backend::BackendForChannel;
 use stwo::prover::poly::circle::PolyOps;
 use stwo::prover::{CommitmentSchemeProver, ComponentProver};
+use stwo_constraint_framework::FrameworkComponent;
 use tracing::info_span;
 
 pub use receipt::{Receipt, ReceiptError};
@@ -154,11 +161,16 @@ pub struct ProveOptions<'a> {
     pub limits: ExecLimits,
     /// Called when a stage starts.
     pub on_stage: Option<&'a (dyn Fn(Stage) + Sync)>,
+    /// Proof parameters other than the security level's. Only for
+    /// benchmarks that compare settings: [`bitsage_air::verify`] refuses a
+    /// proof made with any but the level's own
+    /// ([`SecurityLevel::pcs_config`]).
+    pub config: Option<PcsConfig>,
 }
 
 impl Default for ProveOptions<'_> {
     fn default() -> Self {
-        ProveOptions { security: SecurityLevel::default(), limits: ExecLimits::default(), on_stage: None }
+        ProveOptions { security: SecurityLevel::default(), limits: ExecLimits::default(), on_stage: None, config: None }
     }
 }
 
@@ -209,8 +221,24 @@ impl ProverBackend for SimdBackend {
         tracegen::cpu_interaction_trace(main, rels)
     }
     fn provers(c: &Components) -> Vec<&dyn ComponentProver<Self>> {
-        vec![&c.cpu, &c.rom, &c.mem, &c.range, &c.hash]
+        component_provers(c)
     }
+}
+
+/// The present components' provers on backend `B`, in allocation order.
+pub fn component_provers<B: stwo::prover::backend::Backend>(c: &Components) -> Vec<&dyn ComponentProver<B>>
+where
+    FrameworkComponent<CpuEval>: ComponentProver<B>,
+    FrameworkComponent<RomEval>: ComponentProver<B>,
+    FrameworkComponent<MemEval>: ComponentProver<B>,
+    FrameworkComponent<RangeEval>: ComponentProver<B>,
+    FrameworkComponent<HashEval>: ComponentProver<B>,
+{
+    let mut v: Vec<&dyn ComponentProver<B>> = vec![&c.cpu, &c.rom, &c.mem, &c.range];
+    if let Some(h) = &c.hash {
+        v.push(h);
+    }
+    v
 }
 
 /// Executes `program` and proves the run on the default (SIMD) backend.
@@ -304,11 +332,8 @@ where
     let claim = main.claim;
 
     clock.start(Stage::CommitMain);
-    let config = statement.security.pcs_config();
-    let max_log = [claim.cpu_log_size, claim.rom_log_size, claim.mem_log_size, claim.hash_log_size, 16]
-        .into_iter()
-        .max()
-        .unwrap_or(16);
+    let config = opts.config.unwrap_or_else(|| statement.security.pcs_config(&claim));
+    let max_log = claim.max_log_size();
     let twiddles = B::precompute_twiddles(
         CanonicCoset::new(max_log + 1 + config.fri_config.log_blowup_factor).circle_domain().half_coset,
     );

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
 use bitsage_air::hash::HashCols;
 use bitsage_air::memory::{MemCols, SPACE_RAM, SPACE_REG};
-use bitsage_air::range::{RangeCols, RANGE_LOG_SIZE};
+use bitsage_air::range::{RangeCols, MAX_RANGE_LOG_SIZE};
 use bitsage_air::relations::{Lookup, Relations};
 use bitsage_air::rom::{instr_tuple, rom_tuples, table_tuple, RomCols};
 use bitsage_air::statement::Claim;
@@ -159,32 +159,76 @@ fn cpu_w_inverses(steps: &[Step]) -> Vec<M31> {
 }
 
 /// The CPU row of step `s`; `inv` is `1 / cpu_w(s)` (any value when that is zero).
+/// The split timestamp gaps of a step's four slots (registers a, b; RAM,
+/// zero without a RAM access; register dst).
+fn step_gaps(s: &Step) -> [(M31, M31); 4] {
+    let ram = s.mem.map_or((M31(0), M31(0)), |m| ts_gap(s.clk, 2, m.old_ts));
+    [ts_gap(s.clk, 0, s.x_ts), ts_gap(s.clk, 1, s.y_ts), ram, ts_gap(s.clk, 3, s.d_ts)]
+}
+
+/// A step's `lt` column and split difference. On `lt` rows the claimed
+/// result picks the range-checked difference; on other rows the columns
+/// only need to satisfy the (unchecked) identity.
+fn step_lt(s: &Step) -> (M31, (M31, M31)) {
+    let y = s.y();
+    if s.instr.op == Opcode::Lt {
+        let r = if s.d_new == M31(1) { y - s.x - M31(1) } else { s.x - y };
+        (s.d_new, split16(r))
+    } else {
+        (M31(0), (s.x - y, M31(0)))
+    }
+}
+
+/// Visits the values a CPU row looks up in the range table, given its
+/// gaps, `lt` split and opcode: what [`count_cpu_ranges`] counts and
+/// [`range_log_size_for`] bounds.
+fn for_each_cpu_range(gaps: [(M31, M31); 4], r: (M31, M31), op: Option<Opcode>, mut f: impl FnMut(M31)) {
+    let ts = M31(TS_HI_SHIFT);
+    for (slot, (lo, hi)) in gaps.into_iter().enumerate() {
+        if slot != 2 || matches!(op, Some(Opcode::Load | Opcode::Store)) {
+            f(lo);
+            f(hi * ts);
+        }
+    }
+    if op == Some(Opcode::Lt) {
+        f(r.0);
+        f(r.1 * M31(LT_HI_SHIFT));
+        f(r.1);
+    }
+}
+
+/// The range table's log size for `trace`: the smallest table (at least
+/// `MIN_LOG_SIZE`, at most [`MAX_RANGE_LOG_SIZE`]) holding every value its
+/// CPU and hash rows look up. A short run's timestamp gaps are small, so its
+/// table is too. Computed from the steps alone, without building rows, so a
+/// backend that builds the CPU rows itself knows the size first.
+pub fn range_log_size_for(trace: &Trace) -> u32 {
+    let cpu = trace
+        .steps
+        .par_iter()
+        .map(|s| {
+            let mut max = 0;
+            for_each_cpu_range(step_gaps(s), step_lt(s).1, Some(s.instr.op), |v| max = max.max(v.0));
+            max
+        })
+        .max()
+        .unwrap_or(0);
+    let hash = trace.hashes.iter().flat_map(hash_range_values).map(|v| v.0).max().unwrap_or(0);
+    let bits = u32::BITS - cpu.max(hash).leading_zeros();
+    bits.clamp(MIN_LOG_SIZE, MAX_RANGE_LOG_SIZE)
+}
+
 fn cpu_row(s: &Step, inv: M31) -> CpuCols<M31> {
     let z = M31(0);
     let mut flags = [z; N_FLAGS];
     flags[s.instr.op as usize] = M31(1);
     let op = s.instr.op;
     let y = s.y();
-    let (xa_lo, xa_hi) = ts_gap(s.clk, 0, s.x_ts);
-    let (yb_lo, yb_hi) = ts_gap(s.clk, 1, s.y_ts);
-    let (d_lo, d_hi) = ts_gap(s.clk, 3, s.d_ts);
-    let (m_old, m_new, m_lo, m_hi) = match s.mem {
-        Some(m) => {
-            let (lo, hi) = ts_gap(s.clk, 2, m.old_ts);
-            (m.old, m.new, lo, hi)
-        }
-        None => (z, z, z, z),
-    };
+    let [(xa_lo, xa_hi), (yb_lo, yb_hi), (m_lo, m_hi), (d_lo, d_hi)] = step_gaps(s);
+    let (m_old, m_new) = s.mem.map_or((z, z), |m| (m.old, m.new));
     let w = cpu_w(s);
     let (inv, isz) = if w.0 == 0 { (z, M31(1)) } else { (inv, z) };
-    // On `lt` rows the claimed result picks the range-checked difference; on
-    // other rows the columns only need to satisfy the (unchecked) identity.
-    let (lt, (r_lo, r_hi)) = if op == Opcode::Lt {
-        let r = if s.d_new == M31(1) { y - s.x - M31(1) } else { s.x - y };
-        (s.d_new, split16(r))
-    } else {
-        (z, (s.x - y, z))
-    };
+    let (lt, (r_lo, r_hi)) = step_lt(s);
     let tgt = if op == Opcode::Jr { s.x } else { s.instr.imm };
     let taken = match op {
         Opcode::Jz => isz,
@@ -247,7 +291,8 @@ pub struct MainTrace<'t> {
     pub rom: ComponentTrace,
     pub mem: ComponentTrace,
     pub range: ComponentTrace,
-    pub hash: ComponentTrace,
+    /// Present when the run made `hash` calls (see [`Claim::hash_log_size`]).
+    pub hash: Option<ComponentTrace>,
     /// Set by [`build_main_trace_deferred`]: the steps whose CPU rows a
     /// backend builds where the trace is committed (a GPU, from the steps
     /// uploaded, instead of the wider rows). `cpu.columns` is then empty and
@@ -260,19 +305,22 @@ pub struct MainTrace<'t> {
 }
 
 impl MainTrace<'_> {
-    /// The components as built here: what a backend commits when it does
+    /// The present components as built here, in allocation order (the hash
+    /// component last, when present): what a backend commits when it does
     /// not build the CPU rows itself.
-    pub fn components(&self) -> [&ComponentTrace; 5] {
-        [&self.cpu, &self.rom, &self.mem, &self.range, &self.hash]
+    pub fn components(&self) -> Vec<&ComponentTrace> {
+        let mut v = vec![&self.cpu, &self.rom, &self.mem, &self.range];
+        v.extend(&self.hash);
+        v
     }
 
-    /// Every component with its rows on the host: for a trace whose CPU rows
-    /// were deferred, they are built here, and the range multiplicities
-    /// completed with their range checks.
-    pub fn host_components(&self) -> [Cow<'_, ComponentTrace>; 5] {
-        let hash = match self.hash_calls {
-            None => Cow::Borrowed(&self.hash),
-            Some(calls) => Cow::Owned(hash_component(calls, self.claim.hash_log_size)),
+    /// Every present component with its rows on the host: for a trace whose
+    /// CPU rows were deferred, they are built here, and the range
+    /// multiplicities completed with their range checks.
+    pub fn host_components(&self) -> Vec<Cow<'_, ComponentTrace>> {
+        let hash = match (self.hash_calls, self.claim.hash_log_size) {
+            (Some(calls), Some(log_size)) => Some(Cow::Owned(hash_component(calls, log_size))),
+            _ => self.hash.as_ref().map(Cow::Borrowed),
         };
         let (cpu, range) = match self.cpu_steps {
             None => (Cow::Borrowed(&self.cpu), Cow::Borrowed(&self.range)),
@@ -286,7 +334,9 @@ impl MainTrace<'_> {
                 (Cow::Owned(cpu), Cow::Owned(range))
             }
         };
-        [cpu, Cow::Borrowed(&self.rom), Cow::Borrowed(&self.mem), range, hash]
+        let mut v = vec![cpu, Cow::Borrowed(&self.rom), Cow::Borrowed(&self.mem), range];
+        v.extend(hash);
+        v
     }
 
     /// The evaluations of every column (CPU rows built here if deferred).
@@ -310,27 +360,13 @@ fn add_counts(total: &mut [u32], parts: Vec<Vec<u32>>) {
 
 /// Counts the range-table lookups a CPU row makes.
 fn count_cpu_ranges(row: &CpuCols<M31>, counts: &mut [u32]) {
-    let mut add = |v: M31| {
+    let gaps = [(row.xa_lo, row.xa_hi), (row.yb_lo, row.yb_hi), (row.m_lo, row.m_hi), (row.d_lo, row.d_hi)];
+    let op = row.flags.iter().position(|f| f.0 != 0).and_then(|i| Opcode::ALL.get(i).copied());
+    for_each_cpu_range(gaps, (row.r_lo, row.r_hi), op, |v| {
         if let Some(c) = counts.get_mut(v.0 as usize) {
             *c += 1;
         }
-    };
-    let ts = M31(TS_HI_SHIFT);
-    add(row.xa_lo);
-    add(row.xa_hi * ts);
-    add(row.yb_lo);
-    add(row.yb_hi * ts);
-    add(row.d_lo);
-    add(row.d_hi * ts);
-    if row.flags[Opcode::Load as usize].0 + row.flags[Opcode::Store as usize].0 != 0 {
-        add(row.m_lo);
-        add(row.m_hi * ts);
-    }
-    if row.flags[Opcode::Lt as usize].0 != 0 {
-        add(row.r_lo);
-        add(row.r_hi * M31(LT_HI_SHIFT));
-        add(row.r_hi);
-    }
+    });
 }
 
 /// The columns of a hash row that come from the call itself (`is_real`,
@@ -366,17 +402,20 @@ fn hash_component(calls: &[HashCall], log_size: u32) -> ComponentTrace {
     ComponentTrace { log_size, columns }
 }
 
-/// The range-table lookups the hash rows of `calls` make (their timestamp gaps).
+/// The values one hash call looks up in the range table (its timestamp gaps).
+fn hash_range_values(h: &HashCall) -> impl Iterator<Item = M31> + '_ {
+    (0..WIDTH).flat_map(move |i| {
+        let (lo, hi) = ts_gap(h.clk, 2, h.before_ts[i]);
+        [lo, hi * M31(TS_HI_SHIFT)]
+    })
+}
+
+/// The range-table lookups the hash rows of `calls` make.
 fn hash_range_counts(calls: &[HashCall]) -> Vec<u32> {
-    let mut counts = vec![0u32; 1 << RANGE_LOG_SIZE];
-    for h in calls {
-        for i in 0..WIDTH {
-            let (lo, hi) = ts_gap(h.clk, 2, h.before_ts[i]);
-            for v in [lo, hi * M31(TS_HI_SHIFT)] {
-                if let Some(c) = counts.get_mut(v.0 as usize) {
-                    *c += 1;
-                }
-            }
+    let mut counts = vec![0u32; 1 << MAX_RANGE_LOG_SIZE];
+    for v in calls.iter().flat_map(hash_range_values) {
+        if let Some(c) = counts.get_mut(v.0 as usize) {
+            *c += 1;
         }
     }
     counts
@@ -391,7 +430,7 @@ fn cpu_component(steps: &[Step], log_size: u32) -> (ComponentTrace, Vec<u32>) {
     let (columns, counts) = build_columns(
         log_size,
         CpuCols::<M31>::N_COLUMNS,
-        || vec![0u32; 1 << RANGE_LOG_SIZE],
+        || vec![0u32; 1 << MAX_RANGE_LOG_SIZE],
         |r, out, counts| match steps.get(r) {
             Some(s) => {
                 let row = cpu_row(s, inverses[r]);
@@ -401,7 +440,7 @@ fn cpu_component(steps: &[Step], log_size: u32) -> (ComponentTrace, Vec<u32>) {
             None => pad.push_to(out),
         },
     );
-    let mut range_counts = vec![0u32; 1 << RANGE_LOG_SIZE];
+    let mut range_counts = vec![0u32; 1 << MAX_RANGE_LOG_SIZE];
     add_counts(&mut range_counts, counts);
     (ComponentTrace { log_size, columns }, range_counts)
 }
@@ -418,7 +457,7 @@ pub fn build_main_trace_deferred<'t>(program: &Program, trace: &'t Trace) -> Mai
 }
 
 fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> {
-    let mut range_counts = vec![0u32; 1 << RANGE_LOG_SIZE];
+    let mut range_counts = vec![0u32; 1 << MAX_RANGE_LOG_SIZE];
 
     // CPU.
     let cpu_log = log_size_for(trace.steps.len());
@@ -499,21 +538,25 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
     }
     let mem = ComponentTrace::from_rows(mem_log, MemCols::<M31>::N_COLUMNS, flat);
 
-    // Hash rows.
-    let hash_log = log_size_for(trace.hashes.len());
+    // Hash rows, when the run hashed.
+    let hash_log = (!trace.hashes.is_empty()).then(|| log_size_for(trace.hashes.len()));
     add_counts(&mut range_counts, vec![hash_range_counts(&trace.hashes)]);
-    let hash = if defer {
-        ComponentTrace { log_size: hash_log, columns: Vec::new() }
-    } else {
-        hash_component(&trace.hashes, hash_log)
-    };
+    let hash = hash_log.map(|log_size| {
+        if defer {
+            ComponentTrace { log_size, columns: Vec::new() }
+        } else {
+            hash_component(&trace.hashes, log_size)
+        }
+    });
 
-    // Range table.
-    let mut flat = Vec::with_capacity((1 << RANGE_LOG_SIZE) * 2);
-    for (v, m) in range_counts.iter().enumerate() {
+    // Range table: every looked-up value is below 2^range_log (for the
+    // deferred CPU rows too, which are counted where they are built).
+    let range_log = range_log_size_for(trace);
+    let mut flat = Vec::with_capacity((1 << range_log) * 2);
+    for (v, m) in range_counts.iter().take(1 << range_log).enumerate() {
         RangeCols { v: M31(v as u32), mult: M31(*m) }.push_to(&mut flat);
     }
-    let range = ComponentTrace::from_rows(RANGE_LOG_SIZE, 2, flat);
+    let range = ComponentTrace::from_rows(range_log, 2, flat);
 
     MainTrace {
         claim: Claim {
@@ -521,6 +564,7 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
             rom_log_size: rom_log,
             mem_log_size: mem_log,
             hash_log_size: hash_log,
+            range_log_size: range_log,
             ram_words: trace.ram.len() as u32,
         },
         cpu,
@@ -529,26 +573,27 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
         range,
         hash,
         cpu_steps: defer.then_some(&trace.steps[..]),
-        hash_calls: defer.then_some(&trace.hashes[..]),
+        hash_calls: (defer && hash_log.is_some()).then_some(&trace.hashes[..]),
     }
 }
 
 /// The LogUp interaction traces of all components on the CPU (SIMD), in
 /// component order, and their claimed sums.
 pub fn cpu_interaction_trace(main: &MainTrace, rels: &Relations) -> (Vec<Eval>, [SecureField; 5]) {
+    type Lookups = fn(&mut dyn FnMut() -> PackedM31) -> Vec<Lookup<PackedM31>>;
+    // In component order; an absent component (the hash one, last) is
+    // skipped and its sum stays zero.
+    let lookups: [Lookups; 5] = [
+        |n| CpuCols::read(n).lookups(),
+        |n| RomCols::read(n).lookups(),
+        |n| MemCols::read(n).lookups(),
+        |n| RangeCols::read(n).lookups(),
+        |n| HashCols::read(n).lookups(),
+    ];
     let mut itrace = Vec::new();
     let mut sums = [SecureField::default(); 5];
-    let [cpu, rom, mem, range, hash] = main.host_components();
-    for (i, (evals, sum)) in [
-        interaction_trace(&cpu, rels, |n| CpuCols::read(n).lookups()),
-        interaction_trace(&rom, rels, |n| RomCols::read(n).lookups()),
-        interaction_trace(&mem, rels, |n| MemCols::read(n).lookups()),
-        interaction_trace(&range, rels, |n| RangeCols::read(n).lookups()),
-        interaction_trace(&hash, rels, |n| HashCols::read(n).lookups()),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, component) in main.host_components().iter().enumerate() {
+        let (evals, sum) = interaction_trace(component, rels, lookups[i]);
         itrace.extend(evals);
         sums[i] = sum;
     }
@@ -614,7 +659,7 @@ mod tests {
         assert!(!trace.hashes.is_empty());
         let full = build_main_trace(&program, &trace);
         let deferred = build_main_trace_deferred(&program, &trace);
-        assert!(deferred.cpu.columns.is_empty() && deferred.hash.columns.is_empty());
+        assert!(deferred.cpu.columns.is_empty() && deferred.hash.as_ref().is_some_and(|h| h.columns.is_empty()));
         assert_eq!(deferred.n_columns(), full.n_columns());
         // The range multiplicities differ until the CPU rows' checks are added.
         assert_ne!(deferred.range.columns[1].to_cpu(), full.range.columns[1].to_cpu());
@@ -623,5 +668,34 @@ mod tests {
             let cols = |c: &ComponentTrace| c.columns.iter().map(|c| c.to_cpu()).collect::<Vec<_>>();
             assert_eq!(cols(a), cols(b));
         }
+    }
+
+    #[test]
+    fn the_range_table_is_the_smallest_that_holds_every_checked_value() {
+        // A short run without `lt`: small gaps, a small table. The every-opcode
+        // loop compares large values, so it needs the whole 16-bit table.
+        let short = obelysk_vm::samples::mac_loop();
+        for (program, input, advice) in
+            [(short, vec![M31(40), M31(3)], vec![]), (every_opcode_loop(), vec![M31(60)], vec![M31(11)])]
+        {
+            let trace = execute(&program, &input, &advice, ExecLimits::default()).expect("runs");
+            let main = build_main_trace(&program, &trace);
+            let k = main.claim.range_log_size;
+            let mult = main.range.columns[1].to_cpu();
+            assert_eq!(mult.len(), 1 << k);
+            // Every check the rows make is counted in the table: the CPU's and
+            // hash's range lookups add up to the multiplicities.
+            let counted: u64 = mult.iter().map(|m| m.0 as u64).sum();
+            let mut full = vec![0u32; 1 << MAX_RANGE_LOG_SIZE];
+            let (_, cpu) = cpu_component(&trace.steps, main.claim.cpu_log_size);
+            add_counts(&mut full, vec![cpu, hash_range_counts(&trace.hashes)]);
+            assert_eq!(counted, full.iter().map(|&c| c as u64).sum::<u64>());
+            let top = full.iter().rposition(|&c| c != 0).unwrap_or(0) as u32;
+            assert!(top < 1 << k);
+            assert!(k == MIN_LOG_SIZE || top >= 1 << (k - 1), "2^{k} is not the smallest table for {top}");
+        }
+        let mac = obelysk_vm::samples::mac_loop();
+        let trace = execute(&mac, &[M31(40), M31(3)], &[], ExecLimits::default()).expect("runs");
+        assert!(build_main_trace(&mac, &trace).claim.range_log_size < 10);
     }
 }

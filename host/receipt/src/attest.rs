@@ -35,8 +35,8 @@
 use bitsage_air::SecurityLevel;
 use obelysk_vm::{Program, M31};
 use serde::{Deserialize, Serialize};
-pub use starknet_crypto::Felt;
 use starknet_crypto::poseidon_hash_many;
+pub use starknet_crypto::Felt;
 
 use crate::{words_digest, Receipt};
 
@@ -219,15 +219,8 @@ pub fn check_receipt(receipt: &Receipt) -> Result<CheckedAttestation, AttestErro
     let message_hash = attested_for(receipt, job_id, worker_address)?.message_hash();
     let public_key = Felt::from_bytes_be(&rec.public_key);
     check_signature(public_key, message_hash, Felt::from_bytes_be(&rec.r), Felt::from_bytes_be(&rec.s))?;
-    Ok(CheckedAttestation {
-        job_id,
-        worker_address,
-        public_key,
-        message_hash,
-        evidence: rec.evidence.clone(),
-    })
+    Ok(CheckedAttestation { job_id, worker_address, public_key, message_hash, evidence: rec.evidence.clone() })
 }
-
 
 /// Checks a Stark-ECDSA signature `(r, s)` of `message_hash` under
 /// `public_key` (what Cairo's `check_ecdsa_signature` checks).

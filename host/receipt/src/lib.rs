@@ -38,7 +38,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
-pub const FORMAT_VERSION: u16 = 3;
+/// 4: components present only when used (the claim's `hash_log_size` is
+/// optional), a range table sized to the run, and the smaller-proof
+/// parameters of each security level. Version 3 receipts are refused.
+pub const FORMAT_VERSION: u16 = 4;
 /// The largest zstd window a receipt may ask the decoder for (8 MiB; the
 /// encoder's window at level 9 is smaller for any receipt the caps allow).
 const WINDOW_LOG_MAX: u32 = 23;
@@ -64,10 +67,16 @@ pub fn max_decoded_bytes() -> u64 {
             cpu_log_size: MAX_CPU_LOG_SIZE,
             rom_log_size: MAX_AUX_LOG_SIZE,
             mem_log_size: MAX_AUX_LOG_SIZE,
-            hash_log_size: MAX_AUX_LOG_SIZE,
+            hash_log_size: Some(MAX_AUX_LOG_SIZE),
+            range_log_size: bitsage_air::range::MAX_RANGE_LOG_SIZE,
             ram_words: 0,
         };
-        let proof = bitsage_air::shape::max_proof_bytes(&largest, &bitsage_air::SecurityLevel::Bits128.pcs_config());
+        let proof = bitsage_air::SecurityLevel::Bits128
+            .pcs_configs()
+            .iter()
+            .map(|c| bitsage_air::shape::max_proof_bytes(&largest, c))
+            .max()
+            .unwrap_or(usize::MAX);
         let attestation = 1 + 6 * 32 + 2 * (8 + MAX_ATTESTATION_STRING);
         (8 + statement + proof + 33 + attestation) as u64
     })
@@ -176,9 +185,8 @@ fn decompress(frame: &[u8]) -> Result<Vec<u8>, ReceiptError> {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        let mut decoder =
-            ruzstd::decoding::StreamingDecoder::new_with_max_window_size(frame, 1 << WINDOW_LOG_MAX)
-                .map_err(|e| corrupt(&e))?;
+        let mut decoder = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(frame, 1 << WINDOW_LOG_MAX)
+            .map_err(|e| corrupt(&e))?;
         (&mut decoder).take(max + 1).read_to_end(&mut raw).map_err(|e| corrupt(&e))?;
         // One frame and nothing after it, as the C decoder requires.
         if raw.len() as u64 <= max && !decoder.get_ref().is_empty() {
@@ -208,7 +216,7 @@ fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
     let claim: bitsage_air::Claim = take(&mut rest, "claim")?;
     let interaction: bitsage_air::statement::InteractionClaim = take(&mut rest, "interaction claim")?;
     bitsage_air::verify::check_claim(&claim)?;
-    let bound = bitsage_air::shape::max_proof_bytes(&claim, &statement.security.pcs_config());
+    let bound = bitsage_air::shape::max_proof_bytes(&claim, &statement.security.pcs_config(&claim));
     // What is left is the STARK proof and the module digest (at most 33).
     if rest.len() > bound + 33 {
         return Err(ReceiptError::TooLarge(format!(

@@ -75,7 +75,14 @@ mod tests {
 
     fn sample() -> Attested {
         let worker_address = Felt::from(0x5eedu32);
-        Attested { module: [9; 32], program: [8; 32], io: [7; 32], proof: [6; 32], job_id: Felt::from(5u32), worker_address }
+        Attested {
+            module: [9; 32],
+            program: [8; 32],
+            io: [7; 32],
+            proof: [6; 32],
+            job_id: Felt::from(5u32),
+            worker_address,
+        }
     }
 
     #[test]

@@ -149,10 +149,8 @@ pub fn check(bytes: &[u8], expected: &Expected) -> Report {
         };
         if have != Some(want) {
             let found = have.map(hex::encode).unwrap_or_else(|| "none".into());
-            return report.reject(
-                kind,
-                format!("the receipt's {what} is {found}, not the expected {}", hex::encode(want)),
-            );
+            return report
+                .reject(kind, format!("the receipt's {what} is {found}, not the expected {}", hex::encode(want)));
         }
     }
     report.valid = true;

@@ -698,4 +698,32 @@ mod tests {
         let trace = execute(&mac, &[M31(40), M31(3)], &[], ExecLimits::default()).expect("runs");
         assert!(build_main_trace(&mac, &trace).claim.range_log_size < 10);
     }
+
+    #[test]
+    fn range_counts_are_the_range_lookups_of_the_air() {
+        // `for_each_cpu_range` (the host's counts and the range size) lists
+        // exactly the `Range` entries the AIR's `lookups()` makes, with their
+        // multiplicities, for every kind of row.
+        use bitsage_air::relations::Rel;
+        let program = every_opcode_loop();
+        let trace = execute(&program, &[M31(30)], &[M31(11)], ExecLimits::default()).expect("runs");
+        let inverses = cpu_w_inverses(&trace.steps);
+        for (s, inv) in trace.steps.iter().zip(inverses) {
+            let row = cpu_row(s, inv);
+            let mut from_air: Vec<u32> = Vec::new();
+            for l in row.lookups() {
+                if l.rel == Rel::Range {
+                    // Consumers: multiplicity -1 per check made, 0 for none.
+                    let times = (M31(0) - l.mult).0;
+                    assert!(times <= 1, "{:?}: multiplicity {times}", s.instr.op);
+                    from_air.extend(std::iter::repeat_n(l.values[0].0, times as usize));
+                }
+            }
+            let mut counted = Vec::new();
+            for_each_cpu_range(step_gaps(s), step_lt(s).1, Some(s.instr.op), |v| counted.push(v.0));
+            from_air.sort_unstable();
+            counted.sort_unstable();
+            assert_eq!(from_air, counted, "{:?}", s.instr.op);
+        }
+    }
 }

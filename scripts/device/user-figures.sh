@@ -8,7 +8,11 @@
 #      verifying every receipt it gets back;
 #   5. the soundness suite with GPU provers, when `all-tests` is carried.
 # Binaries as scripts/device/README.md says; guests and inputs under .device-bin/wasm/.
+# Usage: user-figures.sh [PARTS] [MIN MAX], PARTS a comma list of first,proofs,cli,node,soundness (default all),
+# so that a run fits the device tool's 10 minutes per call.
 set -u
+parts="${1:-first,proofs,cli,node,soundness}"
+want() { [[ ",$parts," == *",$1,"* ]]; }
 source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 nproc
@@ -16,12 +20,26 @@ b=./bitsage-host
 ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }
 median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+if want first; then
+echo "== first proofs on a fresh kernel cache (NVRTC compiles what each proof needs)"; date +%T
+rm -rf /tmp/kc
+for pair in custom:custom ml_inference:ml-inference data_transform:data-transform; do
+  w=${pair%%:*}
+  s=$(date +%s%N); $b run wasm/$w.wasm --input wasm/${pair#*:}.json --out /tmp/first-$w.bin --backend cuda > /tmp/first-$w.log 2>&1
+  rc=$?; e=$(date +%s%N); echo "$w: first run $(ms $s $e) ms (exit $rc)"; grep proved /tmp/first-$w.log
+done
+
+fi
+
+if want proofs; then
 echo "== kernel checks"; date +%T
 ./bitsage-cuda-check --skip-hash 2>&1 | grep -E "FAIL|checks:|passed"
-echo "== gpu-proofs ${1:-10} ${2:-20}"; date +%T
-timeout 400 ./bitsage-gpu-proofs "${1:-10}" "${2:-20}" 2>&1 | tee "${OUT:-/tmp}/gpu-proofs.txt" | grep -v "^All spans"
+echo "== gpu-proofs ${2:-10} ${3:-20}"; date +%T
+timeout 400 ./bitsage-gpu-proofs "${2:-10}" "${3:-20}" 2>&1 | tee "${OUT:-/tmp}/gpu-proofs.txt" | grep -v "^All spans"
+fi
 tar czf "${OUT:-/tmp}/kc.tgz" -C /tmp kc
 
+if want cli; then
 echo "== bitsage-host run, whole process, ms (warm-up, then the median of 5)"; date +%T
 echo "| workload | cuda ms | cpu ms | receipts identical | receipt bytes | proof bytes |"
 for pair in custom:custom ml_inference:ml-inference data_transform:data-transform \
@@ -52,6 +70,9 @@ done
 cmp /tmp/mac-cuda.bin /tmp/mac-cpu.bin && echo "2^20 receipts identical"
 $b inspect /tmp/mac-cuda.bin | grep -E "proof size|security|trace rows"
 
+fi
+
+if want node; then
 echo "== node: serve --backend cuda --workers 8, 64 ml-inference jobs from 8 clients"; date +%T
 D=$(mktemp -d)
 OP=$($b apikey create --data-dir $D --name ops --role operator 2>/dev/null)
@@ -79,8 +100,9 @@ n=$(cat $D/verified* 2>/dev/null | wc -l)
 echo "64 jobs in $(ms $s $e) ms wall, $n receipts verified by their clients"
 curl -s localhost:18080/metrics | grep -E "^bitsage_(proofs_total|prove_seconds|job_seconds)" | head -12
 kill $SERVE
+fi
 
-if [ -x all-tests ]; then
+if want soundness && [ -x all-tests ]; then
   echo "== soundness with GPU provers"; date +%T
   (cd ../tests && BITSAGE_TEST_BACKEND=cuda timeout 200 ../.device-bin/all-tests soundness --test-threads 4 2>&1 | tail -15)
 fi

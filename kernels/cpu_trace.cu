@@ -6,10 +6,13 @@
 //
 // Compiled with a generated header (host/cuda/src/cputrace.rs) that defines
 // the column indices C_*, the step word offsets S_*, the opcodes OP_*,
-// CPU_N_COLS, N_FLAGS, STEP_WORDS, TS_HI_SHIFT and LT_HI_SHIFT from the Rust
-// definitions, so there is one source for each. The range table's size is
-// the proof's (`range_size`, at most 2^16): a value at or above it is not
-// counted, as on the host, and the proof of such a trace fails.
+// CPU_N_COLS, N_FLAGS, STEP_WORDS, TS_HI_SHIFT, LT_HI_SHIFT and
+// RANGE_LANES_LOG from the Rust definitions, so there is one source for
+// each. The range table holds `0..range_size` (the proof's, at most 2^16),
+// RANGE_LANES values to a row: value `v` is row `v >> RANGE_LANES_LOG` of
+// lane column `v & (RANGE_LANES - 1)` (`range_cols` holds the lane columns'
+// pointers). A value at or above `range_size` is not counted, as on the
+// host, and the proof of such a trace fails.
 
 // Range values below this are counted in shared memory first (the common
 // small timestamp gaps would otherwise all hit a few global counters).
@@ -24,13 +27,19 @@ __device__ __forceinline__ void ts_gap(u32 clk, u32 slot, u32 prev, u32* lo, u32
     *hi = v >> 16;
 }
 
-__device__ __forceinline__ void count_range(u32* hist, u32* global, u32 range_size, u32 v) {
-    if (v >= range_size) return;
-    if (v < HIST) atomicAdd(&hist[v], 1u);
-    else atomicAdd(&global[v], 1u);
+#define RANGE_LANES (1u << RANGE_LANES_LOG)
+
+__device__ __forceinline__ void add_range(const u64* range_cols, u32 v, u32 n) {
+    atomicAdd(&((u32*)range_cols[v & (RANGE_LANES - 1)])[v >> RANGE_LANES_LOG], n);
 }
 
-extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, const u64* cols, u32* range_mult,
+__device__ __forceinline__ void count_range(u32* hist, const u64* range_cols, u32 range_size, u32 v) {
+    if (v >= range_size) return;
+    if (v < HIST) atomicAdd(&hist[v], 1u);
+    else add_range(range_cols, v, 1u);
+}
+
+extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, const u64* cols, const u64* range_mult,
                                     u32 range_size) {
     __shared__ u32 hist[HIST];
     for (u32 i = threadIdx.x; i < HIST; i += blockDim.x) hist[i] = 0;
@@ -127,6 +136,6 @@ extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, c
     __syncthreads();
     for (u32 i = threadIdx.x; i < HIST; i += blockDim.x) {
         u32 h = hist[i];
-        if (h) atomicAdd(&range_mult[i], h);
+        if (h) add_range(range_mult, i, h);
     }
 }

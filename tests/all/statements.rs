@@ -3,6 +3,7 @@
 //! and the forging prover cannot make a proof of an `lt` difference of 2^29.
 
 use bitsage_air::cpu::CpuCols;
+use bitsage_air::range::RANGE_LANES;
 use bitsage_air::relations::Rel;
 use bitsage_air::verify::VerifyError;
 use bitsage_air::StatementError;
@@ -168,10 +169,13 @@ fn lt_difference_of_2_29_cannot_be_proved() {
     main.cpu.columns[cols.r_lo].set(row, M31(1 << 13));
     main.cpu.columns[cols.r_hi].set(row, r_hi);
     let after = range_values(&main);
+    // Value v is row v / 16 of lane v % 16 (bitsage_air::range).
+    assert_eq!(main.claim.range_log_size, 16);
     let bump = |main: &mut MainTrace, v: usize, d: i64| {
-        let i = (0..1usize << 16).find(|&i| main.range.columns[0].at(i).0 as usize == v).expect("range row");
-        let m = main.range.columns[1].at(i).0 as i64 + d;
-        main.range.columns[1].set(i, M31(m as u32));
+        let (r, lane) = (v / RANGE_LANES, 1 + v % RANGE_LANES);
+        assert_eq!(main.range.columns[0].at(r).0 as usize, v - v % RANGE_LANES, "range row");
+        let m = main.range.columns[lane].at(r).0 as i64 + d;
+        main.range.columns[lane].set(r, M31(m as u32));
     };
     before.iter().for_each(|&v| bump(&mut main, v, -1));
     after.iter().for_each(|&v| bump(&mut main, v, 1));

@@ -182,7 +182,8 @@ pub struct Claim {
     /// sound because nothing else consumes the CPU's `HashCall` entries, so
     /// a run that does hash cannot balance its LogUp sum without it.
     pub hash_log_size: Option<u32>,
-    /// The range table's log size: it holds `0..2^range_log_size`.
+    /// The range table's log size: it holds `0..2^range_log_size`, sixteen
+    /// values to a row ([`crate::range`]).
     pub range_log_size: u32,
     /// RAM words `0..ram_words` in the memory boundary.
     pub ram_words: u32,
@@ -191,7 +192,7 @@ pub struct Claim {
 impl Claim {
     /// The largest component's log size.
     pub fn max_log_size(&self) -> u32 {
-        [self.cpu_log_size, self.rom_log_size, self.mem_log_size, self.range_log_size]
+        [self.cpu_log_size, self.rom_log_size, self.mem_log_size, crate::range::rows_log_size(self.range_log_size)]
             .into_iter()
             .chain(self.hash_log_size)
             .max()
@@ -274,7 +275,7 @@ impl Components {
             mem: FrameworkComponent::new(alloc, MemEval { log_size: claim.mem_log_size, rels: rels.clone() }, sums.mem),
             range: FrameworkComponent::new(
                 alloc,
-                RangeEval { log_size: claim.range_log_size, rels: rels.clone() },
+                RangeEval { log_size: crate::range::rows_log_size(claim.range_log_size), rels: rels.clone() },
                 sums.range,
             ),
             hash: claim

@@ -16,7 +16,7 @@ use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleH
 use stwo::core::verifier::VerificationError;
 
 use crate::memory::{SPACE_RAM, SPACE_REG};
-use crate::range::MAX_RANGE_LOG_SIZE;
+use crate::range::{MAX_RANGE_LOG_SIZE, MIN_RANGE_LOG_SIZE};
 use crate::relations::{Rel, Relations};
 use crate::rom::rom_tuples;
 use crate::shape;
@@ -65,7 +65,12 @@ pub fn check_claim(claim: &Claim) -> Result<(), VerifyError> {
     in_range("cpu", claim.cpu_log_size, MAX_CPU_LOG_SIZE)?;
     in_range("rom", claim.rom_log_size, MAX_AUX_LOG_SIZE)?;
     in_range("memory", claim.mem_log_size, MAX_AUX_LOG_SIZE)?;
-    in_range("range", claim.range_log_size, MAX_RANGE_LOG_SIZE)?;
+    if !(MIN_RANGE_LOG_SIZE..=MAX_RANGE_LOG_SIZE).contains(&claim.range_log_size) {
+        return Err(VerifyError::BadClaim(format!(
+            "range log size {} not in {MIN_RANGE_LOG_SIZE}..={MAX_RANGE_LOG_SIZE}",
+            claim.range_log_size
+        )));
+    }
     if let Some(hash) = claim.hash_log_size {
         in_range("hash", hash, MAX_AUX_LOG_SIZE)?;
     }

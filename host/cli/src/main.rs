@@ -544,7 +544,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
     let c = &r.body.proof.claim;
     let cols = c.column_log_sizes();
     let (main_cols, int_cols) = (cols[1].len(), cols[2].len());
-    let range = c.range_log_size;
+    let range = bitsage_air::range::rows_log_size(c.range_log_size);
     let rows: u64 = [c.cpu_log_size, c.rom_log_size, c.mem_log_size, range]
         .into_iter()
         .chain(c.hash_log_size)
@@ -559,6 +559,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
             json!({ "digest": r.digest_hex(), "program_digest": hex(&st.program.digest()), "program": disassemble(&st.program),
             "instructions": st.program.instrs.len(), "input": words_json(&st.input), "output": words_json(&st.output),
             "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": range },
+            "range_table_log_size": c.range_log_size,
             "ram_words": c.ram_words, "total_rows": rows, "main_columns": main_cols, "interaction_columns": int_cols,
             "proof_bytes": proof_bytes, "proof_parts": parts, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) })
         );
@@ -577,8 +578,8 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
         println!("output         {}", words_line(&st.output));
         let hash = c.hash_log_size.map_or("none".into(), |l| format!("2^{l}"));
         println!(
-            "trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash {hash}, range 2^{range} ({rows} total)",
-            c.cpu_log_size, c.rom_log_size, c.mem_log_size
+            "trace rows     cpu 2^{}, program 2^{}, memory 2^{}, hash {hash}, range 2^{range} (values 0..2^{}) ({rows} total)",
+            c.cpu_log_size, c.rom_log_size, c.mem_log_size, c.range_log_size
         );
         println!("columns        {main_cols} main + {int_cols} LogUp");
         println!("ram words      {}", c.ram_words);

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
-use bitsage_air::range::MAX_RANGE_LOG_SIZE;
+use bitsage_air::range::{MAX_RANGE_LOG_SIZE, RANGE_LANES, RANGE_LANES_LOG};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use obelysk_vm::exec::Step;
 use obelysk_vm::isa::Opcode;
@@ -133,6 +133,7 @@ pub fn header() -> String {
     def("STEP_WORDS".into(), STEP_WORDS);
     def("TS_HI_SHIFT".into(), TS_HI_SHIFT as usize);
     def("LT_HI_SHIFT".into(), LT_HI_SHIFT as usize);
+    def("RANGE_LANES_LOG".into(), RANGE_LANES_LOG as usize);
     h
 }
 
@@ -156,23 +157,25 @@ pub fn upload_steps(steps: &[Step]) -> Result<CudaSlice<u32>> {
 
 /// The CPU component's `2^log_size` rows from `n_steps` uploaded steps (the
 /// rest padding), as columns in the AIR's order; adds the rows' range checks
-/// into `range_mult` (the multiplicity column of a range table of
-/// `2^range_log_size` rows).
+/// into `range_mult`, the multiplicity (lane) columns of a range table of
+/// `0..2^range_log_size` ([`bitsage_air::range`]).
 pub fn cpu_rows(
     steps: &CudaSlice<u32>,
     n_steps: usize,
     log_size: u32,
-    range_mult: &mut CudaSlice<u32>,
+    range_mult: &mut [&mut CudaSlice<u32>],
     range_log_size: u32,
 ) -> Result<Vec<DevCol<M31>>> {
     let n = 1usize << log_size;
+    let lane_rows = (1usize << range_log_size) / RANGE_LANES;
     if n_steps > n
         || steps.len() < n_steps * STEP_WORDS
-        || range_log_size > MAX_RANGE_LOG_SIZE
-        || range_mult.len() < 1 << range_log_size
+        || !(RANGE_LANES_LOG..=MAX_RANGE_LOG_SIZE).contains(&range_log_size)
+        || range_mult.len() != RANGE_LANES
+        || range_mult.iter().any(|c| c.len() < lane_rows)
     {
         return Err(CudaError::Unsupported(format!(
-            "cpu_rows: {n_steps} steps into 2^{log_size} rows, {} range counters",
+            "cpu_rows: {n_steps} steps into 2^{log_size} rows, {} range lanes for a table of 2^{range_log_size}",
             range_mult.len()
         )));
     }
@@ -183,12 +186,14 @@ pub fn cpu_rows(
         .map(|_| unsafe { g.stream.alloc::<u32>(n) }.map_err(CudaError::from))
         .collect::<Result<Vec<_>>>()?;
     let ptrs = g.device_ptrs(cols.iter())?;
+    let lanes = g.device_ptrs(range_mult.iter().map(|c| &**c))?;
     let (n_steps32, n32) = (n_steps as u32, n as u32);
     let mut b = g.stream.launch_builder(&m.f[0]);
     let range_size = 1u32 << range_log_size;
-    b.arg(steps).arg(&n_steps32).arg(&n32).arg(&ptrs).arg(range_mult).arg(&range_size);
+    b.arg(steps).arg(&n_steps32).arg(&n32).arg(&ptrs).arg(&lanes).arg(&range_size);
     // SAFETY: thread `r` reads step `r` (below n_steps) and writes row `r` of every column (below
-    // n); the range counters are atomics below range_size, which range_mult holds.
+    // n); the range counters are atomics at values below range_size, row `v / RANGE_LANES` of
+    // lane `v % RANGE_LANES`, which every lane column holds (checked above).
     unsafe { b.launch(launch_1d(n as u64)) }?;
     Ok(cols.into_iter().map(|c| DevCol::from_words(c, n)).collect())
 }

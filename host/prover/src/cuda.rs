@@ -48,17 +48,13 @@ impl ProverBackend for CudaBackend {
                 cputrace::upload_steps(steps).unwrap_or_else(|e| panic!("CUDA: {e}"))
             };
             let _s = tracing::info_span!("cpu rows on the GPU").entered();
-            // The range table's multiplicities (its second column) get the CPU rows' range checks.
-            let range_mult = main.rom.columns.len() + main.mem.columns.len() + 1;
+            // The range table's multiplicity columns (all but its first) get the CPU rows' range checks.
+            let range = main.rom.columns.len() + main.mem.columns.len();
+            let mut lanes: Vec<_> =
+                dev[range + 1..range + main.range.columns.len()].iter_mut().map(|c| c.buf_mut()).collect();
             let claim = &main.claim;
-            let cpu = cputrace::cpu_rows(
-                &packed,
-                steps.len(),
-                claim.cpu_log_size,
-                dev[range_mult].buf_mut(),
-                claim.range_log_size,
-            )
-            .unwrap_or_else(|e| panic!("CUDA: {e}"));
+            let cpu = cputrace::cpu_rows(&packed, steps.len(), claim.cpu_log_size, &mut lanes, claim.range_log_size)
+                .unwrap_or_else(|e| panic!("CUDA: {e}"));
             dev.splice(0..0, cpu);
         }
         if let (Some(calls), Some(log_size)) = (main.hash_calls, main.claim.hash_log_size) {

@@ -260,7 +260,8 @@ pub fn estimate_device_bytes(trace: &Trace) -> u64 {
     let main = rows(cpu_log) * CpuCols::<u8>::N_COLUMNS as u64
         + rows(hash_log) * HashCols::<u8>::N_COLUMNS as u64
         + rows(mem_log) * MemCols::<u8>::N_COLUMNS as u64
-        + rows(16) * RangeCols::<u8>::N_COLUMNS as u64
+        + rows(bitsage_air::range::rows_log_size(bitsage_air::range::MAX_RANGE_LOG_SIZE))
+            * RangeCols::<u8>::N_COLUMNS as u64
         + rows(log_size_for(1)) * RomCols::<u8>::N_COLUMNS as u64;
     let cells = main + main / 2;
     let secure = rows(cpu_log.max(hash_log).max(mem_log) + 1) * 16 * 4;

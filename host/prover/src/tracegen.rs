@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
 use bitsage_air::hash::HashCols;
 use bitsage_air::memory::{MemCols, SPACE_RAM, SPACE_REG};
-use bitsage_air::range::{RangeCols, MAX_RANGE_LOG_SIZE};
+use bitsage_air::range::{rows_log_size, RangeCols, MAX_RANGE_LOG_SIZE, MIN_RANGE_LOG_SIZE, RANGE_LANES};
 use bitsage_air::relations::{Lookup, Relations};
 use bitsage_air::rom::{instr_tuple, rom_tuples, table_tuple, RomCols};
 use bitsage_air::statement::Claim;
@@ -198,7 +198,7 @@ fn for_each_cpu_range(gaps: [(M31, M31); 4], r: (M31, M31), op: Option<Opcode>, 
 }
 
 /// The range table's log size for `trace`: the smallest table (at least
-/// `MIN_LOG_SIZE`, at most [`MAX_RANGE_LOG_SIZE`]) holding every value its
+/// [`MIN_RANGE_LOG_SIZE`], at most [`MAX_RANGE_LOG_SIZE`]) holding every value its
 /// CPU and hash rows look up. A short run's timestamp gaps are small, so its
 /// table is too. Computed from the steps alone, without building rows, so a
 /// backend that builds the CPU rows itself knows the size first.
@@ -215,7 +215,7 @@ pub fn range_log_size_for(trace: &Trace) -> u32 {
         .unwrap_or(0);
     let hash = trace.hashes.iter().flat_map(hash_range_values).map(|v| v.0).max().unwrap_or(0);
     let bits = u32::BITS - cpu.max(hash).leading_zeros();
-    bits.clamp(MIN_LOG_SIZE, MAX_RANGE_LOG_SIZE)
+    bits.clamp(MIN_RANGE_LOG_SIZE, MAX_RANGE_LOG_SIZE)
 }
 
 fn cpu_row(s: &Step, inv: M31) -> CpuCols<M31> {
@@ -327,10 +327,7 @@ impl MainTrace<'_> {
             Some(steps) => {
                 let (cpu, counts) = cpu_component(steps, self.claim.cpu_log_size);
                 let mut range = self.range.clone();
-                let mult = range.columns[1].as_mut_slice();
-                for (m, c) in mult.iter_mut().zip(counts) {
-                    *m += M31(c);
-                }
+                add_range_counts(&mut range, &counts);
                 (Cow::Owned(cpu), Cow::Owned(range))
             }
         };
@@ -355,6 +352,18 @@ impl MainTrace<'_> {
 fn add_counts(total: &mut [u32], parts: Vec<Vec<u32>>) {
     for part in parts {
         total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+}
+
+/// Adds `counts` (indexed by value) to a range component's multiplicity
+/// columns: value `16·r + j` is row `r`, lane `j`.
+pub fn add_range_counts(range: &mut ComponentTrace, counts: &[u32]) {
+    for (j, col) in range.columns[1..].iter_mut().enumerate() {
+        for (r, m) in col.as_mut_slice().iter_mut().enumerate() {
+            if let Some(c) = counts.get(r * RANGE_LANES + j) {
+                *m += M31(*c);
+            }
+        }
     }
 }
 
@@ -552,11 +561,12 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
     // Range table: every looked-up value is below 2^range_log (for the
     // deferred CPU rows too, which are counted where they are built).
     let range_log = range_log_size_for(trace);
-    let mut flat = Vec::with_capacity((1 << range_log) * 2);
-    for (v, m) in range_counts.iter().take(1 << range_log).enumerate() {
-        RangeCols { v: M31(v as u32), mult: M31(*m) }.push_to(&mut flat);
+    let mut flat = Vec::with_capacity((1 << range_log) / RANGE_LANES * RangeCols::<M31>::N_COLUMNS);
+    for (r, counts) in range_counts[..1 << range_log].chunks_exact(RANGE_LANES).enumerate() {
+        let row = RangeCols { v: M31((r * RANGE_LANES) as u32), mult: std::array::from_fn(|j| M31(counts[j])) };
+        row.push_to(&mut flat);
     }
-    let range = ComponentTrace::from_rows(range_log, 2, flat);
+    let range = ComponentTrace::from_rows(rows_log_size(range_log), RangeCols::<M31>::N_COLUMNS, flat);
 
     MainTrace {
         claim: Claim {
@@ -662,7 +672,8 @@ mod tests {
         assert!(deferred.cpu.columns.is_empty() && deferred.hash.as_ref().is_some_and(|h| h.columns.is_empty()));
         assert_eq!(deferred.n_columns(), full.n_columns());
         // The range multiplicities differ until the CPU rows' checks are added.
-        assert_ne!(deferred.range.columns[1].to_cpu(), full.range.columns[1].to_cpu());
+        let mult = |m: &MainTrace| m.range.columns[1..].iter().map(|c| c.to_cpu()).collect::<Vec<_>>();
+        assert_ne!(mult(&deferred), mult(&full));
         for (a, b) in deferred.host_components().iter().zip(full.components()) {
             assert_eq!(a.log_size, b.log_size);
             let cols = |c: &ComponentTrace| c.columns.iter().map(|c| c.to_cpu()).collect::<Vec<_>>();
@@ -681,7 +692,8 @@ mod tests {
             let trace = execute(&program, &input, &advice, ExecLimits::default()).expect("runs");
             let main = build_main_trace(&program, &trace);
             let k = main.claim.range_log_size;
-            let mult = main.range.columns[1].to_cpu();
+            assert_eq!(main.range.log_size, k - 4);
+            let mult: Vec<M31> = main.range.columns[1..].iter().flat_map(|c| c.to_cpu()).collect();
             assert_eq!(mult.len(), 1 << k);
             // Every check the rows make is counted in the table: the CPU's and
             // hash's range lookups add up to the multiplicities.
@@ -692,7 +704,7 @@ mod tests {
             assert_eq!(counted, full.iter().map(|&c| c as u64).sum::<u64>());
             let top = full.iter().rposition(|&c| c != 0).unwrap_or(0) as u32;
             assert!(top < 1 << k);
-            assert!(k == MIN_LOG_SIZE || top >= 1 << (k - 1), "2^{k} is not the smallest table for {top}");
+            assert!(k == MIN_RANGE_LOG_SIZE || top >= 1 << (k - 1), "2^{k} is not the smallest table for {top}");
         }
         let mac = obelysk_vm::samples::mac_loop();
         let trace = execute(&mac, &[M31(40), M31(3)], &[], ExecLimits::default()).expect("runs");

@@ -4,7 +4,7 @@
 //! three validators), and direct contract calls for what the CLI never
 //! sends (unauthorised calls, replays).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use bitsage_settle::keystore::WorkerKey;
 use bitsage_settle::tee::Evidence;
 use bitsage_settle::validator::ReceiptSource;
 use bitsage_settle::Felt;
-use bitsage_tests::devnet::{Devnet, STRK};
+use bitsage_tests::devnet::{contracts_dir, Devnet, STRK};
 use bitsage_tests::guests;
 use bitsage_tests::node::{apikey, get, host_bin, serve_with_env, TempDir};
 use serde_json::Value;
@@ -89,19 +89,6 @@ impl Role {
     fn felt(&self) -> Felt {
         Felt::from_hex(&self.address).expect("address")
     }
-}
-
-fn contracts_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let dir = target.join("contracts");
-    assert!(
-        dir.join("JobEscrow.contract_class.json").exists(),
-        "{} lacks the compiled contracts: run ./scripts/build-contracts.sh",
-        dir.display()
-    );
-    dir
 }
 
 fn rt() -> tokio::runtime::Runtime {

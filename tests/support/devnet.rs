@@ -111,3 +111,18 @@ impl Devnet {
         self.rpc("devnet_increaseTime", json!({ "time": secs }));
     }
 }
+
+/// Where `scripts/build-contracts.sh` writes the compiled classes
+/// (`$CARGO_TARGET_DIR/contracts`), or a panic that says how to build them.
+pub fn contracts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("contracts");
+    assert!(
+        dir.join("JobEscrow.contract_class.json").exists(),
+        "{} lacks the compiled contracts: run ./scripts/build-contracts.sh",
+        dir.display()
+    );
+    dir
+}

@@ -2,4 +2,3 @@ pub mod erc20;
 pub mod escrow;
 pub mod registry;
 pub mod staking;
-pub mod blake2s;

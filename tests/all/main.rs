@@ -2,7 +2,6 @@
 
 mod hostile_receipts;
 mod node;
-mod onchain;
 mod properties;
 mod prove_verify;
 mod sandbox;

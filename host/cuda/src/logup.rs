@@ -16,14 +16,14 @@ use bitsage_air::memory::MemCols;
 use bitsage_air::range::RangeCols;
 use bitsage_air::relations::{Lookup, Relations};
 use bitsage_air::rom::RomCols;
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
 use stwo_constraint_framework::expr::BaseExpr;
 
 use crate::backend::{gpu, DevCol};
 use crate::codegen::{bind_ext, generate_logup, LogupKernel};
-use crate::{CudaError, GeneratedModule, PerDevice, Result};
+use crate::{launch_1d, CudaError, GeneratedModule, Gpu, Kernel, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
 
 /// The component's main-trace columns as symbolic expressions, in order.
 fn columns() -> impl FnMut() -> BaseExpr {
@@ -129,4 +129,87 @@ pub fn component_trace(
     let sum = g.logup_running_sum(&mut outs[last..], log_size)?;
     let claimed = SecureField::from_m31_array(sum.map(M31));
     Ok((outs.into_iter().map(|b| DevCol::from_words(b, n)).collect(), claimed))
+}
+
+/// The device side of the LogUp trace: fractions, and running sums over
+/// rows (a chunked scan).
+impl Gpu {
+    /// Runs a generated LogUp fraction kernel (see
+    /// [`codegen::generate_logup`]) over `2^log_n` rows: reads `cols`, writes
+    /// 4 coordinate columns per batch into `outs`.
+    pub fn logup_fractions(
+        &self,
+        m: &GeneratedModule,
+        cols: &[&CudaSlice<u32>],
+        ext_params: &[u32],
+        log_n: u32,
+        outs: &mut [CudaSlice<u32>],
+    ) -> Result<()> {
+        let n = 1usize << log_n;
+        if m.f.len() != 1 || cols.iter().any(|c| c.len() < n) || outs.iter().any(|c| c.len() < n) {
+            return Err(CudaError::Unsupported("logup_fractions: mismatched columns".into()));
+        }
+        let d_cols = self.device_ptrs(cols.iter().copied())?;
+        let d_outs = self.device_ptrs(outs.iter())?;
+        let d_params = self.args(ext_params)?;
+        let mut b = self.stream.launch_builder(&m.f[0]);
+        b.arg(&d_cols).arg(&d_params).arg(&log_n).arg(&d_outs);
+        // SAFETY: thread `row` reads row `row` of every column and writes row `row` of every output.
+        unsafe { b.launch(launch_1d(n as u64)) }?;
+        Ok(())
+    }
+
+    /// In place: `rows` rows of `n` words each become their inclusive prefix
+    /// sums mod p (a chunked scan, recursing on the chunk totals).
+    fn scan_rows(&self, data: &mut CudaSlice<u32>, rows: u32, n: u32) -> Result<()> {
+        let chunks = n.div_ceil(SCAN_CHUNK);
+        // SAFETY: `scan_chunks` writes every chunk's total.
+        let mut sums = unsafe { self.stream.alloc::<u32>((rows * chunks) as usize) }?;
+        let mut b = self.stream.launch_builder(&self.k(Kernel::ScanChunks));
+        b.arg(&mut *data).arg(&n).arg(&mut sums);
+        let cfg = LaunchConfig { grid_dim: (chunks, rows, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: each block scans its chunk of its row (bounds-checked against n).
+        unsafe { b.launch(cfg) }?;
+        if chunks > 1 {
+            self.scan_rows(&mut sums, rows, chunks)?;
+            let mut b = self.stream.launch_builder(&self.k(Kernel::ScanAdd));
+            b.arg(&mut *data).arg(&n).arg(&sums).arg(&chunks);
+            let cfg =
+                LaunchConfig { grid_dim: (n.div_ceil(256), rows, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: thread j of row y adds a scanned chunk total to word j < n of that row.
+            unsafe { b.launch(cfg) }?;
+        }
+        Ok(())
+    }
+
+    /// Stwo's `LogupTraceGenerator::finalize_last` on the device: `cols`, the
+    /// 4 coordinate columns of the last LogUp column (bit-reversed circle
+    /// domain, `2^log_n` fractions), become the running sum in coset order of
+    /// the fractions shifted by `claimed_sum / 2^log_n`. Returns claimed_sum,
+    /// the sum of all the fractions.
+    pub fn logup_running_sum(&self, cols: &mut [CudaSlice<u32>], log_n: u32) -> Result<[u32; 4]> {
+        let n = 1u32 << log_n;
+        if cols.len() != 4 || cols.iter().any(|c| c.len() != n as usize) || log_n > 28 {
+            return Err(CudaError::Unsupported("logup_running_sum: 4 columns of 2^log_n values".into()));
+        }
+        let d_cols = self.device_ptrs(cols.iter())?;
+        // SAFETY: `logup_to_coset` writes all 4n words.
+        let mut tmp = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
+        let mut b = self.stream.launch_builder(&self.k(Kernel::LogupToCoset));
+        b.arg(&d_cols).arg(&log_n).arg(&mut tmp);
+        // SAFETY: one thread per word of tmp; coset_row(j) < n.
+        unsafe { b.launch(launch_1d(4 * n as u64)) }?;
+        self.scan_rows(&mut tmp, 4, n)?;
+        let total = self.gather(&tmp, 1, &[n - 1, 2 * n - 1, 3 * n - 1, 4 * n - 1])?;
+        let claimed = stwo::core::fields::qm31::SecureField::from_m31_array(std::array::from_fn(|c| {
+            stwo::core::fields::m31::M31(total[c])
+        }));
+        let shift = claimed / stwo::core::fields::m31::M31::from_u32_unchecked(n);
+        let d_shift = self.upload(&shift.to_m31_array().map(|v| v.0))?;
+        let mut b = self.stream.launch_builder(&self.k(Kernel::LogupFromCoset));
+        b.arg(&tmp).arg(&d_shift).arg(&log_n).arg(&d_cols);
+        // SAFETY: one thread per word; each writes one row of one of the 4 columns.
+        unsafe { b.launch(launch_1d(4 * n as u64)) }?;
+        total.try_into().map_err(|_| CudaError::Unsupported("logup_running_sum: short read".into()))
+    }
 }

@@ -1,0 +1,51 @@
+//! The lifted Blake2s Merkle commitment: leaves, layers and the root.
+
+use super::*;
+
+impl Gpu {
+    /// Leaf hashes (8 words each) of the lifted Blake2s Merkle tree over
+    /// `columns` (device column and log size, sorted ascending by size, each
+    /// at least 2 values), lifted to `2^log_leaves` leaves.
+    pub fn merkle_leaves(&self, columns: &[(&CudaSlice<u32>, u32)], log_leaves: u32) -> Result<CudaSlice<u32>> {
+        if columns.iter().any(|c| c.1 == 0 || c.1 > log_leaves) || columns.windows(2).any(|w| w[0].1 > w[1].1) {
+            return Err(CudaError::Unsupported("columns must be sorted by size, 2 <= size <= leaves".into()));
+        }
+        let logs: Vec<u32> = columns.iter().map(|c| c.1).collect();
+        let d_ptrs = self.device_ptrs(columns.iter().map(|c| c.0))?;
+        let d_logs = self.args(&logs)?;
+        let n_cols = columns.len() as u32;
+        // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
+        let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
+        let mut b = self.stream.launch_builder(&self.k(Kernel::MerkleLeaves));
+        b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
+        // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
+        unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
+        Ok(leaves)
+    }
+
+    /// The next Merkle layer: `out[i] = H(prev[2i] || prev[2i+1])`.
+    pub fn merkle_next_layer(&self, prev: &CudaSlice<u32>) -> Result<CudaSlice<u32>> {
+        let n = (prev.len() / 16) as u64;
+        // SAFETY: `merkle_layer` writes all 8 words of every node.
+        let mut next = unsafe { self.stream.alloc::<u32>((8 * n.max(1)) as usize) }?;
+        let mut b = self.stream.launch_builder(&self.k(Kernel::MerkleLayer));
+        b.arg(prev).arg(&mut next).arg(&n);
+        // SAFETY: node i reads children 2i and 2i+1 of the previous layer.
+        unsafe { b.launch(launch_1d(n)) }?;
+        Ok(next)
+    }
+
+    /// The lifted Blake2s Merkle tree of `columns` (sorted ascending by
+    /// size): returns the leaf layer and the root.
+    pub fn merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(CudaSlice<u32>, [u32; 8])> {
+        let log_leaves = columns.iter().map(|c| c.1).max().unwrap_or(0);
+        let leaves = self.merkle_leaves(columns, log_leaves)?;
+        let mut layer = leaves.clone();
+        for _ in 0..log_leaves {
+            layer = self.merkle_next_layer(&layer)?;
+        }
+        let root = self.download(&layer)?;
+        let root: [u32; 8] = root.try_into().map_err(|_| CudaError::Unsupported("root is not 8 words".into()))?;
+        Ok((leaves, root))
+    }
+}

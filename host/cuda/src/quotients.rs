@@ -1,0 +1,58 @@
+//! DEEP quotients: numerators per sample batch and their combination.
+
+use super::*;
+
+impl Gpu {
+    /// FRI quotient numerators `Σ_k c_k · col_k[row] - b_k` over the first
+    /// `n_rows` rows of `cols`; `bc` holds `(b_k, c_k)` as 8 words per term.
+    /// Returns a coordinate-major QM31 column of `n_rows` values.
+    pub fn quotient_numerators(&self, cols: &[&CudaSlice<u32>], bc: &[u32], n_rows: usize) -> Result<CudaSlice<u32>> {
+        if bc.len() != 8 * cols.len() || cols.iter().any(|c| c.len() < n_rows) {
+            return Err(CudaError::Unsupported("quotient_numerators: mismatched terms".into()));
+        }
+        let d_ptrs = self.device_ptrs(cols.iter().copied())?;
+        let d_bc = self.args(bc)?;
+        let (n_terms, rows) = (cols.len() as u32, n_rows as u32);
+        // SAFETY: every row's 4 coordinates are written.
+        let mut out = unsafe { self.stream.alloc::<u32>(4 * n_rows) }?;
+        let mut b = self.stream.launch_builder(&self.k(Kernel::QuotientNumerators));
+        b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&mut out);
+        // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long).
+        unsafe { b.launch(launch_1d(n_rows as u64)) }?;
+        Ok(out)
+    }
+
+    /// Stwo's quotient combination over a subdomain of `2^log_n` rows whose
+    /// points (x, y), bit-reversed, are `pts`: `accs[k]` are batch k's four
+    /// accumulated-numerator coordinate columns (`2^logs[k]` values each),
+    /// `params` 12 words per batch (first linear term, then the sample
+    /// point's Re x, Re y, Im x, Im y). Returns 4 coordinate columns.
+    pub fn quotient_combine(
+        &self,
+        pts: &CudaSlice<u32>,
+        accs: &[[&CudaSlice<u32>; 4]],
+        logs: &[u32],
+        params: &[u32],
+        log_n: u32,
+    ) -> Result<CudaSlice<u32>> {
+        let n = 1usize << log_n;
+        if accs.len() != logs.len()
+            || params.len() != 12 * accs.len()
+            || pts.len() < 2 * n
+            || logs.iter().zip(accs).any(|(&l, a)| l > log_n || a.iter().any(|c| c.len() < 1 << l))
+        {
+            return Err(CudaError::Unsupported("quotient_combine: mismatched batches".into()));
+        }
+        let d_accs = self.device_ptrs(accs.iter().flat_map(|a| a.iter().copied()))?;
+        let d_logs = self.args(logs)?;
+        let d_params = self.args(params)?;
+        let n_acc = accs.len() as u32;
+        // SAFETY: every row's 4 coordinates are written.
+        let mut out = unsafe { self.stream.alloc::<u32>(4 * n) }?;
+        let mut b = self.stream.launch_builder(&self.k(Kernel::QuotientCombine));
+        b.arg(pts).arg(&d_accs).arg(&d_logs).arg(&d_params).arg(&n_acc).arg(&log_n).arg(&mut out);
+        // SAFETY: grid-stride over the rows; lifted indices stay below each batch's length.
+        unsafe { b.launch(launch_1d(n as u64)) }?;
+        Ok(out)
+    }
+}

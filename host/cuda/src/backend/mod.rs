@@ -1,0 +1,254 @@
+//! `CudaBackend`: Stwo 2.3's backend traits over device-resident columns.
+//!
+//! On the GPU: columns, bit reversal, interpolation and evaluation (LDE) on
+//! canonic domains (batched per size), Merkle leaves and layers, grinding,
+//! FRI folds, accumulation, barycentric weights and point evaluation,
+//! quotient combination, and constraint evaluation (kernels generated from
+//! the AIR, see [`crate::constraints`]). Reads Stwo makes one value or one
+//! column at a time (out-of-domain samples, decommitment values) are
+//! batched over the registry of committed columns.
+//!
+//! One trait to a file, as Stwo lays out its own backends: `column`
+//! (`DevCol`, `ColumnOps`), `circle` (`PolyOps`), `blake2s`
+//! (`MerkleOpsLifted`), `grind`, `quotients`, `accumulation`, `fri`, and
+//! `gkr` (refused).
+//!
+//! Still through the host, with a copy each way (correct, slow; each is a
+//! named function so it can be replaced one by one): evaluation on
+//! non-canonic domains, point evaluation from coefficients, FRI
+//! `decompose`, leaf packing for `fold_step > 1`, bit reversal of secure
+//! and hash columns. GKR is not used by the ObelyskVM AIR and is refused.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use cudarc::driver::CudaSlice;
+use num_traits::One;
+use serde::{Deserialize, Serialize};
+use stwo::core::channel::Blake2sChannel;
+use stwo::core::circle::{CirclePoint, CirclePointIndex, Coset};
+use stwo::core::constraints::{coset_vanishing, coset_vanishing_derivative};
+use stwo::core::fields::m31::{BaseField, M31};
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::pcs::quotients::ColumnSampleBatch;
+use stwo::core::poly::circle::{CanonicCoset, CircleDomain};
+use stwo::core::poly::line::LineDomain;
+use stwo::core::proof_of_work::GrindOps;
+use stwo::core::utils::bit_reverse_index;
+use stwo::core::vcs::blake2_hash::{Blake2sHash, Blake2sHasher};
+use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
+use stwo::prover::backend::simd::column::BaseColumn;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::{Backend, BackendForChannel, Col, Column, ColumnOps, CpuBackend};
+use stwo::prover::fri::FriOps;
+use stwo::prover::line::LineEvaluation;
+use stwo::prover::lookups::gkr_prover::{GkrMultivariatePolyOracle, GkrOps, Layer};
+use stwo::prover::lookups::mle::{Mle, MleOps};
+use stwo::prover::lookups::utils::UnivariatePoly;
+use stwo::prover::mempool::BaseColumnPool;
+use stwo::prover::pcs::quotient_ops::AccumulatedNumerators;
+use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps, SecureEvaluation};
+use stwo::prover::poly::twiddles::{TwiddleBuffer, TwiddleTree};
+use stwo::prover::poly::BitReversedOrder;
+use stwo::prover::secure_column::SecureColumnByCoords;
+use stwo::prover::vcs_lifted::ops::{MerkleOpsLifted, PackLeavesOps};
+use stwo::prover::{AccumulationOps, Poly, QuotientOps};
+
+use crate::{Gpu, TwBuf};
+
+mod accumulation;
+mod blake2s;
+mod circle;
+mod column;
+mod fri;
+mod gkr;
+mod grind;
+mod quotients;
+
+use circle::tw;
+pub use circle::DevTwiddles;
+use column::committed;
+pub use column::DevCol;
+use quotients::{alpha_words, concat4, split4};
+
+/// The devices `CudaBackend` operations run on, opened once per process.
+/// A thread proves on the device it is bound to ([`bind_thread`]; GPU 0 when
+/// unbound), so one process can run one prover per GPU: the device pool
+/// gives each GPU a rayon pool whose threads are all bound to it. Open a
+/// device (and handle a missing GPU) with [`open`] or [`init`] before
+/// proving; operations panic with the driver's message on a device failure
+/// mid-proof.
+static GPUS: OnceLock<Vec<OnceLock<Gpu>>> = OnceLock::new();
+
+thread_local! {
+    static BOUND: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes `ordinal` the device that `CudaBackend` operations on this thread use.
+pub fn bind_thread(ordinal: usize) {
+    BOUND.with(|b| b.set(ordinal));
+}
+
+/// The device this thread is bound to.
+pub fn bound_ordinal() -> usize {
+    BOUND.with(|b| b.get())
+}
+
+/// Opens GPU `ordinal` (once; later calls return the same device).
+pub fn open(ordinal: usize) -> crate::Result<&'static Gpu> {
+    let slots = match GPUS.get() {
+        Some(s) => s,
+        None => {
+            let n = crate::device_count()?;
+            GPUS.get_or_init(|| (0..n).map(|_| OnceLock::new()).collect())
+        }
+    };
+    let Some(slot) = slots.get(ordinal) else {
+        return Err(crate::CudaError::NoDevice { ordinal, count: slots.len() });
+    };
+    if let Some(g) = slot.get() {
+        return Ok(g);
+    }
+    let g = Gpu::open(ordinal)?;
+    Ok(slot.get_or_init(|| g))
+}
+
+/// Opens the device this thread is bound to.
+pub fn init() -> crate::Result<&'static Gpu> {
+    open(bound_ordinal())
+}
+
+pub(crate) fn gpu() -> &'static Gpu {
+    match init() {
+        Ok(g) => g,
+        Err(e) => panic!("CudaBackend used without a usable GPU: {e}"),
+    }
+}
+
+fn ok<T>(r: crate::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("CUDA: {e}"))
+}
+
+/// The Stwo backend whose columns live in GPU memory.
+#[derive(Copy, Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CudaBackend;
+
+/// A value stored as a fixed number of u32 words on the device.
+pub trait DeviceValue: Copy + fmt::Debug + Send + Sync + 'static {
+    const WORDS: usize;
+    fn write(&self, out: &mut Vec<u32>);
+    fn read(w: &[u32]) -> Self;
+}
+
+impl DeviceValue for M31 {
+    const WORDS: usize = 1;
+    fn write(&self, out: &mut Vec<u32>) {
+        out.push(self.0);
+    }
+    fn read(w: &[u32]) -> Self {
+        M31(w[0])
+    }
+}
+
+impl DeviceValue for SecureField {
+    const WORDS: usize = 4;
+    fn write(&self, out: &mut Vec<u32>) {
+        out.extend(self.to_m31_array().map(|v| v.0));
+    }
+    fn read(w: &[u32]) -> Self {
+        SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])])
+    }
+}
+
+impl DeviceValue for Blake2sHash {
+    const WORDS: usize = 8;
+    fn write(&self, out: &mut Vec<u32>) {
+        out.extend(self.0.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+    }
+    fn read(w: &[u32]) -> Self {
+        let mut b = [0u8; 32];
+        for (i, x) in w.iter().take(8).enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());
+        }
+        Blake2sHash(b)
+    }
+}
+
+/// What moved between host and device through the generic column API, by
+/// kind: calls, bytes and wall time, for the benchmark's breakdown; then
+/// host work in the column API that is not a transfer: `at` calls (counted
+/// only: timing each would cost more than most of them take), the plan
+/// prediction, and dropping device columns (registry and free).
+pub const TRAFFIC_KINDS: [&str; 7] =
+    ["single reads", "gathers", "downloads", "uploads", "at() calls", "plan prediction", "column drops"];
+static TRAFFIC: [[std::sync::atomic::AtomicU64; 3]; 7] =
+    [const { [const { std::sync::atomic::AtomicU64::new(0) }; 3] }; 7];
+
+fn record(kind: usize, bytes: usize, since: std::time::Instant) {
+    let t = &TRAFFIC[kind];
+    t[0].fetch_add(1, Ordering::Relaxed);
+    t[1].fetch_add(bytes as u64, Ordering::Relaxed);
+    t[2].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// Totals so far per [`TRAFFIC_KINDS`] entry: (calls, bytes, nanoseconds).
+pub fn traffic() -> [(u64, u64, u64); 7] {
+    std::array::from_fn(|k| {
+        let t = &TRAFFIC[k];
+        (t[0].load(Ordering::Relaxed), t[1].load(Ordering::Relaxed), t[2].load(Ordering::Relaxed))
+    })
+}
+
+fn to_simd(c: &DevCol<BaseField>) -> BaseColumn {
+    c.to_cpu().into_iter().collect()
+}
+
+fn from_simd(c: &BaseColumn) -> DevCol<BaseField> {
+    DevCol::from_host(&c.to_cpu())
+}
+
+fn secure_to_simd(c: &SecureColumnByCoords<CudaBackend>) -> SecureColumnByCoords<SimdBackend> {
+    SecureColumnByCoords { columns: std::array::from_fn(|i| to_simd(&c.columns[i])) }
+}
+
+fn secure_from_simd(c: &SecureColumnByCoords<SimdBackend>) -> SecureColumnByCoords<CudaBackend> {
+    SecureColumnByCoords { columns: std::array::from_fn(|i| from_simd(&c.columns[i])) }
+}
+
+fn simd_twiddles(t: &TwiddleTree<CudaBackend>) -> TwiddleTree<SimdBackend> {
+    SimdBackend::precompute_twiddles(t.root_coset)
+}
+
+/// A circle domain's points as (x, y) word pairs in bit-reversed order, on
+/// the bound device; built once per (device, domain) and kept for the
+/// process.
+fn domain_points(domain: CircleDomain) -> std::sync::Arc<CudaSlice<u32>> {
+    type Key = (usize, usize, usize, u32);
+    type Cache = std::sync::Mutex<std::collections::HashMap<Key, std::sync::Arc<CudaSlice<u32>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let log = domain.log_size();
+    let key = (bound_ordinal(), domain.half_coset.initial_index.0, domain.half_coset.step_size.0, log);
+    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(key)
+        .or_insert_with(|| {
+            let mut w = vec![0u32; 2 << log];
+            for (j, pt) in domain.iter().enumerate() {
+                let i = bit_reverse_index(j, log);
+                w[2 * i] = pt.x.0;
+                w[2 * i + 1] = pt.y.0;
+            }
+            std::sync::Arc::new(ok(gpu().args(&w)))
+        })
+        .clone()
+}
+
+fn is_canonic(domain: CircleDomain) -> bool {
+    domain == CanonicCoset::new(domain.log_size()).circle_domain()
+}
+
+impl Backend for CudaBackend {}
+
+impl BackendForChannel<Blake2sMerkleChannel> for CudaBackend {}

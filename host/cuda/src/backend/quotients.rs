@@ -1,0 +1,126 @@
+//! `QuotientOps`: the DEEP quotients' combination.
+
+use super::*;
+
+impl QuotientOps for CudaBackend {
+    fn accumulate_numerators(
+        columns: &[&CircleEvaluation<Self, BaseField, BitReversedOrder>],
+        sample_batches: &[ColumnSampleBatch],
+        accumulated_numerators_vec: &mut Vec<AccumulatedNumerators<Self>>,
+        log_blowup_factor: u32,
+    ) {
+        let Some(first) = columns.first() else { return };
+        let _s = tracing::debug_span!("cuda quotient numerators").entered();
+        let n_rows = first.domain.split(log_blowup_factor).0.size();
+        let constants = stwo::core::pcs::quotients::quotient_constants(sample_batches);
+        for (batch, coeffs) in sample_batches.iter().zip(constants.line_coeffs) {
+            let cols: Vec<&CudaSlice<u32>> =
+                batch.cols_vals_randpows.iter().map(|d| columns[d.column_index].values.buf()).collect();
+            let mut bc = Vec::with_capacity(8 * coeffs.len());
+            for (_, b, c) in &coeffs {
+                bc.extend(alpha_words(*b));
+                bc.extend(alpha_words(*c));
+            }
+            let out = ok(gpu().quotient_numerators(&cols, &bc, n_rows));
+            accumulated_numerators_vec.push(AccumulatedNumerators {
+                sample_point: batch.point,
+                partial_numerators_acc: split4(&out, n_rows),
+                first_linear_term_acc: coeffs.iter().map(|(a, ..)| *a).sum(),
+            });
+        }
+    }
+
+    /// The combination runs on the device (`quotient_combine`), then the
+    /// result is interpolated on the subdomain and evaluated on the lifting
+    /// domain with the device FFTs, as Stwo's backends do.
+    fn compute_quotients_and_combine(
+        accs: Vec<AccumulatedNumerators<Self>>,
+        lifting_log_size: u32,
+        log_blowup_factor: u32,
+        twiddles: &TwiddleTree<Self>,
+    ) -> SecureEvaluation<Self, BitReversedOrder> {
+        let _s = tracing::debug_span!("cuda quotient combine").entered();
+        let eval_domain = CanonicCoset::new(lifting_log_size).circle_domain();
+        let (sub, _) = eval_domain.split(log_blowup_factor);
+        if sub.log_size() < 4 || accs.is_empty() {
+            return compute_quotients_on_simd(accs, lifting_log_size, log_blowup_factor, twiddles);
+        }
+        let log_n = sub.log_size();
+        let cols: Vec<[&CudaSlice<u32>; 4]> =
+            accs.iter().map(|a| std::array::from_fn(|c| a.partial_numerators_acc.columns[c].buf())).collect();
+        let logs: Vec<u32> = accs.iter().map(|a| a.partial_numerators_acc.len().ilog2()).collect();
+        let mut params = Vec::with_capacity(12 * accs.len());
+        for a in &accs {
+            let p = a.sample_point;
+            params.extend(alpha_words(a.first_linear_term_acc));
+            params.extend([
+                p.x.0 .0 .0,
+                p.x.0 .1 .0,
+                p.y.0 .0 .0,
+                p.y.0 .1 .0,
+                p.x.1 .0 .0,
+                p.x.1 .1 .0,
+                p.y.1 .0 .0,
+                p.y.1 .1 .0,
+            ]);
+        }
+        let pts = domain_points(sub);
+        let out = ok(gpu().quotient_combine(&pts, &cols, &logs, &params, log_n));
+        let quotients = split4(&out, 1 << log_n);
+        let subdomain_twiddles = TwiddleTree {
+            root_coset: sub.half_coset,
+            twiddles: DevTwiddles::empty(),
+            itwiddles: twiddles.itwiddles.extract_subdomain_twiddles(eval_domain.log_size(), log_n),
+        };
+        let columns = quotients.columns.map(|col| {
+            CircleEvaluation::<CudaBackend, BaseField, BitReversedOrder>::new(sub, col)
+                .interpolate_with_twiddles(&subdomain_twiddles)
+                .evaluate_with_twiddles(eval_domain, twiddles)
+                .values
+        });
+        SecureEvaluation::new(eval_domain, SecureColumnByCoords { columns })
+    }
+}
+
+/// The quotient combination through the SIMD backend (small domains).
+pub(super) fn compute_quotients_on_simd(
+    accs: Vec<AccumulatedNumerators<CudaBackend>>,
+    lifting_log_size: u32,
+    log_blowup_factor: u32,
+    twiddles: &TwiddleTree<CudaBackend>,
+) -> SecureEvaluation<CudaBackend, BitReversedOrder> {
+    let simd: Vec<AccumulatedNumerators<SimdBackend>> = accs
+        .iter()
+        .map(|a| AccumulatedNumerators {
+            sample_point: a.sample_point,
+            partial_numerators_acc: secure_to_simd(&a.partial_numerators_acc),
+            first_linear_term_acc: a.first_linear_term_acc,
+        })
+        .collect();
+    let r =
+        SimdBackend::compute_quotients_and_combine(simd, lifting_log_size, log_blowup_factor, &simd_twiddles(twiddles));
+    SecureEvaluation::new(r.domain, secure_from_simd(&r.values))
+}
+
+/// The 4 coordinate columns of a secure column as one coordinate-major buffer.
+pub(super) fn concat4(c: &SecureColumnByCoords<CudaBackend>) -> CudaSlice<u32> {
+    let n = c.columns[0].len();
+    let mut out = ok(gpu().stream.alloc_zeros::<u32>(4 * n).map_err(Into::into));
+    for (i, col) in c.columns.iter().enumerate() {
+        let mut view = out.slice_mut(i * n..(i + 1) * n);
+        ok(gpu().stream.memcpy_dtod(&col.buf().slice(..n), &mut view).map_err(Into::into));
+    }
+    out
+}
+
+pub(super) fn split4(buf: &CudaSlice<u32>, n: usize) -> SecureColumnByCoords<CudaBackend> {
+    SecureColumnByCoords {
+        columns: std::array::from_fn(|i| {
+            DevCol::from_words(ok(gpu().stream.clone_dtod(&buf.slice(i * n..(i + 1) * n)).map_err(Into::into)), n)
+        }),
+    }
+}
+
+pub(super) fn alpha_words(a: SecureField) -> [u32; 4] {
+    a.to_m31_array().map(|v| v.0)
+}

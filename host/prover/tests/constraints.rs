@@ -82,56 +82,20 @@ fn assert_component<E: FrameworkEval + Sync>(case: &Case<E>, rels: &Relations, t
 /// `tamper` says.
 fn check(component: &str, tamper: &Tamper) {
     let (main, rels) = setup();
-    let r = || rels.clone();
+    // One arm per component: its evaluator, columns and main trace.
+    macro_rules! run {
+        ($eval:ident, $cols:ident, $trace:expr) => {{
+            let trace: ComponentTrace = $trace;
+            let eval = $eval { log_size: trace.log_size, rels: rels.clone() };
+            assert_component(&Case { eval, trace, lookups: |n| $cols::read(n).lookups() }, &rels, tamper)
+        }};
+    }
     match component {
-        "cpu" => assert_component(
-            &Case {
-                eval: CpuEval { log_size: main.cpu.log_size, rels: r() },
-                trace: main.cpu.clone(),
-                lookups: |n| CpuCols::read(n).lookups(),
-            },
-            &rels,
-            tamper,
-        ),
-        "rom" => assert_component(
-            &Case {
-                eval: RomEval { log_size: main.rom.log_size, rels: r() },
-                trace: main.rom.clone(),
-                lookups: |n| RomCols::read(n).lookups(),
-            },
-            &rels,
-            tamper,
-        ),
-        "memory" => assert_component(
-            &Case {
-                eval: MemEval { log_size: main.mem.log_size, rels: r() },
-                trace: main.mem.clone(),
-                lookups: |n| MemCols::read(n).lookups(),
-            },
-            &rels,
-            tamper,
-        ),
-        "range" => assert_component(
-            &Case {
-                eval: RangeEval { log_size: main.range.log_size, rels: r() },
-                trace: main.range.clone(),
-                lookups: |n| RangeCols::read(n).lookups(),
-            },
-            &rels,
-            tamper,
-        ),
-        "hash" => {
-            let hash = main.hash.clone().expect("the every-opcode loop hashes");
-            assert_component(
-                &Case {
-                    eval: HashEval { log_size: hash.log_size, rels: r() },
-                    trace: hash,
-                    lookups: |n| HashCols::read(n).lookups(),
-                },
-                &rels,
-                tamper,
-            )
-        }
+        "cpu" => run!(CpuEval, CpuCols, main.cpu.clone()),
+        "rom" => run!(RomEval, RomCols, main.rom.clone()),
+        "memory" => run!(MemEval, MemCols, main.mem.clone()),
+        "range" => run!(RangeEval, RangeCols, main.range.clone()),
+        "hash" => run!(HashEval, HashCols, main.hash.clone().expect("the every-opcode loop hashes")),
         other => panic!("no component {other}"),
     }
 }

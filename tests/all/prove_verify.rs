@@ -76,6 +76,6 @@ fn the_proof_size_breakdown_accounts_for_the_proof() {
     // One word per committed column (the composition's eight included) per
     // distinct queried row.
     let rows = proof.stark.queried_values[1][0].len();
-    assert!(rows > 0 && rows <= statement.security.pcs_config(&proof.claim).fri_config.n_queries);
+    assert!(rows > 0 && rows <= statement.security.pcs_config().fri_config.n_queries);
     assert_eq!(parts.queried_values, columns * rows * 4);
 }

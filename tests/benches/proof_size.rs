@@ -80,7 +80,7 @@ fn main() {
     println!("| case | setting | proof KiB | receipt KiB | queried | trace Merkle | FRI values | FRI Merkle | sampled | prove ms | verify ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, st, trace) in &cases {
-        let shipped = level.pcs_config(&bitsage_prover::tracegen::build_main_trace(&st.program, trace).claim);
+        let shipped = level.pcs_config();
         let configs = std::iter::once(shipped).chain(candidates.iter().copied().filter(|c| *c != shipped));
         for config in configs {
             // A 2^20-row trace at blowup 16 needs more memory than a
@@ -100,7 +100,7 @@ fn main() {
             let file = receipt.to_bytes().expect("encodes").len();
             println!(
                 "| {name} | {}{} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} |",
-                describe(config),
+                describe(&config),
                 if config == shipped { " (picked)" } else { "" },
                 kib(receipt.proof_bytes()),
                 kib(file),

@@ -19,18 +19,18 @@ use crate::relations::Relations;
 use crate::rom::RomEval;
 
 /// The proof-system security target. Stwo's conjectured security is
-/// `pow_bits + log_blowup · n_queries`; the parameters depend on the trace
-/// size too ([`SecurityLevel::pcs_config`]).
+/// `pow_bits + log_blowup · n_queries`; [`PROOF_PARAMS`] fixes everything
+/// but the query count, which the level sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum SecurityLevel {
-    /// 96 bits. The default.
+    /// 96 bits: 40 queries. The default.
     #[default]
     Bits96,
-    /// 128 bits.
+    /// 128 bits: 56 queries.
     Bits128,
 }
 
-/// The proof parameters of one trace-size class.
+/// Proof parameters apart from the query count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProofParams {
     pub log_blowup: u32,
@@ -38,25 +38,16 @@ pub struct ProofParams {
     pub fold_step: u32,
 }
 
+/// Blowup 4, 16 grinding bits, FRI folded three layers at a time: what
+/// `cargo bench -p bitsage-tests --bench proof_size` chose between (see
+/// docs/proofs.md, "Security"). Blowup 4 needs 40 queries where blowup 2
+/// needs 76, for proofs 1.6x smaller (165 against 263 KiB at 2^20 rows)
+/// and a workload's CPU proof no slower; blowup 8 would shrink small proofs
+/// by another fifth but double their CPU time. 16 grinding bits take
+/// milliseconds on a CPU; 26 (stwo-cairo's setting) take seconds.
+pub const PROOF_PARAMS: ProofParams = ProofParams { log_blowup: 2, pow_bits: 16, fold_step: 3 };
+
 impl ProofParams {
-    /// Traces whose largest component has at most `2^16` rows (every
-    /// workload's, and anything the 16-bit range table bounds): blowup 8,
-    /// so about a third of blowup 2's queries. Committing 4x more points
-    /// costs little at these sizes; the proof is 2.5x smaller.
-    pub const SMALL: ProofParams = ProofParams { log_blowup: 3, pow_bits: 16, fold_step: 3 };
-    /// Larger traces: blowup 2, where committing dominates the proving time.
-    pub const LARGE: ProofParams = ProofParams { log_blowup: 1, pow_bits: 20, fold_step: 3 };
-    /// The largest component log size proved with [`Self::SMALL`].
-    pub const SMALL_MAX_LOG_SIZE: u32 = 16;
-
-    pub fn for_claim(claim: &Claim) -> ProofParams {
-        if claim.max_log_size() <= Self::SMALL_MAX_LOG_SIZE {
-            Self::SMALL
-        } else {
-            Self::LARGE
-        }
-    }
-
     /// The fewest queries that reach `bits` with these parameters.
     pub fn n_queries(self, bits: u32) -> usize {
         bits.saturating_sub(self.pow_bits).div_ceil(self.log_blowup) as usize
@@ -64,24 +55,19 @@ impl ProofParams {
 }
 
 impl SecurityLevel {
-    /// The parameters of a proof of `claim` at this level: the trace size
-    /// picks blowup, grinding and fold step ([`ProofParams::for_claim`]),
-    /// the level the query count. The verifier requires exactly these.
-    pub fn pcs_config(self, claim: &Claim) -> PcsConfig {
-        self.pcs_config_with(ProofParams::for_claim(claim))
+    /// The level's proof parameters; the verifier requires exactly these.
+    pub fn pcs_config(self) -> PcsConfig {
+        self.pcs_config_with(PROOF_PARAMS)
     }
 
+    /// The level's query count with other parameters (for benchmarks that
+    /// compare settings).
     pub fn pcs_config_with(self, p: ProofParams) -> PcsConfig {
         PcsConfig {
             pow_bits: p.pow_bits,
             fri_config: FriConfig::new(0, p.log_blowup, p.n_queries(self.bits()), p.fold_step),
             lifting_log_size: None,
         }
-    }
-
-    /// Every configuration a proof at this level may have, one per size class.
-    pub fn pcs_configs(self) -> [PcsConfig; 2] {
-        [ProofParams::SMALL, ProofParams::LARGE].map(|p| self.pcs_config_with(p))
     }
 
     /// The level's nominal bits: 96 or 128, what job specs and the node's
@@ -94,24 +80,20 @@ impl SecurityLevel {
     }
 
     /// Stwo's conjectured security of the level's parameters
-    /// (`pow_bits + log_blowup · n_queries`), the least over the size
-    /// classes: at least [`Self::bits`].
+    /// (`pow_bits + log_blowup · n_queries`): at least [`Self::bits`].
     pub fn conjectured_bits(self) -> u32 {
-        self.pcs_configs().iter().map(|c| c.security_bits()).min().unwrap_or(0)
+        self.pcs_config().security_bits()
     }
 
-    /// The security that is proven for the level's parameters, the least
-    /// over the size classes: each query of a proximity test below the
-    /// Johnson bound rejects a far word with probability `1 - sqrt(rho)`,
-    /// so it is worth `log_blowup / 2` bits, plus the grinding bits
-    /// (ethSTARK, Theorem 2; the field-size terms of the extension field
-    /// QM31, 2^124, are far smaller than this for every supported trace).
+    /// The security that is proven for the level's parameters: each query
+    /// of a proximity test below the Johnson bound rejects a far word with
+    /// probability `1 - sqrt(rho)`, so it is worth `log_blowup / 2` bits,
+    /// plus the grinding bits (ethSTARK, Theorem 2; the field-size terms of
+    /// the extension field QM31, 2^124, are far smaller than this for every
+    /// supported trace).
     pub fn provable_bits(self) -> u32 {
-        self.pcs_configs()
-            .iter()
-            .map(|c| c.pow_bits + (c.fri_config.log_blowup_factor * c.fri_config.n_queries as u32) / 2)
-            .min()
-            .unwrap_or(0)
+        let c = self.pcs_config();
+        c.pow_bits + (c.fri_config.log_blowup_factor * c.fri_config.n_queries as u32) / 2
     }
 }
 
@@ -302,28 +284,20 @@ impl Components {
 
 #[cfg(test)]
 mod tests {
-    use super::{ProofParams, SecurityLevel};
+    use super::SecurityLevel;
 
     #[test]
     fn each_level_reaches_its_nominal_bits_with_no_spare_query() {
         for level in [SecurityLevel::Bits96, SecurityLevel::Bits128] {
-            for config in level.pcs_configs() {
-                assert!(config.security_bits() >= level.bits(), "{level:?}: {config:?}");
-                let f = config.fri_config;
-                let fewer = config.pow_bits + f.log_blowup_factor * (f.n_queries as u32 - 1);
-                assert!(fewer < level.bits(), "{level:?}: {config:?} has a spare query");
-            }
-            assert!(level.conjectured_bits() >= level.bits());
+            let config = level.pcs_config();
+            assert!(config.security_bits() >= level.bits(), "{level:?}: {config:?}");
+            let f = config.fri_config;
+            let fewer = config.pow_bits + f.log_blowup_factor * (f.n_queries as u32 - 1);
+            assert!(fewer < level.bits(), "{level:?}: {config:?} has a spare query");
             assert!(level.provable_bits() < level.conjectured_bits());
         }
-        let q = |l: SecurityLevel, p: ProofParams| l.pcs_config_with(p).fri_config.n_queries;
-        assert_eq!(
-            (q(SecurityLevel::Bits96, ProofParams::SMALL), q(SecurityLevel::Bits96, ProofParams::LARGE)),
-            (27, 76)
-        );
-        assert_eq!(
-            (q(SecurityLevel::Bits128, ProofParams::SMALL), q(SecurityLevel::Bits128, ProofParams::LARGE)),
-            (38, 108)
-        );
+        let q = |l: SecurityLevel| l.pcs_config().fri_config.n_queries;
+        assert_eq!((q(SecurityLevel::Bits96), q(SecurityLevel::Bits128)), (40, 56));
+        assert_eq!((SecurityLevel::Bits96.provable_bits(), SecurityLevel::Bits128.provable_bits()), (56, 72));
     }
 }

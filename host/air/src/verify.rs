@@ -120,7 +120,7 @@ pub fn public_logup_sum(statement: &Statement, claim: &Claim, rels: &Relations) 
 /// shape are checked before any arithmetic (see [`crate::shape`]); what
 /// remains runs under `catch_unwind` as a second line.
 pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
-    verify_with_config(statement, proof, &statement.security.pcs_config(&proof.claim))
+    verify_with_config(statement, proof, &statement.security.pcs_config())
 }
 
 /// [`verify`] under proof parameters other than the statement's security

@@ -71,12 +71,7 @@ pub fn max_decoded_bytes() -> u64 {
             range_log_size: bitsage_air::range::MAX_RANGE_LOG_SIZE,
             ram_words: 0,
         };
-        let proof = bitsage_air::SecurityLevel::Bits128
-            .pcs_configs()
-            .iter()
-            .map(|c| bitsage_air::shape::max_proof_bytes(&largest, c))
-            .max()
-            .unwrap_or(usize::MAX);
+        let proof = bitsage_air::shape::max_proof_bytes(&largest, &bitsage_air::SecurityLevel::Bits128.pcs_config());
         let attestation = 1 + 6 * 32 + 2 * (8 + MAX_ATTESTATION_STRING);
         (8 + statement + proof + 33 + attestation) as u64
     })
@@ -216,7 +211,7 @@ fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
     let claim: bitsage_air::Claim = take(&mut rest, "claim")?;
     let interaction: bitsage_air::statement::InteractionClaim = take(&mut rest, "interaction claim")?;
     bitsage_air::verify::check_claim(&claim)?;
-    let bound = bitsage_air::shape::max_proof_bytes(&claim, &statement.security.pcs_config(&claim));
+    let bound = bitsage_air::shape::max_proof_bytes(&claim, &statement.security.pcs_config());
     // What is left is the STARK proof and the module digest (at most 33).
     if rest.len() > bound + 33 {
         return Err(ReceiptError::TooLarge(format!(

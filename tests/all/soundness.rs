@@ -178,3 +178,26 @@ fn the_hash_component_is_present_exactly_when_the_run_hashes() {
     let (_, proof) = honest_proof(&hashing, &[]);
     assert_eq!(proof.claim.hash_log_size, Some(bitsage_air::MIN_LOG_SIZE));
 }
+
+#[test]
+fn a_range_table_smaller_than_the_runs_values_cannot_verify() {
+    // A run with a timestamp gap above 2^8 (r5 is read again after 400
+    // steps in which it is untouched) needs a range table beyond 0..2^8. Claiming
+    // the smallest table, with the honest table's first 256 values, leaves
+    // the CPU's lookups of the larger values unmatched: the honest prover
+    // refuses and both forging provers are rejected.
+    use bitsage_air::range::MIN_RANGE_LOG_SIZE;
+    use stwo::prover::backend::simd::column::BaseColumn;
+    let p = asm("mov r5, 7\nread r1\nloop:\nsub r1, r1, 1\njnz r1, loop\nadd r5, r5, 1\nwrite r5\nhalt\n");
+    let t = run(&p, &[200]);
+    let st = statement(&p, &[200], &t.output);
+    let mut main = build_main_trace(&p, &t);
+    assert!(main.claim.range_log_size > MIN_RANGE_LOG_SIZE, "the run's values fit 0..2^8");
+    let rows = 1usize << (MIN_RANGE_LOG_SIZE - bitsage_air::range::RANGE_LANES_LOG);
+    main.range.log_size = MIN_RANGE_LOG_SIZE - bitsage_air::range::RANGE_LANES_LOG;
+    for col in main.range.columns.iter_mut() {
+        *col = col.to_cpu()[..rows].iter().copied().collect::<BaseColumn>();
+    }
+    main.claim.range_log_size = MIN_RANGE_LOG_SIZE;
+    assert_main_rejected(&st, &main, "a range table of 0..2^8 for a run that checks larger values");
+}

@@ -131,7 +131,7 @@ pub enum CudaError {
     NoNvrtc,
     #[error("no CUDA device with ordinal {ordinal} (found {count})")]
     NoDevice { ordinal: usize, count: usize },
-    #[error("CUDA driver error: {0}")]
+    #[error(transparent)]
     Driver(#[from] DriverError),
     #[error("kernel compilation failed: {0}")]
     Compile(String),

@@ -12,9 +12,9 @@ use sqlx::{AnyPool, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
-    #[error("blob store I/O at {path}: {source}")]
+    #[error("blob store I/O at {path}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("blob store database: {0}")]
+    #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error("blob {0} is corrupt (its bytes no longer hash to its name)")]
     Corrupt(String),
@@ -185,6 +185,14 @@ fn store_error(e: crate::store::StoreError) -> BlobError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_error_is_named_once_in_the_chain() {
+        let e = BlobError::Io { path: "/blobs/ab".into(), source: std::io::Error::other("disk full") };
+        let chain = bitsage_air::verify::error_chain(&e);
+        assert_eq!(chain, "blob store I/O at /blobs/ab: disk full");
+        assert_eq!(e.to_string(), "blob store I/O at /blobs/ab", "the message leaves the cause to the chain");
+    }
 
     #[tokio::test]
     async fn disk_blobs_round_trip_and_detect_corruption() {

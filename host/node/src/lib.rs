@@ -195,7 +195,7 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
             match gc_blobs.collect(&gc_store, min_age).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("removed {n} unreferenced blobs"),
-                Err(e) => tracing::warn!("collecting unreferenced blobs: {e}"),
+                Err(e) => tracing::warn!("collecting unreferenced blobs: {}", bitsage_air::verify::error_chain(&e)),
             }
             tokio::time::sleep(min_age.clamp(Duration::from_secs(1), Duration::from_secs(3600))).await;
         }

@@ -107,7 +107,8 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl From<crate::blobs::BlobError> for ApiError {
     fn from(e: crate::blobs::BlobError) -> Self {
-        ApiError::internal(e)
+        // The I/O variant's cause is its source: show the whole chain.
+        ApiError::internal(bitsage_air::verify::error_chain(&e))
     }
 }
 

@@ -178,7 +178,9 @@ async fn settle_proved(ctx: &Arc<WorkerContext>, id: &crate::settle::Identity, j
 
 async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outcome), Failure> {
     let job = &claim.job;
-    let node = |kind: &'static str| move |e: crate::blobs::BlobError| Failure::Node { kind, message: e.to_string() };
+    let node = |kind: &'static str| {
+        move |e: crate::blobs::BlobError| Failure::Node { kind, message: bitsage_air::verify::error_chain(&e) }
+    };
     let module = ctx.blobs.get(&job.module_digest).await.map_err(node("blob-store"))?;
     let input = ctx.blobs.get(&job.input_digest).await.map_err(node("blob-store"))?;
     let (Some(module), Some(input)) = (module, input) else {

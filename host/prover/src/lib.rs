@@ -47,7 +47,7 @@ use tracegen::{build_main_trace, Eval};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProveError {
-    #[error("execution failed: {0}")]
+    #[error(transparent)]
     Exec(#[from] ExecError),
     #[error("the statement cannot be proved")]
     Statement(#[from] bitsage_air::StatementError),
@@ -409,3 +409,33 @@ impl StageClock<'_, '_> {
 
 #[cfg(feature = "forge")]
 mod forge;
+
+#[cfg(test)]
+mod tests {
+    use obelysk_vm::isa::ProgramError;
+
+    use super::*;
+
+    /// `e` and its sources, as chain renderers (`anyhow`'s `{:#}`, the
+    /// node's verdicts) print them.
+    fn causes(e: &dyn std::error::Error) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push(s.to_string());
+            next = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_nested_error_names_each_cause_once() {
+        // A proof of a program the VM refuses: ProveError <- ExecError <- ProgramError.
+        let e = ProveError::from(ExecError::from(ProgramError::BadRegister { pc: 3, reg: 9 }));
+        let rendered = causes(&e).join(": ");
+        assert_eq!(rendered.matches("register r9 does not exist").count(), 1, "{rendered}");
+        assert!(rendered.starts_with("pc 3: register r9"), "{rendered}");
+        // The kind survives for whoever matches on it (the node's `vm-error`).
+        assert!(matches!(e, ProveError::Exec(ExecError::InvalidProgram(_))), "{e:?}");
+    }
+}

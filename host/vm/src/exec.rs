@@ -48,7 +48,7 @@ impl Default for ExecLimits {
 /// Why an execution failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
-    #[error("invalid program: {0}")]
+    #[error(transparent)]
     InvalidProgram(#[from] ProgramError),
     #[error("pc {pc} is outside the program (length {len})")]
     PcOutOfRange { pc: u64, len: usize },

@@ -24,9 +24,9 @@ pub use registry::{ApiKey, ModuleEntry, WorkerEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
+    #[error(transparent)]
     Db(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
+    #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://...)")]
     Url(String),

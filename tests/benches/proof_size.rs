@@ -85,7 +85,7 @@ fn main() {
         for config in configs {
             // A 2^20-row trace at blowup 16 needs more memory than a
             // development machine has.
-            if st.program.instrs.len() < 16 && trace.steps.len() > 1 << 19 && config.fri_config.log_blowup_factor > 3 {
+            if trace.steps.len() > 1 << 19 && config.fri_config.log_blowup_factor > 3 {
                 continue;
             }
             let opts = ProveOptions { security: level, config: Some(config), ..ProveOptions::default() };

@@ -172,13 +172,15 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// The present components' log sizes (rows), in allocation order.
+    pub fn log_sizes(&self) -> Vec<u32> {
+        let range = crate::range::rows_log_size(self.range_log_size);
+        [self.cpu_log_size, self.rom_log_size, self.mem_log_size, range].into_iter().chain(self.hash_log_size).collect()
+    }
+
     /// The largest component's log size.
     pub fn max_log_size(&self) -> u32 {
-        [self.cpu_log_size, self.rom_log_size, self.mem_log_size, crate::range::rows_log_size(self.range_log_size)]
-            .into_iter()
-            .chain(self.hash_log_size)
-            .max()
-            .unwrap_or(self.cpu_log_size)
+        self.log_sizes().into_iter().max().unwrap_or(self.cpu_log_size)
     }
 
     /// Column log sizes per tree (preprocessed, main, interaction) of a proof

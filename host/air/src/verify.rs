@@ -55,24 +55,19 @@ pub enum VerifyError {
 
 /// Checks the claim's sizes against the bounds the AIR supports.
 pub fn check_claim(claim: &Claim) -> Result<(), VerifyError> {
-    let in_range = |name: &str, v: u32, max: u32| {
-        if (MIN_LOG_SIZE..=max).contains(&v) {
+    let in_range = |name: &str, v: u32, min: u32, max: u32| {
+        if (min..=max).contains(&v) {
             Ok(())
         } else {
-            Err(VerifyError::BadClaim(format!("{name} log size {v} not in {MIN_LOG_SIZE}..={max}")))
+            Err(VerifyError::BadClaim(format!("{name} log size {v} not in {min}..={max}")))
         }
     };
-    in_range("cpu", claim.cpu_log_size, MAX_CPU_LOG_SIZE)?;
-    in_range("rom", claim.rom_log_size, MAX_AUX_LOG_SIZE)?;
-    in_range("memory", claim.mem_log_size, MAX_AUX_LOG_SIZE)?;
-    if !(MIN_RANGE_LOG_SIZE..=MAX_RANGE_LOG_SIZE).contains(&claim.range_log_size) {
-        return Err(VerifyError::BadClaim(format!(
-            "range log size {} not in {MIN_RANGE_LOG_SIZE}..={MAX_RANGE_LOG_SIZE}",
-            claim.range_log_size
-        )));
-    }
+    in_range("cpu", claim.cpu_log_size, MIN_LOG_SIZE, MAX_CPU_LOG_SIZE)?;
+    in_range("rom", claim.rom_log_size, MIN_LOG_SIZE, MAX_AUX_LOG_SIZE)?;
+    in_range("memory", claim.mem_log_size, MIN_LOG_SIZE, MAX_AUX_LOG_SIZE)?;
+    in_range("range", claim.range_log_size, MIN_RANGE_LOG_SIZE, MAX_RANGE_LOG_SIZE)?;
     if let Some(hash) = claim.hash_log_size {
-        in_range("hash", hash, MAX_AUX_LOG_SIZE)?;
+        in_range("hash", hash, MIN_LOG_SIZE, MAX_AUX_LOG_SIZE)?;
     }
     if claim.ram_words as u64 + 16 > 1u64 << claim.mem_log_size {
         return Err(VerifyError::BadClaim(format!(

@@ -545,11 +545,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
     let cols = c.column_log_sizes();
     let (main_cols, int_cols) = (cols[1].len(), cols[2].len());
     let range = bitsage_air::range::rows_log_size(c.range_log_size);
-    let rows: u64 = [c.cpu_log_size, c.rom_log_size, c.mem_log_size, range]
-        .into_iter()
-        .chain(c.hash_log_size)
-        .map(|l| 1u64 << l)
-        .sum();
+    let rows: u64 = c.log_sizes().into_iter().map(|l| 1u64 << l).sum();
     let proof_bytes = r.proof_bytes();
     let parts = bitsage_air::shape::ProofParts::of(&r.body.proof.stark);
     let bits = st.security.bits();

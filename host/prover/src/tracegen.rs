@@ -179,21 +179,22 @@ fn step_lt(s: &Step) -> (M31, (M31, M31)) {
     }
 }
 
-/// Visits the values a CPU row looks up in the range table, given its
-/// gaps, `lt` split and opcode: what [`count_cpu_ranges`] counts and
-/// [`range_log_size_for`] bounds.
-fn for_each_cpu_range(gaps: [(M31, M31); 4], r: (M31, M31), op: Option<Opcode>, mut f: impl FnMut(M31)) {
+/// Visits the values step `s`'s CPU row looks up in the range table: what
+/// [`cpu_component`] counts and [`range_log_size_for`] bounds.
+fn for_each_cpu_range(s: &Step, mut f: impl FnMut(M31)) {
     let ts = M31(TS_HI_SHIFT);
-    for (slot, (lo, hi)) in gaps.into_iter().enumerate() {
-        if slot != 2 || matches!(op, Some(Opcode::Load | Opcode::Store)) {
+    let op = s.instr.op;
+    for (slot, (lo, hi)) in step_gaps(s).into_iter().enumerate() {
+        if slot != 2 || matches!(op, Opcode::Load | Opcode::Store) {
             f(lo);
             f(hi * ts);
         }
     }
-    if op == Some(Opcode::Lt) {
-        f(r.0);
-        f(r.1 * M31(LT_HI_SHIFT));
-        f(r.1);
+    if op == Opcode::Lt {
+        let (_, (r_lo, r_hi)) = step_lt(s);
+        f(r_lo);
+        f(r_hi * M31(LT_HI_SHIFT));
+        f(r_hi);
     }
 }
 
@@ -208,7 +209,7 @@ pub fn range_log_size_for(trace: &Trace) -> u32 {
         .par_iter()
         .map(|s| {
             let mut max = 0;
-            for_each_cpu_range(step_gaps(s), step_lt(s).1, Some(s.instr.op), |v| max = max.max(v.0));
+            for_each_cpu_range(s, |v| max = max.max(v.0));
             max
         })
         .max()
@@ -367,17 +368,6 @@ pub fn add_range_counts(range: &mut ComponentTrace, counts: &[u32]) {
     }
 }
 
-/// Counts the range-table lookups a CPU row makes.
-fn count_cpu_ranges(row: &CpuCols<M31>, counts: &mut [u32]) {
-    let gaps = [(row.xa_lo, row.xa_hi), (row.yb_lo, row.yb_hi), (row.m_lo, row.m_hi), (row.d_lo, row.d_hi)];
-    let op = row.flags.iter().position(|f| f.0 != 0).and_then(|i| Opcode::ALL.get(i).copied());
-    for_each_cpu_range(gaps, (row.r_lo, row.r_hi), op, |v| {
-        if let Some(c) = counts.get_mut(v.0 as usize) {
-            *c += 1;
-        }
-    });
-}
-
 /// The columns of a hash row that come from the call itself (`is_real`,
 /// `base`, `clk`, `input`, `ts_lo`, `ts_hi`, in column order); the rest
 /// are the permutation's S-boxes, computed from `input`.
@@ -442,9 +432,12 @@ fn cpu_component(steps: &[Step], log_size: u32) -> (ComponentTrace, Vec<u32>) {
         || vec![0u32; 1 << MAX_RANGE_LOG_SIZE],
         |r, out, counts| match steps.get(r) {
             Some(s) => {
-                let row = cpu_row(s, inverses[r]);
-                count_cpu_ranges(&row, counts);
-                row.push_to(out);
+                for_each_cpu_range(s, |v| {
+                    if let Some(c) = counts.get_mut(v.0 as usize) {
+                        *c += 1;
+                    }
+                });
+                cpu_row(s, inverses[r]).push_to(out);
             }
             None => pad.push_to(out),
         },
@@ -732,7 +725,7 @@ mod tests {
                 }
             }
             let mut counted = Vec::new();
-            for_each_cpu_range(step_gaps(s), step_lt(s).1, Some(s.instr.op), |v| counted.push(v.0));
+            for_each_cpu_range(s, |v| counted.push(v.0));
             from_air.sort_unstable();
             counted.sort_unstable();
             assert_eq!(from_air, counted, "{:?}", s.instr.op);

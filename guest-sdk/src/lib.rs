@@ -43,9 +43,19 @@
 //! bitsage_guest::workload!(sum);
 //! ```
 
-pub mod field;
-pub mod gadgets;
-pub mod program;
+pub use obelysk_isa::{field, gadgets};
+
+/// The program builder and its parts. `Program` is the name workloads write
+/// programs with; it is [`obelysk_isa::ProgramBuilder`], the builder the host
+/// uses too, so labels, validation and the assertion gadgets behave the same
+/// on both sides of the sandbox.
+pub mod program {
+    pub use obelysk_isa::builder::*;
+    pub use obelysk_isa::Opcode;
+
+    /// The program builder (see the module docs).
+    pub type Program = ProgramBuilder;
+}
 
 #[doc(hidden)]
 pub mod bindings {
@@ -60,7 +70,7 @@ pub mod bindings {
 
 use std::fmt;
 
-use bindings::bitsage::workload::{log as wit_log, types::VmError, vm};
+use bindings::bitsage::workload::{log as wit_log, types as wit, types::VmError, vm};
 
 pub use field::M31;
 pub use program::{Label, Operand, Program, Reg, TableId};
@@ -114,6 +124,12 @@ impl From<&str> for Error {
     }
 }
 
+impl From<obelysk_isa::BuildError> for Error {
+    fn from(e: obelysk_isa::BuildError) -> Error {
+        Error(e.to_string())
+    }
+}
+
 impl From<VmError> for Error {
     fn from(e: VmError) -> Error {
         Error(match e {
@@ -128,8 +144,12 @@ impl From<VmError> for Error {
 
 /// Executes `program` on public `input` and private `advice` in the host. The
 /// host keeps the trace and proves it. Call it once per job.
+///
+/// The program is built and validated here first ([`Program::build`]), so a
+/// mistake is reported with its kind before anything crosses to the host;
+/// the host validates again, since it trusts no guest.
 pub fn execute(program: &Program, input: &[M31], advice: &[M31]) -> Result<Execution, Error> {
-    let wit_program = program.build()?;
+    let wit_program = to_wit(&program.build()?);
     let input: Vec<u32> = input.iter().map(|v| v.value()).collect();
     let advice: Vec<u32> = advice.iter().map(|v| v.value()).collect();
     let e = vm::execute(&wit_program, &input, &advice)?;
@@ -139,6 +159,49 @@ pub fn execute(program: &Program, input: &[M31], advice: &[M31]) -> Result<Execu
         hashes: e.hashes,
         program_digest: e.program_digest,
     })
+}
+
+/// The one conversion from the shared instruction set to the WIT types.
+fn to_wit(p: &obelysk_isa::Program) -> wit::Program {
+    use obelysk_isa::Opcode as O;
+    use wit::Opcode as W;
+    let op = |o: O| match o {
+        O::Add => W::Add,
+        O::Sub => W::Sub,
+        O::Mul => W::Mul,
+        O::Mac => W::Mac,
+        O::Mov => W::Mov,
+        O::Eq => W::Eq,
+        O::Lt => W::Lt,
+        O::Load => W::Load,
+        O::Store => W::Store,
+        O::Jmp => W::Jmp,
+        O::Jnz => W::Jnz,
+        O::Jz => W::Jz,
+        O::Jal => W::Jal,
+        O::Jr => W::Jr,
+        O::Read => W::Read,
+        O::Advice => W::Advice,
+        O::Write => W::Write,
+        O::Lookup => W::Lookup,
+        O::Hash => W::Hash,
+        O::Halt => W::Halt,
+    };
+    wit::Program {
+        instrs: p
+            .instrs
+            .iter()
+            .map(|i| wit::Instr { op: op(i.op), dst: i.dst, a: i.a, b: i.b, imm_mode: i.imm_mode, imm: i.imm.value() })
+            .collect(),
+        tables: p
+            .tables
+            .iter()
+            .map(|t| wit::Table {
+                name: t.name.clone(),
+                entries: t.entries.iter().map(|(k, v)| (k.value(), v.value())).collect(),
+            })
+            .collect(),
+    }
 }
 
 /// Log levels for [`log`].

@@ -61,6 +61,14 @@ fn hostile_guests_get_typed_errors_and_the_host_survives() {
     let e = case(&sandbox, &evil, "bad-program", base);
     assert!(matches!(e, SandboxError::Vm(ExecError::InvalidProgram(_))), "{e}");
     kinds.push(e.kind());
+    // Through the SDK the same program never reaches the host: the shared
+    // builder refuses it in the guest, with the host's own wording.
+    let e = case(&sandbox, &evil, "sdk-bad-program", base);
+    assert!(
+        matches!(&e, SandboxError::GuestError { message }
+            if message == "invalid program: pc 0: jump target 2 is outside the program (length 2)"),
+        "{e}"
+    );
 
     let e = case(&sandbox, &evil, "input-exhausted", base);
     assert!(matches!(e, SandboxError::Vm(ExecError::InputExhausted { .. })), "{e}");

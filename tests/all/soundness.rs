@@ -6,6 +6,7 @@ use bitsage_air::verify::VerifyError;
 use bitsage_prover::tracegen::build_main_trace;
 use bitsage_tests::*;
 use obelysk_vm::{Opcode, M31};
+use stwo::core::fields::m31::M31 as Felt;
 use stwo::core::fields::qm31::SecureField;
 use stwo::prover::backend::Column;
 
@@ -125,7 +126,7 @@ fn padding_rows_cannot_alter_state() {
     let cols = cpu_columns();
     let row = t.steps.len(); // first padding row
     let set = |main: &mut bitsage_prover::tracegen::MainTrace, col: usize, v: u32| {
-        main.cpu.columns[col].set(row, M31(v));
+        main.cpu.columns[col].set(row, Felt(v));
     };
     set(&mut main, cols.flags[Opcode::Write as usize], 1);
     set(&mut main, cols.pc, 1);
@@ -135,7 +136,7 @@ fn padding_rows_cannot_alter_state() {
     set(&mut main, cols.x, 6);
     set(&mut main, cols.w, 6);
     set(&mut main, cols.isz, 0);
-    set(&mut main, cols.inv, M31(6).inverse().0);
+    set(&mut main, cols.inv, Felt(6).inverse().0);
     set(&mut main, cols.r_lo, 6);
     set(&mut main, cols.prod, 0);
     assert_main_rejected(&st, &main, "a padding row turned into a write");

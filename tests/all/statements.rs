@@ -13,7 +13,7 @@ use bitsage_tests::*;
 use obelysk_vm::exec::{execute, ExecError, ExecLimits};
 use obelysk_vm::isa::{ProgramError, Table};
 use obelysk_vm::M31;
-use stwo::core::fields::m31::P;
+use stwo::core::fields::m31::{M31 as Felt, P};
 use stwo::prover::backend::Column;
 
 fn rejected_statement(st: &bitsage_air::Statement, proof: &bitsage_air::verify::Proof) -> StatementError {
@@ -147,26 +147,26 @@ fn lt_difference_of_2_29_cannot_be_proved() {
     let mut main = build_main_trace(&claimed, &t);
     let cols = cpu_columns();
     let row = 2;
-    let r_hi = M31(65535) * M31(8).inverse();
-    assert_eq!(M31(1 << 13) + r_hi * M31(1 << 16), M31(1 << 29));
+    let r_hi = Felt(65535) * Felt(8).inverse();
+    assert_eq!(Felt(1 << 13) + r_hi * Felt(1 << 16), Felt(1 << 29));
     // The range-table values the AIR looks up on this row, from its own
     // `lookups()`: the honest split's are taken back from the range table's
     // multiplicities, the forged split's added (where the table has them).
     let range_values = |main: &MainTrace| {
         let mut i = 0;
-        let row = CpuCols::<M31>::read(|| {
+        let row = CpuCols::<Felt>::read(|| {
             i += 1;
             main.cpu.columns[i - 1].at(row)
         });
         row.lookups()
             .into_iter()
-            .filter(|l| l.rel == Rel::Range && l.mult != M31(0))
+            .filter(|l| l.rel == Rel::Range && l.mult != Felt(0))
             .map(|l| l.values[0].0 as usize)
             .filter(|&v| v < 1 << 16)
             .collect::<Vec<_>>()
     };
     let before = range_values(&main);
-    main.cpu.columns[cols.r_lo].set(row, M31(1 << 13));
+    main.cpu.columns[cols.r_lo].set(row, Felt(1 << 13));
     main.cpu.columns[cols.r_hi].set(row, r_hi);
     let after = range_values(&main);
     // Value v is row v / 16 of lane v % 16 (bitsage_air::range).
@@ -175,7 +175,7 @@ fn lt_difference_of_2_29_cannot_be_proved() {
         let (r, lane) = (v / RANGE_LANES, 1 + v % RANGE_LANES);
         assert_eq!(main.range.columns[0].at(r).0 as usize, v - v % RANGE_LANES, "range row");
         let m = main.range.columns[lane].at(r).0 as i64 + d;
-        main.range.columns[lane].set(r, M31(m as u32));
+        main.range.columns[lane].set(r, Felt(m as u32));
     };
     before.iter().for_each(|&v| bump(&mut main, v, -1));
     after.iter().for_each(|&v| bump(&mut main, v, 1));

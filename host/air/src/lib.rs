@@ -28,6 +28,13 @@ pub mod shape;
 pub mod statement;
 pub mod verify;
 
+/// A VM word as an element of the proof's base field. Both are a `u32`
+/// below `p`, so this is the identity on the representation; words come
+/// from the VM and the statement, already canonical.
+pub fn felt(w: obelysk_vm::M31) -> stwo::core::fields::m31::M31 {
+    stwo::core::fields::m31::M31::from_u32_unchecked(w.0)
+}
+
 pub use statement::{Claim, SecurityLevel, Statement, StatementError, MAX_PUBLIC_WORDS};
 pub use verify::{verify, VerifyError};
 

@@ -41,7 +41,7 @@ pub fn instr_tuple(pc: u32, i: &Instr) -> [M31; 8] {
         M31(i.dst as u32),
         M31(i.a as u32),
         M31(i.b as u32),
-        i.imm,
+        crate::felt(i.imm),
     ]
 }
 
@@ -56,7 +56,7 @@ pub fn table_tuple(table: u32, key: M31, value: M31) -> [M31; 8] {
 pub fn rom_tuples(program: &Program) -> Vec<[M31; 8]> {
     let mut out: Vec<[M31; 8]> = program.instrs.iter().enumerate().map(|(pc, i)| instr_tuple(pc as u32, i)).collect();
     for (t, table) in program.tables.iter().enumerate() {
-        out.extend(table.entries.iter().map(|(k, v)| table_tuple(t as u32, *k, *v)));
+        out.extend(table.entries.iter().map(|(k, v)| table_tuple(t as u32, crate::felt(*k), crate::felt(*v))));
     }
     out
 }

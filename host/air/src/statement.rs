@@ -3,6 +3,7 @@
 
 use obelysk_vm::isa::{Program, ProgramError};
 use obelysk_vm::word::{check_words, de};
+use obelysk_vm::M31 as Word;
 use serde::{Deserialize, Serialize};
 use stwo::core::channel::Channel;
 use stwo::core::fields::m31::M31;
@@ -107,9 +108,9 @@ impl SecurityLevel {
 pub struct Statement {
     pub program: Program,
     #[serde(deserialize_with = "de_input")]
-    pub input: Vec<M31>,
+    pub input: Vec<Word>,
     #[serde(deserialize_with = "de_output")]
-    pub output: Vec<M31>,
+    pub output: Vec<Word>,
     pub security: SecurityLevel,
 }
 
@@ -119,10 +120,10 @@ pub struct Statement {
 /// verifier spends on a statement (one LogUp term per word).
 pub const MAX_PUBLIC_WORDS: usize = 1 << 18;
 
-fn de_input<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<M31>, D::Error> {
+fn de_input<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Word>, D::Error> {
     de::words(d, MAX_PUBLIC_WORDS, "input words")
 }
-fn de_output<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<M31>, D::Error> {
+fn de_output<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Word>, D::Error> {
     de::words(d, MAX_PUBLIC_WORDS, "output words")
 }
 
@@ -211,7 +212,7 @@ impl InteractionClaim {
     }
 }
 
-fn mix_words(ch: &mut impl Channel, words: &[M31]) {
+fn mix_words(ch: &mut impl Channel, words: &[Word]) {
     ch.mix_u64(words.len() as u64);
     ch.mix_u32s(&words.iter().map(|w| w.0).collect::<Vec<_>>());
 }

@@ -100,10 +100,10 @@ pub fn public_logup_sum(statement: &Statement, claim: &Claim, rels: &Relations) 
     sum += inv_combine(rels, Rel::RangeChain, &[m(0)]);
     sum -= inv_combine(rels, Rel::RangeChain, &[m(1 << claim.range_log_size)]);
     for (i, x) in statement.input.iter().enumerate() {
-        sum += inv_combine(rels, Rel::Input, &[m(i as u32), *x]);
+        sum += inv_combine(rels, Rel::Input, &[m(i as u32), crate::felt(*x)]);
     }
     for (j, y) in statement.output.iter().enumerate() {
-        sum -= inv_combine(rels, Rel::Output, &[m(j as u32), *y]);
+        sum -= inv_combine(rels, Rel::Output, &[m(j as u32), crate::felt(*y)]);
     }
     sum
 }

@@ -244,8 +244,8 @@ where
 /// Executes `program` and proves the run on the default (SIMD) backend.
 pub fn prove(
     program: &Program,
-    input: &[M31],
-    advice: &[M31],
+    input: &[obelysk_vm::M31],
+    advice: &[obelysk_vm::M31],
     opts: &ProveOptions<'_>,
 ) -> Result<(Proof, Statement, ProofStats), ProveError> {
     if let Some(f) = opts.on_stage {

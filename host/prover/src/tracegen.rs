@@ -14,7 +14,7 @@ use bitsage_air::range::{rows_log_size, RangeCols, MAX_RANGE_LOG_SIZE, MIN_RANGE
 use bitsage_air::relations::{Lookup, Relations};
 use bitsage_air::rom::{instr_tuple, rom_tuples, table_tuple, RomCols};
 use bitsage_air::statement::Claim;
-use bitsage_air::MIN_LOG_SIZE;
+use bitsage_air::{felt, MIN_LOG_SIZE};
 use obelysk_vm::exec::{HashCall, Step, Trace};
 use obelysk_vm::isa::{Opcode, Program};
 use obelysk_vm::poseidon2::WIDTH;
@@ -134,9 +134,9 @@ fn ts_gap(clk: u32, slot: u32, prev: u32) -> (M31, M31) {
 /// conditional jumps, `x - y` otherwise.
 fn cpu_w(s: &Step) -> M31 {
     if matches!(s.instr.op, Opcode::Jz | Opcode::Jnz) {
-        s.x
+        felt(s.x)
     } else {
-        s.x - s.y()
+        felt(s.x) - felt(s.y())
     }
 }
 
@@ -170,12 +170,12 @@ fn step_gaps(s: &Step) -> [(M31, M31); 4] {
 /// result picks the range-checked difference; on other rows the columns
 /// only need to satisfy the (unchecked) identity.
 fn step_lt(s: &Step) -> (M31, (M31, M31)) {
-    let y = s.y();
+    let (x, y, d) = (felt(s.x), felt(s.y()), felt(s.d_new));
     if s.instr.op == Opcode::Lt {
-        let r = if s.d_new == M31(1) { y - s.x - M31(1) } else { s.x - y };
-        (s.d_new, split16(r))
+        let r = if d == M31(1) { y - x - M31(1) } else { x - y };
+        (d, split16(r))
     } else {
-        (M31(0), (s.x - y, M31(0)))
+        (M31(0), (x - y, M31(0)))
     }
 }
 
@@ -224,13 +224,13 @@ fn cpu_row(s: &Step, inv: M31) -> CpuCols<M31> {
     let mut flags = [z; N_FLAGS];
     flags[s.instr.op as usize] = M31(1);
     let op = s.instr.op;
-    let y = s.y();
+    let (x, y) = (felt(s.x), felt(s.y()));
     let [(xa_lo, xa_hi), (yb_lo, yb_hi), (m_lo, m_hi), (d_lo, d_hi)] = step_gaps(s);
-    let (m_old, m_new) = s.mem.map_or((z, z), |m| (m.old, m.new));
+    let (m_old, m_new) = s.mem.map_or((z, z), |m| (felt(m.old), felt(m.new)));
     let w = cpu_w(s);
     let (inv, isz) = if w.0 == 0 { (z, M31(1)) } else { (inv, z) };
     let (lt, (r_lo, r_hi)) = step_lt(s);
-    let tgt = if op == Opcode::Jr { s.x } else { s.instr.imm };
+    let tgt = felt(if op == Opcode::Jr { s.x } else { s.instr.imm });
     let taken = match op {
         Opcode::Jz => isz,
         Opcode::Jnz => M31(1) - isz,
@@ -247,21 +247,21 @@ fn cpu_row(s: &Step, inv: M31) -> CpuCols<M31> {
         dst: M31(s.instr.dst as u32),
         a: M31(s.instr.a as u32),
         b: M31(s.instr.b as u32),
-        imm: s.instr.imm,
-        x: s.x,
+        imm: felt(s.instr.imm),
+        x,
         xa_lo,
         xa_hi,
-        y_reg: s.y_reg,
+        y_reg: felt(s.y_reg),
         yb_lo,
         yb_hi,
         y,
-        prod: s.x * y,
+        prod: x * y,
         m_old,
         m_new,
         m_lo,
         m_hi,
-        d_old: s.d_old,
-        d_new: s.d_new,
+        d_old: felt(s.d_old),
+        d_new: felt(s.d_new),
         d_lo,
         d_hi,
         w,
@@ -378,7 +378,7 @@ pub fn hash_given(call: &HashCall) -> [M31; HASH_GIVEN] {
     let mut v = [M31(0); HASH_GIVEN];
     (v[0], v[1], v[2]) = (M31(1), M31(call.base), M31(call.clk));
     for i in 0..WIDTH {
-        v[3 + i] = call.before[i];
+        v[3 + i] = felt(call.before[i]);
         (v[3 + WIDTH + i], v[3 + 2 * WIDTH + i]) = ts_gap(call.clk, 2, call.before_ts[i]);
     }
     v
@@ -488,7 +488,7 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
                     mult[pc] += 1;
                 }
                 if s.instr.op == Opcode::Lookup {
-                    if let Some(&k) = index.get(&table_tuple(s.instr.imm.0, s.x, s.d_new)) {
+                    if let Some(&k) = index.get(&table_tuple(s.instr.imm.0, felt(s.x), felt(s.d_new))) {
                         mult[k] += 1;
                     }
                 }
@@ -528,7 +528,7 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
             is_real: M31(1),
             space: M31(space),
             addr: M31::from(addr as u32),
-            value: cell.value,
+            value: felt(cell.value),
             ts: M31::from(cell.ts),
         };
         row.push_to(&mut flat);
@@ -652,13 +652,14 @@ pub fn interaction_trace(
 mod tests {
     use obelysk_vm::exec::{execute, ExecLimits};
     use obelysk_vm::samples::every_opcode_loop;
+    use obelysk_vm::M31 as W;
 
     use super::*;
 
     #[test]
     fn deferred_rows_complete_to_the_host_built_trace() {
         let program = every_opcode_loop();
-        let trace = execute(&program, &[M31(60)], &[M31(11)], ExecLimits::default()).expect("runs");
+        let trace = execute(&program, &[W(60)], &[W(11)], ExecLimits::default()).expect("runs");
         assert!(!trace.hashes.is_empty());
         let full = build_main_trace(&program, &trace);
         let deferred = build_main_trace_deferred(&program, &trace);
@@ -680,7 +681,7 @@ mod tests {
         // loop compares large values, so it needs the whole 16-bit table.
         let short = obelysk_vm::samples::mac_loop();
         for (program, input, advice) in
-            [(short, vec![M31(40), M31(3)], vec![]), (every_opcode_loop(), vec![M31(60)], vec![M31(11)])]
+            [(short, vec![W(40), W(3)], vec![]), (every_opcode_loop(), vec![W(60)], vec![W(11)])]
         {
             let trace = execute(&program, &input, &advice, ExecLimits::default()).expect("runs");
             let main = build_main_trace(&program, &trace);
@@ -700,7 +701,7 @@ mod tests {
             assert!(k == MIN_RANGE_LOG_SIZE || top >= 1 << (k - 1), "2^{k} is not the smallest table for {top}");
         }
         let mac = obelysk_vm::samples::mac_loop();
-        let trace = execute(&mac, &[M31(40), M31(3)], &[], ExecLimits::default()).expect("runs");
+        let trace = execute(&mac, &[W(40), W(3)], &[], ExecLimits::default()).expect("runs");
         assert!(build_main_trace(&mac, &trace).claim.range_log_size < 10);
     }
 
@@ -711,7 +712,7 @@ mod tests {
         // multiplicities, for every kind of row.
         use bitsage_air::relations::Rel;
         let program = every_opcode_loop();
-        let trace = execute(&program, &[M31(30)], &[M31(11)], ExecLimits::default()).expect("runs");
+        let trace = execute(&program, &[W(30)], &[W(11)], ExecLimits::default()).expect("runs");
         let inverses = cpu_w_inverses(&trace.steps);
         for (s, inv) in trace.steps.iter().zip(inverses) {
             let row = cpu_row(s, inv);

@@ -147,7 +147,7 @@ fn row_of<T>(trace: &ComponentTrace, row: usize, read: impl FnOnce(&mut dyn FnMu
 
 fn setup() -> (bitsage_prover::tracegen::MainTrace<'static>, Relations) {
     let program = every_opcode_loop();
-    let trace = execute(&program, &[M31(30)], &[M31(11)], ExecLimits::default()).expect("runs");
+    let trace = execute(&program, &[obelysk_vm::M31(30)], &[obelysk_vm::M31(11)], ExecLimits::default()).expect("runs");
     let trace: &'static _ = Box::leak(Box::new(trace));
     let main = build_main_trace(&program, trace);
     let rels = Relations::draw(&mut Blake2sChannel::default());

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use stwo::core::fields::m31::{M31, P};
+use obelysk_isa::{M31, P};
 
 use crate::isa::{Instr, Opcode, Program, ProgramError, Table};
 

@@ -8,8 +8,8 @@
 //! the value and timestamp it found, which is what the memory argument
 //! consumes.
 
+use obelysk_isa::M31;
 use serde::{Deserialize, Serialize};
-use stwo::core::fields::m31::M31;
 
 use crate::isa::{Instr, Opcode, Program, ProgramError, HASH_WIDTH, LT_BITS, NUM_REGISTERS};
 use crate::poseidon2;

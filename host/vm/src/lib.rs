@@ -4,6 +4,8 @@
 //!   starting at zero.
 //! - Programs are [`Program`]s: instructions plus lookup tables. Write them
 //!   with the [`builder::ProgramBuilder`] or in text assembly ([`asm`]).
+//!   The instruction set, the word type and the builder are `obelysk-isa`'s,
+//!   re-exported here: the guest SDK builds programs with the same crate.
 //! - [`exec::execute`] runs a program deterministically on public input and
 //!   private advice and returns the [`exec::Trace`] the prover consumes.
 //!
@@ -11,17 +13,16 @@
 //! of a trace means.
 
 pub mod asm;
-pub mod builder;
 pub mod exec;
-pub mod isa;
 pub mod poseidon2;
 pub mod samples;
-pub mod word;
+
+pub use obelysk_isa::{builder, isa, word};
 
 pub use exec::{execute, ExecError, ExecLimits, Trace};
 pub use isa::{Instr, Opcode, Program, ProgramError, Table};
-pub use stwo::core::fields::m31::M31;
-pub use word::{word, NonCanonicalWord};
+pub use obelysk_isa::M31;
+pub use word::NonCanonicalWord;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,10 @@
 //! regenerate them (see [`round_constants`]).
 //!
 //! The AIR re-uses [`external_layer`], [`internal_layer`] and the constants
-//! from here, so the executor and the constraints cannot drift apart.
+//! from here, so the executor and the constraints cannot drift apart. That
+//! sharing is why this module works over Stwo's `M31` (the AIR applies the
+//! layers to Stwo's packed and symbolic values) and why `obelysk-vm` depends
+//! on Stwo at all; [`permute`] takes and returns VM words.
 
 use std::sync::OnceLock;
 
@@ -179,9 +182,10 @@ where
     external_layer(&out)
 }
 
-/// The Poseidon2 permutation.
-pub fn permute(state: &mut [M31; WIDTH]) {
-    *state = permute_with(state, |s, _| pow5(s));
+/// The Poseidon2 permutation on VM words (the `hash` instruction).
+pub fn permute(state: &mut [obelysk_isa::M31; WIDTH]) {
+    let felts = state.map(|w| M31::from_u32_unchecked(w.0));
+    *state = permute_with(&felts, |s, _| pow5(s)).map(|f| obelysk_isa::M31(f.0));
 }
 
 #[cfg(test)]
@@ -226,17 +230,18 @@ mod tests {
 
     #[test]
     fn permutation_diffuses_and_is_deterministic() {
-        let mut a = [M31(0); WIDTH];
-        let mut b = [M31(0); WIDTH];
-        b[15] = M31(1);
+        use obelysk_isa::M31 as Word;
+        let mut a = [Word(0); WIDTH];
+        let mut b = [Word(0); WIDTH];
+        b[15] = Word(1);
         permute(&mut a);
         permute(&mut b);
-        assert_ne!(a, [M31(0); WIDTH]);
+        assert_ne!(a, [Word(0); WIDTH]);
         // A one-lane change reaches every output lane.
         for i in 0..WIDTH {
             assert_ne!(a[i], b[i], "lane {i} unaffected");
         }
-        let mut a2 = [M31(0); WIDTH];
+        let mut a2 = [Word(0); WIDTH];
         permute(&mut a2);
         assert_eq!(a, a2);
     }

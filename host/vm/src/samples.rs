@@ -1,6 +1,6 @@
 //! Reference programs used by the CLI examples, tests and benchmarks.
 
-use stwo::core::fields::m31::M31;
+use obelysk_isa::M31;
 
 use crate::builder::{Operand, ProgramBuilder, Reg};
 use crate::isa::Program;

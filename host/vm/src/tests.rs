@@ -1,4 +1,4 @@
-use stwo::core::fields::m31::M31;
+use obelysk_isa::M31;
 
 use crate::asm::{assemble, disassemble};
 use crate::builder::{ProgramBuilder, Reg};

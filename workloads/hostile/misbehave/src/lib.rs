@@ -52,8 +52,19 @@ fn attack(input: Input) -> Result<Value, Error> {
             Ok(json!("printed"))
         }
         "panic" => panic!("the guest gave up on purpose"),
-        // Jumps outside the program.
+        // Jumps outside the program, past the SDK (whose `execute` would
+        // refuse it before the host sees it): the raw WIT call, as any
+        // component may make it.
         "bad-program" => {
+            use bitsage_guest::bindings::bitsage::workload::{types as wit, vm};
+            let instr = |op, imm| wit::Instr { op, dst: 0, a: 0, b: 0, imm_mode: false, imm };
+            let p =
+                wit::Program { instrs: vec![instr(wit::Opcode::Jmp, 2), instr(wit::Opcode::Halt, 0)], tables: vec![] };
+            vm::execute(&p, &[], &[])?;
+            Ok(json!(null))
+        }
+        // The same program through the SDK: refused in the guest, typed.
+        "sdk-bad-program" => {
             let mut p = Program::new();
             let nowhere = p.label();
             p.jmp(nowhere).halt();

@@ -4,7 +4,7 @@
 //! as the base for absolute RAM addresses. A digest is [`DIGEST_WORDS`] field
 //! elements (124 bits). The sponge has rate [`RATE`] and capacity 8 words.
 
-use crate::program::{Program, Reg, R0};
+use crate::builder::{ProgramBuilder, Reg, R0};
 
 /// Words in a digest.
 pub const DIGEST_WORDS: usize = 4;
@@ -26,7 +26,7 @@ impl Sponge {
 
     /// Zeroes the state, then writes `domain` into the first capacity word so
     /// that different uses of the hash never collide.
-    pub fn reset(&self, p: &mut Program, domain: u32, tmp: Reg) {
+    pub fn reset(&self, p: &mut ProgramBuilder, domain: u32, tmp: Reg) {
         for i in 0..WIDTH {
             p.store(R0, self.base + i, R0);
         }
@@ -34,29 +34,29 @@ impl Sponge {
     }
 
     /// `state[i] = v` (overwrite; for fixed-size inputs).
-    pub fn set(&self, p: &mut Program, i: u32, v: Reg) {
+    pub fn set(&self, p: &mut ProgramBuilder, i: u32, v: Reg) {
         p.store(R0, self.base + i, v);
     }
 
     /// `state[i] += v` (absorb into the rate).
-    pub fn absorb(&self, p: &mut Program, i: u32, v: Reg, tmp: Reg) {
+    pub fn absorb(&self, p: &mut ProgramBuilder, i: u32, v: Reg, tmp: Reg) {
         p.load(tmp, R0, self.base + i).add(tmp, tmp, v).store(R0, self.base + i, tmp);
     }
 
     /// Applies the permutation.
-    pub fn permute(&self, p: &mut Program) {
+    pub fn permute(&self, p: &mut ProgramBuilder) {
         p.hash(R0, self.base);
     }
 
     /// Loads the first [`DIGEST_WORDS`] words of the state into `out`.
-    pub fn squeeze(&self, p: &mut Program, out: [Reg; DIGEST_WORDS]) {
+    pub fn squeeze(&self, p: &mut ProgramBuilder, out: [Reg; DIGEST_WORDS]) {
         for (i, r) in out.into_iter().enumerate() {
             p.load(r, R0, self.base + i as u32);
         }
     }
 
     /// `out = H(domain; words)` for a fixed list of up to [`RATE`] registers.
-    pub fn hash_words(&self, p: &mut Program, domain: u32, words: &[Reg], out: [Reg; DIGEST_WORDS], tmp: Reg) {
+    pub fn hash_words(&self, p: &mut ProgramBuilder, domain: u32, words: &[Reg], out: [Reg; DIGEST_WORDS], tmp: Reg) {
         assert!(words.len() <= RATE as usize, "hash_words takes at most {RATE} words");
         self.reset(p, domain, tmp);
         for (i, &w) in words.iter().enumerate() {
@@ -69,7 +69,7 @@ impl Sponge {
     /// Merkle compression: `out = H(domain; left || right)`.
     pub fn compress(
         &self,
-        p: &mut Program,
+        p: &mut ProgramBuilder,
         domain: u32,
         left: [Reg; DIGEST_WORDS],
         right: [Reg; DIGEST_WORDS],
@@ -82,7 +82,7 @@ impl Sponge {
 }
 
 /// Writes each register to the public output.
-pub fn write_all(p: &mut Program, regs: &[Reg]) {
+pub fn write_all(p: &mut ProgramBuilder, regs: &[Reg]) {
     for &r in regs {
         p.write(r);
     }
@@ -90,6 +90,6 @@ pub fn write_all(p: &mut Program, regs: &[Reg]) {
 
 /// `d = if c { a } else { b }` for a bit `c` (which the caller has checked):
 /// `d = b + c * (a - b)`. `d` must differ from `c` and `b`.
-pub fn select(p: &mut Program, d: Reg, c: Reg, a: Reg, b: Reg) {
+pub fn select(p: &mut ProgramBuilder, d: Reg, c: Reg, a: Reg, b: Reg) {
     p.sub(d, a, b).mul(d, d, c).add(d, d, b);
 }

@@ -1,4 +1,11 @@
-//! Mersenne-31 field elements, the ObelyskVM's word.
+//! The Mersenne-31 word: the ObelyskVM's only value type.
+//!
+//! Its representation is the one Stwo's `M31` has (a `u32` below
+//! `P = 2^31 - 1`), so the host converts a word into a proof's base field
+//! without arithmetic. Arithmetic here assumes canonical operands and
+//! returns canonical results. Nothing from outside becomes a word without
+//! [`crate::word`] or a decoder from [`crate::word::de`]: that is where the
+//! canonical rule is enforced, and `Deserialize` applies it too.
 
 use std::fmt;
 use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -6,12 +13,13 @@ use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 /// The field modulus, `2^31 - 1`.
 pub const P: u32 = (1 << 31) - 1;
 
-/// An element of the Mersenne-31 field, always reduced (`0 <= value < P`).
+/// An element of the Mersenne-31 field.
 ///
 /// Signed integers map to their field representative: `-1` is `P - 1`.
 /// [`M31::signed`] reads a value back as a signed integer in `(-P/2, P/2]`.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct M31(u32);
+#[repr(transparent)]
+pub struct M31(pub u32);
 
 impl M31 {
     pub const ZERO: M31 = M31(0);
@@ -36,6 +44,11 @@ impl M31 {
         self.0
     }
 
+    /// Whether the word is below `P`.
+    pub const fn is_canonical(self) -> bool {
+        self.0 < P
+    }
+
     /// The value as a signed integer in `(-P/2, P/2]`.
     pub const fn signed(self) -> i64 {
         if self.0 > P / 2 {
@@ -45,7 +58,7 @@ impl M31 {
         }
     }
 
-    fn reduce_u64(v: u64) -> M31 {
+    const fn reduce_u64(v: u64) -> M31 {
         let lo = (v & P as u64) + (v >> 31);
         M31::new(((lo & P as u64) + (lo >> 31)) as u32)
     }
@@ -65,8 +78,7 @@ impl From<i32> for M31 {
 
 impl From<i64> for M31 {
     fn from(v: i64) -> M31 {
-        let r = v.rem_euclid(P as i64);
-        M31(r as u32)
+        M31(v.rem_euclid(P as i64) as u32)
     }
 }
 
@@ -89,10 +101,10 @@ impl serde::Serialize for M31 {
 }
 
 impl<'de> serde::Deserialize<'de> for M31 {
-    /// Only canonical values (below `P`) deserialize.
+    /// Only canonical values (below `P`) decode.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<M31, D::Error> {
         let v = u32::deserialize(d)?;
-        M31::canonical(v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not below 2^31 - 1")))
+        crate::word(v).map_err(serde::de::Error::custom)
     }
 }
 
@@ -166,6 +178,17 @@ mod tests {
         assert_eq!((M31::from(-3i32) * M31::from(5u32)).signed(), -15);
         assert_eq!(M31::from(P - 1) + M31::ONE, M31::ZERO);
         assert_eq!(M31::ZERO - M31::ONE, M31::from(-1i32));
+        assert_eq!(M31(P - 1) * M31(P - 1), M31::ONE);
+        assert_eq!(-M31::ZERO, M31::ZERO);
         assert!(M31::canonical(P).is_none());
+    }
+
+    #[test]
+    fn decoding_refuses_non_canonical_words() {
+        let ok: M31 = serde_json::from_str("2147483646").unwrap();
+        assert_eq!(ok, M31(P - 1));
+        let e = serde_json::from_str::<M31>("2147483647").unwrap_err();
+        assert!(e.to_string().contains("not a canonical field element"), "{e}");
+        assert_eq!(serde_json::to_string(&M31(7)).unwrap(), "7");
     }
 }

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use stwo::core::fields::m31::M31;
 
+use crate::field::M31;
 use crate::word::{de, is_canonical};
 
 /// Number of general-purpose registers. All start at zero.
@@ -163,7 +163,7 @@ pub struct Instr {
     pub b: u8,
     /// When set, the second operand `y` is `imm`, not `reg[b]`.
     pub imm_mode: bool,
-    #[serde(deserialize_with = "crate::word::de::canonical")]
+    /// Canonical (decoding refuses anything else).
     pub imm: M31,
 }
 

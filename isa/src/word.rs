@@ -1,7 +1,7 @@
 //! Canonical words: the one rule every M31 value from outside must pass.
 //!
-//! Stwo's `M31` is a `u32` newtype that accepts any bit pattern, and its
-//! arithmetic assumes the value is below `p = 2^31 - 1`. The executor, the
+//! [`M31`], like Stwo's, is a `u32` newtype that can hold any bit pattern,
+//! and its arithmetic assumes the value is below `p = 2^31 - 1`. The executor, the
 //! transcript and the digests read the raw `u32`, while the LogUp terms
 //! reduce it mod `p`, so a word `w >= p` would mean one thing to the proof
 //! and another to everyone reading the statement (`p` would "equal" 0). Hence
@@ -15,7 +15,7 @@
 //! hostile encoding cannot make the decoder allocate more than the format
 //! allows.
 
-use stwo::core::fields::m31::{M31, P};
+use crate::field::{M31, P};
 
 /// A word that is not a canonical M31 element (it is `>= 2^31 - 1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -55,9 +55,9 @@ pub mod de {
     use std::fmt;
     use std::marker::PhantomData;
 
+    use crate::field::M31;
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer};
-    use stwo::core::fields::m31::M31;
 
     use super::word;
 

@@ -1,10 +1,9 @@
-//! A program builder with labels, loops and tables. It mirrors the host's
-//! `obelysk_vm::builder::ProgramBuilder`, so a program reads the same on both
-//! sides of the sandbox.
+//! The program builder: labels, loops, tables and assertion gadgets. The
+//! host's tests and tools and the guest SDK build programs with this one
+//! type, so a program reads the same on both sides of the sandbox.
 
-use crate::bindings::bitsage::workload::types::{self as wit, Opcode};
 use crate::field::M31;
-use crate::Error;
+use crate::isa::{Instr, Opcode, Program, ProgramError, Table, LT_BITS};
 
 /// A register, `r0`..`r15`. All start at zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,31 +54,52 @@ impl From<i32> for Operand {
     }
 }
 
-/// A jump target, bound to a pc with [`Program::bind`].
+/// A jump target, bound to a pc with [`ProgramBuilder::bind`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Label(usize);
 
-/// A lookup table handle returned by [`Program::table`].
+/// A lookup table handle returned by [`ProgramBuilder::table`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TableId(u32);
 
-/// Builds an ObelyskVM program instruction by instruction.
-///
-/// ```
-/// use bitsage_guest::prelude::*;
-///
-/// let mut p = Program::new();
-/// p.read(R1).read(R2).add(R3, R1, R2).write(R3).halt();
-/// ```
-#[derive(Default)]
-pub struct Program {
-    instrs: Vec<wit::Instr>,
-    tables: Vec<wit::Table>,
-    labels: Vec<Option<usize>>,
-    fixups: Vec<(usize, Label)>,
+/// Why [`ProgramBuilder::build`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("label {0} is used but never bound")]
+    UnboundLabel(usize),
+    #[error("label {0} is bound twice")]
+    Rebound(usize),
+    #[error("assert_range bound {0} is above 2^28")]
+    RangeBound(u32),
+    #[error("invalid program: {0}")]
+    Program(#[from] ProgramError),
 }
 
-impl Program {
+/// The largest bound [`ProgramBuilder::assert_range`] takes: both of its
+/// comparisons must stay within `lt`'s range-checked distance (`2^LT_BITS`).
+pub const MAX_RANGE_BOUND: u32 = 1 << (LT_BITS - 1);
+
+/// Builds a [`Program`] instruction by instruction.
+///
+/// ```
+/// use obelysk_isa::{ProgramBuilder, R1, R2, R3};
+///
+/// let mut p = ProgramBuilder::new();
+/// p.read(R1).read(R2).add(R3, R1, R2).write(R3).halt();
+/// let program = p.build().unwrap();
+/// assert_eq!(program.instrs.len(), 5);
+/// ```
+#[derive(Default)]
+pub struct ProgramBuilder {
+    instrs: Vec<Instr>,
+    tables: Vec<Table>,
+    labels: Vec<Option<usize>>,
+    fixups: Vec<(usize, Label)>,
+    /// The first misuse seen while building; `build` reports it.
+    misuse: Option<BuildError>,
+}
+
+impl ProgramBuilder {
     pub fn new() -> Self {
         Self::default()
     }
@@ -95,8 +115,12 @@ impl Program {
         Label(self.labels.len() - 1)
     }
 
-    /// Binds `l` to the next instruction.
+    /// Binds `l` to the next instruction. Binding a label twice is an error
+    /// that [`build`](Self::build) reports.
     pub fn bind(&mut self, l: Label) -> &mut Self {
+        if self.labels[l.0].is_some() {
+            self.misuse.get_or_insert(BuildError::Rebound(l.0));
+        }
         self.labels[l.0] = Some(self.instrs.len());
         self
     }
@@ -110,30 +134,33 @@ impl Program {
 
     /// Declares a lookup table for a non-linear function (keys distinct).
     pub fn table(&mut self, name: &str, entries: impl IntoIterator<Item = (M31, M31)>) -> TableId {
-        let entries = entries.into_iter().map(|(k, v)| (k.value(), v.value())).collect();
-        self.tables.push(wit::Table { name: name.to_string(), entries });
+        self.tables.push(Table { name: name.to_string(), entries: entries.into_iter().collect() });
         TableId(self.tables.len() as u32 - 1)
     }
 
-    /// Appends `op dst, a, b` with immediate field `imm` (not an operand).
-    fn emit(&mut self, op: Opcode, dst: Reg, a: Reg, b: Reg, imm: u32) -> &mut Self {
-        self.instrs.push(wit::Instr { op, dst: dst.0, a: a.0, b: b.0, imm_mode: false, imm });
+    /// Appends an instruction as it is.
+    pub fn push(&mut self, i: Instr) -> &mut Self {
+        self.instrs.push(i);
         self
     }
 
-    fn alu(&mut self, op: Opcode, d: Reg, a: Reg, y: Operand) -> &mut Self {
+    /// Appends `op dst, a, b` with the immediate field `imm` (not an operand).
+    fn emit(&mut self, op: Opcode, dst: Reg, a: Reg, b: Reg, imm: M31) -> &mut Self {
+        self.push(Instr { op, dst: dst.0, a: a.0, b: b.0, imm_mode: false, imm })
+    }
+
+    fn alu(&mut self, op: Opcode, dst: Reg, a: Reg, y: Operand) -> &mut Self {
         let (b, imm_mode, imm) = match y {
-            Operand::Reg(b) => (b, false, 0),
-            Operand::Imm(v) => (R0, true, v.value()),
+            Operand::Reg(b) => (b, false, M31::ZERO),
+            Operand::Imm(v) => (R0, true, v),
         };
-        self.instrs.push(wit::Instr { op, dst: d.0, a: a.0, b: b.0, imm_mode, imm });
-        self
+        self.push(Instr { op, dst: dst.0, a: a.0, b: b.0, imm_mode, imm })
     }
 
-    /// A jump whose target is patched in by [`Program::build`].
-    fn branch(&mut self, op: Opcode, d: Reg, a: Reg, target: Label) -> &mut Self {
+    /// A jump whose target [`build`](Self::build) patches in.
+    fn branch(&mut self, op: Opcode, dst: Reg, a: Reg, target: Label) -> &mut Self {
         self.fixups.push((self.instrs.len(), target));
-        self.emit(op, d, a, R0, 0)
+        self.emit(op, dst, a, R0, M31::ZERO)
     }
 
     /// `d = a + y`
@@ -166,11 +193,11 @@ impl Program {
     }
     /// `d = ram[a + offset]`
     pub fn load(&mut self, d: Reg, a: Reg, offset: u32) -> &mut Self {
-        self.emit(Opcode::Load, d, a, R0, offset)
+        self.emit(Opcode::Load, d, a, R0, M31::from(offset))
     }
     /// `ram[a + offset] = v`
     pub fn store(&mut self, a: Reg, offset: u32, v: Reg) -> &mut Self {
-        self.emit(Opcode::Store, R0, a, v, offset)
+        self.emit(Opcode::Store, R0, a, v, M31::from(offset))
     }
     pub fn jmp(&mut self, target: Label) -> &mut Self {
         self.branch(Opcode::Jmp, R0, R0, target)
@@ -189,31 +216,31 @@ impl Program {
     }
     /// Return: `pc = a`.
     pub fn jr(&mut self, a: Reg) -> &mut Self {
-        self.emit(Opcode::Jr, R0, a, R0, 0)
+        self.emit(Opcode::Jr, R0, a, R0, M31::ZERO)
     }
     /// `d = next public input word`
     pub fn read(&mut self, d: Reg) -> &mut Self {
-        self.emit(Opcode::Read, d, R0, R0, 0)
+        self.emit(Opcode::Read, d, R0, R0, M31::ZERO)
     }
     /// `d = next private advice word` (a witness the program must check)
     pub fn advice(&mut self, d: Reg) -> &mut Self {
-        self.emit(Opcode::Advice, d, R0, R0, 0)
+        self.emit(Opcode::Advice, d, R0, R0, M31::ZERO)
     }
     /// Appends `a` to the public output.
     pub fn write(&mut self, a: Reg) -> &mut Self {
-        self.emit(Opcode::Write, R0, a, R0, 0)
+        self.emit(Opcode::Write, R0, a, R0, M31::ZERO)
     }
     /// `d = table[a]`; fails (and cannot be proven) when `a` is not a key.
     pub fn lookup(&mut self, d: Reg, t: TableId, a: Reg) -> &mut Self {
-        self.emit(Opcode::Lookup, d, a, R0, t.0)
+        self.emit(Opcode::Lookup, d, a, R0, M31(t.0))
     }
     /// Permutes `ram[a + offset .. a + offset + 16]` with Poseidon2.
     pub fn hash(&mut self, a: Reg, offset: u32) -> &mut Self {
-        self.emit(Opcode::Hash, R0, a, R0, offset)
+        self.emit(Opcode::Hash, R0, a, R0, M31::from(offset))
     }
     /// Stops; the only way an execution ends.
     pub fn halt(&mut self) -> &mut Self {
-        self.emit(Opcode::Halt, R0, R0, R0, 0)
+        self.emit(Opcode::Halt, R0, R0, R0, M31::ZERO)
     }
 
     /// Runs `body` `n` times, counting down in `counter` (which `body` must
@@ -243,51 +270,55 @@ impl Program {
         self.lookup(a, t, a)
     }
 
-    /// The table with exactly this name and these entries, declared on first use.
-    fn constant_table(&mut self, name: &str, entries: &[(u32, u32)]) -> TableId {
-        match self.tables.iter().position(|t| t.name == name && t.entries == entries) {
-            Some(i) => TableId(i as u32),
-            None => {
-                self.tables.push(wit::Table { name: name.to_string(), entries: entries.to_vec() });
-                TableId(self.tables.len() as u32 - 1)
-            }
-        }
-    }
-
     /// Fails unless `a < y` (range-checked); overwrites `tmp`.
     pub fn assert_lt(&mut self, tmp: Reg, a: Reg, y: impl Into<Operand>) -> &mut Self {
         self.lt(tmp, a, y).sub(tmp, tmp, 1u32).assert_zero(tmp)
     }
 
-    /// Fails unless `0 <= a < bound` (as integers; `bound <= 2^28`);
-    /// overwrites `tmp`. Two range-checked comparisons: `!(a < 0)` and
-    /// `a < bound`.
+    /// Fails unless `0 <= a < bound` as integers; overwrites `tmp`. Two
+    /// range-checked comparisons, `!(a < 0)` and `a < bound`, so `bound` is at
+    /// most [`MAX_RANGE_BOUND`]; a larger one is an error `build` reports.
     pub fn assert_range(&mut self, tmp: Reg, a: Reg, bound: u32) -> &mut Self {
-        assert!(bound <= 1 << 28, "assert_range bound must be at most 2^28");
+        if bound > MAX_RANGE_BOUND {
+            self.misuse.get_or_insert(BuildError::RangeBound(bound));
+        }
         self.lt(tmp, a, 0u32).assert_zero(tmp);
         self.assert_lt(tmp, a, bound)
     }
 
-    /// Resolves labels. The host validates the rest (registers, targets,
-    /// tables) and reports `invalid-program` with the reason.
-    pub fn build(&self) -> Result<wit::Program, Error> {
+    /// The table with exactly this name and these entries, declared on first use.
+    fn constant_table(&mut self, name: &str, entries: &[(u32, u32)]) -> TableId {
+        let entries: Vec<(M31, M31)> = entries.iter().map(|&(k, v)| (M31::new(k), M31::new(v))).collect();
+        match self.tables.iter().position(|t| t.name == name && t.entries == entries) {
+            Some(i) => TableId(i as u32),
+            None => self.table(name, entries),
+        }
+    }
+
+    /// Resolves labels and validates the program ([`Program::validate`]).
+    pub fn build(&self) -> Result<Program, BuildError> {
+        if let Some(e) = &self.misuse {
+            return Err(e.clone());
+        }
         let mut instrs = self.instrs.clone();
         for &(pc, l) in &self.fixups {
-            let target =
-                self.labels[l.0].ok_or_else(|| Error::new(format!("label {} is used but never bound", l.0)))?;
-            instrs[pc].imm = target as u32;
+            let target = self.labels[l.0].ok_or(BuildError::UnboundLabel(l.0))?;
+            instrs[pc].imm = M31::new(target as u32);
         }
-        Ok(wit::Program { instrs, tables: self.tables.clone() })
+        let p = Program { instrs, tables: self.tables.clone() };
+        p.validate()?;
+        Ok(p)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::P;
 
     #[test]
     fn labels_resolve_and_loops_count_down() {
-        let mut p = Program::new();
+        let mut p = ProgramBuilder::new();
         let end = p.label();
         p.jz(R1, end);
         p.repeat(R2, 3, |p| {
@@ -296,35 +327,55 @@ mod tests {
         p.bind(end).halt();
         let w = p.build().unwrap();
         // jz -> pc of halt; the loop's jnz -> the loop body.
-        assert_eq!(w.instrs[0].imm, w.instrs.len() as u32 - 1);
+        assert_eq!(w.instrs[0].imm.0, w.instrs.len() as u32 - 1);
         let jnz = &w.instrs[w.instrs.len() - 2];
-        assert_eq!((jnz.op, jnz.a, jnz.imm), (Opcode::Jnz, 2, 2));
+        assert_eq!((jnz.op, jnz.a, jnz.imm), (Opcode::Jnz, 2, M31(2)));
     }
 
     #[test]
-    fn unbound_label_is_an_error() {
-        let mut p = Program::new();
+    fn misuse_is_a_typed_error() {
+        let mut p = ProgramBuilder::new();
         let nowhere = p.label();
-        p.jmp(nowhere);
-        assert!(p.build().is_err());
+        p.jmp(nowhere).halt();
+        assert_eq!(p.build().unwrap_err(), BuildError::UnboundLabel(0));
+
+        let mut p = ProgramBuilder::new();
+        let l = p.here();
+        p.halt();
+        p.bind(l).halt();
+        assert_eq!(p.build().unwrap_err(), BuildError::Rebound(0));
+
+        let mut p = ProgramBuilder::new();
+        p.assert_range(R1, R2, MAX_RANGE_BOUND + 1).halt();
+        assert_eq!(p.build().unwrap_err(), BuildError::RangeBound(MAX_RANGE_BOUND + 1));
+
+        // A label bound past the last instruction: the program is checked.
+        let mut p = ProgramBuilder::new();
+        let end = p.label();
+        p.jmp(end).halt();
+        p.bind(end);
+        let e = p.build().unwrap_err();
+        assert!(matches!(e, BuildError::Program(ProgramError::JumpOutOfRange { pc: 0, target: 2, len: 2 })), "{e}");
+        assert_eq!(e.to_string(), "invalid program: pc 0: jump target 2 is outside the program (length 2)");
     }
 
     #[test]
     fn assertion_tables_are_declared_once() {
-        let mut p = Program::new();
-        p.assert_zero(R1).assert_eq(R2, R3, 5u32).assert_bit(R4).assert_bit(R5);
+        let mut p = ProgramBuilder::new();
+        p.assert_zero(R1).assert_eq(R2, R3, 5u32).assert_bit(R4).assert_bit(R5).halt();
         let w = p.build().unwrap();
         assert_eq!(w.tables.len(), 2);
-        assert_eq!(w.tables[0].entries, vec![(0, 0)]);
-        assert_eq!(w.tables[1].entries, vec![(0, 0), (1, 1)]);
+        assert_eq!(w.tables[0].entries, vec![(M31(0), M31(0))]);
+        assert_eq!(w.tables[1].entries, vec![(M31(0), M31(0)), (M31(1), M31(1))]);
     }
 
     #[test]
     fn immediates_are_reduced_field_elements() {
-        let mut p = Program::new();
-        p.mov(R1, -1i32).mac(R2, R1, 7u32);
+        let mut p = ProgramBuilder::new();
+        p.mov(R1, -1i32).mac(R2, R1, 7u32).load(R3, R1, u32::MAX).halt();
         let w = p.build().unwrap();
         assert!(w.instrs[0].imm_mode);
-        assert_eq!(w.instrs[0].imm, crate::field::P - 1);
+        assert_eq!(w.instrs[0].imm, M31(P - 1));
+        assert_eq!(w.instrs[2].imm, M31(1), "2^32 - 1 is 1 mod p");
     }
 }

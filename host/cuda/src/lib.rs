@@ -133,8 +133,13 @@ pub enum CudaError {
     NoDevice { ordinal: usize, count: usize },
     #[error(transparent)]
     Driver(#[from] DriverError),
-    #[error("kernel compilation failed: {0}")]
-    Compile(String),
+    /// NVRTC refused a generated or shipped kernel; its log is in the source.
+    #[error("kernel `{kernel}` did not compile")]
+    Compile {
+        kernel: String,
+        #[source]
+        source: cudarc::nvrtc::CompileError,
+    },
     #[error("{0}")]
     Unsupported(String),
 }
@@ -244,8 +249,8 @@ fn compile_cached(name: &str, src: &str) -> Result<(cudarc::nvrtc::Ptx, bool)> {
         return Ok((cudarc::nvrtc::Ptx::from_src(text), true));
     }
     let opts = CompileOptions { name: Some(format!("{name}.cu")), ..Default::default() };
-    let ptx =
-        cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| CudaError::Compile(format!("{name}: {e:?}")))?;
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts)
+        .map_err(|source| CudaError::Compile { kernel: name.to_string(), source })?;
     if let Some(p) = path {
         let stored = p.parent().map(std::fs::create_dir_all).unwrap_or(Ok(())).and_then(|()| {
             let tmp = p.with_extension(format!("tmp{}", std::process::id()));
@@ -445,7 +450,19 @@ impl Gpu {
 
 #[cfg(test)]
 mod tests {
-    use super::{Kernel, SOURCES};
+    use super::{CudaError, Kernel, SOURCES};
+
+    #[test]
+    fn a_compile_error_names_the_kernel_and_keeps_nvrtc_s_error() {
+        use cudarc::nvrtc::result::NvrtcError;
+        use cudarc::nvrtc::sys::nvrtcResult;
+        let nvrtc = cudarc::nvrtc::CompileError::CreationError(NvrtcError(nvrtcResult::NVRTC_ERROR_OUT_OF_MEMORY));
+        let e = CudaError::Compile { kernel: "logup".into(), source: nvrtc };
+        assert_eq!(e.to_string(), "kernel `logup` did not compile");
+        let cause = std::error::Error::source(&e).expect("NVRTC's error is the source").to_string();
+        assert!(cause.contains("NVRTC_ERROR_OUT_OF_MEMORY"), "{cause}");
+        assert!(!e.to_string().contains(&cause), "the cause is printed once, by the chain");
+    }
 
     #[test]
     fn every_kernel_is_defined_once_in_the_sources_and_named_once() {

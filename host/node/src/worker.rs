@@ -265,16 +265,15 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         let (proof, _stats, backend) = pool.prove(&statement, &rec.trace, &opts)?;
         let prove_time = t1.elapsed();
         let mut receipt = Receipt::with_module(statement, proof, Some(module_digest))
-            .map_err(|e| ProveError::Backend(format!("encoding the receipt: {e}")))?;
+            .map_err(|e| ProveError::backend_by("encoding the receipt", e))?;
         if let Some(id) = &identity {
-            id.attest(&mut receipt, &job_row)
-                .map_err(|e| ProveError::Backend(format!("attesting the receipt: {e:#}")))?;
+            id.attest(&mut receipt, &job_row).map_err(|e| ProveError::backend_by("attesting the receipt", e))?;
         }
         let t2 = Instant::now();
         // A proof that does not verify is never served.
         receipt.verify().map_err(|_| ProveError::ConstraintsNotSatisfied)?;
         let verify_time = t2.elapsed();
-        let bytes = receipt.to_bytes().map_err(|e| ProveError::Backend(format!("encoding the receipt: {e}")))?;
+        let bytes = receipt.to_bytes().map_err(|e| ProveError::backend_by("encoding the receipt", e))?;
         Ok::<_, ProveError>((bytes, backend, prove_time, verify_time))
     })
     .await
@@ -282,7 +281,7 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
     let (bytes, backend, prove_time, verify_time) = match proved {
         Ok(p) => p,
         Err(e @ ProveError::Backend(_)) => {
-            return Err(Failure::Node { kind: "prover-backend", message: e.to_string() })
+            return Err(Failure::Node { kind: "prover-backend", message: bitsage_air::verify::error_chain(&e) })
         }
         Err(e) => {
             let kind = match e {
@@ -291,7 +290,7 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
                 ProveError::Statement(_) => "invalid-statement",
                 _ => "constraints-not-satisfied",
             };
-            return Err(Failure::Job { kind: kind.into(), message: e.to_string(), outcome });
+            return Err(Failure::Job { kind: kind.into(), message: bitsage_air::verify::error_chain(&e), outcome });
         }
     };
     ctx.metrics.proving_seconds.with_label_values(&[&backend]).observe(prove_time.as_secs_f64());

@@ -53,10 +53,32 @@ pub enum ProveError {
     Statement(#[from] bitsage_air::StatementError),
     #[error("the trace does not satisfy the AIR; the prover refuses to emit a proof")]
     ConstraintsNotSatisfied,
-    #[error("backend unavailable: {0}")]
-    Backend(String),
+    #[error("backend unavailable")]
+    Backend(#[source] BackendError),
     #[error("the proof needs about {need} bytes of device memory and {device} has {have}")]
     TooLarge { need: u64, have: u64, device: String },
+}
+
+/// What about a backend failed, with the driver's (or the thread pool's, or
+/// the encoder's) own error as the source when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct BackendError {
+    pub what: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ProveError {
+    /// A backend failure with no underlying error.
+    pub fn backend(what: impl Into<String>) -> ProveError {
+        ProveError::Backend(BackendError { what: what.into(), source: None })
+    }
+
+    /// A backend failure caused by `e`.
+    pub fn backend_by(what: impl Into<String>, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ProveError {
+        ProveError::Backend(BackendError { what: what.into(), source: Some(e.into()) })
+    }
 }
 
 /// Which Stwo backend proves. Proofs are byte-identical across backends.
@@ -81,7 +103,7 @@ pub fn prove_trace_with(
     let gpu = match choice {
         BackendChoice::Cpu => None,
         BackendChoice::Auto => gpu_name().ok(),
-        BackendChoice::Cuda => Some(gpu_name().map_err(ProveError::Backend)?),
+        BackendChoice::Cuda => Some(gpu_name()?),
     };
     match gpu {
         None => prove_trace(statement, trace, opts).map(|(p, s)| (p, s, "cpu (SIMD)".to_string())),
@@ -90,14 +112,14 @@ pub fn prove_trace_with(
 }
 
 #[cfg(feature = "cuda")]
-fn gpu_name() -> Result<String, String> {
-    let g = cuda::init().map_err(|e| e.to_string())?;
-    g.name().map_err(|e| e.to_string())
+fn gpu_name() -> Result<String, ProveError> {
+    let g = cuda::init().map_err(|e| ProveError::backend_by("opening GPU 0", e))?;
+    g.name().map_err(|e| ProveError::backend_by("reading GPU 0's name", e))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn gpu_name() -> Result<String, String> {
-    Err("this build has no CUDA support (build bitsage-prover with the `cuda` feature)".into())
+fn gpu_name() -> Result<String, ProveError> {
+    Err(ProveError::backend("this build has no CUDA support (build bitsage-prover with the `cuda` feature)"))
 }
 
 #[cfg(feature = "cuda")]
@@ -111,7 +133,7 @@ fn prove_on_gpu(
 
 #[cfg(not(feature = "cuda"))]
 fn prove_on_gpu(_: &Statement, _: &Trace, _: &ProveOptions<'_>) -> Result<(Proof, ProofStats), ProveError> {
-    Err(ProveError::Backend(gpu_name().unwrap_err()))
+    gpu_name().map(|_| unreachable!("no CUDA support in this build"))
 }
 
 /// A stage of proving, reported to the progress callback.
@@ -437,5 +459,18 @@ mod tests {
         assert!(rendered.starts_with("pc 3: register r9"), "{rendered}");
         // The kind survives for whoever matches on it (the node's `vm-error`).
         assert!(matches!(e, ProveError::Exec(ExecError::InvalidProgram(_))), "{e:?}");
+    }
+
+    #[test]
+    fn a_backend_failure_keeps_its_cause_typed() {
+        let driver = std::io::Error::other("the driver refused the context");
+        let e = ProveError::backend_by("opening GPU 0", driver);
+        assert_eq!(causes(&e), ["backend unavailable", "opening GPU 0", "the driver refused the context"]);
+        let ProveError::Backend(b) = &e else { panic!("{e:?}") };
+        assert!(b.source.as_ref().and_then(|s| s.downcast_ref::<std::io::Error>()).is_some(), "the source stays typed");
+        assert_eq!(
+            causes(&ProveError::backend("no CUDA device found")),
+            ["backend unavailable", "no CUDA device found"]
+        );
     }
 }

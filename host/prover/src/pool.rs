@@ -124,7 +124,7 @@ impl DevicePool {
     /// A pool over the given devices (GPU ordinals must exist).
     pub fn with_devices(devices: Vec<Device>) -> Result<Self, ProveError> {
         if devices.is_empty() {
-            return Err(ProveError::Backend("a device pool needs at least one device".into()));
+            return Err(ProveError::backend("a device pool needs at least one device"));
         }
         let gpus = devices.iter().filter(|d| matches!(d, Device::Cuda { .. })).count().max(1);
         let per_gpu = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / gpus).max(1);
@@ -187,7 +187,7 @@ impl DevicePool {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(ProveError::Backend(format!("{} failed mid-proof: {msg}", slot.device.label())))
+            Err(ProveError::backend(format!("{} failed mid-proof: {msg}", slot.device.label())))
         });
         held.finish(result.is_ok());
         result.map(|(p, s)| (p, s, slot.device.label()))
@@ -285,14 +285,15 @@ fn check_fits(trace: &Trace) -> Result<(), ProveError> {
 
 #[cfg(feature = "cuda")]
 fn gpus() -> Result<Vec<Device>, ProveError> {
-    let n = bitsage_cuda::device_count().map_err(|e| ProveError::Backend(e.to_string()))?;
+    let n = bitsage_cuda::device_count().map_err(|e| ProveError::backend_by("counting CUDA devices", e))?;
     if n == 0 {
-        return Err(ProveError::Backend("no CUDA device found".into()));
+        return Err(ProveError::backend("no CUDA device found"));
     }
     (0..n)
         .map(|ordinal| {
-            let g = bitsage_cuda::backend::open(ordinal).map_err(|e| ProveError::Backend(e.to_string()))?;
-            let name = g.name().map_err(|e| ProveError::Backend(e.to_string()))?;
+            let g = bitsage_cuda::backend::open(ordinal)
+                .map_err(|e| ProveError::backend_by(format!("opening GPU {ordinal}"), e))?;
+            let name = g.name().map_err(|e| ProveError::backend_by(format!("reading GPU {ordinal}'s name"), e))?;
             Ok(Device::Cuda { ordinal, name })
         })
         .collect()
@@ -300,7 +301,7 @@ fn gpus() -> Result<Vec<Device>, ProveError> {
 
 #[cfg(not(feature = "cuda"))]
 fn gpus() -> Result<Vec<Device>, ProveError> {
-    Err(ProveError::Backend("this build has no CUDA support (build bitsage-prover with the `cuda` feature)".into()))
+    Err(ProveError::backend("this build has no CUDA support (build bitsage-prover with the `cuda` feature)"))
 }
 
 fn bound_threads(ordinal: usize, n: usize) -> Result<rayon::ThreadPool, ProveError> {
@@ -309,7 +310,7 @@ fn bound_threads(ordinal: usize, n: usize) -> Result<rayon::ThreadPool, ProveErr
         .thread_name(move |i| format!("prover-gpu{ordinal}-{i}"))
         .start_handler(move |_| bind(ordinal))
         .build()
-        .map_err(|e| ProveError::Backend(format!("starting the threads for GPU {ordinal}: {e}")))
+        .map_err(|e| ProveError::backend_by(format!("starting the threads for GPU {ordinal}"), e))
 }
 
 #[cfg(feature = "cuda")]
@@ -342,7 +343,7 @@ fn prove_on_gpu(
 
 #[cfg(not(feature = "cuda"))]
 fn prove_on_gpu(_: &Statement, _: &Trace, _: &ProveOptions<'_>) -> Result<(Proof, ProofStats), ProveError> {
-    Err(ProveError::Backend("this build has no CUDA support".into()))
+    Err(ProveError::backend("this build has no CUDA support"))
 }
 
 #[cfg(test)]

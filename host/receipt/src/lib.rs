@@ -131,14 +131,34 @@ pub enum ReceiptError {
     BadMagic,
     #[error("receipt format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
     Version(u16),
-    #[error("receipt is truncated or corrupt: {0}")]
-    Corrupt(String),
+    #[error("receipt is truncated or corrupt")]
+    Corrupt(#[source] Corruption),
     #[error("receipt decodes to more than the format allows ({0})")]
     TooLarge(String),
-    #[error("could not encode the receipt: {0}")]
-    Encode(String),
+    #[error("could not encode the receipt")]
+    Encode(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+}
+
+/// What part of a receipt did not decode, and the decoder's own error when
+/// there is one (zstd's, bincode's, a refused word's).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct Corruption {
+    pub what: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ReceiptError {
+    fn corrupt(what: impl Into<String>) -> ReceiptError {
+        ReceiptError::Corrupt(Corruption { what: what.into(), source: None })
+    }
+
+    fn corrupt_by(what: impl Into<String>, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ReceiptError {
+        ReceiptError::Corrupt(Corruption { what: what.into(), source: Some(e.into()) })
+    }
 }
 
 fn hash_words(h: &mut Sha256, words: &[obelysk_vm::M31]) {
@@ -170,22 +190,22 @@ pub const ZSTD_ERROR: &str = "the zstd frame does not decode";
 fn decompress(frame: &[u8]) -> Result<Vec<u8>, ReceiptError> {
     let max = max_decoded_bytes();
     // The two decoders word their errors differently; the prefix is common.
-    let corrupt = |e: &dyn std::fmt::Display| ReceiptError::Corrupt(format!("{ZSTD_ERROR}: {e}"));
+    let corrupt = |e: std::io::Error| ReceiptError::corrupt_by(ZSTD_ERROR, e);
     let mut raw = Vec::new();
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let mut decoder = zstd::Decoder::new(frame).map_err(|e| corrupt(&e))?;
-        decoder.window_log_max(WINDOW_LOG_MAX).map_err(|e| corrupt(&e))?;
-        decoder.take(max + 1).read_to_end(&mut raw).map_err(|e| corrupt(&e))?;
+        let mut decoder = zstd::Decoder::new(frame).map_err(corrupt)?;
+        decoder.window_log_max(WINDOW_LOG_MAX).map_err(corrupt)?;
+        decoder.take(max + 1).read_to_end(&mut raw).map_err(corrupt)?;
     }
     #[cfg(target_arch = "wasm32")]
     {
         let mut decoder = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(frame, 1 << WINDOW_LOG_MAX)
-            .map_err(|e| corrupt(&e))?;
-        (&mut decoder).take(max + 1).read_to_end(&mut raw).map_err(|e| corrupt(&e))?;
+            .map_err(|e| ReceiptError::corrupt_by(ZSTD_ERROR, e))?;
+        (&mut decoder).take(max + 1).read_to_end(&mut raw).map_err(corrupt)?;
         // One frame and nothing after it, as the C decoder requires.
         if raw.len() as u64 <= max && !decoder.get_ref().is_empty() {
-            return Err(ReceiptError::Corrupt("bytes after the zstd frame".into()));
+            return Err(ReceiptError::corrupt("bytes after the zstd frame"));
         }
     }
     if raw.len() as u64 > max {
@@ -196,11 +216,11 @@ fn decompress(frame: &[u8]) -> Result<Vec<u8>, ReceiptError> {
 
 /// Decodes one value from the front of `rest` and moves past it.
 fn take<T: serde::de::DeserializeOwned + Serialize>(rest: &mut &[u8], what: &str) -> Result<T, ReceiptError> {
-    let corrupt = |e: bincode::Error| ReceiptError::Corrupt(format!("{what}: {e}"));
+    let corrupt = |e: bincode::Error| ReceiptError::corrupt_by(what, e);
     let v: T = codec().allow_trailing_bytes().deserialize(rest).map_err(corrupt)?;
     // Fixint bincode is canonical: the encoding's size is what was read.
     let used = codec().serialized_size(&v).map_err(corrupt)? as usize;
-    *rest = rest.get(used..).ok_or_else(|| ReceiptError::Corrupt(format!("{what}: truncated")))?;
+    *rest = rest.get(used..).ok_or_else(|| ReceiptError::corrupt(format!("{what}: truncated")))?;
     Ok(v)
 }
 
@@ -224,10 +244,11 @@ fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
     let stark_len = before - rest.len();
     let module: Option<[u8; 32]> = take(&mut rest, "module digest")?;
     if !rest.is_empty() {
-        return Err(ReceiptError::Corrupt(format!("{} trailing bytes after the body", rest.len())));
+        return Err(ReceiptError::corrupt(format!("{} trailing bytes after the body", rest.len())));
     }
-    let proof_len = codec().serialized_size(&claim).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize
-        + codec().serialized_size(&interaction).map_err(|e| ReceiptError::Corrupt(e.to_string()))? as usize
+    let size = |e| ReceiptError::corrupt_by("proof size", e);
+    let proof_len = codec().serialized_size(&claim).map_err(size)? as usize
+        + codec().serialized_size(&interaction).map_err(size)? as usize
         + stark_len;
     Ok((ReceiptBody { statement, proof: Proof { claim, interaction, stark }, module }, proof_len))
 }
@@ -240,8 +261,8 @@ impl Receipt {
     /// A receipt that also names the workload module that produced the run.
     pub fn with_module(statement: Statement, proof: Proof, module: Option<[u8; 32]>) -> Result<Self, ReceiptError> {
         let body = ReceiptBody { statement, proof, module };
-        let encoded = codec().serialize(&body).map_err(|e| ReceiptError::Encode(e.to_string()))?;
-        let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.to_string()))? as usize;
+        let encoded = codec().serialize(&body).map_err(|e| ReceiptError::Encode(e.into()))?;
+        let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.into()))? as usize;
         Ok(Self::from_parts(body, encoded, proof_len))
     }
 
@@ -256,8 +277,8 @@ impl Receipt {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         let content =
-            codec().serialize(&(&self.encoded, &self.attestation)).map_err(|e| ReceiptError::Encode(e.to_string()))?;
-        out.extend(zstd::encode_all(&content[..], 9).map_err(|e| ReceiptError::Encode(e.to_string()))?);
+            codec().serialize(&(&self.encoded, &self.attestation)).map_err(|e| ReceiptError::Encode(e.into()))?;
+        out.extend(zstd::encode_all(&content[..], 9).map_err(|e| ReceiptError::Encode(e.into()))?);
         Ok(out)
     }
 
@@ -277,7 +298,7 @@ impl Receipt {
     /// decodes), under the same caps as [`Self::from_bytes`].
     pub fn content_of(bytes: &[u8]) -> Result<Vec<u8>, ReceiptError> {
         let r = Self::from_bytes(bytes)?;
-        codec().serialize(&(&r.encoded, &r.attestation)).map_err(|e| ReceiptError::Encode(e.to_string()))
+        codec().serialize(&(&r.encoded, &r.attestation)).map_err(|e| ReceiptError::Encode(e.into()))
     }
 
     /// Decodes a receipt's decompressed content: the body's bytes (a u64
@@ -290,16 +311,16 @@ impl Receipt {
         let len_prefix: [u8; 8] = raw
             .get(..8)
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| ReceiptError::Corrupt("truncated before the body".into()))?;
+            .ok_or_else(|| ReceiptError::corrupt("truncated before the body"))?;
         let body_len = u64::from_le_bytes(len_prefix);
         let body_end = usize::try_from(body_len)
             .ok()
             .and_then(|l| l.checked_add(8))
             .filter(|&e| e <= raw.len())
-            .ok_or_else(|| ReceiptError::Corrupt(format!("body of {body_len} bytes does not fit the receipt")))?;
+            .ok_or_else(|| ReceiptError::corrupt(format!("body of {body_len} bytes does not fit the receipt")))?;
         let (body, proof_len) = decode_body(&raw[8..body_end])?;
         let attestation: Option<AttestationRecord> =
-            codec().deserialize(&raw[body_end..]).map_err(|e| ReceiptError::Corrupt(format!("attestation: {e}")))?;
+            codec().deserialize(&raw[body_end..]).map_err(|e| ReceiptError::corrupt_by("attestation", e))?;
         raw.truncate(body_end);
         raw.drain(..8);
         let mut receipt = Self::from_parts(body, raw, proof_len);
@@ -318,7 +339,7 @@ impl Receipt {
 
     /// The STARK proof alone, in the receipt's bincode encoding.
     pub fn proof_encoded(&self) -> Result<Vec<u8>, ReceiptError> {
-        codec().serialize(&self.body.proof).map_err(|e| ReceiptError::Encode(e.to_string()))
+        codec().serialize(&self.body.proof).map_err(|e| ReceiptError::Encode(e.into()))
     }
 
     /// SHA-256 of the program the proof is about.
@@ -345,5 +366,27 @@ impl Receipt {
     /// Size of the serialised STARK proof alone, in bytes.
     pub fn proof_bytes(&self) -> usize {
         self.proof_len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_frame_names_each_cause_once() {
+        // The magic and version, then a zstd frame header with nothing valid after it.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff]);
+        let e = Receipt::from_bytes(&bytes).unwrap_err();
+        let ReceiptError::Corrupt(c) = &e else { panic!("expected a corrupt receipt, got {e:?}") };
+        assert_eq!(c.what, ZSTD_ERROR);
+        let decoder = c.source.as_ref().expect("the decoder's error is the source").to_string();
+        let chain = bitsage_air::verify::error_chain(&e);
+        assert_eq!(chain, format!("receipt is truncated or corrupt: {ZSTD_ERROR}: {decoder}"));
+        // Each level prints only itself.
+        assert_eq!(e.to_string(), "receipt is truncated or corrupt");
+        assert_eq!(c.to_string(), ZSTD_ERROR);
     }
 }

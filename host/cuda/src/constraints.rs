@@ -66,7 +66,7 @@ fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
             let ev = eval.evaluate(ExprEvaluator::new());
             gpu().compile_constraints(codegen::generate(&format!("constraints_{key}"), &ev))
         })
-        .unwrap_or_else(|e| panic!("CUDA: {e}"))
+        .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)))
 }
 
 impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for FrameworkComponent<E> {
@@ -122,7 +122,7 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
             accum.random_coeff_powers.iter().rev().flat_map(|p| p.to_m31_array().map(|w| w.0)).collect();
         let row_res = gpu()
             .eval_constraints(&c, &cols, &base, &ext, &powers, trace_log, eval_log)
-            .unwrap_or_else(|e| panic!("CUDA: {e}"));
+            .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
 
         let trace_coset = CanonicCoset::new(trace_log).coset();
         let mut denom_inv: Vec<BaseField> = (0..1 << (eval_log - trace_log))
@@ -140,6 +140,6 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
                 eval_log,
                 [a0.buf_mut(), a1.buf_mut(), a2.buf_mut(), a3.buf_mut()],
             )
-            .unwrap_or_else(|e| panic!("CUDA: {e}"));
+            .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
     }
 }

@@ -45,7 +45,8 @@ impl ProverBackend for CudaBackend {
         if let Some(steps) = main.cpu_steps {
             let packed = {
                 let _s = tracing::info_span!("steps upload").entered();
-                cputrace::upload_steps(steps).unwrap_or_else(|e| panic!("CUDA: {e}"))
+                cputrace::upload_steps(steps)
+                    .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)))
             };
             let _s = tracing::info_span!("cpu rows on the GPU").entered();
             // The range table's multiplicity columns (all but its first) get the CPU rows' range checks.
@@ -54,23 +55,24 @@ impl ProverBackend for CudaBackend {
                 dev[range + 1..range + main.range.columns.len()].iter_mut().map(|c| c.buf_mut()).collect();
             let claim = &main.claim;
             let cpu = cputrace::cpu_rows(&packed, steps.len(), claim.cpu_log_size, &mut lanes, claim.range_log_size)
-                .unwrap_or_else(|e| panic!("CUDA: {e}"));
+                .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
             dev.splice(0..0, cpu);
         }
         if let (Some(calls), Some(log_size)) = (main.hash_calls, main.claim.hash_log_size) {
             let given = {
                 let _s = tracing::info_span!("steps upload").entered();
-                let g = bitsage_cuda::backend::init().unwrap_or_else(|e| panic!("CUDA: {e}"));
+                let g = bitsage_cuda::backend::init()
+                    .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
                 g.upload_rows(calls.len(), HASH_GIVEN, |first, out| {
                     for (row, call) in out.chunks_exact_mut(HASH_GIVEN).zip(&calls[first..]) {
                         row.iter_mut().zip(hash_given(call)).for_each(|(o, v)| *o = v.0);
                     }
                 })
-                .unwrap_or_else(|e| panic!("CUDA: {e}"))
+                .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)))
             };
             let _s = tracing::info_span!("hash rows on the GPU").entered();
-            let hash =
-                hashtrace::hash_rows(&given, HASH_GIVEN, calls.len(), log_size).unwrap_or_else(|e| panic!("CUDA: {e}"));
+            let hash = hashtrace::hash_rows(&given, HASH_GIVEN, calls.len(), log_size)
+                .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
             dev.extend(hash);
         }
         // The commitment interpolates its columns in place; the LogUp trace
@@ -100,7 +102,8 @@ impl ProverBackend for CudaBackend {
         let mut evals = Vec::new();
         let mut sums = [SecureField::default(); 5];
         for (i, (log_size, cols)) in copy.iter().enumerate() {
-            let (trace, sum) = logup::component_trace(i, cols, *log_size, rels).unwrap_or_else(|e| panic!("CUDA: {e}"));
+            let (trace, sum) = logup::component_trace(i, cols, *log_size, rels)
+                .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
             let domain = CanonicCoset::new(*log_size).circle_domain();
             evals.extend(trace.into_iter().map(|c| CircleEvaluation::new(domain, c)));
             sums[i] = sum;

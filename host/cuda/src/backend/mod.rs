@@ -124,12 +124,15 @@ pub fn init() -> crate::Result<&'static Gpu> {
 pub(crate) fn gpu() -> &'static Gpu {
     match init() {
         Ok(g) => g,
-        Err(e) => panic!("CudaBackend used without a usable GPU: {e}"),
+        Err(e) => panic!("CudaBackend used without a usable GPU: {}", bitsage_air::verify::error_chain(&e)),
     }
 }
 
-fn ok<T>(r: crate::Result<T>) -> T {
-    r.unwrap_or_else(|e| panic!("CUDA: {e}"))
+/// The value, or a panic naming the error and its causes. Stwo's backend
+/// traits cannot return errors, so a failed launch or a kernel that does not
+/// compile panics here; the prover pool catches it and reports the message.
+pub fn ok<T>(r: crate::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)))
 }
 
 /// The Stwo backend whose columns live in GPU memory.

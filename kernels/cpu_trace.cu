@@ -1,12 +1,12 @@
 // The CPU component's main-trace rows, built on the device from the packed
 // execution steps (one thread per row): the same values as the host's
 // `cpu_row` / `padding_cpu_row` (host/prover/src/tracegen.rs), and the
-// range-table lookups those rows make (`count_cpu_ranges`), added into the
-// range component's multiplicity column.
+// range-table lookups those rows make (`CpuCols::range_checks`, generated
+// into `cpu_range_counts`), added into the range table's lane columns.
 //
 // Compiled with a generated header (host/cuda/src/cputrace.rs) that defines
 // the column indices C_*, the step word offsets S_*, the opcodes OP_*,
-// CPU_N_COLS, N_FLAGS, STEP_WORDS, TS_HI_SHIFT, LT_HI_SHIFT and
+// CPU_N_COLS, N_FLAGS, STEP_WORDS and
 // RANGE_LANES_LOG from the Rust definitions, so there is one source for
 // each. The range table holds `0..range_size` (the proof's, at most 2^16),
 // RANGE_LANES values to a row: value `v` is row `v >> RANGE_LANES_LOG` of
@@ -33,11 +33,16 @@ __device__ __forceinline__ void add_range(const u64* range_cols, u32 v, u32 n) {
     atomicAdd(&((u32*)range_cols[v & (RANGE_LANES - 1)])[v >> RANGE_LANES_LOG], n);
 }
 
-__device__ __forceinline__ void count_range(u32* hist, const u64* range_cols, u32 range_size, u32 v) {
-    if (v >= range_size) return;
-    if (v < HIST) atomicAdd(&hist[v], 1u);
-    else add_range(range_cols, v, 1u);
+// Counts `n` checks of value `v` (none when `n` is 0).
+__device__ __forceinline__ void count_range_n(u32* hist, const u64* range_cols, u32 range_size, u32 v, u32 n) {
+    if (n == 0 || v >= range_size) return;
+    if (v < HIST) atomicAdd(&hist[v], n);
+    else add_range(range_cols, v, n);
 }
+
+// `cpu_range_counts(cols, row, hist, range_cols, range_size)`: the row's range
+// checks, generated from the AIR's `CpuCols::range_checks` (host/cuda/src/codegen.rs).
+// @RANGE_COUNTS@
 
 extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, const u64* cols, const u64* range_mult,
                                     u32 range_size) {
@@ -111,21 +116,7 @@ extern "C" __global__ void cpu_rows(const u32* steps, u32 n_steps, u32 n_rows, c
         W(C_TGT, op == OP_JR ? x : imm);
         W(C_TAKEN, taken);
         for (u32 f = 0; f < N_FLAGS; f++) W(C_FLAGS + f, f == op ? 1u : 0u);
-        count_range(hist, range_mult, range_size, xa_lo);
-        count_range(hist, range_mult, range_size, m31_mul(xa_hi, TS_HI_SHIFT));
-        count_range(hist, range_mult, range_size, yb_lo);
-        count_range(hist, range_mult, range_size, m31_mul(yb_hi, TS_HI_SHIFT));
-        count_range(hist, range_mult, range_size, d_lo);
-        count_range(hist, range_mult, range_size, m31_mul(d_hi, TS_HI_SHIFT));
-        if (op == OP_LOAD || op == OP_STORE) {
-            count_range(hist, range_mult, range_size, m_lo);
-            count_range(hist, range_mult, range_size, m31_mul(m_hi, TS_HI_SHIFT));
-        }
-        if (op == OP_LT) {
-            count_range(hist, range_mult, range_size, r_lo);
-            count_range(hist, range_mult, range_size, m31_mul(r_hi, LT_HI_SHIFT));
-            count_range(hist, range_mult, range_size, r_hi);
-        }
+        cpu_range_counts(cols, r, hist, range_mult, range_size);
     } else if (r < n_rows) {
         // Padding: every flag zero, `w = 0` so `isz = 1`, and `next_pc = pc + 1`.
         for (u32 c = 0; c < CPU_N_COLS; c++) W(c, 0u);

@@ -35,6 +35,8 @@ pub const TS_HI_SHIFT: u32 = 1 << 6;
 /// `[0, 2^29)`, the ISA's definition (`obelysk_vm::isa::LT_BITS`).
 pub const LT_HI_SHIFT: u32 = 1 << 3;
 pub const N_FLAGS: usize = Opcode::COUNT;
+/// Range checks per CPU row ([`CpuCols::range_checks`]).
+pub const N_RANGE_CHECKS: usize = 11;
 
 columns!(
     /// The CPU row. `flags` is the one-hot opcode (all zero on padding rows).
@@ -75,6 +77,37 @@ impl<F: AirValue> CpuCols<F> {
         self.f(Opcode::Load) + self.f(Opcode::Store)
     }
 
+    /// The row's range checks, as `(multiplicity, value)` of its `Range`
+    /// lookups: the one list the constraints ([`Self::lookups`]), the host's
+    /// range counts and the GPU row kernel's counts (generated from it) read.
+    /// A check made has multiplicity `-1` (the row consumes a table entry),
+    /// one not made `0`.
+    pub fn range_checks(&self) -> [(F, F); N_RANGE_CHECKS] {
+        let neg = |v: F| c::<F>(0) - v;
+        let neg_real = neg(self.is_real());
+        let neg_ram = neg(self.ram_mult());
+        let neg_lt = neg(self.f(Opcode::Lt));
+        let ts_shift = M31(TS_HI_SHIFT);
+        [
+            // The timestamp differences.
+            (neg_real.clone(), self.xa_lo.clone()),
+            (neg_real.clone(), self.xa_hi.clone() * ts_shift),
+            (neg_real.clone(), self.yb_lo.clone()),
+            (neg_real.clone(), self.yb_hi.clone() * ts_shift),
+            (neg_ram.clone(), self.m_lo.clone()),
+            (neg_ram, self.m_hi.clone() * ts_shift),
+            (neg_real.clone(), self.d_lo.clone()),
+            (neg_real, self.d_hi.clone() * ts_shift),
+            // lt: the difference is below 2^29. `r_hi` itself is checked as
+            // well as `8·r_hi`: the scaled check alone holds for field
+            // elements `v/8` that are no integer below 2^13, and so admitted
+            // differences up to 2^29 + 2^16 - 2^13 (see `LT_HI_SHIFT`).
+            (neg_lt.clone(), self.r_lo.clone()),
+            (neg_lt.clone(), self.r_hi.clone() * M31(LT_HI_SHIFT)),
+            (neg_lt, self.r_hi.clone()),
+        ]
+    }
+
     /// The LogUp entries of one row. Shared by the evaluator and the prover.
     pub fn lookups(&self) -> Vec<Lookup<F>> {
         let real = self.is_real();
@@ -83,8 +116,7 @@ impl<F: AirValue> CpuCols<F> {
         let neg = |v: F| c::<F>(0) - v;
         let ts = self.ts();
         let addr = self.x.clone() + self.imm.clone();
-        let ts_shift = M31(TS_HI_SHIFT);
-        vec![
+        let mut out = vec![
             Lookup::new(
                 Rel::State,
                 neg_real.clone(),
@@ -142,22 +174,9 @@ impl<F: AirValue> CpuCols<F> {
                 vec![c(0), self.dst.clone(), self.d_old.clone(), self.prev_ts(3, &self.d_lo, &self.d_hi)],
             ),
             Lookup::new(Rel::Mem, real.clone(), vec![c(0), self.dst.clone(), self.d_new.clone(), ts + c(3)]),
-            // Range checks of the timestamp differences.
-            Lookup::new(Rel::Range, neg_real.clone(), vec![self.xa_lo.clone()]),
-            Lookup::new(Rel::Range, neg_real.clone(), vec![self.xa_hi.clone() * ts_shift]),
-            Lookup::new(Rel::Range, neg_real.clone(), vec![self.yb_lo.clone()]),
-            Lookup::new(Rel::Range, neg_real.clone(), vec![self.yb_hi.clone() * ts_shift]),
-            Lookup::new(Rel::Range, neg(ram.clone()), vec![self.m_lo.clone()]),
-            Lookup::new(Rel::Range, neg(ram), vec![self.m_hi.clone() * ts_shift]),
-            Lookup::new(Rel::Range, neg_real.clone(), vec![self.d_lo.clone()]),
-            Lookup::new(Rel::Range, neg_real, vec![self.d_hi.clone() * ts_shift]),
-            // lt: the difference is below 2^29. `r_hi` itself is checked as
-            // well as `8·r_hi`: the scaled check alone holds for field
-            // elements `v/8` that are no integer below 2^13, and so admitted
-            // differences up to 2^29 + 2^16 - 2^13 (see `LT_HI_SHIFT`).
-            Lookup::new(Rel::Range, neg(self.f(Opcode::Lt)), vec![self.r_lo.clone()]),
-            Lookup::new(Rel::Range, neg(self.f(Opcode::Lt)), vec![self.r_hi.clone() * M31(LT_HI_SHIFT)]),
-            Lookup::new(Rel::Range, neg(self.f(Opcode::Lt)), vec![self.r_hi.clone()]),
+        ];
+        out.extend(self.range_checks().into_iter().map(|(m, v)| Lookup::new(Rel::Range, m, vec![v])));
+        out.extend([
             // Table lookup for non-linear functions: (1 + table, key, value).
             Lookup::new(
                 Rel::Rom,
@@ -167,7 +186,8 @@ impl<F: AirValue> CpuCols<F> {
             Lookup::new(Rel::Input, neg(self.f(Opcode::Read)), vec![self.in_ptr.clone(), self.d_new.clone()]),
             Lookup::new(Rel::Output, self.f(Opcode::Write), vec![self.out_ptr.clone(), self.x.clone()]),
             Lookup::new(Rel::HashCall, self.f(Opcode::Hash), vec![addr, self.clk.clone()]),
-        ]
+        ]);
+        out
     }
 
     /// The polynomial constraints of one row, all of degree at most 2.

@@ -303,6 +303,48 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
     LogupKernel { name: name.to_string(), source: s, columns, ext_params, n_batches }
 }
 
+/// A device function `{name}(cols, row, hist, range_cols, range_size)` that
+/// counts a row's range checks into the range table, generated from the
+/// AIR's `(multiplicity, value)` list over the component's main-trace
+/// columns (for the CPU, `CpuCols::range_checks`). It reads the columns the
+/// row kernel has just written, so the kernel's counts and the host's come
+/// from the one list the constraints use. A check with multiplicity `-n`
+/// adds `n` at its value through `count_range_n`, which the including
+/// kernel defines.
+pub fn generate_range_counts(name: &str, checks: &[(BaseExpr, BaseExpr)]) -> String {
+    let mut vars = Vars::default();
+    for (m, v) in checks {
+        visit_base(m, &mut vars);
+        visit_base(v, &mut vars);
+    }
+    assert!(
+        vars.masks.iter().all(|m| m.0 == 1 && m.2 == 0) && vars.base_params.is_empty(),
+        "{name}: range checks may read only the component's own main-trace row"
+    );
+    let masks: Vec<Mask> = vars.masks.into_iter().collect();
+    let mask_slot: BTreeMap<Mask, usize> = masks.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    let none = BTreeSet::new();
+    let em = Emitter::columns_only(&mask_slot, &none);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "__device__ __forceinline__ void {name}(const u64* cols, u32 row, u32* hist, const u64* range_cols, u32 range_size) {{"
+    );
+    for (k, m) in masks.iter().enumerate() {
+        let _ = writeln!(s, "    const u32 m{k} = ((const u32*)cols[{}])[row];", m.1);
+    }
+    for (mult, value) in checks {
+        let _ = writeln!(
+            s,
+            "    count_range_n(hist, range_cols, range_size, {}, m31_neg({}));",
+            em.base(value),
+            em.base(mult)
+        );
+    }
+    let _ = writeln!(s, "}}");
+    s
+}
+
 /// A kernel that builds the hash component's rows (see
 /// [`generate_hash_rows`]).
 pub struct HashRowsKernel {
@@ -534,6 +576,38 @@ mod tests {
     use stwo::core::channel::Blake2sChannel;
 
     use super::*;
+
+    #[test]
+    fn the_cpu_row_kernel_counts_exactly_the_air_s_range_checks() {
+        use bitsage_air::cpu::{CpuCols, N_RANGE_CHECKS};
+        use bitsage_air::relations::Rel;
+        let row = CpuCols::read(crate::logup::columns());
+        let src = generate_range_counts("cpu_range_counts", &row.range_checks());
+        // One count per check the AIR's lookups make, in the same order.
+        let calls: Vec<&str> = src.lines().filter(|l| l.contains("count_range_n(")).collect();
+        assert_eq!(calls.len(), N_RANGE_CHECKS);
+        let from_lookups = CpuCols::read(crate::logup::columns()).lookups();
+        let range: Vec<_> = from_lookups.iter().filter(|l| l.rel == Rel::Range).collect();
+        assert_eq!(range.len(), N_RANGE_CHECKS);
+        let slots: BTreeMap<Mask, usize> = {
+            let mut vars = Vars::default();
+            row.range_checks().iter().for_each(|(m, v)| {
+                visit_base(m, &mut vars);
+                visit_base(v, &mut vars);
+            });
+            vars.masks.into_iter().enumerate().map(|(i, m)| (m, i)).collect()
+        };
+        let none = BTreeSet::new();
+        let em = Emitter::columns_only(&slots, &none);
+        for (call, l) in calls.iter().zip(&range) {
+            let want = format!(
+                "count_range_n(hist, range_cols, range_size, {}, m31_neg({}));",
+                em.base(&l.values[0]),
+                em.base(&l.mult)
+            );
+            assert_eq!(call.trim(), want);
+        }
+    }
 
     #[test]
     fn every_component_generates_a_logup_kernel_pairing_its_lookups() {

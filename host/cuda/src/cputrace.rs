@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
+use bitsage_air::cpu::{CpuCols, N_FLAGS};
 use bitsage_air::range::{MAX_RANGE_LOG_SIZE, RANGE_LANES, RANGE_LANES_LOG};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use obelysk_vm::exec::Step;
@@ -131,17 +131,24 @@ pub fn header() -> String {
     def("CPU_N_COLS".into(), CpuCols::<M31>::N_COLUMNS);
     def("N_FLAGS".into(), N_FLAGS);
     def("STEP_WORDS".into(), STEP_WORDS);
-    def("TS_HI_SHIFT".into(), TS_HI_SHIFT as usize);
-    def("LT_HI_SHIFT".into(), LT_HI_SHIFT as usize);
     def("RANGE_LANES_LOG".into(), RANGE_LANES_LOG as usize);
     h
+}
+
+/// `cpu_range_counts`, generated from the AIR's `CpuCols::range_checks`.
+fn range_counts() -> String {
+    let row = CpuCols::read(crate::logup::columns());
+    crate::codegen::generate_range_counts("cpu_range_counts", &row.range_checks())
 }
 
 /// The kernel compiled for the bound device, for the process.
 fn compiled() -> Result<Arc<GeneratedModule>> {
     static CACHE: PerDevice<(), GeneratedModule> = PerDevice::new();
     CACHE.get_or_try((), || {
-        let src = format!("{}\n{}", header(), include_str!("../../../kernels/cpu_trace.cu"));
+        let kernel = include_str!("../../../kernels/cpu_trace.cu");
+        // The generated counting function goes where the kernel marks it.
+        let kernel = kernel.replacen("// @RANGE_COUNTS@", &range_counts(), 1);
+        let src = format!("{}\n{}", header(), kernel);
         gpu().compile_generated("cpu_trace", &src, ["cpu_rows"])
     })
 }

@@ -26,7 +26,7 @@ use crate::codegen::{bind_ext, generate_logup, LogupKernel};
 use crate::{launch_1d, CudaError, GeneratedModule, Gpu, Kernel, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
 
 /// The component's main-trace columns as symbolic expressions, in order.
-fn columns() -> impl FnMut() -> BaseExpr {
+pub(crate) fn columns() -> impl FnMut() -> BaseExpr {
     let mut i = 0;
     move || {
         let e = BaseExpr::Col((1, i, 0).into());

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
+use bitsage_air::cpu::{CpuCols, N_FLAGS, TS_HI_SHIFT};
 use bitsage_air::hash::HashCols;
 use bitsage_air::memory::{MemCols, SPACE_RAM, SPACE_REG};
 use bitsage_air::range::{rows_log_size, RangeCols, MAX_RANGE_LOG_SIZE, MIN_RANGE_LOG_SIZE, RANGE_LANES};
@@ -179,23 +179,21 @@ fn step_lt(s: &Step) -> (M31, (M31, M31)) {
     }
 }
 
-/// Visits the values step `s`'s CPU row looks up in the range table: what
-/// [`cpu_component`] counts and [`range_log_size_for`] bounds.
-fn for_each_cpu_range(s: &Step, mut f: impl FnMut(M31)) {
-    let ts = M31(TS_HI_SHIFT);
-    let op = s.instr.op;
-    for (slot, (lo, hi)) in step_gaps(s).into_iter().enumerate() {
-        if slot != 2 || matches!(op, Opcode::Load | Opcode::Store) {
-            f(lo);
-            f(hi * ts);
+/// Adds the range checks of a CPU row, as the AIR lists them
+/// ([`CpuCols::range_checks`]: multiplicity `-1` for a check made), to `f`.
+fn for_each_range_check(row: &CpuCols<M31>, mut f: impl FnMut(M31)) {
+    for (mult, v) in row.range_checks() {
+        for _ in 0..(M31(0) - mult).0 {
+            f(v);
         }
     }
-    if op == Opcode::Lt {
-        let (_, (r_lo, r_hi)) = step_lt(s);
-        f(r_lo);
-        f(r_hi * M31(LT_HI_SHIFT));
-        f(r_hi);
-    }
+}
+
+/// Visits the values step `s`'s CPU row looks up in the range table: what
+/// [`cpu_component`] counts and [`range_log_size_for`] bounds.
+fn for_each_cpu_range(s: &Step, f: impl FnMut(M31)) {
+    // The inverse column plays no part in a range check.
+    for_each_range_check(&cpu_row(s, M31(0)), f);
 }
 
 /// The range table's log size for `trace`: the smallest table (at least
@@ -432,12 +430,13 @@ fn cpu_component(steps: &[Step], log_size: u32) -> (ComponentTrace, Vec<u32>) {
         || vec![0u32; 1 << MAX_RANGE_LOG_SIZE],
         |r, out, counts| match steps.get(r) {
             Some(s) => {
-                for_each_cpu_range(s, |v| {
+                let row = cpu_row(s, inverses[r]);
+                for_each_range_check(&row, |v| {
                     if let Some(c) = counts.get_mut(v.0 as usize) {
                         *c += 1;
                     }
                 });
-                cpu_row(s, inverses[r]).push_to(out);
+                row.push_to(out);
             }
             None => pad.push_to(out),
         },

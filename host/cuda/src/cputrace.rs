@@ -135,6 +135,13 @@ pub fn header() -> String {
     h
 }
 
+/// The kernel's source: the generated header, then `kernels/cpu_trace.cu`
+/// with the generated `cpu_range_counts` where it marks the place.
+fn source() -> String {
+    let kernel = include_str!("../../../kernels/cpu_trace.cu");
+    format!("{}\n{}", header(), kernel.replacen("// @RANGE_COUNTS@", &range_counts(), 1))
+}
+
 /// `cpu_range_counts`, generated from the AIR's `CpuCols::range_checks`.
 fn range_counts() -> String {
     let row = CpuCols::read(crate::logup::columns());
@@ -144,13 +151,7 @@ fn range_counts() -> String {
 /// The kernel compiled for the bound device, for the process.
 fn compiled() -> Result<Arc<GeneratedModule>> {
     static CACHE: PerDevice<(), GeneratedModule> = PerDevice::new();
-    CACHE.get_or_try((), || {
-        let kernel = include_str!("../../../kernels/cpu_trace.cu");
-        // The generated counting function goes where the kernel marks it.
-        let kernel = kernel.replacen("// @RANGE_COUNTS@", &range_counts(), 1);
-        let src = format!("{}\n{}", header(), kernel);
-        gpu().compile_generated("cpu_trace", &src, ["cpu_rows"])
-    })
+    CACHE.get_or_try((), || gpu().compile_generated("cpu_trace", &source(), ["cpu_rows"]))
 }
 
 /// The steps, packed and uploaded (transfers queued, not awaited).
@@ -203,4 +204,18 @@ pub fn cpu_rows(
     // lane `v % RANGE_LANES`, which every lane column holds (checked above).
     unsafe { b.launch(launch_1d(n as u64)) }?;
     Ok(cols.into_iter().map(|c| DevCol::from_words(c, n)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_kernel_source_carries_the_generated_range_counts_once() {
+        let src = super::source();
+        assert!(!src.contains("@RANGE_COUNTS@"), "the marker was replaced");
+        assert_eq!(src.matches("void cpu_range_counts(").count(), 1);
+        assert_eq!(src.matches("cpu_range_counts(cols, r, hist, range_mult, range_size);").count(), 1);
+        if let Some(path) = std::env::var_os("BITSAGE_DUMP_CPU_TRACE") {
+            std::fs::write(path, &src).expect("writing the kernel source");
+        }
+    }
 }

@@ -123,7 +123,7 @@ fn gpu_name() -> Result<String, ProveError> {
 }
 
 #[cfg(feature = "cuda")]
-fn prove_on_gpu(
+pub(crate) fn prove_on_gpu(
     statement: &Statement,
     trace: &Trace,
     opts: &ProveOptions<'_>,
@@ -132,7 +132,7 @@ fn prove_on_gpu(
 }
 
 #[cfg(not(feature = "cuda"))]
-fn prove_on_gpu(_: &Statement, _: &Trace, _: &ProveOptions<'_>) -> Result<(Proof, ProofStats), ProveError> {
+pub(crate) fn prove_on_gpu(_: &Statement, _: &Trace, _: &ProveOptions<'_>) -> Result<(Proof, ProofStats), ProveError> {
     gpu_name().map(|_| unreachable!("no CUDA support in this build"))
 }
 

@@ -177,7 +177,7 @@ impl DevicePool {
         let run = || match (&slot.device, &slot.threads) {
             (Device::Cuda { .. }, Some(threads)) => threads.install(|| {
                 check_fits(trace)?;
-                prove_on_gpu(statement, trace, opts)
+                crate::prove_on_gpu(statement, trace, opts)
             }),
             _ => crate::prove_trace(statement, trace, opts),
         };
@@ -330,20 +330,6 @@ fn gpu_memory(ordinal: usize) -> Option<(u64, u64)> {
 #[cfg(not(feature = "cuda"))]
 fn gpu_memory(_: usize) -> Option<(u64, u64)> {
     None
-}
-
-#[cfg(feature = "cuda")]
-fn prove_on_gpu(
-    statement: &Statement,
-    trace: &Trace,
-    opts: &ProveOptions<'_>,
-) -> Result<(Proof, ProofStats), ProveError> {
-    crate::prove_trace_on::<bitsage_cuda::backend::CudaBackend>(statement, trace, opts, &crate::Forgery::None)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn prove_on_gpu(_: &Statement, _: &Trace, _: &ProveOptions<'_>) -> Result<(Proof, ProofStats), ProveError> {
-    Err(ProveError::backend("this build has no CUDA support"))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod hostile_receipts;
 mod node;
+mod onchain;
 mod properties;
 mod prove_verify;
 mod sandbox;

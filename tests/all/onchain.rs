@@ -1,0 +1,153 @@
+//! The on-chain verifier's building blocks (issue 19), on a real devnet.
+//!
+//! The Fiat–Shamir channel first: the `StwoChannel` contract replays a
+//! script of mixes and draws with the Cairo port of Stwo 2.3's
+//! `Poseidon252Channel` (`contracts/src/stwo/channel.cairo`), and every value
+//! it draws, every digest and every proof-of-work verdict must be the one
+//! Stwo's own channel gives for the same script.
+
+use bitsage_settle::chain::{Chain, Wallet};
+use bitsage_settle::keystore::WorkerKey;
+use bitsage_settle::Felt;
+use bitsage_tests::devnet::{contracts_dir, Devnet};
+use starknet_ff::FieldElement;
+use stwo::core::channel::{Channel, MerkleChannel, Poseidon252Channel};
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleChannel;
+
+fn felt(f: FieldElement) -> Felt {
+    Felt::from_bytes_be(&f.to_bytes_be())
+}
+
+/// A script for the contract and what Stwo's channel gives for it.
+#[derive(Default)]
+struct Script {
+    ops: Vec<Felt>,
+    expected: Vec<Felt>,
+    channel: Poseidon252Channel,
+}
+
+impl Script {
+    fn op(&mut self, code: u64, args: impl IntoIterator<Item = Felt>) {
+        self.ops.push(Felt::from(code));
+        self.ops.extend(args);
+    }
+
+    fn mix_root(&mut self, root: FieldElement) {
+        Poseidon252MerkleChannel::mix_root(&mut self.channel, root);
+        self.op(0, [felt(root)]);
+    }
+
+    fn mix_u64(&mut self, v: u64) {
+        self.channel.mix_u64(v);
+        self.op(1, [Felt::from(v)]);
+    }
+
+    fn mix_felts(&mut self, felts: &[SecureField]) {
+        self.channel.mix_felts(felts);
+        let words = felts.iter().flat_map(|f| f.to_m31_array()).map(|m| Felt::from(m.0));
+        self.op(2, std::iter::once(Felt::from(felts.len() as u64)).chain(words));
+    }
+
+    fn mix_u32s(&mut self, words: &[u32]) {
+        self.channel.mix_u32s(words);
+        self.op(3, std::iter::once(Felt::from(words.len() as u64)).chain(words.iter().map(|&w| Felt::from(w))));
+    }
+
+    fn draw_secure_felts(&mut self, n: usize) {
+        let drawn = self.channel.draw_secure_felts(n);
+        self.expected.extend(drawn.iter().flat_map(|f| f.to_m31_array()).map(|m| Felt::from(m.0)));
+        self.op(4, [Felt::from(n as u64)]);
+    }
+
+    fn draw_u32s(&mut self) {
+        self.expected.extend(self.channel.draw_u32s().into_iter().map(Felt::from));
+        self.op(5, []);
+    }
+
+    fn verify_pow(&mut self, bits: u32, nonce: u64) -> bool {
+        let ok = self.channel.verify_pow_nonce(bits, nonce);
+        self.expected.push(Felt::from(ok as u64));
+        self.op(6, [Felt::from(bits), Felt::from(nonce)]);
+        ok
+    }
+
+    fn digest(&mut self) {
+        self.expected.push(felt(self.channel.digest()));
+        self.op(7, []);
+    }
+}
+
+#[test]
+fn the_chain_replays_stwo_s_poseidon252_channel() {
+    let devnet = Devnet::start(1);
+    let account = &devnet.accounts[0];
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let chain = Chain::new(&devnet.url, None).expect("chain");
+    let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
+    let wallet = rt
+        .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
+        .expect("wallet");
+    let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoChannel")).expect("declares");
+    let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+    let run = |s: &Script| -> Vec<Felt> {
+        let calldata: Vec<Felt> =
+            std::iter::once(Felt::from(s.ops.len() as u64)).chain(s.ops.iter().copied()).collect();
+        let out = rt.block_on(chain.call(contract, "run", calldata)).expect("calls");
+        assert_eq!(out.first(), Some(&Felt::from(out.len() as u64 - 1)), "a length-prefixed array");
+        out[1..].to_vec()
+    };
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let m31 = |v: u64| stwo::core::fields::m31::M31::reduce(v & 0x7fff_ffff);
+    let qm31 = |a: u64, b: u64| SecureField::from_m31_array([m31(a), m31(a >> 31), m31(b), m31(b >> 31)]);
+
+    // Every operation, with each mix's boundary cases: an odd and an even
+    // number of QM31 elements, word counts on either side of a full felt of
+    // seven, the largest root and u64, and draws straddling a batch of eight.
+    let mut s = Script::default();
+    s.digest();
+    s.draw_secure_felts(1);
+    s.mix_root(
+        FieldElement::from_hex_be("0x7ffffffffffffffffffffffffffffff0123456789abcdef0123456789abcd").expect("felt"),
+    );
+    s.digest();
+    s.draw_secure_felts(3);
+    s.draw_u32s();
+    for n in [0usize, 1, 2, 3, 8] {
+        let felts: Vec<SecureField> = (0..n).map(|_| qm31(next(), next())).collect();
+        s.mix_felts(&felts);
+        s.draw_secure_felts(2);
+    }
+    for n in [0usize, 1, 6, 7, 8, 13, 14, 15, 40] {
+        let words: Vec<u32> = (0..n).map(|_| next() as u32).collect();
+        s.mix_u32s(&words);
+        s.digest();
+    }
+    s.mix_u64(u64::MAX);
+    s.mix_u64(0);
+    s.draw_secure_felts(5);
+    s.draw_u32s();
+    s.draw_u32s();
+    // Proof of work: the first nonce that grinds 8 bits passes, the one
+    // before it fails (at 8 bits and at 9, where it need not pass either).
+    let probe = s.channel.clone();
+    let nonce = (0u64..).find(|&n| probe.verify_pow_nonce(8, n)).expect("a nonce");
+    assert!(s.verify_pow(8, nonce));
+    if nonce > 0 {
+        assert!(!s.verify_pow(8, nonce - 1));
+    }
+    s.verify_pow(9, nonce);
+    s.verify_pow(0, 12345);
+    s.mix_u64(nonce);
+    s.digest();
+    s.draw_secure_felts(7);
+
+    assert_eq!(run(&s), s.expected);
+}

@@ -151,3 +151,138 @@ fn the_chain_replays_stwo_s_poseidon252_channel() {
 
     assert_eq!(run(&s), s.expected);
 }
+
+mod merkle {
+    use stwo::core::fields::m31::BaseField;
+    use stwo::core::vcs_lifted::merkle_hasher::MerkleHasherLifted;
+    use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
+    use stwo::core::vcs_lifted::verifier::{MerkleVerificationError, MerkleVerifierLifted};
+    use stwo::prover::backend::CpuBackend;
+    use stwo::prover::vcs_lifted::prover::MerkleProverLifted;
+
+    use super::*;
+
+    /// A committed tree: its columns, and a decommitment of `queries`.
+    #[derive(Clone)]
+    struct Opening {
+        root: FieldElement,
+        log_sizes: Vec<u32>,
+        queries: Vec<usize>,
+        values: Vec<Vec<BaseField>>,
+        witness: Vec<FieldElement>,
+    }
+
+    impl Opening {
+        fn new(log_sizes: Vec<u32>, n_queries: usize, next: &mut impl FnMut() -> u64) -> Opening {
+            let cols: Vec<Vec<BaseField>> = log_sizes
+                .iter()
+                .map(|&l| (0..1 << l).map(|_| BaseField::from((next() % 0x7fff_ffff) as u32)).collect())
+                .collect();
+            let height = *log_sizes.iter().max().expect("a column");
+            let tree =
+                MerkleProverLifted::<CpuBackend, Poseidon252MerkleHasher>::commit(cols.iter().collect(), height, 0);
+            let mut queries: Vec<usize> = (0..n_queries).map(|_| (next() % (1 << height)) as usize).collect();
+            queries.sort_unstable();
+            queries.dedup();
+            let (values, decommitment) = tree.decommit(&queries, cols.iter().collect());
+            Opening { root: tree.root(), log_sizes, queries, values, witness: decommitment.decommitment.hash_witness }
+        }
+
+        fn height(&self) -> u32 {
+            *self.log_sizes.iter().max().expect("a column")
+        }
+
+        /// Stwo's verdict: 0, or the contract's code for the same error.
+        fn stwo_verdict(&self) -> u64 {
+            let verifier =
+                MerkleVerifierLifted::<Poseidon252MerkleHasher>::new(self.root, self.log_sizes.clone(), None);
+            let decommitment = stwo::core::vcs_lifted::verifier::MerkleDecommitmentLifted::<Poseidon252MerkleHasher> {
+                hash_witness: self.witness.clone(),
+            };
+            match verifier.verify(&self.queries, self.values.clone(), decommitment) {
+                Ok(()) => 0,
+                Err(MerkleVerificationError::WitnessTooShort) => 2,
+                Err(MerkleVerificationError::WitnessTooLong) => 3,
+                Err(MerkleVerificationError::RootMismatch) => 4,
+            }
+        }
+
+        fn calldata(&self) -> Vec<Felt> {
+            let list = |v: &mut Vec<Felt>, items: Vec<Felt>| {
+                v.push(Felt::from(items.len() as u64));
+                v.extend(items);
+            };
+            let mut c = vec![felt(self.root), Felt::from(self.height())];
+            list(&mut c, self.log_sizes.iter().map(|&l| Felt::from(l)).collect());
+            list(&mut c, self.queries.iter().map(|&q| Felt::from(q as u64)).collect());
+            c.push(Felt::from(self.values.len() as u64));
+            for col in &self.values {
+                list(&mut c, col.iter().map(|v| Felt::from(v.0)).collect());
+            }
+            list(&mut c, self.witness.iter().map(|&w| felt(w)).collect());
+            c
+        }
+    }
+
+    #[test]
+    fn the_chain_verifies_stwo_s_lifted_poseidon252_merkle_decommitments() {
+        let devnet = Devnet::start(1);
+        let account = &devnet.accounts[0];
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let chain = Chain::new(&devnet.url, None).expect("chain");
+        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
+        let wallet = rt
+            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
+            .expect("wallet");
+        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoMerkle")).expect("declares");
+        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+        let call = |name: &str, calldata: Vec<Felt>| rt.block_on(chain.call(contract, name, calldata)).expect("calls");
+
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+
+        // Leaves of every length up to two permutations and a remainder.
+        for n in 1..=34usize {
+            let row: Vec<BaseField> = (0..n).map(|_| BaseField::from((next() % 0x7fff_ffff) as u32)).collect();
+            let mut h = Poseidon252MerkleHasher::default();
+            h.update_leaf(&row);
+            let calldata = std::iter::once(Felt::from(n as u64)).chain(row.iter().map(|v| Felt::from(v.0))).collect();
+            assert_eq!(call("leaf_hash", calldata), vec![felt(h.finalize())], "a leaf of {n} words");
+        }
+
+        // Trees of one to many columns of mixed sizes (lifted to the
+        // largest), opened at a few and at many positions.
+        for (n_cols, n_queries) in [(1usize, 1usize), (3, 4), (8, 5), (9, 16), (17, 40), (30, 9)] {
+            let log_sizes: Vec<u32> = (0..n_cols).map(|_| 2 + (next() % 5) as u32).collect();
+            let honest = Opening::new(log_sizes, n_queries, &mut next);
+            let verdict = |o: &Opening| call("verify", o.calldata())[0];
+            assert_eq!(honest.stwo_verdict(), 0);
+            assert_eq!(verdict(&honest), Felt::ZERO, "{n_cols} columns, {n_queries} queries");
+
+            // Each tampering, judged as Stwo's verifier judges it.
+            let mut bad = honest.clone();
+            bad.values[n_cols / 2][0] += BaseField::from(1u32);
+            assert_eq!(verdict(&bad), Felt::from(bad.stwo_verdict()));
+            assert_eq!(bad.stwo_verdict(), 4);
+            if !honest.witness.is_empty() {
+                let mut bad = honest.clone();
+                bad.witness[0] += FieldElement::ONE;
+                assert_eq!((verdict(&bad), bad.stwo_verdict()), (Felt::from(4u64), 4));
+                bad.witness.pop();
+                assert_eq!((verdict(&bad), bad.stwo_verdict()), (Felt::from(2u64), 2));
+            }
+            let mut bad = honest.clone();
+            bad.witness.push(FieldElement::ONE);
+            assert_eq!((verdict(&bad), bad.stwo_verdict()), (Felt::from(3u64), 3));
+            // A position outside the tree is refused before any hashing.
+            let mut bad = honest.clone();
+            *bad.queries.last_mut().expect("a query") = 1 << honest.height();
+            assert_eq!(verdict(&bad), Felt::ONE);
+        }
+    }
+}

@@ -2,4 +2,7 @@
 // written for Stwo 2.3's Poseidon252 Merkle channel: cairo-lang 2.16 cannot
 // deploy Blake2s (see docs/settlement.md), while Poseidon is native here.
 pub mod channel;
+pub mod circle;
+pub mod fields;
+pub mod fri;
 pub mod merkle;

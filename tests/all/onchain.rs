@@ -286,3 +286,186 @@ mod merkle {
         }
     }
 }
+
+mod fri {
+    use stwo::core::fields::m31::BaseField;
+    use stwo::core::fri::{
+        CirclePolyDegreeBound, FriConfig, FriLayerProof, FriProof, FriVerificationError, FriVerifier,
+    };
+    use stwo::core::poly::circle::CanonicCoset;
+    use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
+    use stwo::prover::backend::cpu::CpuCirclePoly;
+    use stwo::prover::backend::CpuBackend;
+    use stwo::prover::fri::FriProver;
+    use stwo::prover::poly::circle::{PolyOps, SecureEvaluation};
+    use stwo::prover::poly::BitReversedOrder;
+    use stwo::prover::secure_column::SecureColumnByCoords;
+
+    use super::*;
+
+    const LOG_BLOWUP: u32 = 2;
+    const LOG_LAST_LAYER: u32 = 1;
+
+    type Proof = FriProof<Poseidon252MerkleHasher>;
+
+    /// A FRI proof of a random QM31 column of degree below `2^log_degree`,
+    /// made by Stwo's prover on a fresh channel, and the column's values at
+    /// the queries that channel drew.
+    fn prove(
+        log_degree: u32,
+        fold_step: u32,
+        n_queries: usize,
+        next: &mut impl FnMut() -> u64,
+    ) -> (FriConfig, Proof, Vec<SecureField>) {
+        let config = FriConfig::new(LOG_LAST_LAYER, LOG_BLOWUP, n_queries, fold_step);
+        let domain = CanonicCoset::new(log_degree + LOG_BLOWUP).circle_domain();
+        let columns = std::array::from_fn(|_| {
+            let coeffs = (0..1 << log_degree).map(|_| BaseField::from((next() % 0x7fff_ffff) as u32)).collect();
+            CpuCirclePoly::new(coeffs).evaluate(domain).values
+        });
+        let column = SecureEvaluation::<CpuBackend, BitReversedOrder>::new(domain, SecureColumnByCoords { columns });
+        let twiddles = CpuBackend::precompute_twiddles(domain.half_coset);
+        let mut channel = Poseidon252Channel::default();
+        let prover =
+            FriProver::<CpuBackend, Poseidon252MerkleChannel>::commit(&mut channel, config, &column, &twiddles);
+        let result = prover.decommit(&mut channel);
+        let evals = result.query_positions.iter().map(|&p| column.at(p)).collect();
+        (config, result.fri_proof.proof, evals)
+    }
+
+    /// Stwo's verdict on a fresh channel: 0, or the contract's code.
+    fn stwo_verdict(config: FriConfig, log_degree: u32, proof: &Proof, evals: &[SecureField]) -> u64 {
+        let mut channel = Poseidon252Channel::default();
+        let result = FriVerifier::<Poseidon252MerkleChannel>::commit(
+            &mut channel,
+            config,
+            proof.clone(),
+            CirclePolyDegreeBound::new(log_degree),
+        )
+        .and_then(|mut v| {
+            v.sample_query_positions(&mut channel);
+            v.decommit(evals.to_vec())
+        });
+        match result {
+            Ok(()) => 0,
+            Err(FriVerificationError::InvalidNumFriLayers) => 1,
+            Err(FriVerificationError::FirstLayerEvaluationsInvalid) => 2,
+            Err(FriVerificationError::FirstLayerCommitmentInvalid { .. }) => 3,
+            Err(FriVerificationError::InnerLayerCommitmentInvalid { .. }) => 4,
+            Err(FriVerificationError::InnerLayerEvaluationsInvalid { .. }) => 5,
+            Err(FriVerificationError::LastLayerDegreeInvalid) => 6,
+            Err(FriVerificationError::LastLayerEvaluationsInvalid) => 7,
+        }
+    }
+
+    fn words(values: &[SecureField]) -> Vec<Felt> {
+        let mut out = vec![Felt::from(4 * values.len() as u64)];
+        out.extend(values.iter().flat_map(|v| v.to_m31_array()).map(|m| Felt::from(m.0)));
+        out
+    }
+
+    fn layer(l: &FriLayerProof<Poseidon252MerkleHasher>) -> Vec<Felt> {
+        let mut out = words(&l.fri_witness);
+        out.push(Felt::from(l.decommitment.hash_witness.len() as u64));
+        out.extend(l.decommitment.hash_witness.iter().map(|&h| felt(h)));
+        out.push(felt(l.commitment));
+        out
+    }
+
+    fn calldata(config: FriConfig, log_degree: u32, proof: &Proof, evals: &[SecureField]) -> Vec<Felt> {
+        let mut c: Vec<Felt> = [
+            config.log_blowup_factor,
+            config.log_last_layer_degree_bound,
+            config.n_queries as u32,
+            config.fold_step,
+            log_degree,
+        ]
+        .into_iter()
+        .map(Felt::from)
+        .collect();
+        c.extend(layer(&proof.first_layer));
+        c.push(Felt::from(proof.inner_layers.len() as u64));
+        for l in &proof.inner_layers {
+            c.extend(layer(l));
+        }
+        c.extend(words(&proof.last_layer_poly));
+        c.extend(words(evals));
+        c
+    }
+
+    #[test]
+    fn the_chain_verifies_stwo_s_fri_proofs_and_rejects_tampered_ones() {
+        let devnet = Devnet::start(1);
+        let account = &devnet.accounts[0];
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let chain = Chain::new(&devnet.url, None).expect("chain");
+        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
+        let wallet = rt
+            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
+            .expect("wallet");
+        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoFri")).expect("declares");
+        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+        let verdict = |config: FriConfig, log_degree: u32, proof: &Proof, evals: &[SecureField]| -> u64 {
+            let out =
+                rt.block_on(chain.call(contract, "verify", calldata(config, log_degree, proof, evals))).expect("calls");
+            let v = out[0].to_bytes_le();
+            u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
+        };
+
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Fold steps 1 to 3 (3 is the project's), with and without packed
+        // leaves, and a last inner layer that folds less than the step.
+        for (log_degree, fold_step, n_queries) in
+            [(3u32, 1u32, 3usize), (5, 2, 4), (6, 3, 5), (8, 3, 8), (9, 2, 6), (10, 3, 12)]
+        {
+            let (config, proof, evals) = prove(log_degree, fold_step, n_queries, &mut next);
+            let case = format!("degree 2^{log_degree}, fold step {fold_step}");
+            assert_eq!(stwo_verdict(config, log_degree, &proof, &evals), 0, "{case}");
+            assert_eq!(verdict(config, log_degree, &proof, &evals), 0, "{case}: the honest proof");
+
+            // Each tampering, judged as Stwo's verifier judges it.
+            let mut tampered: Vec<(&str, Proof, Vec<SecureField>)> = Vec::new();
+            let mut e = evals.clone();
+            e[0] += SecureField::from(BaseField::from(1u32));
+            tampered.push(("a first-layer value", proof.clone(), e));
+            if !proof.first_layer.fri_witness.is_empty() {
+                let mut p = proof.clone();
+                p.first_layer.fri_witness[0] += SecureField::from(BaseField::from(1u32));
+                tampered.push(("a first-layer witness value", p.clone(), evals.clone()));
+                p.first_layer.fri_witness.pop();
+                tampered.push(("a first-layer witness value too few", p, evals.clone()));
+            }
+            let mut p = proof.clone();
+            p.first_layer.fri_witness.push(SecureField::from(BaseField::from(7u32)));
+            tampered.push(("a first-layer witness value too many", p, evals.clone()));
+            if let Some(last) = proof.inner_layers.last() {
+                if !last.fri_witness.is_empty() {
+                    let mut p = proof.clone();
+                    let l = p.inner_layers.len() - 1;
+                    p.inner_layers[l].fri_witness[0] += SecureField::from(BaseField::from(1u32));
+                    tampered.push(("an inner-layer witness value", p, evals.clone()));
+                }
+                let mut p = proof.clone();
+                p.inner_layers.pop();
+                tampered.push(("an inner layer left out", p, evals.clone()));
+                let mut p = proof.clone();
+                p.inner_layers.push(last.clone());
+                tampered.push(("an inner layer repeated", p, evals.clone()));
+            }
+            let mut p = proof.clone();
+            p.first_layer.commitment += FieldElement::ONE;
+            tampered.push(("the first layer's root", p, evals.clone()));
+            for (what, p, e) in &tampered {
+                let want = stwo_verdict(config, log_degree, p, e);
+                assert_ne!(want, 0, "{case}: Stwo accepts {what}");
+                assert_eq!(verdict(config, log_degree, p, e), want, "{case}: {what}");
+            }
+        }
+    }
+}

@@ -53,7 +53,7 @@ pub enum FriError {
     Malformed,
 }
 
-fn words_to_qm31s(words: Span<u32>) -> Option<Array<QM31>> {
+pub fn words_to_qm31s(words: Span<u32>) -> Option<Array<QM31>> {
     if words.len() % 4 != 0 {
         return Option::None;
     }
@@ -269,33 +269,46 @@ fn open_layer(
     )
 }
 
-// Checks `proof`, a FRI proof that the column committed on the canonic
-// domain of `column_log_degree_bound + log_blowup` is close to a polynomial
-// of that degree bound, with `first_layer_evals` the column's values at the
-// query positions the channel draws (in increasing order). `channel` is the
-// transcript so far; on success it is the transcript after FRI.
-pub fn verify(
+// What the commit phase learned: each inner layer's domain, folding
+// randomness and fold step, the first layer's, the last layer's domain and
+// polynomial.
+#[derive(Drop)]
+pub struct FriCommitment {
+    first_domain: CircleDomain,
+    first_alpha: QM31,
+    inner_domains: Array<Coset>,
+    inner_alphas: Array<QM31>,
+    inner_steps: Array<u32>,
+    last_domain: Coset,
+    last_layer_poly: Array<QM31>,
+    fold_step: u32,
+    n_queries: u32,
+}
+
+// The commit phase of FRI on a column committed on the canonic domain of
+// `column_log_degree_bound + log_blowup`: mixes each layer's root and draws
+// its folding randomness, checks the number of layers and the last layer's
+// degree, and mixes the last layer.
+pub fn commit(
     ref channel: Channel, config: FriConfig, column_log_degree_bound: u32, proof: @FriProof,
-    first_layer_evals: Span<QM31>,
-) -> Result<(), FriError> {
+) -> Result<FriCommitment, FriError> {
     let fold_step = config.fold_step;
     if fold_step == 0 || config.log_last_layer_degree_bound > 10 || config.log_blowup_factor == 0 {
         return Result::Err(FriError::Malformed);
     }
-    // Commit phase.
     channel.mix_root(*proof.first_layer.commitment);
     let first_domain = CircleDomainTrait::canonic(column_log_degree_bound + config.log_blowup_factor);
-    let first_alpha = channel.draw_secure_felt();
-    let first_pack = first_domain.log_size() >= 2 && fold_step > 1;
+    let [a0, a1, a2, a3] = channel.draw_secure_felt();
+    let first_alpha = qm31(a0, a1, a2, a3);
     if column_log_degree_bound < fold_step {
         return Result::Err(FriError::InvalidNumFriLayers);
     }
     let mut layer_bound = column_log_degree_bound - fold_step;
     let mut layer_domain = CosetTrait::half_odds(layer_bound + config.log_blowup_factor);
     let n_inner = proof.inner_layers.len();
-    let mut domains: Array<Coset> = array![];
-    let mut alphas: Array<QM31> = array![];
-    let mut steps: Array<u32> = array![];
+    let mut inner_domains: Array<Coset> = array![];
+    let mut inner_alphas: Array<QM31> = array![];
+    let mut inner_steps: Array<u32> = array![];
     let mut i: u32 = 0;
     let mut bad_layers = false;
     while i < n_inner {
@@ -314,9 +327,9 @@ pub fn verify(
             return Result::Err(FriError::InvalidNumFriLayers);
         }
         let [a, b, c, d] = channel.draw_secure_felt();
-        domains.append(layer_domain);
-        alphas.append(qm31(a, b, c, d));
-        steps.append(step);
+        inner_domains.append(layer_domain);
+        inner_alphas.append(qm31(a, b, c, d));
+        inner_steps.append(step);
         layer_bound -= step;
         layer_domain = layer_domain.repeated_double(step);
         i += 1;
@@ -338,9 +351,38 @@ pub fn verify(
         mixed.append(qm31_words(*c));
     }
     channel.mix_felts(mixed.span());
+    Result::Ok(
+        FriCommitment {
+            first_domain,
+            first_alpha,
+            inner_domains,
+            inner_alphas,
+            inner_steps,
+            last_domain: layer_domain,
+            last_layer_poly,
+            fold_step,
+            n_queries: config.n_queries,
+        },
+    )
+}
 
-    // Queries.
-    let queries = sample_queries(ref channel, first_domain.log_size(), config.n_queries);
+// The query positions in the first layer (`FriVerifier::sample_query_positions`).
+pub fn sample_query_positions(ref channel: Channel, commitment: @FriCommitment) -> Array<u32> {
+    sample_queries(ref channel, commitment.first_domain.log_size(), *commitment.n_queries).positions
+}
+
+// The decommitment phase: `first_layer_evals` are the first layer's values at
+// `positions` (as `sample_query_positions` gave them).
+pub fn decommit(
+    commitment: @FriCommitment, proof: @FriProof, positions: Span<u32>, first_layer_evals: Span<QM31>,
+) -> Result<(), FriError> {
+    let fold_step = *commitment.fold_step;
+    let first_domain = *commitment.first_domain;
+    let mut pos: Array<u32> = array![];
+    for p in positions {
+        pos.append(*p);
+    }
+    let queries = Queries { positions: pos, log_size: first_domain.log_size() };
     if first_layer_evals.len() != queries.positions.len() {
         return Result::Err(FriError::Malformed);
     }
@@ -357,7 +399,7 @@ pub fn verify(
     if witness.len() != 0 {
         return Result::Err(FriError::FirstLayerEvaluationsInvalid);
     }
-    let leaf_log = if first_pack {
+    let leaf_log = if first_domain.log_size() >= 2 && fold_step > 1 {
         2
     } else {
         0
@@ -366,8 +408,7 @@ pub fn verify(
         return Result::Err(FriError::FirstLayerCommitmentInvalid);
     }
     let mut evals: Array<QM31> = array![];
-    let [a0, a1, a2, a3] = first_alpha;
-    let alpha = qm31(a0, a1, a2, a3);
+    let alpha = *commitment.first_alpha;
     let mut s: u32 = 0;
     while s < subsets.evals.len() {
         let initial = first_domain.index_at(*subsets.initial_indexes[s]);
@@ -384,11 +425,12 @@ pub fn verify(
     let mut queries = fold_queries(@queries, fold_step);
 
     // The inner layers.
+    let n_inner = proof.inner_layers.len();
     let mut l: u32 = 0;
     while l < n_inner {
         let layer = proof.inner_layers[l];
-        let domain = *domains[l];
-        let step = *steps[l];
+        let domain = *commitment.inner_domains[l];
+        let step = *commitment.inner_steps[l];
         let mut witness = match words_to_qm31s(layer.fri_witness.span()) {
             Option::Some(w) => w.span(),
             Option::None => { return Result::Err(FriError::Malformed); },
@@ -412,7 +454,7 @@ pub fn verify(
         let mut s: u32 = 0;
         while s < subsets.evals.len() {
             let initial = domain.index_at(*subsets.initial_indexes[s]);
-            next.append(fold_coset(subsets.evals[s].span(), CosetTrait::new(initial, step), *alphas[l]));
+            next.append(fold_coset(subsets.evals[s].span(), CosetTrait::new(initial, step), *commitment.inner_alphas[l]));
             s += 1;
         }
         evals = next;
@@ -421,15 +463,28 @@ pub fn verify(
     }
 
     // The last layer: every folded value is the polynomial's.
+    let last_domain = *commitment.last_domain;
     let mut q: u32 = 0;
     while q < queries.positions.len() {
-        let x = layer_domain.at(bit_reverse_index(*queries.positions[q], layer_domain.log_size)).x;
-        if *evals[q] != eval_line_poly(last_layer_poly.span(), x) {
+        let x = last_domain.at(bit_reverse_index(*queries.positions[q], last_domain.log_size)).x;
+        if *evals[q] != eval_line_poly(commitment.last_layer_poly.span(), x) {
             return Result::Err(FriError::LastLayerEvaluationsInvalid);
         }
         q += 1;
     }
     Result::Ok(())
+}
+
+// FRI end to end on `channel`: commit, draw the queries, decommit, with
+// `first_layer_evals` the column's values at the drawn positions (in
+// increasing order).
+pub fn verify(
+    ref channel: Channel, config: FriConfig, column_log_degree_bound: u32, proof: @FriProof,
+    first_layer_evals: Span<QM31>,
+) -> Result<(), FriError> {
+    let commitment = commit(ref channel, config, column_log_degree_bound, proof)?;
+    let positions = sample_query_positions(ref channel, @commitment);
+    decommit(@commitment, proof, positions.span(), first_layer_evals)
 }
 
 // `LinePoly::eval_at_point`: coefficients in the folding basis, folded by

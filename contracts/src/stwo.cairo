@@ -6,3 +6,4 @@ pub mod circle;
 pub mod fields;
 pub mod fri;
 pub mod merkle;
+pub mod pcs;

@@ -383,13 +383,19 @@ mod fri {
         .into_iter()
         .map(Felt::from)
         .collect();
-        c.extend(layer(&proof.first_layer));
+        c.extend(proof_calldata(proof));
+        c.extend(words(evals));
+        c
+    }
+
+    /// A FRI proof as the contracts' `FriProof` decodes it.
+    pub(super) fn proof_calldata(proof: &Proof) -> Vec<Felt> {
+        let mut c = layer(&proof.first_layer);
         c.push(Felt::from(proof.inner_layers.len() as u64));
         for l in &proof.inner_layers {
             c.extend(layer(l));
         }
         c.extend(words(&proof.last_layer_poly));
-        c.extend(words(evals));
         c
     }
 
@@ -466,6 +472,208 @@ mod fri {
                 assert_ne!(want, 0, "{case}: Stwo accepts {what}");
                 assert_eq!(verdict(config, log_degree, p, e), want, "{case}: {what}");
             }
+        }
+    }
+}
+
+mod pcs {
+    use stwo::core::circle::CirclePoint;
+    use stwo::core::fields::m31::BaseField;
+    use stwo::core::fri::FriConfig;
+    use stwo::core::pcs::quotients::CommitmentSchemeProof;
+    use stwo::core::pcs::{CommitmentSchemeVerifier, PcsConfig, TreeVec};
+    use stwo::core::poly::circle::CanonicCoset;
+    use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
+    use stwo::core::verifier::VerificationError;
+    use stwo::prover::backend::cpu::CpuCirclePoly;
+    use stwo::prover::backend::CpuBackend;
+    use stwo::prover::poly::circle::PolyOps;
+    use stwo::prover::CommitmentSchemeProver;
+
+    use super::*;
+
+    type Proof = CommitmentSchemeProof<Poseidon252MerkleHasher>;
+    type Points = TreeVec<Vec<Vec<CirclePoint<SecureField>>>>;
+
+    /// Stwo's verdict: 0, or the contract's code.
+    fn stwo_verdict(config: PcsConfig, sizes: &[Vec<u32>], points: &Points, proof: &Proof) -> u64 {
+        let mut channel = Poseidon252Channel::default();
+        let mut verifier = CommitmentSchemeVerifier::<Poseidon252MerkleChannel>::new(config);
+        for (root, sizes) in proof.commitments.iter().zip(sizes) {
+            verifier.commit(*root, sizes, &mut channel);
+        }
+        match verifier.verify_values(points.clone(), proof.clone(), &mut channel) {
+            Ok(()) => 0,
+            Err(VerificationError::InvalidStructure(_)) => 1,
+            Err(VerificationError::ProofOfWork) => 2,
+            Err(VerificationError::Merkle(_)) => 3,
+            Err(VerificationError::Fri(_)) => 4,
+            Err(VerificationError::OodsNotMatching) => 99,
+        }
+    }
+
+    fn qm31(v: &SecureField) -> Vec<Felt> {
+        v.to_m31_array().iter().map(|m| Felt::from(m.0)).collect()
+    }
+
+    fn calldata(config: PcsConfig, sizes: &[Vec<u32>], points: &Points, proof: &Proof) -> Vec<Felt> {
+        let n = |k: usize| Felt::from(k as u64);
+        let f = &config.fri_config;
+        let mut c: Vec<Felt> =
+            [config.pow_bits, f.log_blowup_factor, f.log_last_layer_degree_bound, f.n_queries as u32, f.fold_step]
+                .into_iter()
+                .map(Felt::from)
+                .collect();
+        c.push(n(proof.commitments.len()));
+        c.extend(proof.commitments.iter().map(|&r| felt(r)));
+        c.push(n(sizes.len()));
+        for s in sizes {
+            c.push(n(s.len()));
+            c.extend(s.iter().map(|&l| Felt::from(l)));
+        }
+        c.push(n(points.len()));
+        for tree in points.iter() {
+            c.push(n(tree.len()));
+            for col in tree {
+                c.push(n(col.len()));
+                for p in col {
+                    c.extend(qm31(&p.x));
+                    c.extend(qm31(&p.y));
+                }
+            }
+        }
+        c.push(n(proof.sampled_values.len()));
+        for tree in proof.sampled_values.iter() {
+            c.push(n(tree.len()));
+            for col in tree {
+                c.push(n(col.len()));
+                col.iter().for_each(|v| c.extend(qm31(v)));
+            }
+        }
+        c.push(n(proof.decommitments.len()));
+        for d in proof.decommitments.iter() {
+            c.push(n(d.hash_witness.len()));
+            c.extend(d.hash_witness.iter().map(|&h| felt(h)));
+        }
+        c.push(n(proof.queried_values.len()));
+        for tree in proof.queried_values.iter() {
+            c.push(n(tree.len()));
+            for col in tree {
+                c.push(n(col.len()));
+                c.extend(col.iter().map(|v| Felt::from(v.0)));
+            }
+        }
+        c.push(Felt::from(proof.proof_of_work));
+        c.extend(super::fri::proof_calldata(&proof.fri_proof));
+        c
+    }
+
+    #[test]
+    fn the_chain_verifies_stwo_s_commitment_scheme_openings() {
+        let devnet = Devnet::start(1);
+        let account = &devnet.accounts[0];
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let chain = Chain::new(&devnet.url, None).expect("chain");
+        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
+        let wallet = rt
+            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
+            .expect("wallet");
+        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoPcs")).expect("declares");
+        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+        let verdict = |config: PcsConfig, sizes: &[Vec<u32>], points: &Points, proof: &Proof| -> u64 {
+            let out =
+                rt.block_on(chain.call(contract, "verify", calldata(config, sizes, points, proof))).expect("calls");
+            let v = out[0].to_bytes_le();
+            u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
+        };
+
+        let mut seed = 0x0bad_cafe_f00d_1234u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Points drawn as Stwo draws the OODS point, from a channel of their own.
+        let mut point_channel = Poseidon252Channel::default();
+        point_channel.mix_u64(7);
+        let mut point = || CirclePoint::<SecureField>::get_random_point(&mut point_channel);
+
+        // An empty preprocessed tree (as in our proofs), a trace tree of
+        // mixed sizes with one- and two-point samples (a mask reaching the
+        // previous row), and a tree of the composition's eight columns.
+        for (fold_step, n_queries, max_log) in [(1u32, 4usize, 4u32), (3, 9, 6), (2, 6, 7)] {
+            let config = PcsConfig {
+                pow_bits: 6,
+                fri_config: FriConfig::new(1, 2, n_queries, fold_step),
+                lifting_log_size: None,
+            };
+            let sizes: Vec<Vec<u32>> = vec![vec![], vec![max_log - 2, max_log, max_log - 1, max_log], vec![max_log; 8]];
+            let twiddles = CpuBackend::precompute_twiddles(CanonicCoset::new(max_log + 3).circle_domain().half_coset);
+            let mut channel = Poseidon252Channel::default();
+            let mut scheme = CommitmentSchemeProver::<CpuBackend, Poseidon252MerkleChannel>::new(config, &twiddles);
+            for tree in &sizes {
+                let mut builder = scheme.tree_builder();
+                builder.extend_polys(tree.iter().map(|&l| {
+                    CpuCirclePoly::new((0..1 << l).map(|_| BaseField::from((next() % 0x7fff_ffff) as u32)).collect())
+                }));
+                builder.commit(&mut channel);
+            }
+            let oods = point();
+            let points: Points = TreeVec(
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(t, tree)| {
+                        tree.iter()
+                            .enumerate()
+                            .map(|(c, _)| if t == 1 && c % 2 == 1 { vec![point(), oods] } else { vec![oods] })
+                            .collect()
+                    })
+                    .collect(),
+            );
+            let proof = scheme.prove_values(points.clone(), &mut channel).proof;
+            let case = format!("fold step {fold_step}, {n_queries} queries, columns up to 2^{max_log}");
+            assert_eq!(stwo_verdict(config, &sizes, &points, &proof), 0, "{case}");
+            assert_eq!(verdict(config, &sizes, &points, &proof), 0, "{case}: the honest opening");
+
+            let one = SecureField::from(BaseField::from(1u32));
+            let mut tampered: Vec<(&str, Proof)> = Vec::new();
+            let mut p = proof.clone();
+            p.sampled_values[1][1][0] += one;
+            tampered.push(("a sampled value", p));
+            let mut p = proof.clone();
+            p.sampled_values[2][7][0] += one;
+            tampered.push(("a composition column's sampled value", p));
+            let mut p = proof.clone();
+            p.queried_values[1][2][0] += BaseField::from(1u32);
+            tampered.push(("a queried value", p));
+            let mut p = proof.clone();
+            p.decommitments[2].hash_witness[0] += FieldElement::ONE;
+            tampered.push(("a decommitment hash", p));
+            let mut p = proof.clone();
+            p.proof_of_work = (0u64..)
+                .find(|&n| {
+                    let mut q = proof.clone();
+                    q.proof_of_work = n;
+                    stwo_verdict(config, &sizes, &points, &q) == 2
+                })
+                .expect("a nonce that does not grind");
+            tampered.push(("the proof of work", p));
+            let mut p = proof.clone();
+            p.fri_proof.last_layer_poly[0] += one;
+            tampered.push(("FRI's last layer", p));
+            for (what, p) in &tampered {
+                let want = stwo_verdict(config, &sizes, &points, p);
+                assert_ne!(want, 0, "{case}: Stwo accepts {what}");
+                assert_eq!(verdict(config, &sizes, &points, p), want, "{case}: {what}");
+            }
+            // Sample points other than those the values were sampled at.
+            let mut moved = points.clone();
+            moved.0[1][0][0] = point();
+            let want = stwo_verdict(config, &sizes, &moved, &proof);
+            assert_ne!(want, 0, "{case}: Stwo accepts moved sample points");
+            assert_eq!(verdict(config, &sizes, &moved, &proof), want, "{case}: moved sample points");
         }
     }
 }

@@ -16,4 +16,4 @@ if [ -z "$corelib" ]; then
     exit 1
 fi
 out="${CARGO_TARGET_DIR:-$PWD/target}/contracts"
-"$tool_target/release/bitsage-cairo-build" contracts "$out" "$corelib" bitsage::staking::Staking bitsage::registry::ValidatorRegistry bitsage::escrow::JobEscrow bitsage::stwo::channel::StwoChannel bitsage::stwo::merkle::StwoMerkle bitsage::stwo::fri::StwoFri bitsage::stwo::pcs::StwoPcs
+"$tool_target/release/bitsage-cairo-build" contracts "$out" "$corelib" bitsage::staking::Staking bitsage::registry::ValidatorRegistry bitsage::escrow::JobEscrow bitsage::stwo::channel::StwoChannel bitsage::stwo::merkle::StwoMerkle bitsage::stwo::fri::StwoFri bitsage::stwo::pcs::StwoPcs bitsage::stwo::stark::StwoStark

@@ -7,3 +7,4 @@ pub mod fields;
 pub mod fri;
 pub mod merkle;
 pub mod pcs;
+pub mod stark;

@@ -542,7 +542,14 @@ mod pcs {
                 }
             }
         }
-        c.push(n(proof.sampled_values.len()));
+        c.extend(proof_calldata(proof));
+        c
+    }
+
+    /// A commitment-scheme proof as the contracts' `PcsProof` decodes it.
+    pub(super) fn proof_calldata(proof: &Proof) -> Vec<Felt> {
+        let n = |k: usize| Felt::from(k as u64);
+        let mut c = vec![n(proof.sampled_values.len())];
         for tree in proof.sampled_values.iter() {
             c.push(n(tree.len()));
             for col in tree {
@@ -674,6 +681,194 @@ mod pcs {
             let want = stwo_verdict(config, &sizes, &moved, &proof);
             assert_ne!(want, 0, "{case}: Stwo accepts moved sample points");
             assert_eq!(verdict(config, &sizes, &moved, &proof), want, "{case}: moved sample points");
+        }
+    }
+}
+
+mod stark {
+    use stwo::core::air::Component;
+    use stwo::core::fields::m31::BaseField;
+    use stwo::core::fri::FriConfig;
+    use stwo::core::pcs::{CommitmentSchemeVerifier, PcsConfig};
+    use stwo::core::poly::circle::CanonicCoset;
+    use stwo::core::proof::StarkProof;
+    use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
+    use stwo::core::verifier::{verify, VerificationError};
+    use stwo::prover::backend::simd::column::BaseColumn;
+    use stwo::prover::backend::simd::SimdBackend;
+    use stwo::prover::poly::circle::{CircleEvaluation, PolyOps};
+    use stwo::prover::poly::BitReversedOrder;
+    use stwo::prover::{prove, CommitmentSchemeProver};
+    use stwo_constraint_framework::{EvalAtRow, FrameworkComponent, FrameworkEval, TraceLocationAllocator};
+
+    use super::*;
+
+    type Proof = StarkProof<Poseidon252MerkleHasher>;
+
+    /// The contract's test component: `c[i] = c[i-2]^2 + c[i-1]^2`.
+    #[derive(Clone)]
+    struct Squares {
+        log_size: u32,
+        n: usize,
+    }
+
+    impl FrameworkEval for Squares {
+        fn log_size(&self) -> u32 {
+            self.log_size
+        }
+        fn max_constraint_log_degree_bound(&self) -> u32 {
+            self.log_size + 1
+        }
+        fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
+            let c: Vec<E::F> = (0..self.n).map(|_| eval.next_trace_mask()).collect();
+            for i in 2..self.n {
+                eval.add_constraint(
+                    c[i].clone() - (c[i - 2].clone() * c[i - 2].clone() + c[i - 1].clone() * c[i - 1].clone()),
+                );
+            }
+            eval
+        }
+    }
+
+    /// A proof of the component over a random trace.
+    fn prove_squares(
+        config: PcsConfig,
+        squares: &Squares,
+        next: &mut impl FnMut() -> u64,
+    ) -> (Proof, FrameworkComponent<Squares>) {
+        let rows = 1usize << squares.log_size;
+        let mut cols: Vec<Vec<BaseField>> = vec![Vec::with_capacity(rows); squares.n];
+        for _ in 0..rows {
+            let (mut a, mut b) =
+                (BaseField::from((next() % 0x7fff_ffff) as u32), BaseField::from((next() % 0x7fff_ffff) as u32));
+            cols[0].push(a);
+            cols[1].push(b);
+            for col in cols.iter_mut().skip(2) {
+                let c = a * a + b * b;
+                col.push(c);
+                (a, b) = (b, c);
+            }
+        }
+        let domain = CanonicCoset::new(squares.log_size).circle_domain();
+        let trace = cols
+            .into_iter()
+            .map(|c| {
+                CircleEvaluation::<SimdBackend, BaseField, BitReversedOrder>::new(domain, BaseColumn::from_iter(c))
+            })
+            .collect::<Vec<_>>();
+        let twiddles = SimdBackend::precompute_twiddles(
+            CanonicCoset::new(squares.log_size + 1 + config.fri_config.log_blowup_factor).circle_domain().half_coset,
+        );
+        let mut channel = Poseidon252Channel::default();
+        let mut scheme = CommitmentSchemeProver::<SimdBackend, Poseidon252MerkleChannel>::new(config, &twiddles);
+        scheme.tree_builder().commit(&mut channel);
+        let mut builder = scheme.tree_builder();
+        builder.extend_evals(trace);
+        builder.commit(&mut channel);
+        let component = FrameworkComponent::new(
+            &mut TraceLocationAllocator::default(),
+            squares.clone(),
+            SecureField::from(BaseField::from(0u32)),
+        );
+        let proof =
+            prove::<SimdBackend, Poseidon252MerkleChannel>(&[&component], &mut channel, scheme).expect("proves");
+        (proof, component)
+    }
+
+    /// Stwo's verdict: 0, or the contract's code.
+    fn stwo_verdict(config: PcsConfig, component: &FrameworkComponent<Squares>, proof: &Proof) -> u64 {
+        let mut channel = Poseidon252Channel::default();
+        let mut verifier = CommitmentSchemeVerifier::<Poseidon252MerkleChannel>::new(config);
+        let sizes = component.trace_log_degree_bounds();
+        verifier.commit(proof.0.commitments[0], &sizes[0], &mut channel);
+        verifier.commit(proof.0.commitments[1], &sizes[1], &mut channel);
+        match verify(&[component], &mut channel, &mut verifier, proof.clone()) {
+            Ok(()) => 0,
+            Err(VerificationError::InvalidStructure(_)) => 1,
+            Err(VerificationError::OodsNotMatching) => 2,
+            Err(_) => 3,
+        }
+    }
+
+    fn calldata(config: PcsConfig, squares: &Squares, proof: &Proof) -> Vec<Felt> {
+        let f = &config.fri_config;
+        let mut c: Vec<Felt> = [
+            config.pow_bits,
+            f.log_blowup_factor,
+            f.log_last_layer_degree_bound,
+            f.n_queries as u32,
+            f.fold_step,
+            squares.log_size,
+            squares.n as u32,
+        ]
+        .into_iter()
+        .map(Felt::from)
+        .collect();
+        c.push(Felt::from(proof.0.commitments.len() as u64));
+        c.extend(proof.0.commitments.iter().map(|&r| felt(r)));
+        c.extend(super::pcs::proof_calldata(&proof.0));
+        c
+    }
+
+    #[test]
+    fn the_chain_verifies_a_stwo_stark_proof_end_to_end() {
+        let devnet = Devnet::start(1);
+        let account = &devnet.accounts[0];
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let chain = Chain::new(&devnet.url, None).expect("chain");
+        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
+        let wallet = rt
+            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
+            .expect("wallet");
+        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoStark")).expect("declares");
+        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+        let verdict = |config: PcsConfig, squares: &Squares, proof: &Proof| -> u64 {
+            let out =
+                rt.block_on(chain.call(contract, "verify_squares", calldata(config, squares, proof))).expect("calls");
+            let v = out[0].to_bytes_le();
+            u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
+        };
+
+        let mut seed = 0x5eed_0f_5ca1_ab1eu64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // The project's FRI settings (blowup 4, fold step 3) with fewer
+        // queries, and fold step 1 beside them.
+        for (log_size, n, fold_step, n_queries) in [(5u32, 4usize, 3u32, 8usize), (6, 7, 1, 5), (8, 5, 3, 12)] {
+            let config = PcsConfig {
+                pow_bits: 8,
+                fri_config: FriConfig::new(0, 2, n_queries, fold_step),
+                lifting_log_size: None,
+            };
+            let squares = Squares { log_size, n };
+            let case = format!("{n} columns of 2^{log_size} rows, fold step {fold_step}");
+            let (proof, component) = prove_squares(config, &squares, &mut next);
+            assert_eq!(stwo_verdict(config, &component, &proof), 0, "{case}");
+            assert_eq!(verdict(config, &squares, &proof), 0, "{case}: the honest proof");
+
+            let one = SecureField::from(BaseField::from(1u32));
+            let mut tampered: Vec<(&str, Proof)> = Vec::new();
+            let mut p = proof.clone();
+            p.0.sampled_values[1][n - 1][0] += one;
+            tampered.push(("a trace value at the out-of-domain point", p));
+            let mut p = proof.clone();
+            p.0.sampled_values[2][3][0] += one;
+            tampered.push(("a composition value at the out-of-domain point", p));
+            let mut p = proof.clone();
+            p.0.queried_values[1][0][1] += BaseField::from(1u32);
+            tampered.push(("a queried trace value", p));
+            let mut p = proof.clone();
+            p.0.commitments[1] += FieldElement::ONE;
+            tampered.push(("the trace root", p));
+            for (what, p) in &tampered {
+                let want = stwo_verdict(config, &component, p);
+                assert_ne!(want, 0, "{case}: Stwo accepts {what}");
+                assert_eq!(verdict(config, &squares, p), want, "{case}: {what}");
+            }
         }
     }
 }

@@ -81,8 +81,8 @@ struct Batch {
 }
 
 // Verifies the opening of the committed trees (`roots`, with each column's
-// log size before blowup) at `sampled_points`, on the transcript in `channel`
-// (which has seen everything before the trees).
+// log size before blowup) at `sampled_points` (`verify_values`), on the
+// transcript in `channel`, which has already mixed every root in order.
 pub fn verify(
     ref channel: Channel,
     config: PcsConfig,
@@ -102,7 +102,6 @@ pub fn verify(
     let mut heights: Array<u32> = array![];
     let mut t: u32 = 0;
     while t < n_trees {
-        channel.mix_root(*roots[t]);
         let mut h: u32 = 0;
         for s in *log_sizes[t] {
             if *s + blowup > h {
@@ -322,7 +321,7 @@ pub trait IStwoPcs<TContractState> {
 }
 
 // The verifier as a contract, for tests on a chain; the transcript starts
-// from a fresh channel.
+// from a fresh channel that mixes the roots in order.
 #[starknet::contract]
 pub mod StwoPcs {
     use super::super::channel::ChannelTrait;
@@ -354,6 +353,9 @@ pub mod StwoPcs {
                 points.append(cols.span());
             }
             let mut channel = ChannelTrait::new();
+            for root in roots.span() {
+                channel.mix_root(*root);
+            }
             match super::verify(ref channel, config, roots.span(), sizes.span(), points.span(), @proof) {
                 Result::Ok(()) => 0,
                 Result::Err(PcsError::Malformed) => 1,

@@ -849,6 +849,15 @@ mod stark {
             let (proof, component) = prove_squares(config, &squares, &mut next);
             assert_eq!(stwo_verdict(config, &component, &proof), 0, "{case}");
             assert_eq!(verdict(config, &squares, &proof), 0, "{case}: the honest proof");
+            // The same verification as a transaction, within a block's limits.
+            let calls = calldata(config, &squares, &proof);
+            let n_felts = calls.len();
+            let tx = rt
+                .block_on(wallet.invoke(vec![Wallet::call(contract, "verify_squares", calls)]))
+                .expect("the verification runs in a transaction");
+            let cost = rt.block_on(chain.tx_cost(tx)).expect("its cost");
+            assert!(cost.l2_gas > 0, "{case}: {cost:?}");
+            eprintln!("{case}: {n_felts} felts of calldata, {} L2 gas, fee {} fri", cost.l2_gas, cost.fee);
 
             let one = SecureField::from(BaseField::from(1u32));
             let mut tampered: Vec<(&str, Proof)> = Vec::new();

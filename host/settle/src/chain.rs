@@ -17,7 +17,7 @@ use starknet_rust::contract::{ContractFactory, UdcSelector};
 use starknet_rust::core::types::contract::{CompiledClass, SierraClass};
 use starknet_rust::core::types::{
     BlockId, BlockTag, Call, EventFilter, ExecutionResult, Felt, FunctionCall, MaybePreConfirmedBlockWithTxHashes,
-    StarknetError,
+    StarknetError, TransactionReceipt,
 };
 use starknet_rust::core::utils::get_selector_from_name;
 use starknet_rust::providers::jsonrpc::{HttpTransport, JsonRpcClient};
@@ -32,6 +32,16 @@ type Signer = SingleOwnerAccount<Arc<Rpc>, LocalWallet>;
 
 /// One token in the smallest unit (18 decimals).
 pub const UNIT: u128 = 1_000_000_000_000_000_000;
+
+/// What a transaction cost ([`Chain::tx_cost`]): gas by kind, and the fee in
+/// the fee token's smallest unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TxCost {
+    pub l1_gas: u64,
+    pub l1_data_gas: u64,
+    pub l2_gas: u64,
+    pub fee: u128,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -335,6 +345,21 @@ impl Chain {
         self.rpc.call(req, BlockId::Tag(BlockTag::PreConfirmed)).await.map_err(|e| self.err(e))
     }
 
+    /// What an included invoke transaction cost: its gas by kind and its fee.
+    pub async fn tx_cost(&self, tx: Felt) -> Result<TxCost, ChainError> {
+        let r = self.rpc.get_transaction_receipt(tx).await.map_err(|e| self.err(e))?;
+        let TransactionReceipt::Invoke(r) = r.receipt else {
+            return Err(ChainError::Rpc(format!("{tx:#x} is not an invoke transaction")));
+        };
+        let fee = r.actual_fee.amount.to_bytes_be();
+        let fee = match fee[..16].iter().all(|&b| b == 0) {
+            true => u128::from_be_bytes(fee[16..].try_into().unwrap_or([0; 16])),
+            false => return Err(ChainError::Rpc(format!("{tx:#x}: a fee over 2^128"))),
+        };
+        let g = &r.execution_resources;
+        Ok(TxCost { l1_gas: g.l1_gas, l1_data_gas: g.l1_data_gas, l2_gas: g.l2_gas, fee })
+    }
+
     pub async fn balance_of(&self, token: Felt, who: Felt) -> Result<u128, ChainError> {
         read_u256(&self.call(token, "balance_of", vec![who]).await?, 0)
     }
@@ -564,7 +589,8 @@ impl Wallet {
         }
     }
 
-    fn call(to: Felt, name: &str, calldata: Vec<Felt>) -> Call {
+    /// A call of `name` on `to`, for [`Wallet::invoke`].
+    pub fn call(to: Felt, name: &str, calldata: Vec<Felt>) -> Call {
         Call { to, selector: selector(name), calldata }
     }
 

@@ -16,4 +16,11 @@ if [ -z "$corelib" ]; then
     exit 1
 fi
 out="${CARGO_TARGET_DIR:-$PWD/target}/contracts"
-"$tool_target/release/bitsage-cairo-build" contracts "$out" "$corelib" bitsage::staking::Staking bitsage::registry::ValidatorRegistry bitsage::escrow::JobEscrow bitsage::stwo::channel::StwoChannel bitsage::stwo::merkle::StwoMerkle bitsage::stwo::fri::StwoFri bitsage::stwo::pcs::StwoPcs bitsage::stwo::stark::StwoStark
+# The AIR's generated evaluators (contracts/src/stwo/air/, one class per file).
+air=()
+for f in contracts/src/stwo/air/*.cairo; do
+    m=$(basename "$f" .cairo)
+    c=$(sed -n 's/^pub mod \(Air[A-Za-z0-9]*\) {$/\1/p' "$f")
+    air+=("bitsage::stwo::air::$m::$c")
+done
+"$tool_target/release/bitsage-cairo-build" contracts "$out" "$corelib" bitsage::staking::Staking bitsage::registry::ValidatorRegistry bitsage::escrow::JobEscrow bitsage::stwo::channel::StwoChannel bitsage::stwo::merkle::StwoMerkle bitsage::stwo::fri::StwoFri bitsage::stwo::pcs::StwoPcs bitsage::stwo::stark::StwoStark "${air[@]}"

@@ -881,3 +881,205 @@ mod stark {
         }
     }
 }
+
+mod air {
+    use std::path::PathBuf;
+
+    use bitsage_air::cairo::{generate, module_file, CairoComponent};
+    use bitsage_air::cpu::CpuEval;
+    use bitsage_air::hash::HashEval;
+    use bitsage_air::memory::MemEval;
+    use bitsage_air::range::RangeEval;
+    use bitsage_air::relations::Relations;
+    use bitsage_air::rom::RomEval;
+    use stwo::core::air::accumulation::PointEvaluationAccumulator;
+    use stwo::core::air::Component;
+    use stwo::core::circle::CirclePoint;
+    use stwo::core::constraints::coset_vanishing;
+    use stwo::core::fields::m31::BaseField;
+    use stwo::core::fields::FieldExpOps;
+    use stwo::core::pcs::TreeVec;
+    use stwo::core::poly::circle::CanonicCoset;
+    use stwo_constraint_framework::{FrameworkComponent, FrameworkEval, InfoEvaluator, TraceLocationAllocator};
+
+    use super::*;
+
+    fn regenerate_requested() -> bool {
+        std::env::var_os("BITSAGE_REGENERATE_CAIRO").is_some()
+    }
+
+    fn stwo_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/src/stwo")
+    }
+
+    #[test]
+    fn the_committed_cairo_is_the_one_generated_from_the_air() {
+        let components = generate();
+        let mut files: Vec<(String, String)> = components.iter().flat_map(|c| c.files.clone()).collect();
+        files.push(("air.cairo".into(), module_file(&components)));
+        // No file is left from an earlier generation.
+        let generated: std::collections::BTreeSet<String> = files.iter().map(|(f, _)| f.clone()).collect();
+        for entry in std::fs::read_dir(stwo_dir().join("air")).into_iter().flatten().flatten() {
+            let f = format!("air/{}", entry.file_name().to_string_lossy());
+            if regenerate_requested() && !generated.contains(&f) {
+                std::fs::remove_file(entry.path()).expect("removes a stale file");
+            } else {
+                assert!(generated.contains(&f), "{f} is no longer generated: remove it (or regenerate)");
+            }
+        }
+        let regenerate = regenerate_requested();
+        for (file, text) in files {
+            let path = stwo_dir().join(&file);
+            if regenerate {
+                std::fs::create_dir_all(path.parent().expect("a folder")).expect("creates the folder");
+                std::fs::write(&path, &text).expect("writes");
+                continue;
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == text,
+                "{} is stale: the AIR changed. Regenerate it with \
+                 BITSAGE_REGENERATE_CAIRO=1 cargo test -p bitsage-tests --test all onchain::air",
+                path.display()
+            );
+        }
+    }
+
+    /// A QM31 as the contracts' `QM31` decodes it.
+    fn q(v: SecureField) -> [Felt; 4] {
+        v.to_m31_array().map(|m| Felt::from(m.0))
+    }
+
+    /// Stwo's own evaluation of `eval`'s constraints at a random point, with
+    /// random mask values, and the contract's evaluation of the same.
+    fn check<E: FrameworkEval + Clone>(
+        rt: &tokio::runtime::Runtime,
+        chain: &Chain,
+        contract: Felt,
+        generated: &CairoComponent,
+        eval: E,
+        rels: &Relations,
+        next: &mut impl FnMut() -> u64,
+    ) {
+        let mut rand_qm31 = || {
+            let mut m = || BaseField::from((next() % 0x7fff_ffff) as u32);
+            SecureField::from_m31_array([m(), m(), m(), m()])
+        };
+        let log_size = eval.log_size();
+        let offsets: TreeVec<Vec<Vec<isize>>> = eval.evaluate(InfoEvaluator::empty()).mask_offsets;
+        let mask: TreeVec<Vec<Vec<SecureField>>> = TreeVec(
+            offsets
+                .iter()
+                .map(|tree| tree.iter().map(|col| col.iter().map(|_| rand_qm31()).collect()).collect())
+                .collect(),
+        );
+        let claimed_sum = rand_qm31();
+        let random_coeff = rand_qm31();
+        let mut ch = Poseidon252Channel::default();
+        ch.mix_u64(next());
+        let point = CirclePoint::<SecureField>::get_random_point(&mut ch);
+        let max_log_degree_bound = log_size + 1;
+        let component = FrameworkComponent::new(&mut TraceLocationAllocator::default(), eval, claimed_sum);
+        let mut acc = PointEvaluationAccumulator::new(random_coeff);
+        component.evaluate_constraint_quotients_at_point(point, &mask, &mut acc, max_log_degree_bound);
+        let expected = acc.finalize();
+
+        // The generated function's inputs, from the same values.
+        let masks: Vec<SecureField> = generated
+            .masks
+            .iter()
+            .map(|&(tree, col, off)| {
+                let k = offsets[tree][col].iter().position(|&o| o == off).expect("an offset the column has");
+                mask[tree][col][k]
+            })
+            .collect();
+        let base: Vec<SecureField> = generated
+            .base_params
+            .iter()
+            .map(|p| {
+                assert_eq!(p, "column_size", "an unknown base parameter");
+                SecureField::from(BaseField::from(1u32 << log_size))
+            })
+            .collect();
+        let words =
+            bitsage_cuda::codegen::bind_ext(&generated.ext_params, &rels.elements(), claimed_sum).expect("binds");
+        let ext: Vec<SecureField> = words
+            .chunks_exact(4)
+            .map(|w| SecureField::from_m31_array([w[0], w[1], w[2], w[3]].map(BaseField::from)))
+            .collect();
+        let denom_inverse = coset_vanishing(CanonicCoset::new(max_log_degree_bound).coset, point).inverse();
+        let list = |vs: &[SecureField]| {
+            std::iter::once(Felt::from(vs.len() as u64)).chain(vs.iter().flat_map(|&v| q(v))).collect::<Vec<_>>()
+        };
+        let mut calldata = list(&masks);
+        calldata.extend(list(&base));
+        calldata.extend(list(&ext));
+        calldata.extend(q(random_coeff));
+        calldata.extend(q(denom_inverse));
+        let out = rt.block_on(chain.call(contract, "eval", calldata)).expect("calls");
+        assert_eq!(out, q(expected).to_vec(), "{}: the chain's evaluation differs from Stwo's", generated.name);
+    }
+
+    #[test]
+    fn the_chain_evaluates_every_component_s_constraints_as_stwo_does() {
+        let devnet = Devnet::start(1);
+        let account = &devnet.accounts[0];
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let chain = Chain::new(&devnet.url, None).expect("chain");
+        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
+        let wallet = rt
+            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
+            .expect("wallet");
+        let mut seed = 0xa1a1_b2b2_c3c3_d4d4u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ch = Poseidon252Channel::default();
+        ch.mix_u64(42);
+        let rels = Relations::draw(&mut ch);
+        let log_size = 6;
+        for generated in generate() {
+            let class_name = format!("Air{}{}", generated.name[..1].to_uppercase(), &generated.name[1..]);
+            // A split component: its parts declared, their class hashes given to its evaluator.
+            let parts: Vec<Felt> = (0..generated.n_parts)
+                .map(|p| {
+                    rt.block_on(wallet.declare(&contracts_dir(), &format!("{class_name}Part{p}")))
+                        .unwrap_or_else(|e| panic!("{class_name}Part{p} declares: {e}"))
+                })
+                .collect();
+            let args = if parts.is_empty() {
+                vec![]
+            } else {
+                std::iter::once(Felt::from(parts.len() as u64)).chain(parts.iter().copied()).collect()
+            };
+            let class = rt
+                .block_on(wallet.declare(&contracts_dir(), &class_name))
+                .unwrap_or_else(|e| panic!("{class_name} declares: {e}"));
+            let contract = rt.block_on(wallet.deploy(class, args, Felt::ONE)).expect("deploys");
+            let r = || rels.clone();
+            for _ in 0..2 {
+                match generated.name.as_str() {
+                    "cpu" => {
+                        check(&rt, &chain, contract, &generated, CpuEval { log_size, rels: r() }, &rels, &mut next)
+                    }
+                    "rom" => {
+                        check(&rt, &chain, contract, &generated, RomEval { log_size, rels: r() }, &rels, &mut next)
+                    }
+                    "memory" => {
+                        check(&rt, &chain, contract, &generated, MemEval { log_size, rels: r() }, &rels, &mut next)
+                    }
+                    "range" => {
+                        check(&rt, &chain, contract, &generated, RangeEval { log_size, rels: r() }, &rels, &mut next)
+                    }
+                    "hash" => {
+                        check(&rt, &chain, contract, &generated, HashEval { log_size, rels: r() }, &rels, &mut next)
+                    }
+                    other => panic!("no evaluator for component {other}"),
+                }
+            }
+        }
+    }
+}

@@ -1,6 +1,8 @@
 // M31, CM31 = M31[i]/(i^2 + 1) and QM31 = CM31[u]/(u^2 - 2 - i), as Stwo 2.3
 // defines them. Words are canonical (below p); every function returns
-// canonical words.
+// canonical words. The QM31 operations are never inlined: the generated
+// constraint evaluators call them thousands of times, and inlined they
+// would overflow a function's frame (CASM offsets) and the class size.
 
 pub const P: u32 = 0x7fffffff;
 const P64: u64 = 0x7fffffff;
@@ -87,15 +89,18 @@ pub fn qm31_from_m31(v: u32) -> QM31 {
     qm31(v, 0, 0, 0)
 }
 
+#[inline(never)]
 pub fn qm31_add(x: QM31, y: QM31) -> QM31 {
     QM31 { a: cm31_add(x.a, y.a), b: cm31_add(x.b, y.b) }
 }
 
+#[inline(never)]
 pub fn qm31_sub(x: QM31, y: QM31) -> QM31 {
     QM31 { a: cm31_sub(x.a, y.a), b: cm31_sub(x.b, y.b) }
 }
 
 // `(a + bu)(c + du) = ac + (2 + i)bd + (ad + bc)u`.
+#[inline(never)]
 pub fn qm31_mul(x: QM31, y: QM31) -> QM31 {
     let r = CM31 { a: 2, b: 1 };
     QM31 {
@@ -104,11 +109,13 @@ pub fn qm31_mul(x: QM31, y: QM31) -> QM31 {
     }
 }
 
+#[inline(never)]
 pub fn qm31_scale(x: QM31, s: u32) -> QM31 {
     QM31 { a: cm31_scale(x.a, s), b: cm31_scale(x.b, s) }
 }
 
 // `(a + bu)^-1 = (a - bu) / (a^2 - (2 + i)b^2)`.
+#[inline(never)]
 pub fn qm31_inv(x: QM31) -> QM31 {
     let b2 = cm31_mul(x.b, x.b);
     let ib2 = CM31 { a: m31_neg(b2.b), b: b2.a };
@@ -120,4 +127,19 @@ pub fn qm31_inv(x: QM31) -> QM31 {
 // Stwo's `to_m31_array` order.
 pub fn qm31_words(x: QM31) -> [u32; 4] {
     [x.a.a, x.a.b, x.b.a, x.b.b]
+}
+
+#[inline(never)]
+pub fn qm31_neg(x: QM31) -> QM31 {
+    QM31 { a: cm31_neg(x.a), b: cm31_neg(x.b) }
+}
+
+// `QM31::from_partial_evals([a, b, c, d])`: `a + b·i + c·u + d·iu`, the value
+// of a secure column from its four coordinate columns' values.
+#[inline(never)]
+pub fn secure_col(a: QM31, b: QM31, c: QM31, d: QM31) -> QM31 {
+    let mut res = a;
+    res = qm31_add(res, qm31_mul(b, qm31(0, 1, 0, 0)));
+    res = qm31_add(res, qm31_mul(c, qm31(0, 0, 1, 0)));
+    qm31_add(res, qm31_mul(d, qm31(0, 0, 0, 1)))
 }

@@ -17,8 +17,12 @@
 //! list, range table) is pinned by a LogUp argument whose boundary terms the
 //! verifier computes itself, so verification needs no trusted commitment.
 
+#[cfg(feature = "codegen")]
+pub mod cairo;
 pub mod columns;
 pub mod cpu;
+#[cfg(feature = "codegen")]
+pub mod expr;
 pub mod hash;
 pub mod memory;
 pub mod range;

@@ -15,9 +15,8 @@ use std::fmt::Write;
 use stwo::core::fields::qm31::SecureField;
 use stwo_constraint_framework::expr::{BaseExpr, ExprEvaluator, ExtExpr};
 
-/// A mask read: `(interaction, column index, row offset)`, with the index in
-/// `ExprEvaluator`'s numbering (one counter over all interactions).
-pub type Mask = (usize, usize, isize);
+pub use bitsage_air::expr::Mask;
+use bitsage_air::expr::{ordered, parse_mask, visit_base, visit_ext, Vars};
 
 /// The generated kernels and how to feed them.
 #[derive(Clone, Debug)]
@@ -35,62 +34,6 @@ pub struct ConstraintKernel {
     /// Extension parameters, in `ext_params` order (4 words each).
     pub ext_params: Vec<String>,
     pub n_constraints: usize,
-}
-
-fn parse_mask(e: &BaseExpr) -> Mask {
-    // `trace_{interaction}_column_{idx}_offset_{k | neg_k}`: the fields are
-    // private to the framework, its formatter is the stable view of them.
-    let s = e.format_expr();
-    let parts: Vec<&str> = s.split('_').collect();
-    let num = |i: usize| parts.get(i).and_then(|p| p.parse::<usize>().ok());
-    match (parts.first(), num(1), num(3), parts.get(5)) {
-        (Some(&"trace"), Some(interaction), Some(idx), Some(&"neg")) => {
-            (interaction, idx, -(num(6).unwrap_or_default() as isize))
-        }
-        (Some(&"trace"), Some(interaction), Some(idx), Some(_)) => {
-            (interaction, idx, num(5).unwrap_or_default() as isize)
-        }
-        _ => panic!("unexpected column expression {s}"),
-    }
-}
-
-#[derive(Default)]
-struct Vars {
-    masks: BTreeSet<Mask>,
-    base_params: BTreeSet<String>,
-    ext_params: BTreeSet<String>,
-}
-
-fn visit_base(e: &BaseExpr, v: &mut Vars) {
-    match e {
-        BaseExpr::Col(_) => {
-            v.masks.insert(parse_mask(e));
-        }
-        BaseExpr::Const(_) => {}
-        BaseExpr::Param(p) => {
-            v.base_params.insert(p.clone());
-        }
-        BaseExpr::Add(a, b) | BaseExpr::Sub(a, b) | BaseExpr::Mul(a, b) => {
-            visit_base(a, v);
-            visit_base(b, v);
-        }
-        BaseExpr::Neg(a) | BaseExpr::Inv(a) => visit_base(a, v),
-    }
-}
-
-fn visit_ext(e: &ExtExpr, v: &mut Vars) {
-    match e {
-        ExtExpr::SecureCol(cs) => cs.iter().for_each(|c| visit_base(c, v)),
-        ExtExpr::Const(_) => {}
-        ExtExpr::Param(p) => {
-            v.ext_params.insert(p.clone());
-        }
-        ExtExpr::Add(a, b) | ExtExpr::Sub(a, b) | ExtExpr::Mul(a, b) => {
-            visit_ext(a, v);
-            visit_ext(b, v);
-        }
-        ExtExpr::Neg(a) => visit_ext(a, v),
-    }
 }
 
 struct Emitter<'a> {
@@ -442,13 +385,6 @@ pub fn generate_hash_rows(name: &str) -> HashRowsKernel {
     let _ = writeln!(s, "#undef W");
     let _ = writeln!(s, "}}");
     HashRowsKernel { name: name.to_string(), source: s, given, n_columns }
-}
-
-/// `"intermediate{k}"` in creation order (later ones may use earlier ones).
-fn ordered(names: impl Iterator<Item = String>) -> Vec<String> {
-    let mut v: Vec<String> = names.collect();
-    v.sort_by_key(|n| n.trim_start_matches("intermediate").parse::<usize>().unwrap_or(usize::MAX));
-    v
 }
 
 /// Constraints per generated kernel. NVRTC's compile time grows faster than

@@ -41,21 +41,7 @@ macro_rules! gpu_relations {
 
 gpu_relations!(CpuEval, RomEval, MemEval, RangeEval, HashEval);
 
-/// The expression trees of the five ObelyskVM components at `log_size`,
-/// named as their kernels are: what the code generator and its checks run on.
-pub fn obelysk_expressions(
-    log_size: u32,
-    rels: &bitsage_air::relations::Relations,
-) -> Vec<(&'static str, ExprEvaluator)> {
-    let r = || rels.clone();
-    vec![
-        ("cpu", CpuEval { log_size, rels: r() }.evaluate(ExprEvaluator::new())),
-        ("rom", RomEval { log_size, rels: r() }.evaluate(ExprEvaluator::new())),
-        ("memory", MemEval { log_size, rels: r() }.evaluate(ExprEvaluator::new())),
-        ("range", RangeEval { log_size, rels: r() }.evaluate(ExprEvaluator::new())),
-        ("hash", HashEval { log_size, rels: r() }.evaluate(ExprEvaluator::new())),
-    ]
-}
+pub use bitsage_air::expr::expressions as obelysk_expressions;
 
 /// Compiled kernels per component type, for the life of the process.
 fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {

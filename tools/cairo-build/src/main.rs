@@ -46,8 +46,18 @@ fn main() -> Result<()> {
             .with_context(|| format!("compiling {path}"))?;
         let extracted = class.extract_sierra_program(false).with_context(|| format!("{path}: Sierra"))?;
         extracted.validate_version_compatible(ListSelector::default()).with_context(|| format!("{path}: libfuncs"))?;
-        let casm = CasmContractClass::from_contract_class(class.clone(), extracted, false, usize::MAX)
-            .with_context(|| format!("{path}: CASM"))?;
+        let sierra_text = extracted.program.to_string();
+        let casm = match CasmContractClass::from_contract_class(class.clone(), extracted, false, usize::MAX) {
+            Ok(c) => c,
+            Err(e) => {
+                // The Sierra program, numbered, to find what the CASM step refused.
+                let numbered: String =
+                    sierra_text.lines().enumerate().map(|(i, l)| format!("#{i} {l}\n")).collect();
+                let dump = out.join(format!("{}.sierra.txt", path.rsplit("::").next().unwrap_or(path)));
+                let _ = std::fs::write(&dump, numbered);
+                return Err(anyhow::Error::new(e)).with_context(|| format!("{path}: CASM (Sierra in {})", dump.display()));
+            }
+        };
         let name = path.rsplit("::").next().unwrap_or(path);
         let sierra_file = out.join(format!("{name}.contract_class.json"));
         let casm_file = out.join(format!("{name}.compiled_contract_class.json"));

@@ -6,8 +6,6 @@ use super::fields::{m31_add, m31_mul, m31_neg, m31_sub};
 
 const LOG_ORDER: u32 = 31;
 const ORDER: u64 = 0x80000000;
-const GEN_X: u32 = 2;
-const GEN_Y: u32 = 1268011823;
 
 #[derive(Copy, Drop, Serde, PartialEq, Debug)]
 pub struct Point {
@@ -21,21 +19,71 @@ pub fn point_add(p: Point, q: Point) -> Point {
     }
 }
 
-// `gen^index`, by doubling and adding.
+// `gen^(2^k)` for `k` in `0..31`.
+fn gen_pow2(k: u32) -> Point {
+    match k {
+        0 => Point { x: 2, y: 1268011823 },
+        1 => Point { x: 7, y: 777079998 },
+        2 => Point { x: 97, y: 141701737 },
+        3 => Point { x: 18817, y: 1720333214 },
+        4 => Point { x: 708158977, y: 683185920 },
+        5 => Point { x: 334835419, y: 1444967316 },
+        6 => Point { x: 2042371533, y: 1362265296 },
+        7 => Point { x: 212706801, y: 1223819887 },
+        8 => Point { x: 421007138, y: 256177860 },
+        9 => Point { x: 6346213, y: 905523693 },
+        10 => Point { x: 1022251061, y: 788094511 },
+        11 => Point { x: 1633461177, y: 574296567 },
+        12 => Point { x: 595037635, y: 2111542451 },
+        13 => Point { x: 1799120754, y: 343598868 },
+        14 => Point { x: 438833264, y: 1327019128 },
+        15 => Point { x: 1389168750, y: 838891026 },
+        16 => Point { x: 1543902459, y: 1632329423 },
+        17 => Point { x: 1330239767, y: 1446369578 },
+        18 => Point { x: 1420207432, y: 2023238517 },
+        19 => Point { x: 2015554631, y: 1088093947 },
+        20 => Point { x: 996212859, y: 1140996376 },
+        21 => Point { x: 1434706457, y: 1835793811 },
+        22 => Point { x: 13610297, y: 1064696601 },
+        23 => Point { x: 785043271, y: 1260750973 },
+        24 => Point { x: 838195206, y: 1774253895 },
+        25 => Point { x: 579625837, y: 1690787918 },
+        26 => Point { x: 1179735656, y: 1241207368 },
+        27 => Point { x: 590768354, y: 978592373 },
+        28 => Point { x: 32768, y: 2147450879 },
+        29 => Point { x: 0, y: 2147483646 },
+        _ => Point { x: 2147483646, y: 0 },
+    }
+}
+
+// `gen^index`: the table's points for the index's set bits, added.
 pub fn index_to_point(index: u32) -> Point {
     let mut acc = Point { x: 1, y: 0 };
-    let mut base = Point { x: GEN_X, y: GEN_Y };
-    let mut i = index;
+    let mut i = index % 0x80000000;
     let mut k: u32 = 0;
-    while k < LOG_ORDER {
+    while i != 0 {
         if i % 2 == 1 {
-            acc = point_add(acc, base);
+            acc = point_add(acc, gen_pow2(k));
         }
-        base = point_add(base, base);
         i /= 2;
         k += 1;
     }
     acc
+}
+
+// The coset's points in natural order, by stepping from the first.
+pub fn coset_points(coset: Coset) -> Array<Point> {
+    let step = index_to_point(coset.step_size);
+    let mut cur = index_to_point(coset.initial_index);
+    let mut out = array![cur];
+    let n = pow2(coset.log_size);
+    let mut i: u32 = 1;
+    while i < n {
+        cur = point_add(cur, step);
+        out.append(cur);
+        i += 1;
+    }
+    out
 }
 
 pub fn index_add(a: u32, b: u32) -> u32 {

@@ -8,13 +8,21 @@ pub const P: u32 = 0x7fffffff;
 const P64: u64 = 0x7fffffff;
 
 pub fn m31_add(a: u32, b: u32) -> u32 {
-    let s: u64 = a.into() + b.into();
-    (s % P64).try_into().unwrap()
+    // Both below p < 2^31: the sum fits a u32.
+    let s = a + b;
+    if s >= P {
+        s - P
+    } else {
+        s
+    }
 }
 
 pub fn m31_sub(a: u32, b: u32) -> u32 {
-    let s: u64 = a.into() + P64 - b.into();
-    (s % P64).try_into().unwrap()
+    if a >= b {
+        a - b
+    } else {
+        a + P - b
+    }
 }
 
 pub fn m31_neg(a: u32) -> u32 {
@@ -41,6 +49,38 @@ pub fn m31_inv(a: u32) -> u32 {
     result
 }
 
+// The inverses of `values` (all non-zero), with one inversion: prefix
+// products, the last inverted, then unwound.
+pub fn m31_batch_inv(values: Span<u32>) -> Array<u32> {
+    let n = values.len();
+    if n == 0 {
+        return array![];
+    }
+    let mut prefix: Array<u32> = array![*values[0]];
+    let mut i: u32 = 1;
+    while i < n {
+        prefix.append(m31_mul(*prefix[i - 1], *values[i]));
+        i += 1;
+    }
+    let mut inv = m31_inv(*prefix[n - 1]);
+    // Inverses from the last to the first, then reversed.
+    let mut rev: Array<u32> = array![];
+    let mut k = n;
+    while k > 1 {
+        k -= 1;
+        rev.append(m31_mul(inv, *prefix[k - 1]));
+        inv = m31_mul(inv, *values[k]);
+    }
+    rev.append(inv);
+    let mut out: Array<u32> = array![];
+    let mut j = rev.len();
+    while j > 0 {
+        j -= 1;
+        out.append(*rev[j]);
+    }
+    out
+}
+
 #[derive(Copy, Drop, Serde, PartialEq, Debug)]
 pub struct CM31 {
     pub a: u32,
@@ -56,10 +96,10 @@ pub fn cm31_sub(x: CM31, y: CM31) -> CM31 {
 }
 
 pub fn cm31_mul(x: CM31, y: CM31) -> CM31 {
-    CM31 {
-        a: m31_sub(m31_mul(x.a, y.a), m31_mul(x.b, y.b)),
-        b: m31_add(m31_mul(x.a, y.b), m31_mul(x.b, y.a)),
-    }
+    // Products below 2^62, sums below 2^63 with `p^2` added to the
+    // difference: one reduction per coordinate.
+    let (a, b, c, d): (u64, u64, u64, u64) = (x.a.into(), x.b.into(), y.a.into(), y.b.into());
+    CM31 { a: ((a * c + P64 * P64 - b * d) % P64).try_into().unwrap(), b: ((a * d + b * c) % P64).try_into().unwrap() }
 }
 
 pub fn cm31_scale(x: CM31, s: u32) -> CM31 {

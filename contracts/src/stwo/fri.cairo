@@ -9,9 +9,9 @@
 // `tests/all/onchain.rs`.
 use super::channel::{Channel, ChannelTrait};
 use super::circle::{
-    CircleDomain, CircleDomainTrait, Coset, CosetTrait, bit_reverse_index, double_x, pow2,
+    CircleDomain, CircleDomainTrait, Coset, CosetTrait, bit_reverse_index, coset_points, double_x, neg_y, pow2,
 };
-use super::fields::{QM31, m31_inv, qm31, qm31_add, qm31_mul, qm31_scale, qm31_sub, qm31_words};
+use super::fields::{QM31, m31_batch_inv, qm31, qm31_add, qm31_mul, qm31_scale, qm31_sub, qm31_words};
 use super::merkle;
 
 #[derive(Copy, Drop, Serde, PartialEq, Debug)]
@@ -76,7 +76,8 @@ fn ibutterfly(v0: QM31, v1: QM31, itwid: u32) -> (QM31, QM31) {
 }
 
 // Folds a line evaluation over `domain` (bit-reversed order) to one value,
-// squaring the folding randomness at each step (`fold_coset`).
+// squaring the folding randomness at each step (`fold_coset`). Each layer's
+// twiddles come from its coset's points, stepped, and one batch inversion.
 fn fold_coset(eval: Span<QM31>, domain: Coset, alpha: QM31) -> QM31 {
     let mut cur: Array<QM31> = array![];
     for v in eval {
@@ -87,12 +88,19 @@ fn fold_coset(eval: Span<QM31>, domain: Coset, alpha: QM31) -> QM31 {
     let n = domain.log_size;
     let mut i: u32 = 0;
     while i < n {
-        let mut next: Array<QM31> = array![];
+        let points = coset_points(domain);
         let c = cur.span();
+        let mut xs: Array<u32> = array![];
         let mut j: u32 = 0;
         while j < c.len() {
-            let x = domain.at(bit_reverse_index(j, domain.log_size)).x;
-            let (f0, f1) = ibutterfly(*c[j], *c[j + 1], m31_inv(x));
+            xs.append(*points[bit_reverse_index(j, domain.log_size)].x);
+            j += 2;
+        }
+        let inv = m31_batch_inv(xs.span());
+        let mut next: Array<QM31> = array![];
+        let mut j: u32 = 0;
+        while j < c.len() {
+            let (f0, f1) = ibutterfly(*c[j], *c[j + 1], *inv[j / 2]);
             next.append(qm31_add(f0, qm31_mul(alpha, f1)));
             j += 2;
         }
@@ -107,11 +115,26 @@ fn fold_coset(eval: Span<QM31>, domain: Coset, alpha: QM31) -> QM31 {
 
 // Folds a circle evaluation over `domain` into the line below it.
 fn fold_circle_into_line(src: Span<QM31>, domain: CircleDomain, alpha: QM31) -> Array<QM31> {
+    let half = coset_points(domain.half_coset);
+    let n_half = half.len();
+    let mut ys: Array<u32> = array![];
+    let mut i: u32 = 0;
+    while 2 * i < src.len() {
+        let j = bit_reverse_index(2 * i, domain.log_size());
+        // The second half of a circle domain is the first's conjugate.
+        let p = if j < n_half {
+            *half[j]
+        } else {
+            neg_y(*half[j - n_half])
+        };
+        ys.append(p.y);
+        i += 1;
+    }
+    let inv = m31_batch_inv(ys.span());
     let mut dst = array![];
     let mut i: u32 = 0;
     while 2 * i < src.len() {
-        let p = domain.at(bit_reverse_index(2 * i, domain.log_size()));
-        let (f0, f1) = ibutterfly(*src[2 * i], *src[2 * i + 1], m31_inv(p.y));
+        let (f0, f1) = ibutterfly(*src[2 * i], *src[2 * i + 1], *inv[i]);
         dst.append(qm31_add(qm31_mul(alpha, f1), f0));
         i += 1;
     }

@@ -79,3 +79,40 @@ fn the_proof_size_breakdown_accounts_for_the_proof() {
     assert!(rows > 0 && rows <= statement.security.pcs_config().fri_config.n_queries);
     assert_eq!(parts.queried_values, columns * rows * 4);
 }
+
+/// Proofs for the chain: the same statement and AIR over Stwo's Poseidon252
+/// Merkle channel. The Rust verifier for that channel accepts them and
+/// rejects a changed output, a changed sampled value, a changed queried
+/// value and a changed proof of work.
+#[test]
+fn poseidon252_channel_proofs_verify_and_reject_tampering() {
+    use bitsage_air::verify::{verify_poseidon252, VerifyError};
+    use stwo::core::fields::m31::BaseField;
+    use stwo::core::fields::qm31::SecureField;
+
+    // One program with every opcode (hash included), one without `hash`.
+    for (p, input, advice) in [
+        (samples::every_opcode_loop(), vec![M31(20)], vec![M31(11)]),
+        (samples::mac_loop(), vec![M31(40), M31(3)], vec![]),
+    ] {
+        let trace = obelysk_vm::execute(&p, &input, &advice, Default::default()).expect("runs");
+        let statement = bitsage_tests::statement(&p, &input.iter().map(|w| w.0).collect::<Vec<_>>(), &trace.output);
+        let (proof, _) =
+            bitsage_prover::prove_poseidon252(&statement, &trace, &ProveOptions::default()).expect("proves");
+        verify_poseidon252(&statement, &proof).expect("the honest proof verifies");
+
+        let mut st = statement.clone();
+        st.output[0] += M31(1);
+        assert!(verify_poseidon252(&st, &proof).is_err(), "a changed output");
+        let one = SecureField::from(BaseField::from(1u32));
+        let mut p1 = proof.clone();
+        p1.stark.0.sampled_values[1][0][0] += one;
+        assert!(verify_poseidon252(&statement, &p1).is_err(), "a changed sampled value");
+        let mut p2 = proof.clone();
+        p2.stark.0.queried_values[1][3][0] += BaseField::from(1u32);
+        assert!(verify_poseidon252(&statement, &p2).is_err(), "a changed queried value");
+        let mut p3 = proof.clone();
+        p3.stark.0.proof_of_work ^= 1;
+        assert!(matches!(verify_poseidon252(&statement, &p3), Err(VerifyError::Stark(_))), "a changed proof of work");
+    }
+}

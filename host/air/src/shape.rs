@@ -21,7 +21,7 @@
 use std::ops::Deref;
 
 use stwo::core::air::Components as StwoComponents;
-use stwo::core::channel::{Blake2sChannel, Channel, MerkleChannel};
+use stwo::core::channel::{Channel, MerkleChannel};
 use stwo::core::circle::CirclePoint;
 use stwo::core::fields::cm31::CM31;
 use stwo::core::fields::m31::{M31, P};
@@ -30,7 +30,7 @@ use stwo::core::fri::{CirclePolyDegreeBound, FriVerifier};
 use stwo::core::pcs::PcsConfig;
 use stwo::core::poly::line::LinePoly;
 use stwo::core::proof::StarkProof;
-use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
+use stwo::core::vcs_lifted::merkle_hasher::MerkleHasherLifted;
 use stwo::core::verifier::{VerificationError, COMPOSITION_LOG_SPLIT};
 
 use crate::relations::Relations;
@@ -116,8 +116,8 @@ pub fn max_proof_bytes(claim: &Claim, config: &PcsConfig) -> usize {
 
 /// Checks everything whose size the claim fixes, and every field word, before
 /// any of it reaches arithmetic or Stwo.
-pub fn check_before_stark(
-    stark: &StarkProof<Blake2sMerkleHasher>,
+pub fn check_before_stark<H: MerkleHasherLifted>(
+    stark: &StarkProof<H>,
     interaction: &InteractionClaim,
     components: &Components,
     config: &PcsConfig,
@@ -215,20 +215,20 @@ pub fn check_before_stark(
 /// query positions, as Stwo 2.3's `verify` and `verify_values` draw them, and
 /// returns the positions (sorted, distinct). `channel` is the transcript
 /// after the interaction commitment.
-pub fn query_positions(
-    channel: &Blake2sChannel,
-    stark: &StarkProof<Blake2sMerkleHasher>,
+pub fn query_positions<MC: MerkleChannel>(
+    channel: &MC::C,
+    stark: &StarkProof<MC::H>,
     components: &Components,
     config: &PcsConfig,
 ) -> Result<Vec<usize>, VerifyError> {
     let ch = &mut channel.clone();
     let _constraint_coeff = ch.draw_secure_felt();
-    Blake2sMerkleChannel::mix_root(ch, stark.commitments[N_TREES - 1]);
+    MC::mix_root(ch, stark.commitments[N_TREES - 1]);
     let _oods_point = CirclePoint::<SecureField>::get_random_point(ch);
     ch.mix_felts(&stark.sampled_values.clone().flatten_cols());
     let _quotient_coeff = ch.draw_secure_felt();
     let bound = CirclePolyDegreeBound::new(max_log_degree_bound(components));
-    let mut fri = FriVerifier::<Blake2sMerkleChannel>::commit(ch, config.fri_config, stark.fri_proof.clone(), bound)
+    let mut fri = FriVerifier::<MC>::commit(ch, config.fri_config, stark.fri_proof.clone(), bound)
         .map_err(VerificationError::from)?;
     if !ch.verify_pow_nonce(config.pow_bits, stark.proof_of_work) {
         return Err(VerificationError::ProofOfWork.into());
@@ -263,8 +263,8 @@ pub fn merkle_witness_len(positions: &[usize], height: u32) -> usize {
 
 /// Checks the row count of every queried column and the number of
 /// decommitment hashes of every tree against the query positions.
-pub fn check_queries(
-    stark: &StarkProof<Blake2sMerkleHasher>,
+pub fn check_queries<H: MerkleHasherLifted>(
+    stark: &StarkProof<H>,
     positions: &[usize],
     tree_heights: &[u32],
 ) -> Result<(), VerifyError> {
@@ -313,7 +313,7 @@ pub struct ProofParts {
 }
 
 impl ProofParts {
-    pub fn of(stark: &StarkProof<Blake2sMerkleHasher>) -> Self {
+    pub fn of<H: MerkleHasherLifted>(stark: &StarkProof<H>) -> Self {
         const W: usize = 4;
         const QW: usize = 16;
         const H: usize = 32;

@@ -6,13 +6,16 @@
 
 use num_traits::Zero;
 use serde::{Deserialize, Serialize};
-use stwo::core::channel::Blake2sChannel;
+use stwo::core::channel::MerkleChannel;
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::fields::FieldExpOps;
 use stwo::core::pcs::{CommitmentSchemeVerifier, PcsConfig};
 use stwo::core::proof::StarkProof;
 use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
+use stwo::core::vcs_lifted::merkle_hasher::MerkleHasherLifted;
+#[cfg(not(target_arch = "wasm32"))]
+use stwo::core::vcs_lifted::poseidon252_merkle::{Poseidon252MerkleChannel, Poseidon252MerkleHasher};
 use stwo::core::verifier::VerificationError;
 
 use crate::memory::{SPACE_RAM, SPACE_REG};
@@ -27,12 +30,15 @@ use crate::MIN_LOG_SIZE;
 pub const MAX_CPU_LOG_SIZE: u32 = 23;
 pub const MAX_AUX_LOG_SIZE: u32 = 23;
 
-/// A proof: the claim plus the Stwo proof.
+/// A proof: the claim plus the Stwo proof. Receipts carry proofs over Stwo's
+/// Blake2s Merkle channel (the default `H`); proofs for the chain use the
+/// Poseidon252 one ([`verify_poseidon252`]), which Cairo hashes natively.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Proof {
+#[serde(bound(serialize = "StarkProof<H>: Serialize", deserialize = "StarkProof<H>: Deserialize<'de>"))]
+pub struct Proof<H: MerkleHasherLifted = Blake2sMerkleHasher> {
     pub claim: Claim,
     pub interaction: InteractionClaim,
-    pub stark: StarkProof<Blake2sMerkleHasher>,
+    pub stark: StarkProof<H>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +128,27 @@ pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
 /// level's: for benchmarks that compare settings. A proof verified this way
 /// has the security `config` gives it, which may be none at all.
 pub fn verify_with_config(statement: &Statement, proof: &Proof, config: &PcsConfig) -> Result<(), VerifyError> {
+    verify_on::<Blake2sMerkleChannel>(statement, proof, config)
+}
+
+/// [`verify`] for a proof made over Stwo's Poseidon252 Merkle channel
+/// (`bitsage_prover::prove_poseidon252`): the same statement, claim and AIR,
+/// another hash in the transcript and the trees. (Stwo builds the Poseidon252
+/// channel for native targets only.)
+#[cfg(not(target_arch = "wasm32"))]
+pub fn verify_poseidon252(statement: &Statement, proof: &Proof<Poseidon252MerkleHasher>) -> Result<(), VerifyError> {
+    verify_on::<Poseidon252MerkleChannel>(statement, proof, &statement.security.pcs_config())
+}
+
+/// The verifier, over any of Stwo's Merkle channels.
+pub fn verify_on<MC: MerkleChannel>(
+    statement: &Statement,
+    proof: &Proof<MC::H>,
+    config: &PcsConfig,
+) -> Result<(), VerifyError>
+where
+    MC::C: Default + Clone,
+{
     statement.validate()?;
     check_claim(&proof.claim)?;
     // An absent component has no LogUp sum: a nonzero one would offset an
@@ -137,16 +164,23 @@ pub fn verify_with_config(statement: &Statement, proof: &Proof, config: &PcsConf
     // layout, not their values: the real relations are drawn below.
     let layout = Components::new(&proof.claim, &Relations::for_layout(), &proof.interaction);
     shape::check_before_stark(&proof.stark, &proof.interaction, &layout, &config)?;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verify_checked(statement, proof, &config)))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verify_checked::<MC>(statement, proof, &config)))
         .map_err(|p| VerifyError::Malformed(panic_message(p)))?
 }
 
-fn verify_checked(statement: &Statement, proof: &Proof, config: &PcsConfig) -> Result<(), VerifyError> {
+fn verify_checked<MC: MerkleChannel>(
+    statement: &Statement,
+    proof: &Proof<MC::H>,
+    config: &PcsConfig,
+) -> Result<(), VerifyError>
+where
+    MC::C: Default + Clone,
+{
     let config = *config;
-    let channel = &mut Blake2sChannel::default();
+    let channel = &mut MC::C::default();
     config.mix_into(channel);
     statement.mix_into(&proof.claim, channel);
-    let scheme = &mut CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(config);
+    let scheme = &mut CommitmentSchemeVerifier::<MC>::new(config);
     let sizes = proof.claim.column_log_sizes();
     scheme.commit(proof.stark.commitments[0], &[], channel);
     scheme.commit(proof.stark.commitments[1], &sizes[1], channel);
@@ -161,7 +195,7 @@ fn verify_checked(statement: &Statement, proof: &Proof, config: &PcsConfig) -> R
     // The rows queried and the hashes opened depend on the query positions,
     // which the transcript fixes: replay it to them and check those counts
     // too before Stwo indexes by them.
-    let positions = shape::query_positions(channel, &proof.stark, &components, &config)?;
+    let positions = shape::query_positions::<MC>(channel, &proof.stark, &components, &config)?;
     let lifting = shape::max_log_degree_bound(&components) + config.fri_config.log_blowup_factor;
     let heights: Vec<u32> = scheme.trees.iter().map(|t| t.height).chain([lifting]).collect();
     shape::check_queries(&proof.stark, &positions, &heights)?;

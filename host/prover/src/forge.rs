@@ -3,21 +3,20 @@
 //! only Stwo's public API and produces exactly what `prove` would, minus the
 //! refusal.
 
-use stwo::core::channel::Channel;
+use stwo::core::channel::{Channel, MerkleChannel};
 use stwo::core::circle::CirclePoint;
 use stwo::core::fields::qm31::{SecureField, SECURE_EXTENSION_DEGREE};
 use stwo::core::pcs::utils::get_lifting_log_size;
 use stwo::core::proof::StarkProof;
-use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
 use stwo::prover::backend::BackendForChannel;
 use stwo::prover::ComponentProvers;
 use stwo::prover::{CommitmentSchemeProver, ComponentProver};
 
-pub(crate) fn prove_unchecked<B: BackendForChannel<Blake2sMerkleChannel>>(
+pub(crate) fn prove_unchecked<B: BackendForChannel<MC>, MC: MerkleChannel>(
     components: &[&dyn ComponentProver<B>],
-    channel: &mut stwo::core::channel::Blake2sChannel,
-    mut scheme: CommitmentSchemeProver<'_, B, Blake2sMerkleChannel>,
-) -> StarkProof<Blake2sMerkleHasher> {
+    channel: &mut MC::C,
+    mut scheme: CommitmentSchemeProver<'_, B, MC>,
+) -> StarkProof<MC::H> {
     let n_pre = scheme.trees[0].polynomials.len();
     let provers = ComponentProvers { components: components.to_vec(), n_preprocessed_columns: n_pre };
     let trace = scheme.trace();

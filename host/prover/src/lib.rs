@@ -29,12 +29,13 @@ use bitsage_air::{SecurityLevel, Statement};
 use obelysk_vm::exec::{execute, ExecError, ExecLimits, Trace};
 use obelysk_vm::isa::Program;
 use serde::{Deserialize, Serialize};
-use stwo::core::channel::Blake2sChannel;
+use stwo::core::channel::MerkleChannel;
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::pcs::PcsConfig;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+use stwo::core::vcs_lifted::poseidon252_merkle::{Poseidon252MerkleChannel, Poseidon252MerkleHasher};
 use stwo::prover::backend::simd::SimdBackend;
 use stwo::prover::backend::BackendForChannel;
 use stwo::prover::poly::circle::PolyOps;
@@ -342,10 +343,40 @@ pub fn prove_main_on<B>(
     main: &tracegen::MainTrace,
     opts: &ProveOptions<'_>,
     forgery: &Forgery,
-    mut stats: ProofStats,
+    stats: ProofStats,
 ) -> Result<(Proof, ProofStats), ProveError>
 where
     B: ProverBackend,
+{
+    prove_main_with::<B, Blake2sMerkleChannel>(statement, main, opts, forgery, stats)
+}
+
+/// Proves `trace` over Stwo's Poseidon252 Merkle channel on the SIMD backend:
+/// the proof an on-chain verifier checks (Cairo hashes Poseidon natively;
+/// `bitsage_air::verify::verify_poseidon252` is its Rust counterpart).
+/// Receipts keep the Blake2s channel.
+pub fn prove_poseidon252(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof<Poseidon252MerkleHasher>, ProofStats), ProveError> {
+    let main = SimdBackend::main_trace(&statement.program, trace);
+    let stats = ProofStats { steps: trace.steps.len(), ..Default::default() };
+    prove_main_with::<SimdBackend, Poseidon252MerkleChannel>(statement, &main, opts, &Forgery::None, stats)
+}
+
+/// The proving core over any of Stwo's Merkle channels the backend has.
+pub fn prove_main_with<B, MC>(
+    statement: &Statement,
+    main: &tracegen::MainTrace,
+    opts: &ProveOptions<'_>,
+    forgery: &Forgery,
+    mut stats: ProofStats,
+) -> Result<(Proof<MC::H>, ProofStats), ProveError>
+where
+    B: ProverBackend + BackendForChannel<MC>,
+    MC: MerkleChannel,
+    MC::C: Default,
 {
     // A statement the verifier would refuse (a word >= p, over a cap) is
     // refused here, before any proving work.
@@ -359,10 +390,10 @@ where
     let twiddles = B::precompute_twiddles(
         CanonicCoset::new(max_log + 1 + config.fri_config.log_blowup_factor).circle_domain().half_coset,
     );
-    let channel = &mut Blake2sChannel::default();
+    let channel = &mut MC::C::default();
     config.mix_into(channel);
     statement.mix_into(&claim, channel);
-    let mut scheme = CommitmentSchemeProver::<B, Blake2sMerkleChannel>::new(config, &twiddles);
+    let mut scheme = CommitmentSchemeProver::<B, MC>::new(config, &twiddles);
     scheme.tree_builder().commit(channel);
     let mut tb = scheme.tree_builder();
     let (main_evals, main_copy) = B::convert_main(main);
@@ -393,10 +424,11 @@ where
     let components = Components::new(&claim, &rels, &interaction);
     let provers = B::provers(&components);
     let stark = match forgery {
-        Forgery::None => stwo::prover::prove::<B, Blake2sMerkleChannel>(&provers, channel, scheme)
-            .map_err(|_| ProveError::ConstraintsNotSatisfied)?,
+        Forgery::None => {
+            stwo::prover::prove::<B, MC>(&provers, channel, scheme).map_err(|_| ProveError::ConstraintsNotSatisfied)?
+        }
         #[cfg(feature = "forge")]
-        _ => forge::prove_unchecked::<B>(&provers, channel, scheme),
+        _ => forge::prove_unchecked::<B, MC>(&provers, channel, scheme),
     };
     clock.finish();
     Ok((Proof { claim, interaction, stark }, stats))

@@ -19,6 +19,54 @@ fn felt(f: FieldElement) -> Felt {
     Felt::from_bytes_be(&f.to_bytes_be())
 }
 
+/// A devnet with one funded account, its client, and the account's wallet.
+struct Chainside {
+    // Kept alive for the test's length (the process ends when it drops).
+    _devnet: Devnet,
+    rt: tokio::runtime::Runtime,
+    chain: Chain,
+    wallet: Wallet,
+}
+
+impl Chainside {
+    fn start() -> Chainside {
+        let devnet = Devnet::start(1);
+        let account = &devnet.accounts[0];
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let chain = Chain::new(&devnet.url, None).expect("chain");
+        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
+        let wallet = rt
+            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
+            .expect("wallet");
+        Chainside { _devnet: devnet, rt, chain, wallet }
+    }
+
+    /// Declares the compiled class `name`.
+    fn declare(&self, name: &str) -> Felt {
+        self.rt.block_on(self.wallet.declare(&contracts_dir(), name)).unwrap_or_else(|e| panic!("{name} declares: {e}"))
+    }
+
+    /// Declares the compiled class `name` and deploys it with `args`.
+    fn deploy(&self, name: &str, args: Vec<Felt>) -> Felt {
+        let class = self.declare(name);
+        self.rt.block_on(self.wallet.deploy(class, args, Felt::ONE)).unwrap_or_else(|e| panic!("{name} deploys: {e}"))
+    }
+
+    fn call(&self, contract: Felt, name: &str, calldata: Vec<Felt>) -> Vec<Felt> {
+        self.rt.block_on(self.chain.call(contract, name, calldata)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+}
+
+/// A deterministic stream of pseudo-random words (xorshift64).
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 /// A script for the contract and what Stwo's channel gives for it.
 #[derive(Default)]
 struct Script {
@@ -80,31 +128,17 @@ impl Script {
 
 #[test]
 fn the_chain_replays_stwo_s_poseidon252_channel() {
-    let devnet = Devnet::start(1);
-    let account = &devnet.accounts[0];
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let chain = Chain::new(&devnet.url, None).expect("chain");
-    let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
-    let wallet = rt
-        .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
-        .expect("wallet");
-    let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoChannel")).expect("declares");
-    let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+    let side = Chainside::start();
+    let contract = side.deploy("StwoChannel", vec![]);
     let run = |s: &Script| -> Vec<Felt> {
         let calldata: Vec<Felt> =
             std::iter::once(Felt::from(s.ops.len() as u64)).chain(s.ops.iter().copied()).collect();
-        let out = rt.block_on(chain.call(contract, "run", calldata)).expect("calls");
+        let out = side.call(contract, "run", calldata);
         assert_eq!(out.first(), Some(&Felt::from(out.len() as u64 - 1)), "a length-prefixed array");
         out[1..].to_vec()
     };
 
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
     let m31 = |v: u64| stwo::core::fields::m31::M31::reduce(v & 0x7fff_ffff);
     let qm31 = |a: u64, b: u64| SecureField::from_m31_array([m31(a), m31(a >> 31), m31(b), m31(b >> 31)]);
 
@@ -226,25 +260,11 @@ mod merkle {
 
     #[test]
     fn the_chain_verifies_stwo_s_lifted_poseidon252_merkle_decommitments() {
-        let devnet = Devnet::start(1);
-        let account = &devnet.accounts[0];
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let chain = Chain::new(&devnet.url, None).expect("chain");
-        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
-        let wallet = rt
-            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
-            .expect("wallet");
-        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoMerkle")).expect("declares");
-        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
-        let call = |name: &str, calldata: Vec<Felt>| rt.block_on(chain.call(contract, name, calldata)).expect("calls");
+        let side = Chainside::start();
+        let contract = side.deploy("StwoMerkle", vec![]);
+        let call = |name: &str, calldata: Vec<Felt>| side.call(contract, name, calldata);
 
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
 
         // Leaves of every length up to two permutations and a remainder.
         for n in 1..=34usize {
@@ -401,30 +421,15 @@ mod fri {
 
     #[test]
     fn the_chain_verifies_stwo_s_fri_proofs_and_rejects_tampered_ones() {
-        let devnet = Devnet::start(1);
-        let account = &devnet.accounts[0];
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let chain = Chain::new(&devnet.url, None).expect("chain");
-        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
-        let wallet = rt
-            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
-            .expect("wallet");
-        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoFri")).expect("declares");
-        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+        let side = Chainside::start();
+        let contract = side.deploy("StwoFri", vec![]);
         let verdict = |config: FriConfig, log_degree: u32, proof: &Proof, evals: &[SecureField]| -> u64 {
-            let out =
-                rt.block_on(chain.call(contract, "verify", calldata(config, log_degree, proof, evals))).expect("calls");
+            let out = side.call(contract, "verify", calldata(config, log_degree, proof, evals));
             let v = out[0].to_bytes_le();
             u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
         };
 
-        let mut seed = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def1u64);
         // Fold steps 1 to 3 (3 is the project's), with and without packed
         // leaves, and a last inner layer that folds less than the step.
         for (log_degree, fold_step, n_queries) in
@@ -577,30 +582,15 @@ mod pcs {
 
     #[test]
     fn the_chain_verifies_stwo_s_commitment_scheme_openings() {
-        let devnet = Devnet::start(1);
-        let account = &devnet.accounts[0];
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let chain = Chain::new(&devnet.url, None).expect("chain");
-        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
-        let wallet = rt
-            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
-            .expect("wallet");
-        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoPcs")).expect("declares");
-        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+        let side = Chainside::start();
+        let contract = side.deploy("StwoPcs", vec![]);
         let verdict = |config: PcsConfig, sizes: &[Vec<u32>], points: &Points, proof: &Proof| -> u64 {
-            let out =
-                rt.block_on(chain.call(contract, "verify", calldata(config, sizes, points, proof))).expect("calls");
+            let out = side.call(contract, "verify", calldata(config, sizes, points, proof));
             let v = out[0].to_bytes_le();
             u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
         };
 
-        let mut seed = 0x0bad_cafe_f00d_1234u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x0bad_cafe_f00d_1234u64);
         // Points drawn as Stwo draws the OODS point, from a channel of their own.
         let mut point_channel = Poseidon252Channel::default();
         point_channel.mix_u64(7);
@@ -812,30 +802,16 @@ mod stark {
 
     #[test]
     fn the_chain_verifies_a_stwo_stark_proof_end_to_end() {
-        let devnet = Devnet::start(1);
-        let account = &devnet.accounts[0];
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let chain = Chain::new(&devnet.url, None).expect("chain");
-        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
-        let wallet = rt
-            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
-            .expect("wallet");
-        let class = rt.block_on(wallet.declare(&contracts_dir(), "StwoStark")).expect("declares");
-        let contract = rt.block_on(wallet.deploy(class, vec![], Felt::ONE)).expect("deploys");
+        let side = Chainside::start();
+        let (rt, chain, wallet) = (&side.rt, &side.chain, &side.wallet);
+        let contract = side.deploy("StwoStark", vec![]);
         let verdict = |config: PcsConfig, squares: &Squares, proof: &Proof| -> u64 {
-            let out =
-                rt.block_on(chain.call(contract, "verify_squares", calldata(config, squares, proof))).expect("calls");
+            let out = side.call(contract, "verify_squares", calldata(config, squares, proof));
             let v = out[0].to_bytes_le();
             u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
         };
 
-        let mut seed = 0x5eed_0f_5ca1_ab1eu64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x5eed_0f_5ca1_ab1eu64);
         // The project's FRI settings (blowup 4, fold step 3) with fewer
         // queries, and fold step 1 beside them.
         for (log_size, n, fold_step, n_queries) in [(5u32, 4usize, 3u32, 8usize), (6, 7, 1, 5), (8, 5, 3, 12)] {
@@ -953,8 +929,7 @@ mod air {
     /// Stwo's own evaluation of `eval`'s constraints at a random point, with
     /// random mask values, and the contract's evaluation of the same.
     fn check<E: FrameworkEval + Clone>(
-        rt: &tokio::runtime::Runtime,
-        chain: &Chain,
+        side: &Chainside,
         contract: Felt,
         generated: &CairoComponent,
         eval: E,
@@ -1016,27 +991,14 @@ mod air {
         calldata.extend(list(&ext));
         calldata.extend(q(random_coeff));
         calldata.extend(q(denom_inverse));
-        let out = rt.block_on(chain.call(contract, "eval", calldata)).expect("calls");
+        let out = side.call(contract, "eval", calldata);
         assert_eq!(out, q(expected).to_vec(), "{}: the chain's evaluation differs from Stwo's", generated.name);
     }
 
     #[test]
     fn the_chain_evaluates_every_component_s_constraints_as_stwo_does() {
-        let devnet = Devnet::start(1);
-        let account = &devnet.accounts[0];
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let chain = Chain::new(&devnet.url, None).expect("chain");
-        let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
-        let wallet = rt
-            .block_on(Wallet::connect(chain.clone(), Felt::from_hex(&account.address).expect("address"), &key))
-            .expect("wallet");
-        let mut seed = 0xa1a1_b2b2_c3c3_d4d4u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let side = Chainside::start();
+        let mut next = xorshift(0xa1a1_b2b2_c3c3_d4d4u64);
         let mut ch = Poseidon252Channel::default();
         ch.mix_u64(42);
         let rels = Relations::draw(&mut ch);
@@ -1044,39 +1006,22 @@ mod air {
         for generated in generate() {
             let class_name = format!("Air{}{}", generated.name[..1].to_uppercase(), &generated.name[1..]);
             // A split component: its parts declared, their class hashes given to its evaluator.
-            let parts: Vec<Felt> = (0..generated.n_parts)
-                .map(|p| {
-                    rt.block_on(wallet.declare(&contracts_dir(), &format!("{class_name}Part{p}")))
-                        .unwrap_or_else(|e| panic!("{class_name}Part{p} declares: {e}"))
-                })
-                .collect();
+            let parts: Vec<Felt> =
+                (0..generated.n_parts).map(|p| side.declare(&format!("{class_name}Part{p}"))).collect();
             let args = if parts.is_empty() {
                 vec![]
             } else {
                 std::iter::once(Felt::from(parts.len() as u64)).chain(parts.iter().copied()).collect()
             };
-            let class = rt
-                .block_on(wallet.declare(&contracts_dir(), &class_name))
-                .unwrap_or_else(|e| panic!("{class_name} declares: {e}"));
-            let contract = rt.block_on(wallet.deploy(class, args, Felt::ONE)).expect("deploys");
+            let contract = side.deploy(&class_name, args);
             let r = || rels.clone();
             for _ in 0..2 {
                 match generated.name.as_str() {
-                    "cpu" => {
-                        check(&rt, &chain, contract, &generated, CpuEval { log_size, rels: r() }, &rels, &mut next)
-                    }
-                    "rom" => {
-                        check(&rt, &chain, contract, &generated, RomEval { log_size, rels: r() }, &rels, &mut next)
-                    }
-                    "memory" => {
-                        check(&rt, &chain, contract, &generated, MemEval { log_size, rels: r() }, &rels, &mut next)
-                    }
-                    "range" => {
-                        check(&rt, &chain, contract, &generated, RangeEval { log_size, rels: r() }, &rels, &mut next)
-                    }
-                    "hash" => {
-                        check(&rt, &chain, contract, &generated, HashEval { log_size, rels: r() }, &rels, &mut next)
-                    }
+                    "cpu" => check(&side, contract, &generated, CpuEval { log_size, rels: r() }, &rels, &mut next),
+                    "rom" => check(&side, contract, &generated, RomEval { log_size, rels: r() }, &rels, &mut next),
+                    "memory" => check(&side, contract, &generated, MemEval { log_size, rels: r() }, &rels, &mut next),
+                    "range" => check(&side, contract, &generated, RangeEval { log_size, rels: r() }, &rels, &mut next),
+                    "hash" => check(&side, contract, &generated, HashEval { log_size, rels: r() }, &rels, &mut next),
                     other => panic!("no evaluator for component {other}"),
                 }
             }

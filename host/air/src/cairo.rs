@@ -58,6 +58,31 @@ enum Val {
     Var(String),
 }
 
+#[derive(Clone, Copy)]
+enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Neg,
+}
+
+/// A base or an extension expression, emitted into a body.
+trait Node {
+    fn emit(&self, body: &mut Body<'_>) -> Val;
+}
+
+impl Node for BaseExpr {
+    fn emit(&self, body: &mut Body<'_>) -> Val {
+        body.base(self)
+    }
+}
+
+impl Node for ExtExpr {
+    fn emit(&self, body: &mut Body<'_>) -> Val {
+        body.ext(self)
+    }
+}
+
 /// One generated function's body, in single-assignment form: every input
 /// loaded once at the top, then one `let` per operation, so no expression
 /// nests and every value lives briefly (CASM's offsets bound a frame).
@@ -143,22 +168,10 @@ impl<'a> Body<'a> {
             BaseExpr::Const(c) if c.0 == 0 => Val::Zero,
             BaseExpr::Const(c) => Val::Const(c.0),
             BaseExpr::Param(p) => self.param(p, false),
-            BaseExpr::Add(a, b) => {
-                let (a, b) = (self.base(a), self.base(b));
-                self.add(a, b)
-            }
-            BaseExpr::Sub(a, b) => {
-                let (a, b) = (self.base(a), self.base(b));
-                self.sub(a, b)
-            }
-            BaseExpr::Mul(a, b) => {
-                let (a, b) = (self.base(a), self.base(b));
-                self.mul(a, b)
-            }
-            BaseExpr::Neg(a) => {
-                let a = self.base(a);
-                self.sub(Val::Zero, a)
-            }
+            BaseExpr::Add(a, b) => self.arith(Arith::Add, &**a, &**b),
+            BaseExpr::Sub(a, b) => self.arith(Arith::Sub, &**a, &**b),
+            BaseExpr::Mul(a, b) => self.arith(Arith::Mul, &**a, &**b),
+            BaseExpr::Neg(a) => self.arith(Arith::Neg, &**a, &**a),
             BaseExpr::Inv(a) => {
                 let a = self.base(a);
                 self.op("qm31_inv", &[Self::code(&a)])
@@ -188,21 +201,29 @@ impl<'a> Body<'a> {
                 }
             }
             ExtExpr::Param(p) => self.param(p, true),
-            ExtExpr::Add(a, b) => {
-                let (a, b) = (self.ext(a), self.ext(b));
+            ExtExpr::Add(a, b) => self.arith(Arith::Add, &**a, &**b),
+            ExtExpr::Sub(a, b) => self.arith(Arith::Sub, &**a, &**b),
+            ExtExpr::Mul(a, b) => self.arith(Arith::Mul, &**a, &**b),
+            ExtExpr::Neg(a) => self.arith(Arith::Neg, &**a, &**a),
+        }
+    }
+
+    /// One arithmetic node of either expression kind (`Neg` reads `a` only).
+    fn arith<N: Node>(&mut self, op: Arith, a: &N, b: &N) -> Val {
+        let a = a.emit(self);
+        match op {
+            Arith::Neg => self.sub(Val::Zero, a),
+            Arith::Add => {
+                let b = b.emit(self);
                 self.add(a, b)
             }
-            ExtExpr::Sub(a, b) => {
-                let (a, b) = (self.ext(a), self.ext(b));
+            Arith::Sub => {
+                let b = b.emit(self);
                 self.sub(a, b)
             }
-            ExtExpr::Mul(a, b) => {
-                let (a, b) = (self.ext(a), self.ext(b));
+            Arith::Mul => {
+                let b = b.emit(self);
                 self.mul(a, b)
-            }
-            ExtExpr::Neg(a) => {
-                let a = self.ext(a);
-                self.sub(Val::Zero, a)
             }
         }
     }
@@ -224,6 +245,143 @@ impl<'a> Body<'a> {
         s
     }
 }
+
+/// A part class of a split component: `{part}`, `{p}`, `{name}` filled in.
+const PART_CONTRACT: &str = r#"
+// Part {p} of the {name} component's evaluator, a class of its own.
+#[starknet::contract]
+pub mod {part} {
+    use super::super::IAirPart;
+    use super::QM31;
+
+    #[storage]
+    struct Storage {}
+
+    #[abi(embed_v0)]
+    impl {part}Impl of IAirPart<ContractState> {
+        fn intermediates(self: @ContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>) -> Array<QM31> {
+            let mut inter = inter;
+            super::run_intermediates(masks.span(), base.span(), ext.span(), ref inter);
+            inter
+        }
+        fn constraints(self: @ContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {
+            super::run_constraints(masks.span(), base.span(), ext.span(), inter.span(), random_coeff, denom_inverse, acc)
+        }
+    }
+}
+"#;
+
+/// The evaluator of a component in one class.
+const EVAL_SINGLE: &str = r#"
+// `acc · random_coeff^n + Σ_j random_coeff^(n-1-j) · denom_inverse · C_j` over the
+// component's n constraints C_j, in the order it adds them.
+pub fn eval(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {
+    assert(masks.len() == N_MASKS, 'mask count');
+    assert(base.len() == {n_base} && ext.len() == {n_ext}, 'parameter count');
+    let mut inter: Array<QM31> = array![];
+    run_intermediates(masks, base, ext, ref inter);
+    run_constraints(masks, base, ext, inter.span(), random_coeff, denom_inverse, acc)
+}
+"#;
+
+/// The evaluator of a split component: its parts in order, by library calls.
+const EVAL_SPLIT: &str = r#"
+// `acc · random_coeff^n + Σ_j random_coeff^(n-1-j) · denom_inverse · C_j` over the
+// component's n constraints C_j, in the order it adds them. The parts run in
+// order, by library calls to their classes (`parts`).
+pub fn eval(parts: Span<starknet::ClassHash>, masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {
+    assert(parts.len() == N_PARTS, 'part count');
+    assert(masks.len() == N_MASKS, 'mask count');
+    assert(base.len() == {n_base} && ext.len() == {n_ext}, 'parameter count');
+    let mut inter: Array<QM31> = array![];
+    for class_hash in parts {
+        let part = super::IAirPartLibraryDispatcher { class_hash: *class_hash };
+        inter = part.intermediates(arr(masks), arr(base), arr(ext), inter);
+    };
+    let mut acc = acc;
+    for class_hash in parts {
+        let part = super::IAirPartLibraryDispatcher { class_hash: *class_hash };
+        acc = part.constraints(arr(masks), arr(base), arr(ext), arr(inter.span()), random_coeff, denom_inverse, acc);
+    };
+    acc
+}
+
+fn arr(s: Span<QM31>) -> Array<QM31> {
+    let mut a: Array<QM31> = array![];
+    for v in s {
+        a.append(*v);
+    };
+    a
+}
+"#;
+
+/// A one-class component's contract.
+const CONTRACT_SINGLE: &str = r#"
+#[starknet::interface]
+pub trait I{contract}<TContractState> {
+    fn eval(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31;
+}
+
+// The evaluator as a contract.
+#[starknet::contract]
+pub mod {contract} {
+    use super::QM31;
+
+    #[storage]
+    struct Storage {}
+
+    #[abi(embed_v0)]
+    impl {contract}Impl of super::I{contract}<ContractState> {
+        fn eval(self: @ContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31 {
+            super::eval(masks.span(), base.span(), ext.span(), random_coeff, denom_inverse, super::qm31(0, 0, 0, 0))
+        }
+    }
+}
+"#;
+
+/// A split component's contract, deployed with its parts' class hashes.
+const CONTRACT_SPLIT: &str = r#"
+#[starknet::interface]
+pub trait I{contract}<TContractState> {
+    fn eval(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31;
+}
+
+// The evaluator as a contract, deployed with its parts' class hashes in order.
+#[starknet::contract]
+pub mod {contract} {
+    use starknet::ClassHash;
+    use starknet::storage::{Map, StorageMapReadAccess, StorageMapWriteAccess};
+    use super::QM31;
+
+    #[storage]
+    struct Storage {
+        parts: Map<u32, ClassHash>,
+    }
+
+    #[constructor]
+    fn constructor(ref self: ContractState, parts: Array<ClassHash>) {
+        assert(parts.len() == super::N_PARTS, 'part count');
+        let mut k: u32 = 0;
+        for p in parts {
+            self.parts.write(k, p);
+            k += 1;
+        };
+    }
+
+    #[abi(embed_v0)]
+    impl {contract}Impl of super::I{contract}<ContractState> {
+        fn eval(self: @ContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31 {
+            let mut parts: Array<ClassHash> = array![];
+            let mut k: u32 = 0;
+            while k < super::N_PARTS {
+                parts.append(self.parts.read(k));
+                k += 1;
+            };
+            super::eval(parts.span(), masks.span(), base.span(), ext.span(), random_coeff, denom_inverse, super::qm31(0, 0, 0, 0))
+        }
+    }
+}
+"#;
 
 fn camel(name: &str) -> String {
     let mut c = name.chars();
@@ -304,66 +462,47 @@ fn imports(code: &str) -> String {
     format!("use super::super::fields::{{{}}};\n", names.join(", "))
 }
 
-/// Loops over functions `lo..hi` through a dispatcher (one iteration is one
-/// frame, so the parts' frames never add up within one function).
+/// Loops over functions `lo..hi` of `kind` (`intermediates` or
+/// `constraints`) through a dispatcher: one iteration is one frame, so the
+/// parts' frames never add up within one function.
 fn runner(kind: &str, lo: usize, hi: usize) -> String {
-    let mut s = String::new();
+    let accumulates = kind == "constraints";
+    let (params, args) = if accumulates {
+        (
+            "masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, inter: Span<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31",
+            "masks, base, ext, inter, random_coeff, denom_inverse, acc",
+        )
+    } else {
+        ("masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref inter: Array<QM31>", "masks, base, ext, ref inter")
+    };
+    let ret = if accumulates { " -> QM31" } else { "" };
     if lo == hi {
-        // Nothing of this kind here.
-        match kind {
-            "intermediates" => {
-                let _ = writeln!(s, "fn run_intermediates(_masks: Span<QM31>, _base: Span<QM31>, _ext: Span<QM31>, ref inter: Array<QM31>) {{}}");
-            }
-            _ => {
-                let _ = writeln!(
-                    s,
-                    "fn run_constraints(_masks: Span<QM31>, _base: Span<QM31>, _ext: Span<QM31>, _inter: Span<QM31>, _random_coeff: QM31, _denom_inverse: QM31, acc: QM31) -> QM31 {{\n    acc\n}}"
-                );
-            }
-        }
-        return s;
+        // Nothing of this kind here: every input unused but the state.
+        let params: Vec<String> = params
+            .split(", ")
+            .map(|p| if p.starts_with("acc") || p.starts_with("ref") { p.to_string() } else { format!("_{p}") })
+            .collect();
+        let body = if accumulates { "\n    acc\n" } else { "" };
+        return format!("fn run_{kind}({}){ret} {{{body}}}\n", params.join(", "));
     }
-    match kind {
-        "intermediates" => {
-            let _ = writeln!(
-                s,
-                "fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref inter: Array<QM31>) {{"
-            );
-            let _ = writeln!(s, "    let mut k: u32 = {lo};");
-            let _ = writeln!(s, "    while k < {hi} {{");
-            let _ = writeln!(s, "        match k {{");
-            for k in lo..hi {
-                let arm = if k + 1 == hi { "_".to_string() } else { k.to_string() };
-                let _ = writeln!(s, "            {arm} => intermediates_{k}(masks, base, ext, ref inter),");
-            }
-            let _ = writeln!(s, "        }}");
-            let _ = writeln!(s, "        k += 1;");
-            let _ = writeln!(s, "    }}");
-            let _ = writeln!(s, "}}");
-        }
-        _ => {
-            let _ = writeln!(
-                s,
-                "fn run_constraints(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, inter: Span<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {{"
-            );
-            let _ = writeln!(s, "    let mut acc = acc;");
-            let _ = writeln!(s, "    let mut k: u32 = {lo};");
-            let _ = writeln!(s, "    while k < {hi} {{");
-            let _ = writeln!(s, "        acc = match k {{");
-            for k in lo..hi {
-                let arm = if k + 1 == hi { "_".to_string() } else { k.to_string() };
-                let _ = writeln!(
-                    s,
-                    "            {arm} => constraints_{k}(masks, base, ext, inter, random_coeff, denom_inverse, acc),"
-                );
-            }
-            let _ = writeln!(s, "        }};");
-            let _ = writeln!(s, "        k += 1;");
-            let _ = writeln!(s, "    }}");
-            let _ = writeln!(s, "    acc");
-            let _ = writeln!(s, "}}");
-        }
+    let mut s = format!("fn run_{kind}({params}){ret} {{\n");
+    if accumulates {
+        s.push_str("    let mut acc = acc;\n");
     }
+    let _ = writeln!(s, "    let mut k: u32 = {lo};");
+    let _ = writeln!(s, "    while k < {hi} {{");
+    let _ = writeln!(s, "        {}match k {{", if accumulates { "acc = " } else { "" });
+    for k in lo..hi {
+        let arm = if k + 1 == hi { "_".to_string() } else { k.to_string() };
+        let _ = writeln!(s, "            {arm} => {kind}_{k}({args}),");
+    }
+    let _ = writeln!(s, "        }};");
+    let _ = writeln!(s, "        k += 1;");
+    let _ = writeln!(s, "    }}");
+    if accumulates {
+        s.push_str("    acc\n");
+    }
+    s.push_str("}\n");
     s
 }
 
@@ -457,159 +596,26 @@ pub fn generate_component(name: &str, ev: &ExprEvaluator) -> CairoComponent {
             code.push_str(&runner("intermediates", il, ih));
             let _ = writeln!(code);
             code.push_str(&runner("constraints", cl, ch));
-            let part = format!("{contract}Part{p}");
-            let _ = writeln!(code);
-            let _ = writeln!(code, "// Part {p} of the {name} component's evaluator, a class of its own.");
-            let _ = writeln!(code, "#[starknet::contract]");
-            let _ = writeln!(code, "pub mod {part} {{");
-            let _ = writeln!(code, "    use super::super::IAirPart;");
-            let _ = writeln!(code, "    use super::QM31;");
-            let _ = writeln!(code);
-            let _ = writeln!(code, "    #[storage]");
-            let _ = writeln!(code, "    struct Storage {{}}");
-            let _ = writeln!(code);
-            let _ = writeln!(code, "    #[abi(embed_v0)]");
-            let _ = writeln!(code, "    impl {part}Impl of IAirPart<ContractState> {{");
-            let _ = writeln!(code, "        fn intermediates(self: @ContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>) -> Array<QM31> {{");
-            let _ = writeln!(code, "            let mut inter = inter;");
-            let _ = writeln!(
-                code,
-                "            super::run_intermediates(masks.span(), base.span(), ext.span(), ref inter);"
+            code.push_str(
+                &PART_CONTRACT
+                    .replace("{part}", &format!("{contract}Part{p}"))
+                    .replace("{p}", &p.to_string())
+                    .replace("{name}", name),
             );
-            let _ = writeln!(code, "            inter");
-            let _ = writeln!(code, "        }}");
-            let _ = writeln!(code, "        fn constraints(self: @ContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {{");
-            let _ = writeln!(code, "            super::run_constraints(masks.span(), base.span(), ext.span(), inter.span(), random_coeff, denom_inverse, acc)");
-            let _ = writeln!(code, "        }}");
-            let _ = writeln!(code, "    }}");
-            let _ = writeln!(code, "}}");
             let text = format!("{head}{}{code}", imports(&code));
             files.push((format!("air/{name}_part{p}.cairo"), text));
         }
     }
 
-    // The evaluator: directly, or through the parts' classes.
-    let _ = writeln!(main);
-    let _ = writeln!(main, "// `acc · random_coeff^n + Σ_j random_coeff^(n-1-j) · denom_inverse · C_j` over the");
-    let _ = writeln!(main, "// component's n constraints C_j, in the order it adds them.");
-    if !split {
-        let _ = writeln!(
-            main,
-            "pub fn eval(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {{"
-        );
-        let _ = writeln!(main, "    assert(masks.len() == N_MASKS, 'mask count');");
-        let _ = writeln!(
-            main,
-            "    assert(base.len() == {} && ext.len() == {}, 'parameter count');",
-            base_params.len(),
-            ext_params.len()
-        );
-        let _ = writeln!(main, "    let mut inter: Array<QM31> = array![];");
-        let _ = writeln!(main, "    run_intermediates(masks, base, ext, ref inter);");
-        let _ = writeln!(main, "    run_constraints(masks, base, ext, inter.span(), random_coeff, denom_inverse, acc)");
-        let _ = writeln!(main, "}}");
-    } else {
-        let _ = writeln!(main, "// The parts run in order, by library calls to their classes (`parts`).");
-        let _ = writeln!(
-            main,
-            "pub fn eval(parts: Span<starknet::ClassHash>, masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {{"
-        );
-        let _ = writeln!(main, "    assert(parts.len() == N_PARTS, 'part count');");
-        let _ = writeln!(main, "    assert(masks.len() == N_MASKS, 'mask count');");
-        let _ = writeln!(
-            main,
-            "    assert(base.len() == {} && ext.len() == {}, 'parameter count');",
-            base_params.len(),
-            ext_params.len()
-        );
-        let _ = writeln!(main, "    let mut inter: Array<QM31> = array![];");
-        let _ = writeln!(main, "    for class_hash in parts {{");
-        let _ = writeln!(main, "        let part = super::IAirPartLibraryDispatcher {{ class_hash: *class_hash }};");
-        let _ = writeln!(main, "        inter = part.intermediates(arr(masks), arr(base), arr(ext), inter);");
-        let _ = writeln!(main, "    }};");
-        let _ = writeln!(main, "    let mut acc = acc;");
-        let _ = writeln!(main, "    for class_hash in parts {{");
-        let _ = writeln!(main, "        let part = super::IAirPartLibraryDispatcher {{ class_hash: *class_hash }};");
-        let _ = writeln!(main, "        acc = part.constraints(arr(masks), arr(base), arr(ext), arr(inter.span()), random_coeff, denom_inverse, acc);");
-        let _ = writeln!(main, "    }};");
-        let _ = writeln!(main, "    acc");
-        let _ = writeln!(main, "}}");
-        let _ = writeln!(main);
-        let _ = writeln!(main, "fn arr(s: Span<QM31>) -> Array<QM31> {{");
-        let _ = writeln!(main, "    let mut a: Array<QM31> = array![];");
-        let _ = writeln!(main, "    for v in s {{");
-        let _ = writeln!(main, "        a.append(*v);");
-        let _ = writeln!(main, "    }};");
-        let _ = writeln!(main, "    a");
-        let _ = writeln!(main, "}}");
-    }
-    let _ = writeln!(main);
-    let _ = writeln!(main, "#[starknet::interface]");
-    let _ = writeln!(main, "pub trait I{contract}<TContractState> {{");
-    let _ = writeln!(
-        main,
-        "    fn eval(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31;"
-    );
-    let _ = writeln!(main, "}}");
-    let _ = writeln!(main);
-    if !split {
-        let _ = writeln!(main, "// The evaluator as a contract.");
-    } else {
-        let _ = writeln!(main, "// The evaluator as a contract, deployed with its parts' class hashes in order.");
-    }
-    let _ = writeln!(main, "#[starknet::contract]");
-    let _ = writeln!(main, "pub mod {contract} {{");
-    if split {
-        let _ = writeln!(main, "    use starknet::ClassHash;");
-        let _ = writeln!(main, "    use starknet::storage::{{Map, StorageMapReadAccess, StorageMapWriteAccess}};");
-    }
-    let _ = writeln!(main, "    use super::QM31;");
-    let _ = writeln!(main);
-    let _ = writeln!(main, "    #[storage]");
-    if split {
-        let _ = writeln!(main, "    struct Storage {{");
-        let _ = writeln!(main, "        parts: Map<u32, ClassHash>,");
-        let _ = writeln!(main, "    }}");
-        let _ = writeln!(main);
-        let _ = writeln!(main, "    #[constructor]");
-        let _ = writeln!(main, "    fn constructor(ref self: ContractState, parts: Array<ClassHash>) {{");
-        let _ = writeln!(main, "        assert(parts.len() == super::N_PARTS, 'part count');");
-        let _ = writeln!(main, "        let mut k: u32 = 0;");
-        let _ = writeln!(main, "        for p in parts {{");
-        let _ = writeln!(main, "            self.parts.write(k, p);");
-        let _ = writeln!(main, "            k += 1;");
-        let _ = writeln!(main, "        }};");
-        let _ = writeln!(main, "    }}");
-    } else {
-        let _ = writeln!(main, "    struct Storage {{}}");
-    }
-    let _ = writeln!(main);
-    let _ = writeln!(main, "    #[abi(embed_v0)]");
-    let _ = writeln!(main, "    impl {contract}Impl of super::I{contract}<ContractState> {{");
-    let _ = writeln!(
-        main,
-        "        fn eval(self: @ContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31 {{"
-    );
-    if split {
-        let _ = writeln!(main, "            let mut parts: Array<ClassHash> = array![];");
-        let _ = writeln!(main, "            let mut k: u32 = 0;");
-        let _ = writeln!(main, "            while k < super::N_PARTS {{");
-        let _ = writeln!(main, "                parts.append(self.parts.read(k));");
-        let _ = writeln!(main, "                k += 1;");
-        let _ = writeln!(main, "            }};");
-        let _ = writeln!(
-            main,
-            "            super::eval(parts.span(), masks.span(), base.span(), ext.span(), random_coeff, denom_inverse, super::qm31(0, 0, 0, 0))"
-        );
-    } else {
-        let _ = writeln!(
-            main,
-            "            super::eval(masks.span(), base.span(), ext.span(), random_coeff, denom_inverse, super::qm31(0, 0, 0, 0))"
-        );
-    }
-    let _ = writeln!(main, "        }}");
-    let _ = writeln!(main, "    }}");
-    let _ = writeln!(main, "}}");
+    // The evaluator, directly or through the parts' classes, and its contract.
+    let (eval, contract_text) = if split { (EVAL_SPLIT, CONTRACT_SPLIT) } else { (EVAL_SINGLE, CONTRACT_SINGLE) };
+    let fill = |t: &str| {
+        t.replace("{contract}", &contract)
+            .replace("{n_base}", &base_params.len().to_string())
+            .replace("{n_ext}", &ext_params.len().to_string())
+    };
+    main.push_str(&fill(eval));
+    main.push_str(&fill(contract_text));
 
     let mut doc = String::new();
     let _ = writeln!(doc, "//");

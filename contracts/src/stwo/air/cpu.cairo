@@ -1323,7 +1323,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             10 => intermediates_10(masks, base, ext, ref inter),
             11 => intermediates_11(masks, base, ext, ref inter),
             _ => intermediates_12(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -483,8 +483,8 @@ pub const N_MASKS: u32 = 471;
 pub const N_PARTS: u32 = 8;
 
 // `acc · random_coeff^n + Σ_j random_coeff^(n-1-j) · denom_inverse · C_j` over the
-// component's n constraints C_j, in the order it adds them.
-// The parts run in order, by library calls to their classes (`parts`).
+// component's n constraints C_j, in the order it adds them. The parts run in
+// order, by library calls to their classes (`parts`).
 pub fn eval(parts: Span<starknet::ClassHash>, masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31 {
     assert(parts.len() == N_PARTS, 'part count');
     assert(masks.len() == N_MASKS, 'mask count');

@@ -1856,7 +1856,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             22 => intermediates_22(masks, base, ext, ref inter),
             23 => intermediates_23(masks, base, ext, ref inter),
             _ => intermediates_24(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -1834,7 +1834,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             53 => intermediates_53(masks, base, ext, ref inter),
             54 => intermediates_54(masks, base, ext, ref inter),
             _ => intermediates_55(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -1890,7 +1890,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             95 => intermediates_95(masks, base, ext, ref inter),
             96 => intermediates_96(masks, base, ext, ref inter),
             _ => intermediates_97(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -1846,7 +1846,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             136 => intermediates_136(masks, base, ext, ref inter),
             137 => intermediates_137(masks, base, ext, ref inter),
             _ => intermediates_138(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -1848,7 +1848,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             166 => intermediates_166(masks, base, ext, ref inter),
             167 => intermediates_167(masks, base, ext, ref inter),
             _ => intermediates_168(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -1880,7 +1880,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             211 => intermediates_211(masks, base, ext, ref inter),
             212 => intermediates_212(masks, base, ext, ref inter),
             _ => intermediates_213(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

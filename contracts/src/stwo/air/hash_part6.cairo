@@ -1924,7 +1924,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             214 => intermediates_214(masks, base, ext, ref inter),
             215 => intermediates_215(masks, base, ext, ref inter),
             _ => intermediates_216(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -117,7 +117,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
         match k {
             0 => intermediates_0(masks, base, ext, ref inter),
             _ => intermediates_1(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

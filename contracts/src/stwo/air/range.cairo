@@ -345,7 +345,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
             6 => intermediates_6(masks, base, ext, ref inter),
             7 => intermediates_7(masks, base, ext, ref inter),
             _ => intermediates_8(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -107,7 +107,7 @@ fn run_intermediates(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, ref i
     while k < 1 {
         match k {
             _ => intermediates_0(masks, base, ext, ref inter),
-        }
+        };
         k += 1;
     }
 }

@@ -315,13 +315,16 @@ fn arr(s: Span<QM31>) -> Array<QM31> {
 }
 "#;
 
-/// A one-class component's contract.
-const CONTRACT_SINGLE: &str = r#"
+/// A component evaluator's interface.
+const CONTRACT_INTERFACE: &str = r#"
 #[starknet::interface]
 pub trait I{contract}<TContractState> {
     fn eval(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31;
 }
+"#;
 
+/// A one-class component's contract.
+const CONTRACT_SINGLE: &str = r#"
 // The evaluator as a contract.
 #[starknet::contract]
 pub mod {contract} {
@@ -341,11 +344,6 @@ pub mod {contract} {
 
 /// A split component's contract, deployed with its parts' class hashes.
 const CONTRACT_SPLIT: &str = r#"
-#[starknet::interface]
-pub trait I{contract}<TContractState> {
-    fn eval(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, random_coeff: QM31, denom_inverse: QM31) -> QM31;
-}
-
 // The evaluator as a contract, deployed with its parts' class hashes in order.
 #[starknet::contract]
 pub mod {contract} {
@@ -615,6 +613,7 @@ pub fn generate_component(name: &str, ev: &ExprEvaluator) -> CairoComponent {
             .replace("{n_ext}", &ext_params.len().to_string())
     };
     main.push_str(&fill(eval));
+    main.push_str(&fill(CONTRACT_INTERFACE));
     main.push_str(&fill(contract_text));
 
     let mut doc = String::new();

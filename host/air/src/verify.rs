@@ -141,14 +141,11 @@ pub fn verify_poseidon252(statement: &Statement, proof: &Proof<Poseidon252Merkle
 }
 
 /// The verifier, over any of Stwo's Merkle channels.
-pub fn verify_on<MC: MerkleChannel>(
+pub fn verify_on<MC: MerkleChannel<C: Default + Clone>>(
     statement: &Statement,
     proof: &Proof<MC::H>,
     config: &PcsConfig,
-) -> Result<(), VerifyError>
-where
-    MC::C: Default + Clone,
-{
+) -> Result<(), VerifyError> {
     statement.validate()?;
     check_claim(&proof.claim)?;
     // An absent component has no LogUp sum: a nonzero one would offset an
@@ -164,19 +161,15 @@ where
     // layout, not their values: the real relations are drawn below.
     let layout = Components::new(&proof.claim, &Relations::for_layout(), &proof.interaction);
     shape::check_before_stark(&proof.stark, &proof.interaction, &layout, &config)?;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verify_checked::<MC>(statement, proof, &config)))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verify_checked::<MC>(statement, proof, config)))
         .map_err(|p| VerifyError::Malformed(panic_message(p)))?
 }
 
-fn verify_checked<MC: MerkleChannel>(
+fn verify_checked<MC: MerkleChannel<C: Default + Clone>>(
     statement: &Statement,
     proof: &Proof<MC::H>,
-    config: &PcsConfig,
-) -> Result<(), VerifyError>
-where
-    MC::C: Default + Clone,
-{
-    let config = *config;
+    config: PcsConfig,
+) -> Result<(), VerifyError> {
     let channel = &mut MC::C::default();
     config.mix_into(channel);
     statement.mix_into(&proof.claim, channel);

@@ -9,3 +9,4 @@ pub mod fri;
 pub mod merkle;
 pub mod pcs;
 pub mod stark;
+pub mod statement;

@@ -12,6 +12,7 @@ use bitsage_settle::Felt;
 use bitsage_tests::devnet::{contracts_dir, Devnet};
 use starknet_ff::FieldElement;
 use stwo::core::channel::{Channel, MerkleChannel, Poseidon252Channel};
+use stwo::core::fields::m31::BaseField;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleChannel;
 
@@ -1025,6 +1026,123 @@ mod air {
                     other => panic!("no evaluator for component {other}"),
                 }
             }
+        }
+    }
+}
+
+mod statement {
+    use bitsage_air::relations::Relations;
+    use bitsage_air::verify::public_logup_sum;
+    use bitsage_air::Statement;
+    use bitsage_prover::ProveOptions;
+    use obelysk_vm::{samples, M31};
+
+    use super::*;
+
+    /// A Cairo `ByteArray`: full 31-byte words, the pending word, its length.
+    fn byte_array(s: &str) -> Vec<Felt> {
+        let b = s.as_bytes();
+        let full: Vec<&[u8]> = b.chunks(31).filter(|c| c.len() == 31).collect();
+        let pending = &b[full.len() * 31..];
+        let mut out = vec![Felt::from(full.len() as u64)];
+        out.extend(full.iter().map(|w| Felt::from_bytes_be_slice(w)));
+        out.push(Felt::from_bytes_be_slice(pending));
+        out.push(Felt::from(pending.len() as u64));
+        out
+    }
+
+    fn statement_calldata(s: &Statement) -> Vec<Felt> {
+        let n = |k: usize| Felt::from(k as u64);
+        let mut c = vec![n(s.program.instrs.len())];
+        for i in &s.program.instrs {
+            c.extend([i.op as u32, i.dst as u32, i.a as u32, i.b as u32, i.imm_mode as u32, i.imm.0].map(Felt::from));
+        }
+        c.push(n(s.program.tables.len()));
+        for t in &s.program.tables {
+            c.extend(byte_array(&t.name));
+            c.push(n(t.entries.len()));
+            for (k, v) in &t.entries {
+                c.extend([Felt::from(k.0), Felt::from(v.0)]);
+            }
+        }
+        c.push(n(s.input.len()));
+        c.extend(s.input.iter().map(|w| Felt::from(w.0)));
+        c.push(n(s.output.len()));
+        c.extend(s.output.iter().map(|w| Felt::from(w.0)));
+        c
+    }
+
+    #[test]
+    fn the_chain_mixes_the_statement_and_adds_the_public_logup_terms_as_the_verifier_does() {
+        let side = Chainside::start();
+        let contract = side.deploy("StwoStatement", vec![]);
+        let named = obelysk_vm::asm::assemble(
+            ".table a-table-name-longer-than-thirty-one-bytes 0:5 1:7 2:11\n\
+             read r1\nlookup r2, a-table-name-longer-than-thirty-one-bytes, r1\nwrite r2\nhalt\n",
+        )
+        .expect("assembles");
+        for (program, input, advice) in [
+            (samples::every_opcode_loop(), vec![M31(9)], vec![M31(11)]),
+            (samples::mac_loop(), vec![M31(30), M31(3)], vec![]),
+            (named, vec![M31(2)], vec![]),
+        ] {
+            let trace = obelysk_vm::execute(&program, &input, &advice, Default::default()).expect("runs");
+            let statement =
+                bitsage_tests::statement(&program, &input.iter().map(|w| w.0).collect::<Vec<_>>(), &trace.output);
+            let (proof, _) =
+                bitsage_prover::prove_poseidon252(&statement, &trace, &ProveOptions::default()).expect("proves");
+            let config = statement.security.pcs_config();
+            let claim = proof.claim;
+
+            // The Rust verifier's own transcript and terms.
+            let mut ch = Poseidon252Channel::default();
+            config.mix_into(&mut ch);
+            statement.mix_into(&claim, &mut ch);
+            Poseidon252MerkleChannel::mix_root(&mut ch, proof.stark.commitments[0]);
+            Poseidon252MerkleChannel::mix_root(&mut ch, proof.stark.commitments[1]);
+            let digest = felt(ch.digest());
+            let rels = Relations::draw(&mut ch);
+            let public = public_logup_sum(&statement, &claim, &rels);
+            // The terms are the ones the proof balances against.
+            assert_eq!(proof.interaction.total() + public, SecureField::from(BaseField::from(0u32)));
+
+            // The contract's `PcsConfig`: pow bits, then the FRI config's fields.
+            let f = &config.fri_config;
+            let mut calldata: Vec<Felt> =
+                [config.pow_bits, f.log_blowup_factor, f.log_last_layer_degree_bound, f.n_queries as u32, f.fold_step]
+                    .map(Felt::from)
+                    .to_vec();
+            calldata.extend(statement_calldata(&statement));
+            calldata.extend(
+                [
+                    claim.cpu_log_size,
+                    claim.rom_log_size,
+                    claim.mem_log_size,
+                    claim.hash_log_size.unwrap_or(0),
+                    claim.range_log_size,
+                    claim.ram_words,
+                ]
+                .map(Felt::from),
+            );
+            calldata.push(Felt::from(2u64));
+            calldata.extend([felt(proof.stark.commitments[0]), felt(proof.stark.commitments[1])]);
+            let out = side.call(contract, "replay", calldata);
+
+            let program_digest: Vec<Felt> = statement
+                .program
+                .digest()
+                .chunks_exact(4)
+                .map(|w| Felt::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+                .collect();
+            let mut want = vec![digest];
+            want.extend(program_digest);
+            want.extend(public.to_m31_array().map(|m| Felt::from(m.0)));
+            assert_eq!(
+                out,
+                want,
+                "{} instructions: the chain's transcript or terms differ",
+                statement.program.instrs.len()
+            );
         }
     }
 }

@@ -1,0 +1,293 @@
+// The ObelyskVM statement on chain: the program's digest (SHA-256 of its
+// canonical encoding, as `Program::digest`), the statement and claim mixed
+// into the transcript (`PcsConfig::mix_into`, `Statement::mix_into`), the
+// relations drawn after the trace commitment (`Relations::draw`), and the
+// LogUp terms only the verifier adds (`public_logup_sum`): the program table,
+// the initial state, the memory and range enumerations' ends, and the public
+// input and output. Checked against the Rust verifier's own functions on a
+// devnet by `tests/all/onchain.rs`.
+use core::sha256::compute_sha256_byte_array;
+use super::channel::{Channel, ChannelTrait};
+use super::fields::{QM31, qm31, qm31_add, qm31_inv, qm31_mul, qm31_scale, qm31_sub};
+use super::pcs::PcsConfig;
+
+#[derive(Copy, Drop, Serde, Debug)]
+pub struct Instr {
+    pub op: u32,
+    pub dst: u32,
+    pub a: u32,
+    pub b: u32,
+    pub imm_mode: u32,
+    pub imm: u32,
+}
+
+#[derive(Drop, Serde, Debug)]
+pub struct Table {
+    pub name: ByteArray,
+    // (key, value) pairs.
+    pub entries: Array<(u32, u32)>,
+}
+
+#[derive(Drop, Serde, Debug)]
+pub struct Program {
+    pub instrs: Array<Instr>,
+    pub tables: Array<Table>,
+}
+
+#[derive(Drop, Serde, Debug)]
+pub struct Statement {
+    pub program: Program,
+    pub input: Array<u32>,
+    pub output: Array<u32>,
+}
+
+// The prover's trace sizes (`Claim`); `hash_log_size` 0 when absent.
+#[derive(Copy, Drop, Serde, Debug)]
+pub struct Claim {
+    pub cpu_log_size: u32,
+    pub rom_log_size: u32,
+    pub mem_log_size: u32,
+    pub hash_log_size: u32,
+    pub range_log_size: u32,
+    pub ram_words: u32,
+}
+
+// One relation's drawn elements: `z` and `α^0..α^(n-1)`.
+#[derive(Drop)]
+pub struct Relation {
+    pub z: QM31,
+    pub alpha_powers: Array<QM31>,
+}
+
+// The relations in `relations!` order.
+#[derive(Drop)]
+pub struct Relations {
+    pub state: Relation,
+    pub rom: Relation,
+    pub rom_def: Relation,
+    pub mem: Relation,
+    pub mem_chain: Relation,
+    pub range: Relation,
+    pub range_chain: Relation,
+    pub input: Relation,
+    pub output: Relation,
+    pub hash_call: Relation,
+}
+
+fn append_u32_le(ref b: ByteArray, v: u32) {
+    let mut x = v;
+    let mut k: u32 = 0;
+    while k < 4 {
+        b.append_byte((x % 256).try_into().unwrap());
+        x /= 256;
+        k += 1;
+    }
+}
+
+fn append_u64_le(ref b: ByteArray, v: u64) {
+    let mut x = v;
+    let mut k: u32 = 0;
+    while k < 8 {
+        b.append_byte((x % 256).try_into().unwrap());
+        x /= 256;
+        k += 1;
+    }
+}
+
+// `Program::digest`: SHA-256 of "obelysk-program-v1", then the instructions
+// and tables with their lengths, little-endian.
+pub fn program_digest(p: @Program) -> [u32; 8] {
+    let mut b: ByteArray = "obelysk-program-v1";
+    append_u64_le(ref b, p.instrs.len().into());
+    for i in p.instrs.span() {
+        b.append_byte((*i.op).try_into().unwrap());
+        b.append_byte((*i.dst).try_into().unwrap());
+        b.append_byte((*i.a).try_into().unwrap());
+        b.append_byte((*i.b).try_into().unwrap());
+        b.append_byte((*i.imm_mode).try_into().unwrap());
+        append_u32_le(ref b, *i.imm);
+    }
+    append_u64_le(ref b, p.tables.len().into());
+    for t in p.tables.span() {
+        append_u64_le(ref b, t.name.len().into());
+        b.append(t.name);
+        append_u64_le(ref b, t.entries.len().into());
+        for e in t.entries.span() {
+            let (k, v) = *e;
+            append_u32_le(ref b, k);
+            append_u32_le(ref b, v);
+        }
+    }
+    compute_sha256_byte_array(@b)
+}
+
+fn byteswap(w: u32) -> u32 {
+    let (b0, b1, b2, b3) = (w % 256, (w / 256) % 256, (w / 65536) % 256, w / 16777216);
+    ((b0 * 256 + b1) * 256 + b2) * 256 + b3
+}
+
+// `PcsConfig::mix_into`: two QM31s of the parameters (no lifting size).
+pub fn mix_config(ref ch: Channel, c: PcsConfig) {
+    let f = c.fri_config;
+    ch.mix_felts(
+        array![
+            [c.pow_bits, f.log_blowup_factor, f.n_queries, f.log_last_layer_degree_bound],
+            [f.fold_step, 0, 0, 0],
+        ]
+            .span(),
+    );
+}
+
+fn mix_words(ref ch: Channel, words: Span<u32>) {
+    ch.mix_u64(words.len().into());
+    ch.mix_u32s(words);
+}
+
+// `Statement::mix_into`: the program digest's words (little-endian, as the
+// Rust side reads its bytes), the input and the output with their lengths,
+// then the claim's sizes.
+pub fn mix_statement(ref ch: Channel, s: @Statement, claim: Claim) {
+    let digest = program_digest(s.program);
+    let mut words: Array<u32> = array![];
+    for w in digest.span() {
+        words.append(byteswap(*w));
+    }
+    ch.mix_u32s(words.span());
+    mix_words(ref ch, s.input.span());
+    mix_words(ref ch, s.output.span());
+    ch.mix_u32s(
+        array![
+            claim.cpu_log_size, claim.rom_log_size, claim.mem_log_size, claim.hash_log_size, claim.range_log_size,
+            claim.ram_words,
+        ]
+            .span(),
+    );
+}
+
+// `LookupElements::draw`: `z` and `α` drawn, `α`'s first `n` powers.
+fn draw_relation(ref ch: Channel, n: u32) -> Relation {
+    let d = ch.draw_secure_felts(2);
+    let [z0, z1, z2, z3] = *d[0];
+    let [a0, a1, a2, a3] = *d[1];
+    let alpha = qm31(a0, a1, a2, a3);
+    let mut powers = array![];
+    let mut cur = qm31(1, 0, 0, 0);
+    let mut k: u32 = 0;
+    while k < n {
+        powers.append(cur);
+        cur = qm31_mul(cur, alpha);
+        k += 1;
+    }
+    Relation { z: qm31(z0, z1, z2, z3), alpha_powers: powers }
+}
+
+pub fn draw_relations(ref ch: Channel) -> Relations {
+    Relations {
+        state: draw_relation(ref ch, 4),
+        rom: draw_relation(ref ch, 8),
+        rom_def: draw_relation(ref ch, 8),
+        mem: draw_relation(ref ch, 4),
+        mem_chain: draw_relation(ref ch, 2),
+        range: draw_relation(ref ch, 1),
+        range_chain: draw_relation(ref ch, 1),
+        input: draw_relation(ref ch, 2),
+        output: draw_relation(ref ch, 2),
+        hash_call: draw_relation(ref ch, 2),
+    }
+}
+
+// `1 / (Σ α^i v_i - z)`.
+fn inv_combine(r: @Relation, values: Span<u32>) -> QM31 {
+    let mut acc = qm31(0, 0, 0, 0);
+    let mut i: u32 = 0;
+    while i < values.len() {
+        acc = qm31_add(acc, qm31_scale(*r.alpha_powers[i], *values[i]));
+        i += 1;
+    }
+    qm31_inv(qm31_sub(acc, *r.z))
+}
+
+// `public_logup_sum`: every term the verifier adds itself.
+pub fn public_logup_sum(s: @Statement, claim: Claim, rels: @Relations) -> QM31 {
+    let mut sum = qm31(0, 0, 0, 0);
+    // The program table: each instruction, then each table entry.
+    let mut pc: u32 = 0;
+    for i in s.program.instrs.span() {
+        let t = array![0, pc, *i.op, *i.imm_mode, *i.dst, *i.a, *i.b, *i.imm];
+        sum = qm31_add(sum, inv_combine(rels.rom_def, t.span()));
+        pc += 1;
+    }
+    let mut t: u32 = 0;
+    for table in s.program.tables.span() {
+        for e in table.entries.span() {
+            let (k, v) = *e;
+            let tuple = array![t + 1, k, v, 0, 0, 0, 0, 0];
+            sum = qm31_add(sum, inv_combine(rels.rom_def, tuple.span()));
+        }
+        t += 1;
+    }
+    sum = qm31_add(sum, inv_combine(rels.state, array![0, 1, 0, 0].span()));
+    // Registers (space 0) and RAM (space 1): the enumerations' two ends.
+    sum = qm31_add(sum, inv_combine(rels.mem_chain, array![0, 0].span()));
+    sum = qm31_sub(sum, inv_combine(rels.mem_chain, array![0, 16].span()));
+    sum = qm31_add(sum, inv_combine(rels.mem_chain, array![1, 0].span()));
+    sum = qm31_sub(sum, inv_combine(rels.mem_chain, array![1, claim.ram_words].span()));
+    sum = qm31_add(sum, inv_combine(rels.range_chain, array![0].span()));
+    let mut range_size: u32 = 1;
+    let mut k: u32 = 0;
+    while k < claim.range_log_size {
+        range_size *= 2;
+        k += 1;
+    }
+    sum = qm31_sub(sum, inv_combine(rels.range_chain, array![range_size].span()));
+    let mut i: u32 = 0;
+    for x in s.input.span() {
+        sum = qm31_add(sum, inv_combine(rels.input, array![i, *x].span()));
+        i += 1;
+    }
+    let mut j: u32 = 0;
+    for y in s.output.span() {
+        sum = qm31_sub(sum, inv_combine(rels.output, array![j, *y].span()));
+        j += 1;
+    }
+    sum
+}
+
+#[starknet::interface]
+pub trait IStwoStatement<TContractState> {
+    // The transcript as the verifier runs it up to the relations: the config
+    // and the statement with its claim mixed, then the preprocessed and main
+    // roots; returns the digest at that point, the program's digest, and the
+    // public LogUp sum under the relations then drawn.
+    fn replay(
+        self: @TContractState, config: PcsConfig, statement: Statement, claim: Claim, roots: Array<felt252>,
+    ) -> (felt252, [u32; 8], QM31);
+}
+
+#[starknet::contract]
+pub mod StwoStatement {
+    use super::super::channel::ChannelTrait;
+    use super::super::fields::QM31;
+    use super::super::pcs::PcsConfig;
+    use super::{Claim, Statement};
+
+    #[storage]
+    struct Storage {}
+
+    #[abi(embed_v0)]
+    impl StwoStatementImpl of super::IStwoStatement<ContractState> {
+        fn replay(
+            self: @ContractState, config: PcsConfig, statement: Statement, claim: Claim, roots: Array<felt252>,
+        ) -> (felt252, [u32; 8], QM31) {
+            let mut ch = ChannelTrait::new();
+            super::mix_config(ref ch, config);
+            super::mix_statement(ref ch, @statement, claim);
+            for r in roots {
+                ch.mix_root(r);
+            };
+            let digest = ch.digest;
+            let rels = super::draw_relations(ref ch);
+            (digest, super::program_digest(@statement.program), super::public_logup_sum(@statement, claim, @rels))
+        }
+    }
+}

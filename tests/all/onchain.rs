@@ -58,6 +58,15 @@ impl Chainside {
     }
 }
 
+/// A `PcsConfig` as the contracts' `PcsConfig` decodes it: the grinding
+/// bits, then the FRI config's fields.
+fn pcs_config_calldata(config: &stwo::core::pcs::PcsConfig) -> Vec<Felt> {
+    let f = &config.fri_config;
+    [config.pow_bits, f.log_blowup_factor, f.log_last_layer_degree_bound, f.n_queries as u32, f.fold_step]
+        .map(Felt::from)
+        .to_vec()
+}
+
 /// A deterministic stream of pseudo-random words (xorshift64).
 fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     move || {
@@ -524,12 +533,7 @@ mod pcs {
 
     fn calldata(config: PcsConfig, sizes: &[Vec<u32>], points: &Points, proof: &Proof) -> Vec<Felt> {
         let n = |k: usize| Felt::from(k as u64);
-        let f = &config.fri_config;
-        let mut c: Vec<Felt> =
-            [config.pow_bits, f.log_blowup_factor, f.log_last_layer_degree_bound, f.n_queries as u32, f.fold_step]
-                .into_iter()
-                .map(Felt::from)
-                .collect();
+        let mut c = pcs_config_calldata(&config);
         c.push(n(proof.commitments.len()));
         c.extend(proof.commitments.iter().map(|&r| felt(r)));
         c.push(n(sizes.len()));
@@ -782,19 +786,8 @@ mod stark {
     }
 
     fn calldata(config: PcsConfig, squares: &Squares, proof: &Proof) -> Vec<Felt> {
-        let f = &config.fri_config;
-        let mut c: Vec<Felt> = [
-            config.pow_bits,
-            f.log_blowup_factor,
-            f.log_last_layer_degree_bound,
-            f.n_queries as u32,
-            f.fold_step,
-            squares.log_size,
-            squares.n as u32,
-        ]
-        .into_iter()
-        .map(Felt::from)
-        .collect();
+        let mut c = pcs_config_calldata(&config);
+        c.extend([squares.log_size, squares.n as u32].map(Felt::from));
         c.push(Felt::from(proof.0.commitments.len() as u64));
         c.extend(proof.0.commitments.iter().map(|&r| felt(r)));
         c.extend(super::pcs::proof_calldata(&proof.0));
@@ -1106,24 +1099,9 @@ mod statement {
             // The terms are the ones the proof balances against.
             assert_eq!(proof.interaction.total() + public, SecureField::from(BaseField::from(0u32)));
 
-            // The contract's `PcsConfig`: pow bits, then the FRI config's fields.
-            let f = &config.fri_config;
-            let mut calldata: Vec<Felt> =
-                [config.pow_bits, f.log_blowup_factor, f.log_last_layer_degree_bound, f.n_queries as u32, f.fold_step]
-                    .map(Felt::from)
-                    .to_vec();
+            let mut calldata = pcs_config_calldata(&config);
             calldata.extend(statement_calldata(&statement));
-            calldata.extend(
-                [
-                    claim.cpu_log_size,
-                    claim.rom_log_size,
-                    claim.mem_log_size,
-                    claim.hash_log_size.unwrap_or(0),
-                    claim.range_log_size,
-                    claim.ram_words,
-                ]
-                .map(Felt::from),
-            );
+            calldata.extend(claim.words().map(Felt::from));
             calldata.push(Felt::from(2u64));
             calldata.extend([felt(proof.stark.commitments[0]), felt(proof.stark.commitments[1])]);
             let out = side.call(contract, "replay", calldata);

@@ -179,6 +179,21 @@ impl Claim {
         [self.cpu_log_size, self.rom_log_size, self.mem_log_size, range].into_iter().chain(self.hash_log_size).collect()
     }
 
+    /// The claim as the transcript mixes it (and the on-chain verifier reads
+    /// it): the CPU, program, memory, hash, range log sizes and the RAM
+    /// words. An absent hash component is 0, which no present one can be
+    /// (every log size is at least `MIN_LOG_SIZE`).
+    pub fn words(&self) -> [u32; 6] {
+        [
+            self.cpu_log_size,
+            self.rom_log_size,
+            self.mem_log_size,
+            self.hash_log_size.unwrap_or(0),
+            self.range_log_size,
+            self.ram_words,
+        ]
+    }
+
     /// The largest component's log size.
     pub fn max_log_size(&self) -> u32 {
         self.log_sizes().into_iter().max().unwrap_or(self.cpu_log_size)
@@ -226,16 +241,7 @@ impl Statement {
         ch.mix_u32s(&words);
         mix_words(ch, &self.input);
         mix_words(ch, &self.output);
-        // An absent component mixes 0, which no present one can (every
-        // log size is at least `MIN_LOG_SIZE`).
-        ch.mix_u32s(&[
-            claim.cpu_log_size,
-            claim.rom_log_size,
-            claim.mem_log_size,
-            claim.hash_log_size.unwrap_or(0),
-            claim.range_log_size,
-            claim.ram_words,
-        ]);
+        ch.mix_u32s(&claim.words());
     }
 }
 

@@ -10,3 +10,4 @@ pub mod merkle;
 pub mod pcs;
 pub mod stark;
 pub mod statement;
+pub mod verifier;

@@ -942,6 +942,23 @@ mod air {
                 .map(|tree| tree.iter().map(|col| col.iter().map(|_| rand_qm31()).collect()).collect())
                 .collect(),
         );
+        // The on-chain verifier reads a component's sampled values as its
+        // evaluator's masks in (tree, column, sample) order and places the
+        // samples by the generated layout: that is the framework's own mask
+        // layout only if each column's offsets are sampled in increasing
+        // order and every column of the main and interaction trees is read.
+        for tree in [1usize, 2] {
+            let generated_cols: Vec<Vec<isize>> = (0..offsets[tree].len())
+                .map(|c| generated.masks.iter().filter(|m| m.0 == tree && m.1 == c).map(|m| m.2).collect())
+                .collect();
+            assert_eq!(generated_cols, offsets[tree], "{}: tree {tree}'s generated layout", generated.name);
+        }
+        assert_eq!(
+            generated.masks.len(),
+            offsets.iter().flatten().map(|c| c.len()).sum::<usize>(),
+            "{}: masks outside the main and interaction trees",
+            generated.name
+        );
         let claimed_sum = rand_qm31();
         let random_coeff = rand_qm31();
         let mut ch = Poseidon252Channel::default();
@@ -1044,7 +1061,7 @@ mod statement {
         out
     }
 
-    fn statement_calldata(s: &Statement) -> Vec<Felt> {
+    pub(super) fn statement_calldata(s: &Statement) -> Vec<Felt> {
         let n = |k: usize| Felt::from(k as u64);
         let mut c = vec![n(s.program.instrs.len())];
         for i in &s.program.instrs {
@@ -1121,6 +1138,150 @@ mod statement {
                 "{} instructions: the chain's transcript or terms differ",
                 statement.program.instrs.len()
             );
+        }
+    }
+}
+
+/// The verifier of our proofs put together (`contracts/src/stwo/verifier.cairo`):
+/// proofs over the Poseidon252 channel, with and without the hash component,
+/// verified on chain, and each tampering rejected with the Rust verifier's
+/// error kind.
+mod verifier {
+    use bitsage_air::verify::{verify_poseidon252, Proof, VerifyError};
+    use bitsage_air::Statement;
+    use bitsage_prover::ProveOptions;
+    use obelysk_vm::{samples, M31};
+    use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
+    use stwo::core::verifier::VerificationError;
+
+    use super::*;
+
+    type ChainProof = Proof<Poseidon252MerkleHasher>;
+
+    /// The Rust verifier's verdict, as the contract numbers it (`verifier::verdict`).
+    fn rust_verdict(statement: &Statement, proof: &ChainProof) -> u64 {
+        match verify_poseidon252(statement, proof) {
+            Ok(()) => 0,
+            Err(VerifyError::Statement(_)) => 1,
+            Err(VerifyError::BadClaim(_)) => 2,
+            Err(VerifyError::LogupImbalance) => 3,
+            Err(VerifyError::Stark(VerificationError::OodsNotMatching)) => 4,
+            Err(VerifyError::Malformed(_)) => 5,
+            Err(VerifyError::ConfigMismatch) => 6,
+            Err(VerifyError::Stark(VerificationError::InvalidStructure(_))) => 10,
+            Err(VerifyError::Stark(VerificationError::ProofOfWork)) => 11,
+            Err(VerifyError::Stark(VerificationError::Merkle(_))) => 12,
+            Err(VerifyError::Stark(VerificationError::Fri(_))) => 13,
+        }
+    }
+
+    fn qm31(v: &SecureField) -> Vec<Felt> {
+        v.to_m31_array().iter().map(|m| Felt::from(m.0)).collect()
+    }
+
+    /// `verify(statement, security_bits, proof)`'s calldata.
+    pub(super) fn calldata(statement: &Statement, proof: &ChainProof) -> Vec<Felt> {
+        let mut c = super::statement::statement_calldata(statement);
+        c.push(Felt::from(statement.security.bits()));
+        c.extend(proof.claim.words().map(Felt::from));
+        let i = &proof.interaction;
+        c.push(Felt::from(5u64));
+        for s in [i.cpu, i.rom, i.mem, i.range, i.hash] {
+            c.extend(qm31(&s));
+        }
+        c.push(Felt::from(proof.stark.commitments.len() as u64));
+        c.extend(proof.stark.commitments.iter().map(|&r| felt(r)));
+        c.extend(super::pcs::proof_calldata(&proof.stark.0));
+        c
+    }
+
+    /// The verifier deployed with the generated evaluators' classes.
+    pub(super) fn deploy(side: &Chainside) -> Felt {
+        let mut args = vec![Felt::from(4u64)];
+        for name in ["AirCpu", "AirRom", "AirMemory", "AirRange"] {
+            args.push(side.declare(name));
+        }
+        let parts = bitsage_air::cairo::generate().into_iter().find(|c| c.name == "hash").expect("hash").n_parts;
+        args.push(Felt::from(parts as u64));
+        for p in 0..parts {
+            args.push(side.declare(&format!("AirHashPart{p}")));
+        }
+        side.deploy("BitsageVerifier", args)
+    }
+
+    #[test]
+    fn the_chain_verifies_our_proofs_as_the_rust_verifier_does() {
+        let side = Chainside::start();
+        let (rt, chain, wallet) = (&side.rt, &side.chain, &side.wallet);
+        let contract = deploy(&side);
+        let verdict = |statement: &Statement, proof: &ChainProof| -> u64 {
+            let out = side.call(contract, "verify", calldata(statement, proof));
+            let v = out[0].to_bytes_le();
+            u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
+        };
+        // Proofs without the hash component: one with it is past a
+        // transaction's resources until the verification is split.
+        for (name, program, input, advice) in [
+            ("mac_loop, 30 iterations", samples::mac_loop(), vec![M31(30), M31(3)], vec![]),
+            ("mac_loop, 300 iterations", samples::mac_loop(), vec![M31(300), M31(5)], vec![]),
+        ] {
+            let trace = obelysk_vm::execute(&program, &input, &advice, Default::default()).expect("runs");
+            let statement =
+                bitsage_tests::statement(&program, &input.iter().map(|w| w.0).collect::<Vec<_>>(), &trace.output);
+            let (proof, _) =
+                bitsage_prover::prove_poseidon252(&statement, &trace, &ProveOptions::default()).expect("proves");
+            assert_eq!(rust_verdict(&statement, &proof), 0, "{name}");
+            assert_eq!(verdict(&statement, &proof), 0, "{name}: the honest proof on chain");
+
+            // The same verification as a transaction.
+            let calls = calldata(&statement, &proof);
+            let n_felts = calls.len();
+            let tx = rt
+                .block_on(wallet.invoke(vec![Wallet::call(contract, "verify", calls)]))
+                .expect("the verification runs in a transaction");
+            let cost = rt.block_on(chain.tx_cost(tx)).expect("its cost");
+            eprintln!(
+                "{name} ({:?}): {n_felts} felts of calldata, {} L2 gas, fee {} fri",
+                proof.claim, cost.l2_gas, cost.fee
+            );
+
+            let one = SecureField::from(BaseField::from(1u32));
+            let mut cases: Vec<(&str, Statement, ChainProof)> = Vec::new();
+            let mut case = |what: &'static str, f: &dyn Fn(&mut Statement, &mut ChainProof)| {
+                let (mut s, mut p) = (statement.clone(), proof.clone());
+                f(&mut s, &mut p);
+                cases.push((what, s, p));
+            };
+            case("an output word", &|s, _| s.output[0] = M31(s.output[0].0 ^ 1));
+            case("an input word", &|s, _| s.input[0] = M31(s.input[0].0 + 1));
+            case("a non-canonical input word", &|s, _| s.input[0] = M31(0x7fff_ffff));
+            case("the CPU's LogUp sum", &|_, p| p.interaction.cpu += one);
+            case("a LogUp sum for the absent hash component", &|_, p| {
+                if p.claim.hash_log_size.is_none() {
+                    p.interaction.hash += one;
+                    p.interaction.cpu -= one;
+                } else {
+                    p.interaction.hash += one;
+                }
+            });
+            case("a main-trace value at the out-of-domain point", &|_, p| p.stark.0.sampled_values[1][3][0] += one);
+            case("an interaction value at the out-of-domain point", &|_, p| {
+                let last = p.stark.0.sampled_values[2].len() - 1;
+                p.stark.0.sampled_values[2][last][0] += one;
+            });
+            case("a composition value", &|_, p| p.stark.0.sampled_values[3][5][0] += one);
+            case("a queried main-trace value", &|_, p| p.stark.0.queried_values[1][7][2] += BaseField::from(1u32));
+            case("a queried interaction value", &|_, p| p.stark.0.queried_values[2][0][0] += BaseField::from(1u32));
+            case("the main root", &|_, p| p.stark.0.commitments[1] += FieldElement::ONE);
+            case("the proof of work", &|_, p| p.stark.0.proof_of_work ^= 1);
+            case("the last FRI layer", &|_, p| p.stark.0.fri_proof.last_layer_poly[0] += one);
+            case("a FRI witness value", &|_, p| p.stark.0.fri_proof.first_layer.fri_witness[0] += one);
+            case("the RAM size in the claim", &|_, p| p.claim.ram_words += 1);
+            for (what, s, p) in &cases {
+                let want = rust_verdict(s, p);
+                assert_ne!(want, 0, "{name}: Rust accepts {what}");
+                assert_eq!(verdict(s, p), want, "{name}: {what}");
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 // would overflow a function's frame (CASM offsets) and the class size.
 
 pub const P: u32 = 0x7fffffff;
-const P64: u64 = 0x7fffffff;
+const P128: u128 = 0x7fffffff;
 
 pub fn m31_add(a: u32, b: u32) -> u32 {
     // Both below p < 2^31: the sum fits a u32.
@@ -30,23 +30,33 @@ pub fn m31_neg(a: u32) -> u32 {
 }
 
 pub fn m31_mul(a: u32, b: u32) -> u32 {
-    let p: u64 = a.into() * b.into();
-    (p % P64).try_into().unwrap()
+    let x: felt252 = a.into() * b.into();
+    let v: u128 = x.try_into().unwrap();
+    (v % P128).try_into().unwrap()
 }
 
-// `a^(p-2)`; zero for zero.
-pub fn m31_inv(a: u32) -> u32 {
-    let mut result: u32 = 1;
-    let mut base = a;
-    let mut e: u32 = P - 2;
-    while e != 0 {
-        if e % 2 == 1 {
-            result = m31_mul(result, base);
-        }
-        base = m31_mul(base, base);
-        e /= 2;
+// `x^(2^n)`.
+fn m31_sqn(x: u32, n: u32) -> u32 {
+    let mut r = x;
+    let mut k: u32 = 0;
+    while k < n {
+        r = m31_mul(r, r);
+        k += 1;
     }
-    result
+    r
+}
+
+// `a^(p-2) = a^(2^31 - 3)`, zero for zero: `(a^(2^29 - 1))^4 · a`, with
+// `a^(2^k - 1)` built up by doubling `k` (30 squarings and 8 products).
+pub fn m31_inv(a: u32) -> u32 {
+    let t2 = m31_mul(m31_mul(a, a), a);
+    let t4 = m31_mul(m31_sqn(t2, 2), t2);
+    let t8 = m31_mul(m31_sqn(t4, 4), t4);
+    let t16 = m31_mul(m31_sqn(t8, 8), t8);
+    let t24 = m31_mul(m31_sqn(t16, 8), t8);
+    let t28 = m31_mul(m31_sqn(t24, 4), t4);
+    let t29 = m31_mul(m31_mul(t28, t28), a);
+    m31_mul(m31_sqn(t29, 2), a)
 }
 
 // The inverses of `values` (all non-zero), with one inversion: prefix
@@ -96,10 +106,9 @@ pub fn cm31_sub(x: CM31, y: CM31) -> CM31 {
 }
 
 pub fn cm31_mul(x: CM31, y: CM31) -> CM31 {
-    // Products below 2^62, sums below 2^63 with `p^2` added to the
-    // difference: one reduction per coordinate.
-    let (a, b, c, d): (u64, u64, u64, u64) = (x.a.into(), x.b.into(), y.a.into(), y.b.into());
-    CM31 { a: ((a * c + P64 * P64 - b * d) % P64).try_into().unwrap(), b: ((a * d + b * c) % P64).try_into().unwrap() }
+    let (a, b): (felt252, felt252) = (x.a.into(), x.b.into());
+    let (c, d): (felt252, felt252) = (y.a.into(), y.b.into());
+    CM31 { a: reduce_lazy(a * c - b * d), b: reduce_lazy(a * d + b * c) }
 }
 
 pub fn cm31_scale(x: CM31, s: u32) -> CM31 {
@@ -139,14 +148,38 @@ pub fn qm31_sub(x: QM31, y: QM31) -> QM31 {
     QM31 { a: cm31_sub(x.a, y.a), b: cm31_sub(x.b, y.b) }
 }
 
-// `(a + bu)(c + du) = ac + (2 + i)bd + (ad + bc)u`.
+// A coordinate computed lazily in felts (products of canonical words, a few
+// added or subtracted: below 2^66 in absolute value), reduced once. Adding
+// `2^36 p` makes it a nonnegative integer below 2^68 with the same residue.
+const LAZY_OFFSET: felt252 = 0x7fffffff000000000;
+
+fn reduce_lazy(x: felt252) -> u32 {
+    let v: u128 = (x + LAZY_OFFSET).try_into().unwrap();
+    (v % P128).try_into().unwrap()
+}
+
+fn felts(x: QM31) -> (felt252, felt252, felt252, felt252) {
+    (x.a.a.into(), x.a.b.into(), x.b.a.into(), x.b.b.into())
+}
+
+fn qm31_reduce(r0: felt252, r1: felt252, r2: felt252, r3: felt252) -> QM31 {
+    QM31 { a: CM31 { a: reduce_lazy(r0), b: reduce_lazy(r1) }, b: CM31 { a: reduce_lazy(r2), b: reduce_lazy(r3) } }
+}
+
+// `(a + bu)(c + du) = ac + (2 + i)bd + (ad + bc)u`, each coordinate summed
+// in felts and reduced once.
 #[inline(never)]
 pub fn qm31_mul(x: QM31, y: QM31) -> QM31 {
-    let r = CM31 { a: 2, b: 1 };
-    QM31 {
-        a: cm31_add(cm31_mul(x.a, y.a), cm31_mul(r, cm31_mul(x.b, y.b))),
-        b: cm31_add(cm31_mul(x.a, y.b), cm31_mul(x.b, y.a)),
-    }
+    let (a0, a1, b0, b1) = felts(x);
+    let (c0, c1, d0, d1) = felts(y);
+    let (ac0, ac1) = (a0 * c0 - a1 * c1, a0 * c1 + a1 * c0);
+    let (bd0, bd1) = (b0 * d0 - b1 * d1, b0 * d1 + b1 * d0);
+    qm31_reduce(
+        ac0 + 2 * bd0 - bd1,
+        ac1 + bd0 + 2 * bd1,
+        a0 * d0 - a1 * d1 + b0 * c0 - b1 * c1,
+        a0 * d1 + a1 * d0 + b0 * c1 + b1 * c0,
+    )
 }
 
 #[inline(never)]
@@ -175,11 +208,20 @@ pub fn qm31_neg(x: QM31) -> QM31 {
 }
 
 // `QM31::from_partial_evals([a, b, c, d])`: `a + b·i + c·u + d·iu`, the value
-// of a secure column from its four coordinate columns' values.
+// of a secure column from its four coordinate columns' values. With `X =
+// (x0 + x1 i) + (x2 + x3 i)u`: `iX = (-x1, x0, -x3, x2)`, `uX = (2x2 - x3,
+// x2 + 2x3, x0, x1)` (as `u^2 = 2 + i`) and `iuX = (-x2 - 2x3, 2x2 - x3,
+// -x1, x0)`.
 #[inline(never)]
 pub fn secure_col(a: QM31, b: QM31, c: QM31, d: QM31) -> QM31 {
-    let mut res = a;
-    res = qm31_add(res, qm31_mul(b, qm31(0, 1, 0, 0)));
-    res = qm31_add(res, qm31_mul(c, qm31(0, 0, 1, 0)));
-    qm31_add(res, qm31_mul(d, qm31(0, 0, 0, 1)))
+    let (a0, a1, a2, a3) = felts(a);
+    let (b0, b1, b2, b3) = felts(b);
+    let (c0, c1, c2, c3) = felts(c);
+    let (d0, d1, d2, d3) = felts(d);
+    qm31_reduce(
+        a0 - b1 + 2 * c2 - c3 - d2 - 2 * d3,
+        a1 + b0 + c2 + 2 * c3 + 2 * d2 - d3,
+        a2 - b3 + c0 - d1,
+        a3 + b2 + c1 + d0,
+    )
 }

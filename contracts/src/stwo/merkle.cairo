@@ -116,21 +116,27 @@ pub fn verify(
         return Result::Err(MerkleError::Malformed);
     }
 
-    // The leaves: each query's row, columns by log size, stably.
+    // The leaves: each query's row, columns by log size, stably (the order
+    // found once, then read for every query).
+    let mut order: Array<u32> = array![];
+    let mut size: u32 = 0;
+    while size <= height {
+        let mut c: u32 = 0;
+        while c < values.len() {
+            if *column_log_sizes[c] == size {
+                order.append(c);
+            }
+            c += 1;
+        }
+        size += 1;
+    }
+    let order = order.span();
     let mut layer: Array<(u32, felt252)> = array![];
     let mut q: u32 = 0;
     while q < n {
         let mut row: Array<u32> = array![];
-        let mut size: u32 = 0;
-        while size <= height {
-            let mut c: u32 = 0;
-            while c < values.len() {
-                if *column_log_sizes[c] == size {
-                    row.append(*(*values[c])[q]);
-                }
-                c += 1;
-            }
-            size += 1;
+        for c in order {
+            row.append(*(*values[*c])[q]);
         }
         layer.append((*queries[q], leaf_hash(row.span())));
         q += 1;

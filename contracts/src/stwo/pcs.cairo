@@ -9,7 +9,8 @@
 use super::channel::{Channel, ChannelTrait};
 use super::circle::{CircleDomainTrait, bit_reverse_index, index_to_point, pow2, subgroup_gen};
 use super::fields::{
-    CM31, P, QM31, cm31_inv, cm31_mul, cm31_sub, m31_sub, qm31, qm31_add, qm31_mul, qm31_scale, qm31_sub,
+    CM31, P, QM31, cm31_mul, cm31_sub, m31_add, m31_batch_inv, m31_mul, m31_neg, m31_sub, qm31, qm31_add, qm31_mul,
+    qm31_scale, qm31_sub,
     qm31_words,
 };
 use super::fri::{FriConfig, FriProof};
@@ -57,27 +58,52 @@ fn conj(v: QM31) -> QM31 {
 }
 
 // `p + q` for `q` on the base circle.
-fn add_base_point(p: SecurePoint, qx: u32, qy: u32) -> SecurePoint {
+pub fn add_base_point(p: SecurePoint, qx: u32, qy: u32) -> SecurePoint {
     SecurePoint {
         x: qm31_sub(qm31_scale(p.x, qx), qm31_scale(p.y, qy)), y: qm31_add(qm31_scale(p.x, qy), qm31_scale(p.y, qx)),
     }
 }
 
-// One sampled value with its randomness power and its column (flattened
-// over the trees).
+// One sampled value's column (flattened over the trees) and randomness
+// power, the power's coordinates as felts for lazy sums.
 #[derive(Copy, Drop)]
-struct Numerator {
+struct Term {
     column: u32,
-    // `complex_conjugate_line_coeffs(sample, power)`.
-    a: QM31,
-    b: QM31,
-    c: QM31,
+    power: [felt252; 4],
 }
 
+// The samples at one point. With `complex_conjugate_line_coeffs` per
+// sample, `a_k = power_k (conj(v_k) - v_k)`, `b_k = power_k (v_k cc -
+// a'_k y)` and `c_k = power_k cc` (`cc = conj(y) - y` of the point), the
+// quotient numerator at a query of value `x_k` and ordinate `py` is
+// `Σ c_k x_k - (a_k py + b_k) = cc Σ power_k x_k - (A py + B)` with `A = Σ
+// a_k`, `B = Σ b_k`: only `Σ power_k x_k` depends on the query.
 #[derive(Drop)]
 struct Batch {
     point: SecurePoint,
-    numerators: Array<Numerator>,
+    cc: QM31,
+    a: QM31,
+    b: QM31,
+    terms: Array<Term>,
+}
+
+const P252: u256 = 0x7fffffff;
+
+// A felt holding a sum of products of canonical words, reduced mod p.
+fn reduce(x: felt252) -> u32 {
+    let v: u256 = x.into();
+    (v % P252).try_into().unwrap()
+}
+
+// What the commit phase drew: the quotients' randomness, FRI's commitment,
+// the query positions, and the trees' heights (the last is the lifting
+// height every tree but an empty preprocessed one is lifted to).
+#[derive(Drop)]
+pub struct Drawn {
+    pub random_coeff: QM31,
+    pub fri: fri::FriCommitment,
+    pub positions: Array<u32>,
+    pub heights: Array<u32>,
 }
 
 // Verifies the opening of the committed trees (`roots`, with each column's
@@ -91,6 +117,21 @@ pub fn verify(
     sampled_points: Span<Span<Span<SecurePoint>>>,
     proof: @PcsProof,
 ) -> Result<(), PcsError> {
+    let drawn = commit_phase(ref channel, config, roots, log_sizes, sampled_points, proof)?;
+    decommit_phase(config, roots, log_sizes, sampled_points, proof, @drawn)
+}
+
+// `verify_values` up to the query positions: the proof's shape against the
+// trees and the sample points, the sampled values mixed, the quotients'
+// randomness drawn, FRI's commit phase, the proof of work, the positions.
+pub fn commit_phase(
+    ref channel: Channel,
+    config: PcsConfig,
+    roots: Span<felt252>,
+    log_sizes: Span<Span<u32>>,
+    sampled_points: Span<Span<Span<SecurePoint>>>,
+    proof: @PcsProof,
+) -> Result<Drawn, PcsError> {
     let blowup = config.fri_config.log_blowup_factor;
     let n_trees = roots.len();
     if n_trees == 0 || log_sizes.len() != n_trees || sampled_points.len() != n_trees
@@ -164,8 +205,27 @@ pub fn verify(
     }
     channel.mix_u64(*proof.proof_of_work);
     let positions = fri::sample_query_positions(ref channel, @commitment);
-    let n_queries = positions.len();
+    Result::Ok(Drawn { random_coeff, fri: commitment, positions, heights })
+}
 
+// `verify_values` from the query positions on: every tree opened at them,
+// the DEEP quotients of the sampled values at each query, and FRI's
+// decommitment of those.
+pub fn decommit_phase(
+    config: PcsConfig,
+    roots: Span<felt252>,
+    log_sizes: Span<Span<u32>>,
+    sampled_points: Span<Span<Span<SecurePoint>>>,
+    proof: @PcsProof,
+    drawn: @Drawn,
+) -> Result<(), PcsError> {
+    let blowup = config.fri_config.log_blowup_factor;
+    let n_trees = roots.len();
+    let heights = drawn.heights.span();
+    let lifting = *heights[n_trees - 1];
+    let positions = drawn.positions.span();
+    let random_coeff = *drawn.random_coeff;
+    let n_queries = positions.len();
     // Open every tree at the positions (the preprocessed tree, when empty,
     // opens nothing).
     let mut t: u32 = 0;
@@ -189,7 +249,7 @@ pub fn verify(
         }
         if *heights[t] != 0 {
             let opened = merkle::verify(
-                *roots[t], *heights[t], sizes.span(), positions.span(), cols.span(), proof.decommitments[t].span(),
+                *roots[t], *heights[t], sizes.span(), positions, cols.span(), proof.decommitments[t].span(),
             );
             if opened.is_err() {
                 return Result::Err(PcsError::Merkle(t));
@@ -225,18 +285,16 @@ pub fn verify(
             }
             for sample in samples {
                 let (point, value) = sample;
-                // `complex_conjugate_line_coeffs`.
                 let a = qm31_sub(conj(value), value);
                 let cc = qm31_sub(conj(point.y), point.y);
                 if cc == qm31(0, 0, 0, 0) {
                     return Result::Err(PcsError::DegenerateSample);
                 }
                 let b = qm31_sub(qm31_mul(value, cc), qm31_mul(a, point.y));
-                let n = Numerator {
-                    column, a: qm31_mul(power, a), b: qm31_mul(power, b), c: qm31_mul(power, cc),
-                };
+                let [w0, w1, w2, w3] = qm31_words(power);
+                let term = Term { column, power: [w0.into(), w1.into(), w2.into(), w3.into()] };
+                batches = add_to_batch(batches, point, cc, qm31_mul(power, a), qm31_mul(power, b), term);
                 power = qm31_mul(power, random_coeff);
-                batches = add_to_batch(batches, point, n);
             }
             column += 1;
             c += 1;
@@ -244,64 +302,93 @@ pub fn verify(
         t += 1;
     }
 
-    // Each query's row of queried values, and its quotient sum.
+    // Each query's point and the denominators of its quotients (one per
+    // batch), inverted together: `(Re(px) - x) Im(py) - (Re(py) - y) Im(px)`
+    // in CM31, inverted through its norm.
     let domain = CircleDomainTrait::canonic(lifting);
-    let mut answers: Array<QM31> = array![];
+    let mut query_ys: Array<u32> = array![];
+    let mut denoms: Array<CM31> = array![];
+    let mut norms: Array<u32> = array![];
     let mut q: u32 = 0;
     while q < n_queries {
-        let mut row: Array<u32> = array![];
-        let mut t: u32 = 0;
-        while t < n_trees {
-            for col in proof.queried_values[t].span() {
-                row.append(*col[q]);
-            }
-            t += 1;
-        }
         let p = domain.at(bit_reverse_index(*positions[q], lifting));
-        let mut acc = qm31(0, 0, 0, 0);
+        query_ys.append(p.y);
         for batch in batches.span() {
             let sp = *batch.point;
-            // `(Re(px) - x) Im(py) - (Re(py) - y) Im(px)`, in CM31.
             let dx = cm31_sub(sp.x.a, CM31 { a: p.x, b: 0 });
             let dy = cm31_sub(sp.y.a, CM31 { a: p.y, b: 0 });
             let denom = cm31_sub(cm31_mul(dx, sp.y.b), cm31_mul(dy, sp.x.b));
-            if denom == (CM31 { a: 0, b: 0 }) {
+            let norm = m31_add(m31_mul(denom.a, denom.a), m31_mul(denom.b, denom.b));
+            // The norm of a nonzero CM31 is nonzero (-1 is no square mod p).
+            if norm == 0 {
                 return Result::Err(PcsError::DegenerateSample);
             }
-            let mut numerator = qm31(0, 0, 0, 0);
-            for n in batch.numerators.span() {
-                let value = qm31_scale(*n.c, *row[*n.column]);
-                let linear = qm31_add(qm31_scale(*n.a, p.y), *n.b);
-                numerator = qm31_add(numerator, qm31_sub(value, linear));
+            denoms.append(denom);
+            norms.append(norm);
+        }
+        q += 1;
+    }
+    let norm_inverses = m31_batch_inv(norms.span());
+
+    // Each query's row of queried values, and its quotient sum.
+    let mut answers: Array<QM31> = array![];
+    let mut k: u32 = 0;
+    let mut q: u32 = 0;
+    while q < n_queries {
+        let mut row: Array<felt252> = array![];
+        let mut t: u32 = 0;
+        while t < n_trees {
+            for col in proof.queried_values[t].span() {
+                row.append((*col[q]).into());
             }
-            let inv = cm31_inv(denom);
+            t += 1;
+        }
+        let row = row.span();
+        let py = *query_ys[q];
+        let mut acc = qm31(0, 0, 0, 0);
+        for batch in batches.span() {
+            let (mut s0, mut s1, mut s2, mut s3) = (0, 0, 0, 0);
+            for term in batch.terms.span() {
+                let x = *row[*term.column];
+                let [p0, p1, p2, p3] = *term.power;
+                s0 += p0 * x;
+                s1 += p1 * x;
+                s2 += p2 * x;
+                s3 += p3 * x;
+            }
+            let sum = qm31(reduce(s0), reduce(s1), reduce(s2), reduce(s3));
+            let numerator = qm31_sub(qm31_mul(*batch.cc, sum), qm31_add(qm31_scale(*batch.a, py), *batch.b));
+            let d = *denoms[k];
+            let n_inv = *norm_inverses[k];
+            let inv = CM31 { a: m31_mul(d.a, n_inv), b: m31_mul(m31_neg(d.b), n_inv) };
             acc = qm31_add(acc, QM31 { a: cm31_mul(numerator.a, inv), b: cm31_mul(numerator.b, inv) });
+            k += 1;
         }
         answers.append(acc);
         q += 1;
     }
 
-    match fri::decommit(@commitment, proof.fri_proof, positions.span(), answers.span()) {
+    match fri::decommit(drawn.fri, proof.fri_proof, positions, answers.span()) {
         Result::Ok(()) => Result::Ok(()),
         Result::Err(e) => Result::Err(PcsError::Fri(e)),
     }
 }
 
-fn add_to_batch(batches: Array<Batch>, point: SecurePoint, n: Numerator) -> Array<Batch> {
+fn add_to_batch(batches: Array<Batch>, point: SecurePoint, cc: QM31, a: QM31, b: QM31, term: Term) -> Array<Batch> {
     let mut out: Array<Batch> = array![];
     let mut found = false;
-    for b in batches {
-        if !found && b.point == point {
-            let mut numerators = b.numerators;
-            numerators.append(n);
-            out.append(Batch { point, numerators });
+    for batch in batches {
+        if !found && batch.point == point {
+            let mut terms = batch.terms;
+            terms.append(term);
+            out.append(Batch { point, cc, a: qm31_add(batch.a, a), b: qm31_add(batch.b, b), terms });
             found = true;
         } else {
-            out.append(b);
+            out.append(batch);
         }
     }
     if !found {
-        out.append(Batch { point, numerators: array![n] });
+        out.append(Batch { point, cc, a, b, terms: array![term] });
     }
     out
 }

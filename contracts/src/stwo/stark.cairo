@@ -33,7 +33,7 @@ fn qm31_one() -> QM31 {
 }
 
 // `2x^2 - 1`.
-fn double_x(x: QM31) -> QM31 {
+pub fn double_x(x: QM31) -> QM31 {
     let sx = qm31_mul(x, x);
     qm31_sub(qm31_add(sx, sx), qm31_one())
 }
@@ -48,7 +48,7 @@ pub fn random_point(ref channel: Channel) -> SecurePoint {
 }
 
 // `QM31::from_partial_evals`: `Σ v_k e_k` over the basis `1, i, u, iu`.
-fn from_partial_evals(v: Span<QM31>) -> QM31 {
+pub fn from_partial_evals(v: Span<QM31>) -> QM31 {
     let mut res = *v[0];
     res = qm31_add(res, qm31_mul(*v[1], qm31(0, 1, 0, 0)));
     res = qm31_add(res, qm31_mul(*v[2], qm31(0, 0, 1, 0)));

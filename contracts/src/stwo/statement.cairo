@@ -196,6 +196,23 @@ pub fn draw_relations(ref ch: Channel) -> Relations {
     }
 }
 
+// The relation at `index` in `relations!` order (the generated evaluators'
+// parameters name relations by it).
+pub fn relation(rels: @Relations, index: u32) -> @Relation {
+    match index {
+        0 => rels.state,
+        1 => rels.rom,
+        2 => rels.rom_def,
+        3 => rels.mem,
+        4 => rels.mem_chain,
+        5 => rels.range,
+        6 => rels.range_chain,
+        7 => rels.input,
+        8 => rels.output,
+        _ => rels.hash_call,
+    }
+}
+
 // `1 / (Σ α^i v_i - z)`.
 fn inv_combine(r: @Relation, values: Span<u32>) -> QM31 {
     let mut acc = qm31(0, 0, 0, 0);

@@ -448,10 +448,11 @@ fn constraints_fn(k: usize, cs: &[ExtExpr], em: &Emitter) -> Function {
 
 /// The imports a module's code needs (an unused import fails the build).
 fn imports(code: &str) -> String {
-    let used: Vec<&str> = ["qm31_add", "qm31_inv", "qm31_mul", "qm31_neg", "qm31_scale", "qm31_sub", "secure_col"]
-        .into_iter()
-        .filter(|f| code.contains(&format!("{f}(")))
-        .collect();
+    let used: Vec<&str> =
+        ["qm31_add", "qm31_from_m31", "qm31_inv", "qm31_mul", "qm31_neg", "qm31_scale", "qm31_sub", "secure_col"]
+            .into_iter()
+            .filter(|f| code.contains(&format!("{f}(")))
+            .collect();
     let mut names = vec!["QM31"];
     if code.contains("qm31(") {
         names.push("qm31");
@@ -613,6 +614,7 @@ pub fn generate_component(name: &str, ev: &ExprEvaluator) -> CairoComponent {
             .replace("{n_ext}", &ext_params.len().to_string())
     };
     main.push_str(&fill(eval));
+    main.push_str(&layout_code(name, &layout, &base_params, &ext_params));
     main.push_str(&fill(CONTRACT_INTERFACE));
     main.push_str(&fill(contract_text));
 
@@ -625,7 +627,10 @@ pub fn generate_component(name: &str, ev: &ExprEvaluator) -> CairoComponent {
     let _ = writeln!(doc, "// base params: {}", base_params.join(", "));
     let _ = writeln!(doc, "// ext params: {}", ext_params.join(", "));
     let dispatcher = if split { "use super::IAirPartDispatcherTrait;\n" } else { "" };
-    let mut all = format!("{head}{doc}{}{dispatcher}", imports(&format!("{main} qm31(")));
+    let mut all = format!(
+        "{head}{doc}{}use super::super::circle::pow2;\nuse super::super::statement::{{Relations, relation}};\n{dispatcher}",
+        imports(&format!("{main} qm31("))
+    );
     all.push_str(&main);
     files.insert(0, (format!("air/{name}.cairo"), all));
     CairoComponent {
@@ -637,6 +642,86 @@ pub fn generate_component(name: &str, ev: &ExprEvaluator) -> CairoComponent {
         ext_params,
         n_constraints: ev.constraints.len(),
     }
+}
+
+/// A component's layout for the verifier that feeds its evaluator: how many
+/// columns it has in the main and interaction trees, the row offsets each
+/// column is sampled at (runs of columns alike), and its parameters from the
+/// drawn relations. `masks` is sorted by (tree, column, offset) and every
+/// column is read, so the evaluator's `masks` are the component's sampled
+/// values in tree, column and sample order, provided each column's samples
+/// are in increasing offset order (`onchain::air`'s evaluator test checks the
+/// layout against the framework's mask offsets).
+fn layout_code(name: &str, layout: &[Mask], base_params: &[String], ext_params: &[String]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s);
+    let _ = writeln!(s, "// The {name} component's columns: in the main tree (1) and the interaction tree (2),");
+    let _ = writeln!(s, "// runs of (columns, the row offsets each is sampled at, in sample order).");
+    for (tree, what) in [(1usize, "main"), (2, "interaction")] {
+        let mut cols: BTreeMap<usize, Vec<isize>> = BTreeMap::new();
+        for &(_, c, off) in layout.iter().filter(|m| m.0 == tree) {
+            cols.entry(c).or_default().push(off);
+        }
+        let mut runs: Vec<(usize, Vec<isize>)> = Vec::new();
+        for offs in cols.into_values() {
+            match runs.last_mut() {
+                Some((n, o)) if *o == offs => *n += 1,
+                _ => runs.push((1, offs)),
+            }
+        }
+        let n: usize = runs.iter().map(|r| r.0).sum();
+        let _ = writeln!(s, "pub const N_{}_COLUMNS: u32 = {n};", what.to_uppercase());
+        let items: Vec<String> = runs
+            .iter()
+            .map(|(n, offs)| {
+                let o: Vec<String> = offs.iter().map(|o| format!("{o}_i32")).collect();
+                format!("({n}, array![{}].span())", o.join(", "))
+            })
+            .collect();
+        let _ = writeln!(s, "pub fn {what}_columns() -> Array<(u32, Span<i32>)> {{");
+        let _ = writeln!(s, "    array![{}]", items.join(", "));
+        let _ = writeln!(s, "}}");
+    }
+    // Parameters: the column size; each relation element by the relation's
+    // place in `relations!` order (`statement::relation`); the claimed sum.
+    let names: Vec<String> = Relations::for_layout().elements().into_iter().map(|(n, _, _)| n).collect();
+    let base: Vec<String> = base_params
+        .iter()
+        .map(|p| {
+            assert_eq!(p, "column_size", "{name}: base parameter {p} has no on-chain value");
+            "qm31_from_m31(pow2(log_size))".to_string()
+        })
+        .collect();
+    let ext: Vec<String> = ext_params
+        .iter()
+        .map(|p| {
+            if p == "claimed_sum" {
+                return "claimed_sum".to_string();
+            }
+            let (rel, elem) = p.rsplit_once('_').unwrap_or_else(|| panic!("{name}: parameter {p}"));
+            let r = names.iter().position(|n| n == rel).unwrap_or_else(|| panic!("{name}: relation {rel}"));
+            match elem.strip_prefix("alpha") {
+                Some(i) => format!("*relation(rels, {r}).alpha_powers[{i}]"),
+                None if elem == "z" => format!("*relation(rels, {r}).z"),
+                None => panic!("{name}: relation element {p}"),
+            }
+        })
+        .collect();
+    let _ = writeln!(s);
+    let _ = writeln!(s, "// `eval`'s base and extension parameters for a component of 2^log_size rows.");
+    let _ = writeln!(
+        s,
+        "pub fn params(rels: @Relations, log_size: u32, claimed_sum: QM31) -> (Array<QM31>, Array<QM31>) {{"
+    );
+    let _ = writeln!(s, "    let base = array![{}];", base.join(", "));
+    let _ = writeln!(s, "    let ext = array![");
+    for e in &ext {
+        let _ = writeln!(s, "        {e},");
+    }
+    let _ = writeln!(s, "    ];");
+    let _ = writeln!(s, "    (base, ext)");
+    let _ = writeln!(s, "}}");
+    s
 }
 
 /// Every component's evaluator.

@@ -114,7 +114,9 @@
 //   109: (2, 51, 0)
 // base params: column_size
 // ext params: HashCallRel_alpha0, HashCallRel_alpha1, HashCallRel_z, InputRel_alpha0, InputRel_alpha1, InputRel_z, MemRel_alpha0, MemRel_alpha1, MemRel_alpha2, MemRel_alpha3, MemRel_z, OutputRel_alpha0, OutputRel_alpha1, OutputRel_z, RangeRel_alpha0, RangeRel_z, RomRel_alpha0, RomRel_alpha1, RomRel_alpha2, RomRel_alpha3, RomRel_alpha4, RomRel_alpha5, RomRel_alpha6, RomRel_alpha7, RomRel_z, StateRel_alpha0, StateRel_alpha1, StateRel_alpha2, StateRel_alpha3, StateRel_z, claimed_sum
-use super::super::fields::{QM31, qm31, qm31_add, qm31_inv, qm31_mul, qm31_neg, qm31_scale, qm31_sub, secure_col};
+use super::super::fields::{QM31, qm31, qm31_add, qm31_from_m31, qm31_inv, qm31_mul, qm31_neg, qm31_scale, qm31_sub, secure_col};
+use super::super::circle::pow2;
+use super::super::statement::{Relations, relation};
 
 pub const N_CONSTRAINTS: u32 = 60;
 pub const N_MASKS: u32 = 110;
@@ -1377,6 +1379,56 @@ pub fn eval(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: 
     let mut inter: Array<QM31> = array![];
     run_intermediates(masks, base, ext, ref inter);
     run_constraints(masks, base, ext, inter.span(), random_coeff, denom_inverse, acc)
+}
+
+// The cpu component's columns: in the main tree (1) and the interaction tree (2),
+// runs of (columns, the row offsets each is sampled at, in sample order).
+pub const N_MAIN_COLUMNS: u32 = 54;
+pub fn main_columns() -> Array<(u32, Span<i32>)> {
+    array![(54, array![0_i32].span())]
+}
+pub const N_INTERACTION_COLUMNS: u32 = 52;
+pub fn interaction_columns() -> Array<(u32, Span<i32>)> {
+    array![(48, array![0_i32].span()), (4, array![-1_i32, 0_i32].span())]
+}
+
+// `eval`'s base and extension parameters for a component of 2^log_size rows.
+pub fn params(rels: @Relations, log_size: u32, claimed_sum: QM31) -> (Array<QM31>, Array<QM31>) {
+    let base = array![qm31_from_m31(pow2(log_size))];
+    let ext = array![
+        *relation(rels, 9).alpha_powers[0],
+        *relation(rels, 9).alpha_powers[1],
+        *relation(rels, 9).z,
+        *relation(rels, 7).alpha_powers[0],
+        *relation(rels, 7).alpha_powers[1],
+        *relation(rels, 7).z,
+        *relation(rels, 3).alpha_powers[0],
+        *relation(rels, 3).alpha_powers[1],
+        *relation(rels, 3).alpha_powers[2],
+        *relation(rels, 3).alpha_powers[3],
+        *relation(rels, 3).z,
+        *relation(rels, 8).alpha_powers[0],
+        *relation(rels, 8).alpha_powers[1],
+        *relation(rels, 8).z,
+        *relation(rels, 5).alpha_powers[0],
+        *relation(rels, 5).z,
+        *relation(rels, 1).alpha_powers[0],
+        *relation(rels, 1).alpha_powers[1],
+        *relation(rels, 1).alpha_powers[2],
+        *relation(rels, 1).alpha_powers[3],
+        *relation(rels, 1).alpha_powers[4],
+        *relation(rels, 1).alpha_powers[5],
+        *relation(rels, 1).alpha_powers[6],
+        *relation(rels, 1).alpha_powers[7],
+        *relation(rels, 1).z,
+        *relation(rels, 0).alpha_powers[0],
+        *relation(rels, 0).alpha_powers[1],
+        *relation(rels, 0).alpha_powers[2],
+        *relation(rels, 0).alpha_powers[3],
+        *relation(rels, 0).z,
+        claimed_sum,
+    ];
+    (base, ext)
 }
 
 #[starknet::interface]

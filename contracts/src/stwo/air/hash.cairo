@@ -475,7 +475,9 @@
 //   470: (2, 131, 0)
 // base params: column_size
 // ext params: HashCallRel_alpha0, HashCallRel_alpha1, HashCallRel_z, MemRel_alpha0, MemRel_alpha1, MemRel_alpha2, MemRel_alpha3, MemRel_z, RangeRel_alpha0, RangeRel_z, claimed_sum
-use super::super::fields::{QM31, qm31};
+use super::super::fields::{QM31, qm31, qm31_from_m31};
+use super::super::circle::pow2;
+use super::super::statement::{Relations, relation};
 use super::IAirPartDispatcherTrait;
 
 pub const N_CONSTRAINTS: u32 = 318;
@@ -508,6 +510,36 @@ fn arr(s: Span<QM31>) -> Array<QM31> {
         a.append(*v);
     };
     a
+}
+
+// The hash component's columns: in the main tree (1) and the interaction tree (2),
+// runs of (columns, the row offsets each is sampled at, in sample order).
+pub const N_MAIN_COLUMNS: u32 = 335;
+pub fn main_columns() -> Array<(u32, Span<i32>)> {
+    array![(335, array![0_i32].span())]
+}
+pub const N_INTERACTION_COLUMNS: u32 = 132;
+pub fn interaction_columns() -> Array<(u32, Span<i32>)> {
+    array![(128, array![0_i32].span()), (4, array![-1_i32, 0_i32].span())]
+}
+
+// `eval`'s base and extension parameters for a component of 2^log_size rows.
+pub fn params(rels: @Relations, log_size: u32, claimed_sum: QM31) -> (Array<QM31>, Array<QM31>) {
+    let base = array![qm31_from_m31(pow2(log_size))];
+    let ext = array![
+        *relation(rels, 9).alpha_powers[0],
+        *relation(rels, 9).alpha_powers[1],
+        *relation(rels, 9).z,
+        *relation(rels, 3).alpha_powers[0],
+        *relation(rels, 3).alpha_powers[1],
+        *relation(rels, 3).alpha_powers[2],
+        *relation(rels, 3).alpha_powers[3],
+        *relation(rels, 3).z,
+        *relation(rels, 5).alpha_powers[0],
+        *relation(rels, 5).z,
+        claimed_sum,
+    ];
+    (base, ext)
 }
 
 #[starknet::interface]

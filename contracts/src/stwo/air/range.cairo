@@ -61,7 +61,9 @@
 //   56: (2, 35, 0)
 // base params: column_size
 // ext params: RangeChainRel_alpha0, RangeChainRel_z, RangeRel_alpha0, RangeRel_z, claimed_sum
-use super::super::fields::{QM31, qm31, qm31_add, qm31_inv, qm31_mul, qm31_neg, qm31_sub, secure_col};
+use super::super::fields::{QM31, qm31, qm31_add, qm31_from_m31, qm31_inv, qm31_mul, qm31_neg, qm31_sub, secure_col};
+use super::super::circle::pow2;
+use super::super::statement::{Relations, relation};
 
 pub const N_CONSTRAINTS: u32 = 9;
 pub const N_MASKS: u32 = 57;
@@ -374,6 +376,30 @@ pub fn eval(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: 
     let mut inter: Array<QM31> = array![];
     run_intermediates(masks, base, ext, ref inter);
     run_constraints(masks, base, ext, inter.span(), random_coeff, denom_inverse, acc)
+}
+
+// The range component's columns: in the main tree (1) and the interaction tree (2),
+// runs of (columns, the row offsets each is sampled at, in sample order).
+pub const N_MAIN_COLUMNS: u32 = 17;
+pub fn main_columns() -> Array<(u32, Span<i32>)> {
+    array![(17, array![0_i32].span())]
+}
+pub const N_INTERACTION_COLUMNS: u32 = 36;
+pub fn interaction_columns() -> Array<(u32, Span<i32>)> {
+    array![(32, array![0_i32].span()), (4, array![-1_i32, 0_i32].span())]
+}
+
+// `eval`'s base and extension parameters for a component of 2^log_size rows.
+pub fn params(rels: @Relations, log_size: u32, claimed_sum: QM31) -> (Array<QM31>, Array<QM31>) {
+    let base = array![qm31_from_m31(pow2(log_size))];
+    let ext = array![
+        *relation(rels, 6).alpha_powers[0],
+        *relation(rels, 6).z,
+        *relation(rels, 5).alpha_powers[0],
+        *relation(rels, 5).z,
+        claimed_sum,
+    ];
+    (base, ext)
 }
 
 #[starknet::interface]

@@ -22,7 +22,9 @@
 //   17: (2, 3, 0)
 // base params: column_size
 // ext params: RomDefRel_alpha0, RomDefRel_alpha1, RomDefRel_alpha2, RomDefRel_alpha3, RomDefRel_alpha4, RomDefRel_alpha5, RomDefRel_alpha6, RomDefRel_alpha7, RomDefRel_z, RomRel_alpha0, RomRel_alpha1, RomRel_alpha2, RomRel_alpha3, RomRel_alpha4, RomRel_alpha5, RomRel_alpha6, RomRel_alpha7, RomRel_z, claimed_sum
-use super::super::fields::{QM31, qm31, qm31_add, qm31_inv, qm31_mul, qm31_neg, qm31_sub, secure_col};
+use super::super::fields::{QM31, qm31, qm31_add, qm31_from_m31, qm31_inv, qm31_mul, qm31_neg, qm31_sub, secure_col};
+use super::super::circle::pow2;
+use super::super::statement::{Relations, relation};
 
 pub const N_CONSTRAINTS: u32 = 3;
 pub const N_MASKS: u32 = 18;
@@ -133,6 +135,44 @@ pub fn eval(masks: Span<QM31>, base: Span<QM31>, ext: Span<QM31>, random_coeff: 
     let mut inter: Array<QM31> = array![];
     run_intermediates(masks, base, ext, ref inter);
     run_constraints(masks, base, ext, inter.span(), random_coeff, denom_inverse, acc)
+}
+
+// The rom component's columns: in the main tree (1) and the interaction tree (2),
+// runs of (columns, the row offsets each is sampled at, in sample order).
+pub const N_MAIN_COLUMNS: u32 = 10;
+pub fn main_columns() -> Array<(u32, Span<i32>)> {
+    array![(10, array![0_i32].span())]
+}
+pub const N_INTERACTION_COLUMNS: u32 = 4;
+pub fn interaction_columns() -> Array<(u32, Span<i32>)> {
+    array![(4, array![-1_i32, 0_i32].span())]
+}
+
+// `eval`'s base and extension parameters for a component of 2^log_size rows.
+pub fn params(rels: @Relations, log_size: u32, claimed_sum: QM31) -> (Array<QM31>, Array<QM31>) {
+    let base = array![qm31_from_m31(pow2(log_size))];
+    let ext = array![
+        *relation(rels, 2).alpha_powers[0],
+        *relation(rels, 2).alpha_powers[1],
+        *relation(rels, 2).alpha_powers[2],
+        *relation(rels, 2).alpha_powers[3],
+        *relation(rels, 2).alpha_powers[4],
+        *relation(rels, 2).alpha_powers[5],
+        *relation(rels, 2).alpha_powers[6],
+        *relation(rels, 2).alpha_powers[7],
+        *relation(rels, 2).z,
+        *relation(rels, 1).alpha_powers[0],
+        *relation(rels, 1).alpha_powers[1],
+        *relation(rels, 1).alpha_powers[2],
+        *relation(rels, 1).alpha_powers[3],
+        *relation(rels, 1).alpha_powers[4],
+        *relation(rels, 1).alpha_powers[5],
+        *relation(rels, 1).alpha_powers[6],
+        *relation(rels, 1).alpha_powers[7],
+        *relation(rels, 1).z,
+        claimed_sum,
+    ];
+    (base, ext)
 }
 
 #[starknet::interface]

@@ -23,4 +23,4 @@ for f in contracts/src/stwo/air/*.cairo; do
     c=$(sed -n 's/^pub mod \(Air[A-Za-z0-9]*\) {$/\1/p' "$f")
     air+=("bitsage::stwo::air::$m::$c")
 done
-"$tool_target/release/bitsage-cairo-build" contracts "$out" "$corelib" bitsage::staking::Staking bitsage::registry::ValidatorRegistry bitsage::escrow::JobEscrow bitsage::stwo::channel::StwoChannel bitsage::stwo::merkle::StwoMerkle bitsage::stwo::fri::StwoFri bitsage::stwo::pcs::StwoPcs bitsage::stwo::stark::StwoStark bitsage::stwo::statement::StwoStatement bitsage::stwo::verifier::BitsageVerifier "${air[@]}"
+"$tool_target/release/bitsage-cairo-build" contracts "$out" "$corelib" bitsage::staking::Staking bitsage::registry::ValidatorRegistry bitsage::escrow::JobEscrow bitsage::stwo::channel::StwoChannel bitsage::stwo::merkle::StwoMerkle bitsage::stwo::fri::StwoFri bitsage::stwo::pcs::StwoPcs bitsage::stwo::stark::StwoStark bitsage::stwo::statement::StwoStatement bitsage::stwo::verifier::BitsageVerifier bitsage::stwo::verifier::VerifierSteps bitsage::stwo::verifier::VerifierTranscript "${air[@]}"

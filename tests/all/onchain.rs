@@ -1142,21 +1142,25 @@ mod statement {
     }
 }
 
-/// The verifier of our proofs put together (`contracts/src/stwo/verifier.cairo`):
-/// proofs over the Poseidon252 channel, with and without the hash component,
-/// verified on chain, and each tampering rejected with the Rust verifier's
-/// error kind.
+/// The verifier of our proofs put together (`contracts/src/stwo/verifier.cairo`),
+/// split over transactions: proofs over the Poseidon252 channel, with and
+/// without the hash component, verified on chain step by step within
+/// mainnet's per-transaction limits, and every tampering rejected with the
+/// Rust verifier's error kind.
 mod verifier {
-    use bitsage_air::verify::{verify_poseidon252, Proof, VerifyError};
+    use bitsage_air::verify::{verify_poseidon252, ChainProof, VerifyError};
     use bitsage_air::Statement;
     use bitsage_prover::ProveOptions;
+    use bitsage_settle::onchain::{statement_key, Split};
     use obelysk_vm::{samples, M31};
-    use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
     use stwo::core::verifier::VerificationError;
 
     use super::*;
 
-    type ChainProof = Proof<Poseidon252MerkleHasher>;
+    /// Mainnet's limits per transaction (blockifier 0.20's versioned
+    /// constants 0.14.4): Sierra gas to execute, and calldata felts.
+    const MAX_L2_GAS: u64 = 1_110_000_000;
+    const MAX_CALLDATA: usize = 5_000;
 
     /// The Rust verifier's verdict, as the contract numbers it (`verifier::verdict`).
     fn rust_verdict(statement: &Statement, proof: &ChainProof) -> u64 {
@@ -1175,27 +1179,8 @@ mod verifier {
         }
     }
 
-    fn qm31(v: &SecureField) -> Vec<Felt> {
-        v.to_m31_array().iter().map(|m| Felt::from(m.0)).collect()
-    }
-
-    /// `verify(statement, security_bits, proof)`'s calldata.
-    pub(super) fn calldata(statement: &Statement, proof: &ChainProof) -> Vec<Felt> {
-        let mut c = super::statement::statement_calldata(statement);
-        c.push(Felt::from(statement.security.bits()));
-        c.extend(proof.claim.words().map(Felt::from));
-        let i = &proof.interaction;
-        c.push(Felt::from(5u64));
-        for s in [i.cpu, i.rom, i.mem, i.range, i.hash] {
-            c.extend(qm31(&s));
-        }
-        c.push(Felt::from(proof.stark.commitments.len() as u64));
-        c.extend(proof.stark.commitments.iter().map(|&r| felt(r)));
-        c.extend(super::pcs::proof_calldata(&proof.stark.0));
-        c
-    }
-
-    /// The verifier deployed with the generated evaluators' classes.
+    /// The verifier deployed with the generated evaluators' classes and its
+    /// step classes.
     pub(super) fn deploy(side: &Chainside) -> Felt {
         let mut args = vec![Felt::from(4u64)];
         for name in ["AirCpu", "AirRom", "AirMemory", "AirRange"] {
@@ -1206,82 +1191,193 @@ mod verifier {
         for p in 0..parts {
             args.push(side.declare(&format!("AirHashPart{p}")));
         }
+        args.push(side.declare("VerifierTranscript"));
+        args.push(side.declare("VerifierSteps"));
         side.deploy("BitsageVerifier", args)
     }
 
-    #[test]
-    fn the_chain_verifies_our_proofs_as_the_rust_verifier_does() {
-        let side = Chainside::start();
-        let (rt, chain, wallet) = (&side.rt, &side.chain, &side.wallet);
-        let contract = deploy(&side);
-        let verdict = |statement: &Statement, proof: &ChainProof| -> u64 {
-            let out = side.call(contract, "verify", calldata(statement, proof));
-            let v = out[0].to_bytes_le();
-            u64::from_le_bytes(v[..8].try_into().expect("eight bytes"))
-        };
-        // Proofs without the hash component: one with it is past a
-        // transaction's resources until the verification is split.
-        for (name, program, input, advice) in [
-            ("mac_loop, 30 iterations", samples::mac_loop(), vec![M31(30), M31(3)], vec![]),
-            ("mac_loop, 300 iterations", samples::mac_loop(), vec![M31(300), M31(5)], vec![]),
-        ] {
-            let trace = obelysk_vm::execute(&program, &input, &advice, Default::default()).expect("runs");
-            let statement =
-                bitsage_tests::statement(&program, &input.iter().map(|w| w.0).collect::<Vec<_>>(), &trace.output);
-            let (proof, _) =
-                bitsage_prover::prove_poseidon252(&statement, &trace, &ProveOptions::default()).expect("proves");
-            assert_eq!(rust_verdict(&statement, &proof), 0, "{name}");
-            assert_eq!(verdict(&statement, &proof), 0, "{name}: the honest proof on chain");
+    /// One transaction of a verification.
+    #[derive(Debug)]
+    pub(super) struct Tx {
+        pub step: String,
+        pub calldata: usize,
+        pub l2_gas: u64,
+    }
 
-            // The same verification as a transaction.
-            let calls = calldata(&statement, &proof);
-            let n_felts = calls.len();
-            let tx = rt
-                .block_on(wallet.invoke(vec![Wallet::call(contract, "verify", calls)]))
-                .expect("the verification runs in a transaction");
-            let cost = rt.block_on(chain.tx_cost(tx)).expect("its cost");
-            eprintln!(
-                "{name} ({:?}): {n_felts} felts of calldata, {} L2 gas, fee {} fri",
-                proof.claim, cost.l2_gas, cost.fee
-            );
+    /// Why a step was refused: the verifier's verdict (`verify failed: NN`),
+    /// or another of the contract's reasons.
+    #[derive(Debug, PartialEq)]
+    pub(super) enum Refused {
+        Verdict(u64),
+        Reason(String),
+    }
 
-            let one = SecureField::from(BaseField::from(1u32));
-            let mut cases: Vec<(&str, Statement, ChainProof)> = Vec::new();
-            let mut case = |what: &'static str, f: &dyn Fn(&mut Statement, &mut ChainProof)| {
-                let (mut s, mut p) = (statement.clone(), proof.clone());
-                f(&mut s, &mut p);
-                cases.push((what, s, p));
-            };
-            case("an output word", &|s, _| s.output[0] = M31(s.output[0].0 ^ 1));
-            case("an input word", &|s, _| s.input[0] = M31(s.input[0].0 + 1));
-            case("a non-canonical input word", &|s, _| s.input[0] = M31(0x7fff_ffff));
-            case("the CPU's LogUp sum", &|_, p| p.interaction.cpu += one);
-            case("a LogUp sum for the absent hash component", &|_, p| {
-                if p.claim.hash_log_size.is_none() {
-                    p.interaction.hash += one;
-                    p.interaction.cpu -= one;
-                } else {
-                    p.interaction.hash += one;
-                }
-            });
-            case("a main-trace value at the out-of-domain point", &|_, p| p.stark.0.sampled_values[1][3][0] += one);
-            case("an interaction value at the out-of-domain point", &|_, p| {
-                let last = p.stark.0.sampled_values[2].len() - 1;
-                p.stark.0.sampled_values[2][last][0] += one;
-            });
-            case("a composition value", &|_, p| p.stark.0.sampled_values[3][5][0] += one);
-            case("a queried main-trace value", &|_, p| p.stark.0.queried_values[1][7][2] += BaseField::from(1u32));
-            case("a queried interaction value", &|_, p| p.stark.0.queried_values[2][0][0] += BaseField::from(1u32));
-            case("the main root", &|_, p| p.stark.0.commitments[1] += FieldElement::ONE);
-            case("the proof of work", &|_, p| p.stark.0.proof_of_work ^= 1);
-            case("the last FRI layer", &|_, p| p.stark.0.fri_proof.last_layer_poly[0] += one);
-            case("a FRI witness value", &|_, p| p.stark.0.fri_proof.first_layer.fri_witness[0] += one);
-            case("the RAM size in the claim", &|_, p| p.claim.ram_words += 1);
-            for (what, s, p) in &cases {
-                let want = rust_verdict(s, p);
-                assert_ne!(want, 0, "{name}: Rust accepts {what}");
-                assert_eq!(verdict(s, p), want, "{name}: {what}");
+    fn refusal(error: &str) -> Refused {
+        // The reason is a short string, in the error as hex.
+        let texts: Vec<String> = error
+            .split(|c: char| !c.is_ascii_hexdigit() && c != 'x')
+            .filter_map(|w| w.strip_prefix("0x"))
+            .filter_map(|h| hex::decode(if h.len() % 2 == 1 { format!("0{h}") } else { h.to_string() }).ok())
+            .filter_map(|b| String::from_utf8(b).ok())
+            .filter(|t| t.chars().all(|c| c.is_ascii_graphic() || c == ' ') && t.len() > 3)
+            .collect();
+        for t in &texts {
+            if let Some(code) = t.strip_prefix("verify failed: ") {
+                return Refused::Verdict(code.parse().unwrap_or(99));
             }
         }
+        Refused::Reason(texts.first().cloned().unwrap_or_else(|| error.chars().take(300).collect()))
+    }
+
+    /// Runs `split`'s verification step by step: each step first as a call
+    /// (which returns the session state the next step carries), then as a
+    /// transaction.
+    pub(super) fn run(side: &Chainside, contract: Felt, split: &Split) -> Result<Vec<Tx>, Refused> {
+        let mut txs = Vec::new();
+        let mut step = |name: &str, entry: &str, calldata: Vec<Felt>| -> Result<Vec<Felt>, Refused> {
+            let out = side
+                .rt
+                .block_on(side.chain.call(contract, entry, calldata.clone()))
+                .map_err(|e| refusal(&e.to_string()))?;
+            let n = calldata.len();
+            let tx = side
+                .rt
+                .block_on(side.wallet.invoke(vec![Wallet::call(contract, entry, calldata)]))
+                .map_err(|e| refusal(&e.to_string()))?;
+            let cost = side.rt.block_on(side.chain.tx_cost(tx)).expect("its cost");
+            txs.push(Tx { step: name.to_string(), calldata: n, l2_gas: cost.l2_gas });
+            Ok(out)
+        };
+        let out = step("begin", "begin", split.begin.clone())?;
+        let proof_hash = out[0];
+        let mut session = out[1..].to_vec();
+        let carried = |session: &[Felt]| {
+            let mut c = vec![proof_hash];
+            c.extend_from_slice(session);
+            c
+        };
+        // The four components always present in one step, the hash
+        // component's Poseidon2 constraints in one of their own.
+        for count in [4usize, split.n_components - 4].into_iter().filter(|&c| c > 0) {
+            let mut c = carried(&session);
+            c.extend_from_slice(&split.sampled);
+            c.push(Felt::from(count as u64));
+            session = step(&format!("evaluate {count}"), "evaluate", c)?;
+        }
+        for (k, chunk) in split.chunks.iter().enumerate() {
+            let mut c = carried(&session);
+            c.extend_from_slice(&split.sampled);
+            c.extend_from_slice(chunk);
+            session = step(&format!("open {k}"), "open", c)?;
+        }
+        let mut c = carried(&session);
+        c.extend_from_slice(&split.fri);
+        step("finish", "finish", c)?;
+        Ok(txs)
+    }
+
+    fn is_verified(side: &Chainside, contract: Felt, statement: &Statement) -> bool {
+        side.call(contract, "is_verified", vec![statement_key(statement)])[0] == Felt::ONE
+    }
+
+    fn prove(program: &obelysk_vm::Program, input: &[M31], advice: &[M31]) -> (Statement, ChainProof) {
+        let trace = obelysk_vm::execute(program, input, advice, Default::default()).expect("runs");
+        let statement =
+            bitsage_tests::statement(program, &input.iter().map(|w| w.0).collect::<Vec<_>>(), &trace.output);
+        let (proof, _) =
+            bitsage_prover::prove_poseidon252(&statement, &trace, &ProveOptions::default()).expect("proves");
+        (statement, proof)
+    }
+
+    #[test]
+    fn the_chain_verifies_our_proofs_over_transactions_within_mainnet_s_limits() {
+        let side = Chainside::start();
+        let contract = deploy(&side);
+        for (name, program, input, advice) in [
+            ("mac_loop", samples::mac_loop(), vec![M31(30), M31(3)], vec![]),
+            ("every_opcode_loop (hash component)", samples::every_opcode_loop(), vec![M31(9)], vec![M31(11)]),
+        ] {
+            let (statement, proof) = prove(&program, &input, &advice);
+            assert_eq!(rust_verdict(&statement, &proof), 0, "{name}");
+            let split = Split::new(&statement, &proof);
+            assert!(!is_verified(&side, contract, &statement), "{name}: verified before any step");
+            let txs =
+                run(&side, contract, &split).unwrap_or_else(|e| panic!("{name}: the honest proof is refused: {e:?}"));
+            assert!(is_verified(&side, contract, &statement), "{name}: not recorded as verified");
+            let total: u64 = txs.iter().map(|t| t.l2_gas).sum();
+            eprintln!("{name} ({:?}): {} transactions, {total} L2 gas in all", proof.claim, txs.len());
+            for t in &txs {
+                eprintln!("  {}: {} felts of calldata, {} L2 gas", t.step, t.calldata, t.l2_gas);
+                assert!(t.calldata <= MAX_CALLDATA, "{name}: {} sends {} felts", t.step, t.calldata);
+                assert!(t.l2_gas <= MAX_L2_GAS, "{name}: {} spends {} L2 gas", t.step, t.l2_gas);
+            }
+            // A verified proof cannot be verified again.
+            assert_eq!(
+                run(&side, contract, &split).err(),
+                Some(Refused::Reason("proof already verified".into())),
+                "{name}: a replay"
+            );
+        }
+    }
+
+    #[test]
+    fn the_chain_rejects_tampered_and_mixed_proofs_as_the_rust_verifier_does() {
+        let side = Chainside::start();
+        let contract = deploy(&side);
+        let (statement, proof) = prove(&samples::mac_loop(), &[M31(30), M31(3)], &[]);
+        let one = SecureField::from(BaseField::from(1u32));
+        let mut cases: Vec<(&str, Statement, ChainProof)> = Vec::new();
+        let mut case = |what: &'static str, f: &dyn Fn(&mut Statement, &mut ChainProof)| {
+            let (mut s, mut p) = (statement.clone(), proof.clone());
+            f(&mut s, &mut p);
+            cases.push((what, s, p));
+        };
+        case("an output word", &|s, _| s.output[0] = M31(s.output[0].0 ^ 1));
+        case("an input word", &|s, _| s.input[0] = M31(s.input[0].0 + 1));
+        case("a non-canonical input word", &|s, _| s.input[0] = M31(0x7fff_ffff));
+        case("the CPU's LogUp sum", &|_, p| p.interaction.cpu += one);
+        case("a LogUp sum for the absent hash component", &|_, p| {
+            p.interaction.hash += one;
+            p.interaction.cpu -= one;
+        });
+        case("a main-trace value at the out-of-domain point", &|_, p| p.stark.0.sampled_values[1][3][0] += one);
+        case("a composition value", &|_, p| p.stark.0.sampled_values[3][5][0] += one);
+        case("a queried main-trace value", &|_, p| p.stark.0.queried_values[1][7][2] += BaseField::from(1u32));
+        case("a queried interaction value", &|_, p| p.stark.0.queried_values[2][0][0] += BaseField::from(1u32));
+        case("the last query's composition value", &|_, p| {
+            if let Some(v) = p.stark.0.queried_values[3][2].last_mut() {
+                *v += BaseField::from(1u32);
+            }
+        });
+        case("a main-trace Merkle witness node", &|_, p| {
+            p.stark.0.decommitments[1].hash_witness[0] += FieldElement::ONE
+        });
+        case("the main root", &|_, p| p.stark.0.commitments[1] += FieldElement::ONE);
+        case("the proof of work", &|_, p| p.stark.0.proof_of_work ^= 1);
+        case("the last FRI layer", &|_, p| p.stark.0.fri_proof.last_layer_poly[0] += one);
+        case("a FRI witness value", &|_, p| p.stark.0.fri_proof.first_layer.fri_witness[0] += one);
+        case("the RAM size in the claim", &|_, p| p.claim.ram_words += 1);
+        for (what, s, p) in &cases {
+            let want = rust_verdict(s, p);
+            assert_ne!(want, 0, "Rust accepts {what}");
+            let got = run(&side, contract, &Split::new(s, p));
+            assert_eq!(got.err(), Some(Refused::Verdict(want)), "{what}");
+            assert!(!is_verified(&side, contract, s), "{what}: recorded as verified");
+        }
+
+        // Parts of two proofs mixed: the session of one, a query chunk of
+        // another (of the same program, input and size).
+        let (other_statement, other) = prove(&samples::mac_loop(), &[M31(30), M31(4)], &[]);
+        let (a, b) = (Split::new(&statement, &proof), Split::new(&other_statement, &other));
+        let mut mixed = a.clone();
+        mixed.chunks[1] = b.chunks[1].clone();
+        assert_eq!(
+            run(&side, contract, &mixed).err(),
+            Some(Refused::Reason("part differs from committed".into())),
+            "a chunk of another proof"
+        );
+        // The honest proof still verifies after all that.
+        run(&side, contract, &a).expect("the honest proof");
+        assert!(is_verified(&side, contract, &statement));
     }
 }

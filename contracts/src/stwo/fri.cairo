@@ -295,7 +295,7 @@ fn open_layer(
 // What the commit phase learned: each inner layer's domain, folding
 // randomness and fold step, the first layer's, the last layer's domain and
 // polynomial.
-#[derive(Drop)]
+#[derive(Drop, Clone, Serde)]
 pub struct FriCommitment {
     first_domain: CircleDomain,
     first_alpha: QM31,

@@ -6,7 +6,7 @@
 // sibling that no other query's path computes, in the order the paths
 // climb. Checked against Stwo's own prover and verifier on a devnet by
 // `tests/all/onchain.rs`.
-use core::poseidon::hades_permutation;
+use core::poseidon::{hades_permutation, poseidon_hash_span};
 use super::channel::poseidon_hash;
 
 const TWO_POW_31: felt252 = 0x80000000;
@@ -142,6 +142,15 @@ pub fn verify(
         q += 1;
     }
 
+    climb(layer, height, witness, root)
+}
+
+// The leaves' paths climbed to the root: siblings from other queries' paths
+// or, in order, from the witness.
+fn climb(
+    leaves: Array<(u32, felt252)>, height: u32, witness: Span<felt252>, root: felt252,
+) -> Result<(), MerkleError> {
+    let mut layer = leaves;
     let mut witness = witness;
     let mut level: u32 = 0;
     let mut short = false;
@@ -190,6 +199,30 @@ pub fn verify(
         return Result::Err(MerkleError::RootMismatch);
     }
     Result::Ok(())
+}
+
+// Checks that `leaves[q]`, the felts of the leaf at `queries[q]` (its row's
+// words in leaf order, packed eight to a felt as `felt_from_m31s` packs
+// them), open the tree of `height` levels with root `root`. `queries` must
+// be strictly increasing; they may be any subset of a proof's queries, with
+// the witness their own paths need.
+pub fn verify_leaves(
+    root: felt252, height: u32, queries: Span<u32>, leaves: Span<Span<felt252>>, witness: Span<felt252>,
+) -> Result<(), MerkleError> {
+    if height == 0 || height > 31 || queries.len() == 0 || leaves.len() != queries.len() {
+        return Result::Err(MerkleError::Malformed);
+    }
+    let bound = super::circle::pow2(height);
+    let mut layer: Array<(u32, felt252)> = array![];
+    let mut q: u32 = 0;
+    while q < queries.len() {
+        if *queries[q] >= bound || (q > 0 && *queries[q] <= *queries[q - 1]) {
+            return Result::Err(MerkleError::Malformed);
+        }
+        layer.append((*queries[q], poseidon_hash_span(*leaves[q])));
+        q += 1;
+    }
+    climb(layer, height, witness, root)
 }
 
 #[starknet::interface]

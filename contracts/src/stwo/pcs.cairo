@@ -64,11 +64,11 @@ pub fn add_base_point(p: SecurePoint, qx: u32, qy: u32) -> SecurePoint {
     }
 }
 
-// One sampled value's column (flattened over the trees) and randomness
-// power, the power's coordinates as felts for lazy sums.
+// One sampled value's place in a query's row and its randomness power, the
+// power's coordinates as felts for lazy sums.
 #[derive(Copy, Drop)]
 struct Term {
-    column: u32,
+    slot: u32,
     power: [felt252; 4],
 }
 
@@ -79,7 +79,7 @@ struct Term {
 // `Σ c_k x_k - (a_k py + b_k) = cc Σ power_k x_k - (A py + B)` with `A = Σ
 // a_k`, `B = Σ b_k`: only `Σ power_k x_k` depends on the query.
 #[derive(Drop)]
-struct Batch {
+pub struct Batch {
     point: SecurePoint,
     cc: QM31,
     a: QM31,
@@ -98,7 +98,7 @@ fn reduce(x: felt252) -> u32 {
 // What the commit phase drew: the quotients' randomness, FRI's commitment,
 // the query positions, and the trees' heights (the last is the lifting
 // height every tree but an empty preprocessed one is lifted to).
-#[derive(Drop)]
+#[derive(Drop, Clone, Serde)]
 pub struct Drawn {
     pub random_coeff: QM31,
     pub fri: fri::FriCommitment,
@@ -117,7 +117,9 @@ pub fn verify(
     sampled_points: Span<Span<Span<SecurePoint>>>,
     proof: @PcsProof,
 ) -> Result<(), PcsError> {
-    let drawn = commit_phase(ref channel, config, roots, log_sizes, sampled_points, proof)?;
+    let drawn = commit_phase(
+        ref channel, config, roots, log_sizes, sampled_points, proof.sampled_values, proof.fri_proof, *proof.proof_of_work,
+    )?;
     decommit_phase(config, roots, log_sizes, sampled_points, proof, @drawn)
 }
 
@@ -130,13 +132,14 @@ pub fn commit_phase(
     roots: Span<felt252>,
     log_sizes: Span<Span<u32>>,
     sampled_points: Span<Span<Span<SecurePoint>>>,
-    proof: @PcsProof,
+    sampled_values: @Array<Array<Array<QM31>>>,
+    fri_proof: @FriProof,
+    proof_of_work: u64,
 ) -> Result<Drawn, PcsError> {
     let blowup = config.fri_config.log_blowup_factor;
     let n_trees = roots.len();
     if n_trees == 0 || log_sizes.len() != n_trees || sampled_points.len() != n_trees
-        || proof.sampled_values.len() != n_trees || proof.decommitments.len() != n_trees
-        || proof.queried_values.len() != n_trees {
+        || sampled_values.len() != n_trees {
         return Result::Err(PcsError::Malformed);
     }
     // The trees, as committed: extended log sizes and heights.
@@ -161,8 +164,7 @@ pub fn commit_phase(
         if h != lifting && !(t == 0 && h == 0) {
             return Result::Err(PcsError::Malformed);
         }
-        if (*log_sizes[t]).len() != proof.sampled_values[t].len() || (*log_sizes[t]).len() != (*sampled_points[t]).len()
-            || (*log_sizes[t]).len() != proof.queried_values[t].len() {
+        if (*log_sizes[t]).len() != sampled_values[t].len() || (*log_sizes[t]).len() != (*sampled_points[t]).len() {
             return Result::Err(PcsError::Malformed);
         }
         t += 1;
@@ -173,8 +175,8 @@ pub fn commit_phase(
     let mut t: u32 = 0;
     while t < n_trees {
         let mut c: u32 = 0;
-        while c < proof.sampled_values[t].len() {
-            let values = proof.sampled_values[t][c];
+        while c < sampled_values[t].len() {
+            let values = sampled_values[t][c];
             if values.len() != (*sampled_points[t][c]).len() {
                 return Result::Err(PcsError::Malformed);
             }
@@ -196,14 +198,14 @@ pub fn commit_phase(
     if lifting < blowup {
         return Result::Err(PcsError::Malformed);
     }
-    let commitment = match fri::commit(ref channel, config.fri_config, lifting - blowup, proof.fri_proof) {
+    let commitment = match fri::commit(ref channel, config.fri_config, lifting - blowup, fri_proof) {
         Result::Ok(c) => c,
         Result::Err(e) => { return Result::Err(PcsError::Fri(e)); },
     };
-    if !channel.verify_pow_nonce(config.pow_bits, *proof.proof_of_work) {
+    if !channel.verify_pow_nonce(config.pow_bits, proof_of_work) {
         return Result::Err(PcsError::ProofOfWork);
     }
-    channel.mix_u64(*proof.proof_of_work);
+    channel.mix_u64(proof_of_work);
     let positions = fri::sample_query_positions(ref channel, @commitment);
     Result::Ok(Drawn { random_coeff, fri: commitment, positions, heights })
 }
@@ -226,6 +228,9 @@ pub fn decommit_phase(
     let positions = drawn.positions.span();
     let random_coeff = *drawn.random_coeff;
     let n_queries = positions.len();
+    if proof.decommitments.len() != n_trees || proof.queried_values.len() != n_trees {
+        return Result::Err(PcsError::Malformed);
+    }
     // Open every tree at the positions (the preprocessed tree, when empty,
     // opens nothing).
     let mut t: u32 = 0;
@@ -233,6 +238,9 @@ pub fn decommit_phase(
         let mut cols: Array<Span<u32>> = array![];
         let mut sizes: Array<u32> = array![];
         let mut c: u32 = 0;
+        if proof.queried_values[t].len() != (*log_sizes[t]).len() {
+            return Result::Err(PcsError::Malformed);
+        }
         while c < proof.queried_values[t].len() {
             let col = proof.queried_values[t][c];
             if col.len() != n_queries {
@@ -260,18 +268,60 @@ pub fn decommit_phase(
         t += 1;
     }
 
-    // The samples with their randomness powers, grouped by point in order of
-    // first appearance; a column with two samples also vouches for its last
-    // value one period further on.
+    // Each query's row: every tree's queried values, in column order.
+    let mut rows: Array<Span<felt252>> = array![];
+    let mut q: u32 = 0;
+    while q < n_queries {
+        let mut row: Array<felt252> = array![];
+        let mut t: u32 = 0;
+        while t < n_trees {
+            for col in proof.queried_values[t].span() {
+                row.append((*col[q]).into());
+            }
+            t += 1;
+        }
+        rows.append(row.span());
+        q += 1;
+    }
+    let mut slots: Array<u32> = array![];
+    let mut k: u32 = 0;
+    while k < (*rows[0]).len() {
+        slots.append(k);
+        k += 1;
+    }
+    let batches = quotient_batches(
+        config, log_sizes, sampled_points, proof.sampled_values, random_coeff, lifting, slots.span(),
+    )?;
+    let answers = quotients(@batches, lifting, positions, rows.span())?;
+    match fri::decommit(drawn.fri, proof.fri_proof, positions, answers.span()) {
+        Result::Ok(()) => Result::Ok(()),
+        Result::Err(e) => Result::Err(PcsError::Fri(e)),
+    }
+}
+
+// The DEEP quotients' samples with their randomness powers, grouped by
+// point in order of first appearance; a column with two samples also
+// vouches for its last value one period further on. `slots[c]` is where
+// column `c` (flattened over the trees) sits in the rows `quotients` reads.
+pub fn quotient_batches(
+    config: PcsConfig,
+    log_sizes: Span<Span<u32>>,
+    sampled_points: Span<Span<Span<SecurePoint>>>,
+    sampled_values: @Array<Array<Array<QM31>>>,
+    random_coeff: QM31,
+    lifting: u32,
+    slots: Span<u32>,
+) -> Result<Array<Batch>, PcsError> {
+    let blowup = config.fri_config.log_blowup_factor;
     let mut batches: Array<Batch> = array![];
     let mut power = qm31(1, 0, 0, 0);
     let mut column: u32 = 0;
     let mut t: u32 = 0;
-    while t < n_trees {
+    while t < log_sizes.len() {
         let mut c: u32 = 0;
         while c < (*log_sizes[t]).len() {
             let points = *sampled_points[t][c];
-            let values = proof.sampled_values[t][c].span();
+            let values = sampled_values[t][c].span();
             let mut samples: Array<(SecurePoint, QM31)> = array![];
             if points.len() == 2 {
                 // `lifting_domain.step().repeated_double(extended log size)`.
@@ -292,7 +342,7 @@ pub fn decommit_phase(
                 }
                 let b = qm31_sub(qm31_mul(value, cc), qm31_mul(a, point.y));
                 let [w0, w1, w2, w3] = qm31_words(power);
-                let term = Term { column, power: [w0.into(), w1.into(), w2.into(), w3.into()] };
+                let term = Term { slot: *slots[column], power: [w0.into(), w1.into(), w2.into(), w3.into()] };
                 batches = add_to_batch(batches, point, cc, qm31_mul(power, a), qm31_mul(power, b), term);
                 power = qm31_mul(power, random_coeff);
             }
@@ -302,6 +352,15 @@ pub fn decommit_phase(
         t += 1;
     }
 
+    Result::Ok(batches)
+}
+
+// The quotient sum at each query of `positions` (on the canonic domain of
+// `2^lifting`), from its row of queried values.
+pub fn quotients(
+    batches: @Array<Batch>, lifting: u32, positions: Span<u32>, rows: Span<Span<felt252>>,
+) -> Result<Array<QM31>, PcsError> {
+    let n_queries = positions.len();
     // Each query's point and the denominators of its quotients (one per
     // batch), inverted together: `(Re(px) - x) Im(py) - (Re(py) - y) Im(px)`
     // in CM31, inverted through its norm.
@@ -335,21 +394,13 @@ pub fn decommit_phase(
     let mut k: u32 = 0;
     let mut q: u32 = 0;
     while q < n_queries {
-        let mut row: Array<felt252> = array![];
-        let mut t: u32 = 0;
-        while t < n_trees {
-            for col in proof.queried_values[t].span() {
-                row.append((*col[q]).into());
-            }
-            t += 1;
-        }
-        let row = row.span();
+        let row = *rows[q];
         let py = *query_ys[q];
         let mut acc = qm31(0, 0, 0, 0);
         for batch in batches.span() {
             let (mut s0, mut s1, mut s2, mut s3) = (0, 0, 0, 0);
             for term in batch.terms.span() {
-                let x = *row[*term.column];
+                let x = *row[*term.slot];
                 let [p0, p1, p2, p3] = *term.power;
                 s0 += p0 * x;
                 s1 += p1 * x;
@@ -368,10 +419,7 @@ pub fn decommit_phase(
         q += 1;
     }
 
-    match fri::decommit(drawn.fri, proof.fri_proof, positions, answers.span()) {
-        Result::Ok(()) => Result::Ok(()),
-        Result::Err(e) => Result::Err(PcsError::Fri(e)),
-    }
+    Result::Ok(answers)
 }
 
 fn add_to_batch(batches: Array<Batch>, point: SecurePoint, cc: QM31, a: QM31, b: QM31, term: Term) -> Array<Batch> {

@@ -53,14 +53,14 @@ pub struct Claim {
 }
 
 // One relation's drawn elements: `z` and `α^0..α^(n-1)`.
-#[derive(Drop)]
+#[derive(Drop, Clone, Serde)]
 pub struct Relation {
     pub z: QM31,
     pub alpha_powers: Array<QM31>,
 }
 
 // The relations in `relations!` order.
-#[derive(Drop)]
+#[derive(Drop, Clone, Serde)]
 pub struct Relations {
     pub state: Relation,
     pub rom: Relation,

@@ -12,15 +12,19 @@
 // that order: the order the prover allocates their columns in. A component's
 // layout (its columns in each tree, the row offsets each is sampled at) and
 // its parameters come from its generated module.
+use core::dict::{Felt252Dict, Felt252DictTrait};
+use core::poseidon::poseidon_hash_span;
 use starknet::ClassHash;
 use super::air;
 use super::channel::{Channel, ChannelTrait};
 use super::circle::{index_mul, index_neg, index_to_point, subgroup_gen};
 use super::fields::{P, QM31, qm31, qm31_add, qm31_inv, qm31_mul, qm31_words};
-use super::fri::FriConfig;
-use super::pcs::{PcsConfig, PcsError, PcsProof, SecurePoint, add_base_point};
+use super::fri::{FriConfig, FriProof};
+use super::pcs::{Drawn, PcsConfig, PcsError, SecurePoint, add_base_point};
 use super::stark::{double_x, from_partial_evals, random_point};
-use super::statement::{Claim, Relations, Statement, draw_relations, mix_config, mix_statement, public_logup_sum};
+use super::statement::{
+    Claim, Relations, Statement, draw_relations, mix_config, mix_statement, program_digest, public_logup_sum,
+};
 
 // `MIN_LOG_SIZE`, `MAX_CPU_LOG_SIZE`, `MAX_AUX_LOG_SIZE` and the range
 // table's bounds, as the Rust verifier's `check_claim` has them.
@@ -35,16 +39,6 @@ const RANGE_LANES_LOG: u32 = 4;
 const N_OPCODES: u32 = 20;
 const NUM_REGISTERS: u32 = 16;
 const MAX_PUBLIC_WORDS: u32 = 0x40000;
-
-#[derive(Drop, Serde, Debug)]
-pub struct Proof {
-    pub claim: Claim,
-    // The components' LogUp sums: CPU, program table, memory, range, hash.
-    pub interaction: Array<QM31>,
-    // Roots of the preprocessed, main, interaction and composition trees.
-    pub commitments: Array<felt252>,
-    pub pcs: PcsProof,
-}
 
 // The Rust verifier's error kinds (`VerifyError`).
 #[derive(Copy, Drop, Debug, PartialEq)]
@@ -156,11 +150,11 @@ fn check_claim(c: Claim) -> bool {
 
 // One present component: which (0 CPU, 1 program table, 2 memory, 3 range,
 // 4 hash), its log size and its LogUp sum.
-#[derive(Copy, Drop)]
-struct Component {
-    kind: u32,
-    log_size: u32,
-    claimed_sum: QM31,
+#[derive(Copy, Drop, Serde)]
+pub struct Component {
+    pub kind: u32,
+    pub log_size: u32,
+    pub claimed_sum: QM31,
 }
 
 fn columns(kind: u32) -> (Array<(u32, Span<i32>)>, Array<(u32, Span<i32>)>) {
@@ -273,59 +267,61 @@ fn qm31_is_canonical(v: QM31) -> bool {
     a < P && b < P && c < P && d < P
 }
 
-// Verifies that `proof` proves `statement` at `security_bits`, on a fresh
-// transcript in `channel`.
-pub fn verify(
-    ref channel: Channel, statement: @Statement, security_bits: u32, proof: @Proof, evaluators: Evaluators,
-) -> Result<(), VerifyError> {
-    let config = match pcs_config(security_bits) {
-        Option::Some(c) => c,
-        Option::None => { return Result::Err(VerifyError::Statement); },
-    };
-    if !check_statement(statement) {
-        return Result::Err(VerifyError::Statement);
+// The key a verified statement is recorded under (and an escrow asks for):
+// Poseidon of the program's digest words, of the public input, of the
+// public output, and the security level.
+pub fn statement_key(statement: @Statement, security_bits: u32) -> felt252 {
+    let mut words: Array<felt252> = array![];
+    for w in program_digest(statement.program).span() {
+        words.append((*w).into());
     }
-    let claim = *proof.claim;
-    if !check_claim(claim) {
-        return Result::Err(VerifyError::BadClaim);
+    let mut input: Array<felt252> = array![];
+    for w in statement.input.span() {
+        input.append((*w).into());
     }
-    let sums = proof.interaction.span();
-    let roots = proof.commitments.span();
-    if sums.len() != 5 || roots.len() != 4 {
-        return Result::Err(VerifyError::Malformed);
+    let mut output: Array<felt252> = array![];
+    for w in statement.output.span() {
+        output.append((*w).into());
     }
-    for s in sums {
-        if !qm31_is_canonical(*s) {
-            return Result::Err(VerifyError::Malformed);
-        }
-    }
-    // An absent component has no LogUp sum: a nonzero one would offset an
-    // imbalance elsewhere.
-    if claim.hash_log_size == 0 && *sums[4] != qm31(0, 0, 0, 0) {
-        return Result::Err(VerifyError::BadClaim);
-    }
+    words.append(poseidon_hash_span(input.span()));
+    words.append(poseidon_hash_span(output.span()));
+    words.append(security_bits.into());
+    poseidon_hash_span(words.span())
+}
 
-    // The transcript, as the prover wrote it.
-    mix_config(ref channel, config);
-    mix_statement(ref channel, statement, claim);
-    channel.mix_root(*roots[0]);
-    channel.mix_root(*roots[1]);
-    let rels = draw_relations(ref channel);
-    let mut words: Array<[u32; 4]> = array![];
-    for s in sums {
-        words.append(qm31_words(*s));
-    }
-    channel.mix_felts(words.span());
-    channel.mix_root(*roots[2]);
+// Everything the transcript fixed that a later step needs, carried between
+// the transactions of a split verification (the contract keeps its hash).
+#[derive(Drop, Clone, Serde)]
+pub struct Session {
+    pub statement: felt252,
+    pub security_bits: u32,
+    pub components: Array<Component>,
+    pub roots: Array<felt252>,
+    pub rels: Relations,
+    // The constraints' randomness and the out-of-domain point.
+    pub random_coeff: QM31,
+    pub oods: SecurePoint,
+    // Poseidon of the sampled values' serialization.
+    pub sampled: felt252,
+    // The commitment scheme's draws, and FRI's layer roots as mixed.
+    pub drawn: Drawn,
+    pub fri_roots: Array<felt252>,
+    // Components evaluated at the point so far, and their accumulation.
+    pub evaluated: u32,
+    pub acc: QM31,
+    // The quotient sums of the queries opened so far, in order.
+    pub answers: Array<QM31>,
+    // The index of the next part of the proof (see `BitsageVerifier::begin`).
+    pub next_part: u32,
+}
 
-    let mut total = public_logup_sum(statement, claim, @rels);
-    for s in sums {
-        total = qm31_add(total, *s);
-    }
-    if total != qm31(0, 0, 0, 0) {
-        return Result::Err(VerifyError::LogupImbalance);
-    }
+pub fn hash_of<T, +Serde<T>, +Drop<T>>(value: @T) -> felt252 {
+    let mut out: Array<felt252> = array![];
+    value.serialize(ref out);
+    poseidon_hash_span(out.span())
+}
 
+fn components_of(claim: Claim, sums: Span<QM31>) -> Array<Component> {
     let mut components: Array<Component> = array![
         Component { kind: 0, log_size: claim.cpu_log_size, claimed_sum: *sums[0] },
         Component { kind: 1, log_size: claim.rom_log_size, claimed_sum: *sums[1] },
@@ -335,43 +331,55 @@ pub fn verify(
     if claim.hash_log_size != 0 {
         components.append(Component { kind: 4, log_size: claim.hash_log_size, claimed_sum: *sums[4] });
     }
-    // Degree-2 constraints: the composition polynomial's log degree bound is
-    // the largest component's plus one, committed as two halves.
-    let mut max_log_degree_bound: u32 = 0;
-    for c in components.span() {
-        if *c.log_size > max_log_degree_bound {
-            max_log_degree_bound = *c.log_size;
+    components
+}
+
+// Degree-2 constraints: the composition polynomial's log degree bound is the
+// largest component's plus one, committed as two halves of the largest size.
+fn max_log_degree_bound(components: Span<Component>) -> u32 {
+    let mut m: u32 = 0;
+    for c in components {
+        if *c.log_size > m {
+            m = *c.log_size;
         }
     }
+    m
+}
 
-    let [a, b, c, d] = channel.draw_secure_felt();
-    let random_coeff = qm31(a, b, c, d);
-    channel.mix_root(*roots[3]);
-    let oods = random_point(ref channel);
-
-    let sampled = proof.pcs.sampled_values.span();
-    if sampled.len() != 4 || sampled[0].len() != 0 || sampled[3].len() != 8 {
-        return Result::Err(VerifyError::Malformed);
-    }
-    // `oods.repeated_double(max_log_degree_bound - 1).x`: the vanishing
-    // polynomial of the canonic coset of that size at the point.
+// `oods.repeated_double(max_log_degree_bound - 1).x`: the vanishing
+// polynomial of the canonic coset of that size at the point.
+fn vanishing(oods: SecurePoint, max_log_degree_bound: u32) -> QM31 {
     let mut x = oods.x;
     let mut k: u32 = 1;
     while k < max_log_degree_bound {
         x = double_x(x);
         k += 1;
     }
-    let denom_inverse = qm31_inv(x);
+    x
+}
 
-    // Each component's masks and its columns' sample points, from the
-    // layout generated with its evaluator.
+// Where each tree's columns are sampled and their log sizes, and each
+// component's masks (its sampled values in tree, column, sample order).
+#[derive(Drop)]
+struct Layout {
+    sizes: Array<Span<u32>>,
+    points: Array<Span<Span<SecurePoint>>>,
+    masks: Array<Array<QM31>>,
+}
+
+fn layout(
+    components: Span<Component>, sampled: @Array<Array<Array<QM31>>>, oods: SecurePoint, max_log: u32,
+) -> Result<Layout, VerifyError> {
+    if sampled.len() != 4 || sampled[0].len() != 0 || sampled[3].len() != 8 {
+        return Result::Err(VerifyError::Malformed);
+    }
     let (mut main_col, mut inter_col) = (0_u32, 0_u32);
     let mut main_points: Array<Span<SecurePoint>> = array![];
     let mut inter_points: Array<Span<SecurePoint>> = array![];
     let mut main_sizes: Array<u32> = array![];
     let mut inter_sizes: Array<u32> = array![];
     let mut masks_of: Array<Array<QM31>> = array![];
-    for comp in components.span() {
+    for comp in components {
         let (main_runs, inter_runs) = columns(*comp.kind);
         let mut masks: Array<QM31> = array![];
         main_col =
@@ -380,7 +388,7 @@ pub fn verify(
                 sampled[1].span(),
                 main_col,
                 oods,
-                max_log_degree_bound,
+                max_log,
                 *comp.log_size,
                 ref masks,
                 ref main_points,
@@ -395,7 +403,7 @@ pub fn verify(
                 sampled[2].span(),
                 inter_col,
                 oods,
-                max_log_degree_bound,
+                max_log,
                 *comp.log_size,
                 ref masks,
                 ref inter_points,
@@ -409,47 +417,53 @@ pub fn verify(
     if main_col != sampled[1].len() || inter_col != sampled[2].len() {
         return Result::Err(VerifyError::Malformed);
     }
-    let mut composition: Array<QM31> = array![];
-    for col in sampled[3].span() {
-        if col.len() != 1 {
-            return Result::Err(VerifyError::Malformed);
-        }
-        composition.append(*col[0]);
-    }
     let mut composition_sizes: Array<u32> = array![];
     let mut composition_points: Array<Span<SecurePoint>> = array![];
     let oods_only = array![oods].span();
     let mut i: u32 = 0;
     while i < 8 {
-        composition_sizes.append(max_log_degree_bound);
+        if sampled[3][i].len() != 1 {
+            return Result::Err(VerifyError::Malformed);
+        }
+        composition_sizes.append(max_log);
         composition_points.append(oods_only);
         i += 1;
     }
     let empty_sizes: Array<u32> = array![];
     let empty_points: Array<Span<SecurePoint>> = array![];
-    let sizes = array![empty_sizes.span(), main_sizes.span(), inter_sizes.span(), composition_sizes.span()];
-    let points = array![empty_points.span(), main_points.span(), inter_points.span(), composition_points.span()];
+    Result::Ok(
+        Layout {
+            sizes: array![empty_sizes.span(), main_sizes.span(), inter_sizes.span(), composition_sizes.span()],
+            points: array![empty_points.span(), main_points.span(), inter_points.span(), composition_points.span()],
+            masks: masks_of,
+        },
+    )
+}
 
-    // The rest of the transcript (as the Rust verifier replays it before it
-    // opens anything): the sampled values mixed, FRI's commitments, the
-    // proof of work and the query positions.
-    let drawn = match super::pcs::commit_phase(ref channel, config, roots, sizes.span(), points.span(), proof.pcs) {
-        Result::Ok(d) => d,
-        Result::Err(e) => { return Result::Err(VerifyError::Pcs(e)); },
-    };
-
-    // Every component's constraints at the point, against the composition
-    // polynomial's value there (from its two halves).
-    let mut acc = qm31(0, 0, 0, 0);
-    let mut k: u32 = 0;
-    for masks in masks_of {
+// `acc` advanced over components `from..to`: `acc · rc^n + eval`, each
+// component's constraints evaluated at the point by its generated evaluator.
+fn evaluate_components(
+    components: Span<Component>,
+    masks: Span<Array<QM31>>,
+    rels: @Relations,
+    random_coeff: QM31,
+    denom_inverse: QM31,
+    evaluators: Evaluators,
+    from: u32,
+    to: u32,
+    acc: QM31,
+) -> QM31 {
+    let mut acc = acc;
+    let mut k = from;
+    while k < to {
         let comp = *components[k];
-        let (base, ext) = params(comp.kind, @rels, comp);
+        let masks = masks[k];
+        let (base, ext) = params(comp.kind, rels, comp);
         let value = match comp.kind {
-            0 => eval_class(evaluators.cpu, masks, base, ext, random_coeff, denom_inverse),
-            1 => eval_class(evaluators.rom, masks, base, ext, random_coeff, denom_inverse),
-            2 => eval_class(evaluators.memory, masks, base, ext, random_coeff, denom_inverse),
-            3 => eval_class(evaluators.range, masks, base, ext, random_coeff, denom_inverse),
+            0 => eval_class(evaluators.cpu, masks.clone(), base, ext, random_coeff, denom_inverse),
+            1 => eval_class(evaluators.rom, masks.clone(), base, ext, random_coeff, denom_inverse),
+            2 => eval_class(evaluators.memory, masks.clone(), base, ext, random_coeff, denom_inverse),
+            3 => eval_class(evaluators.range, masks.clone(), base, ext, random_coeff, denom_inverse),
             _ => air::hash::eval(
                 evaluators.hash_parts,
                 masks.span(),
@@ -463,18 +477,368 @@ pub fn verify(
         acc = qm31_add(qm31_mul(acc, qm31_pow(random_coeff, n_constraints(comp.kind))), value);
         k += 1;
     }
-    let composition = composition.span();
-    let value = qm31_add(
-        from_partial_evals(composition.slice(0, 4)), qm31_mul(x, from_partial_evals(composition.slice(4, 4))),
-    );
-    if acc != value {
-        return Result::Err(VerifyError::OodsNotMatching);
+    acc
+}
+
+// The composition polynomial's value at the point, from its two halves'
+// sampled coordinates.
+fn composition_value(sampled: @Array<Array<Array<QM31>>>, x: QM31) -> QM31 {
+    let mut c: Array<QM31> = array![];
+    for col in sampled[3].span() {
+        c.append(*col[0]);
+    }
+    let c = c.span();
+    qm31_add(from_partial_evals(c.slice(0, 4)), qm31_mul(x, from_partial_evals(c.slice(4, 4))))
+}
+
+// The transcript's fixed values: the checks before any arithmetic, the
+// statement and claim mixed, the roots and LogUp sums mixed as committed,
+// the LogUp balance, then the commitment scheme's commit phase (sampled
+// values mixed, FRI's roots, the proof of work, the query positions).
+fn transcript(
+    ref channel: Channel,
+    statement: @Statement,
+    security_bits: u32,
+    claim: Claim,
+    interaction: @Array<QM31>,
+    commitments: @Array<felt252>,
+    sampled_values: @Array<Array<Array<QM31>>>,
+    fri_proof: @FriProof,
+    proof_of_work: u64,
+) -> Result<(Session, Layout), VerifyError> {
+    let config = match pcs_config(security_bits) {
+        Option::Some(c) => c,
+        Option::None => { return Result::Err(VerifyError::Statement); },
+    };
+    if !check_statement(statement) {
+        return Result::Err(VerifyError::Statement);
+    }
+    if !check_claim(claim) {
+        return Result::Err(VerifyError::BadClaim);
+    }
+    let sums = interaction.span();
+    let roots = commitments.span();
+    if sums.len() != 5 || roots.len() != 4 {
+        return Result::Err(VerifyError::Malformed);
+    }
+    for s in sums {
+        if !qm31_is_canonical(*s) {
+            return Result::Err(VerifyError::Malformed);
+        }
+    }
+    // An absent component has no LogUp sum: a nonzero one would offset an
+    // imbalance elsewhere.
+    if claim.hash_log_size == 0 && *sums[4] != qm31(0, 0, 0, 0) {
+        return Result::Err(VerifyError::BadClaim);
     }
 
-    // Open every tree at the query positions.
-    match super::pcs::decommit_phase(config, roots, sizes.span(), points.span(), proof.pcs, @drawn) {
+    mix_config(ref channel, config);
+    mix_statement(ref channel, statement, claim);
+    channel.mix_root(*roots[0]);
+    channel.mix_root(*roots[1]);
+    let rels = draw_relations(ref channel);
+    let mut words: Array<[u32; 4]> = array![];
+    for s in sums {
+        words.append(qm31_words(*s));
+    }
+    channel.mix_felts(words.span());
+    channel.mix_root(*roots[2]);
+    let mut total = public_logup_sum(statement, claim, @rels);
+    for s in sums {
+        total = qm31_add(total, *s);
+    }
+    if total != qm31(0, 0, 0, 0) {
+        return Result::Err(VerifyError::LogupImbalance);
+    }
+
+    let components = components_of(claim, sums);
+    let max_log = max_log_degree_bound(components.span());
+    let [a, b, c, d] = channel.draw_secure_felt();
+    let random_coeff = qm31(a, b, c, d);
+    channel.mix_root(*roots[3]);
+    let oods = random_point(ref channel);
+    let layout = layout(components.span(), sampled_values, oods, max_log)?;
+    let drawn = match super::pcs::commit_phase(
+        ref channel,
+        config,
+        roots,
+        layout.sizes.span(),
+        layout.points.span(),
+        sampled_values,
+        fri_proof,
+        proof_of_work,
+    ) {
+        Result::Ok(d) => d,
+        Result::Err(e) => { return Result::Err(VerifyError::Pcs(e)); },
+    };
+    let mut fri_roots: Array<felt252> = array![*fri_proof.first_layer.commitment];
+    for layer in fri_proof.inner_layers.span() {
+        fri_roots.append(*layer.commitment);
+    }
+    let session = Session {
+        statement: statement_key(statement, security_bits),
+        security_bits,
+        components,
+        roots: commitments.clone(),
+        rels,
+        random_coeff,
+        oods,
+        sampled: hash_of(sampled_values),
+        drawn,
+        fri_roots,
+        evaluated: 0,
+        acc: qm31(0, 0, 0, 0),
+        answers: array![],
+        next_part: 0,
+    };
+    Result::Ok((session, layout))
+}
+
+// A split verification's step over the constraints: components
+// `session.evaluated..+count` evaluated at the point; after the last, the sum
+// is checked against the composition polynomial's value.
+pub fn step_evaluate(
+    ref session: Session, sampled_values: @Array<Array<Array<QM31>>>, count: u32, evaluators: Evaluators,
+) -> Result<(), VerifyError> {
+    if hash_of(sampled_values) != session.sampled {
+        return Result::Err(VerifyError::Malformed);
+    }
+    let components = session.components.span();
+    let to = session.evaluated + count;
+    if count == 0 || to > components.len() {
+        return Result::Err(VerifyError::Malformed);
+    }
+    let max_log = max_log_degree_bound(components);
+    let layout = layout(components, sampled_values, session.oods, max_log)?;
+    let x = vanishing(session.oods, max_log);
+    session.acc = evaluate_components(
+        components,
+        layout.masks.span(),
+        @session.rels,
+        session.random_coeff,
+        qm31_inv(x),
+        evaluators,
+        session.evaluated,
+        to,
+        session.acc,
+    );
+    session.evaluated = to;
+    if to == components.len() && session.acc != composition_value(sampled_values, x) {
+        return Result::Err(VerifyError::OodsNotMatching);
+    }
+    Result::Ok(())
+}
+
+// One chunk of the queries, opened: for each of the main, interaction and
+// composition trees, each query's leaf (its row's words in leaf order,
+// packed eight to a felt) and the chunk's own Merkle witness.
+#[derive(Drop, Serde)]
+pub struct QueryChunk {
+    pub leaves: Array<Array<Array<felt252>>>,
+    pub witnesses: Array<Array<felt252>>,
+}
+
+const TWO_POW_31_U128: NonZero<u128> = 0x80000000;
+const TWO_POW_124: NonZero<u256> = 0x10000000000000000000000000000000;
+const TWO_POW_248_U256: u256 = 0x100000000000000000000000000000000000000000000000000000000000000;
+
+// The `n` words of a packed felt (`merkle::felt_from_m31s`), appended to
+// `out` in order; `false` when a word is not canonical or the felt is not
+// such a packing.
+fn unpack(f: felt252, n: u32, ref out: Array<felt252>) -> bool {
+    let mut v: u256 = f.into();
+    if n < 8 {
+        let marker: u256 = n.into() * TWO_POW_248_U256;
+        if v < marker {
+            return false;
+        }
+        v -= marker;
+    }
+    let (hi, lo) = DivRem::div_rem(v, TWO_POW_124);
+    if hi.high != 0 || lo.high != 0 {
+        return false;
+    }
+    // Least significant word first.
+    let mut rev: Array<u128> = array![];
+    let mut part = lo.low;
+    let mut k: u32 = 0;
+    while k < n && k < 4 {
+        let (q, r) = DivRem::div_rem(part, TWO_POW_31_U128);
+        rev.append(r);
+        part = q;
+        k += 1;
+    }
+    if part != 0 && n <= 4 {
+        return false;
+    }
+    let mut part = hi.low;
+    while k < n {
+        let (q, r) = DivRem::div_rem(part, TWO_POW_31_U128);
+        rev.append(r);
+        part = q;
+        k += 1;
+    }
+    if part != 0 {
+        return false;
+    }
+    let mut j = rev.len();
+    while j > 0 {
+        j -= 1;
+        let w = *rev[j];
+        if w >= P.into() {
+            return false;
+        }
+        out.append(w.into());
+    }
+    true
+}
+
+// A split verification's step over a chunk of queries: each tree opened at
+// the chunk's positions (the positions after those already answered), the
+// leaves unpacked into rows, and the chunk's quotient sums appended.
+pub fn step_open(
+    ref session: Session, sampled_values: @Array<Array<Array<QM31>>>, chunk: @QueryChunk,
+) -> Result<(), VerifyError> {
+    if hash_of(sampled_values) != session.sampled || session.evaluated != session.components.len() {
+        return Result::Err(VerifyError::Malformed);
+    }
+    let config = match pcs_config(session.security_bits) {
+        Option::Some(c) => c,
+        Option::None => { return Result::Err(VerifyError::Statement); },
+    };
+    let components = session.components.span();
+    let max_log = max_log_degree_bound(components);
+    let layout = layout(components, sampled_values, session.oods, max_log)?;
+    let heights = session.drawn.heights.span();
+    let lifting = *heights[3];
+    let all = session.drawn.positions.span();
+    let first = session.answers.len();
+    if chunk.leaves.len() != 4 || chunk.witnesses.len() != 4 || chunk.leaves[0].len() != 0 {
+        return Result::Err(VerifyError::Malformed);
+    }
+    let n = chunk.leaves[1].len();
+    if n == 0 || first + n > all.len() {
+        return Result::Err(VerifyError::Malformed);
+    }
+    let positions = all.slice(first, n);
+
+    // Each tree: its leaf order (columns by extended log size, stably), the
+    // slot of each column in a query's row, the leaves opened.
+    let mut slots: Array<u32> = array![];
+    let mut widths: Array<u32> = array![];
+    let mut row_len: u32 = 0;
+    let mut t: u32 = 1;
+    while t < 4 {
+        let sizes = *layout.sizes[t];
+        let n_cols = sizes.len();
+        // Columns of each size before a column's own, then its place among
+        // its own size.
+        let mut count: Felt252Dict<u32> = Default::default();
+        for s in sizes {
+            let key: felt252 = (*s).into();
+            count.insert(key, count.get(key) + 1);
+        }
+        let mut base: Felt252Dict<u32> = Default::default();
+        let mut acc: u32 = 0;
+        let mut size: u32 = 0;
+        while size <= 31 {
+            let key: felt252 = size.into();
+            base.insert(key, acc);
+            acc += count.get(key);
+            size += 1;
+        }
+        for s in sizes {
+            let key: felt252 = (*s).into();
+            let b = base.get(key);
+            slots.append(row_len + b);
+            base.insert(key, b + 1);
+        }
+        let felts_per_leaf = (n_cols + 7) / 8;
+        let leaves = chunk.leaves[t];
+        if leaves.len() != n {
+            return Result::Err(VerifyError::Malformed);
+        }
+        let mut spans: Array<Span<felt252>> = array![];
+        for leaf in leaves.span() {
+            if leaf.len() != felts_per_leaf {
+                return Result::Err(VerifyError::Malformed);
+            }
+            spans.append(leaf.span());
+        }
+        if super::merkle::verify_leaves(
+            *session.roots[t], *heights[t], positions, spans.span(), chunk.witnesses[t].span(),
+        ).is_err() {
+            return Result::Err(VerifyError::Pcs(PcsError::Merkle(t)));
+        }
+        widths.append(n_cols);
+        row_len += n_cols;
+        t += 1;
+    }
+    // Each query's row: the trees' leaves unpacked, in leaf order.
+    let mut row_spans: Array<Span<felt252>> = array![];
+    let mut q: u32 = 0;
+    while q < n {
+        let mut row: Array<felt252> = array![];
+        let mut t: u32 = 1;
+        while t < 4 {
+            let n_cols = *widths[t - 1];
+            let leaf = chunk.leaves[t][q].span();
+            let mut k: u32 = 0;
+            for f in leaf {
+                let words = if 8 * (k + 1) <= n_cols {
+                    8
+                } else {
+                    n_cols - 8 * k
+                };
+                if !unpack(*f, words, ref row) {
+                    return Result::Err(VerifyError::Malformed);
+                }
+                k += 1;
+            }
+            t += 1;
+        }
+        row_spans.append(row.span());
+        q += 1;
+    }
+    let batches = match super::pcs::quotient_batches(
+        config,
+        layout.sizes.span(),
+        layout.points.span(),
+        sampled_values,
+        session.drawn.random_coeff,
+        lifting,
+        slots.span(),
+    ) {
+        Result::Ok(b) => b,
+        Result::Err(e) => { return Result::Err(VerifyError::Pcs(e)); },
+    };
+    let answers = match super::pcs::quotients(@batches, lifting, positions, row_spans.span()) {
+        Result::Ok(a) => a,
+        Result::Err(e) => { return Result::Err(VerifyError::Pcs(e)); },
+    };
+    for a in answers {
+        session.answers.append(a);
+    }
+    Result::Ok(())
+}
+
+// A split verification's last step: FRI's decommitment of every query's
+// quotient sum.
+pub fn step_finish(ref session: Session, fri_proof: @FriProof) -> Result<(), VerifyError> {
+    let positions = session.drawn.positions.span();
+    if session.answers.len() != positions.len() || session.evaluated != session.components.len() {
+        return Result::Err(VerifyError::Malformed);
+    }
+    let mut roots: Array<felt252> = array![*fri_proof.first_layer.commitment];
+    for layer in fri_proof.inner_layers.span() {
+        roots.append(*layer.commitment);
+    }
+    if roots != session.fri_roots {
+        return Result::Err(VerifyError::Malformed);
+    }
+    match super::fri::decommit(@session.drawn.fri, fri_proof, positions, session.answers.span()) {
         Result::Ok(()) => Result::Ok(()),
-        Result::Err(e) => Result::Err(VerifyError::Pcs(e)),
+        Result::Err(e) => Result::Err(VerifyError::Pcs(PcsError::Fri(e))),
     }
 }
 
@@ -510,10 +874,170 @@ pub fn verdict(r: Result<(), VerifyError>) -> u32 {
     }
 }
 
+// A failed step reverts with its verdict (`verdict`) as the reason's two
+// last characters: 'verify failed: 03' for LogUp sums that do not balance.
+fn or_revert_code(v: u32) {
+    if v != 0 {
+        core::panic_with_felt252(reason(v));
+    }
+}
+
+fn reason(v: u32) -> felt252 {
+    'verify failed: ' * 0x10000 + (0x30 + v / 10).into() * 0x100 + (0x30 + v % 10).into()
+}
+
+// The first part of a split proof: everything the transcript reads.
+#[derive(Drop, Serde)]
+pub struct TranscriptPart {
+    pub statement: Statement,
+    pub security_bits: u32,
+    pub claim: Claim,
+    pub interaction: Array<QM31>,
+    pub commitments: Array<felt252>,
+    pub sampled_values: Array<Array<Array<QM31>>>,
+    // FRI's layer roots and last layer (witnesses and decommitments empty).
+    pub fri: FriProof,
+    pub proof_of_work: u64,
+}
+
+// The query and FRI steps, a class of their own (a contract class holds at
+// most 81,920 felts): library-called by `BitsageVerifier`, which checks the
+// session and the part before and stores the state after.
+#[starknet::interface]
+pub trait IVerifierSteps<TContractState> {
+    // `step_open`'s verdict and the session after it.
+    fn open(
+        self: @TContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, chunk: QueryChunk,
+    ) -> (u32, Session);
+    // `step_finish`'s verdict.
+    fn finish(self: @TContractState, session: Session, fri_proof: FriProof) -> u32;
+}
+
+#[starknet::contract]
+pub mod VerifierSteps {
+    use super::super::fields::QM31;
+    use super::super::fri::FriProof;
+    use super::{QueryChunk, Session};
+
+    #[storage]
+    struct Storage {}
+
+    #[abi(embed_v0)]
+    impl VerifierStepsImpl of super::IVerifierSteps<ContractState> {
+        fn open(
+            self: @ContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, chunk: QueryChunk,
+        ) -> (u32, Session) {
+            let mut session = session;
+            let code = super::verdict(super::step_open(ref session, @sampled_values, @chunk));
+            (code, session)
+        }
+
+        fn finish(self: @ContractState, session: Session, fri_proof: FriProof) -> u32 {
+            let mut session = session;
+            super::verdict(super::step_finish(ref session, @fri_proof))
+        }
+    }
+}
+
+// The transcript and constraint steps, a class of their own.
+#[starknet::interface]
+pub trait IVerifierTranscript<TContractState> {
+    // `transcript`'s verdict and the session it starts.
+    fn begin(self: @TContractState, part: TranscriptPart) -> (u32, Session);
+    // `step_evaluate`'s verdict and the session after it; `evaluators` are
+    // the CPU, program table, memory and range classes, then the hash
+    // component's parts.
+    fn evaluate(
+        self: @TContractState,
+        session: Session,
+        sampled_values: Array<Array<Array<QM31>>>,
+        count: u32,
+        evaluators: Array<ClassHash>,
+    ) -> (u32, Session);
+}
+
+#[starknet::contract]
+pub mod VerifierTranscript {
+    use starknet::ClassHash;
+    use super::super::channel::ChannelTrait;
+    use super::super::fields::QM31;
+    use super::{Evaluators, Session, TranscriptPart};
+
+    #[storage]
+    struct Storage {}
+
+    #[abi(embed_v0)]
+    impl VerifierTranscriptImpl of super::IVerifierTranscript<ContractState> {
+        fn begin(self: @ContractState, part: TranscriptPart) -> (u32, Session) {
+            let mut channel = ChannelTrait::new();
+            match super::transcript(
+                ref channel,
+                @part.statement,
+                part.security_bits,
+                part.claim,
+                @part.interaction,
+                @part.commitments,
+                @part.sampled_values,
+                @part.fri,
+                part.proof_of_work,
+            ) {
+                Result::Ok((session, _)) => (0, session),
+                Result::Err(e) => {
+                    let code = super::verdict(Result::Err(e));
+                    core::panic_with_felt252(super::reason(code))
+                },
+            }
+        }
+
+        fn evaluate(
+            self: @ContractState,
+            session: Session,
+            sampled_values: Array<Array<Array<QM31>>>,
+            count: u32,
+            evaluators: Array<ClassHash>,
+        ) -> (u32, Session) {
+            assert(evaluators.len() > 4, 'evaluator classes');
+            let e = evaluators.span();
+            let evaluators = Evaluators {
+                cpu: *e[0], rom: *e[1], memory: *e[2], range: *e[3], hash_parts: e.slice(4, e.len() - 4),
+            };
+            let mut session = session;
+            let code = super::verdict(super::step_evaluate(ref session, @sampled_values, count, evaluators));
+            (code, session)
+        }
+    }
+}
+
 #[starknet::interface]
 pub trait IBitsageVerifier<TContractState> {
-    // `verdict` of `verify` on a fresh transcript.
-    fn verify(self: @TContractState, statement: Statement, security_bits: u32, proof: Proof) -> u32;
+    // A split verification: the transcript part and the hashes of the parts
+    // to come (`QueryChunk`s, then the FRI proof). The session is keyed by
+    // the proof's hash, Poseidon of the first part's hash and the others';
+    // returns it and the session state the next step carries (each step
+    // returns the next state).
+    fn begin(ref self: TContractState, part: TranscriptPart, later_parts: Array<felt252>) -> (felt252, Session);
+    // Components `count` more evaluated at the out-of-domain point.
+    fn evaluate(
+        ref self: TContractState,
+        proof_hash: felt252,
+        session: Session,
+        sampled_values: Array<Array<Array<QM31>>>,
+        count: u32,
+    ) -> Session;
+    // The next chunk of queries opened.
+    fn open(
+        ref self: TContractState,
+        proof_hash: felt252,
+        session: Session,
+        sampled_values: Array<Array<Array<QM31>>>,
+        chunk: QueryChunk,
+    ) -> Session;
+    // FRI's decommitment; on success the statement is recorded as verified.
+    fn finish(ref self: TContractState, proof_hash: felt252, session: Session, fri_proof: FriProof);
+    // Whether a statement (`statement_key`) has a verified proof.
+    fn is_verified(self: @TContractState, statement: felt252) -> bool;
+    // The hash of a session's carried state (0: none; 1: finished).
+    fn session(self: @TContractState, proof_hash: felt252) -> felt252;
 }
 
 // The verifier as a contract, deployed with its evaluators' classes.
@@ -523,8 +1047,15 @@ pub mod BitsageVerifier {
     use starknet::storage::{
         Map, StorageMapReadAccess, StorageMapWriteAccess, StoragePointerReadAccess, StoragePointerWriteAccess,
     };
-    use super::super::channel::ChannelTrait;
-    use super::{Evaluators, Proof, Statement};
+    use super::super::fields::QM31;
+    use super::super::fri::FriProof;
+    use super::{
+        IVerifierStepsDispatcherTrait, IVerifierStepsLibraryDispatcher, IVerifierTranscriptDispatcherTrait,
+        IVerifierTranscriptLibraryDispatcher, QueryChunk, Session, TranscriptPart, hash_of, or_revert_code,
+    };
+
+    // A finished session's marker.
+    const FINISHED: felt252 = 1;
 
     #[storage]
     struct Storage {
@@ -532,10 +1063,41 @@ pub mod BitsageVerifier {
         evaluators: Map<u32, ClassHash>,
         hash_parts: Map<u32, ClassHash>,
         n_hash_parts: u32,
+        // The classes of the transcript and constraint steps
+        // (`VerifierTranscript`) and of the query and FRI steps
+        // (`VerifierSteps`).
+        transcript: ClassHash,
+        steps: ClassHash,
+        // Per proof hash: the session's state hash, and its parts' hashes.
+        sessions: Map<felt252, felt252>,
+        parts: Map<(felt252, u32), felt252>,
+        n_parts: Map<felt252, u32>,
+        verified: Map<felt252, bool>,
+    }
+
+    #[event]
+    #[derive(Drop, starknet::Event)]
+    pub enum Event {
+        Verified: Verified,
+    }
+
+    #[derive(Drop, starknet::Event)]
+    pub struct Verified {
+        #[key]
+        pub statement: felt252,
+        pub proof_hash: felt252,
     }
 
     #[constructor]
-    fn constructor(ref self: ContractState, evaluators: Array<ClassHash>, hash_parts: Array<ClassHash>) {
+    fn constructor(
+        ref self: ContractState,
+        evaluators: Array<ClassHash>,
+        hash_parts: Array<ClassHash>,
+        transcript: ClassHash,
+        steps: ClassHash,
+    ) {
+        self.transcript.write(transcript);
+        self.steps.write(steps);
         assert(evaluators.len() == 4, 'four evaluators');
         assert(hash_parts.len() == super::air::hash::N_PARTS, 'hash part count');
         let mut k: u32 = 0;
@@ -551,24 +1113,119 @@ pub mod BitsageVerifier {
         self.n_hash_parts.write(k);
     }
 
-    #[abi(embed_v0)]
-    impl BitsageVerifierImpl of super::IBitsageVerifier<ContractState> {
-        fn verify(self: @ContractState, statement: Statement, security_bits: u32, proof: Proof) -> u32 {
-            let mut parts: Array<ClassHash> = array![];
+    #[generate_trait]
+    impl Internal of InternalTrait {
+        // The evaluators' classes, then the hash component's parts.
+        fn evaluators(self: @ContractState) -> Array<ClassHash> {
+            let mut classes: Array<ClassHash> = array![];
             let mut k: u32 = 0;
-            while k < self.n_hash_parts.read() {
-                parts.append(self.hash_parts.read(k));
+            while k < 4 {
+                classes.append(self.evaluators.read(k));
                 k += 1;
             }
-            let evaluators = Evaluators {
-                cpu: self.evaluators.read(0),
-                rom: self.evaluators.read(1),
-                memory: self.evaluators.read(2),
-                range: self.evaluators.read(3),
-                hash_parts: parts.span(),
-            };
-            let mut channel = ChannelTrait::new();
-            super::verdict(super::verify(ref channel, @statement, security_bits, @proof, evaluators))
+            let mut k: u32 = 0;
+            while k < self.n_hash_parts.read() {
+                classes.append(self.hash_parts.read(k));
+                k += 1;
+            }
+            classes
+        }
+
+        fn transcript_class(self: @ContractState) -> IVerifierTranscriptLibraryDispatcher {
+            IVerifierTranscriptLibraryDispatcher { class_hash: self.transcript.read() }
+        }
+
+        // The session as carried, checked against its stored hash.
+        fn resume(self: @ContractState, proof_hash: felt252, session: @Session) {
+            let stored = self.sessions.read(proof_hash);
+            assert(stored != 0, 'no such session');
+            assert(stored != FINISHED, 'proof already verified');
+            assert(hash_of(session) == stored, 'session state differs');
+        }
+
+        // The next part of the proof, checked against its committed hash.
+        fn take_part<T, +Serde<T>, +Drop<T>>(self: @ContractState, proof_hash: felt252, ref session: Session, part: @T) {
+            let k = session.next_part;
+            assert(k < self.n_parts.read(proof_hash), 'no part left');
+            assert(hash_of(part) == self.parts.read((proof_hash, k)), 'part differs from committed');
+            session.next_part = k + 1;
+        }
+    }
+
+    #[abi(embed_v0)]
+    impl BitsageVerifierImpl of super::IBitsageVerifier<ContractState> {
+        fn begin(ref self: ContractState, part: TranscriptPart, later_parts: Array<felt252>) -> (felt252, Session) {
+            let mut hashes: Array<felt252> = array![hash_of(@part)];
+            for h in later_parts.span() {
+                hashes.append(*h);
+            }
+            let proof_hash = core::poseidon::poseidon_hash_span(hashes.span());
+            // A session not finished may begin again (from the transcript).
+            assert(self.sessions.read(proof_hash) != FINISHED, 'proof already verified');
+            let (code, session) = self.transcript_class().begin(part);
+            or_revert_code(code);
+            assert(!self.verified.read(session.statement), 'statement already verified');
+            let mut k: u32 = 0;
+            for h in later_parts {
+                self.parts.write((proof_hash, k), h);
+                k += 1;
+            }
+            self.n_parts.write(proof_hash, k);
+            self.sessions.write(proof_hash, hash_of(@session));
+            (proof_hash, session)
+        }
+
+        fn evaluate(
+            ref self: ContractState,
+            proof_hash: felt252,
+            session: Session,
+            sampled_values: Array<Array<Array<QM31>>>,
+            count: u32,
+        ) -> Session {
+            self.resume(proof_hash, @session);
+            let (code, session) = self.transcript_class().evaluate(session, sampled_values, count, self.evaluators());
+            or_revert_code(code);
+            self.sessions.write(proof_hash, hash_of(@session));
+            session
+        }
+
+        fn open(
+            ref self: ContractState,
+            proof_hash: felt252,
+            session: Session,
+            sampled_values: Array<Array<Array<QM31>>>,
+            chunk: QueryChunk,
+        ) -> Session {
+            self.resume(proof_hash, @session);
+            let mut session = session;
+            self.take_part(proof_hash, ref session, @chunk);
+            let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
+            let (code, next) = steps.open(session, sampled_values, chunk);
+            or_revert_code(code);
+            let session = next;
+            self.sessions.write(proof_hash, hash_of(@session));
+            session
+        }
+
+        fn finish(ref self: ContractState, proof_hash: felt252, session: Session, fri_proof: FriProof) {
+            self.resume(proof_hash, @session);
+            let mut session = session;
+            self.take_part(proof_hash, ref session, @fri_proof);
+            assert(session.next_part == self.n_parts.read(proof_hash), 'parts left over');
+            let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
+            or_revert_code(steps.finish(session.clone(), fri_proof));
+            assert(!self.verified.read(session.statement), 'statement already verified');
+            self.verified.write(session.statement, true);
+            self.sessions.write(proof_hash, FINISHED);
+            self.emit(Verified { statement: session.statement, proof_hash });
+        }
+
+        fn is_verified(self: @ContractState, statement: felt252) -> bool {
+            self.verified.read(statement)
+        }
+
+        fn session(self: @ContractState, proof_hash: felt252) -> felt252 {
+            self.sessions.read(proof_hash)
         }
     }
 }

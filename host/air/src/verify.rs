@@ -136,8 +136,48 @@ pub fn verify_with_config(statement: &Statement, proof: &Proof, config: &PcsConf
 /// another hash in the transcript and the trees. (Stwo builds the Poseidon252
 /// channel for native targets only.)
 #[cfg(not(target_arch = "wasm32"))]
-pub fn verify_poseidon252(statement: &Statement, proof: &Proof<Poseidon252MerkleHasher>) -> Result<(), VerifyError> {
+pub fn verify_poseidon252(statement: &Statement, proof: &ChainProof) -> Result<(), VerifyError> {
     verify_on::<Poseidon252MerkleChannel>(statement, proof, &statement.security.pcs_config())
+}
+
+/// A proof over the Poseidon252 channel: what the on-chain verifier checks.
+#[cfg(not(target_arch = "wasm32"))]
+pub type ChainProof = Proof<Poseidon252MerkleHasher>;
+
+/// The query positions the transcript of a Poseidon252 proof draws, sorted
+/// (as the verifier opens the trees at them), or the error the verifier
+/// stops at before them. For splitting a proof over transactions; it checks
+/// nothing the positions do not depend on.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn query_positions_poseidon252(statement: &Statement, proof: &ChainProof) -> Result<Vec<usize>, VerifyError> {
+    let config = statement.security.pcs_config();
+    statement.validate()?;
+    check_claim(&proof.claim)?;
+    let layout = Components::new(&proof.claim, &Relations::for_layout(), &proof.interaction);
+    shape::check_before_stark(&proof.stark, &proof.interaction, &layout, &config)?;
+    let (channel, _, rels) = replay::<Poseidon252MerkleChannel>(statement, proof, config);
+    let components = Components::new(&proof.claim, &rels, &proof.interaction);
+    shape::query_positions::<Poseidon252MerkleChannel>(&channel, &proof.stark, &components, &config)
+}
+
+/// The transcript up to the interaction trace's commitment: the config,
+/// statement and claim, the trees' roots, the relations drawn, the LogUp sums.
+fn replay<MC: MerkleChannel<C: Default + Clone>>(
+    statement: &Statement,
+    proof: &Proof<MC::H>,
+    config: PcsConfig,
+) -> (MC::C, CommitmentSchemeVerifier<MC>, Relations) {
+    let mut channel = MC::C::default();
+    config.mix_into(&mut channel);
+    statement.mix_into(&proof.claim, &mut channel);
+    let mut scheme = CommitmentSchemeVerifier::<MC>::new(config);
+    let sizes = proof.claim.column_log_sizes();
+    scheme.commit(proof.stark.commitments[0], &[], &mut channel);
+    scheme.commit(proof.stark.commitments[1], &sizes[1], &mut channel);
+    let rels = Relations::draw(&mut channel);
+    proof.interaction.mix_into(&mut channel);
+    scheme.commit(proof.stark.commitments[2], &sizes[2], &mut channel);
+    (channel, scheme, rels)
 }
 
 /// The verifier, over any of Stwo's Merkle channels.
@@ -170,16 +210,8 @@ fn verify_checked<MC: MerkleChannel<C: Default + Clone>>(
     proof: &Proof<MC::H>,
     config: PcsConfig,
 ) -> Result<(), VerifyError> {
-    let channel = &mut MC::C::default();
-    config.mix_into(channel);
-    statement.mix_into(&proof.claim, channel);
-    let scheme = &mut CommitmentSchemeVerifier::<MC>::new(config);
-    let sizes = proof.claim.column_log_sizes();
-    scheme.commit(proof.stark.commitments[0], &[], channel);
-    scheme.commit(proof.stark.commitments[1], &sizes[1], channel);
-    let rels = Relations::draw(channel);
-    proof.interaction.mix_into(channel);
-    scheme.commit(proof.stark.commitments[2], &sizes[2], channel);
+    let (mut channel, mut scheme, rels) = replay::<MC>(statement, proof, config);
+    let (channel, scheme) = (&mut channel, &mut scheme);
 
     if proof.interaction.total() + public_logup_sum(statement, &proof.claim, &rels) != SecureField::zero() {
         return Err(VerifyError::LogupImbalance);

@@ -16,6 +16,8 @@
 //!   `software-signed`: it says which key signed, not what hardware ran.
 //! - [`chain`]: the Starknet client (starknet-rust) for the staking,
 //!   validator-registry and escrow contracts.
+//! - [`onchain`]: our proofs as the on-chain verifier's calldata, whole or
+//!   split over transactions.
 //! - [`validator`]: a validator's judgement of a submitted result: the
 //!   receipt verifies, its attestation signs it, it proves the committed
 //!   spec, and, with a rerun, the output matches.
@@ -26,6 +28,7 @@
 pub mod attest;
 pub mod chain;
 pub mod keystore;
+pub mod onchain;
 pub mod tee;
 pub mod validator;
 

@@ -1,0 +1,404 @@
+//! Proofs for the on-chain verifier (`contracts/src/stwo/verifier.cairo`):
+//! a proof made over Stwo's Poseidon252 channel
+//! ([`bitsage_prover::prove_poseidon252`]) encoded as the contract's
+//! calldata, whole ([`verify_calldata`], for one call) or split into the
+//! parts of a verification over several transactions ([`Split`]).
+//!
+//! A split verification runs as `begin` (the transcript: statement, claim,
+//! roots, sampled values, FRI's roots, the proof of work), `evaluate` (the
+//! components' constraints at the out-of-domain point, a few per
+//! transaction), `open` (a chunk of queries: each tree's leaves, packed as
+//! the Merkle leaves hash them, with the chunk's own Merkle witness; their
+//! DEEP quotients), and `finish` (FRI's decommitment). `begin` commits to the
+//! hashes of every later part, so parts of two proofs cannot be mixed; each
+//! step returns the session state the next one carries, and the contract
+//! keeps only its hash.
+
+use std::collections::HashMap;
+
+use bitsage_air::verify::ChainProof;
+use bitsage_air::Statement;
+use starknet_crypto::{poseidon_hash_many, Felt};
+use stwo::core::fields::m31::BaseField;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::fri::{FriLayerProof, FriProof};
+use stwo::core::pcs::quotients::CommitmentSchemeProof;
+use stwo::core::vcs::poseidon252_merkle::construct_felt252_from_m31s;
+use stwo::core::vcs_lifted::merkle_hasher::MerkleHasherLifted;
+use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
+
+type H = Poseidon252MerkleHasher;
+type Hash = <H as MerkleHasherLifted>::Hash;
+
+/// Queries opened per `open` transaction: with the carried session and the
+/// sampled values, a chunk of this many stays within a transaction's 5,000
+/// felts of calldata for every workload (the Poseidon2 component's 467
+/// columns included).
+pub const QUERIES_PER_CHUNK: usize = 8;
+
+/// A Stwo Poseidon252 hash as a felt.
+pub fn felt(h: Hash) -> Felt {
+    Felt::from_bytes_be(&h.to_bytes_be())
+}
+
+fn len(n: usize) -> Felt {
+    Felt::from(n as u64)
+}
+
+/// A QM31 as the contracts' `QM31` decodes it: its four coordinates.
+pub fn qm31(v: &SecureField) -> [Felt; 4] {
+    v.to_m31_array().map(|m| Felt::from(m.0))
+}
+
+/// A Cairo `ByteArray`: full 31-byte words, the pending word, its length.
+fn byte_array(s: &str) -> Vec<Felt> {
+    let b = s.as_bytes();
+    let full: Vec<&[u8]> = b.chunks(31).filter(|c| c.len() == 31).collect();
+    let pending = &b[full.len() * 31..];
+    let mut out = vec![len(full.len())];
+    out.extend(full.iter().map(|w| Felt::from_bytes_be_slice(w)));
+    out.push(Felt::from_bytes_be_slice(pending));
+    out.push(len(pending.len()));
+    out
+}
+
+/// A statement as the contracts' `Statement` decodes it.
+pub fn statement_calldata(s: &Statement) -> Vec<Felt> {
+    let mut c = vec![len(s.program.instrs.len())];
+    for i in &s.program.instrs {
+        c.extend([i.op as u32, i.dst as u32, i.a as u32, i.b as u32, i.imm_mode as u32, i.imm.0].map(Felt::from));
+    }
+    c.push(len(s.program.tables.len()));
+    for t in &s.program.tables {
+        c.extend(byte_array(&t.name));
+        c.push(len(t.entries.len()));
+        for (k, v) in &t.entries {
+            c.extend([Felt::from(k.0), Felt::from(v.0)]);
+        }
+    }
+    c.push(len(s.input.len()));
+    c.extend(s.input.iter().map(|w| Felt::from(w.0)));
+    c.push(len(s.output.len()));
+    c.extend(s.output.iter().map(|w| Felt::from(w.0)));
+    c
+}
+
+/// QM31 values as the contracts' flat word arrays (length, then four words each).
+fn words(values: &[SecureField]) -> Vec<Felt> {
+    let mut out = vec![len(4 * values.len())];
+    out.extend(values.iter().flat_map(qm31));
+    out
+}
+
+fn fri_layer(l: &FriLayerProof<H>, with_witness: bool) -> Vec<Felt> {
+    let mut out = if with_witness { words(&l.fri_witness) } else { vec![len(0)] };
+    if with_witness {
+        out.push(len(l.decommitment.hash_witness.len()));
+        out.extend(l.decommitment.hash_witness.iter().map(|&h| felt(h)));
+    } else {
+        out.push(len(0));
+    }
+    out.push(felt(l.commitment));
+    out
+}
+
+fn fri_calldata(proof: &FriProof<H>, with_witness: bool) -> Vec<Felt> {
+    let mut c = fri_layer(&proof.first_layer, with_witness);
+    c.push(len(proof.inner_layers.len()));
+    for l in &proof.inner_layers {
+        c.extend(fri_layer(l, with_witness));
+    }
+    c.extend(words(&proof.last_layer_poly));
+    c
+}
+
+/// A FRI proof as the contracts' `FriProof` decodes it.
+pub fn fri_proof_calldata(proof: &FriProof<H>) -> Vec<Felt> {
+    fri_calldata(proof, true)
+}
+
+/// Sampled values (per tree, per column, per sample) as the contracts decode them.
+pub fn sampled_calldata(sampled: &[Vec<Vec<SecureField>>]) -> Vec<Felt> {
+    let mut c = vec![len(sampled.len())];
+    for tree in sampled {
+        c.push(len(tree.len()));
+        for col in tree {
+            c.push(len(col.len()));
+            col.iter().for_each(|v| c.extend(qm31(v)));
+        }
+    }
+    c
+}
+
+/// A commitment-scheme proof as the contracts' `PcsProof` decodes it.
+pub fn pcs_proof_calldata(proof: &CommitmentSchemeProof<H>) -> Vec<Felt> {
+    let mut c = sampled_calldata(&proof.sampled_values);
+    c.push(len(proof.decommitments.len()));
+    for d in proof.decommitments.iter() {
+        c.push(len(d.hash_witness.len()));
+        c.extend(d.hash_witness.iter().map(|&h| felt(h)));
+    }
+    c.push(len(proof.queried_values.len()));
+    for tree in proof.queried_values.iter() {
+        c.push(len(tree.len()));
+        for col in tree {
+            c.push(len(col.len()));
+            c.extend(col.iter().map(|v| Felt::from(v.0)));
+        }
+    }
+    c.push(Felt::from(proof.proof_of_work));
+    c.extend(fri_proof_calldata(&proof.fri_proof));
+    c
+}
+
+/// The claim, the components' LogUp sums and the trees' roots, as the
+/// contract's `Proof` and `TranscriptPart` begin.
+fn claim_calldata(proof: &ChainProof) -> Vec<Felt> {
+    let mut c: Vec<Felt> = proof.claim.words().map(Felt::from).to_vec();
+    let i = &proof.interaction;
+    c.push(len(5));
+    for s in [i.cpu, i.rom, i.mem, i.range, i.hash] {
+        c.extend(qm31(&s));
+    }
+    c.push(len(proof.stark.commitments.len()));
+    c.extend(proof.stark.commitments.iter().map(|&r| felt(r)));
+    c
+}
+
+/// `verify(statement, security_bits, proof)`'s calldata: the whole
+/// verification in one call (small proofs only: see [`Split`]).
+pub fn verify_calldata(statement: &Statement, proof: &ChainProof) -> Vec<Felt> {
+    let mut c = statement_calldata(statement);
+    c.push(Felt::from(statement.security.bits()));
+    c.extend(claim_calldata(proof));
+    c.extend(pcs_proof_calldata(&proof.stark.0));
+    c
+}
+
+/// A proof split into the parts of a verification over several transactions.
+#[derive(Clone, Debug)]
+pub struct Split {
+    /// `begin`'s calldata: the transcript part, then the later parts' hashes.
+    pub begin: Vec<Felt>,
+    /// The sampled values, as `evaluate` and `open` take them.
+    pub sampled: Vec<Felt>,
+    /// How many components the proof has (`evaluate` covers them all).
+    pub n_components: usize,
+    /// Each `open`'s chunk of queries (`QueryChunk`).
+    pub chunks: Vec<Vec<Felt>>,
+    /// `finish`'s FRI proof.
+    pub fri: Vec<Felt>,
+}
+
+/// The key the verifier records a verified statement under (and an escrow
+/// asks for): Poseidon of the program digest's eight big-endian words, of the
+/// public input, of the public output, and the security level.
+pub fn statement_key(statement: &Statement) -> Felt {
+    let digest = statement.program.digest();
+    let mut words: Vec<Felt> =
+        digest.chunks_exact(4).map(|w| Felt::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))).collect();
+    let public = |ws: &[obelysk_vm::M31]| poseidon_hash_many(&ws.iter().map(|w| Felt::from(w.0)).collect::<Vec<_>>());
+    words.push(public(&statement.input));
+    words.push(public(&statement.output));
+    words.push(Felt::from(statement.security.bits()));
+    poseidon_hash_many(&words)
+}
+
+/// The proof hash `begin` keys the session by: Poseidon of each part's
+/// Poseidon hash.
+pub fn part_hash(part: &[Felt]) -> Felt {
+    poseidon_hash_many(part)
+}
+
+impl Split {
+    /// Splits `proof` of `statement`. The query positions come from the
+    /// proof's own transcript; a proof whose transcript fails before them
+    /// (its proof of work, FRI's layer count) gets no chunks, and `begin`
+    /// rejects it.
+    pub fn new(statement: &Statement, proof: &ChainProof) -> Split {
+        let positions = bitsage_air::verify::query_positions_poseidon252(statement, proof).unwrap_or_default();
+        Split::with_positions(statement, proof, &positions)
+    }
+
+    /// [`Split::new`] with the query positions given.
+    pub fn with_positions(statement: &Statement, proof: &ChainProof, positions: &[usize]) -> Split {
+        let pcs = &proof.stark.0;
+        let mut transcript = statement_calldata(statement);
+        transcript.push(Felt::from(statement.security.bits()));
+        transcript.extend(claim_calldata(proof));
+        transcript.extend(sampled_calldata(&pcs.sampled_values));
+        transcript.extend(fri_calldata(&pcs.fri_proof, false));
+        transcript.push(Felt::from(pcs.proof_of_work));
+
+        let chunks = query_chunks(proof, positions);
+        let fri = fri_proof_calldata(&pcs.fri_proof);
+        let later: Vec<Felt> = chunks.iter().chain([&fri]).map(|p| part_hash(p)).collect();
+        let mut begin = transcript;
+        begin.push(len(later.len()));
+        begin.extend(later);
+        Split {
+            begin,
+            sampled: sampled_calldata(&pcs.sampled_values),
+            n_components: 4 + proof.claim.hash_log_size.is_some() as usize,
+            chunks,
+            fri,
+        }
+    }
+
+    /// The proof hash `begin` returns for this split.
+    pub fn proof_hash(&self) -> Felt {
+        // `begin`'s calldata is the transcript part, then the count and the
+        // later parts' hashes.
+        let n_later = self.chunks.len() + 1;
+        let transcript = &self.begin[..self.begin.len() - n_later - 1];
+        let mut hashes = vec![part_hash(transcript)];
+        hashes.extend_from_slice(&self.begin[self.begin.len() - n_later..]);
+        poseidon_hash_many(&hashes)
+    }
+}
+
+/// Each tree's columns' extended log sizes, in the proof's column order: the
+/// main and interaction trees' from the claim, the composition tree's eight.
+fn tree_column_sizes(proof: &ChainProof) -> Vec<Vec<u32>> {
+    let blowup = proof.stark.config.fri_config.log_blowup_factor;
+    let sizes = proof.claim.column_log_sizes();
+    let max = proof.claim.log_sizes().into_iter().max().unwrap_or(0);
+    vec![
+        vec![],
+        sizes[1].iter().map(|s| s + blowup).collect(),
+        sizes[2].iter().map(|s| s + blowup).collect(),
+        vec![max + blowup; 8],
+    ]
+}
+
+/// A tree's leaf order: columns by extended log size, stably (as the lifted
+/// Merkle tree hashes a row).
+fn leaf_order(sizes: &[u32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&c| sizes[c]);
+    order
+}
+
+/// The row of `tree` at query `q`, in leaf order.
+fn leaf_row(proof: &ChainProof, tree: usize, order: &[usize], q: usize) -> Vec<BaseField> {
+    order.iter().map(|&c| proof.stark.0.queried_values[tree][c][q]).collect()
+}
+
+/// Every node hash the paths of `positions` compute, by level (0: leaves),
+/// with the siblings the proof's witness supplies.
+fn known_nodes(leaves: &[(usize, Hash)], height: u32, witness: &[Hash]) -> Vec<HashMap<usize, Hash>> {
+    let mut levels: Vec<HashMap<usize, Hash>> = vec![leaves.iter().copied().collect()];
+    let mut layer: Vec<(usize, Hash)> = leaves.to_vec();
+    let mut w = witness.iter();
+    for _ in 0..height {
+        let mut next = Vec::new();
+        let known = levels.last_mut().expect("a level");
+        let mut i = 0;
+        while i < layer.len() {
+            let (idx, h) = layer[i];
+            let (left, right) = if i + 1 < layer.len() && layer[i + 1].0 == idx ^ 1 {
+                i += 2;
+                (h, layer[i - 1].1)
+            } else {
+                // A malformed witness leaves the sibling unknown; the
+                // contract then rejects the chunk.
+                let s = w.next().copied().unwrap_or_default();
+                known.insert(idx ^ 1, s);
+                i += 1;
+                if idx % 2 == 0 {
+                    (h, s)
+                } else {
+                    (s, h)
+                }
+            };
+            next.push((idx / 2, H::hash_children((left, right))));
+        }
+        levels.push(next.iter().copied().collect());
+        layer = next;
+    }
+    levels
+}
+
+/// The witness a subset of the queries needs: the siblings its own paths do
+/// not compute, in the order the contract's Merkle verifier climbs.
+fn subset_witness(levels: &[HashMap<usize, Hash>], subset: &[usize], height: u32) -> Vec<Felt> {
+    let mut out = Vec::new();
+    let mut layer: Vec<usize> = subset.to_vec();
+    for level in 0..height as usize {
+        let mut next = Vec::new();
+        let mut i = 0;
+        while i < layer.len() {
+            let idx = layer[i];
+            if i + 1 < layer.len() && layer[i + 1] == idx ^ 1 {
+                i += 2;
+            } else {
+                out.push(felt(levels[level].get(&(idx ^ 1)).copied().unwrap_or_default()));
+                i += 1;
+            }
+            next.push(idx / 2);
+        }
+        layer = next;
+    }
+    out
+}
+
+/// The `open` parts: per chunk of [`QUERIES_PER_CHUNK`] queries, each tree's
+/// leaves (packed eight words to a felt, as the leaf hash packs them) and the
+/// chunk's own Merkle witness.
+fn query_chunks(proof: &ChainProof, positions: &[usize]) -> Vec<Vec<Felt>> {
+    let pcs = &proof.stark.0;
+    let sizes = tree_column_sizes(proof);
+    if positions.is_empty() || pcs.queried_values.len() != 4 || pcs.decommitments.len() != 4 {
+        return Vec::new();
+    }
+    // Per tree: leaf order, packed leaves and every known node.
+    let mut trees = Vec::new();
+    for (t, sizes) in sizes.iter().enumerate().skip(1) {
+        let order = leaf_order(sizes);
+        let height = sizes.iter().copied().max().unwrap_or(0);
+        if pcs.queried_values[t].len() != order.len()
+            || pcs.queried_values[t].iter().any(|c| c.len() != positions.len())
+        {
+            return Vec::new();
+        }
+        let rows: Vec<Vec<BaseField>> = (0..positions.len()).map(|q| leaf_row(proof, t, &order, q)).collect();
+        let leaves: Vec<(usize, Hash)> = positions
+            .iter()
+            .zip(&rows)
+            .map(|(&p, row)| {
+                let mut hasher = H::default();
+                hasher.update_leaf(row);
+                (p, hasher.finalize())
+            })
+            .collect();
+        let levels = known_nodes(&leaves, height, &pcs.decommitments[t].hash_witness);
+        let packed: Vec<Vec<Felt>> =
+            rows.iter().map(|row| row.chunks(8).map(|c| felt(construct_felt252_from_m31s(c))).collect()).collect();
+        trees.push((height, levels, packed));
+    }
+    positions
+        .chunks(QUERIES_PER_CHUNK)
+        .enumerate()
+        .map(|(k, subset)| {
+            let range = k * QUERIES_PER_CHUNK..k * QUERIES_PER_CHUNK + subset.len();
+            // `leaves`: four trees (the empty preprocessed one first), each
+            // query's felts.
+            let mut c = vec![len(4), len(0)];
+            for (_, _, packed) in &trees {
+                c.push(len(subset.len()));
+                for leaf in &packed[range.clone()] {
+                    c.push(len(leaf.len()));
+                    c.extend(leaf);
+                }
+            }
+            c.push(len(4));
+            c.push(len(0));
+            for (height, levels, _) in &trees {
+                let w = subset_witness(levels, subset, *height);
+                c.push(len(w.len()));
+                c.extend(w);
+            }
+            c
+        })
+        .collect()
+}

@@ -78,6 +78,11 @@ pub trait IJobEscrow<TContractState> {
     fn vote(ref self: TContractState, job_id: felt252, valid: bool);
     fn refund(ref self: TContractState, job_id: felt252);
     fn job(self: @TContractState, job_id: felt252) -> Job;
+    // Pays the caller for a job whose statement, with the output whose
+    // digest's halves are given, the verifier recorded as verified by the
+    // caller.
+    fn claim_verified(ref self: TContractState, job_id: felt252, output_hi: felt252, output_lo: felt252);
+    fn verifier(self: @TContractState) -> ContractAddress;
 }
 
 // The attestation hash (see bitsage_settle::attest).
@@ -101,6 +106,8 @@ pub mod JobEscrow {
     use crate::erc20::{IERC20Dispatcher, IERC20DispatcherTrait};
     use crate::registry::{IValidatorRegistryDispatcher, IValidatorRegistryDispatcherTrait};
     use crate::staking::{IStakingDispatcher, IStakingDispatcherTrait};
+    use crate::stwo::statement::statement_key;
+    use crate::stwo::verifier::{IBitsageVerifierDispatcher, IBitsageVerifierDispatcherTrait};
     use super::{
         Job, JobSpec, NONE, OPEN, PAID, REFUNDED, REJECTED, ResultDigests, SUBMITTED, attestation_hash, spec_hash,
     };
@@ -113,6 +120,7 @@ pub mod JobEscrow {
         treasury: ContractAddress,
         stakers_pool: ContractAddress,
         slash_amount: u256,
+        verifier: ContractAddress,
         jobs: Map<felt252, Job>,
         specs: Map<felt252, JobSpec>,
         voted: Map<(felt252, ContractAddress), bool>,
@@ -127,6 +135,7 @@ pub mod JobEscrow {
         Paid: Paid,
         Rejected: Rejected,
         Refunded: Refunded,
+        ProofAccepted: ProofAccepted,
     }
 
     #[derive(Drop, starknet::Event)]
@@ -173,6 +182,15 @@ pub mod JobEscrow {
     }
 
     #[derive(Drop, starknet::Event)]
+    pub struct ProofAccepted {
+        #[key]
+        pub job_id: felt252,
+        pub worker: ContractAddress,
+        pub statement: felt252,
+        pub proof_hash: felt252,
+    }
+
+    #[derive(Drop, starknet::Event)]
     pub struct Refunded {
         #[key]
         pub job_id: felt252,
@@ -189,7 +207,9 @@ pub mod JobEscrow {
         treasury: ContractAddress,
         stakers_pool: ContractAddress,
         slash_amount: u256,
+        verifier: ContractAddress,
     ) {
+        self.verifier.write(verifier);
         self.token.write(token);
         self.staking.write(staking);
         self.registry.write(registry);
@@ -289,6 +309,39 @@ pub mod JobEscrow {
             self.jobs.write(job_id, job);
             pay(@self, job.client, job.amount);
             self.emit(Refunded { job_id, client: job.client, amount: job.amount });
+        }
+
+        fn claim_verified(ref self: ContractState, job_id: felt252, output_hi: felt252, output_lo: felt252) {
+            let mut job = self.jobs.read(job_id);
+            assert(job.state == OPEN || job.state == SUBMITTED, 'job not open');
+            assert(get_block_timestamp() <= job.deadline, 'deadline passed');
+            let worker = get_caller_address();
+            let staking = IStakingDispatcher { contract_address: self.staking.read() };
+            assert(staking.stake_of(worker) > 0, 'worker not staked');
+            let spec = self.specs.read(job_id);
+            let security: u32 = spec.security.try_into().unwrap();
+            let statement = statement_key(
+                (spec.program_hi, spec.program_lo), (spec.input_hi, spec.input_lo), (output_hi, output_lo), security,
+            );
+            let verifier = IBitsageVerifierDispatcher { contract_address: self.verifier.read() };
+            let (prover, proof_hash) = verifier.verified_by(statement);
+            assert(prover == worker, 'no proof verified by caller');
+            let to_worker = job.amount * 80 / 100;
+            let to_treasury = job.amount * 18 / 100;
+            let to_stakers = job.amount - to_worker - to_treasury;
+            job.worker = worker;
+            job.result_hash = statement;
+            job.state = PAID;
+            self.jobs.write(job_id, job);
+            self.emit(ProofAccepted { job_id, worker, statement, proof_hash });
+            pay(@self, worker, to_worker);
+            pay(@self, self.treasury.read(), to_treasury);
+            pay(@self, self.stakers_pool.read(), to_stakers);
+            self.emit(Paid { job_id, worker, to_worker, to_treasury, to_stakers });
+        }
+
+        fn verifier(self: @ContractState) -> ContractAddress {
+            self.verifier.read()
         }
 
         fn job(self: @ContractState, job_id: felt252) -> Job {

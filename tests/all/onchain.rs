@@ -1151,6 +1151,7 @@ mod verifier {
     use bitsage_air::verify::{verify_poseidon252, ChainProof, VerifyError};
     use bitsage_air::Statement;
     use bitsage_prover::ProveOptions;
+    use bitsage_settle::chain::{ChainError, StepCost};
     use bitsage_settle::onchain::{statement_key, Split};
     use obelysk_vm::{samples, M31};
     use stwo::core::verifier::VerificationError;
@@ -1196,14 +1197,6 @@ mod verifier {
         side.deploy("BitsageVerifier", args)
     }
 
-    /// One transaction of a verification.
-    #[derive(Debug)]
-    pub(super) struct Tx {
-        pub step: String,
-        pub calldata: usize,
-        pub l2_gas: u64,
-    }
-
     /// Why a step was refused: the verifier's verdict (`verify failed: NN`),
     /// or another of the contract's reasons.
     #[derive(Debug, PartialEq)]
@@ -1212,72 +1205,25 @@ mod verifier {
         Reason(String),
     }
 
-    fn refusal(error: &str) -> Refused {
-        // The reason is a short string, in the error as hex.
-        let texts: Vec<String> = error
-            .split(|c: char| !c.is_ascii_hexdigit() && c != 'x')
-            .filter_map(|w| w.strip_prefix("0x"))
-            .filter_map(|h| hex::decode(if h.len() % 2 == 1 { format!("0{h}") } else { h.to_string() }).ok())
-            .filter_map(|b| String::from_utf8(b).ok())
-            .filter(|t| t.chars().all(|c| c.is_ascii_graphic() || c == ' ') && t.len() > 3)
-            .collect();
-        for t in &texts {
-            if let Some(code) = t.strip_prefix("verify failed: ") {
-                return Refused::Verdict(code.parse().unwrap_or(99));
-            }
-        }
-        Refused::Reason(texts.first().cloned().unwrap_or_else(|| error.chars().take(300).collect()))
-    }
-
-    /// Runs `split`'s verification step by step: each step first as a call
-    /// (which returns the session state the next step carries), then as a
-    /// transaction.
-    pub(super) fn run(side: &Chainside, contract: Felt, split: &Split) -> Result<Vec<Tx>, Refused> {
-        let mut txs = Vec::new();
-        let mut step = |name: &str, entry: &str, calldata: Vec<Felt>| -> Result<Vec<Felt>, Refused> {
-            let out = side
-                .rt
-                .block_on(side.chain.call(contract, entry, calldata.clone()))
-                .map_err(|e| refusal(&e.to_string()))?;
-            let n = calldata.len();
-            let tx = side
-                .rt
-                .block_on(side.wallet.invoke(vec![Wallet::call(contract, entry, calldata)]))
-                .map_err(|e| refusal(&e.to_string()))?;
-            let cost = side.rt.block_on(side.chain.tx_cost(tx)).expect("its cost");
-            txs.push(Tx { step: name.to_string(), calldata: n, l2_gas: cost.l2_gas });
-            Ok(out)
-        };
-        let out = step("begin", "begin", split.begin.clone())?;
-        let proof_hash = out[0];
-        let mut session = out[1..].to_vec();
-        let carried = |session: &[Felt]| {
-            let mut c = vec![proof_hash];
-            c.extend_from_slice(session);
-            c
-        };
-        // The four components always present in one step, the hash
-        // component's Poseidon2 constraints in one of their own.
-        for count in [4usize, split.n_components - 4].into_iter().filter(|&c| c > 0) {
-            let mut c = carried(&session);
-            c.extend_from_slice(&split.sampled);
-            c.push(Felt::from(count as u64));
-            session = step(&format!("evaluate {count}"), "evaluate", c)?;
-        }
-        for (k, chunk) in split.chunks.iter().enumerate() {
-            let mut c = carried(&session);
-            c.extend_from_slice(&split.sampled);
-            c.extend_from_slice(chunk);
-            session = step(&format!("open {k}"), "open", c)?;
-        }
-        let mut c = carried(&session);
-        c.extend_from_slice(&split.fri);
-        step("finish", "finish", c)?;
-        Ok(txs)
+    /// Runs `split`'s verification from `wallet`'s account, step by step
+    /// (`Wallet::verify_on_chain`).
+    pub(super) fn run(
+        wallet: &Wallet,
+        rt: &tokio::runtime::Runtime,
+        contract: Felt,
+        split: &Split,
+    ) -> Result<Vec<StepCost>, Refused> {
+        rt.block_on(wallet.verify_on_chain(contract, split, |_| {})).map_err(|e| match e {
+            ChainError::Reverted { reason } => match reason.strip_prefix("verify failed: ") {
+                Some(code) => Refused::Verdict(code.parse().unwrap_or(99)),
+                None => Refused::Reason(reason),
+            },
+            other => Refused::Reason(other.to_string()),
+        })
     }
 
     fn is_verified(side: &Chainside, contract: Felt, statement: &Statement) -> bool {
-        side.call(contract, "is_verified", vec![statement_key(statement)])[0] == Felt::ONE
+        side.call(contract, "verified_by", vec![statement_key(statement)])[0] != Felt::ZERO
     }
 
     fn prove(program: &obelysk_vm::Program, input: &[M31], advice: &[M31]) -> (Statement, ChainProof) {
@@ -1301,19 +1247,19 @@ mod verifier {
             assert_eq!(rust_verdict(&statement, &proof), 0, "{name}");
             let split = Split::new(&statement, &proof);
             assert!(!is_verified(&side, contract, &statement), "{name}: verified before any step");
-            let txs =
-                run(&side, contract, &split).unwrap_or_else(|e| panic!("{name}: the honest proof is refused: {e:?}"));
+            let txs = run(&side.wallet, &side.rt, contract, &split)
+                .unwrap_or_else(|e| panic!("{name}: the honest proof is refused: {e:?}"));
             assert!(is_verified(&side, contract, &statement), "{name}: not recorded as verified");
             let total: u64 = txs.iter().map(|t| t.l2_gas).sum();
             eprintln!("{name} ({:?}): {} transactions, {total} L2 gas in all", proof.claim, txs.len());
             for t in &txs {
-                eprintln!("  {}: {} felts of calldata, {} L2 gas", t.step, t.calldata, t.l2_gas);
+                eprintln!("  {}: {} felts of calldata, {} L2 gas, fee {} fri", t.step, t.calldata, t.l2_gas, t.fee);
                 assert!(t.calldata <= MAX_CALLDATA, "{name}: {} sends {} felts", t.step, t.calldata);
                 assert!(t.l2_gas <= MAX_L2_GAS, "{name}: {} spends {} L2 gas", t.step, t.l2_gas);
             }
             // A verified proof cannot be verified again.
             assert_eq!(
-                run(&side, contract, &split).err(),
+                run(&side.wallet, &side.rt, contract, &split).err(),
                 Some(Refused::Reason("proof already verified".into())),
                 "{name}: a replay"
             );
@@ -1360,7 +1306,7 @@ mod verifier {
         for (what, s, p) in &cases {
             let want = rust_verdict(s, p);
             assert_ne!(want, 0, "Rust accepts {what}");
-            let got = run(&side, contract, &Split::new(s, p));
+            let got = run(&side.wallet, &side.rt, contract, &Split::new(s, p));
             assert_eq!(got.err(), Some(Refused::Verdict(want)), "{what}");
             assert!(!is_verified(&side, contract, s), "{what}: recorded as verified");
         }
@@ -1372,12 +1318,85 @@ mod verifier {
         let mut mixed = a.clone();
         mixed.chunks[1] = b.chunks[1].clone();
         assert_eq!(
-            run(&side, contract, &mixed).err(),
+            run(&side.wallet, &side.rt, contract, &mixed).err(),
             Some(Refused::Reason("part differs from committed".into())),
             "a chunk of another proof"
         );
         // The honest proof still verifies after all that.
-        run(&side, contract, &a).expect("the honest proof");
+        run(&side.wallet, &side.rt, contract, &a).expect("the honest proof");
         assert!(is_verified(&side, contract, &statement));
+    }
+
+    /// The escrow pays on a proof the chain verified: no validator, no vote.
+    #[test]
+    fn the_escrow_pays_the_worker_whose_proof_the_chain_verified() {
+        use bitsage_settle::attest::JobSpec;
+        use bitsage_settle::chain::{Chain, DeployParams, Deployment, EscrowEvent, JobState, UNIT};
+        use bitsage_settle::keystore::WorkerKey;
+        use bitsage_tests::devnet::STRK;
+
+        let devnet = Devnet::start(5);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        for a in &devnet.accounts[..3] {
+            devnet.mint(&a.address, 10_000);
+        }
+        let addr = |k: usize| Felt::from_hex(&devnet.accounts[k].address).expect("address");
+        let wallet = |k: usize, d: Option<Deployment>| {
+            let chain = Chain::new(&devnet.url, d).expect("chain");
+            let key = WorkerKey::from_secret(Felt::from_hex(&devnet.accounts[k].private_key).expect("key"));
+            rt.block_on(Wallet::connect(chain, addr(k), &key)).expect("wallet")
+        };
+        let params = DeployParams {
+            token: Felt::from_hex(STRK).expect("token"),
+            treasury: addr(3),
+            stakers_pool: addr(4),
+            unbonding_secs: 100,
+            min_validator_stake: 1000 * UNIT,
+            slash_amount: 500 * UNIT,
+            salt: 7,
+        };
+        let d = rt.block_on(wallet(0, None).deploy_all(&contracts_dir(), params)).expect("deploys");
+        let (worker, client) = (wallet(1, Some(d.clone())), wallet(2, Some(d.clone())));
+        let chain = Chain::new(&devnet.url, Some(d.clone())).expect("chain");
+        let balance = |who: Felt| rt.block_on(chain.balance_of(d.token, who)).expect("balance");
+        // Both staked: the client as a second worker that did not prove.
+        rt.block_on(worker.stake(10 * UNIT)).expect("stakes");
+        rt.block_on(client.stake(10 * UNIT)).expect("stakes");
+
+        let (statement, proof) = prove(&samples::mac_loop(), &[M31(30), M31(3)], &[]);
+        let spec = JobSpec::new([7; 32], &statement.program, &statement.input, statement.security, "job-1");
+        let job_id = spec.job_id().expect("job id");
+        let deadline = rt.block_on(chain.now()).expect("now") + 3600;
+        rt.block_on(client.deposit(&spec, 100 * UNIT, deadline)).expect("deposits");
+        let output = bitsage_prover::receipt::words_digest(&statement.output);
+        let refused = |r: Result<Felt, ChainError>, reason: &str| match r {
+            Err(ChainError::Reverted { reason: got }) => assert_eq!(got, reason),
+            other => panic!("wanted {reason:?}, got {other:?}"),
+        };
+
+        // Nothing verified yet: no claim pays.
+        refused(rt.block_on(worker.claim_verified(job_id, &output)), "no proof verified by caller");
+        let steps = run(&worker, &rt, d.verifier, &Split::new(&statement, &proof)).expect("verifies");
+        assert_eq!(rt.block_on(chain.verified_by(statement_key(&statement))).expect("verified_by").0, addr(1));
+        // Only the prover is paid, and only for the output it proved.
+        refused(rt.block_on(client.claim_verified(job_id, &output)), "no proof verified by caller");
+        let mut wrong = output;
+        wrong[31] ^= 1;
+        refused(rt.block_on(worker.claim_verified(job_id, &wrong)), "no proof verified by caller");
+
+        let (w0, t0, p0) = (balance(addr(1)), balance(addr(3)), balance(addr(4)));
+        rt.block_on(worker.claim_verified(job_id, &output)).expect("claims");
+        assert!(balance(addr(1)) + UNIT > w0 + 80 * UNIT, "the worker got 80 (less its fee)");
+        assert_eq!(balance(addr(3)), t0 + 18 * UNIT, "the treasury got 18");
+        assert_eq!(balance(addr(4)), p0 + 2 * UNIT, "the stakers' pool got 2");
+        assert_eq!(rt.block_on(chain.job(job_id)).expect("job").state, JobState::Paid);
+        let events = rt.block_on(chain.escrow_events(d.from_block)).expect("events");
+        assert!(
+            events.iter().any(|e| matches!(e, EscrowEvent::ProofAccepted { job_id: j, worker: w, .. } if *j == job_id && *w == addr(1))),
+            "{events:?}"
+        );
+        refused(rt.block_on(worker.claim_verified(job_id, &output)), "job not open");
+        let total: u64 = steps.iter().map(|s| s.l2_gas).sum();
+        eprintln!("paid on a proof verified in {} transactions, {total} L2 gas", steps.len());
     }
 }

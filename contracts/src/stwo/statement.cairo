@@ -121,6 +121,47 @@ pub fn program_digest(p: @Program) -> [u32; 8] {
     compute_sha256_byte_array(@b)
 }
 
+// `words_digest`: SHA-256 of a list of words, its length as a little-endian
+// u64, then each word as a little-endian u32 (how a job spec names its public
+// input, and a result its output).
+pub fn words_digest(words: Span<u32>) -> [u32; 8] {
+    let mut b: ByteArray = "";
+    append_u64_le(ref b, words.len().into());
+    for w in words {
+        append_u32_le(ref b, *w);
+    }
+    compute_sha256_byte_array(@b)
+}
+
+// A SHA-256 digest's two 128-bit halves as felts (as job specs carry them).
+pub fn digest_halves(d: [u32; 8]) -> (felt252, felt252) {
+    let s = d.span();
+    let mut hi: felt252 = 0;
+    let mut lo: felt252 = 0;
+    let mut k: u32 = 0;
+    while k < 4 {
+        hi = hi * 0x100000000 + (*s[k]).into();
+        lo = lo * 0x100000000 + (*s[k + 4]).into();
+        k += 1;
+    }
+    (hi, lo)
+}
+
+// The key a verified statement is recorded under, and an escrow asks for:
+// Poseidon of a tag, the program's digest, the public input's and the public
+// output's (`words_digest`), each as two 128-bit halves, and the security
+// level.
+pub fn statement_key(
+    program: (felt252, felt252), input: (felt252, felt252), output: (felt252, felt252), security_bits: u32,
+) -> felt252 {
+    let (p_hi, p_lo) = program;
+    let (i_hi, i_lo) = input;
+    let (o_hi, o_lo) = output;
+    core::poseidon::poseidon_hash_span(
+        array!['bitsage-statement-v1', p_hi, p_lo, i_hi, i_lo, o_hi, o_lo, security_bits.into()].span(),
+    )
+}
+
 fn byteswap(w: u32) -> u32 {
     let (b0, b1, b2, b3) = (w % 256, (w / 256) % 256, (w / 65536) % 256, w / 16777216);
     ((b0 * 256 + b1) * 256 + b2) * 256 + b3

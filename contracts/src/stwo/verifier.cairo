@@ -14,7 +14,7 @@
 // its parameters come from its generated module.
 use core::dict::{Felt252Dict, Felt252DictTrait};
 use core::poseidon::poseidon_hash_span;
-use starknet::ClassHash;
+use starknet::{ClassHash, ContractAddress};
 use super::air;
 use super::channel::{Channel, ChannelTrait};
 use super::circle::{index_mul, index_neg, index_to_point, subgroup_gen};
@@ -23,7 +23,8 @@ use super::fri::{FriConfig, FriProof};
 use super::pcs::{Drawn, PcsConfig, PcsError, SecurePoint, add_base_point};
 use super::stark::{double_x, from_partial_evals, random_point};
 use super::statement::{
-    Claim, Relations, Statement, draw_relations, mix_config, mix_statement, program_digest, public_logup_sum,
+    Claim, Relations, Statement, digest_halves, draw_relations, mix_config, mix_statement, program_digest,
+    public_logup_sum, words_digest,
 };
 
 // `MIN_LOG_SIZE`, `MAX_CPU_LOG_SIZE`, `MAX_AUX_LOG_SIZE` and the range
@@ -268,25 +269,14 @@ fn qm31_is_canonical(v: QM31) -> bool {
 }
 
 // The key a verified statement is recorded under (and an escrow asks for):
-// Poseidon of the program's digest words, of the public input, of the
-// public output, and the security level.
+// `statement::statement_key` of its program's, input's and output's digests.
 pub fn statement_key(statement: @Statement, security_bits: u32) -> felt252 {
-    let mut words: Array<felt252> = array![];
-    for w in program_digest(statement.program).span() {
-        words.append((*w).into());
-    }
-    let mut input: Array<felt252> = array![];
-    for w in statement.input.span() {
-        input.append((*w).into());
-    }
-    let mut output: Array<felt252> = array![];
-    for w in statement.output.span() {
-        output.append((*w).into());
-    }
-    words.append(poseidon_hash_span(input.span()));
-    words.append(poseidon_hash_span(output.span()));
-    words.append(security_bits.into());
-    poseidon_hash_span(words.span())
+    super::statement::statement_key(
+        digest_halves(program_digest(statement.program)),
+        digest_halves(words_digest(statement.input.span())),
+        digest_halves(words_digest(statement.output.span())),
+        security_bits,
+    )
 }
 
 // Everything the transcript fixed that a later step needs, carried between
@@ -1034,8 +1024,9 @@ pub trait IBitsageVerifier<TContractState> {
     ) -> Session;
     // FRI's decommitment; on success the statement is recorded as verified.
     fn finish(ref self: TContractState, proof_hash: felt252, session: Session, fri_proof: FriProof);
-    // Whether a statement (`statement_key`) has a verified proof.
-    fn is_verified(self: @TContractState, statement: felt252) -> bool;
+    // Who verified a statement (`statement_key`), and with which proof
+    // hash: the account that began the session; zero for none.
+    fn verified_by(self: @TContractState, statement: felt252) -> (ContractAddress, felt252);
     // The hash of a session's carried state (0: none; 1: finished).
     fn session(self: @TContractState, proof_hash: felt252) -> felt252;
 }
@@ -1043,10 +1034,11 @@ pub trait IBitsageVerifier<TContractState> {
 // The verifier as a contract, deployed with its evaluators' classes.
 #[starknet::contract]
 pub mod BitsageVerifier {
-    use starknet::ClassHash;
     use starknet::storage::{
         Map, StorageMapReadAccess, StorageMapWriteAccess, StoragePointerReadAccess, StoragePointerWriteAccess,
     };
+    use core::num::traits::Zero;
+    use starknet::{ClassHash, ContractAddress, get_caller_address};
     use super::super::fields::QM31;
     use super::super::fri::FriProof;
     use super::{
@@ -1072,7 +1064,11 @@ pub mod BitsageVerifier {
         sessions: Map<felt252, felt252>,
         parts: Map<(felt252, u32), felt252>,
         n_parts: Map<felt252, u32>,
-        verified: Map<felt252, bool>,
+        // Per proof hash, the account that began its session: the prover
+        // the statement is recorded for.
+        owners: Map<felt252, ContractAddress>,
+        // Per statement key, the prover and the proof hash that verified it.
+        verified: Map<felt252, (ContractAddress, felt252)>,
     }
 
     #[event]
@@ -1085,6 +1081,7 @@ pub mod BitsageVerifier {
     pub struct Verified {
         #[key]
         pub statement: felt252,
+        pub prover: ContractAddress,
         pub proof_hash: felt252,
     }
 
@@ -1164,7 +1161,9 @@ pub mod BitsageVerifier {
             assert(self.sessions.read(proof_hash) != FINISHED, 'proof already verified');
             let (code, session) = self.transcript_class().begin(part);
             or_revert_code(code);
-            assert(!self.verified.read(session.statement), 'statement already verified');
+            let (prover, _) = self.verified.read(session.statement);
+            assert(prover.is_zero(), 'statement already verified');
+            self.owners.write(proof_hash, get_caller_address());
             let mut k: u32 = 0;
             for h in later_parts {
                 self.parts.write((proof_hash, k), h);
@@ -1214,13 +1213,15 @@ pub mod BitsageVerifier {
             assert(session.next_part == self.n_parts.read(proof_hash), 'parts left over');
             let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
             or_revert_code(steps.finish(session.clone(), fri_proof));
-            assert(!self.verified.read(session.statement), 'statement already verified');
-            self.verified.write(session.statement, true);
+            let (earlier, _) = self.verified.read(session.statement);
+            assert(earlier.is_zero(), 'statement already verified');
+            let prover = self.owners.read(proof_hash);
+            self.verified.write(session.statement, (prover, proof_hash));
             self.sessions.write(proof_hash, FINISHED);
-            self.emit(Verified { statement: session.statement, proof_hash });
+            self.emit(Verified { statement: session.statement, prover, proof_hash });
         }
 
-        fn is_verified(self: @ContractState, statement: felt252) -> bool {
+        fn verified_by(self: @ContractState, statement: felt252) -> (ContractAddress, felt252) {
             self.verified.read(statement)
         }
 

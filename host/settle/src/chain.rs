@@ -124,6 +124,9 @@ pub struct Deployment {
     pub staking: Felt,
     pub registry: Felt,
     pub escrow: Felt,
+    /// The on-chain proof verifier (`BitsageVerifier`) the escrow pays on.
+    #[serde(default)]
+    pub verifier: Felt,
     pub treasury: Felt,
     pub stakers_pool: Felt,
     pub unbonding_secs: u64,
@@ -191,12 +194,46 @@ impl JobState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum EscrowEvent {
-    Deposited { job_id: Felt, client: Felt, amount: u128, deadline: u64 },
-    ResultSubmitted { job_id: Felt, worker: Felt, result_hash: Felt },
-    Voted { job_id: Felt, validator: Felt, valid: bool },
-    Paid { job_id: Felt, worker: Felt, to_worker: u128, to_treasury: u128, to_stakers: u128 },
-    Rejected { job_id: Felt, worker: Felt, slashed: u128 },
-    Refunded { job_id: Felt, client: Felt, amount: u128 },
+    Deposited {
+        job_id: Felt,
+        client: Felt,
+        amount: u128,
+        deadline: u64,
+    },
+    ResultSubmitted {
+        job_id: Felt,
+        worker: Felt,
+        result_hash: Felt,
+    },
+    Voted {
+        job_id: Felt,
+        validator: Felt,
+        valid: bool,
+    },
+    Paid {
+        job_id: Felt,
+        worker: Felt,
+        to_worker: u128,
+        to_treasury: u128,
+        to_stakers: u128,
+    },
+    Rejected {
+        job_id: Felt,
+        worker: Felt,
+        slashed: u128,
+    },
+    Refunded {
+        job_id: Felt,
+        client: Felt,
+        amount: u128,
+    },
+    /// A verified proof of the job's statement paid the worker (no vote).
+    ProofAccepted {
+        job_id: Felt,
+        worker: Felt,
+        statement: Felt,
+        proof_hash: Felt,
+    },
 }
 
 /// A worker's standing, for `bitsage-host info`.
@@ -253,17 +290,25 @@ fn selector(name: &str) -> Felt {
 /// panics appear as `0x... ('message')`; the wrapper failures the account
 /// and the syscalls add are skipped.
 pub fn revert_reason(text: &str) -> Option<String> {
+    let wanted = |msg: &str| !msg.is_empty() && msg != "ENTRYPOINT_FAILED" && !msg.starts_with("argent/");
     let mut rest = text;
     while let Some(i) = rest.find("('") {
         let after = &rest[i + 2..];
-        let end = after.find("')")?;
+        let Some(end) = after.find("')") else { break };
         let msg = &after[..end];
-        if !msg.is_empty() && msg != "ENTRYPOINT_FAILED" && !msg.starts_with("argent/") {
+        if wanted(msg) {
             return Some(msg.to_string());
         }
         rest = &after[end..];
     }
-    None
+    // A call's panic data comes as bare hex felts: the first that is a
+    // readable short string.
+    text.split(|c: char| !(c.is_ascii_alphanumeric()))
+        .filter_map(|w| w.strip_prefix("0x"))
+        .filter(|h| h.len() >= 8 && h.len() <= 62)
+        .filter_map(|h| hex::decode(if h.len() % 2 == 1 { format!("0{h}") } else { h.to_string() }).ok())
+        .filter_map(|b| String::from_utf8(b).ok())
+        .find(|m| m.chars().all(|c| c.is_ascii_graphic() || c == ' ') && wanted(m))
 }
 
 fn classify(url: &str, e: ProviderError) -> ChainError {
@@ -343,6 +388,14 @@ impl Chain {
     pub async fn call(&self, to: Felt, name: &str, calldata: Vec<Felt>) -> Result<Vec<Felt>, ChainError> {
         let req = FunctionCall { contract_address: to, entry_point_selector: selector(name), calldata };
         self.rpc.call(req, BlockId::Tag(BlockTag::PreConfirmed)).await.map_err(|e| self.err(e))
+    }
+
+    /// Who verified a statement on chain (`onchain::statement_key`), and with
+    /// which proof hash: zero for none.
+    pub async fn verified_by(&self, statement: Felt) -> Result<(Felt, Felt), ChainError> {
+        let d = self.deployment()?;
+        let v = self.call(d.verifier, "verified_by", vec![statement]).await?;
+        Ok((at(&v, 0)?, at(&v, 1)?))
     }
 
     /// What an included invoke transaction cost: its gas by kind and its fee.
@@ -515,6 +568,8 @@ fn decode_escrow_event(keys: &[Felt], data: &[Felt]) -> Result<Option<EscrowEven
         EscrowEvent::Rejected { job_id, worker: at(data, 0)?, slashed: read_u256(data, 1)? }
     } else if *name == selector("Refunded") {
         EscrowEvent::Refunded { job_id, client: at(data, 0)?, amount: read_u256(data, 1)? }
+    } else if *name == selector("ProofAccepted") {
+        EscrowEvent::ProofAccepted { job_id, worker: at(data, 0)?, statement: at(data, 1)?, proof_hash: at(data, 2)? }
     } else {
         return Ok(None);
     };
@@ -640,8 +695,96 @@ impl Wallet {
         Ok(address)
     }
 
-    /// Declares and deploys staking, the validator registry and the escrow
-    /// over `token`, then makes the escrow the staking contract's slasher.
+    /// Declares the on-chain verifier's classes (the AIR's generated
+    /// evaluators, its step classes) and deploys `BitsageVerifier`.
+    pub async fn deploy_verifier(&self, contracts: &Path, salt: Felt) -> Result<Felt, ChainError> {
+        let mut args = vec![Felt::from(4u64)];
+        for name in ["AirCpu", "AirRom", "AirMemory", "AirRange"] {
+            args.push(self.declare(contracts, name).await?);
+        }
+        // The hash component's evaluator is split into part classes, as many
+        // as were built.
+        let mut parts = Vec::new();
+        while contracts.join(format!("AirHashPart{}.contract_class.json", parts.len())).exists() {
+            let name = format!("AirHashPart{}", parts.len());
+            parts.push(self.declare(contracts, &name).await?);
+        }
+        args.push(Felt::from(parts.len() as u64));
+        args.extend(parts);
+        args.push(self.declare(contracts, "VerifierTranscript").await?);
+        args.push(self.declare(contracts, "VerifierSteps").await?);
+        let class = self.declare(contracts, "BitsageVerifier").await?;
+        self.deploy(class, args, salt).await
+    }
+
+    /// Verifies a proof on chain, split over transactions (`begin`, the
+    /// `evaluate` steps, each `open`, `finish`): each step runs first as a
+    /// call, which returns the session state the next step carries, then as
+    /// a transaction. A refused step is [`ChainError::Reverted`] with the
+    /// verifier's reason (`verify failed: NN`, as `verifier::verdict`
+    /// numbers the Rust verifier's error kinds). `progress` sees each step
+    /// once it is included.
+    pub async fn verify_on_chain(
+        &self,
+        verifier: Felt,
+        split: &crate::onchain::Split,
+        mut progress: impl FnMut(&StepCost),
+    ) -> Result<Vec<StepCost>, ChainError> {
+        let mut steps = Vec::new();
+        let mut run = async |name: String, entry: &str, calldata: Vec<Felt>| -> Result<Vec<Felt>, ChainError> {
+            let out = self.chain.call(verifier, entry, calldata.clone()).await?;
+            let n = calldata.len();
+            let tx = self.invoke(vec![Self::call(verifier, entry, calldata)]).await?;
+            let cost = self.chain.tx_cost(tx).await?;
+            let step = StepCost { step: name, tx, calldata: n, l2_gas: cost.l2_gas, fee: cost.fee };
+            progress(&step);
+            steps.push(step);
+            Ok(out)
+        };
+        let out = run("begin".into(), "begin", split.begin.clone()).await?;
+        let (proof_hash, mut session) = match out.split_first() {
+            Some((h, rest)) => (*h, rest.to_vec()),
+            None => return Err(ChainError::BadResponse("begin returned nothing".into())),
+        };
+        let carried = |session: &[Felt]| {
+            let mut c = vec![proof_hash];
+            c.extend_from_slice(session);
+            c
+        };
+        for count in split.evaluate_counts() {
+            let mut c = carried(&session);
+            c.extend_from_slice(&split.sampled);
+            c.push(Felt::from(count as u64));
+            session = run(format!("evaluate {count}"), "evaluate", c).await?;
+        }
+        for (k, chunk) in split.chunks.iter().enumerate() {
+            let mut c = carried(&session);
+            c.extend_from_slice(&split.sampled);
+            c.extend_from_slice(chunk);
+            session = run(format!("open {k}"), "open", c).await?;
+        }
+        let mut c = carried(&session);
+        c.extend_from_slice(&split.fri);
+        run("finish".into(), "finish", c).await?;
+        Ok(steps)
+    }
+
+    /// Claims the payment for `job_id` with a proof this account verified on
+    /// chain: the escrow finds the job's statement with this output
+    /// (`words_digest` of the output words) recorded as verified by it.
+    pub async fn claim_verified(&self, job_id: Felt, output_digest: &[u8; 32]) -> Result<Felt, ChainError> {
+        let d = self.chain.deployment()?;
+        let calldata = vec![
+            job_id,
+            Felt::from_bytes_be_slice(&output_digest[..16]),
+            Felt::from_bytes_be_slice(&output_digest[16..]),
+        ];
+        self.invoke(vec![Self::call(d.escrow, "claim_verified", calldata)]).await
+    }
+
+    /// Declares and deploys staking, the validator registry, the proof
+    /// verifier and the escrow over `token`, then makes the escrow the
+    /// staking contract's slasher.
     pub async fn deploy_all(&self, contracts: &Path, params: DeployParams) -> Result<Deployment, ChainError> {
         let staking_class = self.declare(contracts, "Staking").await?;
         let registry_class = self.declare(contracts, "ValidatorRegistry").await?;
@@ -653,8 +796,10 @@ impl Wallet {
         let mut calldata = vec![staking];
         calldata.extend(u256(params.min_validator_stake));
         let registry = self.deploy(registry_class, calldata, salt).await?;
+        let verifier = self.deploy_verifier(contracts, salt).await?;
         let mut calldata = vec![params.token, staking, registry, params.treasury, params.stakers_pool];
         calldata.extend(u256(params.slash_amount));
+        calldata.push(verifier);
         let escrow = self.deploy(escrow_class, calldata, salt).await?;
         self.invoke(vec![Self::call(staking, "set_slasher", vec![escrow])]).await?;
         Ok(Deployment {
@@ -663,6 +808,7 @@ impl Wallet {
             staking,
             registry,
             escrow,
+            verifier,
             treasury: params.treasury,
             stakers_pool: params.stakers_pool,
             unbonding_secs: params.unbonding_secs,
@@ -796,6 +942,18 @@ impl Wallet {
     }
 }
 
+/// One transaction of an on-chain verification.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepCost {
+    pub step: String,
+    pub tx: Felt,
+    /// Felts of calldata the step sent.
+    pub calldata: usize,
+    pub l2_gas: u64,
+    /// In fri (10^-18 STRK).
+    pub fee: u128,
+}
+
 /// What `deploy_all` needs besides the compiled contracts.
 #[derive(Clone, Debug)]
 pub struct DeployParams {
@@ -829,5 +987,14 @@ mod tests {
         let text = "TransactionExecutionErrorData { execution_error: Nested { error: Message(\"0x454e545259504f494e545f4641494c4544 ('ENTRYPOINT_FAILED')\\n0x7374696c6c20756e626f6e64696e67 ('still unbonding')\") } }";
         assert_eq!(revert_reason(text).as_deref(), Some("still unbonding"));
         assert_eq!(revert_reason("no message here"), None);
+        // A call's panic data: hex felts only.
+        let call =
+            r#"error: Message("[\"0x766572696679206661696c65643a203033\",\"0x454e545259504f494e545f4641494c4544\"]")"#;
+        assert_eq!(revert_reason(call).as_deref(), Some("verify failed: 03"));
+        // Addresses and hashes are not messages.
+        assert_eq!(
+            revert_reason("contract_address: 0x7b9d79346b6efc80bab7675538e57237a7bef8030e2ecca9c9c2018ea2c01a9"),
+            None
+        );
     }
 }

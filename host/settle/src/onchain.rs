@@ -190,16 +190,16 @@ pub struct Split {
     pub fri: Vec<Felt>,
 }
 
-/// The key the verifier records a verified statement under (and an escrow
-/// asks for): Poseidon of the program digest's eight big-endian words, of the
-/// public input, of the public output, and the security level.
+/// The key the verifier records a verified statement under, and the escrow
+/// asks for: Poseidon of a tag, the program's digest, the public input's and
+/// output's ([`bitsage_receipt::words_digest`]), each as two 128-bit halves,
+/// and the security level.
 pub fn statement_key(statement: &Statement) -> Felt {
-    let digest = statement.program.digest();
-    let mut words: Vec<Felt> =
-        digest.chunks_exact(4).map(|w| Felt::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))).collect();
-    let public = |ws: &[obelysk_vm::M31]| poseidon_hash_many(&ws.iter().map(|w| Felt::from(w.0)).collect::<Vec<_>>());
-    words.push(public(&statement.input));
-    words.push(public(&statement.output));
+    let halves = |d: [u8; 32]| [Felt::from_bytes_be_slice(&d[..16]), Felt::from_bytes_be_slice(&d[16..])];
+    let mut words = vec![Felt::from_bytes_be_slice(b"bitsage-statement-v1")];
+    words.extend(halves(statement.program.digest()));
+    words.extend(halves(bitsage_receipt::words_digest(&statement.input)));
+    words.extend(halves(bitsage_receipt::words_digest(&statement.output)));
     words.push(Felt::from(statement.security.bits()));
     poseidon_hash_many(&words)
 }
@@ -243,6 +243,12 @@ impl Split {
             chunks,
             fri,
         }
+    }
+
+    /// The components each `evaluate` step covers: the four always present
+    /// in one, the hash component's Poseidon2 constraints in one of their own.
+    pub fn evaluate_counts(&self) -> Vec<usize> {
+        [4, self.n_components - 4].into_iter().filter(|&c| c > 0).collect()
     }
 
     /// The proof hash `begin` returns for this split.

@@ -326,7 +326,7 @@ pub fn cmd_chain_status(as_json: bool, a: &ChainArgs) -> Result<(), Failure> {
         let now = c.now().await.map_err(chain_failure)?;
         let validators = c.validator_count().await.map_err(chain_failure)?;
         let d = c.deployment().map_err(chain_failure)?.clone();
-        let (mut open, mut submitted, mut paid, mut rejected, mut refunded) = (0, 0, 0, 0, 0);
+        let (mut open, mut submitted, mut proved, mut paid, mut rejected, mut refunded) = (0, 0, 0, 0, 0, 0);
         for ev in c.escrow_events(d.from_block).await.map_err(chain_failure)? {
             use bitsage_settle::chain::EscrowEvent as E;
             match ev {
@@ -335,6 +335,7 @@ pub fn cmd_chain_status(as_json: bool, a: &ChainArgs) -> Result<(), Failure> {
                 E::Paid { .. } => paid += 1,
                 E::Rejected { .. } => rejected += 1,
                 E::Refunded { .. } => refunded += 1,
+                E::ProofAccepted { .. } => proved += 1,
                 E::Voted { .. } => {}
             }
         }
@@ -346,14 +347,17 @@ pub fn cmd_chain_status(as_json: bool, a: &ChainArgs) -> Result<(), Failure> {
             println!(
                 "{}",
                 json!({ "block": block, "chain_time": now, "validators": validators, "deployment": d,
-                        "jobs": { "deposited": open, "results": submitted, "paid": paid, "rejected": rejected, "refunded": refunded },
+                        "jobs": { "deposited": open, "results": submitted, "paid_on_proof": proved, "paid": paid, "rejected": rejected, "refunded": refunded },
                         "account": me })
             );
         } else {
             println!("chain       {:#x} at block {block}, time {now}", d.chain_id);
             println!("escrow      {:#x}", d.escrow);
+            println!("verifier    {:#x}", d.verifier);
             println!("validators  {validators}");
-            println!("jobs        {open} deposited, {submitted} results, {paid} paid, {rejected} rejected, {refunded} refunded");
+            println!(
+                "jobs        {open} deposited, {submitted} results, {paid} paid ({proved} on a proof verified on chain), {rejected} rejected, {refunded} refunded"
+            );
             if let Some(i) = me {
                 println!(
                     "account     {:#x}: stake {} ({}), {} unbonding, earned {}, {} result(s) pending",

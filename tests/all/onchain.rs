@@ -1049,38 +1049,7 @@ mod statement {
 
     use super::*;
 
-    /// A Cairo `ByteArray`: full 31-byte words, the pending word, its length.
-    fn byte_array(s: &str) -> Vec<Felt> {
-        let b = s.as_bytes();
-        let full: Vec<&[u8]> = b.chunks(31).filter(|c| c.len() == 31).collect();
-        let pending = &b[full.len() * 31..];
-        let mut out = vec![Felt::from(full.len() as u64)];
-        out.extend(full.iter().map(|w| Felt::from_bytes_be_slice(w)));
-        out.push(Felt::from_bytes_be_slice(pending));
-        out.push(Felt::from(pending.len() as u64));
-        out
-    }
-
-    pub(super) fn statement_calldata(s: &Statement) -> Vec<Felt> {
-        let n = |k: usize| Felt::from(k as u64);
-        let mut c = vec![n(s.program.instrs.len())];
-        for i in &s.program.instrs {
-            c.extend([i.op as u32, i.dst as u32, i.a as u32, i.b as u32, i.imm_mode as u32, i.imm.0].map(Felt::from));
-        }
-        c.push(n(s.program.tables.len()));
-        for t in &s.program.tables {
-            c.extend(byte_array(&t.name));
-            c.push(n(t.entries.len()));
-            for (k, v) in &t.entries {
-                c.extend([Felt::from(k.0), Felt::from(v.0)]);
-            }
-        }
-        c.push(n(s.input.len()));
-        c.extend(s.input.iter().map(|w| Felt::from(w.0)));
-        c.push(n(s.output.len()));
-        c.extend(s.output.iter().map(|w| Felt::from(w.0)));
-        c
-    }
+    use bitsage_settle::onchain::statement_calldata;
 
     #[test]
     fn the_chain_mixes_the_statement_and_adds_the_public_logup_terms_as_the_verifier_does() {

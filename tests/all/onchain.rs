@@ -1043,7 +1043,6 @@ mod air {
 mod statement {
     use bitsage_air::relations::Relations;
     use bitsage_air::verify::public_logup_sum;
-    use bitsage_air::Statement;
     use bitsage_prover::ProveOptions;
     use obelysk_vm::{samples, M31};
 

@@ -8,6 +8,7 @@
 
 use bitsage_settle::chain::{Chain, Wallet};
 use bitsage_settle::keystore::WorkerKey;
+use bitsage_settle::onchain::{felt, fri_proof_calldata, pcs_proof_calldata, qm31, qm31s_calldata};
 use bitsage_settle::Felt;
 use bitsage_tests::devnet::{contracts_dir, Devnet};
 use starknet_ff::FieldElement;
@@ -15,10 +16,6 @@ use stwo::core::channel::{Channel, MerkleChannel, Poseidon252Channel};
 use stwo::core::fields::m31::BaseField;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleChannel;
-
-fn felt(f: FieldElement) -> Felt {
-    Felt::from_bytes_be(&f.to_bytes_be())
-}
 
 /// A devnet with one funded account, its client, and the account's wallet.
 struct Chainside {
@@ -319,9 +316,7 @@ mod merkle {
 
 mod fri {
     use stwo::core::fields::m31::BaseField;
-    use stwo::core::fri::{
-        CirclePolyDegreeBound, FriConfig, FriLayerProof, FriProof, FriVerificationError, FriVerifier,
-    };
+    use stwo::core::fri::{CirclePolyDegreeBound, FriConfig, FriProof, FriVerificationError, FriVerifier};
     use stwo::core::poly::circle::CanonicCoset;
     use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
     use stwo::prover::backend::cpu::CpuCirclePoly;
@@ -388,20 +383,6 @@ mod fri {
         }
     }
 
-    fn words(values: &[SecureField]) -> Vec<Felt> {
-        let mut out = vec![Felt::from(4 * values.len() as u64)];
-        out.extend(values.iter().flat_map(|v| v.to_m31_array()).map(|m| Felt::from(m.0)));
-        out
-    }
-
-    fn layer(l: &FriLayerProof<Poseidon252MerkleHasher>) -> Vec<Felt> {
-        let mut out = words(&l.fri_witness);
-        out.push(Felt::from(l.decommitment.hash_witness.len() as u64));
-        out.extend(l.decommitment.hash_witness.iter().map(|&h| felt(h)));
-        out.push(felt(l.commitment));
-        out
-    }
-
     fn calldata(config: FriConfig, log_degree: u32, proof: &Proof, evals: &[SecureField]) -> Vec<Felt> {
         let mut c: Vec<Felt> = [
             config.log_blowup_factor,
@@ -413,19 +394,8 @@ mod fri {
         .into_iter()
         .map(Felt::from)
         .collect();
-        c.extend(proof_calldata(proof));
-        c.extend(words(evals));
-        c
-    }
-
-    /// A FRI proof as the contracts' `FriProof` decodes it.
-    pub(super) fn proof_calldata(proof: &Proof) -> Vec<Felt> {
-        let mut c = layer(&proof.first_layer);
-        c.push(Felt::from(proof.inner_layers.len() as u64));
-        for l in &proof.inner_layers {
-            c.extend(layer(l));
-        }
-        c.extend(words(&proof.last_layer_poly));
+        c.extend(fri_proof_calldata(proof));
+        c.extend(qm31s_calldata(evals));
         c
     }
 
@@ -527,10 +497,6 @@ mod pcs {
         }
     }
 
-    fn qm31(v: &SecureField) -> Vec<Felt> {
-        v.to_m31_array().iter().map(|m| Felt::from(m.0)).collect()
-    }
-
     fn calldata(config: PcsConfig, sizes: &[Vec<u32>], points: &Points, proof: &Proof) -> Vec<Felt> {
         let n = |k: usize| Felt::from(k as u64);
         let mut c = pcs_config_calldata(&config);
@@ -552,36 +518,7 @@ mod pcs {
                 }
             }
         }
-        c.extend(proof_calldata(proof));
-        c
-    }
-
-    /// A commitment-scheme proof as the contracts' `PcsProof` decodes it.
-    pub(super) fn proof_calldata(proof: &Proof) -> Vec<Felt> {
-        let n = |k: usize| Felt::from(k as u64);
-        let mut c = vec![n(proof.sampled_values.len())];
-        for tree in proof.sampled_values.iter() {
-            c.push(n(tree.len()));
-            for col in tree {
-                c.push(n(col.len()));
-                col.iter().for_each(|v| c.extend(qm31(v)));
-            }
-        }
-        c.push(n(proof.decommitments.len()));
-        for d in proof.decommitments.iter() {
-            c.push(n(d.hash_witness.len()));
-            c.extend(d.hash_witness.iter().map(|&h| felt(h)));
-        }
-        c.push(n(proof.queried_values.len()));
-        for tree in proof.queried_values.iter() {
-            c.push(n(tree.len()));
-            for col in tree {
-                c.push(n(col.len()));
-                c.extend(col.iter().map(|v| Felt::from(v.0)));
-            }
-        }
-        c.push(Felt::from(proof.proof_of_work));
-        c.extend(super::fri::proof_calldata(&proof.fri_proof));
+        c.extend(pcs_proof_calldata(proof));
         c
     }
 
@@ -790,7 +727,7 @@ mod stark {
         c.extend([squares.log_size, squares.n as u32].map(Felt::from));
         c.push(Felt::from(proof.0.commitments.len() as u64));
         c.extend(proof.0.commitments.iter().map(|&r| felt(r)));
-        c.extend(super::pcs::proof_calldata(&proof.0));
+        c.extend(bitsage_settle::onchain::pcs_proof_calldata(&proof.0));
         c
     }
 
@@ -1218,6 +1155,8 @@ mod verifier {
             let txs = run(&side.wallet, &side.rt, contract, &split)
                 .unwrap_or_else(|e| panic!("{name}: the honest proof is refused: {e:?}"));
             assert!(is_verified(&side, contract, &statement), "{name}: not recorded as verified");
+            // The session under the proof hash the split computes is finished.
+            assert_eq!(side.call(contract, "session", vec![split.proof_hash()]), vec![Felt::ONE], "{name}");
             let total: u64 = txs.iter().map(|t| t.l2_gas).sum();
             eprintln!("{name} ({:?}): {} transactions, {total} L2 gas in all", proof.claim, txs.len());
             for t in &txs {

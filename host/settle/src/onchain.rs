@@ -1,8 +1,8 @@
 //! Proofs for the on-chain verifier (`contracts/src/stwo/verifier.cairo`):
 //! a proof made over Stwo's Poseidon252 channel
-//! ([`bitsage_prover::prove_poseidon252`]) encoded as the contract's
-//! calldata, whole ([`verify_calldata`], for one call) or split into the
-//! parts of a verification over several transactions ([`Split`]).
+//! ([`bitsage_prover::prove_poseidon252`]) split into the parts of a
+//! verification over several transactions ([`Split`]), as the contract's
+//! calldata. (No proof of our AIR fits one transaction.)
 //!
 //! A split verification runs as `begin` (the transcript: statement, claim,
 //! roots, sampled values, FRI's roots, the proof of work), `evaluate` (the
@@ -84,14 +84,14 @@ pub fn statement_calldata(s: &Statement) -> Vec<Felt> {
 }
 
 /// QM31 values as the contracts' flat word arrays (length, then four words each).
-fn words(values: &[SecureField]) -> Vec<Felt> {
+pub fn qm31s_calldata(values: &[SecureField]) -> Vec<Felt> {
     let mut out = vec![len(4 * values.len())];
     out.extend(values.iter().flat_map(qm31));
     out
 }
 
 fn fri_layer(l: &FriLayerProof<H>, with_witness: bool) -> Vec<Felt> {
-    let mut out = if with_witness { words(&l.fri_witness) } else { vec![len(0)] };
+    let mut out = if with_witness { qm31s_calldata(&l.fri_witness) } else { vec![len(0)] };
     if with_witness {
         out.push(len(l.decommitment.hash_witness.len()));
         out.extend(l.decommitment.hash_witness.iter().map(|&h| felt(h)));
@@ -108,7 +108,7 @@ fn fri_calldata(proof: &FriProof<H>, with_witness: bool) -> Vec<Felt> {
     for l in &proof.inner_layers {
         c.extend(fri_layer(l, with_witness));
     }
-    c.extend(words(&proof.last_layer_poly));
+    c.extend(qm31s_calldata(&proof.last_layer_poly));
     c
 }
 
@@ -152,7 +152,7 @@ pub fn pcs_proof_calldata(proof: &CommitmentSchemeProof<H>) -> Vec<Felt> {
 }
 
 /// The claim, the components' LogUp sums and the trees' roots, as the
-/// contract's `Proof` and `TranscriptPart` begin.
+/// contract's `TranscriptPart` has them after the statement.
 fn claim_calldata(proof: &ChainProof) -> Vec<Felt> {
     let mut c: Vec<Felt> = proof.claim.words().map(Felt::from).to_vec();
     let i = &proof.interaction;
@@ -162,16 +162,6 @@ fn claim_calldata(proof: &ChainProof) -> Vec<Felt> {
     }
     c.push(len(proof.stark.commitments.len()));
     c.extend(proof.stark.commitments.iter().map(|&r| felt(r)));
-    c
-}
-
-/// `verify(statement, security_bits, proof)`'s calldata: the whole
-/// verification in one call (small proofs only: see [`Split`]).
-pub fn verify_calldata(statement: &Statement, proof: &ChainProof) -> Vec<Felt> {
-    let mut c = statement_calldata(statement);
-    c.push(Felt::from(statement.security.bits()));
-    c.extend(claim_calldata(proof));
-    c.extend(pcs_proof_calldata(&proof.stark.0));
     c
 }
 

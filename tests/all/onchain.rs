@@ -1053,13 +1053,14 @@ mod statement {
 /// mainnet's per-transaction limits, and every tampering rejected with the
 /// Rust verifier's error kind.
 mod verifier {
-    use bitsage_air::verify::{verify_poseidon252, ChainProof, VerifyError};
-    use bitsage_air::Statement;
-    use bitsage_prover::ProveOptions;
+    use bitsage_air::verify::{verify_poseidon252, ChainProof};
+    use bitsage_air::{SecurityLevel, Statement};
+    use bitsage_prover::{Forgery, ProofStats, ProveOptions};
     use bitsage_settle::chain::{ChainError, StepCost};
-    use bitsage_settle::onchain::{statement_key, Split};
+    use bitsage_settle::onchain::{statement_key, verdict_code, verdict_of_reason, Split};
+    use bitsage_tests::forged;
     use obelysk_vm::{samples, M31};
-    use stwo::core::verifier::VerificationError;
+    use stwo::prover::backend::simd::SimdBackend;
 
     use super::*;
 
@@ -1070,19 +1071,7 @@ mod verifier {
 
     /// The Rust verifier's verdict, as the contract numbers it (`verifier::verdict`).
     fn rust_verdict(statement: &Statement, proof: &ChainProof) -> u64 {
-        match verify_poseidon252(statement, proof) {
-            Ok(()) => 0,
-            Err(VerifyError::Statement(_)) => 1,
-            Err(VerifyError::BadClaim(_)) => 2,
-            Err(VerifyError::LogupImbalance) => 3,
-            Err(VerifyError::Stark(VerificationError::OodsNotMatching)) => 4,
-            Err(VerifyError::Malformed(_)) => 5,
-            Err(VerifyError::ConfigMismatch) => 6,
-            Err(VerifyError::Stark(VerificationError::InvalidStructure(_))) => 10,
-            Err(VerifyError::Stark(VerificationError::ProofOfWork)) => 11,
-            Err(VerifyError::Stark(VerificationError::Merkle(_))) => 12,
-            Err(VerifyError::Stark(VerificationError::Fri(_))) => 13,
-        }
+        verdict_code(&verify_poseidon252(statement, proof)) as u64
     }
 
     /// The verifier deployed with the generated evaluators' classes and its
@@ -1305,5 +1294,189 @@ mod verifier {
         refused(rt.block_on(worker.claim_verified(job_id, &output)), "job not open");
         let total: u64 = steps.iter().map(|s| s.l2_gas).sum();
         eprintln!("paid on a proof verified in {} transactions, {total} L2 gas", steps.len());
+    }
+
+    /// The chain's verdict on `split`, from the verifier's views as calls
+    /// (`Chain::check_on_chain`): 0 accepted, else the step's verdict.
+    fn chain_verdict(side: &Chainside, contract: Felt, split: &Split) -> u64 {
+        match side.rt.block_on(side.chain.check_on_chain(contract, split, |_, _| {})) {
+            Ok(_) => 0,
+            Err(ChainError::Reverted { reason }) => {
+                verdict_of_reason(&reason).unwrap_or_else(|| panic!("refused for another reason: {reason}")) as u64
+            }
+            Err(e) => panic!("the chain did not answer: {e}"),
+        }
+    }
+
+    /// One value-level change to a proof or its statement, chosen by `pick`
+    /// (the proof's shape stays what its claim fixes, so it encodes as
+    /// calldata; shape errors are the receipt decoder's and the hostile
+    /// receipt suite's). Returns what it changed.
+    fn mutate(s: &mut Statement, p: &mut ChainProof, next: &mut impl FnMut() -> u64) -> String {
+        let one = SecureField::from(BaseField::from(1u32));
+        let mut at = |n: usize| (next() % n.max(1) as u64) as usize;
+        let pcs = &mut p.stark.0;
+        match at(14) {
+            0 => {
+                let k = at(s.output.len());
+                s.output[k] = M31((s.output[k].0 + 1) % 0x7fff_ffff);
+                format!("output word {k}")
+            }
+            1 => {
+                let k = at(s.input.len());
+                s.input[k] = M31((s.input[k].0 + 1) % 0x7fff_ffff);
+                format!("input word {k}")
+            }
+            2 => {
+                let k = at(s.program.instrs.len());
+                s.program.instrs[k].imm = M31((s.program.instrs[k].imm.0 + 1) % 0x7fff_ffff);
+                format!("the immediate of instruction {k}")
+            }
+            3 => {
+                let k = at(5);
+                let i = &mut p.interaction;
+                *[&mut i.cpu, &mut i.rom, &mut i.mem, &mut i.range, &mut i.hash][k] += one;
+                format!("LogUp sum {k}")
+            }
+            4 => {
+                let t = 1 + at(pcs.sampled_values.len() - 1);
+                let c = at(pcs.sampled_values[t].len());
+                let k = at(pcs.sampled_values[t][c].len());
+                pcs.sampled_values[t][c][k] += one;
+                format!("sampled value {t}/{c}/{k}")
+            }
+            5 => {
+                let t = 1 + at(pcs.queried_values.len() - 1);
+                let c = at(pcs.queried_values[t].len());
+                let k = at(pcs.queried_values[t][c].len());
+                pcs.queried_values[t][c][k] += BaseField::from(1 + at(1000) as u32);
+                format!("queried value {t}/{c}/{k}")
+            }
+            6 => {
+                let t = 1 + at(pcs.decommitments.len() - 1);
+                let k = at(pcs.decommitments[t].hash_witness.len());
+                pcs.decommitments[t].hash_witness[k] += FieldElement::ONE;
+                format!("Merkle witness node {t}/{k}")
+            }
+            7 => {
+                let t = at(pcs.commitments.len());
+                pcs.commitments[t] += FieldElement::ONE;
+                format!("root {t}")
+            }
+            8 => {
+                let b = at(20);
+                pcs.proof_of_work ^= 1 << b;
+                format!("proof-of-work bit {b}")
+            }
+            9 => {
+                let k = at(pcs.fri_proof.first_layer.fri_witness.len());
+                pcs.fri_proof.first_layer.fri_witness[k] += one;
+                format!("FRI first-layer witness {k}")
+            }
+            10 if !pcs.fri_proof.inner_layers.is_empty() => {
+                let l = at(pcs.fri_proof.inner_layers.len());
+                let layer = &mut pcs.fri_proof.inner_layers[l];
+                match at(2) {
+                    0 if !layer.fri_witness.is_empty() => {
+                        let k = at(layer.fri_witness.len());
+                        layer.fri_witness[k] += one;
+                        format!("FRI layer {l} witness {k}")
+                    }
+                    _ => {
+                        layer.commitment += FieldElement::ONE;
+                        format!("FRI layer {l} root")
+                    }
+                }
+            }
+            10 | 11 => {
+                let k = at(pcs.fri_proof.last_layer_poly.len());
+                pcs.fri_proof.last_layer_poly[k] += one;
+                format!("FRI last-layer coefficient {k}")
+            }
+            12 => {
+                s.security = match s.security {
+                    SecurityLevel::Bits96 => SecurityLevel::Bits128,
+                    SecurityLevel::Bits128 => SecurityLevel::Bits96,
+                };
+                "the statement's security level".into()
+            }
+            _ => match at(3) {
+                0 => {
+                    p.claim.ram_words += 1 + at(4) as u32;
+                    "the claim's RAM size".into()
+                }
+                1 => {
+                    p.claim.cpu_log_size += 1;
+                    "the claim's CPU size".into()
+                }
+                _ => {
+                    p.claim.range_log_size += 1;
+                    "the claim's range-table size".into()
+                }
+            },
+        }
+    }
+
+    /// A differential corpus: honest proofs of several programs, each
+    /// soundness-suite forgery (proved past the prover's self-check, with and
+    /// without the LogUp sums rewritten to balance), and value-level
+    /// mutations of the honest ones, at least 200 in all. The chain's verdict
+    /// (the deployed verifier's views, as calls) must be the Rust verifier's
+    /// on every one, error kind included.
+    #[test]
+    fn the_chain_and_the_rust_verifier_agree_on_a_corpus_of_valid_and_invalid_proofs() {
+        let side = Chainside::start();
+        let contract = deploy(&side);
+        let mut corpus: Vec<(String, Statement, ChainProof)> = Vec::new();
+        let asm = bitsage_tests::asm;
+        let honest = [
+            ("mac_loop(30, 3)", samples::mac_loop(), vec![M31(30), M31(3)], vec![]),
+            ("mac_loop(200, 7)", samples::mac_loop(), vec![M31(200), M31(7)], vec![]),
+            ("every_opcode_loop(9)", samples::every_opcode_loop(), vec![M31(9)], vec![M31(11)]),
+            ("add", asm("read r1\nread r2\nadd r3, r1, r2\nwrite r3\nhalt\n"), vec![M31(20), M31(22)], vec![]),
+            ("hash", asm("read r1\nstore [r0 + 0], r1\nhash [r0 + 0]\nload r2, [r0 + 1]\nwrite r2\nhalt\n"), vec![M31(5)], vec![]),
+        ];
+        let mut bases = Vec::new();
+        for (name, program, input, advice) in honest {
+            let (s, p) = prove(&program, &input, &advice);
+            corpus.push((format!("honest {name}"), s.clone(), p.clone()));
+            bases.push((name, s, p));
+        }
+        for (name, bad) in forged::all() {
+            let (s, main) = bad.main();
+            for f in [Forgery::SkipCheck, Forgery::SkipCheckAndBalance] {
+                let (p, _) = bitsage_prover::prove_main_with::<SimdBackend, Poseidon252MerkleChannel>(
+                    s,
+                    &main,
+                    &ProveOptions::default(),
+                    &f,
+                    ProofStats::default(),
+                )
+                .expect("forging never refuses");
+                corpus.push((format!("forged ({f:?}): {name}"), s.clone(), p));
+            }
+        }
+        let mut next = xorshift(0x5eed_0019);
+        while corpus.len() < 210 {
+            let (name, s, p) = &bases[(next() % bases.len() as u64) as usize];
+            let (mut s, mut p) = (s.clone(), p.clone());
+            let what = mutate(&mut s, &mut p, &mut next);
+            corpus.push((format!("{name} with {what} changed"), s, p));
+        }
+
+        let mut tally = std::collections::BTreeMap::<u64, usize>::new();
+        for (what, s, p) in &corpus {
+            let want = rust_verdict(s, p);
+            let got = chain_verdict(&side, contract, &Split::new(s, p));
+            assert_eq!(got, want, "{what}: the chain says {got}, Rust {want}");
+            *tally.entry(want).or_default() += 1;
+        }
+        eprintln!("{} proofs, by verdict: {tally:?}", corpus.len());
+        assert!(corpus.len() >= 200);
+        assert_eq!(tally.get(&0), Some(&5), "only the honest proofs are accepted");
+        // The corpus reaches every stage of the verifier.
+        for stage in [1, 2, 3, 4, 6, 11, 12, 13] {
+            assert!(tally.contains_key(&stage), "no proof in the corpus fails with verdict {stage}: {tally:?}");
+        }
     }
 }

@@ -110,12 +110,9 @@ fn tokens(n: u128) -> u128 {
     n * UNIT
 }
 
-#[test]
-fn settlement_lifecycle_on_a_real_devnet() {
-    let devnet = Devnet::start(8);
-    let tmp = TempDir::new("settle");
-    let deployment = tmp.0.join("deployment.json");
-    let names = ["deployer", "worker", "validator-a", "validator-b", "validator-c", "client", "treasury", "pool"];
+/// One role per devnet account, each with its keystore imported by `setup
+/// --import` (checked not to hold the key in the clear).
+fn roles(devnet: &Devnet, tmp: &TempDir, deployment: &std::path::Path, names: &[&'static str]) -> Vec<Role> {
     let roles: Vec<Role> = names
         .iter()
         .zip(&devnet.accounts)
@@ -124,7 +121,7 @@ fn settlement_lifecycle_on_a_real_devnet() {
             dir: tmp.0.join(name),
             address: acct.address.clone(),
             rpc: devnet.url.clone(),
-            deployment: deployment.clone(),
+            deployment: deployment.to_path_buf(),
         })
         .collect();
     for (role, acct) in roles.iter().zip(&devnet.accounts) {
@@ -141,12 +138,12 @@ fn settlement_lifecycle_on_a_real_devnet() {
         let secret = acct.private_key.trim_start_matches("0x").trim_start_matches('0');
         assert!(!file.to_ascii_lowercase().contains(secret), "{}: the keystore holds the key in the clear", role.name);
     }
-    for role in &roles[..6] {
-        devnet.mint(&role.address, 100_000);
-    }
-    let [deployer, worker, va, vb, vc, client, treasury, pool] = &roles[..] else { unreachable!() };
+    roles
+}
 
-    // Deploy: unbonding 100 s, validators need 1,000 staked, a rejected result costs 500.
+/// `chain deploy` by `deployer`, with `treasury` and `pool` as the payees:
+/// unbonding 100 s, validators need 1,000 staked, a rejected result costs 500.
+fn deploy(deployer: &Role, treasury: &Role, pool: &Role) -> Deployment {
     let contracts = contracts_dir();
     deployer.ok(&[
         "chain",
@@ -166,9 +163,24 @@ fn settlement_lifecycle_on_a_real_devnet() {
         "--contracts",
         contracts.to_str().expect("utf8"),
         "--deployment",
-        deployment.to_str().expect("utf8"),
+        deployer.deployment.to_str().expect("utf8"),
     ]);
-    let d = Deployment::load(&deployment).expect("deployment file");
+    Deployment::load(&deployer.deployment).expect("deployment file")
+}
+
+#[test]
+fn settlement_lifecycle_on_a_real_devnet() {
+    let devnet = Devnet::start(8);
+    let tmp = TempDir::new("settle");
+    let deployment = tmp.0.join("deployment.json");
+    let names = ["deployer", "worker", "validator-a", "validator-b", "validator-c", "client", "treasury", "pool"];
+    let roles = roles(&devnet, &tmp, &deployment, &names);
+    for role in &roles[..6] {
+        devnet.mint(&role.address, 100_000);
+    }
+    let [deployer, worker, va, vb, vc, client, treasury, pool] = &roles[..] else { unreachable!() };
+
+    let d = deploy(deployer, treasury, pool);
     let rt = rt();
     let chain = Chain::new(&devnet.url, Some(d.clone())).expect("chain");
     let balance = |who: &Role| rt.block_on(chain.balance_of(d.token, who.felt())).expect("balance");
@@ -568,4 +580,90 @@ fn settlement_lifecycle_on_a_real_devnet() {
     assert!(balance(worker) > before + tokens(999), "the claim paid the worker");
     worker.refused(&["claim"], 24, "nothing to claim");
     drop(node);
+}
+
+/// What a user runs to be paid on a proof the chain checks, for every
+/// workload: the client deposits; the worker runs the job with `--channel
+/// poseidon252 --attest` and `settle --onchain`s the receipt, which the
+/// verifier contract checks over several transactions (each within
+/// mainnet's limits) before the escrow pays 80/18/2, with no validator.
+/// `verify --onchain` runs the same checks as calls, for anyone.
+#[test]
+fn every_workload_is_verified_on_chain_and_paid_through_the_cli() {
+    // Mainnet's limits per transaction (blockifier's versioned constants
+    // 0.14.4): Sierra gas to execute, and calldata felts.
+    const MAX_L2_GAS: u64 = 1_110_000_000;
+    const MAX_CALLDATA: u64 = 5_000;
+    let devnet = Devnet::start(5);
+    let tmp = TempDir::new("settle-onchain");
+    let deployment = tmp.0.join("deployment.json");
+    let roles = roles(&devnet, &tmp, &deployment, &["deployer", "worker", "client", "treasury", "pool"]);
+    let [deployer, worker, client, treasury, pool] = &roles[..] else { unreachable!() };
+    for role in [deployer, worker, client] {
+        devnet.mint(&role.address, 100_000);
+    }
+    let d = deploy(deployer, treasury, pool);
+    let rt = rt();
+    let chain = Chain::new(&devnet.url, Some(d.clone())).expect("chain");
+    let balance = |who: &Role| rt.block_on(chain.balance_of(d.token, who.felt())).expect("balance");
+    worker.ok(&["stake", "--amount", "100"]);
+    let examples = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"));
+
+    for (k, (name, input)) in guests::WORKLOADS.iter().enumerate() {
+        let wasm = guests::dir().join(format!("{name}.wasm"));
+        let (wasm, input) = (wasm.to_str().expect("utf8"), examples.join(input));
+        let input = input.to_str().expect("utf8");
+        let nonce = format!("onchain-{k}");
+        let deposited = client
+            .ok(&["deposit", wasm, "--input", input, "--nonce", &nonce, "--amount", "100", "--json"])
+            .json();
+        let job = Felt::from_hex(deposited["job_id"].as_str().expect("job id")).expect("felt");
+        let file = tmp.0.join(format!("{name}.receipt"));
+        let file = file.to_str().expect("utf8");
+        let ran = worker
+            .ok(&[
+                "run", wasm, "--input", input, "--channel", "poseidon252", "--attest", "--nonce", &nonce, "--out",
+                file, "--json",
+            ])
+            .json();
+        assert_eq!(ran["channel"], "poseidon252", "{name}");
+        // Anyone can check it with calls first: nothing is recorded.
+        let checked = client.ok(&["verify", file, "--onchain", "--json"]).json();
+        assert_eq!((checked["ok"].as_bool(), checked["agree"].as_bool()), (Some(true), Some(true)), "{name}: {checked}");
+        assert_eq!(checked["verified_by"], "0x0", "{name}: a call recorded something");
+
+        let (w0, t0, p0) = (balance(worker), balance(treasury), balance(pool));
+        let settled = worker.ok(&["settle", "--onchain", file, "--json"]).json();
+        let steps = settled["steps"].as_array().expect("steps");
+        assert!(steps.len() >= 4, "{name}: {settled}");
+        for s in steps {
+            let (gas, felts) = (s["l2_gas"].as_u64().expect("gas"), s["calldata_felts"].as_u64().expect("felts"));
+            assert!(gas <= MAX_L2_GAS && felts <= MAX_CALLDATA, "{name}: {s} is over mainnet's limits");
+        }
+        assert_eq!(settled["transactions"].as_u64(), Some(steps.len() as u64 + 1), "{name}");
+        assert_eq!(rt.block_on(chain.job(job)).expect("job").state, JobState::Paid, "{name}");
+        assert!(balance(worker) + tokens(1) > w0 + tokens(80), "{name}: the worker got 80 (less its fees)");
+        assert_eq!(balance(treasury), t0 + tokens(18), "{name}: the treasury got 18");
+        assert_eq!(balance(pool), p0 + tokens(2), "{name}: the stakers' pool got 2");
+        eprintln!(
+            "{name}: verified on chain in {} transactions, {} L2 gas, fee {} fri",
+            steps.len(),
+            settled["l2_gas"],
+            settled["fee_fri"]
+        );
+        // Now the chain names the worker; settling again pays nothing more.
+        let checked = client.ok(&["verify", file, "--onchain", "--json"]).json();
+        assert_eq!(checked["verified_by"].as_str(), Some(format!("{:#x}", worker.felt()).as_str()), "{name}");
+        worker.refused(&["settle", "--onchain", file], 24, "job not open");
+    }
+
+    // A Blake2s receipt is not for the chain, and says how to make one.
+    let wasm = guests::dir().join("custom.wasm");
+    let blake = tmp.0.join("blake.receipt");
+    worker.ok(&["run", wasm.to_str().expect("utf8"), "--out", blake.to_str().expect("utf8")]);
+    worker.refused(&["settle", "--onchain", blake.to_str().expect("utf8")], 2, "--channel poseidon252");
+    client.refused(&["verify", blake.to_str().expect("utf8"), "--onchain"], 2, "--channel poseidon252");
+    // The CUDA backend has no Poseidon252 Merkle kernel: asking for both is refused clearly.
+    let o = worker.cmd(&["run", wasm.to_str().expect("utf8"), "--channel", "poseidon252", "--backend", "cuda"], PASSWORD);
+    assert!(o.code != 0 && o.stderr.contains("Blake2s channel only"), "{}\n{}", o.stdout, o.stderr);
 }

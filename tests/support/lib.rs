@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests in `all/`.
 
 pub mod devnet;
+pub mod forged;
 pub mod guests;
 pub mod merkle;
 pub mod node;

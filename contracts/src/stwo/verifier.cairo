@@ -46,6 +46,9 @@ const MAX_PUBLIC_WORDS: u32 = 0x40000;
 pub enum VerifyError {
     Statement,
     BadClaim,
+    // The proof's parameters are not the ones its statement's security
+    // level fixes.
+    ConfigMismatch,
     LogupImbalance,
     OodsNotMatching,
     Malformed,
@@ -489,6 +492,8 @@ fn transcript(
     ref channel: Channel,
     statement: @Statement,
     security_bits: u32,
+    proof_config: PcsConfig,
+    proof_lifting: u32,
     claim: Claim,
     interaction: @Array<QM31>,
     commitments: @Array<felt252>,
@@ -520,6 +525,9 @@ fn transcript(
     // imbalance elsewhere.
     if claim.hash_log_size == 0 && *sums[4] != qm31(0, 0, 0, 0) {
         return Result::Err(VerifyError::BadClaim);
+    }
+    if proof_config != config || proof_lifting != 0 {
+        return Result::Err(VerifyError::ConfigMismatch);
     }
 
     mix_config(ref channel, config);
@@ -856,6 +864,7 @@ pub fn verdict(r: Result<(), VerifyError>) -> u32 {
         Result::Err(VerifyError::LogupImbalance) => 3,
         Result::Err(VerifyError::OodsNotMatching) => 4,
         Result::Err(VerifyError::Malformed) => 5,
+        Result::Err(VerifyError::ConfigMismatch) => 6,
         Result::Err(VerifyError::Pcs(PcsError::Malformed)) => 10,
         Result::Err(VerifyError::Pcs(PcsError::ProofOfWork)) => 11,
         Result::Err(VerifyError::Pcs(PcsError::Merkle(_))) => 12,
@@ -881,6 +890,10 @@ fn reason(v: u32) -> felt252 {
 pub struct TranscriptPart {
     pub statement: Statement,
     pub security_bits: u32,
+    // The parameters the proof says it was made with, and its lifting log
+    // size plus one (0: none, as every level's parameters have).
+    pub config: PcsConfig,
+    pub lifting: u32,
     pub claim: Claim,
     pub interaction: Array<QM31>,
     pub commitments: Array<felt252>,
@@ -964,6 +977,8 @@ pub mod VerifierTranscript {
                 ref channel,
                 @part.statement,
                 part.security_bits,
+                part.config,
+                part.lifting,
                 part.claim,
                 @part.interaction,
                 @part.commitments,
@@ -1029,6 +1044,19 @@ pub trait IBitsageVerifier<TContractState> {
     fn verified_by(self: @TContractState, statement: felt252) -> (ContractAddress, felt252);
     // The hash of a session's carried state (0: none; 1: finished).
     fn session(self: @TContractState, proof_hash: felt252) -> felt252;
+    // The same four steps as views, storing nothing: each returns the
+    // session the next one carries, or reverts with the step's verdict as
+    // `begin`..`finish` would. A client checks a proof with calls before it
+    // spends gas (`bitsage-host verify --onchain`). A call does not check
+    // that the parts come from one proof; the stored session does.
+    fn check_begin(self: @TContractState, part: TranscriptPart) -> Session;
+    fn check_evaluate(
+        self: @TContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, count: u32,
+    ) -> Session;
+    fn check_open(
+        self: @TContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, chunk: QueryChunk,
+    ) -> Session;
+    fn check_finish(self: @TContractState, session: Session, fri_proof: FriProof);
 }
 
 // The verifier as a contract, deployed with its evaluators' classes.
@@ -1227,6 +1255,38 @@ pub mod BitsageVerifier {
 
         fn session(self: @ContractState, proof_hash: felt252) -> felt252 {
             self.sessions.read(proof_hash)
+        }
+
+        fn check_begin(self: @ContractState, part: TranscriptPart) -> Session {
+            let (code, session) = self.transcript_class().begin(part);
+            or_revert_code(code);
+            session
+        }
+
+        fn check_evaluate(
+            self: @ContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, count: u32,
+        ) -> Session {
+            let (code, session) = self.transcript_class().evaluate(session, sampled_values, count, self.evaluators());
+            or_revert_code(code);
+            session
+        }
+
+        fn check_open(
+            self: @ContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, chunk: QueryChunk,
+        ) -> Session {
+            let mut session = session;
+            session.next_part += 1;
+            let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
+            let (code, next) = steps.open(session, sampled_values, chunk);
+            or_revert_code(code);
+            next
+        }
+
+        fn check_finish(self: @ContractState, session: Session, fri_proof: FriProof) {
+            let mut session = session;
+            session.next_part += 1;
+            let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
+            or_revert_code(steps.finish(session, fri_proof));
         }
     }
 }

@@ -91,8 +91,21 @@ fn expected_samples(components: &Components) -> Vec<Vec<usize>> {
 /// Merkle path, every FRI layer at full height). A receipt decoder refuses a
 /// larger proof before reading it.
 pub fn max_proof_bytes(claim: &Claim, config: &PcsConfig) -> usize {
+    max_proof_bytes_with(claim, config, BLAKE2S_HASH_BYTES)
+}
+
+/// A Blake2s hash's bincode size: 32 bytes.
+pub const BLAKE2S_HASH_BYTES: usize = 32;
+/// The most bytes a Poseidon252 hash (a felt252) takes in bincode: its serde
+/// form is its decimal digits (at most 76 below the field's modulus) after
+/// an 8-byte length.
+pub const POSEIDON252_HASH_BYTES: usize = 8 + 76;
+
+/// [`max_proof_bytes`] for a Merkle channel whose hashes encode in at most
+/// `hash_bytes` bytes.
+pub fn max_proof_bytes_with(claim: &Claim, config: &PcsConfig, hash_bytes: usize) -> usize {
     const VEC: usize = 8;
-    const HASH: usize = 32;
+    let hash = hash_bytes;
     const QM31_BYTES: usize = 16;
     let zero = SecureField::from(M31(0));
     let sums = InteractionClaim { cpu: zero, rom: zero, mem: zero, range: zero, hash: zero };
@@ -104,14 +117,14 @@ pub fn max_proof_bytes(claim: &Claim, config: &PcsConfig) -> usize {
     let points: usize = samples.iter().flatten().sum();
     let sampled = VEC + N_TREES * VEC + cols * VEC + points * QM31_BYTES;
     let queried = VEC + N_TREES * VEC + cols * (VEC + n_q * 4);
-    let merkle = VEC + n_q * height * HASH;
+    let merkle = VEC + n_q * height * hash;
     let decommitments = VEC + N_TREES * merkle;
     let fold = 1usize << config.fri_config.fold_step;
-    let fri_layer = VEC + n_q * fold * QM31_BYTES + merkle + HASH;
+    let fri_layer = VEC + n_q * fold * QM31_BYTES + merkle + hash;
     let fri =
         (1 + height) * fri_layer + VEC + (1usize << config.fri_config.log_last_layer_degree_bound) * QM31_BYTES + 4;
     // Config, commitments, proof of work, the two claims: well under 512.
-    512 + N_TREES * HASH + sampled + queried + decommitments + fri
+    512 + N_TREES * hash + sampled + queried + decommitments + fri
 }
 
 /// Checks everything whose size the claim fixes, and every field word, before

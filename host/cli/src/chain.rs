@@ -2,14 +2,16 @@
 //! escrow deposits and refunds, submitting an attested result, and the
 //! validator. The work is in `bitsage_settle::chain`; this is wiring.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use bitsage_prover::Receipt;
 use bitsage_settle::attest::{attested_for, check_receipt, JobSpec};
 use bitsage_settle::chain::{fmt_amount, parse_amount, Chain, ChainError, DeployParams, Deployment, Wallet};
+use bitsage_air::verify::ChainProof;
 use bitsage_settle::keystore::WorkerKey;
+use bitsage_settle::onchain::{statement_key, verdict_code, verdict_name, verdict_of_reason, Split};
 use bitsage_settle::validator::{ReceiptSource, Validator};
 use bitsage_settle::Felt;
 use serde_json::json;
@@ -20,23 +22,30 @@ use crate::keys::{key_failure, keystore_path, password};
 use crate::spec::{spec_json, SpecArgs};
 use crate::{fail, runtime, Failure};
 
-/// Where the chain is and who we are on it.
+/// Where the chain is and our contracts on it: enough to read and call.
 #[derive(clap::Args, Clone)]
-pub struct ChainArgs {
+pub struct ChainAt {
     /// Starknet JSON-RPC endpoint.
     #[arg(long, env = "BITSAGE_RPC", default_value = "http://127.0.0.1:5050")]
     rpc: String,
     /// The deployment file `chain deploy` wrote (default: `<data dir>/deployment.json`).
     #[arg(long, env = "BITSAGE_DEPLOYMENT")]
     deployment: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+/// Where the chain is and who we are on it.
+#[derive(clap::Args, Clone)]
+pub struct ChainArgs {
+    #[command(flatten)]
+    at: ChainAt,
     /// This account's address (its signer is the keystore's key).
     #[arg(long, env = "BITSAGE_ACCOUNT")]
     account: Option<String>,
     /// The keystore (default: `<data dir>/keys/worker.json`).
     #[arg(long)]
     keystore: Option<PathBuf>,
-    #[command(flatten)]
-    data: DataDir,
 }
 
 /// A chain failure's exit code: Exit::ChainRefused the chain or a contract refused, 25 the
@@ -57,21 +66,27 @@ fn amount(s: &str) -> Result<u128, Failure> {
     parse_amount(s).map_err(chain_failure)
 }
 
-impl ChainArgs {
-    /// True when a deployment file is named or present.
-    pub fn has_deployment(&self) -> bool {
-        self.deployment.is_some() || self.deployment_path().exists()
-    }
-
+impl ChainAt {
     fn deployment_path(&self) -> PathBuf {
         self.deployment.clone().unwrap_or_else(|| self.data.path().join("deployment.json"))
     }
 
-    fn chain(&self, need_deployment: bool) -> Result<Chain, Failure> {
+    pub fn chain(&self, need_deployment: bool) -> Result<Chain, Failure> {
         let path = self.deployment_path();
         let deployment =
             if need_deployment || path.exists() { Some(Deployment::load(&path).map_err(chain_failure)?) } else { None };
         Chain::new(&self.rpc, deployment).map_err(chain_failure)
+    }
+}
+
+impl ChainArgs {
+    /// True when a deployment file is named or present.
+    pub fn has_deployment(&self) -> bool {
+        self.at.deployment.is_some() || self.at.deployment_path().exists()
+    }
+
+    fn chain(&self, need_deployment: bool) -> Result<Chain, Failure> {
+        self.at.chain(need_deployment)
     }
 
     fn account(&self) -> Result<Felt, Failure> {
@@ -83,7 +98,7 @@ impl ChainArgs {
     }
 
     fn key(&self) -> Result<WorkerKey, Failure> {
-        let path = keystore_path(&self.keystore, &self.data);
+        let path = keystore_path(&self.keystore, &self.at.data);
         let password = password(false)?;
         WorkerKey::load(&path, &password).map_err(key_failure)
     }
@@ -159,7 +174,7 @@ pub fn cmd_chain(as_json: bool, cmd: &ChainCmd) -> Result<(), Failure> {
                 };
                 let wallet = a.chain.wallet(false).await?;
                 let d = wallet.deploy_all(&a.contracts, params).await.map_err(chain_failure)?;
-                let path = a.chain.deployment_path();
+                let path = a.chain.at.deployment_path();
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("creating {}", dir.display()))
@@ -443,19 +458,56 @@ pub fn cmd_refund(as_json: bool, a: &JobArgs) -> Result<(), Failure> {
 
 #[derive(clap::Args)]
 pub struct SettleArgs {
-    /// An attested receipt (`run --attest`).
+    /// An attested receipt (`run --attest`). With --onchain, a receipt proved
+    /// over the Poseidon252 channel (`--channel poseidon252`).
     receipt: PathBuf,
+    /// Have the chain verify the proof, over as many transactions as it
+    /// needs, then claim the job's payment from the escrow on that proof:
+    /// no validator vote.
+    #[arg(long)]
+    onchain: bool,
+    /// With --onchain: the escrow job to claim (default: the attestation's
+    /// job id). With neither, the proof is verified and nothing claimed.
+    #[arg(long, requires = "onchain")]
+    job: Option<String>,
     #[command(flatten)]
     chain: ChainArgs,
 }
 
-/// `settle`: submits an attested receipt's result to the escrow.
+/// A receipt's proof for the chain: refused unless it is over Poseidon252
+/// and verifies here (a proof that does not would only spend gas).
+fn chain_proof<'r>(receipt: &'r Receipt, path: &Path) -> Result<&'r ChainProof, Failure> {
+    let proof = receipt.body.proof.for_chain().ok_or_else(|| Failure {
+        code: Exit::Usage,
+        err: anyhow::anyhow!(
+            "{} is proved over the {} channel; the chain verifies poseidon252 proofs: prove with `--channel poseidon252`",
+            path.display(),
+            receipt.channel().name()
+        ),
+    })?;
+    Ok(proof)
+}
+
+/// A step the chain refused, with the verdict's meaning when it has one.
+fn refused_step(step: &str, e: ChainError) -> Failure {
+    let mut f = chain_failure(e);
+    if let Some(reason) = f.err.downcast_ref::<ChainError>().and_then(|e| match e {
+        ChainError::Reverted { reason } => Some(reason.clone()),
+        _ => None,
+    }) {
+        let why = verdict_of_reason(&reason).map(|c| format!(" ({})", verdict_name(c))).unwrap_or_default();
+        f.err = f.err.context(format!("the chain refused `{step}`{why}"));
+    }
+    f
+}
+
+/// `settle`: submits an attested receipt's result to the escrow, or with
+/// `--onchain` has the chain verify its proof and claims on that.
 pub fn cmd_settle(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
-    let bytes = std::fs::read(&a.receipt)
-        .with_context(|| format!("reading {}", a.receipt.display()))
-        .map_err(fail(Exit::Io))?;
-    let receipt =
-        Receipt::from_bytes(&bytes).map_err(|e| Failure { code: Exit::Receipt, err: anyhow::Error::new(e) })?;
+    if a.onchain {
+        return cmd_settle_onchain(as_json, a);
+    }
+    let receipt = crate::read_receipt(&a.receipt)?;
     let checked = check_receipt(&receipt).map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?;
     let rec = receipt
         .attestation
@@ -488,6 +540,155 @@ pub fn cmd_settle(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
         );
         Ok(())
     })
+}
+
+/// `settle --onchain`: the proof verified by the chain in its steps, each
+/// transaction reported with its L2 gas and fee, then the escrow's payment
+/// claimed on it.
+fn cmd_settle_onchain(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
+    let receipt = crate::read_receipt(&a.receipt)?;
+    let proof = chain_proof(&receipt, &a.receipt)?;
+    receipt.verify().map_err(|e| Failure {
+        code: Exit::Rejected,
+        err: anyhow::Error::new(e).context("the proof does not verify here; the chain would refuse it"),
+    })?;
+    let job_id = match (&a.job, &receipt.attestation) {
+        (Some(j), _) => Some(parse_felt(j, "job id")?),
+        (None, Some(_)) => Some(
+            check_receipt(&receipt)
+                .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?
+                .job_id,
+        ),
+        (None, None) => None,
+    };
+    let statement = &receipt.body.statement;
+    let split = Split::new(statement, proof);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let wallet = a.chain.wallet(true).await?;
+        let verifier = wallet.chain.deployment().map_err(chain_failure)?.verifier;
+        let key = statement_key(statement);
+        let (prover, earlier) = wallet.chain.verified_by(key).await.map_err(chain_failure)?;
+        let mut steps = Vec::new();
+        if prover == Felt::ZERO {
+            steps = wallet
+                .verify_on_chain(verifier, &split, |s| {
+                    if !as_json {
+                        println!(
+                            "{:<12} tx {:#x}: {} felts of calldata, {} L2 gas, fee {} STRK",
+                            s.step,
+                            s.tx,
+                            s.calldata,
+                            s.l2_gas,
+                            fmt_amount(s.fee)
+                        );
+                    }
+                })
+                .await
+                .map_err(|e| refused_step("verify", e))?;
+        } else if prover != wallet.address() {
+            return Err(Failure {
+                code: Exit::ChainRefused,
+                err: anyhow::anyhow!("this statement was already verified on chain by {prover:#x} (proof {earlier:#x})"),
+            });
+        } else if !as_json {
+            println!("already verified on chain by this account (proof {earlier:#x})");
+        }
+        let claimed = match job_id {
+            Some(job) => {
+                let output = bitsage_prover::receipt::words_digest(&statement.output);
+                let tx = wallet.claim_verified(job, &output).await.map_err(|e| refused_step("claim_verified", e))?;
+                let cost = wallet.chain.tx_cost(tx).await.map_err(chain_failure)?;
+                if !as_json {
+                    println!(
+                        "{:<12} tx {tx:#x}: job {job:#x} paid, {} L2 gas, fee {} STRK",
+                        "claim",
+                        cost.l2_gas,
+                        fmt_amount(cost.fee)
+                    );
+                }
+                Some((job, tx, cost))
+            }
+            None => None,
+        };
+        let gas: u64 = steps.iter().map(|s| s.l2_gas).sum::<u64>() + claimed.as_ref().map_or(0, |c| c.2.l2_gas);
+        let fee: u128 = steps.iter().map(|s| s.fee).sum::<u128>() + claimed.as_ref().map_or(0, |c| c.2.fee);
+        let n_tx = steps.len() + claimed.is_some() as usize;
+        if as_json {
+            let steps: Vec<_> = steps
+                .iter()
+                .map(|s| json!({ "step": s.step, "tx": format!("{:#x}", s.tx), "calldata_felts": s.calldata, "l2_gas": s.l2_gas, "fee_fri": s.fee.to_string() }))
+                .collect();
+            println!(
+                "{}",
+                json!({ "ok": true, "statement": format!("{key:#x}"), "proof_hash": format!("{:#x}", split.proof_hash()),
+                "steps": steps, "claim": claimed.as_ref().map(|(job, tx, c)| json!({ "job_id": format!("{job:#x}"), "tx": format!("{tx:#x}"), "l2_gas": c.l2_gas, "fee_fri": c.fee.to_string() })),
+                "transactions": n_tx, "l2_gas": gas, "fee_fri": fee.to_string() })
+            );
+        } else {
+            println!(
+                "verified on chain: statement {key:#x}{}; {n_tx} transactions, {gas} L2 gas, fee {} STRK in all",
+                if claimed.is_some() { ", payment claimed" } else { "" },
+                fmt_amount(fee)
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `verify --onchain`: the verifier contract's checks of the receipt's
+/// proof, run as calls (nothing is sent, no account is needed), beside the
+/// Rust verifier's verdict. Both must accept.
+pub fn check_onchain(as_json: bool, receipt: &Receipt, path: &Path, at: &ChainAt) -> Result<(), Failure> {
+    let proof = chain_proof(receipt, path)?;
+    let statement = &receipt.body.statement;
+    let local = bitsage_air::verify::verify_poseidon252(statement, proof);
+    let split = Split::new(statement, proof);
+    let chain = at.chain(true)?;
+    let verifier = chain.deployment().map_err(chain_failure)?.verifier;
+    let rt = runtime()?;
+    let checked = rt.block_on(chain.check_on_chain(verifier, &split, |step, n| {
+        if !as_json {
+            println!("{step:<12} passed ({n} felts of calldata)");
+        }
+    }));
+    let (n_steps, onchain_code, refused) = match checked {
+        Ok(steps) => (steps.len(), 0, None),
+        Err(ChainError::Reverted { reason }) => (0, verdict_of_reason(&reason).unwrap_or(u32::MAX), Some(reason)),
+        Err(e) => return Err(chain_failure(e)),
+    };
+    let rust_code = verdict_code(&local);
+    let (prover, _) = rt.block_on(chain.verified_by(statement_key(statement))).map_err(chain_failure)?;
+    if as_json {
+        println!(
+            "{}",
+            json!({ "ok": onchain_code == 0 && rust_code == 0, "chain_verdict": onchain_code, "chain_reason": refused,
+            "rust_verdict": rust_code, "agree": onchain_code == rust_code, "statement": format!("{:#x}", statement_key(statement)),
+            "proof_hash": format!("{:#x}", split.proof_hash()), "verified_by": format!("{prover:#x}"),
+            "steps": n_steps })
+        );
+    } else {
+        match &refused {
+            None => println!("the chain's verdict: accepted, in {n_steps} calls"),
+            Some(reason) => println!("the chain's verdict: {} (`{reason}`)", verdict_name(onchain_code)),
+        }
+        println!("the Rust verifier's: {} ({rust_code})", verdict_name(rust_code));
+        if prover != Felt::ZERO {
+            println!("recorded as verified on chain by {prover:#x}");
+        }
+    }
+    match (onchain_code, rust_code) {
+        (0, 0) => Ok(()),
+        (c, r) => Err(Failure {
+            code: Exit::Rejected,
+            err: anyhow::anyhow!(
+                "proof rejected: the chain says {}, the Rust verifier {}{}",
+                verdict_name(c),
+                verdict_name(r),
+                if c == r { "" } else { " (they disagree: please report this)" }
+            ),
+        }),
+    }
 }
 
 #[derive(clap::Subcommand)]

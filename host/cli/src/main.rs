@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bitsage_air::SecurityLevel;
 use bitsage_air::Statement;
-use bitsage_prover::{prove_trace_with, ProofStats, ProveError, ProveOptions, Receipt, ReceiptError, Stage};
+use bitsage_prover::{prove_receipt_proof, ProofStats, ProveError, ProveOptions, Receipt, ReceiptError, Stage};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use obelysk_vm::asm::{assemble, disassemble, parse_word};
@@ -70,6 +70,25 @@ impl BackendArg {
             BackendArg::Auto => bitsage_prover::BackendChoice::Auto,
             BackendArg::Cpu => bitsage_prover::BackendChoice::Cpu,
             BackendArg::Cuda => bitsage_prover::BackendChoice::Cuda,
+        }
+    }
+}
+
+/// The Merkle channel the proof is made over (`bitsage_prover::receipt::Channel`).
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ChannelArg {
+    /// Blake2s: the fastest to prove and to verify off chain; the GPU proves it.
+    Blake2s,
+    /// Poseidon252: the proof Starknet's verifier contract checks
+    /// (`settle --onchain`); proved on the CPU, slower.
+    Poseidon252,
+}
+
+impl ChannelArg {
+    pub(crate) fn channel(self) -> bitsage_prover::receipt::Channel {
+        match self {
+            ChannelArg::Blake2s => bitsage_prover::receipt::Channel::Blake2s,
+            ChannelArg::Poseidon252 => bitsage_prover::receipt::Channel::Poseidon252,
         }
     }
 }
@@ -129,6 +148,9 @@ enum Cmd {
         /// Prover backend.
         #[arg(long, value_enum, env = "BITSAGE_BACKEND", default_value = "cpu")]
         backend: BackendArg,
+        /// The proof's Merkle channel: poseidon252 for a receipt the chain verifies.
+        #[arg(long, value_enum, default_value = "blake2s")]
+        channel: ChannelArg,
     },
     /// Verify a receipt: the proof against the statement it carries.
     Verify {
@@ -136,6 +158,12 @@ enum Cmd {
         /// Also require that the receipt's program is this one.
         #[arg(long)]
         program: Option<PathBuf>,
+        /// Also run the on-chain verifier's checks, as calls (no transaction,
+        /// no account): a poseidon252 receipt, and the deployment's verifier.
+        #[arg(long)]
+        onchain: bool,
+        #[command(flatten)]
+        chain: chain::ChainAt,
     },
     /// Show a receipt: program, input, output, trace shape, proof size, security.
     Inspect {
@@ -257,8 +285,12 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Run(a) => workload::cmd_run(cli.json, a),
         Cmd::New(a) => workload::cmd_new(cli.json, a),
         Cmd::Modules { data, cmd } => workload::cmd_modules(cli.json, data, cmd),
-        Cmd::Prove { run, out, security, backend } => cmd_prove(cli.json, run, out, *security, *backend),
-        Cmd::Verify { receipt, program } => cmd_verify(cli.json, receipt, program.as_deref()),
+        Cmd::Prove { run, out, security, backend, channel } => {
+            cmd_prove(cli.json, run, out, *security, *backend, *channel)
+        }
+        Cmd::Verify { receipt, program, onchain, chain } => {
+            cmd_verify(cli.json, receipt, program.as_deref(), onchain.then_some(chain))
+        }
         Cmd::Inspect { receipt, listing } => cmd_inspect(cli.json, receipt, *listing),
         Cmd::Exec { run } => cmd_exec(cli.json, run),
         Cmd::Serve(a) => node::cmd_serve(cli.json, a),
@@ -392,7 +424,14 @@ pub(crate) fn security_level(s: Security) -> SecurityLevel {
     }
 }
 
-fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backend: BackendArg) -> Result<(), Failure> {
+fn cmd_prove(
+    as_json: bool,
+    run: &RunArgs,
+    out: &Path,
+    security: Security,
+    backend: BackendArg,
+    channel: ChannelArg,
+) -> Result<(), Failure> {
     let l = load(run)?;
     let security = security_level(security);
     let pb = progress(as_json);
@@ -407,7 +446,7 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backe
         let statement =
             Statement { program: l.program.clone(), input: l.input.clone(), output: trace.output.clone(), security };
         let exec_time = t0.elapsed();
-        prove_trace_with(backend.choice(), &statement, &trace, &opts).map(|(proof, mut stats, name)| {
+        prove_receipt_proof(channel.channel(), backend.choice(), &statement, &trace, &opts).map(|(proof, mut stats, name)| {
             stats.stages.insert(0, (Stage::Execute, exec_time));
             (proof, statement, stats, name)
         })
@@ -424,7 +463,7 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backe
             json!({ "ok": true, "receipt": out, "digest": receipt.digest_hex(), "output": words_json(&receipt.body.statement.output),
             "steps": stats.steps, "cpu_rows": stats.cpu_rows, "main_columns": stats.main_columns, "receipt_bytes": bytes.len(),
             "prove_ms": total.as_secs_f64() * 1e3, "stages_ms": stages_json(&stats), "security_bits": security.bits(),
-            "backend": backend_name })
+            "backend": backend_name, "channel": receipt.channel().name() })
         );
     } else {
         println!("output   {}", words_line(&receipt.body.statement.output));
@@ -438,9 +477,10 @@ fn cmd_prove(as_json: bool, run: &RunArgs, out: &Path, security: Security, backe
             println!("  {:<40} {:>9.1} ms", s.name(), d.as_secs_f64() * 1e3);
         }
         println!(
-            "proved   in {:.1} ms on {backend_name}, {} security bits",
+            "proved   in {:.1} ms on {backend_name}, {} security bits, {} channel",
             total.as_secs_f64() * 1e3,
-            security.bits()
+            security.bits(),
+            receipt.channel().name()
         );
         println!("receipt  {} ({} bytes, digest {})", out.display(), bytes.len(), receipt.digest_hex());
     }
@@ -456,12 +496,12 @@ pub(crate) fn stages_json(stats: &ProofStats) -> serde_json::Value {
         .into()
 }
 
-fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
+pub(crate) fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display())).map_err(fail(Exit::Io))?;
     Receipt::from_bytes(&bytes).with_context(|| format!("decoding {}", path.display())).map_err(fail(Exit::Receipt))
 }
 
-fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), Failure> {
+fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>, onchain: Option<&chain::ChainAt>) -> Result<(), Failure> {
     let receipt = read_receipt(path)?;
     if let Some(p) = program {
         let src = std::fs::read_to_string(p)
@@ -484,6 +524,9 @@ fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>) -> Result<(), 
                 .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::anyhow!("attestation rejected: {e}") })?,
         ),
     };
+    if let Some(at) = onchain {
+        return chain::check_onchain(as_json, &receipt, path, at);
+    }
     let t0 = Instant::now();
     let verdict = receipt.verify();
     let ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -541,13 +584,14 @@ fn hex(b: &[u8]) -> String {
 fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure> {
     let r = read_receipt(path)?;
     let st = &r.body.statement;
-    let c = &r.body.proof.claim;
+    let c = r.body.proof.claim();
     let cols = c.column_log_sizes();
     let (main_cols, int_cols) = (cols[1].len(), cols[2].len());
     let range = bitsage_air::range::rows_log_size(c.range_log_size);
     let rows: u64 = c.log_sizes().into_iter().map(|l| 1u64 << l).sum();
     let proof_bytes = r.proof_bytes();
-    let parts = bitsage_air::shape::ProofParts::of(&r.body.proof.stark);
+    let parts = r.body.proof.parts();
+    let channel = r.channel().name();
     let bits = st.security.bits();
     if as_json {
         println!(
@@ -557,7 +601,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
             "log_sizes": { "cpu": c.cpu_log_size, "rom": c.rom_log_size, "memory": c.mem_log_size, "hash": c.hash_log_size, "range": range },
             "range_table_log_size": c.range_log_size,
             "ram_words": c.ram_words, "total_rows": rows, "main_columns": main_cols, "interaction_columns": int_cols,
-            "proof_bytes": proof_bytes, "proof_parts": parts, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) })
+            "proof_bytes": proof_bytes, "proof_parts": parts, "channel": channel, "security_bits": bits, "module": r.body.module.map(|m| hex(&m)) })
         );
     } else {
         println!("receipt        {} (digest {})", path.display(), r.digest_hex());
@@ -579,7 +623,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
         );
         println!("columns        {main_cols} main + {int_cols} LogUp");
         println!("ram words      {}", c.ram_words);
-        println!("proof size     {proof_bytes} bytes");
+        println!("proof size     {proof_bytes} bytes, over the {channel} Merkle channel");
         let kib = |b: usize| format!("{:.1} KiB", b as f64 / 1024.0);
         println!(
             "  of which     queried values {}, trace Merkle paths {}, FRI values {}, FRI Merkle {}, sampled values {}, last layer {}",
@@ -590,7 +634,7 @@ fn cmd_inspect(as_json: bool, path: &Path, listing: bool) -> Result<(), Failure>
             kib(parts.sampled_values),
             kib(parts.fri_last_layer)
         );
-        let config = &r.body.proof.stark.config;
+        let config = r.body.proof.config();
         println!(
             "security       {bits} bits: {} conjectured ({} pow bits + log blowup {} x {} queries), fold step {}",
             config.security_bits(),

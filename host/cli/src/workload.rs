@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bitsage_air::Statement;
-use bitsage_prover::{prove_trace_with, ProveOptions, Receipt, Stage};
+use bitsage_prover::{prove_receipt_proof, ProveOptions, Receipt, Stage};
 use bitsage_sandbox::modules::{self, Allowlist, ModulesError, PublisherSignature};
 use bitsage_sandbox::{Limits, Sandbox, SandboxConfig, SandboxError};
 use serde_json::json;
@@ -13,7 +13,9 @@ use serde_json::json;
 use crate::args::parse_felt;
 pub use crate::args::{DataDir, LimitArgs};
 use crate::exit::Exit;
-use crate::{fail, progress, prove_failure, security_level, stages_json, words_json, BackendArg, Failure, Security};
+use crate::{
+    fail, progress, prove_failure, security_level, stages_json, words_json, BackendArg, ChannelArg, Failure, Security,
+};
 
 #[derive(clap::Args)]
 pub struct RunCmd {
@@ -40,6 +42,9 @@ pub struct RunCmd {
     /// Prover backend.
     #[arg(long, value_enum, env = "BITSAGE_BACKEND", default_value = "cpu")]
     backend: BackendArg,
+    /// The proof's Merkle channel: poseidon252 for a receipt the chain verifies.
+    #[arg(long, value_enum, default_value = "blake2s")]
+    channel: ChannelArg,
     #[command(flatten)]
     limits: LimitArgs,
     /// Sign the receipt with the worker's keystore (password from
@@ -137,7 +142,7 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
     };
     let opts = ProveOptions { security: statement.security, on_stage: Some(&on_stage), ..ProveOptions::default() };
     let t0 = Instant::now();
-    let proved = prove_trace_with(a.backend.choice(), &statement, t, &opts);
+    let proved = prove_receipt_proof(a.channel.channel(), a.backend.choice(), &statement, t, &opts);
     pb.finish_and_clear();
     let (proof, stats, backend_name) = proved.map_err(prove_failure)?;
     let prove_time = t0.elapsed();
@@ -176,16 +181,18 @@ pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
         println!(
             "{}",
             json!({ "ok": true, "guest": guest, "receipt": a.out, "digest": receipt.digest_hex(), "receipt_bytes": file.len(),
-            "prove_ms": ms(prove_time), "backend": backend_name, "stages_ms": stages_json(&stats), "verify_ms": ms(verify_time), "security_bits": statement_bits(&receipt) })
+            "prove_ms": ms(prove_time), "backend": backend_name, "stages_ms": stages_json(&stats), "verify_ms": ms(verify_time), "security_bits": statement_bits(&receipt),
+            "channel": receipt.channel().name() })
         );
     } else {
         for (s, d) in &stats.stages {
             println!("  {:<40} {:>9.1} ms", s.name(), ms(*d));
         }
         println!(
-            "proved    in {:.1} ms on {backend_name} ({} security bits), verified in {:.2} ms",
+            "proved    in {:.1} ms on {backend_name} ({} security bits, {} channel), verified in {:.2} ms",
             ms(prove_time),
             statement_bits(&receipt),
+            receipt.channel().name(),
             ms(verify_time)
         );
         println!("receipt   {} ({} bytes, digest {})", a.out.display(), file.len(), receipt.digest_hex());

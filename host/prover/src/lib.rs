@@ -112,6 +112,29 @@ pub fn prove_trace_with(
     }
 }
 
+/// Proves `trace` over the Merkle channel a receipt will name: Blake2s on
+/// the chosen backend ([`prove_trace_with`]), or Poseidon252 (a proof the
+/// chain verifies) on the CPU. The CUDA backend has no Poseidon252 Merkle
+/// kernel: asking for it explicitly with Poseidon252 is an error, and
+/// `Auto` proves on the CPU.
+pub fn prove_receipt_proof(
+    channel: receipt::Channel,
+    choice: BackendChoice,
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(receipt::ReceiptProof, ProofStats, String), ProveError> {
+    match channel {
+        receipt::Channel::Blake2s => prove_trace_with(choice, statement, trace, opts).map(|(p, s, n)| (p.into(), s, n)),
+        receipt::Channel::Poseidon252 if choice == BackendChoice::Cuda => Err(ProveError::backend(
+            "the CUDA backend proves over the Blake2s channel only; prove for the chain (poseidon252) with --backend cpu",
+        )),
+        receipt::Channel::Poseidon252 => {
+            prove_poseidon252(statement, trace, opts).map(|(p, s)| (p.into(), s, "cpu (SIMD)".to_string()))
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
 fn gpu_name() -> Result<String, ProveError> {
     let g = cuda::init().map_err(|e| ProveError::backend_by("opening GPU 0", e))?;

@@ -1,5 +1,6 @@
 //! The receipt file: a versioned, zstd-compressed binary holding the
-//! statement, the proof, the digest of the WASM module that produced the
+//! statement, the proof (over Stwo's Blake2s Merkle channel, or over its
+//! Poseidon252 one for a proof the chain will verify), the digest of the WASM module that produced the
 //! witness (when there was one), and a SHA-256 digest of all three.
 //!
 //! The module digest is *not* proven: the STARK proves the VM program, and
@@ -16,6 +17,8 @@
 //! [`ReceiptBody`].
 //!
 //! Decoding is bounded by what the format allows, checked while decoding:
+//! every piece must be its value's one encoding (a felt252 hash is decimal
+//! digits in serde, so "0x1" or "01" for 1 is refused),
 //! the zstd window and the decompressed size are capped
 //! ([`max_decoded_bytes`]: a statement at its caps plus the largest proof
 //! any claim allows), the statement's lists are refused at their length
@@ -32,16 +35,17 @@ use std::io::Read;
 pub mod attest;
 
 use bincode::Options;
-use bitsage_air::verify::{verify, Proof, VerifyError};
+use bitsage_air::verify::{verify, verify_poseidon252, ChainProof, Proof, VerifyError};
 use bitsage_air::Statement;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
-/// 4: components present only when used (the claim's `hash_log_size` is
-/// optional), a range table sized to the run, and the smaller-proof
-/// parameters of each security level. Version 3 receipts are refused.
-pub const FORMAT_VERSION: u16 = 4;
+/// 5: the proof names its Merkle channel ([`ReceiptProof`]): Blake2s, or
+/// Poseidon252 for a proof the chain verifies. (4: components present only
+/// when used, a range table sized to the run, the smaller-proof parameters
+/// of each security level.) Version 4 and older receipts are refused.
+pub const FORMAT_VERSION: u16 = 5;
 /// The largest zstd window a receipt may ask the decoder for (8 MiB; the
 /// encoder's window at level 9 is smaller for any receipt the caps allow).
 const WINDOW_LOG_MAX: u32 = 23;
@@ -71,16 +75,116 @@ pub fn max_decoded_bytes() -> u64 {
             range_log_size: bitsage_air::range::MAX_RANGE_LOG_SIZE,
             ram_words: 0,
         };
-        let proof = bitsage_air::shape::max_proof_bytes(&largest, &bitsage_air::SecurityLevel::Bits128.pcs_config());
+        let proof = bitsage_air::shape::max_proof_bytes_with(
+            &largest,
+            &bitsage_air::SecurityLevel::Bits128.pcs_config(),
+            Channel::Poseidon252.hash_bytes(),
+        );
         let attestation = 1 + 6 * 32 + 2 * (8 + MAX_ATTESTATION_STRING);
-        (8 + statement + proof + 33 + attestation) as u64
+        (8 + statement + 4 + proof + 33 + attestation) as u64
     })
+}
+
+/// The Merkle channel a receipt's proof was made over. Its bincode form (a
+/// `u32` index) is [`ReceiptProof`]'s variant tag, in the same order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Channel {
+    /// Stwo's Blake2s Merkle channel: the default, fastest to prove and to
+    /// check off chain, and what the GPU proves.
+    Blake2s,
+    /// Stwo's Poseidon252 Merkle channel: what the on-chain verifier checks
+    /// (Cairo hashes Poseidon natively). Proved on the CPU.
+    Poseidon252,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Blake2s => "blake2s",
+            Channel::Poseidon252 => "poseidon252",
+        }
+    }
+
+    /// The most bytes one of its hashes takes in the receipt's encoding.
+    pub fn hash_bytes(self) -> usize {
+        match self {
+            Channel::Blake2s => bitsage_air::shape::BLAKE2S_HASH_BYTES,
+            Channel::Poseidon252 => bitsage_air::shape::POSEIDON252_HASH_BYTES,
+        }
+    }
+}
+
+/// A receipt's proof, over the channel it names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ReceiptProof {
+    Blake2s(Proof),
+    Poseidon252(ChainProof),
+}
+
+impl From<Proof> for ReceiptProof {
+    fn from(p: Proof) -> Self {
+        ReceiptProof::Blake2s(p)
+    }
+}
+
+impl From<ChainProof> for ReceiptProof {
+    fn from(p: ChainProof) -> Self {
+        ReceiptProof::Poseidon252(p)
+    }
+}
+
+impl ReceiptProof {
+    pub fn channel(&self) -> Channel {
+        match self {
+            ReceiptProof::Blake2s(_) => Channel::Blake2s,
+            ReceiptProof::Poseidon252(_) => Channel::Poseidon252,
+        }
+    }
+
+    pub fn claim(&self) -> &bitsage_air::Claim {
+        match self {
+            ReceiptProof::Blake2s(p) => &p.claim,
+            ReceiptProof::Poseidon252(p) => &p.claim,
+        }
+    }
+
+    /// The security parameters the proof was made with.
+    pub fn config(&self) -> &stwo::core::pcs::PcsConfig {
+        match self {
+            ReceiptProof::Blake2s(p) => &p.stark.config,
+            ReceiptProof::Poseidon252(p) => &p.stark.config,
+        }
+    }
+
+    /// Where the proof's bytes go, part by part.
+    pub fn parts(&self) -> bitsage_air::shape::ProofParts {
+        match self {
+            ReceiptProof::Blake2s(p) => bitsage_air::shape::ProofParts::of(&p.stark),
+            ReceiptProof::Poseidon252(p) => bitsage_air::shape::ProofParts::of(&p.stark),
+        }
+    }
+
+    /// Verifies the proof against `statement` with its channel's verifier.
+    pub fn verify(&self, statement: &Statement) -> Result<(), VerifyError> {
+        match self {
+            ReceiptProof::Blake2s(p) => verify(statement, p),
+            ReceiptProof::Poseidon252(p) => verify_poseidon252(statement, p),
+        }
+    }
+
+    /// The proof the chain verifies, when it is over Poseidon252.
+    pub fn for_chain(&self) -> Option<&ChainProof> {
+        match self {
+            ReceiptProof::Poseidon252(p) => Some(p),
+            ReceiptProof::Blake2s(_) => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReceiptBody {
     pub statement: Statement,
-    pub proof: Proof,
+    pub proof: ReceiptProof,
     /// SHA-256 of the workload component that ran, if one did (attested,
     /// not proven).
     pub module: Option<[u8; 32]>,
@@ -214,13 +318,19 @@ fn decompress(frame: &[u8]) -> Result<Vec<u8>, ReceiptError> {
     Ok(raw)
 }
 
-/// Decodes one value from the front of `rest` and moves past it.
+/// Decodes one value from the front of `rest` and moves past it. The bytes
+/// read must be the value's own encoding: fixint bincode has one per value,
+/// but a felt252 (a Poseidon252 hash) goes through serde as a string that
+/// also parses with leading zeros or in hex.
 fn take<T: serde::de::DeserializeOwned + Serialize>(rest: &mut &[u8], what: &str) -> Result<T, ReceiptError> {
     let corrupt = |e: bincode::Error| ReceiptError::corrupt_by(what, e);
-    let v: T = codec().allow_trailing_bytes().deserialize(rest).map_err(corrupt)?;
-    // Fixint bincode is canonical: the encoding's size is what was read.
-    let used = codec().serialized_size(&v).map_err(corrupt)? as usize;
-    *rest = rest.get(used..).ok_or_else(|| ReceiptError::corrupt(format!("{what}: truncated")))?;
+    let mut reader = *rest;
+    let v: T = codec().allow_trailing_bytes().deserialize_from(&mut reader).map_err(corrupt)?;
+    let (read, left) = rest.split_at(rest.len() - reader.len());
+    if codec().serialize(&v).map_err(corrupt)? != read {
+        return Err(ReceiptError::corrupt(format!("{what}: not in its canonical encoding")));
+    }
+    *rest = left;
     Ok(v)
 }
 
@@ -228,10 +338,12 @@ fn take<T: serde::de::DeserializeOwned + Serialize>(rest: &mut &[u8], what: &str
 /// against what its claim allows before the proof is read.
 fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
     let statement: Statement = take(&mut rest, "statement")?;
+    let channel: Channel = take(&mut rest, "proof channel")?;
     let claim: bitsage_air::Claim = take(&mut rest, "claim")?;
     let interaction: bitsage_air::statement::InteractionClaim = take(&mut rest, "interaction claim")?;
     bitsage_air::verify::check_claim(&claim)?;
-    let bound = bitsage_air::shape::max_proof_bytes(&claim, &statement.security.pcs_config());
+    let bound =
+        bitsage_air::shape::max_proof_bytes_with(&claim, &statement.security.pcs_config(), channel.hash_bytes());
     // What is left is the STARK proof and the module digest (at most 33).
     if rest.len() > bound + 33 {
         return Err(ReceiptError::TooLarge(format!(
@@ -240,7 +352,12 @@ fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
         )));
     }
     let before = rest.len();
-    let stark = take(&mut rest, "STARK proof")?;
+    let proof = match channel {
+        Channel::Blake2s => ReceiptProof::Blake2s(Proof { claim, interaction, stark: take(&mut rest, "STARK proof")? }),
+        Channel::Poseidon252 => {
+            ReceiptProof::Poseidon252(Proof { claim, interaction, stark: take(&mut rest, "STARK proof")? })
+        }
+    };
     let stark_len = before - rest.len();
     let module: Option<[u8; 32]> = take(&mut rest, "module digest")?;
     if !rest.is_empty() {
@@ -250,19 +367,25 @@ fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
     let proof_len = codec().serialized_size(&claim).map_err(size)? as usize
         + codec().serialized_size(&interaction).map_err(size)? as usize
         + stark_len;
-    Ok((ReceiptBody { statement, proof: Proof { claim, interaction, stark }, module }, proof_len))
+    Ok((ReceiptBody { statement, proof, module }, proof_len))
 }
 
 impl Receipt {
-    pub fn new(statement: Statement, proof: Proof) -> Result<Self, ReceiptError> {
+    pub fn new(statement: Statement, proof: impl Into<ReceiptProof>) -> Result<Self, ReceiptError> {
         Self::with_module(statement, proof, None)
     }
 
     /// A receipt that also names the workload module that produced the run.
-    pub fn with_module(statement: Statement, proof: Proof, module: Option<[u8; 32]>) -> Result<Self, ReceiptError> {
-        let body = ReceiptBody { statement, proof, module };
+    pub fn with_module(
+        statement: Statement,
+        proof: impl Into<ReceiptProof>,
+        module: Option<[u8; 32]>,
+    ) -> Result<Self, ReceiptError> {
+        let body = ReceiptBody { statement, proof: proof.into(), module };
         let encoded = codec().serialize(&body).map_err(|e| ReceiptError::Encode(e.into()))?;
-        let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.into()))? as usize;
+        // The proof's size without the channel's tag.
+        let proof_len =
+            codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.into()))? as usize - 4;
         Ok(Self::from_parts(body, encoded, proof_len))
     }
 
@@ -328,16 +451,23 @@ impl Receipt {
         Ok(receipt)
     }
 
-    /// Verifies the proof against the statement.
+    /// Verifies the proof against the statement, with the verifier of the
+    /// proof's channel.
     pub fn verify(&self) -> Result<(), ReceiptError> {
-        Ok(verify(&self.body.statement, &self.body.proof)?)
+        Ok(self.body.proof.verify(&self.body.statement)?)
+    }
+
+    /// The Merkle channel the proof was made over.
+    pub fn channel(&self) -> Channel {
+        self.body.proof.channel()
     }
 
     pub fn digest_hex(&self) -> String {
         hex::encode(self.digest)
     }
 
-    /// The STARK proof alone, in the receipt's bincode encoding.
+    /// The STARK proof alone (with its channel's tag), in the receipt's
+    /// bincode encoding.
     pub fn proof_encoded(&self) -> Result<Vec<u8>, ReceiptError> {
         codec().serialize(&self.body.proof).map_err(|e| ReceiptError::Encode(e.into()))
     }

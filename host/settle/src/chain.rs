@@ -390,6 +390,35 @@ impl Chain {
         self.rpc.call(req, BlockId::Tag(BlockTag::PreConfirmed)).await.map_err(|e| self.err(e))
     }
 
+    /// Runs `split`'s verification as calls to the verifier's views
+    /// (`check_begin` .. `check_finish`): the same checks as
+    /// [`Wallet::verify_on_chain`], with no transaction and no account.
+    /// Returns each step's name and calldata size; a refused step is
+    /// `ChainError::Reverted` with the contract's reason (`verify failed:
+    /// NN`, [`crate::onchain::verdict_of_reason`]).
+    pub async fn check_on_chain(
+        &self,
+        verifier: Felt,
+        split: &crate::onchain::Split,
+        mut progress: impl FnMut(&str, usize),
+    ) -> Result<Vec<(String, usize)>, ChainError> {
+        let mut done = Vec::new();
+        let transcript = split.transcript().to_vec();
+        let n = transcript.len();
+        let mut session = self.call(verifier, "check_begin", transcript).await?;
+        progress("begin", n);
+        done.push(("begin".to_string(), n));
+        for step in split.later_steps() {
+            let mut c = session.clone();
+            c.extend(step.tail);
+            let n = c.len();
+            session = self.call(verifier, &format!("check_{}", step.entry), c).await?;
+            progress(&step.name, n);
+            done.push((step.name, n));
+        }
+        Ok(done)
+    }
+
     /// Who verified a statement on chain (`onchain::statement_key`), and with
     /// which proof hash: zero for none.
     pub async fn verified_by(&self, statement: Felt) -> Result<(Felt, Felt), ChainError> {
@@ -746,26 +775,12 @@ impl Wallet {
             Some((h, rest)) => (*h, rest.to_vec()),
             None => return Err(ChainError::BadResponse("begin returned nothing".into())),
         };
-        let carried = |session: &[Felt]| {
+        for step in split.later_steps() {
             let mut c = vec![proof_hash];
-            c.extend_from_slice(session);
-            c
-        };
-        for count in split.evaluate_counts() {
-            let mut c = carried(&session);
-            c.extend_from_slice(&split.sampled);
-            c.push(Felt::from(count as u64));
-            session = run(format!("evaluate {count}"), "evaluate", c).await?;
+            c.extend_from_slice(&session);
+            c.extend(step.tail);
+            session = run(step.name, step.entry, c).await?;
         }
-        for (k, chunk) in split.chunks.iter().enumerate() {
-            let mut c = carried(&session);
-            c.extend_from_slice(&split.sampled);
-            c.extend_from_slice(chunk);
-            session = run(format!("open {k}"), "open", c).await?;
-        }
-        let mut c = carried(&session);
-        c.extend_from_slice(&split.fri);
-        run("finish".into(), "finish", c).await?;
         Ok(steps)
     }
 

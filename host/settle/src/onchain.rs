@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use bitsage_air::verify::ChainProof;
+use bitsage_air::verify::{ChainProof, VerifyError};
 use bitsage_air::Statement;
 use starknet_crypto::{poseidon_hash_many, Felt};
 use stwo::core::fields::m31::BaseField;
@@ -180,6 +180,74 @@ pub struct Split {
     pub fri: Vec<Felt>,
 }
 
+/// A proof's parameters as `TranscriptPart` takes them: the `PcsConfig`
+/// (grinding bits, then the FRI config's fields), then the lifting log size
+/// plus one (0 for none).
+pub fn config_calldata(config: &stwo::core::pcs::PcsConfig) -> Vec<Felt> {
+    let f = &config.fri_config;
+    let mut c: Vec<Felt> =
+        [config.pow_bits, f.log_blowup_factor, f.log_last_layer_degree_bound, f.n_queries as u32, f.fold_step]
+            .map(Felt::from)
+            .to_vec();
+    c.push(Felt::from(config.lifting_log_size.map_or(0, |l| u64::from(l) + 1)));
+    c
+}
+
+/// One step of a split verification after `begin`: the verifier's entry
+/// point (`check_` before it is the same step as a view), and the calldata
+/// after the carried session.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: String,
+    pub entry: &'static str,
+    pub tail: Vec<Felt>,
+}
+
+/// The contract's number for a verdict (`verifier.cairo`'s `verdict`): 0
+/// accepted, 1 statement, 2 claim bounds, 3 LogUp balance, 4 out-of-domain
+/// values, 5 malformed, 6 parameters, 10-13 the commitment scheme's
+/// structure, proof of work, Merkle and FRI checks, 14 a degenerate sample.
+pub fn verdict_code(r: &Result<(), VerifyError>) -> u32 {
+    use stwo::core::verifier::VerificationError as V;
+    match r {
+        Ok(()) => 0,
+        Err(VerifyError::Statement(_)) => 1,
+        Err(VerifyError::BadClaim(_)) => 2,
+        Err(VerifyError::LogupImbalance) => 3,
+        Err(VerifyError::Stark(V::OodsNotMatching)) => 4,
+        Err(VerifyError::Malformed(_)) => 5,
+        Err(VerifyError::ConfigMismatch) => 6,
+        Err(VerifyError::Stark(V::InvalidStructure(_))) => 10,
+        Err(VerifyError::Stark(V::ProofOfWork)) => 11,
+        Err(VerifyError::Stark(V::Merkle(_))) => 12,
+        Err(VerifyError::Stark(V::Fri(_))) => 13,
+    }
+}
+
+/// What a verdict code means, in the Rust verifier's words for its error kind.
+pub fn verdict_name(code: u32) -> &'static str {
+    match code {
+        0 => "accepted",
+        1 => "invalid statement",
+        2 => "claim out of bounds",
+        3 => "lookup sums do not balance",
+        4 => "out-of-domain values do not match the constraints",
+        5 => "malformed proof",
+        6 => "different proof parameters than the statement asks for",
+        10 => "invalid proof structure",
+        11 => "proof of work not satisfied",
+        12 => "Merkle decommitment failed",
+        13 => "FRI check failed",
+        14 => "degenerate out-of-domain sample",
+        _ => "unknown verdict",
+    }
+}
+
+/// The verdict a revert reason carries (`verify failed: NN`), if any.
+pub fn verdict_of_reason(reason: &str) -> Option<u32> {
+    reason.strip_prefix("verify failed: ")?.parse().ok()
+}
+
 /// The key the verifier records a verified statement under, and the escrow
 /// asks for: Poseidon of a tag, the program's digest, the public input's and
 /// output's ([`bitsage_receipt::words_digest`]), each as two 128-bit halves,
@@ -215,6 +283,7 @@ impl Split {
         let pcs = &proof.stark.0;
         let mut transcript = statement_calldata(statement);
         transcript.push(Felt::from(statement.security.bits()));
+        transcript.extend(config_calldata(&proof.stark.config));
         transcript.extend(claim_calldata(proof));
         transcript.extend(sampled_calldata(&pcs.sampled_values));
         transcript.extend(fri_calldata(&pcs.fri_proof, false));
@@ -239,6 +308,29 @@ impl Split {
     /// in one, the hash component's Poseidon2 constraints in one of their own.
     pub fn evaluate_counts(&self) -> Vec<usize> {
         [4, self.n_components - 4].into_iter().filter(|&c| c > 0).collect()
+    }
+
+    /// `begin`'s transcript part alone (what `check_begin` takes).
+    pub fn transcript(&self) -> &[Felt] {
+        &self.begin[..self.begin.len() - self.chunks.len() - 2]
+    }
+
+    /// The steps after `begin`, in order: each `evaluate`, each `open`, then
+    /// `finish`. A step's calldata is the session it carries, then its tail.
+    pub fn later_steps(&self) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for count in self.evaluate_counts() {
+            let mut tail = self.sampled.clone();
+            tail.push(Felt::from(count as u64));
+            steps.push(Step { name: format!("evaluate {count}"), entry: "evaluate", tail });
+        }
+        for (k, chunk) in self.chunks.iter().enumerate() {
+            let mut tail = self.sampled.clone();
+            tail.extend_from_slice(chunk);
+            steps.push(Step { name: format!("open {k}"), entry: "open", tail });
+        }
+        steps.push(Step { name: "finish".into(), entry: "finish", tail: self.fri.clone() });
+        steps
     }
 
     /// The proof hash `begin` returns for this split.

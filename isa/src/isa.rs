@@ -338,14 +338,14 @@ impl Program {
 }
 
 /// Which fields an instruction reads; the rest must be zero.
-pub(crate) struct OperandUse {
+pub struct OperandUse {
     pub dst: bool,
     pub a: bool,
     pub b: bool,
     pub imm: bool,
 }
 
-pub(crate) fn operand_use(ins: &Instr) -> OperandUse {
+pub fn operand_use(ins: &Instr) -> OperandUse {
     use Opcode::*;
     let y_is_imm = ins.imm_mode;
     match ins.op {

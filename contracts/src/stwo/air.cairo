@@ -23,3 +23,15 @@ pub trait IAirPart<TContractState> {
     fn intermediates(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>) -> Array<QM31>;
     fn constraints(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31;
 }
+
+pub const N_OPCODES: u32 = 20;
+
+// Per opcode and immediate mode, what `Program::validate` requires: bits 0
+// to 3, the dst, a, b and imm fields are used (an unused one must be zero);
+// bit 4, the mode is allowed; bit 5, imm is a jump target (below the
+// program's length); bit 6, imm names a table. Generated from
+// `obelysk_vm::isa`.
+pub fn instr_rules(op: u32, imm_mode: u32) -> u32 {
+    let rules: [u32; 40] = [23, 27, 23, 27, 23, 27, 23, 27, 21, 25, 23, 27, 23, 27, 27, 11, 30, 14, 56, 40, 58, 42, 58, 42, 57, 41, 18, 2, 17, 1, 17, 1, 18, 2, 91, 75, 26, 10, 16, 0];
+    *rules.span()[op * 2 + imm_mode]
+}

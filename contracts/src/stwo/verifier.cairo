@@ -37,8 +37,12 @@ const MAX_RANGE_LOG_SIZE: u32 = 16;
 // The range table holds sixteen values to a row.
 const RANGE_LANES_LOG: u32 = 4;
 // Opcodes, registers and tables a program may use (`obelysk_isa`).
-const N_OPCODES: u32 = 20;
 const NUM_REGISTERS: u32 = 16;
+// `obelysk_vm::isa`'s caps: instructions plus table entries, tables, and a
+// table name's bytes.
+const MAX_PROGRAM_LEN: u32 = 0x100000;
+const MAX_TABLES: u32 = 256;
+const MAX_TABLE_NAME_LEN: u32 = 64;
 const MAX_PUBLIC_WORDS: u32 = 0x40000;
 
 // The Rust verifier's error kinds (`VerifyError`).
@@ -95,24 +99,56 @@ pub fn pcs_config(security_bits: u32) -> Option<PcsConfig> {
     )
 }
 
-// `Statement::validate`'s word checks: canonical words, registers and
-// opcodes in range, the public words within their cap.
+// `Statement::validate`: `Program::validate` (registers in range, canonical
+// words, an unused field zero, an immediate operand only where the opcode
+// takes one, jump targets inside the program, lookups naming a table, the
+// caps, no key twice in a table) and the public words canonical within
+// their cap. The per-opcode rules are generated from the ISA
+// (`air::instr_rules`).
 fn check_statement(s: @Statement) -> bool {
-    if s.program.instrs.len() == 0 || s.input.len() > MAX_PUBLIC_WORDS || s.output.len() > MAX_PUBLIC_WORDS {
+    let n = s.program.instrs.len();
+    if n == 0 || s.input.len() > MAX_PUBLIC_WORDS || s.output.len() > MAX_PUBLIC_WORDS {
+        return false;
+    }
+    let n_tables = s.program.tables.len();
+    if n_tables > MAX_TABLES {
+        return false;
+    }
+    let mut total = n;
+    for t in s.program.tables.span() {
+        total += t.entries.len();
+    }
+    if total > MAX_PROGRAM_LEN {
         return false;
     }
     for i in s.program.instrs.span() {
-        if *i.op >= N_OPCODES || *i.dst >= NUM_REGISTERS || *i.a >= NUM_REGISTERS || *i.b >= NUM_REGISTERS
+        if *i.op >= air::N_OPCODES || *i.dst >= NUM_REGISTERS || *i.a >= NUM_REGISTERS || *i.b >= NUM_REGISTERS
             || *i.imm_mode > 1 || *i.imm >= P {
+            return false;
+        }
+        let rules = air::instr_rules(*i.op, *i.imm_mode);
+        if rules & 16 == 0 {
+            return false;
+        }
+        if (rules & 32 != 0 && *i.imm >= n) || (rules & 64 != 0 && *i.imm >= n_tables) {
+            return false;
+        }
+        if (rules & 1 == 0 && *i.dst != 0) || (rules & 2 == 0 && *i.a != 0) || (rules & 4 == 0 && *i.b != 0)
+            || (rules & 8 == 0 && *i.imm != 0) {
             return false;
         }
     }
     for t in s.program.tables.span() {
+        if t.name.len() > MAX_TABLE_NAME_LEN {
+            return false;
+        }
+        let mut seen: Felt252Dict<u8> = Default::default();
         for e in t.entries.span() {
             let (k, v) = *e;
-            if k >= P || v >= P {
+            if k >= P || v >= P || seen.get(k.into()) != 0 {
                 return false;
             }
+            seen.insert(k.into(), 1);
         }
     }
     for w in s.input.span() {

@@ -755,5 +755,40 @@ pub fn module_file(components: &[CairoComponent]) -> String {
     let _ = writeln!(s, "    fn intermediates(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>) -> Array<QM31>;");
     let _ = writeln!(s, "    fn constraints(self: @TContractState, masks: Array<QM31>, base: Array<QM31>, ext: Array<QM31>, inter: Array<QM31>, random_coeff: QM31, denom_inverse: QM31, acc: QM31) -> QM31;");
     let _ = writeln!(s, "}}");
+    s.push_str(&instr_rules());
     s
+}
+
+/// What `Program::validate` requires of an instruction, per opcode and
+/// immediate mode, as a Cairo table: the statement check on chain reads it
+/// instead of a port of the ISA's rules.
+fn instr_rules() -> String {
+    use obelysk_vm::isa::{operand_use, Instr, Opcode};
+    let mut rules = Vec::new();
+    for op in Opcode::ALL {
+        for imm_mode in [false, true] {
+            let u = operand_use(&Instr { op, dst: 0, a: 0, b: 0, imm_mode, imm: obelysk_vm::M31(0) });
+            let allowed = !imm_mode || op.allows_imm_operand();
+            let bits = [u.dst, u.a, u.b, u.imm, allowed, op.imm_is_target(), op == Opcode::Lookup];
+            rules.push(bits.iter().enumerate().map(|(k, &b)| (b as u32) << k).sum::<u32>());
+        }
+    }
+    let list = rules.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
+    format!(
+        "
+pub const N_OPCODES: u32 = {n};
+
+// Per opcode and immediate mode, what `Program::validate` requires: bits 0
+// to 3, the dst, a, b and imm fields are used (an unused one must be zero);
+// bit 4, the mode is allowed; bit 5, imm is a jump target (below the
+// program's length); bit 6, imm names a table. Generated from
+// `obelysk_vm::isa`.
+pub fn instr_rules(op: u32, imm_mode: u32) -> u32 {{
+    let rules: [u32; {len}] = [{list}];
+    *rules.span()[op * 2 + imm_mode]
+}}
+",
+        n = Opcode::ALL.len(),
+        len = rules.len(),
+    )
 }

@@ -488,6 +488,16 @@ fn chain_proof<'r>(receipt: &'r Receipt, path: &Path) -> Result<&'r ChainProof, 
     Ok(proof)
 }
 
+/// The proof's parts for the chain, refused when they cannot fit a
+/// transaction (`Split::too_large`).
+fn fitting_split(statement: &bitsage_air::Statement, proof: &ChainProof) -> Result<Split, Failure> {
+    let split = Split::new(statement, proof);
+    match split.too_large() {
+        Some(why) => Err(Failure { code: Exit::Usage, err: anyhow::anyhow!(why) }),
+        None => Ok(split),
+    }
+}
+
 /// A step the chain refused, with the verdict's meaning when it has one.
 fn refused_step(step: &str, e: ChainError) -> Failure {
     let mut f = chain_failure(e);
@@ -562,7 +572,7 @@ fn cmd_settle_onchain(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
         (None, None) => None,
     };
     let statement = &receipt.body.statement;
-    let split = Split::new(statement, proof);
+    let split = fitting_split(statement, proof)?;
     let rt = runtime()?;
     rt.block_on(async {
         let wallet = a.chain.wallet(true).await?;
@@ -643,7 +653,7 @@ pub fn check_onchain(as_json: bool, receipt: &Receipt, path: &Path, at: &ChainAt
     let proof = chain_proof(receipt, path)?;
     let statement = &receipt.body.statement;
     let local = bitsage_air::verify::verify_poseidon252(statement, proof);
-    let split = Split::new(statement, proof);
+    let split = fitting_split(statement, proof)?;
     let chain = at.chain(true)?;
     let verifier = chain.deployment().map_err(chain_failure)?.verifier;
     let rt = runtime()?;

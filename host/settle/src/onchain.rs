@@ -193,6 +193,10 @@ pub fn config_calldata(config: &stwo::core::pcs::PcsConfig) -> Vec<Felt> {
     c
 }
 
+/// Mainnet's calldata limit per transaction, in felts (blockifier's
+/// versioned constants 0.14.4).
+pub const MAX_CALLDATA_FELTS: usize = 5_000;
+
 /// One step of a split verification after `begin`: the verifier's entry
 /// point (`check_` before it is the same step as a view), and the calldata
 /// after the carried session.
@@ -308,6 +312,21 @@ impl Split {
     /// in one, the hash component's Poseidon2 constraints in one of their own.
     pub fn evaluate_counts(&self) -> Vec<usize> {
         [4, self.n_components - 4].into_iter().filter(|&c| c > 0).collect()
+    }
+
+    /// Why this split cannot be sent on chain, if it cannot: `begin` carries
+    /// the whole statement (six felts an instruction), and a program of
+    /// more than several hundred instructions (the ml-inference workload's
+    /// 4,461) overflows one transaction's calldata. Sending the statement
+    /// in parts of its own is not built.
+    pub fn too_large(&self) -> Option<String> {
+        (self.begin.len() > MAX_CALLDATA_FELTS).then(|| {
+            format!(
+                "the proof's first part (its statement and transcript) is {} felts of calldata, over a transaction's {MAX_CALLDATA_FELTS}: \
+                 the program is too long to verify on chain until statements are sent in parts",
+                self.begin.len()
+            )
+        })
     }
 
     /// `begin`'s transcript part alone (what `check_begin` takes).

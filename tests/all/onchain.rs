@@ -1434,7 +1434,12 @@ mod verifier {
             ("mac_loop(200, 7)", samples::mac_loop(), vec![M31(200), M31(7)], vec![]),
             ("every_opcode_loop(9)", samples::every_opcode_loop(), vec![M31(9)], vec![M31(11)]),
             ("add", asm("read r1\nread r2\nadd r3, r1, r2\nwrite r3\nhalt\n"), vec![M31(20), M31(22)], vec![]),
-            ("hash", asm("read r1\nstore [r0 + 0], r1\nhash [r0 + 0]\nload r2, [r0 + 1]\nwrite r2\nhalt\n"), vec![M31(5)], vec![]),
+            (
+                "hash",
+                asm("read r1\nstore [r0 + 0], r1\nhash [r0 + 0]\nload r2, [r0 + 1]\nwrite r2\nhalt\n"),
+                vec![M31(5)],
+                vec![],
+            ),
         ];
         let mut bases = Vec::new();
         for (name, program, input, advice) in honest {

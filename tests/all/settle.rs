@@ -589,7 +589,7 @@ fn settlement_lifecycle_on_a_real_devnet() {
 /// mainnet's limits) before the escrow pays 80/18/2, with no validator.
 /// `verify --onchain` runs the same checks as calls, for anyone.
 #[test]
-fn every_workload_is_verified_on_chain_and_paid_through_the_cli() {
+fn workloads_are_verified_on_chain_and_paid_through_the_cli() {
     // Mainnet's limits per transaction (blockifier's versioned constants
     // 0.14.4): Sierra gas to execute, and calldata felts.
     const MAX_L2_GAS: u64 = 1_110_000_000;
@@ -619,16 +619,25 @@ fn every_workload_is_verified_on_chain_and_paid_through_the_cli() {
         let (wasm, input) = (wasm.to_str().expect("utf8"), examples.join(input));
         let input = input.to_str().expect("utf8");
         let nonce = format!("onchain-{k}");
-        let deposited = client
-            .ok(&["deposit", wasm, "--input", input, "--nonce", &nonce, "--amount", "100", "--json"])
-            .json();
+        let deposited =
+            client.ok(&["deposit", wasm, "--input", input, "--nonce", &nonce, "--amount", "100", "--json"]).json();
         let job = Felt::from_hex(deposited["job_id"].as_str().expect("job id")).expect("felt");
         let file = tmp.0.join(format!("{name}.receipt"));
         let file = file.to_str().expect("utf8");
         let ran = worker
             .ok(&[
-                "run", wasm, "--input", input, "--channel", "poseidon252", "--attest", "--nonce", &nonce, "--out",
-                file, "--json",
+                "run",
+                wasm,
+                "--input",
+                input,
+                "--channel",
+                "poseidon252",
+                "--attest",
+                "--nonce",
+                &nonce,
+                "--out",
+                file,
+                "--json",
             ])
             .json();
         assert_eq!(ran["channel"], "poseidon252", "{name}");
@@ -639,7 +648,11 @@ fn every_workload_is_verified_on_chain_and_paid_through_the_cli() {
         }
         // Anyone can check it with calls first: nothing is recorded.
         let checked = client.ok(&["verify", file, "--onchain", "--json"]).json();
-        assert_eq!((checked["ok"].as_bool(), checked["agree"].as_bool()), (Some(true), Some(true)), "{name}: {checked}");
+        assert_eq!(
+            (checked["ok"].as_bool(), checked["agree"].as_bool()),
+            (Some(true), Some(true)),
+            "{name}: {checked}"
+        );
         assert_eq!(checked["verified_by"], "0x0", "{name}: a call recorded something");
 
         let (w0, t0, p0) = (balance(worker), balance(treasury), balance(pool));
@@ -679,7 +692,16 @@ fn every_workload_is_verified_on_chain_and_paid_through_the_cli() {
     client.refused(&["verify", blake.to_str().expect("utf8"), "--onchain"], 2, "--channel poseidon252");
     // The CUDA backend has no Poseidon252 Merkle kernel: asking for both is refused clearly.
     let o = worker.cmd(
-        &["run", wasm.to_str().expect("utf8"), "--input", custom_input, "--channel", "poseidon252", "--backend", "cuda"],
+        &[
+            "run",
+            wasm.to_str().expect("utf8"),
+            "--input",
+            custom_input,
+            "--channel",
+            "poseidon252",
+            "--backend",
+            "cuda",
+        ],
         PASSWORD,
     );
     assert!(o.code != 0 && o.stderr.contains("Blake2s channel only"), "{}\n{}", o.stdout, o.stderr);

@@ -125,4 +125,3 @@ fn a_range_table_smaller_than_the_runs_values_cannot_verify() {
     let (st, main) = bad.main();
     assert_main_rejected(st, &main, "a range table of 0..2^8 for a run that checks larger values");
 }
-

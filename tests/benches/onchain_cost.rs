@@ -35,8 +35,12 @@ const MAX_CALLDATA: usize = 5_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let max_log: u32 =
-        args.iter().position(|a| a == "--max-log").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(16);
+    let max_log: u32 = args
+        .iter()
+        .position(|a| a == "--max-log")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
     let level = SecurityLevel::Bits96;
 
     let mut cases: Vec<(String, Statement, Trace)> = Vec::new();
@@ -61,20 +65,22 @@ fn main() {
     let account = &devnet.accounts[0];
     let chain = Chain::new(&devnet.url, None).expect("chain");
     let key = WorkerKey::from_secret(Felt::from_hex(&account.private_key).expect("key"));
-    let wallet = rt
-        .block_on(Wallet::connect(chain, Felt::from_hex(&account.address).expect("address"), &key))
-        .expect("wallet");
+    let wallet =
+        rt.block_on(Wallet::connect(chain, Felt::from_hex(&account.address).expect("address"), &key)).expect("wallet");
     let verifier = rt.block_on(wallet.deploy_verifier(&contracts_dir(), Felt::ONE)).expect("verifier deploys");
 
-    println!("{}-bit level; proofs over Poseidon252 on the SIMD backend; gas and fees from devnet receipts", level.bits());
+    println!(
+        "{}-bit level; proofs over Poseidon252 on the SIMD backend; gas and fees from devnet receipts",
+        level.bits()
+    );
     println!(
         "| proof | CPU rows | transactions | L2 gas in all | most L2 gas in one tx (of mainnet's 1.11 G) | calldata felts in all | most in one tx (of 5,000) | fee (STRK) | prove s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, st, trace) in &cases {
         let t = Instant::now();
-        let (proof, _) = prove_poseidon252(st, trace, &ProveOptions { security: level, ..ProveOptions::default() })
-            .expect("proves");
+        let (proof, _) =
+            prove_poseidon252(st, trace, &ProveOptions { security: level, ..ProveOptions::default() }).expect("proves");
         let prove = t.elapsed().as_secs_f64();
         let split = Split::new(st, &proof);
         let steps = rt.block_on(wallet.verify_on_chain(verifier, &split, |_| {})).expect("the chain verifies it");

@@ -124,17 +124,17 @@ pub fn padding_row_write() -> Bad {
         let cols = cpu_columns();
         let row = t.steps.len(); // first padding row
         for (col, v) in [
-        (cols.flags[Opcode::Write as usize], 1),
-        (cols.pc, 1),
-        (cols.clk, 2),
-        (cols.out_ptr, 1),
-        (cols.next_pc, 2),
-        (cols.x, 6),
-        (cols.w, 6),
-        (cols.isz, 0),
-        (cols.inv, Felt(6).inverse().0),
-        (cols.r_lo, 6),
-        (cols.prod, 0),
+            (cols.flags[Opcode::Write as usize], 1),
+            (cols.pc, 1),
+            (cols.clk, 2),
+            (cols.out_ptr, 1),
+            (cols.next_pc, 2),
+            (cols.x, 6),
+            (cols.w, 6),
+            (cols.isz, 0),
+            (cols.inv, Felt(6).inverse().0),
+            (cols.r_lo, 6),
+            (cols.prod, 0),
         ] {
             main.cpu.columns[col].set(row, Felt(v));
         }

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use bitsage_air::verify::ChainProof;
 use bitsage_prover::Receipt;
 use bitsage_settle::attest::{attested_for, check_receipt, JobSpec};
 use bitsage_settle::chain::{fmt_amount, parse_amount, Chain, ChainError, DeployParams, Deployment, Wallet};
-use bitsage_air::verify::ChainProof;
 use bitsage_settle::keystore::WorkerKey;
 use bitsage_settle::onchain::{statement_key, verdict_code, verdict_name, verdict_of_reason, Split};
 use bitsage_settle::validator::{ReceiptSource, Validator};
@@ -565,9 +565,7 @@ fn cmd_settle_onchain(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
     let job_id = match (&a.job, &receipt.attestation) {
         (Some(j), _) => Some(parse_felt(j, "job id")?),
         (None, Some(_)) => Some(
-            check_receipt(&receipt)
-                .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?
-                .job_id,
+            check_receipt(&receipt).map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?.job_id,
         ),
         (None, None) => None,
     };

@@ -446,10 +446,12 @@ fn cmd_prove(
         let statement =
             Statement { program: l.program.clone(), input: l.input.clone(), output: trace.output.clone(), security };
         let exec_time = t0.elapsed();
-        prove_receipt_proof(channel.channel(), backend.choice(), &statement, &trace, &opts).map(|(proof, mut stats, name)| {
-            stats.stages.insert(0, (Stage::Execute, exec_time));
-            (proof, statement, stats, name)
-        })
+        prove_receipt_proof(channel.channel(), backend.choice(), &statement, &trace, &opts).map(
+            |(proof, mut stats, name)| {
+                stats.stages.insert(0, (Stage::Execute, exec_time));
+                (proof, statement, stats, name)
+            },
+        )
     });
     pb.finish_and_clear();
     let (proof, statement, stats, backend_name) = result.map_err(prove_failure)?;
@@ -501,7 +503,12 @@ pub(crate) fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
     Receipt::from_bytes(&bytes).with_context(|| format!("decoding {}", path.display())).map_err(fail(Exit::Receipt))
 }
 
-fn cmd_verify(as_json: bool, path: &Path, program: Option<&Path>, onchain: Option<&chain::ChainAt>) -> Result<(), Failure> {
+fn cmd_verify(
+    as_json: bool,
+    path: &Path,
+    program: Option<&Path>,
+    onchain: Option<&chain::ChainAt>,
+) -> Result<(), Failure> {
     let receipt = read_receipt(path)?;
     if let Some(p) = program {
         let src = std::fs::read_to_string(p)

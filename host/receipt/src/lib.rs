@@ -384,8 +384,7 @@ impl Receipt {
         let body = ReceiptBody { statement, proof: proof.into(), module };
         let encoded = codec().serialize(&body).map_err(|e| ReceiptError::Encode(e.into()))?;
         // The proof's size without the channel's tag.
-        let proof_len =
-            codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.into()))? as usize - 4;
+        let proof_len = codec().serialized_size(&body.proof).map_err(|e| ReceiptError::Encode(e.into()))? as usize - 4;
         Ok(Self::from_parts(body, encoded, proof_len))
     }
 

@@ -27,8 +27,7 @@ use bitsage_settle::onchain::Split;
 use bitsage_settle::Felt;
 use bitsage_tests::devnet::{contracts_dir, Devnet};
 use bitsage_tests::guests::{self, WORKLOADS};
-use obelysk_vm::exec::{execute, ExecLimits, Trace};
-use obelysk_vm::M31;
+use obelysk_vm::exec::Trace;
 
 const MAX_L2_GAS: u64 = 1_110_000_000;
 const MAX_CALLDATA: usize = 5_000;
@@ -52,12 +51,7 @@ fn main() {
         cases.push((name.into(), st, r.recorded.trace));
     }
     for log in (8..=max_log).step_by(2) {
-        let n = obelysk_vm::samples::mac_loop_iterations_for_rows(1 << log);
-        let program = obelysk_vm::samples::mac_loop();
-        let input = [M31(n), M31(7)];
-        let trace = execute(&program, &input, &[], ExecLimits::default()).expect("runs");
-        let st = Statement { program, input: input.to_vec(), output: trace.output.clone(), security: level };
-        cases.push((format!("mac loop 2^{log}"), st, trace));
+        cases.push(bitsage_tests::mac_loop_case(log, level));
     }
 
     let devnet = Devnet::start(1);

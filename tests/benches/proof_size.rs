@@ -18,8 +18,7 @@ use bitsage_air::{SecurityLevel, Statement};
 use bitsage_prover::{prove_trace, ProveOptions, Receipt};
 use bitsage_sandbox::{Sandbox, SandboxConfig};
 use bitsage_tests::guests::{self, WORKLOADS};
-use obelysk_vm::exec::{execute, ExecLimits, Trace};
-use obelysk_vm::M31;
+use obelysk_vm::exec::Trace;
 use stwo::core::fri::FriConfig;
 use stwo::core::pcs::PcsConfig;
 
@@ -68,12 +67,7 @@ fn main() {
     }
     let mac_rows: &[u32] = if big { &[12, 16, 20] } else { &[12] };
     for &log in mac_rows {
-        let n = obelysk_vm::samples::mac_loop_iterations_for_rows(1 << log);
-        let program = obelysk_vm::samples::mac_loop();
-        let input = [M31(n), M31(7)];
-        let trace = execute(&program, &input, &[], ExecLimits::default()).expect("runs");
-        let st = Statement { program, input: input.to_vec(), output: trace.output.clone(), security: level };
-        cases.push((format!("mac loop 2^{log}"), st, trace));
+        cases.push(bitsage_tests::mac_loop_case(log, level));
     }
 
     println!("{}-bit level (conjectured); the prover's pick first in each case; SIMD backend", level.bits());

@@ -33,6 +33,17 @@ pub fn statement(p: &Program, input: &[u32], output: &[M31]) -> Statement {
     Statement { program: p.clone(), input: words(input), output: output.to_vec(), security: SecurityLevel::Bits96 }
 }
 
+/// A MAC loop of 2^`log` CPU rows (`mac_loop_iterations_for_rows`): its
+/// name, its statement at `level`, and its trace. The benches' size sweeps.
+pub fn mac_loop_case(log: u32, level: SecurityLevel) -> (String, Statement, Trace) {
+    let n = obelysk_vm::samples::mac_loop_iterations_for_rows(1 << log);
+    let program = obelysk_vm::samples::mac_loop();
+    let input = [M31(n), M31(7)];
+    let trace = execute(&program, &input, &[], ExecLimits::default()).expect("runs");
+    let st = Statement { program, input: input.to_vec(), output: trace.output.clone(), security: level };
+    (format!("mac loop 2^{log}"), st, trace)
+}
+
 /// The statement of a workload's recorded VM execution, at 96 bits.
 pub fn statement_of(rec: &bitsage_sandbox::Recorded) -> Statement {
     Statement {

@@ -35,7 +35,9 @@ use std::io::Read;
 pub mod attest;
 
 use bincode::Options;
-use bitsage_air::verify::{verify, verify_poseidon252, ChainProof, Proof, VerifyError};
+use bitsage_air::verify::{verify, Proof, VerifyError};
+#[cfg(not(target_arch = "wasm32"))]
+use bitsage_air::verify::{verify_poseidon252, ChainProof};
 use bitsage_air::Statement;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -118,6 +120,9 @@ impl Channel {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ReceiptProof {
     Blake2s(Proof),
+    /// Native builds only: Stwo builds its Poseidon252 channel for native
+    /// targets, so the browser verifier refuses these receipts by name.
+    #[cfg(not(target_arch = "wasm32"))]
     Poseidon252(ChainProof),
 }
 
@@ -127,6 +132,7 @@ impl From<Proof> for ReceiptProof {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl From<ChainProof> for ReceiptProof {
     fn from(p: ChainProof) -> Self {
         ReceiptProof::Poseidon252(p)
@@ -137,6 +143,7 @@ impl ReceiptProof {
     pub fn channel(&self) -> Channel {
         match self {
             ReceiptProof::Blake2s(_) => Channel::Blake2s,
+            #[cfg(not(target_arch = "wasm32"))]
             ReceiptProof::Poseidon252(_) => Channel::Poseidon252,
         }
     }
@@ -144,6 +151,7 @@ impl ReceiptProof {
     pub fn claim(&self) -> &bitsage_air::Claim {
         match self {
             ReceiptProof::Blake2s(p) => &p.claim,
+            #[cfg(not(target_arch = "wasm32"))]
             ReceiptProof::Poseidon252(p) => &p.claim,
         }
     }
@@ -152,6 +160,7 @@ impl ReceiptProof {
     pub fn config(&self) -> &stwo::core::pcs::PcsConfig {
         match self {
             ReceiptProof::Blake2s(p) => &p.stark.config,
+            #[cfg(not(target_arch = "wasm32"))]
             ReceiptProof::Poseidon252(p) => &p.stark.config,
         }
     }
@@ -160,6 +169,7 @@ impl ReceiptProof {
     pub fn parts(&self) -> bitsage_air::shape::ProofParts {
         match self {
             ReceiptProof::Blake2s(p) => bitsage_air::shape::ProofParts::of(&p.stark),
+            #[cfg(not(target_arch = "wasm32"))]
             ReceiptProof::Poseidon252(p) => bitsage_air::shape::ProofParts::of(&p.stark),
         }
     }
@@ -168,11 +178,13 @@ impl ReceiptProof {
     pub fn verify(&self, statement: &Statement) -> Result<(), VerifyError> {
         match self {
             ReceiptProof::Blake2s(p) => verify(statement, p),
+            #[cfg(not(target_arch = "wasm32"))]
             ReceiptProof::Poseidon252(p) => verify_poseidon252(statement, p),
         }
     }
 
     /// The proof the chain verifies, when it is over Poseidon252.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn for_chain(&self) -> Option<&ChainProof> {
         match self {
             ReceiptProof::Poseidon252(p) => Some(p),
@@ -237,6 +249,8 @@ pub enum ReceiptError {
     Version(u16),
     #[error("receipt is truncated or corrupt")]
     Corrupt(#[source] Corruption),
+    #[error("this build verifies no proofs over the {0} channel (the browser verifier checks blake2s receipts; `bitsage-host verify` checks both)")]
+    ChannelUnsupported(&'static str),
     #[error("receipt decodes to more than the format allows ({0})")]
     TooLarge(String),
     #[error("could not encode the receipt")]
@@ -354,9 +368,12 @@ fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
     let before = rest.len();
     let proof = match channel {
         Channel::Blake2s => ReceiptProof::Blake2s(Proof { claim, interaction, stark: take(&mut rest, "STARK proof")? }),
+        #[cfg(not(target_arch = "wasm32"))]
         Channel::Poseidon252 => {
             ReceiptProof::Poseidon252(Proof { claim, interaction, stark: take(&mut rest, "STARK proof")? })
         }
+        #[cfg(target_arch = "wasm32")]
+        Channel::Poseidon252 => return Err(ReceiptError::ChannelUnsupported(Channel::Poseidon252.name())),
     };
     let stark_len = before - rest.len();
     let module: Option<[u8; 32]> = take(&mut rest, "module digest")?;

@@ -40,6 +40,8 @@ pub struct ResultDigests {
     pub program_lo: felt252,
     pub io_hi: felt252,
     pub io_lo: felt252,
+    pub document_hi: felt252,
+    pub document_lo: felt252,
     pub proof_hi: felt252,
     pub proof_lo: felt252,
 }
@@ -90,8 +92,9 @@ pub fn attestation_hash(digests: ResultDigests, job_id: felt252, worker: Contrac
     let worker_felt: felt252 = worker.into();
     core::poseidon::poseidon_hash_span(
         array![
-            'bitsage-attest-v1', digests.module_hi, digests.module_lo, digests.program_hi, digests.program_lo,
-            digests.io_hi, digests.io_lo, digests.proof_hi, digests.proof_lo, job_id, worker_felt,
+            'bitsage-attest-v2', digests.module_hi, digests.module_lo, digests.program_hi, digests.program_lo,
+            digests.io_hi, digests.io_lo, digests.document_hi, digests.document_lo, digests.proof_hi,
+            digests.proof_lo, job_id, worker_felt,
         ]
             .span(),
     )

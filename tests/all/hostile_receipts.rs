@@ -682,3 +682,40 @@ fn oversized_receipts_are_refused_fast_and_in_bounded_memory() {
         assert!(kib <= 64 * 1024, "{name}: decoding peaked at {} MiB (budget 64 MiB)", kib / 1024);
     }
 }
+
+/// No byte of an attested receipt's attestation record can change while the
+/// receipt still passes: each bit of the record (and of its presence tag) is
+/// flipped in the decompressed content, recompressed into a well-formed
+/// file, and the file must fail to decode or fail `check_receipt`. (The
+/// signature covers the job id, worker, module, program, input and output
+/// words, proof and input document; the nonce enters the job id; the
+/// evidence kind must be a known one.)
+#[test]
+fn no_bit_of_an_attestation_record_changes_without_rejection() {
+    use bitsage_settle::attest::{attest_receipt, check_receipt};
+    use bitsage_settle::keystore::WorkerKey;
+    use bitsage_settle::tee::Evidence;
+    let (st, proof) = honest();
+    let mut receipt = Receipt::with_module(st, proof, Some([7; 32])).unwrap();
+    let worker = bitsage_settle::attest::Felt::from(0xb175a6e_u64);
+    attest_receipt(&mut receipt, &WorkerKey::generate(), worker, [3; 32], "hostile-1", Evidence::SoftwareSigned)
+        .expect("attests");
+    let content = Receipt::content_of(&receipt.to_bytes().unwrap()).unwrap();
+    let record = codec().serialize(receipt.attestation.as_ref().unwrap()).unwrap();
+    check_receipt(&Receipt::from_bytes(&frame(&content, 0, &[])).unwrap()).expect("the honest record checks");
+    let start = content.len() - record.len() - 1;
+    assert_eq!(content[start], 1, "the record's Option tag precedes it");
+    let mut tried = 0;
+    for at in start..content.len() {
+        for bit in 0..8 {
+            let mut bent = content.clone();
+            bent[at] ^= 1 << bit;
+            if let Ok(r) = Receipt::from_bytes(&frame(&bent, 0, &[])) {
+                let verdict = check_receipt(&r);
+                assert!(verdict.is_err(), "byte {} bit {bit} of the record changed and it still checks", at - start);
+            }
+            tried += 1;
+        }
+    }
+    assert_eq!(tried, (record.len() + 1) * 8);
+}

@@ -451,7 +451,7 @@ fn settlement_lifecycle_on_a_real_devnet() {
     assert_eq!(st.output, honest_st.output, "the other program writes the desired output");
     let mut cheat = Receipt::with_module(st, proof, honest_receipt.body.module).expect("receipt");
     cheat.verify().expect("the other program's proof is valid");
-    let what = attested_for(&cheat, cheat_job, worker.felt()).expect("digests");
+    let what = attested_for(&cheat, cheat_job, worker.felt(), rec.input).expect("digests");
     let signed = attest(&worker.key(), &what, Evidence::SoftwareSigned).expect("sign");
     cheat.attestation = Some(AttestationRecord {
         job_id: cheat_job.to_bytes_be(),
@@ -495,7 +495,7 @@ fn settlement_lifecycle_on_a_real_devnet() {
     let deadline = rt.block_on(chain.now()).expect("now") + 3600;
     rt.block_on(wallet(client).deposit(&collude_spec, tokens(100), deadline)).expect("deposit");
     let mut collude = cheat.clone();
-    let what = attested_for(&collude, collude_job, worker.felt()).expect("digests");
+    let what = attested_for(&collude, collude_job, worker.felt(), rec.input).expect("digests");
     let signed = attest(&worker.key(), &what, Evidence::SoftwareSigned).expect("sign");
     collude.attestation = Some(AttestationRecord {
         job_id: collude_job.to_bytes_be(),
@@ -550,10 +550,10 @@ fn settlement_lifecycle_on_a_real_devnet() {
         "job id is not its spec hash",
     );
     rt.block_on(client_wallet.deposit(&x_spec, tokens(10), deadline)).expect("deposit");
-    let what = attested_for(&honest_receipt, spec_x, client.felt()).expect("digests");
+    let what = attested_for(&honest_receipt, spec_x, client.felt(), [0; 32]).expect("digests");
     let (r, s) = client.key().sign(&what.message_hash()).expect("sign");
     reverted(rt.block_on(client_wallet.submit_result(&what, r, s)), "worker not staked");
-    let what = attested_for(&honest_receipt, spec_x, worker.felt()).expect("digests");
+    let what = attested_for(&honest_receipt, spec_x, worker.felt(), [0; 32]).expect("digests");
     let (r, s) = WorkerKey::generate().sign(&what.message_hash()).expect("sign");
     reverted(rt.block_on(worker_wallet.submit_result(&what, r, s)), "bad attestation");
 

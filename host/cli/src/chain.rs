@@ -536,7 +536,7 @@ pub fn cmd_settle(as_json: bool, a: &SettleArgs) -> Result<(), Failure> {
                 ),
             });
         }
-        let what = attested_for(&receipt, checked.job_id, checked.worker_address)
+        let what = attested_for(&receipt, checked.job_id, checked.worker_address, rec.input)
             .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::Error::new(e) })?;
         let tx = wallet
             .submit_result(&what, Felt::from_bytes_be(&rec.r), Felt::from_bytes_be(&rec.s))

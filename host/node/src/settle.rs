@@ -78,7 +78,7 @@ impl Identity {
         let bytes = blobs.get(digest).await?.ok_or_else(|| anyhow::anyhow!("receipt {digest} is missing"))?;
         let receipt = Receipt::from_bytes(&bytes)?;
         let rec = receipt.attestation.clone().ok_or_else(|| anyhow::anyhow!("the receipt is not attested"))?;
-        let what = attested_for(&receipt, job_id, self.account)?;
+        let what = attested_for(&receipt, job_id, self.account, rec.input)?;
         let tx = wallet.submit_result(&what, Felt::from_bytes_be(&rec.r), Felt::from_bytes_be(&rec.s)).await?;
         let tx = felt_hex(tx);
         store.mark_settling(&job.id, &tx).await?;

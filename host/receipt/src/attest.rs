@@ -2,11 +2,18 @@
 //!
 //! ```text
 //! poseidon_hash_many([
-//!     'bitsage-attest-v1',                      // domain tag, a Cairo short string
-//!     module_hi, module_lo, program_hi, program_lo, io_hi, io_lo, proof_hi, proof_lo,
+//!     'bitsage-attest-v2',                      // domain tag, a Cairo short string
+//!     module_hi, module_lo, program_hi, program_lo, io_hi, io_lo,
+//!     document_hi, document_lo, proof_hi, proof_lo,
 //!     job_id, worker_address,
 //! ])
 //! ```
+//!
+//! `document` is SHA-256 of the job's input document, the file the module
+//! read: a validator that holds it re-runs the module on it. Every field of
+//! a receipt's attestation record is either signed or checked
+//! ([`check_receipt`]), so no byte of an attested receipt can change while
+//! it still verifies.
 //!
 //! Each 32-byte digest enters as two 128-bit halves (a digest does not fit
 //! one felt). A Cairo contract recomputes the hash with
@@ -49,6 +56,8 @@ pub struct Attested {
     pub program: [u8; 32],
     /// SHA-256 of the public input and output words.
     pub io: [u8; 32],
+    /// SHA-256 of the job's input document (what the module read).
+    pub document: [u8; 32],
     /// SHA-256 of the proof.
     pub proof: [u8; 32],
     /// The job's id as a felt (e.g. the escrow's job key).
@@ -57,9 +66,9 @@ pub struct Attested {
     pub worker_address: Felt,
 }
 
-/// The domain tag `'bitsage-attest-v1'` as a Cairo short string.
+/// The domain tag `'bitsage-attest-v2'` as a Cairo short string.
 pub fn domain_tag() -> Felt {
-    Felt::from_bytes_be_slice(b"bitsage-attest-v1")
+    Felt::from_bytes_be_slice(b"bitsage-attest-v2")
 }
 
 fn halves(d: &[u8; 32]) -> [Felt; 2] {
@@ -67,10 +76,15 @@ fn halves(d: &[u8; 32]) -> [Felt; 2] {
 }
 
 impl Attested {
+    /// The digests in the order they are hashed and sent to the escrow.
+    pub fn digests(&self) -> [&[u8; 32]; 5] {
+        [&self.module, &self.program, &self.io, &self.document, &self.proof]
+    }
+
     /// The Poseidon hash the worker signs.
     pub fn message_hash(&self) -> Felt {
         let mut felts = vec![domain_tag()];
-        for d in [&self.module, &self.program, &self.io, &self.proof] {
+        for d in self.digests() {
             felts.extend(halves(d));
         }
         felts.push(self.job_id);
@@ -95,9 +109,17 @@ pub enum AttestError {
     WrongSpec { claimed: Felt, expected: Felt },
     #[error("the nonce is {0} bytes; a paid job's nonce is a Cairo short string of at most 31 bytes")]
     NonceTooLong(usize),
+    #[error("the attestation's evidence kind {0:?} is not one this verifier knows ({known})", known = EVIDENCE_KINDS.join(", "))]
+    UnknownEvidence(String),
     #[error("the receipt cannot be read: {0}")]
     Receipt(String),
 }
+
+/// Evidence without TEE hardware: the worker's key signed, nothing more.
+pub const SOFTWARE_SIGNED: &str = "software-signed";
+/// The evidence kinds a receipt's attestation may name. The signature does
+/// not cover the kind, so a verifier accepts only kinds it can check.
+pub const EVIDENCE_KINDS: &[&str] = &[SOFTWARE_SIGNED];
 
 /// The domain tag of job specs, `'bitsage-job-spec-v2'`.
 pub fn spec_tag() -> Felt {
@@ -179,14 +201,21 @@ pub fn spec_differences(a: &[Felt; 8], b: &[Felt; 8]) -> Vec<&'static str> {
     out
 }
 
-/// What a receipt's attestation binds, for job `job_id` and worker `worker`.
-pub fn attested_for(receipt: &Receipt, job_id: Felt, worker: Felt) -> Result<Attested, AttestError> {
+/// What a receipt's attestation binds, for job `job_id`, worker `worker`
+/// and the input document whose SHA-256 is `document`.
+pub fn attested_for(
+    receipt: &Receipt,
+    job_id: Felt,
+    worker: Felt,
+    document: [u8; 32],
+) -> Result<Attested, AttestError> {
     let module = receipt.body.module.ok_or(AttestError::NoModule)?;
     let proof = receipt.proof_digest().map_err(|e| AttestError::Receipt(e.to_string()))?;
     Ok(Attested {
         module,
         program: receipt.program_digest(),
         io: receipt.io_digest(),
+        document,
         proof,
         job_id,
         worker_address: worker,
@@ -210,13 +239,16 @@ pub struct CheckedAttestation {
 /// checks.
 pub fn check_receipt(receipt: &Receipt) -> Result<CheckedAttestation, AttestError> {
     let rec = receipt.attestation.as_ref().ok_or(AttestError::Missing)?;
+    if !EVIDENCE_KINDS.contains(&rec.evidence.as_str()) {
+        return Err(AttestError::UnknownEvidence(rec.evidence.clone()));
+    }
     let job_id = Felt::from_bytes_be(&rec.job_id);
     let expected = JobSpec::of_receipt(receipt, &rec.nonce)?.job_id()?;
     if job_id != expected {
         return Err(AttestError::WrongSpec { claimed: job_id, expected });
     }
     let worker_address = Felt::from_bytes_be(&rec.worker_address);
-    let message_hash = attested_for(receipt, job_id, worker_address)?.message_hash();
+    let message_hash = attested_for(receipt, job_id, worker_address, rec.input)?.message_hash();
     let public_key = Felt::from_bytes_be(&rec.public_key);
     check_signature(public_key, message_hash, Felt::from_bytes_be(&rec.r), Felt::from_bytes_be(&rec.s))?;
     Ok(CheckedAttestation { job_id, worker_address, public_key, message_hash, evidence: rec.evidence.clone() })
@@ -242,7 +274,8 @@ mod tests {
             module: [1; 32],
             program: [2; 32],
             io: [3; 32],
-            proof: [4; 32],
+            document: [4; 32],
+            proof: [5; 32],
             job_id: Felt::from(77u32),
             worker_address: Felt::from_hex_unchecked(
                 "0x64b48806902a367c8598f4f95c305e8c1a1acba5f082d294a43793113115691",
@@ -253,15 +286,15 @@ mod tests {
     #[test]
     fn the_hash_is_the_documented_poseidon_of_halves() {
         let w = sample();
-        let mut felts = vec![Felt::from_bytes_be_slice(b"bitsage-attest-v1")];
-        for b in [1u8, 2, 3, 4] {
+        let mut felts = vec![Felt::from_bytes_be_slice(b"bitsage-attest-v2")];
+        for b in [1u8, 2, 3, 4, 5] {
             let half = Felt::from_bytes_be_slice(&[b; 16]);
             felts.extend([half, half]);
         }
         felts.extend([w.job_id, w.worker_address]);
         assert_eq!(w.message_hash(), poseidon_hash_many(&felts));
         // The tag is the short string's big-endian bytes, as Cairo encodes it.
-        assert_eq!(domain_tag(), Felt::from_hex_unchecked("0x626974736167652d6174746573742d7631"));
+        assert_eq!(domain_tag(), Felt::from_hex_unchecked("0x626974736167652d6174746573742d7632"));
     }
 
     #[test]

@@ -43,11 +43,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
+/// 6: the attestation signs the input document's digest too
+/// (`bitsage-attest-v2`) and names an evidence kind the verifier knows.
 /// 5: the proof names its Merkle channel ([`ReceiptProof`]): Blake2s, or
 /// Poseidon252 for a proof the chain verifies. (4: components present only
 /// when used, a range table sized to the run, the smaller-proof parameters
-/// of each security level.) Version 4 and older receipts are refused.
-pub const FORMAT_VERSION: u16 = 5;
+/// of each security level.) Version 5 and older receipts are refused.
+pub const FORMAT_VERSION: u16 = 6;
 /// The largest zstd window a receipt may ask the decoder for (8 MiB; the
 /// encoder's window at level 9 is smaller for any receipt the caps allow).
 const WINDOW_LOG_MAX: u32 = 23;
@@ -213,10 +215,12 @@ pub struct AttestationRecord {
     pub public_key: [u8; 32],
     pub r: [u8; 32],
     pub s: [u8; 32],
-    /// `software-signed`, or the kind of TEE evidence bound to the hash.
+    /// The kind of evidence behind the signature: one of
+    /// [`attest::EVIDENCE_KINDS`] (today `software-signed`), checked by
+    /// [`attest::check_receipt`], since the signature does not cover it.
     #[serde(deserialize_with = "de_short")]
     pub evidence: String,
-    /// SHA-256 of the job's input document.
+    /// SHA-256 of the job's input document (signed).
     pub input: [u8; 32],
     /// The client's nonce, which makes equal jobs distinct.
     #[serde(deserialize_with = "de_short")]

@@ -22,7 +22,8 @@ pub struct Attestation {
 
 /// Signs `receipt` as `worker` for the job whose spec is the receipt's own
 /// statement with `nonce`, and stores the record in it. `input` (SHA-256 of
-/// the job's input document) is recorded for reference.
+/// the job's input document, which a validator re-runs the module on) is
+/// signed with the rest.
 pub fn attest_receipt(
     receipt: &mut Receipt,
     key: &WorkerKey,
@@ -32,7 +33,7 @@ pub fn attest_receipt(
     evidence: Evidence,
 ) -> Result<Attestation, AttestError> {
     let job_id = JobSpec::of_receipt(receipt, nonce)?.job_id()?;
-    let what = attested_for(receipt, job_id, worker)?;
+    let what = attested_for(receipt, job_id, worker, input)?;
     let a = attest(key, &what, evidence).map_err(|e| AttestError::Receipt(e.to_string()))?;
     receipt.attestation = Some(AttestationRecord {
         job_id: job_id.to_bytes_be(),
@@ -79,7 +80,8 @@ mod tests {
             module: [9; 32],
             program: [8; 32],
             io: [7; 32],
-            proof: [6; 32],
+            document: [6; 32],
+            proof: [5; 32],
             job_id: Felt::from(5u32),
             worker_address,
         }
@@ -95,6 +97,7 @@ mod tests {
             Box::new(|w| w.module[0] ^= 1),
             Box::new(|w| w.program[31] ^= 1),
             Box::new(|w| w.io[16] ^= 1),
+            Box::new(|w| w.document[3] ^= 1),
             Box::new(|w| w.proof[15] ^= 1),
             Box::new(|w| w.job_id += Felt::ONE),
         ];

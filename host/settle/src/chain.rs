@@ -936,7 +936,7 @@ impl Wallet {
     pub async fn submit_result(&self, what: &Attested, r: Felt, s: Felt) -> Result<Felt, ChainError> {
         let d = self.chain.deployment()?;
         let mut calldata = vec![what.job_id];
-        for digest in [&what.module, &what.program, &what.io, &what.proof] {
+        for digest in what.digests() {
             calldata.push(Felt::from_bytes_be_slice(&digest[..16]));
             calldata.push(Felt::from_bytes_be_slice(&digest[16..]));
         }

@@ -27,7 +27,7 @@ impl Evidence {
     /// The label a receipt stores.
     pub fn label(&self) -> &'static str {
         match self {
-            Evidence::SoftwareSigned => "software-signed",
+            Evidence::SoftwareSigned => bitsage_receipt::attest::SOFTWARE_SIGNED,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod fields;
 pub mod fri;
 pub mod merkle;
 pub mod pcs;
+pub mod sha;
 pub mod stark;
 pub mod statement;
 pub mod verifier;

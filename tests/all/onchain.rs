@@ -1223,6 +1223,80 @@ mod verifier {
         assert!(is_verified(&side, contract, &statement));
     }
 
+    /// A program longer than a transaction's calldata goes in program parts:
+    /// each checked against the program's rules, the digest recomputed
+    /// across them, the program table's LogUp terms added, and the sums
+    /// balanced after the last. Parts rearranged, dropped, repeated or taken
+    /// from another program, even when `begin` commits to them as sent, are
+    /// refused with the Rust verifier's verdict for the program they make.
+    #[test]
+    fn a_long_program_goes_in_parts_and_the_parts_must_make_the_stated_program() {
+        let side = Chainside::start();
+        let contract = deploy(&side);
+        let program = |salt: u32| {
+            let mut src = String::from(".table sq 0:0 1:1 2:4 3:9\n.table cube 0:0 1:1 2:8\nread r1\n");
+            for k in 0..1500u32 {
+                src.push_str(["add r2, r2, r1\n", "mul r4, r2, r1\n", "sub r5, r4, r2\n"][((k + salt) % 3) as usize]);
+            }
+            src.push_str("lookup r3, cube, r1\nwrite r2\nwrite r3\nhalt\n");
+            bitsage_tests::asm(&src)
+        };
+        let (statement, proof) = prove(&program(0), &[M31(2)], &[]);
+        let split = Split::new(&statement, &proof);
+        assert!(split.program.len() >= 3, "{} program parts", split.program.len());
+        assert!(split.too_large().is_none(), "{:?}", split.too_large());
+
+        // Crafted splits, each recommitted by `begin` so that only the
+        // program's own checks stand in the way.
+        let mut cases: Vec<(&str, Split, u64)> = Vec::new();
+        let mut craft = |what: &'static str, want: u64, f: &dyn Fn(&mut Split)| {
+            let mut s = split.clone();
+            f(&mut s);
+            s.recommit();
+            cases.push((what, s, want));
+        };
+        craft("two runs of instructions swapped", 1, &|s| s.program.swap(0, 1));
+        craft("the last part (the tables) dropped", 1, &|s| {
+            s.program.pop();
+        });
+        craft("a part sent twice", 5, &|s| {
+            let last = s.program.last().cloned().expect("a part");
+            s.program.push(last);
+        });
+        let (other_statement, other_proof) = prove(&program(1), &[M31(2)], &[]);
+        let other = Split::new(&other_statement, &other_proof);
+        craft("another program's first part", 1, &|s| s.program[0] = other.program[0].clone());
+        craft("the tables before the last instructions", 1, &|s| {
+            let n = s.program.len();
+            s.program.swap(n - 2, n - 1);
+        });
+        for (what, crafted, want) in &cases {
+            assert_eq!(chain_verdict(&side, contract, crafted), *want, "{what} (views)");
+            assert_eq!(run(&side.wallet, &side.rt, contract, crafted).err(), Some(Refused::Verdict(*want)), "{what}");
+        }
+        // Steps out of order: `commit` on the state `begin` returns, with
+        // the program parts skipped, is refused.
+        let opening = side.call(contract, "check_begin", split.transcript().to_vec());
+        let mut c = opening.clone();
+        c.extend_from_slice(&split.commit);
+        let skipped = side.rt.block_on(side.chain.call(contract, "check_commit", c));
+        assert!(
+            matches!(&skipped, Err(ChainError::Reverted { reason }) if verdict_of_reason(reason) == Some(1)),
+            "{skipped:?}"
+        );
+
+        // The honest split: verified, every transaction within mainnet's limits.
+        assert!(!is_verified(&side, contract, &statement));
+        let txs = run(&side.wallet, &side.rt, contract, &split).expect("the honest long program verifies");
+        assert!(is_verified(&side, contract, &statement));
+        for t in &txs {
+            eprintln!("  {}: {} felts of calldata, {} L2 gas", t.step, t.calldata, t.l2_gas);
+            assert!(t.calldata <= MAX_CALLDATA, "{} sends {} felts", t.step, t.calldata);
+            assert!(t.l2_gas <= MAX_L2_GAS, "{} spends {} L2 gas", t.step, t.l2_gas);
+        }
+        assert_eq!(txs.iter().filter(|t| t.step.starts_with("program")).count(), split.program.len());
+    }
+
     /// The escrow pays on a proof the chain verified: no validator, no vote.
     #[test]
     fn the_escrow_pays_the_worker_whose_proof_the_chain_verified() {

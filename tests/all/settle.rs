@@ -610,11 +610,8 @@ fn workloads_are_verified_on_chain_and_paid_through_the_cli() {
     let examples = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"));
 
     for (k, (name, input)) in guests::WORKLOADS.iter().enumerate() {
-        // ml-inference's program has 4,461 instructions (a statement of about
-        // 27,000 felts); data-transform's 277 with the hash component's
-        // sampled values make a first part of 5,166: both are refused
-        // before anything is sent.
-        let too_long = matches!(*name, "ml_inference" | "data_transform");
+        // Every workload, ml-inference's 4,461-instruction program included
+        // (its statement goes in program parts of its own).
         let wasm = guests::dir().join(format!("{name}.wasm"));
         let (wasm, input) = (wasm.to_str().expect("utf8"), examples.join(input));
         let input = input.to_str().expect("utf8");
@@ -641,11 +638,6 @@ fn workloads_are_verified_on_chain_and_paid_through_the_cli() {
             ])
             .json();
         assert_eq!(ran["channel"], "poseidon252", "{name}");
-        if too_long {
-            client.refused(&["verify", file, "--onchain"], 2, "until statements are sent in parts");
-            worker.refused(&["settle", "--onchain", file], 2, "until statements are sent in parts");
-            continue;
-        }
         // Anyone can check it with calls first: nothing is recorded.
         let checked = client.ok(&["verify", file, "--onchain", "--json"]).json();
         assert_eq!(

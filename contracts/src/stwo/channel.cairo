@@ -13,7 +13,7 @@ const TWO_POW_31: felt252 = 0x80000000;
 const TWO_POW_32: felt252 = 0x100000000;
 const TWO_POW_248: felt252 = 0x100000000000000000000000000000000000000000000000000000000000000;
 
-#[derive(Copy, Drop, Debug, PartialEq)]
+#[derive(Copy, Drop, Debug, PartialEq, Serde)]
 pub struct Channel {
     pub digest: felt252,
     pub n_draws: u32,

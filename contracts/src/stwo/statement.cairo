@@ -188,14 +188,19 @@ fn mix_words(ref ch: Channel, words: Span<u32>) {
 // Rust side reads its bytes), the input and the output with their lengths,
 // then the claim's sizes.
 pub fn mix_statement(ref ch: Channel, s: @Statement, claim: Claim) {
-    let digest = program_digest(s.program);
+    mix_public(ref ch, program_digest(s.program), s.input.span(), s.output.span(), claim);
+}
+
+// `Statement::mix_into` with the program's digest given (a statement sent
+// in parts: the program parts check the digest later).
+pub fn mix_public(ref ch: Channel, program: [u32; 8], input: Span<u32>, output: Span<u32>, claim: Claim) {
     let mut words: Array<u32> = array![];
-    for w in digest.span() {
+    for w in program.span() {
         words.append(byteswap(*w));
     }
     ch.mix_u32s(words.span());
-    mix_words(ref ch, s.input.span());
-    mix_words(ref ch, s.output.span());
+    mix_words(ref ch, input);
+    mix_words(ref ch, output);
     ch.mix_u32s(
         array![
             claim.cpu_log_size, claim.rom_log_size, claim.mem_log_size, claim.hash_log_size, claim.range_log_size,
@@ -254,36 +259,86 @@ pub fn relation(rels: @Relations, index: u32) -> @Relation {
     }
 }
 
-// `1 / (Σ α^i v_i - z)`.
-fn inv_combine(r: @Relation, values: Span<u32>) -> QM31 {
+// `Σ α^i v_i - z`.
+fn combine(r: @Relation, values: Span<u32>) -> QM31 {
     let mut acc = qm31(0, 0, 0, 0);
     let mut i: u32 = 0;
     while i < values.len() {
         acc = qm31_add(acc, qm31_scale(*r.alpha_powers[i], *values[i]));
         i += 1;
     }
-    qm31_inv(qm31_sub(acc, *r.z))
+    qm31_sub(acc, *r.z)
+}
+
+// `1 / (Σ α^i v_i - z)`.
+fn inv_combine(r: @Relation, values: Span<u32>) -> QM31 {
+    qm31_inv(combine(r, values))
 }
 
 // `public_logup_sum`: every term the verifier adds itself.
 pub fn public_logup_sum(s: @Statement, claim: Claim, rels: @Relations) -> QM31 {
-    let mut sum = qm31(0, 0, 0, 0);
+    let mut terms = FractionSum { num: qm31(0, 0, 0, 0), den: qm31(1, 0, 0, 0) };
     // The program table: each instruction, then each table entry.
-    let mut pc: u32 = 0;
-    for i in s.program.instrs.span() {
-        let t = array![0, pc, *i.op, *i.imm_mode, *i.dst, *i.a, *i.b, *i.imm];
-        sum = qm31_add(sum, inv_combine(rels.rom_def, t.span()));
+    program_terms(ref terms, s.program.instrs.span(), 0, s.program.tables.span(), 0, rels);
+    qm31_add(terms.value().unwrap_or(qm31(0, 0, 0, 0)), public_io_sum(s.input.span(), s.output.span(), claim, rels))
+}
+
+// `Σ 1/x` kept as one fraction `num / den`, so that a run of terms costs
+// one inversion (`value`).
+#[derive(Copy, Drop)]
+pub struct FractionSum {
+    pub num: QM31,
+    pub den: QM31,
+}
+
+#[generate_trait]
+pub impl FractionSumImpl of FractionSumTrait {
+    // Adds `1 / (Σ α^i v_i - z)`.
+    fn add_inverse(ref self: FractionSum, r: @Relation, values: Span<u32>) {
+        let x = combine(r, values);
+        self.num = qm31_add(qm31_mul(self.num, x), self.den);
+        self.den = qm31_mul(self.den, x);
+    }
+
+    // The sum, or `None` when a denominator was zero (a term the Rust
+    // verifier cannot invert either).
+    fn value(self: FractionSum) -> Option<QM31> {
+        if self.den == qm31(0, 0, 0, 0) {
+            return Option::None;
+        }
+        Option::Some(qm31_mul(self.num, qm31_inv(self.den)))
+    }
+}
+
+// The program table's terms for instructions `instrs` (the first at
+// `first_pc`) and tables `tables` (the first numbered `first_table`).
+pub fn program_terms(
+    ref terms: FractionSum,
+    instrs: Span<Instr>,
+    first_pc: u32,
+    tables: Span<Table>,
+    first_table: u32,
+    rels: @Relations,
+) {
+    let mut pc: u32 = first_pc;
+    for i in instrs {
+        terms.add_inverse(rels.rom_def, array![0, pc, *i.op, *i.imm_mode, *i.dst, *i.a, *i.b, *i.imm].span());
         pc += 1;
     }
-    let mut t: u32 = 0;
-    for table in s.program.tables.span() {
+    let mut t: u32 = first_table;
+    for table in tables {
         for e in table.entries.span() {
             let (k, v) = *e;
-            let tuple = array![t + 1, k, v, 0, 0, 0, 0, 0];
-            sum = qm31_add(sum, inv_combine(rels.rom_def, tuple.span()));
+            terms.add_inverse(rels.rom_def, array![t + 1, k, v, 0, 0, 0, 0, 0].span());
         }
         t += 1;
     }
+}
+
+// The public terms other than the program table's: the initial state, the
+// memory and range enumerations' ends, the public input and output.
+pub fn public_io_sum(input: Span<u32>, output: Span<u32>, claim: Claim, rels: @Relations) -> QM31 {
+    let mut sum = qm31(0, 0, 0, 0);
     sum = qm31_add(sum, inv_combine(rels.state, array![0, 1, 0, 0].span()));
     // Registers (space 0) and RAM (space 1): the enumerations' two ends.
     sum = qm31_add(sum, inv_combine(rels.mem_chain, array![0, 0].span()));
@@ -299,12 +354,12 @@ pub fn public_logup_sum(s: @Statement, claim: Claim, rels: @Relations) -> QM31 {
     }
     sum = qm31_sub(sum, inv_combine(rels.range_chain, array![range_size].span()));
     let mut i: u32 = 0;
-    for x in s.input.span() {
+    for x in input {
         sum = qm31_add(sum, inv_combine(rels.input, array![i, *x].span()));
         i += 1;
     }
     let mut j: u32 = 0;
-    for y in s.output.span() {
+    for y in output {
         sum = qm31_sub(sum, inv_combine(rels.output, array![j, *y].span()));
         j += 1;
     }

@@ -22,9 +22,10 @@ use super::fields::{P, QM31, qm31, qm31_add, qm31_inv, qm31_mul, qm31_words};
 use super::fri::{FriConfig, FriProof};
 use super::pcs::{Drawn, PcsConfig, PcsError, SecurePoint, add_base_point};
 use super::stark::{double_x, from_partial_evals, random_point};
+use super::sha::{ShaStream, ShaStreamTrait};
 use super::statement::{
-    Claim, Relations, Statement, digest_halves, draw_relations, mix_config, mix_statement, program_digest,
-    public_logup_sum, words_digest,
+    Claim, FractionSum, FractionSumTrait, Instr, Relations, Table, digest_halves, draw_relations, mix_config,
+    mix_public, program_terms, public_io_sum, words_digest,
 };
 
 // `MIN_LOG_SIZE`, `MAX_CPU_LOG_SIZE`, `MAX_AUX_LOG_SIZE` and the range
@@ -99,69 +100,59 @@ pub fn pcs_config(security_bits: u32) -> Option<PcsConfig> {
     )
 }
 
-// `Statement::validate`: `Program::validate` (registers in range, canonical
+// `Statement::validate`, in the pieces a statement sent in parts is checked
+// by: `Program::validate` per instruction (registers in range, canonical
 // words, an unused field zero, an immediate operand only where the opcode
-// takes one, jump targets inside the program, lookups naming a table, the
-// caps, no key twice in a table) and the public words canonical within
-// their cap. The per-opcode rules are generated from the ISA
-// (`air::instr_rules`).
-fn check_statement(s: @Statement) -> bool {
-    let n = s.program.instrs.len();
-    if n == 0 || s.input.len() > MAX_PUBLIC_WORDS || s.output.len() > MAX_PUBLIC_WORDS {
+// takes one, jump targets inside the program, lookups naming a table) and
+// per table (its name's length, canonical words, no key twice), the caps,
+// and the public words canonical within their cap. The per-opcode rules are
+// generated from the ISA (`air::instr_rules`).
+fn check_instr(i: @Instr, n: u32, n_tables: u32) -> bool {
+    if *i.op >= air::N_OPCODES || *i.dst >= NUM_REGISTERS || *i.a >= NUM_REGISTERS || *i.b >= NUM_REGISTERS
+        || *i.imm_mode > 1 || *i.imm >= P {
         return false;
     }
-    let n_tables = s.program.tables.len();
-    if n_tables > MAX_TABLES {
+    let rules = air::instr_rules(*i.op, *i.imm_mode);
+    if rules & 16 == 0 {
         return false;
     }
-    let mut total = n;
-    for t in s.program.tables.span() {
-        total += t.entries.len();
-    }
-    if total > MAX_PROGRAM_LEN {
+    if (rules & 32 != 0 && *i.imm >= n) || (rules & 64 != 0 && *i.imm >= n_tables) {
         return false;
     }
-    for i in s.program.instrs.span() {
-        if *i.op >= air::N_OPCODES || *i.dst >= NUM_REGISTERS || *i.a >= NUM_REGISTERS || *i.b >= NUM_REGISTERS
-            || *i.imm_mode > 1 || *i.imm >= P {
-            return false;
-        }
-        let rules = air::instr_rules(*i.op, *i.imm_mode);
-        if rules & 16 == 0 {
-            return false;
-        }
-        if (rules & 32 != 0 && *i.imm >= n) || (rules & 64 != 0 && *i.imm >= n_tables) {
-            return false;
-        }
-        if (rules & 1 == 0 && *i.dst != 0) || (rules & 2 == 0 && *i.a != 0) || (rules & 4 == 0 && *i.b != 0)
-            || (rules & 8 == 0 && *i.imm != 0) {
-            return false;
-        }
+    !((rules & 1 == 0 && *i.dst != 0) || (rules & 2 == 0 && *i.a != 0) || (rules & 4 == 0 && *i.b != 0)
+        || (rules & 8 == 0 && *i.imm != 0))
+}
+
+fn check_table(t: @Table) -> bool {
+    if t.name.len() > MAX_TABLE_NAME_LEN {
+        return false;
     }
-    for t in s.program.tables.span() {
-        if t.name.len() > MAX_TABLE_NAME_LEN {
+    let mut seen: Felt252Dict<u8> = Default::default();
+    for e in t.entries.span() {
+        let (k, v) = *e;
+        if k >= P || v >= P || seen.get(k.into()) != 0 {
             return false;
         }
-        let mut seen: Felt252Dict<u8> = Default::default();
-        for e in t.entries.span() {
-            let (k, v) = *e;
-            if k >= P || v >= P || seen.get(k.into()) != 0 {
-                return false;
-            }
-            seen.insert(k.into(), 1);
-        }
+        seen.insert(k.into(), 1);
     }
-    for w in s.input.span() {
-        if *w >= P {
-            return false;
-        }
+    true
+}
+
+fn check_words(words: Span<u32>) -> bool {
+    if words.len() > MAX_PUBLIC_WORDS {
+        return false;
     }
-    for w in s.output.span() {
+    for w in words {
         if *w >= P {
             return false;
         }
     }
     true
+}
+
+fn check_head(h: @StatementHead) -> bool {
+    *h.n_instrs != 0 && *h.n_instrs <= MAX_PROGRAM_LEN && *h.n_tables <= MAX_TABLES && check_words(h.input.span())
+        && check_words(h.output.span())
 }
 
 fn in_range(v: u32, lo: u32, hi: u32) -> bool {
@@ -309,13 +300,72 @@ fn qm31_is_canonical(v: QM31) -> bool {
 
 // The key a verified statement is recorded under (and an escrow asks for):
 // `statement::statement_key` of its program's, input's and output's digests.
-pub fn statement_key(statement: @Statement, security_bits: u32) -> felt252 {
+pub fn statement_key(head: @StatementHead, security_bits: u32) -> felt252 {
     super::statement::statement_key(
-        digest_halves(program_digest(statement.program)),
-        digest_halves(words_digest(statement.input.span())),
-        digest_halves(words_digest(statement.output.span())),
+        digest_halves(*head.program_digest),
+        digest_halves(words_digest(head.input.span())),
+        digest_halves(words_digest(head.output.span())),
         security_bits,
     )
+}
+
+// A statement as `begin` takes it: the program's digest and size, and the
+// public words. The program itself follows in `ProgramPart`s, which check
+// its rules, recompute the digest and add the program table's LogUp terms.
+#[derive(Drop, Serde, Debug)]
+pub struct StatementHead {
+    pub program_digest: [u32; 8],
+    pub n_instrs: u32,
+    pub n_tables: u32,
+    pub input: Array<u32>,
+    pub output: Array<u32>,
+}
+
+// A run of the program: instructions after those sent before, then whole
+// tables once every instruction is in.
+#[derive(Drop, Serde, Debug)]
+pub struct ProgramPart {
+    pub instrs: Array<Instr>,
+    pub tables: Array<Table>,
+}
+
+// The program parts' progress: what the head declared, what has come, the
+// digest of the canonical encoding so far (`Program::digest`), and the
+// LogUp sum so far (the components' sums and every public term added).
+#[derive(Drop, Clone, Serde)]
+pub struct ProgramCheck {
+    pub digest: [u32; 8],
+    pub n_instrs: u32,
+    pub n_tables: u32,
+    pub instrs: u32,
+    pub tables: u32,
+    // Instructions plus table entries so far (`MAX_PROGRAM_LEN` caps it).
+    pub total: u32,
+    pub sha: ShaStream,
+    pub logup: QM31,
+}
+
+// The session from `begin` until `commit`: the transcript up to the
+// interaction trace's root, and the program parts' progress.
+#[derive(Drop, Clone, Serde)]
+pub struct Opening {
+    pub statement: felt252,
+    pub security_bits: u32,
+    pub components: Array<Component>,
+    pub roots: Array<felt252>,
+    pub rels: Relations,
+    pub channel: Channel,
+    pub program: ProgramCheck,
+    pub next_part: u32,
+}
+
+// What `commit` reads: the sampled values, FRI's layer roots and last layer
+// (witnesses and decommitments empty), the proof of work.
+#[derive(Drop, Serde)]
+pub struct CommitPart {
+    pub sampled_values: Array<Array<Array<QM31>>>,
+    pub fri: FriProof,
+    pub proof_of_work: u64,
 }
 
 // Everything the transcript fixed that a later step needs, carried between
@@ -524,31 +574,26 @@ fn composition_value(sampled: @Array<Array<Array<QM31>>>, x: QM31) -> QM31 {
 // statement and claim mixed, the roots and LogUp sums mixed as committed,
 // the LogUp balance, then the commitment scheme's commit phase (sampled
 // values mixed, FRI's roots, the proof of work, the query positions).
-fn transcript(
-    ref channel: Channel,
-    statement: @Statement,
-    security_bits: u32,
-    proof_config: PcsConfig,
-    proof_lifting: u32,
-    claim: Claim,
-    interaction: @Array<QM31>,
-    commitments: @Array<felt252>,
-    sampled_values: @Array<Array<Array<QM31>>>,
-    fri_proof: @FriProof,
-    proof_of_work: u64,
-) -> Result<(Session, Layout), VerifyError> {
+// `begin`: the head and claim checked, the transcript replayed to the
+// interaction trace's root (config, statement, the main roots, the
+// relations drawn, the LogUp sums mixed), the public terms other than the
+// program table's added to the components' sums.
+fn begin_transcript(part: @TranscriptPart) -> Result<Opening, VerifyError> {
+    let security_bits = *part.security_bits;
+    let claim = *part.claim;
+    let head = part.head;
     let config = match pcs_config(security_bits) {
         Option::Some(c) => c,
         Option::None => { return Result::Err(VerifyError::Statement); },
     };
-    if !check_statement(statement) {
+    if !check_head(head) {
         return Result::Err(VerifyError::Statement);
     }
     if !check_claim(claim) {
         return Result::Err(VerifyError::BadClaim);
     }
-    let sums = interaction.span();
-    let roots = commitments.span();
+    let sums = part.interaction.span();
+    let roots = part.commitments.span();
     if sums.len() != 5 || roots.len() != 4 {
         return Result::Err(VerifyError::Malformed);
     }
@@ -562,12 +607,13 @@ fn transcript(
     if claim.hash_log_size == 0 && *sums[4] != qm31(0, 0, 0, 0) {
         return Result::Err(VerifyError::BadClaim);
     }
-    if proof_config != config || proof_lifting != 0 {
+    if *part.config != config || *part.lifting != 0 {
         return Result::Err(VerifyError::ConfigMismatch);
     }
 
+    let mut channel = ChannelTrait::new();
     mix_config(ref channel, config);
-    mix_statement(ref channel, statement, claim);
+    mix_public(ref channel, *head.program_digest, head.input.span(), head.output.span(), claim);
     channel.mix_root(*roots[0]);
     channel.mix_root(*roots[1]);
     let rels = draw_relations(ref channel);
@@ -577,21 +623,137 @@ fn transcript(
     }
     channel.mix_felts(words.span());
     channel.mix_root(*roots[2]);
-    let mut total = public_logup_sum(statement, claim, @rels);
+    let mut logup = public_io_sum(head.input.span(), head.output.span(), claim, @rels);
     for s in sums {
-        total = qm31_add(total, *s);
+        logup = qm31_add(logup, *s);
     }
-    if total != qm31(0, 0, 0, 0) {
-        return Result::Err(VerifyError::LogupImbalance);
-    }
+    let mut sha = ShaStreamTrait::new();
+    sha.bytes(@"obelysk-program-v1");
+    sha.u64_le((*head.n_instrs).into());
+    let program = ProgramCheck {
+        digest: *head.program_digest,
+        n_instrs: *head.n_instrs,
+        n_tables: *head.n_tables,
+        instrs: 0,
+        tables: 0,
+        total: 0,
+        sha,
+        logup,
+    };
+    Result::Ok(
+        Opening {
+            statement: statement_key(head, security_bits),
+            security_bits,
+            components: components_of(claim, sums),
+            roots: part.commitments.clone(),
+            rels,
+            channel,
+            program,
+            next_part: 0,
+        },
+    )
+}
 
-    let components = components_of(claim, sums);
-    let max_log = max_log_degree_bound(components.span());
+fn program_done(p: @ProgramCheck) -> bool {
+    p.instrs == p.n_instrs && p.tables == p.n_tables
+}
+
+// One program part: its instructions and tables checked (`check_instr`,
+// `check_table`), encoded into the digest, and their LogUp terms added.
+// After the last part the digest must be the one the head declared (which
+// the transcript mixed), and the LogUp sums must balance.
+fn step_program(ref o: Opening, part: @ProgramPart) -> Result<(), VerifyError> {
+    let mut p = o.program.clone();
+    let instrs = part.instrs.span();
+    let tables = part.tables.span();
+    if program_done(@p) || (instrs.len() == 0 && tables.len() == 0) {
+        return Result::Err(VerifyError::Malformed);
+    }
+    let first_pc = p.instrs;
+    let first_table = p.tables;
+    if instrs.len() > p.n_instrs - p.instrs {
+        return Result::Err(VerifyError::Statement);
+    }
+    for i in instrs {
+        if !check_instr(i, p.n_instrs, p.n_tables) {
+            return Result::Err(VerifyError::Statement);
+        }
+        p.sha.byte(*i.op);
+        p.sha.byte(*i.dst);
+        p.sha.byte(*i.a);
+        p.sha.byte(*i.b);
+        p.sha.byte(*i.imm_mode);
+        p.sha.u32_le(*i.imm);
+    }
+    p.instrs += instrs.len();
+    p.total += instrs.len();
+    if p.instrs == p.n_instrs && first_pc < p.n_instrs {
+        p.sha.u64_le(p.n_tables.into());
+    }
+    if tables.len() != 0 && p.instrs != p.n_instrs {
+        return Result::Err(VerifyError::Statement);
+    }
+    if tables.len() > p.n_tables - p.tables {
+        return Result::Err(VerifyError::Statement);
+    }
+    for t in tables {
+        if !check_table(t) {
+            return Result::Err(VerifyError::Statement);
+        }
+        p.sha.u64_le(t.name.len().into());
+        p.sha.bytes(t.name);
+        p.sha.u64_le(t.entries.len().into());
+        for e in t.entries.span() {
+            let (k, v) = *e;
+            p.sha.u32_le(k);
+            p.sha.u32_le(v);
+        }
+        p.total += t.entries.len();
+    }
+    p.tables += tables.len();
+    if p.total > MAX_PROGRAM_LEN {
+        return Result::Err(VerifyError::Statement);
+    }
+    let mut terms = FractionSum { num: qm31(0, 0, 0, 0), den: qm31(1, 0, 0, 0) };
+    program_terms(ref terms, instrs, first_pc, tables, first_table, @o.rels);
+    match terms.value() {
+        Option::Some(v) => { p.logup = qm31_add(p.logup, v); },
+        Option::None => { return Result::Err(VerifyError::LogupImbalance); },
+    }
+    if program_done(@p) {
+        if p.sha.clone().finish() != p.digest {
+            return Result::Err(VerifyError::Statement);
+        }
+        if p.logup != qm31(0, 0, 0, 0) {
+            return Result::Err(VerifyError::LogupImbalance);
+        }
+    }
+    o.program = p;
+    Result::Ok(())
+}
+
+// `commit`: once the whole program is in, the rest of the transcript (the
+// constraints' randomness, the composition root, the out-of-domain point,
+// the sampled values, FRI's commitments, the proof of work) and the session
+// the constraint, query and FRI steps carry.
+fn step_commit(o: Opening, part: @CommitPart) -> Result<Session, VerifyError> {
+    if !program_done(@o.program) {
+        return Result::Err(VerifyError::Statement);
+    }
+    let config = match pcs_config(o.security_bits) {
+        Option::Some(c) => c,
+        Option::None => { return Result::Err(VerifyError::Statement); },
+    };
+    let mut channel = o.channel;
+    let roots = o.roots.span();
+    let max_log = max_log_degree_bound(o.components.span());
     let [a, b, c, d] = channel.draw_secure_felt();
     let random_coeff = qm31(a, b, c, d);
     channel.mix_root(*roots[3]);
     let oods = random_point(ref channel);
-    let layout = layout(components.span(), sampled_values, oods, max_log)?;
+    let sampled_values = part.sampled_values;
+    let fri_proof = part.fri;
+    let layout = layout(o.components.span(), sampled_values, oods, max_log)?;
     let drawn = match super::pcs::commit_phase(
         ref channel,
         config,
@@ -600,7 +762,7 @@ fn transcript(
         layout.points.span(),
         sampled_values,
         fri_proof,
-        proof_of_work,
+        *part.proof_of_work,
     ) {
         Result::Ok(d) => d,
         Result::Err(e) => { return Result::Err(VerifyError::Pcs(e)); },
@@ -609,23 +771,24 @@ fn transcript(
     for layer in fri_proof.inner_layers.span() {
         fri_roots.append(*layer.commitment);
     }
-    let session = Session {
-        statement: statement_key(statement, security_bits),
-        security_bits,
-        components,
-        roots: commitments.clone(),
-        rels,
-        random_coeff,
-        oods,
-        sampled: hash_of(sampled_values),
-        drawn,
-        fri_roots,
-        evaluated: 0,
-        acc: qm31(0, 0, 0, 0),
-        answers: array![],
-        next_part: 0,
-    };
-    Result::Ok((session, layout))
+    Result::Ok(
+        Session {
+            statement: o.statement,
+            security_bits: o.security_bits,
+            components: o.components,
+            roots: o.roots,
+            rels: o.rels,
+            random_coeff,
+            oods,
+            sampled: hash_of(sampled_values),
+            drawn,
+            fri_roots,
+            evaluated: 0,
+            acc: qm31(0, 0, 0, 0),
+            answers: array![],
+            next_part: o.next_part,
+        },
+    )
 }
 
 // A split verification's step over the constraints: components
@@ -917,14 +1080,23 @@ fn or_revert_code(v: u32) {
     }
 }
 
+// A step's value, or a revert with its verdict.
+fn or_revert<T, +Drop<T>>(r: Result<T, VerifyError>) -> T {
+    match r {
+        Result::Ok(v) => v,
+        Result::Err(e) => core::panic_with_felt252(reason(verdict(Result::Err(e)))),
+    }
+}
+
 fn reason(v: u32) -> felt252 {
     'verify failed: ' * 0x10000 + (0x30 + v / 10).into() * 0x100 + (0x30 + v % 10).into()
 }
 
-// The first part of a split proof: everything the transcript reads.
+// The first part of a split proof: the statement's head and what the
+// transcript reads up to the interaction trace's root.
 #[derive(Drop, Serde)]
 pub struct TranscriptPart {
-    pub statement: Statement,
+    pub head: StatementHead,
     pub security_bits: u32,
     // The parameters the proof says it was made with, and its lifting log
     // size plus one (0: none, as every level's parameters have).
@@ -933,10 +1105,6 @@ pub struct TranscriptPart {
     pub claim: Claim,
     pub interaction: Array<QM31>,
     pub commitments: Array<felt252>,
-    pub sampled_values: Array<Array<Array<QM31>>>,
-    // FRI's layer roots and last layer (witnesses and decommitments empty).
-    pub fri: FriProof,
-    pub proof_of_work: u64,
 }
 
 // The query and FRI steps, a class of their own (a contract class holds at
@@ -950,13 +1118,15 @@ pub trait IVerifierSteps<TContractState> {
     ) -> (u32, Session);
     // `step_finish`'s verdict.
     fn finish(self: @TContractState, session: Session, fri_proof: FriProof) -> u32;
+    // The session `step_commit` starts (reverts with its verdict).
+    fn commit(self: @TContractState, opening: Opening, part: CommitPart) -> Session;
 }
 
 #[starknet::contract]
 pub mod VerifierSteps {
     use super::super::fields::QM31;
     use super::super::fri::FriProof;
-    use super::{QueryChunk, Session};
+    use super::{CommitPart, Opening, QueryChunk, Session, or_revert};
 
     #[storage]
     struct Storage {}
@@ -975,14 +1145,21 @@ pub mod VerifierSteps {
             let mut session = session;
             super::verdict(super::step_finish(ref session, @fri_proof))
         }
+
+        fn commit(self: @ContractState, opening: Opening, part: CommitPart) -> Session {
+            or_revert(super::step_commit(opening, @part))
+        }
     }
 }
 
-// The transcript and constraint steps, a class of their own.
+// The transcript and constraint steps, a class of their own. `begin`,
+// `program` and `commit` revert with their verdict (`verify failed: NN`).
 #[starknet::interface]
 pub trait IVerifierTranscript<TContractState> {
-    // `transcript`'s verdict and the session it starts.
-    fn begin(self: @TContractState, part: TranscriptPart) -> (u32, Session);
+    // The opening `begin_transcript` starts.
+    fn begin(self: @TContractState, part: TranscriptPart) -> Opening;
+    // The opening after `step_program`.
+    fn program(self: @TContractState, opening: Opening, part: ProgramPart) -> Opening;
     // `step_evaluate`'s verdict and the session after it; `evaluators` are
     // the CPU, program table, memory and range classes, then the hash
     // component's parts.
@@ -998,36 +1175,23 @@ pub trait IVerifierTranscript<TContractState> {
 #[starknet::contract]
 pub mod VerifierTranscript {
     use starknet::ClassHash;
-    use super::super::channel::ChannelTrait;
     use super::super::fields::QM31;
-    use super::{Evaluators, Session, TranscriptPart};
+    use super::{Evaluators, Opening, ProgramPart, Session, TranscriptPart, or_revert};
+
 
     #[storage]
     struct Storage {}
 
     #[abi(embed_v0)]
     impl VerifierTranscriptImpl of super::IVerifierTranscript<ContractState> {
-        fn begin(self: @ContractState, part: TranscriptPart) -> (u32, Session) {
-            let mut channel = ChannelTrait::new();
-            match super::transcript(
-                ref channel,
-                @part.statement,
-                part.security_bits,
-                part.config,
-                part.lifting,
-                part.claim,
-                @part.interaction,
-                @part.commitments,
-                @part.sampled_values,
-                @part.fri,
-                part.proof_of_work,
-            ) {
-                Result::Ok((session, _)) => (0, session),
-                Result::Err(e) => {
-                    let code = super::verdict(Result::Err(e));
-                    core::panic_with_felt252(super::reason(code))
-                },
-            }
+        fn begin(self: @ContractState, part: TranscriptPart) -> Opening {
+            or_revert(super::begin_transcript(@part))
+        }
+
+        fn program(self: @ContractState, opening: Opening, part: ProgramPart) -> Opening {
+            let mut opening = opening;
+            or_revert(super::step_program(ref opening, @part));
+            opening
         }
 
         fn evaluate(
@@ -1056,7 +1220,11 @@ pub trait IBitsageVerifier<TContractState> {
     // the proof's hash, Poseidon of the first part's hash and the others';
     // returns it and the session state the next step carries (each step
     // returns the next state).
-    fn begin(ref self: TContractState, part: TranscriptPart, later_parts: Array<felt252>) -> (felt252, Session);
+    fn begin(ref self: TContractState, part: TranscriptPart, later_parts: Array<felt252>) -> (felt252, Opening);
+    // The next part of the program (`ProgramPart`).
+    fn program(ref self: TContractState, proof_hash: felt252, opening: Opening, part: ProgramPart) -> Opening;
+    // The rest of the transcript, once the program is in (`CommitPart`).
+    fn commit(ref self: TContractState, proof_hash: felt252, opening: Opening, part: CommitPart) -> Session;
     // Components `count` more evaluated at the out-of-domain point.
     fn evaluate(
         ref self: TContractState,
@@ -1085,7 +1253,9 @@ pub trait IBitsageVerifier<TContractState> {
     // `begin`..`finish` would. A client checks a proof with calls before it
     // spends gas (`bitsage-host verify --onchain`). A call does not check
     // that the parts come from one proof; the stored session does.
-    fn check_begin(self: @TContractState, part: TranscriptPart) -> Session;
+    fn check_begin(self: @TContractState, part: TranscriptPart) -> Opening;
+    fn check_program(self: @TContractState, opening: Opening, part: ProgramPart) -> Opening;
+    fn check_commit(self: @TContractState, opening: Opening, part: CommitPart) -> Session;
     fn check_evaluate(
         self: @TContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, count: u32,
     ) -> Session;
@@ -1107,7 +1277,8 @@ pub mod BitsageVerifier {
     use super::super::fri::FriProof;
     use super::{
         IVerifierStepsDispatcherTrait, IVerifierStepsLibraryDispatcher, IVerifierTranscriptDispatcherTrait,
-        IVerifierTranscriptLibraryDispatcher, QueryChunk, Session, TranscriptPart, hash_of, or_revert_code,
+        IVerifierTranscriptLibraryDispatcher, CommitPart, Opening, ProgramPart, QueryChunk, Session, TranscriptPart,
+        hash_of, or_revert_code,
     };
 
     // A finished session's marker.
@@ -1192,30 +1363,35 @@ pub mod BitsageVerifier {
             classes
         }
 
+        fn steps_class(self: @ContractState) -> IVerifierStepsLibraryDispatcher {
+            IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() }
+        }
+
         fn transcript_class(self: @ContractState) -> IVerifierTranscriptLibraryDispatcher {
             IVerifierTranscriptLibraryDispatcher { class_hash: self.transcript.read() }
         }
 
-        // The session as carried, checked against its stored hash.
-        fn resume(self: @ContractState, proof_hash: felt252, session: @Session) {
+        // The state as carried (an `Opening` or a `Session`), checked
+        // against its stored hash.
+        fn resume<T, +Serde<T>, +Drop<T>>(self: @ContractState, proof_hash: felt252, state: @T) {
             let stored = self.sessions.read(proof_hash);
             assert(stored != 0, 'no such session');
             assert(stored != FINISHED, 'proof already verified');
-            assert(hash_of(session) == stored, 'session state differs');
+            assert(hash_of(state) == stored, 'session state differs');
         }
 
-        // The next part of the proof, checked against its committed hash.
-        fn take_part<T, +Serde<T>, +Drop<T>>(self: @ContractState, proof_hash: felt252, ref session: Session, part: @T) {
-            let k = session.next_part;
+        // Part `k` of the proof, checked against its committed hash; returns
+        // the next part's index.
+        fn take_part<T, +Serde<T>, +Drop<T>>(self: @ContractState, proof_hash: felt252, k: u32, part: @T) -> u32 {
             assert(k < self.n_parts.read(proof_hash), 'no part left');
             assert(hash_of(part) == self.parts.read((proof_hash, k)), 'part differs from committed');
-            session.next_part = k + 1;
+            k + 1
         }
     }
 
     #[abi(embed_v0)]
     impl BitsageVerifierImpl of super::IBitsageVerifier<ContractState> {
-        fn begin(ref self: ContractState, part: TranscriptPart, later_parts: Array<felt252>) -> (felt252, Session) {
+        fn begin(ref self: ContractState, part: TranscriptPart, later_parts: Array<felt252>) -> (felt252, Opening) {
             let mut hashes: Array<felt252> = array![hash_of(@part)];
             for h in later_parts.span() {
                 hashes.append(*h);
@@ -1223,8 +1399,7 @@ pub mod BitsageVerifier {
             let proof_hash = core::poseidon::poseidon_hash_span(hashes.span());
             // A session not finished may begin again (from the transcript).
             assert(self.sessions.read(proof_hash) != FINISHED, 'proof already verified');
-            let (code, session) = self.transcript_class().begin(part);
-            or_revert_code(code);
+            let session = self.transcript_class().begin(part);
             let (prover, _) = self.verified.read(session.statement);
             assert(prover.is_zero(), 'statement already verified');
             self.owners.write(proof_hash, get_caller_address());
@@ -1236,6 +1411,24 @@ pub mod BitsageVerifier {
             self.n_parts.write(proof_hash, k);
             self.sessions.write(proof_hash, hash_of(@session));
             (proof_hash, session)
+        }
+
+        fn program(ref self: ContractState, proof_hash: felt252, opening: Opening, part: ProgramPart) -> Opening {
+            self.resume(proof_hash, @opening);
+            let mut opening = opening;
+            opening.next_part = self.take_part(proof_hash, opening.next_part, @part);
+            let opening = self.transcript_class().program(opening, part);
+            self.sessions.write(proof_hash, hash_of(@opening));
+            opening
+        }
+
+        fn commit(ref self: ContractState, proof_hash: felt252, opening: Opening, part: CommitPart) -> Session {
+            self.resume(proof_hash, @opening);
+            let mut opening = opening;
+            opening.next_part = self.take_part(proof_hash, opening.next_part, @part);
+            let session = self.steps_class().commit(opening, part);
+            self.sessions.write(proof_hash, hash_of(@session));
+            session
         }
 
         fn evaluate(
@@ -1261,7 +1454,7 @@ pub mod BitsageVerifier {
         ) -> Session {
             self.resume(proof_hash, @session);
             let mut session = session;
-            self.take_part(proof_hash, ref session, @chunk);
+            session.next_part = self.take_part(proof_hash, session.next_part, @chunk);
             let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
             let (code, next) = steps.open(session, sampled_values, chunk);
             or_revert_code(code);
@@ -1273,7 +1466,7 @@ pub mod BitsageVerifier {
         fn finish(ref self: ContractState, proof_hash: felt252, session: Session, fri_proof: FriProof) {
             self.resume(proof_hash, @session);
             let mut session = session;
-            self.take_part(proof_hash, ref session, @fri_proof);
+            session.next_part = self.take_part(proof_hash, session.next_part, @fri_proof);
             assert(session.next_part == self.n_parts.read(proof_hash), 'parts left over');
             let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
             or_revert_code(steps.finish(session.clone(), fri_proof));
@@ -1293,10 +1486,20 @@ pub mod BitsageVerifier {
             self.sessions.read(proof_hash)
         }
 
-        fn check_begin(self: @ContractState, part: TranscriptPart) -> Session {
-            let (code, session) = self.transcript_class().begin(part);
-            or_revert_code(code);
-            session
+        fn check_begin(self: @ContractState, part: TranscriptPart) -> Opening {
+            self.transcript_class().begin(part)
+        }
+
+        fn check_program(self: @ContractState, opening: Opening, part: ProgramPart) -> Opening {
+            let mut opening = opening;
+            opening.next_part += 1;
+            self.transcript_class().program(opening, part)
+        }
+
+        fn check_commit(self: @ContractState, opening: Opening, part: CommitPart) -> Session {
+            let mut opening = opening;
+            opening.next_part += 1;
+            self.steps_class().commit(opening, part)
         }
 
         fn check_evaluate(

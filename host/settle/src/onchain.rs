@@ -4,15 +4,20 @@
 //! verification over several transactions ([`Split`]), as the contract's
 //! calldata. (No proof of our AIR fits one transaction.)
 //!
-//! A split verification runs as `begin` (the transcript: statement, claim,
-//! roots, sampled values, FRI's roots, the proof of work), `evaluate` (the
-//! components' constraints at the out-of-domain point, a few per
-//! transaction), `open` (a chunk of queries: each tree's leaves, packed as
-//! the Merkle leaves hash them, with the chunk's own Merkle witness; their
-//! DEEP quotients), and `finish` (FRI's decommitment). `begin` commits to the
-//! hashes of every later part, so parts of two proofs cannot be mixed; each
-//! step returns the session state the next one carries, and the contract
-//! keeps only its hash.
+//! A split verification runs as `begin` (the statement's head: the
+//! program's digest and size, the public words; the claim, the roots, the
+//! LogUp sums: the transcript to the interaction trace's root), `program`
+//! (a run of instructions or whole tables: their rules checked, the digest
+//! recomputed and the program table's LogUp terms added; after the last,
+//! the digest must be the head's and the sums must balance), `commit` (the
+//! rest of the transcript: sampled values, FRI's roots, the proof of work),
+//! `evaluate` (the components' constraints at the out-of-domain point, a few
+//! per transaction), `open` (a chunk of queries: each tree's leaves, packed
+//! as the Merkle leaves hash them, with the chunk's own Merkle witness;
+//! their DEEP quotients), and `finish` (FRI's decommitment). `begin` commits
+//! to the hashes of every later part, so parts of two proofs cannot be
+//! mixed; each step returns the session state the next one carries, and the
+//! contract keeps only its hash.
 
 use std::collections::HashMap;
 
@@ -62,19 +67,86 @@ fn byte_array(s: &str) -> Vec<Felt> {
     out
 }
 
-/// A statement as the contracts' `Statement` decodes it.
+/// Felts of program (instructions, tables) per `program` transaction: with
+/// the carried opening state (about 300 felts) a part stays well within a
+/// transaction's calldata.
+pub const PROGRAM_PART_FELTS: usize = 4_000;
+
+/// The statement's head as the verifier's `StatementHead` decodes it: the
+/// program's digest as eight big-endian words, its instruction and table
+/// counts, the input and the output.
+pub fn head_calldata(s: &Statement) -> Vec<Felt> {
+    let digest = s.program.digest();
+    let mut c: Vec<Felt> = digest.chunks(4).map(|w| Felt::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))).collect();
+    c.extend([len(s.program.instrs.len()), len(s.program.tables.len())]);
+    c.push(len(s.input.len()));
+    c.extend(s.input.iter().map(|w| Felt::from(w.0)));
+    c.push(len(s.output.len()));
+    c.extend(s.output.iter().map(|w| Felt::from(w.0)));
+    c
+}
+
+fn instr_calldata(i: &obelysk_vm::Instr) -> [Felt; 6] {
+    [i.op as u32, i.dst as u32, i.a as u32, i.b as u32, i.imm_mode as u32, i.imm.0].map(Felt::from)
+}
+
+fn table_calldata(t: &obelysk_vm::Table) -> Vec<Felt> {
+    let mut c = byte_array(&t.name);
+    c.push(len(t.entries.len()));
+    for (k, v) in &t.entries {
+        c.extend([Felt::from(k.0), Felt::from(v.0)]);
+    }
+    c
+}
+
+/// One `ProgramPart`: instructions, then tables, each with its count.
+fn program_part(instrs: &[Felt], n_instrs: usize, tables: &[Felt], n_tables: usize) -> Vec<Felt> {
+    let mut part = vec![len(n_instrs)];
+    part.extend_from_slice(instrs);
+    part.push(len(n_tables));
+    part.extend_from_slice(tables);
+    part
+}
+
+/// The program as `ProgramPart`s of at most about [`PROGRAM_PART_FELTS`]
+/// felts each: runs of instructions, then whole tables (a table larger than
+/// a part gets a part of its own, which [`Split::too_large`] then names).
+pub fn program_parts(s: &Statement) -> Vec<Vec<Felt>> {
+    let mut parts = Vec::new();
+    let (mut instrs, mut n_instrs, mut tables, mut n_tables) = (Vec::new(), 0, Vec::new(), 0);
+    for i in &s.program.instrs {
+        if instrs.len() + 6 > PROGRAM_PART_FELTS {
+            parts.push(program_part(&instrs, n_instrs, &[], 0));
+            (instrs, n_instrs) = (Vec::new(), 0);
+        }
+        instrs.extend(instr_calldata(i));
+        n_instrs += 1;
+    }
+    for t in &s.program.tables {
+        let t = table_calldata(t);
+        if n_instrs + n_tables > 0 && instrs.len() + tables.len() + t.len() > PROGRAM_PART_FELTS {
+            parts.push(program_part(&instrs, n_instrs, &tables, n_tables));
+            (instrs, n_instrs, tables, n_tables) = (Vec::new(), 0, Vec::new(), 0);
+        }
+        tables.extend(t);
+        n_tables += 1;
+    }
+    if n_instrs + n_tables > 0 {
+        parts.push(program_part(&instrs, n_instrs, &tables, n_tables));
+    }
+    parts
+}
+
+/// A statement as the contracts' `Statement` decodes it (the statement
+/// contract's `replay` view).
 pub fn statement_calldata(s: &Statement) -> Vec<Felt> {
     let mut c = vec![len(s.program.instrs.len())];
     for i in &s.program.instrs {
-        c.extend([i.op as u32, i.dst as u32, i.a as u32, i.b as u32, i.imm_mode as u32, i.imm.0].map(Felt::from));
+        c.extend(instr_calldata(i));
     }
     c.push(len(s.program.tables.len()));
     for t in &s.program.tables {
-        c.extend(byte_array(&t.name));
-        c.push(len(t.entries.len()));
-        for (k, v) in &t.entries {
-            c.extend([Felt::from(k.0), Felt::from(v.0)]);
-        }
+        c.extend(table_calldata(t));
     }
     c.push(len(s.input.len()));
     c.extend(s.input.iter().map(|w| Felt::from(w.0)));
@@ -170,6 +242,11 @@ fn claim_calldata(proof: &ChainProof) -> Vec<Felt> {
 pub struct Split {
     /// `begin`'s calldata: the transcript part, then the later parts' hashes.
     pub begin: Vec<Felt>,
+    /// Each `program` step's part (`ProgramPart`).
+    pub program: Vec<Vec<Felt>>,
+    /// `commit`'s part: the sampled values, FRI's roots and last layer, the
+    /// proof of work.
+    pub commit: Vec<Felt>,
     /// The sampled values, as `evaluate` and `open` take them.
     pub sampled: Vec<Felt>,
     /// How many components the proof has (`evaluate` covers them all).
@@ -178,6 +255,8 @@ pub struct Split {
     pub chunks: Vec<Vec<Felt>>,
     /// `finish`'s FRI proof.
     pub fri: Vec<Felt>,
+    /// How much of `begin` is the transcript part.
+    transcript_len: usize,
 }
 
 /// A proof's parameters as `TranscriptPart` takes them: the `PcsConfig`
@@ -196,6 +275,11 @@ pub fn config_calldata(config: &stwo::core::pcs::PcsConfig) -> Vec<Felt> {
 /// Mainnet's calldata limit per transaction, in felts (blockifier's
 /// versioned constants 0.14.4).
 pub const MAX_CALLDATA_FELTS: usize = 5_000;
+
+/// An upper bound on the state a `program` or `commit` step carries besides
+/// its part (the opening: relations, components, roots, the digest's
+/// progress), with room to spare.
+pub const CARRIED_STATE_FELTS: usize = 400;
 
 /// One step of a split verification after `begin`: the verifier's entry
 /// point (`check_` before it is the same step as a view), and the calldata
@@ -285,22 +369,28 @@ impl Split {
     /// [`Split::new`] with the query positions given.
     pub fn with_positions(statement: &Statement, proof: &ChainProof, positions: &[usize]) -> Split {
         let pcs = &proof.stark.0;
-        let mut transcript = statement_calldata(statement);
+        let mut transcript = head_calldata(statement);
         transcript.push(Felt::from(statement.security.bits()));
         transcript.extend(config_calldata(&proof.stark.config));
         transcript.extend(claim_calldata(proof));
-        transcript.extend(sampled_calldata(&pcs.sampled_values));
-        transcript.extend(fri_calldata(&pcs.fri_proof, false));
-        transcript.push(Felt::from(pcs.proof_of_work));
 
+        let program = program_parts(statement);
+        let mut commit = sampled_calldata(&pcs.sampled_values);
+        commit.extend(fri_calldata(&pcs.fri_proof, false));
+        commit.push(Felt::from(pcs.proof_of_work));
         let chunks = query_chunks(proof, positions);
         let fri = fri_proof_calldata(&pcs.fri_proof);
-        let later: Vec<Felt> = chunks.iter().chain([&fri]).map(|p| part_hash(p)).collect();
+        let later: Vec<Felt> =
+            program.iter().chain([&commit]).chain(&chunks).chain([&fri]).map(|p| part_hash(p)).collect();
+        let transcript_len = transcript.len();
         let mut begin = transcript;
         begin.push(len(later.len()));
         begin.extend(later);
         Split {
+            transcript_len,
             begin,
+            program,
+            commit,
             sampled: sampled_calldata(&pcs.sampled_values),
             n_components: 4 + proof.claim.hash_log_size.is_some() as usize,
             chunks,
@@ -314,30 +404,54 @@ impl Split {
         [4, self.n_components - 4].into_iter().filter(|&c| c > 0).collect()
     }
 
-    /// Why this split cannot be sent on chain, if it cannot: `begin` carries
-    /// the whole statement (six felts an instruction), and a program of
-    /// more than several hundred instructions (the ml-inference workload's
-    /// 4,461) overflows one transaction's calldata. Sending the statement
-    /// in parts of its own is not built.
+    /// Why this split cannot be sent on chain, if it cannot: a part that
+    /// overflows a transaction's calldata with the state it carries (the
+    /// public input and output travel whole in `begin`; a table larger than
+    /// a program part travels whole in one).
     pub fn too_large(&self) -> Option<String> {
-        (self.begin.len() > MAX_CALLDATA_FELTS).then(|| {
+        let parts = [("the statement's head and transcript", self.begin.len())]
+            .into_iter()
+            .chain(self.program.iter().map(|p| ("a program part", p.len() + CARRIED_STATE_FELTS)))
+            .chain([("the sampled values and FRI's roots", self.commit.len() + CARRIED_STATE_FELTS)]);
+        parts.into_iter().find(|&(_, n)| n > MAX_CALLDATA_FELTS).map(|(what, n)| {
             format!(
-                "the proof's first part (its statement and transcript) is {} felts of calldata, over a transaction's {MAX_CALLDATA_FELTS}: \
-                 the program is too long to verify on chain until statements are sent in parts",
-                self.begin.len()
+                "{what} needs about {n} felts of calldata, over a transaction's {MAX_CALLDATA_FELTS}: \
+                 this proof cannot be verified on chain"
             )
         })
     }
 
-    /// `begin`'s transcript part alone (what `check_begin` takes).
-    pub fn transcript(&self) -> &[Felt] {
-        &self.begin[..self.begin.len() - self.chunks.len() - 2]
+    /// `begin`'s commitment recomputed from the parts as they are now: what
+    /// a prover that rearranged or replaced parts would send.
+    pub fn recommit(&mut self) {
+        let mut begin = self.transcript().to_vec();
+        let later: Vec<Felt> = self
+            .program
+            .iter()
+            .chain([&self.commit])
+            .chain(&self.chunks)
+            .chain([&self.fri])
+            .map(|p| part_hash(p))
+            .collect();
+        begin.push(len(later.len()));
+        begin.extend(later);
+        self.begin = begin;
     }
 
-    /// The steps after `begin`, in order: each `evaluate`, each `open`, then
-    /// `finish`. A step's calldata is the session it carries, then its tail.
+    /// `begin`'s transcript part alone (what `check_begin` takes).
+    pub fn transcript(&self) -> &[Felt] {
+        &self.begin[..self.transcript_len]
+    }
+
+    /// The steps after `begin`, in order: each `program` part, `commit`,
+    /// each `evaluate`, each `open`, then `finish`. A step's calldata is the
+    /// state it carries, then its tail.
     pub fn later_steps(&self) -> Vec<Step> {
         let mut steps = Vec::new();
+        for (k, part) in self.program.iter().enumerate() {
+            steps.push(Step { name: format!("program {k}"), entry: "program", tail: part.clone() });
+        }
+        steps.push(Step { name: "commit".into(), entry: "commit", tail: self.commit.clone() });
         for count in self.evaluate_counts() {
             let mut tail = self.sampled.clone();
             tail.push(Felt::from(count as u64));
@@ -356,10 +470,8 @@ impl Split {
     pub fn proof_hash(&self) -> Felt {
         // `begin`'s calldata is the transcript part, then the count and the
         // later parts' hashes.
-        let n_later = self.chunks.len() + 1;
-        let transcript = &self.begin[..self.begin.len() - n_later - 1];
-        let mut hashes = vec![part_hash(transcript)];
-        hashes.extend_from_slice(&self.begin[self.begin.len() - n_later..]);
+        let mut hashes = vec![part_hash(self.transcript())];
+        hashes.extend_from_slice(&self.begin[self.transcript_len + 1..]);
         poseidon_hash_many(&hashes)
     }
 }

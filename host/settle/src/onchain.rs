@@ -72,6 +72,11 @@ fn byte_array(s: &str) -> Vec<Felt> {
 /// transaction's calldata.
 pub const PROGRAM_PART_FELTS: usize = 4_000;
 
+/// Instructions plus table entries per `program` transaction: each costs
+/// about 1.1 M L2 gas to check, encode and add (measured on devnet 0.10.1:
+/// 666 instructions, 722 M), so a part stays within a transaction's 1.11 G.
+pub const PROGRAM_PART_ITEMS: usize = 666;
+
 /// The statement's head as the verifier's `StatementHead` decodes it: the
 /// program's digest as eight big-endian words, its instruction and table
 /// counts, the input and the output.
@@ -114,22 +119,25 @@ fn program_part(instrs: &[Felt], n_instrs: usize, tables: &[Felt], n_tables: usi
 pub fn program_parts(s: &Statement) -> Vec<Vec<Felt>> {
     let mut parts = Vec::new();
     let (mut instrs, mut n_instrs, mut tables, mut n_tables) = (Vec::new(), 0, Vec::new(), 0);
-    for i in &s.program.instrs {
-        if instrs.len() + 6 > PROGRAM_PART_FELTS {
+    for run in s.program.instrs.chunks(PROGRAM_PART_ITEMS.min(PROGRAM_PART_FELTS / 6)) {
+        if n_instrs > 0 {
             parts.push(program_part(&instrs, n_instrs, &[], 0));
-            (instrs, n_instrs) = (Vec::new(), 0);
         }
-        instrs.extend(instr_calldata(i));
-        n_instrs += 1;
+        instrs = run.iter().flat_map(instr_calldata).collect();
+        n_instrs = run.len();
     }
+    let mut items = n_instrs;
     for t in &s.program.tables {
-        let t = table_calldata(t);
-        if n_instrs + n_tables > 0 && instrs.len() + tables.len() + t.len() > PROGRAM_PART_FELTS {
+        let felts = table_calldata(t);
+        let full = instrs.len() + tables.len() + felts.len() > PROGRAM_PART_FELTS
+            || items + t.entries.len() > PROGRAM_PART_ITEMS;
+        if n_instrs + n_tables > 0 && full {
             parts.push(program_part(&instrs, n_instrs, &tables, n_tables));
-            (instrs, n_instrs, tables, n_tables) = (Vec::new(), 0, Vec::new(), 0);
+            (instrs, n_instrs, tables, n_tables, items) = (Vec::new(), 0, Vec::new(), 0, 0);
         }
-        tables.extend(t);
+        tables.extend(felts);
         n_tables += 1;
+        items += t.entries.len();
     }
     if n_instrs + n_tables > 0 {
         parts.push(program_part(&instrs, n_instrs, &tables, n_tables));
@@ -257,6 +265,8 @@ pub struct Split {
     pub fri: Vec<Felt>,
     /// How much of `begin` is the transcript part.
     transcript_len: usize,
+    /// The program's largest table's entries (a table travels whole).
+    largest_table: usize,
 }
 
 /// A proof's parameters as `TranscriptPart` takes them: the `PcsConfig`
@@ -387,6 +397,7 @@ impl Split {
         begin.push(len(later.len()));
         begin.extend(later);
         Split {
+            largest_table: statement.program.tables.iter().map(|t| t.entries.len()).max().unwrap_or(0),
             transcript_len,
             begin,
             program,
@@ -413,6 +424,13 @@ impl Split {
             .into_iter()
             .chain(self.program.iter().map(|p| ("a program part", p.len() + CARRIED_STATE_FELTS)))
             .chain([("the sampled values and FRI's roots", self.commit.len() + CARRIED_STATE_FELTS)]);
+        if self.largest_table > PROGRAM_PART_ITEMS {
+            return Some(format!(
+                "a table of {} entries is more than one transaction can check ({PROGRAM_PART_ITEMS}): \
+                 this proof cannot be verified on chain",
+                self.largest_table
+            ));
+        }
         parts.into_iter().find(|&(_, n)| n > MAX_CALLDATA_FELTS).map(|(what, n)| {
             format!(
                 "{what} needs about {n} felts of calldata, over a transaction's {MAX_CALLDATA_FELTS}: \

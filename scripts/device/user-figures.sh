@@ -77,7 +77,8 @@ echo "== node: serve --backend cuda --workers 8, 64 ml-inference jobs from 8 cli
 D=$(mktemp -d)
 OP=$($b apikey create --data-dir $D --name ops --role operator 2>/dev/null)
 KEY=$($b apikey create --data-dir $D --name alice 2>/dev/null)
-$b serve --data-dir $D --listen 127.0.0.1:18080 --backend cuda --workers 8 --max-active-per-key 1000 > $D/serve.log 2>&1 &
+BITSAGE_LOG=info $b serve --data-dir $D --listen 127.0.0.1:18080 --backend cuda --workers 8 --max-active-per-key 1000 \
+  > "${OUT:-$D}/serve.log" 2>&1 &
 SERVE=$!
 for i in $(seq 1 100); do curl -sf localhost:18080/health > /dev/null && break; sleep 0.2; done
 printf '{"name":"ml","module":"%s"}' "$(base64 -w0 wasm/ml_inference.wasm)" > $D/mod.json
@@ -88,7 +89,7 @@ $b submit --url http://127.0.0.1:18080 --key $KEY --module-digest $DIG --input w
 client() { # 8 jobs in turn; `submit --wait` verifies each receipt it downloads (exit 0 only if valid)
   for j in 1 2 3 4 5 6 7 8; do
     $b submit --url http://127.0.0.1:18080 --key $KEY --module-digest $DIG --input wasm/ml-inference.json \
-      --wait $D/r$1-$j.bin > $D/sub$1-$j.log 2>&1 && echo ok >> $D/verified$1
+      --wait $D/r$1-$j.bin > $D/sub$1-$j.log 2>&1 && echo ok >> $D/verified$1 || cp $D/sub$1-$j.log "${OUT:-$D}/failed-$1-$j.log"
   done
 }
 s=$(date +%s%N)
@@ -98,8 +99,12 @@ wait "${pids[@]}"
 e=$(date +%s%N)
 n=$(cat $D/verified* 2>/dev/null | wc -l)
 echo "64 jobs in $(ms $s $e) ms wall, $n receipts verified by their clients"
-curl -s localhost:18080/metrics | grep -E "^bitsage_(proofs_total|prove_seconds|job_seconds)" | head -12
+curl -s localhost:18080/metrics > "${OUT:-$D}/metrics.txt"
+grep -E "^bitsage_(proofs_total|prove_seconds|job_seconds)" "${OUT:-$D}/metrics.txt" | head -12
 kill $SERVE
+for f in $(ls "${OUT:-$D}"/failed-* 2>/dev/null | head -3); do echo "--- $f"; tail -4 "$f"; done
+echo "node log lines with warn/error: $(grep -ciE "warn|error" "${OUT:-$D}/serve.log")"
+grep -iE "warn|error" "${OUT:-$D}/serve.log" | head -8
 fi
 
 if want soundness && [ -x all-tests ]; then

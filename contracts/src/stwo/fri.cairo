@@ -142,10 +142,10 @@ fn fold_circle_into_line(src: Span<QM31>, domain: CircleDomain, alpha: QM31) -> 
 }
 
 // Query positions: sorted, distinct, below `2^log_size`.
-#[derive(Drop, Clone, Debug)]
-struct Queries {
-    positions: Array<u32>,
-    log_size: u32,
+#[derive(Drop, Clone, Debug, Serde, PartialEq)]
+pub struct Queries {
+    pub positions: Array<u32>,
+    pub log_size: u32,
 }
 
 fn fold_queries(q: @Queries, n: u32) -> Queries {
@@ -399,6 +399,24 @@ pub fn sample_query_positions(ref channel: Channel, commitment: @FriCommitment) 
 pub fn decommit(
     commitment: @FriCommitment, proof: @FriProof, positions: Span<u32>, first_layer_evals: Span<QM31>,
 ) -> Result<(), FriError> {
+    let (mut queries, mut evals) = decommit_first(commitment, proof.first_layer, positions, first_layer_evals)?;
+    let mut l: u32 = 0;
+    while l < proof.inner_layers.len() {
+        let (q, e) = decommit_inner(commitment, l, proof.inner_layers[l], @queries, evals.span())?;
+        queries = q;
+        evals = e;
+        l += 1;
+    }
+    check_last_layer(commitment, @queries, evals.span())
+}
+
+// The first layer: its values at the queries (the DEEP quotients
+// `first_layer_evals` and the witness) opened against its root, then the
+// circle folded into a line and on by the fold step. Returns the folded
+// queries and their values.
+pub fn decommit_first(
+    commitment: @FriCommitment, layer: @FriLayerProof, positions: Span<u32>, first_layer_evals: Span<QM31>,
+) -> Result<(Queries, Array<QM31>), FriError> {
     let fold_step = *commitment.fold_step;
     let first_domain = *commitment.first_domain;
     let mut pos: Array<u32> = array![];
@@ -409,9 +427,7 @@ pub fn decommit(
     if first_layer_evals.len() != queries.positions.len() {
         return Result::Err(FriError::Malformed);
     }
-
-    // The first layer: open, then fold the circle into a line and on.
-    let mut witness = match words_to_qm31s(proof.first_layer.fri_witness.span()) {
+    let mut witness = match words_to_qm31s(layer.fri_witness.span()) {
         Option::Some(w) => w.span(),
         Option::None => { return Result::Err(FriError::Malformed); },
     };
@@ -427,7 +443,7 @@ pub fn decommit(
     } else {
         0
     };
-    if open_layer(proof.first_layer, @subsets, first_domain.log_size(), leaf_log).is_err() {
+    if open_layer(layer, @subsets, first_domain.log_size(), leaf_log).is_err() {
         return Result::Err(FriError::FirstLayerCommitmentInvalid);
     }
     let mut evals: Array<QM31> = array![];
@@ -445,48 +461,54 @@ pub fn decommit(
         }
         s += 1;
     }
-    let mut queries = fold_queries(@queries, fold_step);
+    Result::Ok((fold_queries(@queries, fold_step), evals))
+}
 
-    // The inner layers.
-    let n_inner = proof.inner_layers.len();
-    let mut l: u32 = 0;
-    while l < n_inner {
-        let layer = proof.inner_layers[l];
-        let domain = *commitment.inner_domains[l];
-        let step = *commitment.inner_steps[l];
-        let mut witness = match words_to_qm31s(layer.fri_witness.span()) {
-            Option::Some(w) => w.span(),
-            Option::None => { return Result::Err(FriError::Malformed); },
-        };
-        let subsets = match rebuild_subsets(@queries, evals.span(), ref witness, step) {
-            Option::Some(s) => s,
-            Option::None => { return Result::Err(FriError::InnerLayerEvaluationsInvalid); },
-        };
-        if witness.len() != 0 {
-            return Result::Err(FriError::InnerLayerEvaluationsInvalid);
-        }
-        let leaf_log = if domain.log_size >= 2 && step > 1 {
-            2
-        } else {
-            0
-        };
-        if open_layer(layer, @subsets, domain.log_size, leaf_log).is_err() {
-            return Result::Err(FriError::InnerLayerCommitmentInvalid);
-        }
-        let mut next: Array<QM31> = array![];
-        let mut s: u32 = 0;
-        while s < subsets.evals.len() {
-            let initial = domain.index_at(*subsets.initial_indexes[s]);
-            next.append(fold_coset(subsets.evals[s].span(), CosetTrait::new(initial, step), *commitment.inner_alphas[l]));
-            s += 1;
-        }
-        evals = next;
-        queries = fold_queries(@queries, step);
-        l += 1;
+// Inner layer `l`: its values at `queries` (`evals` and the witness)
+// opened against its root and folded. Returns the folded queries and values.
+pub fn decommit_inner(
+    commitment: @FriCommitment, l: u32, layer: @FriLayerProof, queries: @Queries, evals: Span<QM31>,
+) -> Result<(Queries, Array<QM31>), FriError> {
+    if l >= commitment.inner_domains.len() {
+        return Result::Err(FriError::Malformed);
     }
+    let domain = *commitment.inner_domains[l];
+    let step = *commitment.inner_steps[l];
+    let mut witness = match words_to_qm31s(layer.fri_witness.span()) {
+        Option::Some(w) => w.span(),
+        Option::None => { return Result::Err(FriError::Malformed); },
+    };
+    let subsets = match rebuild_subsets(queries, evals, ref witness, step) {
+        Option::Some(s) => s,
+        Option::None => { return Result::Err(FriError::InnerLayerEvaluationsInvalid); },
+    };
+    if witness.len() != 0 {
+        return Result::Err(FriError::InnerLayerEvaluationsInvalid);
+    }
+    let leaf_log = if domain.log_size >= 2 && step > 1 {
+        2
+    } else {
+        0
+    };
+    if open_layer(layer, @subsets, domain.log_size, leaf_log).is_err() {
+        return Result::Err(FriError::InnerLayerCommitmentInvalid);
+    }
+    let mut next: Array<QM31> = array![];
+    let mut s: u32 = 0;
+    while s < subsets.evals.len() {
+        let initial = domain.index_at(*subsets.initial_indexes[s]);
+        next.append(fold_coset(subsets.evals[s].span(), CosetTrait::new(initial, step), *commitment.inner_alphas[l]));
+        s += 1;
+    }
+    Result::Ok((fold_queries(queries, step), next))
+}
 
-    // The last layer: every folded value is the polynomial's.
+// The last layer: every folded value is the polynomial's.
+pub fn check_last_layer(commitment: @FriCommitment, queries: @Queries, evals: Span<QM31>) -> Result<(), FriError> {
     let last_domain = *commitment.last_domain;
+    if evals.len() != queries.positions.len() {
+        return Result::Err(FriError::Malformed);
+    }
     let mut q: u32 = 0;
     while q < queries.positions.len() {
         let x = last_domain.at(bit_reverse_index(*queries.positions[q], last_domain.log_size)).x;
@@ -496,6 +518,11 @@ pub fn decommit(
         q += 1;
     }
     Result::Ok(())
+}
+
+// The number of inner layers a commitment has.
+pub fn n_inner_layers(commitment: @FriCommitment) -> u32 {
+    commitment.inner_domains.len()
 }
 
 // FRI end to end on `channel`: commit, draw the queries, decommit, with

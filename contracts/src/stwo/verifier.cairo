@@ -19,7 +19,7 @@ use super::air;
 use super::channel::{Channel, ChannelTrait};
 use super::circle::{index_mul, index_neg, index_to_point, subgroup_gen};
 use super::fields::{P, QM31, qm31, qm31_add, qm31_inv, qm31_mul, qm31_words};
-use super::fri::{FriConfig, FriProof};
+use super::fri::{FriConfig, FriLayerProof, FriProof, Queries};
 use super::pcs::{Drawn, PcsConfig, PcsError, SecurePoint, add_base_point};
 use super::stark::{double_x, from_partial_evals, random_point};
 use super::sha::{ShaStream, ShaStreamTrait};
@@ -390,6 +390,11 @@ pub struct Session {
     pub acc: QM31,
     // The quotient sums of the queries opened so far, in order.
     pub answers: Array<QM31>,
+    // FRI's layers decommitted so far, and the queries and values they
+    // folded to.
+    pub fri_layers: u32,
+    pub fri_queries: Queries,
+    pub fri_evals: Array<QM31>,
     // The index of the next part of the proof (see `BitsageVerifier::begin`).
     pub next_part: u32,
 }
@@ -786,6 +791,9 @@ fn step_commit(o: Opening, part: @CommitPart) -> Result<Session, VerifyError> {
             evaluated: 0,
             acc: qm31(0, 0, 0, 0),
             answers: array![],
+            fri_layers: 0,
+            fri_queries: Queries { positions: array![], log_size: 0 },
+            fri_evals: array![],
             next_part: o.next_part,
         },
     )
@@ -1021,19 +1029,42 @@ pub fn step_open(
 
 // A split verification's last step: FRI's decommitment of every query's
 // quotient sum.
-pub fn step_finish(ref session: Session, fri_proof: @FriProof) -> Result<(), VerifyError> {
-    let positions = session.drawn.positions.span();
-    if session.answers.len() != positions.len() || session.evaluated != session.components.len() {
+// FRI's next layer decommitted (a transaction per layer: a whole FRI
+// proof outgrows one transaction's gas and calldata from 2^14 rows up): its
+// root must be the one the transcript mixed; the first layer takes the DEEP
+// quotients of every opened query, a later one the values the previous
+// layer folded to.
+pub fn step_fri(ref session: Session, layer: @FriLayerProof) -> Result<(), VerifyError> {
+    let k = session.fri_layers;
+    if k >= session.fri_roots.len() || *layer.commitment != *session.fri_roots[k] {
         return Result::Err(VerifyError::Malformed);
     }
-    let mut roots: Array<felt252> = array![*fri_proof.first_layer.commitment];
-    for layer in fri_proof.inner_layers.span() {
-        roots.append(*layer.commitment);
+    let folded = if k == 0 {
+        let positions = session.drawn.positions.span();
+        if session.answers.len() != positions.len() || session.evaluated != session.components.len() {
+            return Result::Err(VerifyError::Malformed);
+        }
+        super::fri::decommit_first(@session.drawn.fri, layer, positions, session.answers.span())
+    } else {
+        super::fri::decommit_inner(@session.drawn.fri, k - 1, layer, @session.fri_queries, session.fri_evals.span())
+    };
+    match folded {
+        Result::Ok((queries, evals)) => {
+            session.fri_queries = queries;
+            session.fri_evals = evals;
+            session.fri_layers = k + 1;
+            Result::Ok(())
+        },
+        Result::Err(e) => Result::Err(VerifyError::Pcs(PcsError::Fri(e))),
     }
-    if roots != session.fri_roots {
+}
+
+// After every FRI layer: each folded value is the last layer polynomial's.
+pub fn step_finish(ref session: Session) -> Result<(), VerifyError> {
+    if session.fri_layers != session.fri_roots.len() {
         return Result::Err(VerifyError::Malformed);
     }
-    match super::fri::decommit(@session.drawn.fri, fri_proof, positions, session.answers.span()) {
+    match super::fri::check_last_layer(@session.drawn.fri, @session.fri_queries, session.fri_evals.span()) {
         Result::Ok(()) => Result::Ok(()),
         Result::Err(e) => Result::Err(VerifyError::Pcs(PcsError::Fri(e))),
     }
@@ -1116,8 +1147,10 @@ pub trait IVerifierSteps<TContractState> {
     fn open(
         self: @TContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, chunk: QueryChunk,
     ) -> (u32, Session);
+    // `step_fri`'s verdict and the session after it.
+    fn fri(self: @TContractState, session: Session, layer: FriLayerProof) -> (u32, Session);
     // `step_finish`'s verdict.
-    fn finish(self: @TContractState, session: Session, fri_proof: FriProof) -> u32;
+    fn finish(self: @TContractState, session: Session) -> u32;
     // The session `step_commit` starts (reverts with its verdict).
     fn commit(self: @TContractState, opening: Opening, part: CommitPart) -> Session;
 }
@@ -1125,7 +1158,7 @@ pub trait IVerifierSteps<TContractState> {
 #[starknet::contract]
 pub mod VerifierSteps {
     use super::super::fields::QM31;
-    use super::super::fri::FriProof;
+    use super::super::fri::FriLayerProof;
     use super::{CommitPart, Opening, QueryChunk, Session, or_revert};
 
     #[storage]
@@ -1141,9 +1174,15 @@ pub mod VerifierSteps {
             (code, session)
         }
 
-        fn finish(self: @ContractState, session: Session, fri_proof: FriProof) -> u32 {
+        fn fri(self: @ContractState, session: Session, layer: FriLayerProof) -> (u32, Session) {
             let mut session = session;
-            super::verdict(super::step_finish(ref session, @fri_proof))
+            let code = super::verdict(super::step_fri(ref session, @layer));
+            (code, session)
+        }
+
+        fn finish(self: @ContractState, session: Session) -> u32 {
+            let mut session = session;
+            super::verdict(super::step_finish(ref session))
         }
 
         fn commit(self: @ContractState, opening: Opening, part: CommitPart) -> Session {
@@ -1241,8 +1280,11 @@ pub trait IBitsageVerifier<TContractState> {
         sampled_values: Array<Array<Array<QM31>>>,
         chunk: QueryChunk,
     ) -> Session;
-    // FRI's decommitment; on success the statement is recorded as verified.
-    fn finish(ref self: TContractState, proof_hash: felt252, session: Session, fri_proof: FriProof);
+    // FRI's next layer decommitted.
+    fn fri(ref self: TContractState, proof_hash: felt252, session: Session, layer: FriLayerProof) -> Session;
+    // FRI's last layer checked, once every part is in; on success the
+    // statement is recorded as verified.
+    fn finish(ref self: TContractState, proof_hash: felt252, session: Session);
     // Who verified a statement (`statement_key`), and with which proof
     // hash: the account that began the session; zero for none.
     fn verified_by(self: @TContractState, statement: felt252) -> (ContractAddress, felt252);
@@ -1262,7 +1304,8 @@ pub trait IBitsageVerifier<TContractState> {
     fn check_open(
         self: @TContractState, session: Session, sampled_values: Array<Array<Array<QM31>>>, chunk: QueryChunk,
     ) -> Session;
-    fn check_finish(self: @TContractState, session: Session, fri_proof: FriProof);
+    fn check_fri(self: @TContractState, session: Session, layer: FriLayerProof) -> Session;
+    fn check_finish(self: @TContractState, session: Session);
 }
 
 // The verifier as a contract, deployed with its evaluators' classes.
@@ -1274,7 +1317,7 @@ pub mod BitsageVerifier {
     use core::num::traits::Zero;
     use starknet::{ClassHash, ContractAddress, get_caller_address};
     use super::super::fields::QM31;
-    use super::super::fri::FriProof;
+    use super::super::fri::FriLayerProof;
     use super::{
         IVerifierStepsDispatcherTrait, IVerifierStepsLibraryDispatcher, IVerifierTranscriptDispatcherTrait,
         IVerifierTranscriptLibraryDispatcher, CommitPart, Opening, ProgramPart, QueryChunk, Session, TranscriptPart,
@@ -1463,13 +1506,20 @@ pub mod BitsageVerifier {
             session
         }
 
-        fn finish(ref self: ContractState, proof_hash: felt252, session: Session, fri_proof: FriProof) {
+        fn fri(ref self: ContractState, proof_hash: felt252, session: Session, layer: FriLayerProof) -> Session {
             self.resume(proof_hash, @session);
             let mut session = session;
-            session.next_part = self.take_part(proof_hash, session.next_part, @fri_proof);
+            session.next_part = self.take_part(proof_hash, session.next_part, @layer);
+            let (code, session) = self.steps_class().fri(session, layer);
+            or_revert_code(code);
+            self.sessions.write(proof_hash, hash_of(@session));
+            session
+        }
+
+        fn finish(ref self: ContractState, proof_hash: felt252, session: Session) {
+            self.resume(proof_hash, @session);
             assert(session.next_part == self.n_parts.read(proof_hash), 'parts left over');
-            let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
-            or_revert_code(steps.finish(session.clone(), fri_proof));
+            or_revert_code(self.steps_class().finish(session.clone()));
             let (earlier, _) = self.verified.read(session.statement);
             assert(earlier.is_zero(), 'statement already verified');
             let prover = self.owners.read(proof_hash);
@@ -1521,11 +1571,16 @@ pub mod BitsageVerifier {
             next
         }
 
-        fn check_finish(self: @ContractState, session: Session, fri_proof: FriProof) {
+        fn check_fri(self: @ContractState, session: Session, layer: FriLayerProof) -> Session {
             let mut session = session;
             session.next_part += 1;
-            let steps = IVerifierStepsLibraryDispatcher { class_hash: self.steps.read() };
-            or_revert_code(steps.finish(session, fri_proof));
+            let (code, next) = self.steps_class().fri(session, layer);
+            or_revert_code(code);
+            next
+        }
+
+        fn check_finish(self: @ContractState, session: Session) {
+            or_revert_code(self.steps_class().finish(session));
         }
     }
 }

@@ -247,8 +247,15 @@ pub(crate) fn fail(code: Exit) -> impl FnOnce(anyhow::Error) -> Failure {
 }
 
 fn main() -> ExitCode {
+    // `BITSAGE_LOG_SPANS=1` also logs each span's time when it closes
+    // (with `BITSAGE_LOG=bitsage_cuda=debug`, say: where a GPU run's time goes).
+    let spans = match std::env::var_os("BITSAGE_LOG_SPANS").is_some_and(|v| v == "1") {
+        true => tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+        false => tracing_subscriber::fmt::format::FmtSpan::NONE,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("BITSAGE_LOG"))
+        .with_span_events(spans)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -15,6 +15,7 @@ impl Gpu {
         let mut guard = self.staging.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             // SAFETY: the buffer is read only by copies its users issue after writing it.
+            let _s = tracing::debug_span!("cuda pinned staging alloc").entered();
             *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(STAGING_WORDS) }?);
         }
         Ok(guard)

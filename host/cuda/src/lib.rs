@@ -240,6 +240,7 @@ fn kernel_cache_dir() -> Option<std::path::PathBuf> {
 /// crate version) was compiled before. A cache that cannot be written only
 /// costs the next process a compile.
 fn compile_cached(name: &str, src: &str) -> Result<(cudarc::nvrtc::Ptx, bool)> {
+    let _s = tracing::debug_span!("cuda compile or read cache", name).entered();
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut h = DefaultHasher::new();
     src.hash(&mut h);
@@ -326,7 +327,11 @@ impl Gpu {
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
             return Err(CudaError::NoNvrtc);
         }
-        let ctx = CudaContext::new(ordinal)?;
+        let _open = tracing::debug_span!("cuda open", ordinal).entered();
+        let ctx = {
+            let _s = tracing::debug_span!("cuda context").entered();
+            CudaContext::new(ordinal)?
+        };
         // SAFETY: no buffer exists yet. Buffers are used on the main stream,
         // in order, except the side-stream reads of `dot_strided`, which join
         // the main stream first and finish before they return; so cudarc's
@@ -337,7 +342,10 @@ impl Gpu {
         let stream = ctx.default_stream();
         let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
         let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
-        let module = ctx.load_module(ptx)?;
+        let module = {
+            let _s = tracing::debug_span!("cuda load fixed kernels").entered();
+            ctx.load_module(ptx)?
+        };
         let f =
             Kernel::ALL.iter().map(|k| module.load_function(k.name())).collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Gpu {
@@ -359,6 +367,7 @@ impl Gpu {
         source: &str,
         functions: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<GeneratedModule> {
+        let _s = tracing::debug_span!("cuda generated kernels", name).entered();
         let src = format!("{M31_H}\n{QM31_H}\n{source}");
         let (ptx, from_cache) = compile_cached(name, &src)?;
         let module = self.ctx.load_module(ptx)?;

@@ -14,7 +14,8 @@
 //! `evaluate` (the components' constraints at the out-of-domain point, a few
 //! per transaction), `open` (a chunk of queries: each tree's leaves, packed
 //! as the Merkle leaves hash them, with the chunk's own Merkle witness;
-//! their DEEP quotients), and `finish` (FRI's decommitment). `begin` commits
+//! their DEEP quotients), `fri` (one FRI layer's decommitment, a
+//! transaction each) and `finish` (the last layer). `begin` commits
 //! to the hashes of every later part, so parts of two proofs cannot be
 //! mixed; each step returns the session state the next one carries, and the
 //! contract keeps only its hash.
@@ -73,9 +74,11 @@ fn byte_array(s: &str) -> Vec<Felt> {
 pub const PROGRAM_PART_FELTS: usize = 4_000;
 
 /// Instructions plus table entries per `program` transaction: each costs
-/// about 1.1 M L2 gas to check, encode and add (measured on devnet 0.10.1:
-/// 666 instructions, 722 M), so a part stays within a transaction's 1.11 G.
-pub const PROGRAM_PART_ITEMS: usize = 666;
+/// 1.1 to 1.6 M L2 gas to check, encode and add (measured on devnet 0.10.1:
+/// 666 additions 722 M; 666 of ml-inference's instructions and table
+/// entries 1,023 M), so a part of 500 stays within a transaction's 1.11 G
+/// with a margin.
+pub const PROGRAM_PART_ITEMS: usize = 500;
 
 /// The statement's head as the verifier's `StatementHead` decodes it: the
 /// program's digest as eight big-endian words, its instruction and table
@@ -261,8 +264,9 @@ pub struct Split {
     pub n_components: usize,
     /// Each `open`'s chunk of queries (`QueryChunk`).
     pub chunks: Vec<Vec<Felt>>,
-    /// `finish`'s FRI proof.
-    pub fri: Vec<Felt>,
+    /// Each `fri` step's layer (`FriLayerProof`: witness, decommitment,
+    /// root): the first layer, then each inner one. `finish` takes none.
+    pub fri: Vec<Vec<Felt>>,
     /// How much of `begin` is the transcript part.
     transcript_len: usize,
     /// The program's largest table's entries (a table travels whole).
@@ -389,9 +393,13 @@ impl Split {
         commit.extend(fri_calldata(&pcs.fri_proof, false));
         commit.push(Felt::from(pcs.proof_of_work));
         let chunks = query_chunks(proof, positions);
-        let fri = fri_proof_calldata(&pcs.fri_proof);
+        let fri: Vec<Vec<Felt>> = [&pcs.fri_proof.first_layer]
+            .into_iter()
+            .chain(&pcs.fri_proof.inner_layers)
+            .map(|l| fri_layer(l, true))
+            .collect();
         let later: Vec<Felt> =
-            program.iter().chain([&commit]).chain(&chunks).chain([&fri]).map(|p| part_hash(p)).collect();
+            program.iter().chain([&commit]).chain(&chunks).chain(&fri).map(|p| part_hash(p)).collect();
         let transcript_len = transcript.len();
         let mut begin = transcript;
         begin.push(len(later.len()));
@@ -423,7 +431,8 @@ impl Split {
         let parts = [("the statement's head and transcript", self.begin.len())]
             .into_iter()
             .chain(self.program.iter().map(|p| ("a program part", p.len() + CARRIED_STATE_FELTS)))
-            .chain([("the sampled values and FRI's roots", self.commit.len() + CARRIED_STATE_FELTS)]);
+            .chain([("the sampled values and FRI's roots", self.commit.len() + CARRIED_STATE_FELTS)])
+            .chain(self.fri.iter().map(|l| ("a FRI layer", l.len() + CARRIED_STATE_FELTS)));
         if self.largest_table > PROGRAM_PART_ITEMS {
             return Some(format!(
                 "a table of {} entries is more than one transaction can check ({PROGRAM_PART_ITEMS}): \
@@ -448,7 +457,7 @@ impl Split {
             .iter()
             .chain([&self.commit])
             .chain(&self.chunks)
-            .chain([&self.fri])
+            .chain(&self.fri)
             .map(|p| part_hash(p))
             .collect();
         begin.push(len(later.len()));
@@ -480,7 +489,10 @@ impl Split {
             tail.extend_from_slice(chunk);
             steps.push(Step { name: format!("open {k}"), entry: "open", tail });
         }
-        steps.push(Step { name: "finish".into(), entry: "finish", tail: self.fri.clone() });
+        for (k, layer) in self.fri.iter().enumerate() {
+            steps.push(Step { name: format!("fri {k}"), entry: "fri", tail: layer.clone() });
+        }
+        steps.push(Step { name: "finish".into(), entry: "finish", tail: Vec::new() });
         steps
     }
 

@@ -1228,7 +1228,8 @@ mod verifier {
     /// across them, the program table's LogUp terms added, and the sums
     /// balanced after the last. Parts rearranged, dropped, repeated or taken
     /// from another program, even when `begin` commits to them as sent, are
-    /// refused with the Rust verifier's verdict for the program they make.
+    /// refused with the Rust verifier's verdict for the program they make;
+    /// so are FRI layers (a transaction each) dropped or reordered.
     #[test]
     fn a_long_program_goes_in_parts_and_the_parts_must_make_the_stated_program() {
         let side = Chainside::start();
@@ -1270,6 +1271,10 @@ mod verifier {
             let n = s.program.len();
             s.program.swap(n - 2, n - 1);
         });
+        craft("FRI's last layer dropped", 5, &|s| {
+            s.fri.pop();
+        });
+        craft("two FRI layers swapped", 5, &|s| s.fri.swap(0, 1));
         for (what, crafted, want) in &cases {
             assert_eq!(chain_verdict(&side, contract, crafted), *want, "{what} (views)");
             assert_eq!(run(&side.wallet, &side.rt, contract, crafted).err(), Some(Refused::Verdict(*want)), "{what}");

@@ -7,7 +7,8 @@
 #   2. the node under load (`user-figures.sh node`), its log, failed clients' output and metrics in $OUT.
 # Binaries and guests as scripts/device/README.md says (`bitsage-host`, `wasm/`).
 set -u
-source "$(dirname "$0")/env.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/env.sh"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 b=./bitsage-host
 ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }
@@ -34,5 +35,5 @@ for i in 1 2 3; do
 done
 grep -h "close" "$O/spans-cuda-3.log" | sed 's/^.*Z //' | head -40
 
-bash "$(dirname "$0")/user-figures.sh" node
+bash "$here/user-figures.sh" node
 date +%T

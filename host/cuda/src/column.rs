@@ -8,15 +8,23 @@ impl Gpu {
         Ok(self.stream.clone_htod(values)?)
     }
 
-    /// The pinned staging buffer (allocated on first use), locked. Its users
-    /// synchronise the stream before writing it, since the previous user's
-    /// transfers may still be reading it.
-    fn staging(&self) -> Result<std::sync::MutexGuard<'_, Option<cudarc::driver::PinnedHostSlice<u32>>>> {
+    /// The pinned staging buffer, locked, holding at least `want` words (up
+    /// to [`STAGING_WORDS`]): allocated on first use and grown when a larger
+    /// upload comes, in powers of two from [`MIN_STAGING_WORDS`]. Pinning
+    /// costs time in proportion to the size (31 ms for the full 128 MiB on an
+    /// H100), which a small job should not pay. Its users synchronise the
+    /// stream before writing it, since the previous user's transfers may
+    /// still be reading it.
+    fn staging(&self, want: usize) -> Result<std::sync::MutexGuard<'_, Option<cudarc::driver::PinnedHostSlice<u32>>>> {
         let mut guard = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
+        let want = want.next_power_of_two().clamp(MIN_STAGING_WORDS, STAGING_WORDS);
+        if guard.as_ref().is_none_or(|b| b.len() < want) {
+            // The old buffer may still feed queued transfers.
+            self.stream.synchronize()?;
+            *guard = None;
+            let _s = tracing::debug_span!("cuda pinned staging alloc", words = want).entered();
             // SAFETY: the buffer is read only by copies its users issue after writing it.
-            let _s = tracing::debug_span!("cuda pinned staging alloc").entered();
-            *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(STAGING_WORDS) }?);
+            *guard = Some(unsafe { self.ctx.alloc_pinned::<u32>(want) }?);
         }
         Ok(guard)
     }
@@ -28,18 +36,20 @@ impl Gpu {
     /// the ordinary way.
     pub fn upload_many(&self, cols: &[&[u32]]) -> Result<Vec<CudaSlice<u32>>> {
         use rayon::prelude::*;
-        let mut guard = self.staging()?;
+        let total: usize = cols.iter().map(|c| c.len()).filter(|&n| n <= STAGING_WORDS).sum();
+        let mut guard = self.staging(total)?;
         let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
+        let cap = staging.len();
         let mut out = Vec::with_capacity(cols.len());
         let mut i = 0;
         while i < cols.len() {
-            if cols[i].len() > STAGING_WORDS {
+            if cols[i].len() > cap {
                 out.push(self.upload(cols[i])?);
                 i += 1;
                 continue;
             }
             let (mut j, mut words) = (i, 0);
-            while j < cols.len() && words + cols[j].len() <= STAGING_WORDS {
+            while j < cols.len() && words + cols[j].len() <= cap {
                 words += cols[j].len();
                 j += 1;
             }
@@ -86,9 +96,9 @@ impl Gpu {
         }
         // SAFETY: every word is written by the copies below.
         let mut dst = unsafe { self.stream.alloc::<u32>((n_rows * row_words).max(1)) }?;
-        let mut guard = self.staging()?;
+        let mut guard = self.staging(n_rows * row_words)?;
         let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
-        let group = STAGING_WORDS / row_words;
+        let group = (staging.len() / row_words).max(1);
         let mut first = 0;
         while first < n_rows {
             let rows = group.min(n_rows - first);

@@ -204,8 +204,10 @@ impl Gpu {
     }
 }
 
-/// Words in the pinned staging buffer (128 MiB).
+/// Words in the pinned staging buffer at most (128 MiB).
 const STAGING_WORDS: usize = 32 << 20;
+/// Words in the pinned staging buffer at least (4 MiB).
+const MIN_STAGING_WORDS: usize = 1 << 20;
 
 /// Generated kernels compiled for one device.
 pub struct GeneratedModule {
@@ -323,8 +325,12 @@ impl Gpu {
         if ordinal >= count {
             return Err(CudaError::NoDevice { ordinal, count });
         }
-        // SAFETY: only probes whether the shared library can be opened.
-        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        let nvrtc = {
+            let _s = tracing::debug_span!("nvrtc probe").entered();
+            // SAFETY: only probes whether the shared library can be opened.
+            unsafe { cudarc::nvrtc::sys::is_culib_present() }
+        };
+        if !nvrtc {
             return Err(CudaError::NoNvrtc);
         }
         let _open = tracing::debug_span!("cuda open", ordinal).entered();

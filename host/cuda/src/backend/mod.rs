@@ -102,7 +102,10 @@ pub fn open(ordinal: usize) -> crate::Result<&'static Gpu> {
     let slots = match GPUS.get() {
         Some(s) => s,
         None => {
-            let n = crate::device_count()?;
+            let n = {
+                let _s = tracing::debug_span!("cuda driver init").entered();
+                crate::device_count()?
+            };
             GPUS.get_or_init(|| (0..n).map(|_| OnceLock::new()).collect())
         }
     };

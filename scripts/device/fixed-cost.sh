@@ -33,6 +33,7 @@ for i in 1 2 3; do
     echo "run $i $backend: $(ms $s $e) ms wall; $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('prove_ms', d.get('prove_ms'), 'stages', d.get('stages_ms'))" /tmp/c-$backend-$i.json)"
   done
 done
+cmp -s /tmp/c-cuda.bin /tmp/c-cpu.bin && echo "custom: cuda and cpu receipts identical" || echo "custom: receipts DIFFER"
 grep -h "close" "$O/spans-cuda-3.log" | sed 's/^.*Z //' | head -40
 
 bash "$here/user-figures.sh" node

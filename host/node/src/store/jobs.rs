@@ -256,7 +256,15 @@ impl Store {
             }
         }
         let _serial = self.admission.lock().await;
-        let mut tx = self.pool.begin().await?;
+        // SQLite: take the write lock first. A deferred transaction that reads
+        // and then writes fails at once with "database is locked" (SQLITE_BUSY
+        // or BUSY_SNAPSHOT, which the busy timeout does not wait out) when a
+        // worker wrote in between: 13 of 64 jobs from 8 concurrent clients got
+        // HTTP 503 that way on an H100 node (host/benches/RESULTS.md).
+        let mut tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7316001)").execute(&mut *tx).await?;
         }

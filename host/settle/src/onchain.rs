@@ -389,7 +389,8 @@ impl Split {
         transcript.extend(claim_calldata(proof));
 
         let program = program_parts(statement);
-        let mut commit = sampled_calldata(&pcs.sampled_values);
+        let sampled = sampled_calldata(&pcs.sampled_values);
+        let mut commit = sampled.clone();
         commit.extend(fri_calldata(&pcs.fri_proof, false));
         commit.push(Felt::from(pcs.proof_of_work));
         let chunks = query_chunks(proof, positions);
@@ -398,23 +399,19 @@ impl Split {
             .chain(&pcs.fri_proof.inner_layers)
             .map(|l| fri_layer(l, true))
             .collect();
-        let later: Vec<Felt> =
-            program.iter().chain([&commit]).chain(&chunks).chain(&fri).map(|p| part_hash(p)).collect();
-        let transcript_len = transcript.len();
-        let mut begin = transcript;
-        begin.push(len(later.len()));
-        begin.extend(later);
-        Split {
+        let mut split = Split {
             largest_table: statement.program.tables.iter().map(|t| t.entries.len()).max().unwrap_or(0),
-            transcript_len,
-            begin,
+            transcript_len: transcript.len(),
+            begin: transcript,
             program,
             commit,
-            sampled: sampled_calldata(&pcs.sampled_values),
+            sampled,
             n_components: 4 + proof.claim.hash_log_size.is_some() as usize,
             chunks,
             fri,
-        }
+        };
+        split.recommit();
+        split
     }
 
     /// The components each `evaluate` step covers: the four always present
@@ -428,11 +425,6 @@ impl Split {
     /// public input and output travel whole in `begin`; a table larger than
     /// a program part travels whole in one).
     pub fn too_large(&self) -> Option<String> {
-        let parts = [("the statement's head and transcript", self.begin.len())]
-            .into_iter()
-            .chain(self.program.iter().map(|p| ("a program part", p.len() + CARRIED_STATE_FELTS)))
-            .chain([("the sampled values and FRI's roots", self.commit.len() + CARRIED_STATE_FELTS)])
-            .chain(self.fri.iter().map(|l| ("a FRI layer", l.len() + CARRIED_STATE_FELTS)));
         if self.largest_table > PROGRAM_PART_ITEMS {
             return Some(format!(
                 "a table of {} entries is more than one transaction can check ({PROGRAM_PART_ITEMS}): \
@@ -440,7 +432,12 @@ impl Split {
                 self.largest_table
             ));
         }
-        parts.into_iter().find(|&(_, n)| n > MAX_CALLDATA_FELTS).map(|(what, n)| {
+        let mut parts = [("the statement's head and transcript", self.begin.len())]
+            .into_iter()
+            .chain(self.program.iter().map(|p| ("a program part", p.len() + CARRIED_STATE_FELTS)))
+            .chain([("the sampled values and FRI's roots", self.commit.len() + CARRIED_STATE_FELTS)])
+            .chain(self.fri.iter().map(|l| ("a FRI layer", l.len() + CARRIED_STATE_FELTS)));
+        parts.find(|&(_, n)| n > MAX_CALLDATA_FELTS).map(|(what, n)| {
             format!(
                 "{what} needs about {n} felts of calldata, over a transaction's {MAX_CALLDATA_FELTS}: \
                  this proof cannot be verified on chain"
@@ -448,8 +445,9 @@ impl Split {
         })
     }
 
-    /// `begin`'s commitment recomputed from the parts as they are now: what
-    /// a prover that rearranged or replaced parts would send.
+    /// `begin`'s commitment to the later parts, computed from the parts as
+    /// they are now ([`Split::with_positions`] makes the honest one; a test
+    /// that rearranges or replaces parts calls it as a hostile prover would).
     pub fn recommit(&mut self) {
         let mut begin = self.transcript().to_vec();
         let later: Vec<Felt> = self

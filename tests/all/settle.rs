@@ -682,7 +682,11 @@ fn workloads_are_verified_on_chain_and_paid_through_the_cli() {
     worker.ok(&["run", wasm.to_str().expect("utf8"), "--input", custom_input, "--out", blake.to_str().expect("utf8")]);
     worker.refused(&["settle", "--onchain", blake.to_str().expect("utf8")], 2, "--channel poseidon252");
     client.refused(&["verify", blake.to_str().expect("utf8"), "--onchain"], 2, "--channel poseidon252");
-    // The CUDA backend has no Poseidon252 Merkle kernel: asking for both is refused clearly.
+    // The CUDA backend proves over the Poseidon252 channel too: on a machine
+    // with a GPU the receipt is made there (and verifies); without one the
+    // run fails as any `--backend cuda` run does, with exit 7 naming the GPU.
+    let gpu_receipt = tmp.0.join("gpu-poseidon.receipt");
+    let gpu_receipt = gpu_receipt.to_str().expect("utf8");
     let o = worker.cmd(
         &[
             "run",
@@ -693,8 +697,16 @@ fn workloads_are_verified_on_chain_and_paid_through_the_cli() {
             "poseidon252",
             "--backend",
             "cuda",
+            "--out",
+            gpu_receipt,
         ],
         PASSWORD,
     );
-    assert!(o.code != 0 && o.stderr.contains("Blake2s channel only"), "{}\n{}", o.stdout, o.stderr);
+    if o.code == 0 {
+        assert!(o.stdout.contains("cuda ("), "{}", o.stdout);
+        client.ok(&["verify", gpu_receipt]);
+    } else {
+        assert!(o.code == 7 && o.stderr.contains("GPU 0"), "{}\n{}", o.stdout, o.stderr);
+        assert!(!o.stderr.contains("Blake2s channel only"), "{}", o.stderr);
+    }
 }

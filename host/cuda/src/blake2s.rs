@@ -1,19 +1,50 @@
-//! The lifted Blake2s Merkle commitment: leaves, layers and the root.
+//! The lifted Blake2s Merkle commitment: leaves, layers and the root; and
+//! what both lifted trees (Blake2s and [`crate::poseidon252`]) share.
 
 use super::*;
 
 impl Gpu {
+    /// The kernel arguments for the leaves of a lifted tree of
+    /// `2^log_leaves` leaves over `columns` (device column and log size),
+    /// which must be sorted ascending by size, each at least 2 values.
+    pub(crate) fn lifted_columns(
+        &self,
+        columns: &[(&CudaSlice<u32>, u32)],
+        log_leaves: u32,
+    ) -> Result<(CudaSlice<u64>, CudaSlice<u32>, u32)> {
+        if columns.iter().any(|c| c.1 == 0 || c.1 > log_leaves || c.0.len() < 1 << c.1)
+            || columns.windows(2).any(|w| w[0].1 > w[1].1)
+        {
+            return Err(CudaError::Unsupported("columns must be sorted by size, 2 <= size <= leaves".into()));
+        }
+        let logs: Vec<u32> = columns.iter().map(|c| c.1).collect();
+        Ok((self.device_ptrs(columns.iter().map(|c| c.0))?, self.args(&logs)?, columns.len() as u32))
+    }
+
+    /// A lifted tree's leaf layer and its root's 8 words, from its leaf and
+    /// layer functions.
+    pub(crate) fn lifted_root(
+        &self,
+        columns: &[(&CudaSlice<u32>, u32)],
+        leaves: impl Fn(&[(&CudaSlice<u32>, u32)], u32) -> Result<CudaSlice<u32>>,
+        next_layer: impl Fn(&CudaSlice<u32>) -> Result<CudaSlice<u32>>,
+    ) -> Result<(CudaSlice<u32>, [u32; 8])> {
+        let log_leaves = columns.iter().map(|c| c.1).max().unwrap_or(0);
+        let leaves = leaves(columns, log_leaves)?;
+        let mut layer = leaves.clone();
+        for _ in 0..log_leaves {
+            layer = next_layer(&layer)?;
+        }
+        let root = self.download(&layer)?;
+        let root: [u32; 8] = root.try_into().map_err(|_| CudaError::Unsupported("root is not 8 words".into()))?;
+        Ok((leaves, root))
+    }
+
     /// Leaf hashes (8 words each) of the lifted Blake2s Merkle tree over
     /// `columns` (device column and log size, sorted ascending by size, each
     /// at least 2 values), lifted to `2^log_leaves` leaves.
     pub fn merkle_leaves(&self, columns: &[(&CudaSlice<u32>, u32)], log_leaves: u32) -> Result<CudaSlice<u32>> {
-        if columns.iter().any(|c| c.1 == 0 || c.1 > log_leaves) || columns.windows(2).any(|w| w[0].1 > w[1].1) {
-            return Err(CudaError::Unsupported("columns must be sorted by size, 2 <= size <= leaves".into()));
-        }
-        let logs: Vec<u32> = columns.iter().map(|c| c.1).collect();
-        let d_ptrs = self.device_ptrs(columns.iter().map(|c| c.0))?;
-        let d_logs = self.args(&logs)?;
-        let n_cols = columns.len() as u32;
+        let (d_ptrs, d_logs, n_cols) = self.lifted_columns(columns, log_leaves)?;
         // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
         let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
         let mut b = self.stream.launch_builder(&self.k(Kernel::MerkleLeaves));
@@ -38,14 +69,6 @@ impl Gpu {
     /// The lifted Blake2s Merkle tree of `columns` (sorted ascending by
     /// size): returns the leaf layer and the root.
     pub fn merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(CudaSlice<u32>, [u32; 8])> {
-        let log_leaves = columns.iter().map(|c| c.1).max().unwrap_or(0);
-        let leaves = self.merkle_leaves(columns, log_leaves)?;
-        let mut layer = leaves.clone();
-        for _ in 0..log_leaves {
-            layer = self.merkle_next_layer(&layer)?;
-        }
-        let root = self.download(&layer)?;
-        let root: [u32; 8] = root.try_into().map_err(|_| CudaError::Unsupported("root is not 8 words".into()))?;
-        Ok((leaves, root))
+        self.lifted_root(columns, |c, l| self.merkle_leaves(c, l), |p| self.merkle_next_layer(p))
     }
 }

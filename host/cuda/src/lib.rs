@@ -11,7 +11,9 @@
 //!   concern to a file as Stwo lays out its own backends: `column` (uploads,
 //!   downloads, gathers), `circle` (twiddle trees, the circle FFT
 //!   ([`Gpu::interpolate`], [`Gpu::evaluate`]), evaluation at a point),
-//!   `blake2s` (the lifted Merkle commitment, [`Gpu::merkle_root`]), `grind`
+//!   `blake2s` (the lifted Merkle commitment, [`Gpu::merkle_root`]),
+//!   [`poseidon252`] (the same tree and the proof of work over Starknet's
+//!   Poseidon, for proofs the chain verifies), `grind`
 //!   (the proof-of-work nonce in the SIMD backend's search order,
 //!   [`Gpu::grind`]), `quotients`, `accumulation`, `fri`, and [`logup`];
 //! - [`backend`]: `CudaBackend`, Stwo's backend traits over those columns;
@@ -39,6 +41,7 @@ mod fri;
 mod grind;
 pub mod hashtrace;
 pub mod logup;
+pub mod poseidon252;
 mod quotients;
 
 use std::sync::Arc;
@@ -169,6 +172,9 @@ pub struct Gpu {
     staging: std::sync::Mutex<Option<cudarc::driver::PinnedHostSlice<u32>>>,
     /// Per-thread side streams for short synchronous reads (see `dot_strided`).
     side: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, Arc<CudaStream>>>,
+    /// The Poseidon252 Merkle and grinding kernels, compiled when this
+    /// device first proves over that channel ([`poseidon252`]).
+    poseidon252: std::sync::OnceLock<GeneratedModule>,
 }
 
 /// Values built once per key and device for the life of the process: a
@@ -362,6 +368,7 @@ impl Gpu {
             query_plan: Default::default(),
             staging: Default::default(),
             side: Default::default(),
+            poseidon252: Default::default(),
         })
     }
 

@@ -101,22 +101,26 @@ pub fn prove_trace_with(
     trace: &Trace,
     opts: &ProveOptions<'_>,
 ) -> Result<(Proof, ProofStats, String), ProveError> {
-    let gpu = match choice {
-        BackendChoice::Cpu => None,
-        BackendChoice::Auto => gpu_name().ok(),
-        BackendChoice::Cuda => Some(gpu_name()?),
-    };
-    match gpu {
+    match chosen_gpu(choice)? {
         None => prove_trace(statement, trace, opts).map(|(p, s)| (p, s, "cpu (SIMD)".to_string())),
         Some(name) => prove_on_gpu(statement, trace, opts).map(|(p, s)| (p, s, format!("cuda ({name})"))),
     }
 }
 
-/// Proves `trace` over the Merkle channel a receipt will name: Blake2s on
-/// the chosen backend ([`prove_trace_with`]), or Poseidon252 (a proof the
-/// chain verifies) on the CPU. The CUDA backend has no Poseidon252 Merkle
-/// kernel: asking for it explicitly with Poseidon252 is an error, and
-/// `Auto` proves on the CPU.
+/// The GPU a choice proves on (its name), or `None` for the CPU: `Auto`
+/// takes GPU 0 when it opens, `Cuda` requires it.
+fn chosen_gpu(choice: BackendChoice) -> Result<Option<String>, ProveError> {
+    Ok(match choice {
+        BackendChoice::Cpu => None,
+        BackendChoice::Auto => gpu_name().ok(),
+        BackendChoice::Cuda => Some(gpu_name()?),
+    })
+}
+
+/// Proves `trace` over the Merkle channel a receipt will name, on the
+/// chosen backend: Blake2s ([`prove_trace_with`]), or Poseidon252 (a proof
+/// the chain verifies, [`prove_poseidon252`]). Both backends make both, and
+/// their proofs are byte-identical.
 pub fn prove_receipt_proof(
     channel: receipt::Channel,
     choice: BackendChoice,
@@ -126,12 +130,11 @@ pub fn prove_receipt_proof(
 ) -> Result<(receipt::ReceiptProof, ProofStats, String), ProveError> {
     match channel {
         receipt::Channel::Blake2s => prove_trace_with(choice, statement, trace, opts).map(|(p, s, n)| (p.into(), s, n)),
-        receipt::Channel::Poseidon252 if choice == BackendChoice::Cuda => Err(ProveError::backend(
-            "the CUDA backend proves over the Blake2s channel only; prove for the chain (poseidon252) with --backend cpu",
-        )),
-        receipt::Channel::Poseidon252 => {
-            prove_poseidon252(statement, trace, opts).map(|(p, s)| (p.into(), s, "cpu (SIMD)".to_string()))
-        }
+        receipt::Channel::Poseidon252 => match chosen_gpu(choice)? {
+            None => prove_poseidon252(statement, trace, opts).map(|(p, s)| (p.into(), s, "cpu (SIMD)".to_string())),
+            Some(name) => prove_poseidon252_on_gpu(statement, trace, opts)
+                .map(|(p, s)| (p.into(), s, format!("cuda ({name})"))),
+        },
     }
 }
 
@@ -153,6 +156,26 @@ pub(crate) fn prove_on_gpu(
     opts: &ProveOptions<'_>,
 ) -> Result<(Proof, ProofStats), ProveError> {
     prove_trace_on::<bitsage_cuda::backend::CudaBackend>(statement, trace, opts, &Forgery::None)
+}
+
+/// [`prove_poseidon252`] on the CUDA backend (GPU 0): the same proof, byte
+/// for byte.
+#[cfg(feature = "cuda")]
+pub fn prove_poseidon252_on_gpu(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof<Poseidon252MerkleHasher>, ProofStats), ProveError> {
+    prove_poseidon252_on::<bitsage_cuda::backend::CudaBackend>(statement, trace, opts)
+}
+
+#[cfg(not(feature = "cuda"))]
+pub fn prove_poseidon252_on_gpu(
+    _: &Statement,
+    _: &Trace,
+    _: &ProveOptions<'_>,
+) -> Result<(Proof<Poseidon252MerkleHasher>, ProofStats), ProveError> {
+    gpu_name().map(|_| unreachable!("no CUDA support in this build"))
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -346,6 +369,22 @@ pub fn prove_trace_on<B>(
 where
     B: ProverBackend,
 {
+    prove_trace_over::<B, Blake2sMerkleChannel>(statement, trace, opts, forgery)
+}
+
+/// The proving core over any of Stwo's Merkle channels the backend has:
+/// builds the main trace, then [`prove_main_with`].
+pub fn prove_trace_over<B, MC>(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+    forgery: &Forgery,
+) -> Result<(Proof<MC::H>, ProofStats), ProveError>
+where
+    B: ProverBackend + BackendForChannel<MC>,
+    MC: MerkleChannel,
+    MC::C: Default,
+{
     if let Some(f) = opts.on_stage {
         f(Stage::MainTrace);
     }
@@ -356,7 +395,7 @@ where
     };
     let mut stats = ProofStats { steps: trace.steps.len(), ..Default::default() };
     stats.stages.push((Stage::MainTrace, t0.elapsed()));
-    prove_main_on::<B>(statement, &main, opts, forgery, stats)
+    prove_main_with::<B, MC>(statement, &main, opts, forgery, stats)
 }
 
 /// Proves an already built main trace. Public so the soundness tests can
@@ -377,15 +416,25 @@ where
 /// Proves `trace` over Stwo's Poseidon252 Merkle channel on the SIMD backend:
 /// the proof an on-chain verifier checks (Cairo hashes Poseidon natively;
 /// `bitsage_air::verify::verify_poseidon252` is its Rust counterpart).
-/// Receipts keep the Blake2s channel.
+/// Receipts default to the Blake2s channel.
 pub fn prove_poseidon252(
     statement: &Statement,
     trace: &Trace,
     opts: &ProveOptions<'_>,
 ) -> Result<(Proof<Poseidon252MerkleHasher>, ProofStats), ProveError> {
-    let main = SimdBackend::main_trace(&statement.program, trace);
-    let stats = ProofStats { steps: trace.steps.len(), ..Default::default() };
-    prove_main_with::<SimdBackend, Poseidon252MerkleChannel>(statement, &main, opts, &Forgery::None, stats)
+    prove_poseidon252_on::<SimdBackend>(statement, trace, opts)
+}
+
+/// [`prove_poseidon252`] on any backend with the Poseidon252 channel.
+pub fn prove_poseidon252_on<B>(
+    statement: &Statement,
+    trace: &Trace,
+    opts: &ProveOptions<'_>,
+) -> Result<(Proof<Poseidon252MerkleHasher>, ProofStats), ProveError>
+where
+    B: ProverBackend + BackendForChannel<Poseidon252MerkleChannel>,
+{
+    prove_trace_over::<B, Poseidon252MerkleChannel>(statement, trace, opts, &Forgery::None)
 }
 
 /// The proving core over any of Stwo's Merkle channels the backend has.

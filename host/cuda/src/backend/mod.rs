@@ -10,7 +10,8 @@
 //!
 //! One trait to a file, as Stwo lays out its own backends: `column`
 //! (`DevCol`, `ColumnOps`), `circle` (`PolyOps`), `blake2s`
-//! (`MerkleOpsLifted`), `grind`, `quotients`, `accumulation`, `fri`, and
+//! (`MerkleOpsLifted`), `poseidon252` (`MerkleOpsLifted` and `GrindOps`
+//! for the Poseidon252 channel, the proofs the chain verifies), `grind`, `quotients`, `accumulation`, `fri`, and
 //! `gkr` (refused).
 //!
 //! Still through the host, with a copy each way (correct, slow; each is a
@@ -66,6 +67,7 @@ mod column;
 mod fri;
 mod gkr;
 mod grind;
+mod poseidon252;
 mod quotients;
 
 use circle::tw;

@@ -21,7 +21,9 @@ use stwo::core::poly::line::LineDomain;
 use stwo::core::proof_of_work::GrindOps;
 use stwo::core::utils::offset_bit_reversed_circle_domain_index;
 use stwo::core::vcs::blake2_hash::Blake2sHasher;
+use stwo::core::channel::Poseidon252Channel;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
+use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
 use stwo::prover::backend::cpu::CpuBackend;
 use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::SimdBackend;
@@ -147,6 +149,52 @@ fn check_grind(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let want = <SimdBackend as GrindOps<Blake2sChannel>>::grind(&channel, pow_bits);
         let got = gpu.grind(&prefixed(&channel, pow_bits), pow_bits)?;
         t.check(&format!("grind {pow_bits} bits: nonce {got:#x}"), got == want);
+    }
+    Ok(())
+}
+
+/// The lifted Poseidon252 tree against the CPU and SIMD backends' (column
+/// counts that leave every remainder the sponge pads: none, one short felt,
+/// one full felt, a full and a short one), and its grinding against SIMD's.
+fn check_poseidon252(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    for logs in [
+        vec![1u32, 2, 5],
+        vec![4; 8],
+        [vec![3, 9], vec![11; 11]].concat(),
+        vec![6; 16],
+        [vec![5, 10], vec![12; 33]].concat(),
+        [vec![8], vec![14; 39]].concat(),
+    ] {
+        let top = *logs.iter().max().unwrap_or(&1);
+        let host: Vec<Vec<u32>> = logs.iter().map(|&l| rng.m31s(1 << l)).collect();
+        let dev = host.iter().map(|c| gpu.upload(c)).collect::<Result<Vec<_>>>()?;
+        let cols: Vec<_> = dev.iter().zip(&logs).map(|(d, &l)| (d, l)).collect();
+        let (_, root) = gpu.p252_merkle_root(&cols)?;
+        let cpu_cols: Vec<Vec<M31>> = host.iter().map(|c| m31(c)).collect();
+        let want =
+            MerkleProverLifted::<CpuBackend, Poseidon252MerkleHasher>::commit(cpu_cols.iter().collect(), top, 0).root();
+        let simd_cols: Vec<BaseColumn> = cpu_cols.iter().map(|c| c.iter().copied().collect()).collect();
+        let simd =
+            MerkleProverLifted::<SimdBackend, Poseidon252MerkleHasher>::commit(simd_cols.iter().collect(), top, 0).root();
+        t.check(
+            &format!("poseidon252 merkle root over {} columns, log sizes {}..{top}", logs.len(), logs[0]),
+            root == want && root == simd,
+        );
+    }
+    for pow_bits in [1u32, 8, 12, 16] {
+        let mut channel = Poseidon252Channel::default();
+        channel.mix_u32s(&rng.m31s(8));
+        let want = <SimdBackend as GrindOps<Poseidon252Channel>>::grind(&channel, pow_bits);
+        let prefixed = starknet_crypto_06::poseidon_hash_many(&[
+            Poseidon252Channel::POW_PREFIX.into(),
+            channel.digest(),
+            pow_bits.into(),
+        ]);
+        let got = gpu.p252_grind(&prefixed, pow_bits)?;
+        t.check(
+            &format!("poseidon252 grind {pow_bits} bits: nonce {got:#x}"),
+            got == want && channel.verify_pow_nonce(pow_bits, got),
+        );
     }
     Ok(())
 }
@@ -513,6 +561,7 @@ fn main() {
         check_fft(&gpu, &mut t, &mut rng)?;
         check_merkle(&gpu, &mut t, &mut rng)?;
         check_grind(&gpu, &mut t, &mut rng)?;
+        check_poseidon252(&gpu, &mut t, &mut rng)?;
         check_fri(&gpu, &mut t, &mut rng)?;
         check_weights(&mut t, &mut rng)?;
         check_reads(&mut t, &mut rng)?;

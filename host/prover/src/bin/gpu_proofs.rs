@@ -7,6 +7,10 @@
 //! peak device memory in use, and time per phase, from Stwo's and our own
 //! tracing spans.
 //!
+//! A third table does the same for proofs over the Poseidon252 channel
+//! (the ones the on-chain verifier checks) of the MAC loops and the
+//! hash and every-opcode loops.
+//!
 //!     bitsage-gpu-proofs [MIN_LOG MAX_LOG]     (CPU trace rows, default 10 16)
 
 use std::collections::HashMap;
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 use bincode::Options;
 use bitsage_air::{SecurityLevel, Statement};
 use bitsage_cuda::backend::CudaBackend;
-use bitsage_prover::{prove_trace_on, Forgery, ProveOptions};
+use bitsage_prover::{prove_poseidon252, prove_poseidon252_on_gpu, prove_trace_on, Forgery, ProveOptions};
 use obelysk_vm::builder::{ProgramBuilder, Reg};
 use obelysk_vm::exec::{execute, ExecLimits};
 use obelysk_vm::samples::{self, mac_loop, mac_loop_iterations_for_rows};
@@ -184,6 +188,7 @@ fn main() {
     cases.push(("hash_loop 300".into(), hash_loop(), vec![M31(300)], vec![]));
     cases.push(("every_opcode_loop 3000".into(), samples::every_opcode_loop(), vec![M31(3000)], vec![M31(11)]));
     let mut breakdown = Vec::new();
+    let mut chain_cases = Vec::new();
     let mut traffic_lines = Vec::new();
     let mut all_spans: Vec<(String, Vec<(&'static str, Duration)>)> = Vec::new();
     for (name, program, input, advice) in cases {
@@ -200,6 +205,9 @@ fn main() {
             eprintln!("{name}: the GPU-built rows differ from the host's: {e}");
         }
         let st = Statement { program, input, output: trace.output.clone(), security: SecurityLevel::Bits96 };
+        if !name.starts_with("random_program") {
+            chain_cases.push((name.clone(), st.clone(), trace.clone()));
+        }
         // Warm-up on the GPU (kernel compilation / cache load) is excluded from the timed run.
         let _ = prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None);
         let t0 = Instant::now();
@@ -294,8 +302,54 @@ fn main() {
         let cells: Vec<String> = spans.iter().map(|(k, d)| format!("{k} {:.1}", d.as_secs_f64() * 1e3)).collect();
         println!("\nAll spans of {name} (ms, inclusive): {}", cells.join("; "));
     }
+    failed += chain_proofs(&chain_cases);
     if failed > 0 {
         eprintln!("{failed} case(s) failed");
         std::process::exit(1);
     }
+}
+
+/// The Poseidon252 table: SIMD and CUDA proofs of each case over the chain's
+/// channel, byte for byte, and the Rust verifier of chain proofs on the GPU
+/// one. Returns the number of cases that failed.
+fn chain_proofs(cases: &[(String, Statement, obelysk_vm::exec::Trace)]) -> usize {
+    let codec = bincode::DefaultOptions::new().with_fixint_encoding();
+    let opts = ProveOptions::default();
+    let mut failed = 0;
+    println!("\nProofs over the Poseidon252 channel (what the on-chain verifier checks):\n");
+    println!(
+        "| program | CPU rows | SIMD prove ms | CUDA prove ms (median of {TIMED_RUNS}) | SIMD/CUDA | proof bytes equal | GPU proof verifies |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, st, trace) in cases {
+        // Warm-up: the Poseidon252 kernels compile on the first proof.
+        let _ = prove_poseidon252_on_gpu(st, trace, &opts);
+        let t0 = Instant::now();
+        let simd = prove_poseidon252(st, trace, &opts).map(|p| p.0);
+        let simd_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let mut times_ms = Vec::with_capacity(TIMED_RUNS);
+        let mut cuda = None;
+        for _ in 0..TIMED_RUNS {
+            let t1 = Instant::now();
+            let p = prove_poseidon252_on_gpu(st, trace, &opts).map(|p| p.0);
+            times_ms.push(t1.elapsed().as_secs_f64() * 1e3);
+            cuda.get_or_insert(p);
+        }
+        times_ms.sort_by(f64::total_cmp);
+        let cuda_ms = times_ms[TIMED_RUNS / 2];
+        let (Ok(simd), Some(Ok(cuda))) = (simd, cuda) else {
+            println!("| {name} | - | - | - | - | prover refused | - |");
+            failed += 1;
+            continue;
+        };
+        let equal = codec.serialize(&simd).ok() == codec.serialize(&cuda).ok();
+        let verifies = bitsage_air::verify::verify_poseidon252(st, &cuda).is_ok();
+        failed += usize::from(!equal || !verifies);
+        println!(
+            "| {name} | 2^{} | {simd_ms:.0} | {cuda_ms:.0} | {:.1}x | {equal} | {verifies} |",
+            cuda.claim.cpu_log_size,
+            simd_ms / cuda_ms
+        );
+    }
+    failed
 }

@@ -41,7 +41,10 @@ pub fn round_constants() -> Result<Vec<Felt252>> {
         })
         .collect::<Result<_>>()?;
     if rc.len() != N_ROUND_CONSTANTS {
-        return Err(CudaError::Unsupported(format!("{} Poseidon round constants, expected {N_ROUND_CONSTANTS}", rc.len())));
+        return Err(CudaError::Unsupported(format!(
+            "{} Poseidon round constants, expected {N_ROUND_CONSTANTS}",
+            rc.len()
+        )));
     }
     Ok(rc)
 }

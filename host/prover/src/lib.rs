@@ -132,8 +132,9 @@ pub fn prove_receipt_proof(
         receipt::Channel::Blake2s => prove_trace_with(choice, statement, trace, opts).map(|(p, s, n)| (p.into(), s, n)),
         receipt::Channel::Poseidon252 => match chosen_gpu(choice)? {
             None => prove_poseidon252(statement, trace, opts).map(|(p, s)| (p.into(), s, "cpu (SIMD)".to_string())),
-            Some(name) => prove_poseidon252_on_gpu(statement, trace, opts)
-                .map(|(p, s)| (p.into(), s, format!("cuda ({name})"))),
+            Some(name) => {
+                prove_poseidon252_on_gpu(statement, trace, opts).map(|(p, s)| (p.into(), s, format!("cuda ({name})")))
+            }
         },
     }
 }

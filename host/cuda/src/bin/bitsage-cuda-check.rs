@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use bitsage_air::relations::Relations;
 use bitsage_cuda::{codegen, Gpu, Result};
 use rayon::prelude::*;
+use stwo::core::channel::Poseidon252Channel;
 use stwo::core::channel::{Blake2sChannel, Channel};
 use stwo::core::circle::Coset;
 use stwo::core::fields::m31::{BaseField, M31};
@@ -21,7 +22,6 @@ use stwo::core::poly::line::LineDomain;
 use stwo::core::proof_of_work::GrindOps;
 use stwo::core::utils::offset_bit_reversed_circle_domain_index;
 use stwo::core::vcs::blake2_hash::Blake2sHasher;
-use stwo::core::channel::Poseidon252Channel;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
 use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
 use stwo::prover::backend::cpu::CpuBackend;
@@ -175,7 +175,8 @@ fn check_poseidon252(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
             MerkleProverLifted::<CpuBackend, Poseidon252MerkleHasher>::commit(cpu_cols.iter().collect(), top, 0).root();
         let simd_cols: Vec<BaseColumn> = cpu_cols.iter().map(|c| c.iter().copied().collect()).collect();
         let simd =
-            MerkleProverLifted::<SimdBackend, Poseidon252MerkleHasher>::commit(simd_cols.iter().collect(), top, 0).root();
+            MerkleProverLifted::<SimdBackend, Poseidon252MerkleHasher>::commit(simd_cols.iter().collect(), top, 0)
+                .root();
         t.check(
             &format!("poseidon252 merkle root over {} columns, log sizes {}..{top}", logs.len(), logs[0]),
             root == want && root == simd,

@@ -517,21 +517,25 @@ impl ColumnOps<BaseField> for CudaBackend {
     }
 }
 
+/// Bit reversal through the host (one copy each way), for the secure and
+/// hash columns Stwo rarely reverses.
+pub(super) fn bit_reverse_on_host<T: DeviceValue>(column: &mut DevCol<T>) {
+    let mut v = column.to_cpu();
+    stwo::core::utils::bit_reverse(&mut v);
+    *column = DevCol::from_host(&v);
+}
+
 impl ColumnOps<SecureField> for CudaBackend {
     type Column = DevCol<SecureField>;
     fn bit_reverse_column(column: &mut Self::Column) {
-        let mut v = column.to_cpu();
-        stwo::core::utils::bit_reverse(&mut v);
-        *column = DevCol::from_host(&v);
+        bit_reverse_on_host(column);
     }
 }
 
 impl ColumnOps<Blake2sHash> for CudaBackend {
     type Column = DevCol<Blake2sHash>;
     fn bit_reverse_column(column: &mut Self::Column) {
-        let mut v = column.to_cpu();
-        stwo::core::utils::bit_reverse(&mut v);
-        *column = DevCol::from_host(&v);
+        bit_reverse_on_host(column);
     }
 }
 

@@ -24,9 +24,7 @@ impl DeviceValue for Felt252 {
 impl ColumnOps<Felt252> for CudaBackend {
     type Column = DevCol<Felt252>;
     fn bit_reverse_column(column: &mut Self::Column) {
-        let mut v = column.to_cpu();
-        stwo::core::utils::bit_reverse(&mut v);
-        *column = DevCol::from_host(&v);
+        column::bit_reverse_on_host(column);
     }
 }
 

@@ -566,3 +566,73 @@ fn refused_uploads_leave_no_blobs_behind() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(walk(&dir.0.join("blobs")).len(), 2);
 }
+
+/// `GET /v1/jobs/{id}?wait_ms=` holds the answer until the job ends, and no
+/// longer than asked; `bitsage-host load` drives a node with concurrent
+/// clients, each verifying every receipt it gets.
+#[test]
+fn the_long_poll_answers_when_a_job_ends_and_the_load_bench_verifies_every_receipt() {
+    let dir = TempDir::new("node-load");
+    let op = apikey(&dir.0, None, "ops", "operator");
+    let client = apikey(&dir.0, None, "alice", "client");
+    let node = serve(&dir.0, &["--workers", "2", "--rate-limit", "100000", "--rate-burst", "10000"]);
+    let digest = node.approve(&op, "data_transform");
+
+    // A job of about a second: a short wait answers with it still going, a long one with its end.
+    let a = node.submit(&client, &json!({ "module_digest": digest, "input": long_job_input() }));
+    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
+    let id = a.json()["id"].as_str().expect("id").to_string();
+    let t = Instant::now();
+    let j = get(&node.at(&format!("/v1/jobs/{id}?wait_ms=150")), Some(&client)).json();
+    let waited = t.elapsed();
+    assert!(["queued", "running", "proving"].contains(&j["state"].as_str().unwrap_or_default()), "{j}");
+    assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(5), "{waited:?}");
+    let t = Instant::now();
+    let j = get(&node.at(&format!("/v1/jobs/{id}?wait_ms=30000")), Some(&client)).json();
+    assert_eq!(j["state"], "proved", "one long poll sees the end: {j}");
+    assert!(t.elapsed() < Duration::from_secs(30), "answered at the end, not at the deadline");
+    // An ended job answers at once; another client's job is not found, without waiting.
+    let t = Instant::now();
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{id}?wait_ms=30000")), Some(&client)).json()["state"], "proved");
+    let bob = apikey(&dir.0, None, "bob", "client");
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{id}?wait_ms=30000")), Some(&bob)).status, 404);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // A bad wait is a typed 400, not a hang.
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{id}?wait_ms=soon")), Some(&client)).status, 400);
+
+    // The load bench: two runs, every receipt verified by its client.
+    node.approve(&op, "custom");
+    let wasm = guests::dir().join("custom.wasm");
+    let input = dir.0.join("custom.json");
+    std::fs::write(&input, guests::example("custom.json")).expect("input");
+    let out = std::process::Command::new(bitsage_tests::node::host_bin())
+        .args(["--json", "load", "--url", &node.at(""), "--key", &client, "--clients", "1,3", "--jobs", "6"])
+        .arg(&wasm)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("JSON table");
+    let runs = runs.as_array().expect("one row per --clients value");
+    assert_eq!(runs.len(), 2);
+    for (r, clients) in runs.iter().zip([1, 3]) {
+        assert_eq!(
+            (r["clients"].as_u64(), r["verified"].as_u64(), r["failed"].as_u64()),
+            (Some(clients), Some(6), Some(0)),
+            "{r}"
+        );
+        assert!(r["jobs_per_s"].as_f64().unwrap_or(0.0) > 0.0 && r["p50_ms"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    }
+    // A module the node refuses fails the bench with the node's reason, and a clear exit status.
+    let out = std::process::Command::new(bitsage_tests::node::host_bin())
+        .args(["load", "--url", &node.at(""), "--key", &client, "--jobs", "2"])
+        .arg(guests::dir().join("ml_inference.wasm"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403")
+            || String::from_utf8_lossy(&out.stderr).contains("approved")
+    );
+}

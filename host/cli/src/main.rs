@@ -9,6 +9,7 @@ mod args;
 mod chain;
 mod exit;
 mod keys;
+mod load;
 mod node;
 mod spec;
 mod workload;
@@ -195,6 +196,8 @@ enum Cmd {
     Logs(node::LogsArgs),
     /// Submit a job to a node; with --wait, fetch and verify its receipt.
     Submit(node::SubmitArgs),
+    /// Load-test a node: concurrent clients submit jobs and verify every receipt; jobs/s and latency.
+    Load(load::LoadArgs),
     /// Create the worker's identity: a Stark-curve key in an encrypted keystore (starkli's format).
     Setup(keys::SetupArgs),
     /// Write a backup of the worker's keystore (still encrypted).
@@ -264,7 +267,10 @@ fn main() -> ExitCode {
     // Rust's default (SIGPIPE ignored), so a dropped connection is an error
     // on that socket, never the death of the process.
     #[cfg(unix)]
-    if !matches!(cli.cmd, Cmd::Serve(_) | Cmd::Worker(_) | Cmd::Validator { .. } | Cmd::Logs(_) | Cmd::Submit(_)) {
+    if !matches!(
+        cli.cmd,
+        Cmd::Serve(_) | Cmd::Worker(_) | Cmd::Validator { .. } | Cmd::Logs(_) | Cmd::Submit(_) | Cmd::Load(_)
+    ) {
         // SAFETY: restoring the default disposition of one signal before any thread starts.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -306,6 +312,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Cmd::Status(r) => node::cmd_status(cli.json, r),
         Cmd::Logs(a) => node::cmd_logs(cli.json, a),
         Cmd::Submit(a) => node::cmd_submit(cli.json, a),
+        Cmd::Load(a) => load::cmd_load(cli.json, a),
         Cmd::Setup(a) => keys::cmd_setup(cli.json, a),
         Cmd::Export(a) => keys::cmd_export(cli.json, a),
         Cmd::Chain { cmd } => chain::cmd_chain(cli.json, cmd),

@@ -215,7 +215,7 @@ pub fn cmd_apikey(as_json: bool, node: &NodeArgs, cmd: &ApikeyCmd) -> Result<(),
 }
 
 /// How a client reaches a node.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Remote {
     /// The node's base URL.
     #[arg(long, env = "BITSAGE_URL", default_value = "http://127.0.0.1:8080")]
@@ -223,15 +223,20 @@ pub struct Remote {
     /// API key.
     #[arg(long, env = "BITSAGE_API_KEY", hide_env_values = true)]
     key: String,
+    /// One agent for every request, so connections are kept and reused.
+    #[arg(skip)]
+    agent: std::sync::OnceLock<ureq::Agent>,
 }
 
 impl Remote {
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into()
+    fn agent(&self) -> &ureq::Agent {
+        self.agent.get_or_init(|| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(120)))
+                .build()
+                .into()
+        })
     }
 
     /// One request; a `429`/`503` with `Retry-After` is retried after the
@@ -239,7 +244,7 @@ impl Remote {
     fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, ureq::Body), Failure> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let auth = format!("Bearer {}", self.key);
-        let agent = Self::agent();
+        let agent = self.agent();
         let mut tries = 0;
         loop {
             let resp = match (method, body) {
@@ -258,7 +263,7 @@ impl Remote {
         }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
         let (status, mut resp) = self.send(method, path, body.as_ref())?;
         let text = resp
             .read_to_string()
@@ -275,7 +280,7 @@ impl Remote {
         Ok(v)
     }
 
-    fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
+    pub(crate) fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
         let (status, mut resp) = self.send("GET", path, None)?;
         if status != 200 {
             return Err(Failure { code: Exit::Remote, err: anyhow::anyhow!("{}{path}: HTTP {status}", self.url) });
@@ -307,7 +312,7 @@ pub fn cmd_status(as_json: bool, a: &StatusArgs) -> Result<(), Failure> {
         });
     }
     if let Some(key) = &a.key {
-        node_status(as_json, &Remote { url: a.url.clone(), key: key.clone() })?;
+        node_status(as_json, &Remote { url: a.url.clone(), key: key.clone(), agent: Default::default() })?;
     }
     if chain {
         crate::chain::cmd_chain_status(as_json, &a.chain)?;
@@ -498,7 +503,10 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
         return Ok(());
     };
     let job = loop {
-        let j = a.remote.call("GET", &format!("/v1/jobs/{id}"), None)?;
+        // The node holds the answer until the job ends (a long poll); a node
+        // without the long poll answers at once, so then pause between polls.
+        let asked = std::time::Instant::now();
+        let j = a.remote.call("GET", &format!("/v1/jobs/{id}?wait_ms=10000"), None)?;
         match j["state"].as_str() {
             Some("proved" | "executed" | "settling" | "settled") => break j,
             Some("failed") => {
@@ -511,7 +519,8 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
                     ),
                 })
             }
-            _ => std::thread::sleep(Duration::from_millis(250)),
+            _ if asked.elapsed() < Duration::from_millis(50) => std::thread::sleep(Duration::from_millis(250)),
+            _ => {}
         }
     };
     if job["receipt_digest"].is_string() {

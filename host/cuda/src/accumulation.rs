@@ -15,7 +15,7 @@ impl Gpu {
     ) -> Result<()> {
         let d = self.upload(denom_inv)?;
         let [a0, a1, a2, a3] = acc;
-        let mut l = self.stream.launch_builder(&self.k(Kernel::AccumulateQuotient));
+        let mut l = self.stream.launch_builder(self.k(Kernel::AccumulateQuotient));
         l.arg(row_res).arg(&d).arg(&trace_log).arg(&eval_log).arg(a0).arg(a1).arg(a2).arg(a3);
         // SAFETY: one thread per row below 2^eval_log; every column has that many words.
         unsafe { l.launch(launch_1d(1u64 << eval_log)) }?;
@@ -34,7 +34,7 @@ impl Gpu {
         for (col, log) in rest {
             // SAFETY: every output element is written.
             let mut next = unsafe { self.stream.alloc::<u32>(4usize << log) }?;
-            let mut b = self.stream.launch_builder(&self.k(Kernel::LiftAccumulate));
+            let mut b = self.stream.launch_builder(self.k(Kernel::LiftAccumulate));
             b.arg(*col).arg(&acc).arg(&mut next).arg(log).arg(&log_acc);
             // SAFETY: lifted indices stay below the previous size.
             unsafe { b.launch(launch_1d(1u64 << log)) }?;

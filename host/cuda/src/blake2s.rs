@@ -47,7 +47,7 @@ impl Gpu {
         let (d_ptrs, d_logs, n_cols) = self.lifted_columns(columns, log_leaves)?;
         // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
         let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::MerkleLeaves));
+        let mut b = self.stream.launch_builder(self.k(Kernel::MerkleLeaves));
         b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
         // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
         unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
@@ -59,7 +59,7 @@ impl Gpu {
         let n = (prev.len() / 16) as u64;
         // SAFETY: `merkle_layer` writes all 8 words of every node.
         let mut next = unsafe { self.stream.alloc::<u32>((8 * n.max(1)) as usize) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::MerkleLayer));
+        let mut b = self.stream.launch_builder(self.k(Kernel::MerkleLayer));
         b.arg(prev).arg(&mut next).arg(&n);
         // SAFETY: node i reads children 2i and 2i+1 of the previous layer.
         unsafe { b.launch(launch_1d(n)) }?;

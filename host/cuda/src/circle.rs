@@ -46,7 +46,7 @@ impl Gpu {
         // SAFETY: each block writes its 4 words.
         let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize * cols.len()) }?;
         let n64 = n as u64;
-        let mut b = side.launch_builder(&self.k(Kernel::DotMany));
+        let mut b = side.launch_builder(self.k(Kernel::DotMany));
         b.arg(&d_cols).arg(weights).arg(&n64).arg(&mut partial);
         let cfg =
             LaunchConfig { grid_dim: (blocks, cols.len() as u32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
@@ -131,7 +131,7 @@ impl Gpu {
         let low = top.min(FFT_TILE_LOG);
         let inv = inverse as i32;
         let low_layers = |scale: u32| -> Result<()> {
-            let mut b = self.stream.launch_builder(&self.k(Kernel::FftLowLayers));
+            let mut b = self.stream.launch_builder(self.k(Kernel::FftLowLayers));
             b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv).arg(&scale);
             let cfg = LaunchConfig {
                 grid_dim: (1 << (log_n - low), n_cols, 1),
@@ -143,7 +143,7 @@ impl Gpu {
             Ok(())
         };
         let line_layer = |k: u32, scale: u32| -> Result<()> {
-            let mut b = self.stream.launch_builder(&self.k(Kernel::FftLineLayer));
+            let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayer));
             b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k).arg(&n_cols).arg(&inv).arg(&scale);
             // SAFETY: each thread updates one pair inside one column of 2^log_n words.
             unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
@@ -238,7 +238,7 @@ impl Gpu {
         if n_cols == 0 {
             return Ok(());
         }
-        let mut b = self.stream.launch_builder(&self.k(Kernel::FftReplicate));
+        let mut b = self.stream.launch_builder(self.k(Kernel::FftReplicate));
         b.arg(src).arg(dst).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
         // SAFETY: one thread per destination word; sources are read below 2^log_coeffs.
         unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
@@ -261,7 +261,7 @@ impl Gpu {
         let d_ps = self.args(ps)?;
         // SAFETY: the kernel writes all 4 words of every point.
         let mut out = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::BarycentricWeights));
+        let mut b = self.stream.launch_builder(self.k(Kernel::BarycentricWeights));
         b.arg(points).arg(&d_ps).arg(&n).arg(&mut out);
         // SAFETY: grid-stride loop below n over arrays of 2n and 4n words.
         unsafe { b.launch(launch_1d(n)) }?;
@@ -282,7 +282,7 @@ impl Gpu {
         let side = self.side_stream()?;
         // SAFETY: each block writes its 4 words.
         let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize) }?;
-        let mut b = side.launch_builder(&self.k(Kernel::DotM31Qm31));
+        let mut b = side.launch_builder(self.k(Kernel::DotM31Qm31));
         b.arg(evals).arg(weights).arg(&n).arg(&cs).arg(&es).arg(&mut partial);
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array. The

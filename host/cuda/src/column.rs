@@ -131,7 +131,7 @@ impl Gpu {
         }
         let pos = self.upload(positions)?;
         let mut out = self.stream.alloc_zeros::<u32>((n * words) as usize)?;
-        let mut l = self.stream.launch_builder(&self.k(Kernel::GatherWords));
+        let mut l = self.stream.launch_builder(self.k(Kernel::GatherWords));
         l.arg(col).arg(&pos).arg(&n).arg(&words).arg(&mut out);
         // SAFETY: the caller's positions are below the column's length; one thread per output word.
         unsafe { l.launch(launch_1d((n * words) as u64)) }?;
@@ -152,7 +152,7 @@ impl Gpu {
         let total = n as u64 * words as u64 * n_cols as u64;
         // SAFETY: every word is written below.
         let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
-        let mut b = side.launch_builder(&self.k(Kernel::GatherMany));
+        let mut b = side.launch_builder(self.k(Kernel::GatherMany));
         b.arg(&d_cols).arg(&n_cols).arg(&d_pos).arg(&n).arg(&words).arg(&mut out);
         // SAFETY: positions are below every column's length (the caller's plan); one thread per word.
         unsafe { b.launch(launch_1d(total)) }?;
@@ -183,7 +183,7 @@ impl Gpu {
         // SAFETY: every word is written below.
         let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
         let n_cols = cols.len() as u32;
-        let mut b = side.launch_builder(&self.k(Kernel::GatherLists));
+        let mut b = side.launch_builder(self.k(Kernel::GatherLists));
         b.arg(&d_cols).arg(&d_offs).arg(&n_cols).arg(&d_pos).arg(&words).arg(&mut out);
         // SAFETY: each column's positions are below its length (the caller's plan); one thread per word.
         unsafe { b.launch(launch_1d(total)) }?;
@@ -194,7 +194,7 @@ impl Gpu {
     /// `a[i] += b[i]` over M31 words.
     pub fn add_into(&self, a: &mut CudaSlice<u32>, b: &CudaSlice<u32>) -> Result<()> {
         let n = a.len().min(b.len()) as u64;
-        let mut l = self.stream.launch_builder(&self.k(Kernel::M31AddInto));
+        let mut l = self.stream.launch_builder(self.k(Kernel::M31AddInto));
         l.arg(a).arg(b).arg(&n);
         // SAFETY: one thread per word below the shorter length.
         unsafe { l.launch(launch_1d(n)) }?;
@@ -203,7 +203,7 @@ impl Gpu {
 
     /// In-place bit-reversal permutation of a column of 2^log_n words.
     pub fn bit_reverse(&self, a: &mut CudaSlice<u32>, log_n: u32) -> Result<()> {
-        let mut l = self.stream.launch_builder(&self.k(Kernel::BitReverseM31));
+        let mut l = self.stream.launch_builder(self.k(Kernel::BitReverseM31));
         l.arg(a).arg(&log_n);
         // SAFETY: threads swap pairs (i, rev(i)) with i < rev(i), all below 2^log_n.
         unsafe { l.launch(launch_1d(1u64 << log_n)) }?;

@@ -8,6 +8,7 @@ use bitsage_air::cpu::CpuEval;
 use bitsage_air::hash::HashEval;
 use bitsage_air::memory::MemEval;
 use bitsage_air::range::RangeEval;
+use bitsage_air::relations::Relations;
 use bitsage_air::rom::RomEval;
 use cudarc::driver::CudaSlice;
 use stwo::core::constraints::coset_vanishing;
@@ -21,6 +22,7 @@ use stwo_constraint_framework::{FrameworkComponent, FrameworkEval};
 
 use crate::backend::{gpu, CudaBackend};
 use crate::codegen::{self, bind_params};
+use crate::compile::Source;
 use crate::{CompiledConstraints, PerDevice};
 
 /// A component whose relation elements the GPU kernel needs as parameters.
@@ -48,11 +50,39 @@ fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
     static CACHE: PerDevice<String, CompiledConstraints> = PerDevice::new();
     let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
     CACHE
-        .get_or_try(key.clone(), || {
-            let ev = eval.evaluate(ExprEvaluator::new());
-            gpu().compile_constraints(codegen::generate(&format!("constraints_{key}"), &ev))
-        })
+        .get_or_try(key, || gpu().compile_constraints(kernel_of(eval)))
         .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)))
+}
+
+/// The generated constraint kernels of a component type (named after it).
+fn kernel_of<E: FrameworkEval>(eval: &E) -> codegen::ConstraintKernel {
+    let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
+    codegen::generate(&format!("constraints_{key}"), &eval.evaluate(ExprEvaluator::new()))
+}
+
+/// One NVRTC program per part of `kernel`, so the parts compile side by side.
+pub fn part_sources(kernel: &codegen::ConstraintKernel) -> Vec<Source> {
+    kernel.parts.iter().map(|(name, body)| Source::with_headers(name, body)).collect()
+}
+
+/// The constraint kernels' sources of the four always-present components
+/// and, with `hash`, the hash component's, as [`crate::compile::prepare`]
+/// compiles them. Relation elements and sizes are kernel parameters, so any
+/// log size and relation draw give the same sources.
+pub(crate) fn kernel_sources(hash: bool) -> Vec<Source> {
+    let rels = Relations::draw(&mut stwo::core::channel::Blake2sChannel::default());
+    let r = || rels.clone();
+    let log_size = 4;
+    let mut kernels = vec![
+        kernel_of(&CpuEval { log_size, rels: r() }),
+        kernel_of(&RomEval { log_size, rels: r() }),
+        kernel_of(&MemEval { log_size, rels: r() }),
+        kernel_of(&RangeEval { log_size, rels: r() }),
+    ];
+    if hash {
+        kernels.push(kernel_of(&HashEval { log_size, rels: r() }));
+    }
+    kernels.iter().flat_map(part_sources).collect()
 }
 
 impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for FrameworkComponent<E> {
@@ -127,5 +157,38 @@ impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for Fr
                 [a0.buf_mut(), a1.buf_mut(), a2.buf_mut(), a3.buf_mut()],
             )
             .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stwo::core::channel::{Blake2sChannel, Channel};
+
+    use super::*;
+
+    #[test]
+    fn constraint_sources_depend_on_neither_the_log_size_nor_the_relation_draw() {
+        // `prepare` compiles sources made at one size with one draw; a proof at another size,
+        // with its own draw, must load exactly those.
+        let a = Relations::draw(&mut Blake2sChannel::default());
+        let mut ch = Blake2sChannel::default();
+        ch.mix_u64(7);
+        let b = Relations::draw(&mut ch);
+        assert_ne!(format!("{:?}", a.elements()), format!("{:?}", b.elements()));
+        let pairs = [
+            (
+                kernel_of(&CpuEval { log_size: 4, rels: a.clone() }),
+                kernel_of(&CpuEval { log_size: 13, rels: b.clone() }),
+            ),
+            (
+                kernel_of(&RangeEval { log_size: 4, rels: a.clone() }),
+                kernel_of(&RangeEval { log_size: 9, rels: b.clone() }),
+            ),
+            (kernel_of(&HashEval { log_size: 4, rels: a }), kernel_of(&HashEval { log_size: 11, rels: b })),
+        ];
+        for (x, y) in pairs {
+            assert_eq!(part_sources(&x), part_sources(&y), "{}", x.name);
+        }
+        assert_eq!(kernel_sources(true).iter().filter(|s| s.name.starts_with("constraints_cpueval_")).count(), 2);
     }
 }

@@ -19,6 +19,7 @@ use obelysk_vm::isa::Opcode;
 use stwo::core::fields::m31::M31;
 
 use crate::backend::{gpu, DevCol};
+use crate::compile::Source;
 use crate::{launch_1d, CudaError, GeneratedModule, PerDevice, Result};
 
 /// The words of a packed step, in order (`S_<NAME>` in the kernel).
@@ -148,10 +149,15 @@ fn range_counts() -> String {
     crate::codegen::generate_range_counts("cpu_range_counts", &row.range_checks())
 }
 
+/// The kernel's source, as [`crate::compile::prepare`] compiles it.
+pub(crate) fn kernel_source() -> Source {
+    Source::with_headers("cpu_trace", &source())
+}
+
 /// The kernel compiled for the bound device, for the process.
 fn compiled() -> Result<Arc<GeneratedModule>> {
     static CACHE: PerDevice<(), GeneratedModule> = PerDevice::new();
-    CACHE.get_or_try((), || gpu().compile_generated("cpu_trace", &source(), ["cpu_rows"]))
+    CACHE.get_or_try((), || gpu().load(&[kernel_source()], ["cpu_rows"]))
 }
 
 /// The steps, packed and uploaded (transfers queued, not awaited).

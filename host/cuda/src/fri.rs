@@ -27,7 +27,7 @@ impl Gpu {
         let circle_flag = circle as i32;
         // SAFETY: every output element is written.
         let mut dst = unsafe { self.stream.alloc::<u32>(4usize << log_dst) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::FriFold));
+        let mut b = self.stream.launch_builder(self.k(Kernel::FriFold));
         b.arg(src).arg(&mut dst).arg(&itw.buf).arg(&off).arg(&log_dst).arg(&d_alpha).arg(&circle_flag);
         // SAFETY: thread i reads source pairs (2i, 2i+1) and twiddles inside the tree.
         unsafe { b.launch(launch_1d(1u64 << log_dst)) }?;

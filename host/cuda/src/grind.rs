@@ -11,7 +11,7 @@ impl Gpu {
         let d_prefix = self.upload(prefixed)?;
         for hi in 0..u32::MAX {
             let mut found = self.upload(&[u32::MAX])?;
-            let mut b = self.stream.launch_builder(&self.k(Kernel::Grind));
+            let mut b = self.stream.launch_builder(self.k(Kernel::Grind));
             b.arg(&d_prefix).arg(&pow_bits).arg(&hi).arg(&LOW).arg(&mut found);
             // SAFETY: threads read the 8-word prefix and atomically update one word.
             unsafe { b.launch(launch_1d(LOW as u64)) }?;

@@ -13,6 +13,7 @@ use stwo::core::fields::m31::M31;
 
 use crate::backend::{gpu, DevCol};
 use crate::codegen::{generate_hash_rows, HashRowsKernel};
+use crate::compile::Source;
 use crate::{launch_1d, CudaError, GeneratedModule, PerDevice, Result};
 
 struct Compiled {
@@ -25,9 +26,15 @@ fn compiled() -> Result<Arc<Compiled>> {
     static CACHE: PerDevice<(), Compiled> = PerDevice::new();
     CACHE.get_or_try((), || {
         let kernel = generate_hash_rows("hash_rows");
-        let module = gpu().compile_generated(&kernel.name, &kernel.source, [&kernel.name])?;
+        let module = gpu().load(&[Source::with_headers(&kernel.name, &kernel.source)], [&kernel.name])?;
         Ok(Compiled { kernel, module })
     })
+}
+
+/// The kernel's source, as [`crate::compile::prepare`] compiles it.
+pub(crate) fn kernel_source() -> Source {
+    let kernel = generate_hash_rows("hash_rows");
+    Source::with_headers(&kernel.name, &kernel.source)
 }
 
 /// The hash component's `2^log_size` rows from `n_calls` uploaded calls of

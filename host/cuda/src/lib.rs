@@ -2,10 +2,13 @@
 //! byte-identically to the SIMD one.
 //!
 //! The kernels (`kernels/*.cu`, plus the code [`codegen`] generates from the
-//! AIR) are embedded in the binary and compiled by NVRTC when a [`Gpu`] is
-//! opened; the driver and NVRTC libraries are loaded at run time, so this
-//! crate builds and links on machines without CUDA and [`Gpu::open`]
-//! reports [`CudaError::NoDriver`] there.
+//! AIR) are embedded in the binary and compiled by NVRTC to CUBINs for the
+//! device ([`compile`]): the fixed ones when a [`Gpu`] is opened, the
+//! generated ones a proof needs all at once, in parallel, before it starts
+//! ([`compile::prepare`]); both cached on disk. The driver and NVRTC
+//! libraries are loaded at run time, so this crate builds and links on
+//! machines without CUDA and [`Gpu::open`] reports [`CudaError::NoDriver`]
+//! there.
 //!
 //! - [`Gpu`]: one device, its kernels, and the primitive operations, one
 //!   concern to a file as Stwo lays out its own backends: `column` (uploads,
@@ -35,6 +38,7 @@ mod blake2s;
 mod circle;
 pub mod codegen;
 mod column;
+pub mod compile;
 pub mod constraints;
 pub mod cputrace;
 mod fri;
@@ -47,7 +51,6 @@ mod quotients;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
-use cudarc::nvrtc::CompileOptions;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::prover::backend::cpu::CpuBackend;
 use stwo::prover::poly::circle::PolyOps;
@@ -55,14 +58,13 @@ use stwo::prover::poly::circle::PolyOps;
 pub use circle::{DeviceTwiddles, TwBuf};
 pub use cudarc::driver::DriverError;
 
-/// The CUDA sources, in compilation order.
-pub const SOURCES: [(&str, &str); 6] = [
-    ("m31.cuh", M31_H),
-    ("qm31.cuh", QM31_H),
-    ("circle_fft.cu", include_str!("../../../kernels/circle_fft.cu")),
-    ("blake2s.cu", include_str!("../../../kernels/blake2s.cu")),
-    ("fri.cu", include_str!("../../../kernels/fri.cu")),
-    ("logup.cu", include_str!("../../../kernels/logup.cu")),
+/// The fixed kernels' sources, each compiled as its own program after the
+/// field headers (`m31.cuh`, `qm31.cuh`).
+pub const FIXED_SOURCES: [(&str, &str); 4] = [
+    ("circle_fft", include_str!("../../../kernels/circle_fft.cu")),
+    ("blake2s", include_str!("../../../kernels/blake2s.cu")),
+    ("fri", include_str!("../../../kernels/fri.cu")),
+    ("logup", include_str!("../../../kernels/logup.cu")),
 ];
 
 const M31_H: &str = include_str!("../../../kernels/m31.cuh");
@@ -162,7 +164,9 @@ pub fn device_count() -> Result<usize> {
 pub struct Gpu {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
-    _module: Arc<CudaModule>,
+    /// NVRTC's name for the device's architecture (`sm_90`).
+    pub arch: String,
+    _modules: Vec<Arc<CudaModule>>,
     f: Vec<CudaFunction>,
     /// Decommitment query positions learned from the first column of each
     /// (length, words per value) read one value at a time; see
@@ -217,9 +221,9 @@ const MIN_STAGING_WORDS: usize = 1 << 20;
 
 /// Generated kernels compiled for one device.
 pub struct GeneratedModule {
-    _module: Arc<CudaModule>,
+    _modules: Vec<Arc<CudaModule>>,
     pub(crate) f: Vec<CudaFunction>,
-    /// Whether the PTX came from the on-disk cache.
+    /// Whether every module came from a cache (the process's or the disk's).
     pub from_cache: bool,
 }
 
@@ -230,47 +234,6 @@ pub struct CompiledConstraints {
     f: Vec<CudaFunction>,
     /// Whether the PTX came from the on-disk cache.
     pub from_cache: bool,
-}
-
-/// Where compiled kernel PTX is cached: `$BITSAGE_KERNEL_CACHE`, else
-/// `$XDG_CACHE_HOME/bitsage/kernels`, else `~/.cache/bitsage/kernels`.
-fn kernel_cache_dir() -> Option<std::path::PathBuf> {
-    if let Some(d) = std::env::var_os("BITSAGE_KERNEL_CACHE") {
-        return Some(d.into());
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
-    Some(base.join("bitsage").join("kernels"))
-}
-
-/// NVRTC output for `src`, from the cache when this exact source (and this
-/// crate version) was compiled before. A cache that cannot be written only
-/// costs the next process a compile.
-fn compile_cached(name: &str, src: &str) -> Result<(cudarc::nvrtc::Ptx, bool)> {
-    let _s = tracing::debug_span!("cuda compile or read cache", name).entered();
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut h = DefaultHasher::new();
-    src.hash(&mut h);
-    env!("CARGO_PKG_VERSION").hash(&mut h);
-    let path = kernel_cache_dir().map(|d| d.join(format!("{name}-{:016x}.ptx", h.finish())));
-    if let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
-        return Ok((cudarc::nvrtc::Ptx::from_src(text), true));
-    }
-    let opts = CompileOptions { name: Some(format!("{name}.cu")), ..Default::default() };
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts)
-        .map_err(|source| CudaError::Compile { kernel: name.to_string(), source })?;
-    if let Some(p) = path {
-        let stored = p.parent().map(std::fs::create_dir_all).unwrap_or(Ok(())).and_then(|()| {
-            let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, ptx.to_src())?;
-            std::fs::rename(&tmp, &p)
-        });
-        if let Err(e) = stored {
-            eprintln!("warning: could not cache kernel {name}: {e}");
-        }
-    }
-    Ok((ptx, false))
 }
 
 /// `x + y mod 2^31 - 1` for reduced words.
@@ -290,6 +253,30 @@ fn launch_1d(n: u64) -> LaunchConfig {
         block_dim: (block, 1, 1),
         shared_mem_bytes: 0,
     }
+}
+
+/// Loads compiled `images` into `ctx`, and `functions` from whichever
+/// module defines each.
+fn load_modules(
+    ctx: &Arc<CudaContext>,
+    images: &[compile::Image],
+    functions: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<(Vec<Arc<CudaModule>>, Vec<CudaFunction>)> {
+    let modules = images
+        .iter()
+        .map(|i| ctx.load_module(cudarc::nvrtc::Ptx::from_binary(i.bytes.to_vec())))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let f = functions
+        .into_iter()
+        .map(|name| {
+            let name = name.as_ref();
+            modules
+                .iter()
+                .find_map(|m| m.load_function(name).ok())
+                .ok_or_else(|| CudaError::Unsupported(format!("no compiled module defines the kernel `{name}`")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((modules, f))
 }
 
 /// Memory freed to the device's stream-ordered pool (where cudarc's
@@ -352,18 +339,18 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         keep_pool_memory(&ctx)?;
         let stream = ctx.default_stream();
-        let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
-        let (ptx, _) = compile_cached("bitsage_kernels", &src)?;
-        let module = {
-            let _s = tracing::debug_span!("cuda load fixed kernels").entered();
-            ctx.load_module(ptx)?
+        let (major, minor) = ctx.compute_capability()?;
+        let arch = format!("sm_{major}{minor}");
+        let (modules, f) = {
+            let _s = tracing::debug_span!("cuda fixed kernels").entered();
+            let images = compile::compile_all(&compile::fixed_sources(), &arch)?;
+            load_modules(&ctx, &images, Kernel::ALL.iter().map(|k| k.name()))?
         };
-        let f =
-            Kernel::ALL.iter().map(|k| module.load_function(k.name())).collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Gpu {
             ctx,
             stream,
-            _module: module,
+            arch,
+            _modules: modules,
             f,
             query_plan: Default::default(),
             staging: Default::default(),
@@ -372,28 +359,23 @@ impl Gpu {
         })
     }
 
-    /// Compiles generated CUDA `source` (with the field headers) and loads
-    /// the kernels `functions` from it (NVRTC, cached on disk by source).
-    pub fn compile_generated(
+    /// Compiles `sources` (each its own NVRTC program, in parallel, cached)
+    /// and loads the kernels `functions` from them.
+    pub fn load(
         &self,
-        name: &str,
-        source: &str,
+        sources: &[compile::Source],
         functions: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<GeneratedModule> {
-        let _s = tracing::debug_span!("cuda generated kernels", name).entered();
-        let src = format!("{M31_H}\n{QM31_H}\n{source}");
-        let (ptx, from_cache) = compile_cached(name, &src)?;
-        let module = self.ctx.load_module(ptx)?;
-        let f = functions
-            .into_iter()
-            .map(|n| module.load_function(n.as_ref()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(GeneratedModule { _module: module, f, from_cache })
+        let images = compile::compile_all(sources, &self.arch)?;
+        let from_cache = images.iter().all(|i| i.from_cache);
+        let (modules, f) = load_modules(&self.ctx, &images, functions)?;
+        Ok(GeneratedModule { _modules: modules, f, from_cache })
     }
 
-    /// Compiles a component's generated constraint kernels.
+    /// Compiles a component's generated constraint kernels, one NVRTC
+    /// program per part.
     pub fn compile_constraints(&self, kernel: codegen::ConstraintKernel) -> Result<CompiledConstraints> {
-        let m = self.compile_generated(&kernel.name, &kernel.source(), kernel.parts.iter().map(|(n, _)| n))?;
+        let m = self.load(&constraints::part_sources(&kernel), kernel.parts.iter().map(|(n, _)| n))?;
         Ok(CompiledConstraints { kernel, f: m.f.clone(), from_cache: m.from_cache, _module: m })
     }
 
@@ -472,7 +454,7 @@ impl Gpu {
 
 #[cfg(test)]
 mod tests {
-    use super::{CudaError, Kernel, SOURCES};
+    use super::{CudaError, Kernel, FIXED_SOURCES};
 
     #[test]
     fn a_compile_error_names_the_kernel_and_keeps_nvrtc_s_error() {
@@ -488,7 +470,7 @@ mod tests {
 
     #[test]
     fn every_kernel_is_defined_once_in_the_sources_and_named_once() {
-        let src: String = SOURCES.iter().map(|(_, text)| *text).collect();
+        let src: String = FIXED_SOURCES.iter().map(|(_, text)| *text).collect();
         for (i, k) in Kernel::ALL.iter().enumerate() {
             assert_eq!(*k as usize, i, "{k:?} is out of load order");
             let defined = src.matches(&format!("void {}(", k.name())).count();

@@ -23,6 +23,7 @@ use stwo_constraint_framework::expr::BaseExpr;
 
 use crate::backend::{gpu, DevCol};
 use crate::codegen::{bind_ext, generate_logup, LogupKernel};
+use crate::compile::Source;
 use crate::{launch_1d, CudaError, GeneratedModule, Gpu, Kernel, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
 
 /// The component's main-trace columns as symbolic expressions, in order.
@@ -79,12 +80,32 @@ struct Compiled {
 fn compiled(component: usize, rels: &Relations) -> Result<Arc<Compiled>> {
     static CACHE: PerDevice<usize, Compiled> = PerDevice::new();
     CACHE.get_or_try(component, || {
-        let names: Vec<String> = rels.elements().into_iter().map(|e| e.0).collect();
-        let name = COMPONENTS.get(component).copied().unwrap_or("component");
-        let kernel = generate_logup(&format!("logup_{name}"), &lookups_of(component), &names);
-        let module = gpu().compile_generated(&kernel.name, &kernel.source, [&kernel.name])?;
+        let kernel = kernel_of(component, rels);
+        let module = gpu().load(&[Source::with_headers(&kernel.name, &kernel.source)], [&kernel.name])?;
         Ok(Compiled { kernel, module })
     })
+}
+
+/// Component `component`'s fraction kernel; the relations give only the
+/// parameter names, so the source is the same for every proof.
+fn kernel_of(component: usize, rels: &Relations) -> LogupKernel {
+    let names: Vec<String> = rels.elements().into_iter().map(|e| e.0).collect();
+    let name = COMPONENTS.get(component).copied().unwrap_or("component");
+    generate_logup(&format!("logup_{name}"), &lookups_of(component), &names)
+}
+
+/// The fraction kernels' sources of the four always-present components and,
+/// with `hash`, the hash component's, as [`crate::compile::prepare`]
+/// compiles them.
+pub(crate) fn kernel_sources(hash: bool) -> Vec<Source> {
+    let rels = Relations::draw(&mut stwo::core::channel::Blake2sChannel::default());
+    let n = if hash { COMPONENTS.len() } else { COMPONENTS.len() - 1 };
+    (0..n)
+        .map(|c| {
+            let k = kernel_of(c, &rels);
+            Source::with_headers(&k.name, &k.source)
+        })
+        .collect()
 }
 
 /// Component `COMPONENTS[component]`'s interaction trace, computed on the
@@ -165,14 +186,14 @@ impl Gpu {
         let chunks = n.div_ceil(SCAN_CHUNK);
         // SAFETY: `scan_chunks` writes every chunk's total.
         let mut sums = unsafe { self.stream.alloc::<u32>((rows * chunks) as usize) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::ScanChunks));
+        let mut b = self.stream.launch_builder(self.k(Kernel::ScanChunks));
         b.arg(&mut *data).arg(&n).arg(&mut sums);
         let cfg = LaunchConfig { grid_dim: (chunks, rows, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: each block scans its chunk of its row (bounds-checked against n).
         unsafe { b.launch(cfg) }?;
         if chunks > 1 {
             self.scan_rows(&mut sums, rows, chunks)?;
-            let mut b = self.stream.launch_builder(&self.k(Kernel::ScanAdd));
+            let mut b = self.stream.launch_builder(self.k(Kernel::ScanAdd));
             b.arg(&mut *data).arg(&n).arg(&sums).arg(&chunks);
             let cfg =
                 LaunchConfig { grid_dim: (n.div_ceil(256), rows, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
@@ -195,7 +216,7 @@ impl Gpu {
         let d_cols = self.device_ptrs(cols.iter())?;
         // SAFETY: `logup_to_coset` writes all 4n words.
         let mut tmp = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::LogupToCoset));
+        let mut b = self.stream.launch_builder(self.k(Kernel::LogupToCoset));
         b.arg(&d_cols).arg(&log_n).arg(&mut tmp);
         // SAFETY: one thread per word of tmp; coset_row(j) < n.
         unsafe { b.launch(launch_1d(4 * n as u64)) }?;
@@ -206,7 +227,7 @@ impl Gpu {
         }));
         let shift = claimed / stwo::core::fields::m31::M31::from_u32_unchecked(n);
         let d_shift = self.upload(&shift.to_m31_array().map(|v| v.0))?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::LogupFromCoset));
+        let mut b = self.stream.launch_builder(self.k(Kernel::LogupFromCoset));
         b.arg(&tmp).arg(&d_shift).arg(&log_n).arg(&d_cols);
         // SAFETY: one thread per word; each writes one row of one of the 4 columns.
         unsafe { b.launch(launch_1d(4 * n as u64)) }?;

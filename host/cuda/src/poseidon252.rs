@@ -100,13 +100,18 @@ fn source() -> Result<String> {
     Ok(kernel.replacen("// @POSEIDON252_CONSTANTS@", &header()?, 1))
 }
 
+/// The kernels' source, as [`crate::compile::prepare`] compiles it.
+pub(crate) fn kernel_source() -> Result<crate::compile::Source> {
+    Ok(crate::compile::Source::with_headers("poseidon252", &source()?))
+}
+
 impl Gpu {
     /// The Poseidon252 kernels, compiled for this device on first use.
     fn poseidon252(&self) -> Result<&GeneratedModule> {
         if let Some(m) = self.poseidon252.get() {
             return Ok(m);
         }
-        let m = self.compile_generated("poseidon252", &source()?, FUNCTIONS)?;
+        let m = self.load(&[kernel_source()?], FUNCTIONS)?;
         Ok(self.poseidon252.get_or_init(|| m))
     }
 

@@ -15,7 +15,7 @@ impl Gpu {
         let (n_terms, rows) = (cols.len() as u32, n_rows as u32);
         // SAFETY: every row's 4 coordinates are written.
         let mut out = unsafe { self.stream.alloc::<u32>(4 * n_rows) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::QuotientNumerators));
+        let mut b = self.stream.launch_builder(self.k(Kernel::QuotientNumerators));
         b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&mut out);
         // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long).
         unsafe { b.launch(launch_1d(n_rows as u64)) }?;
@@ -49,7 +49,7 @@ impl Gpu {
         let n_acc = accs.len() as u32;
         // SAFETY: every row's 4 coordinates are written.
         let mut out = unsafe { self.stream.alloc::<u32>(4 * n) }?;
-        let mut b = self.stream.launch_builder(&self.k(Kernel::QuotientCombine));
+        let mut b = self.stream.launch_builder(self.k(Kernel::QuotientCombine));
         b.arg(pts).arg(&d_accs).arg(&d_logs).arg(&d_params).arg(&n_acc).arg(&log_n).arg(&mut out);
         // SAFETY: grid-stride over the rows; lifted indices stay below each batch's length.
         unsafe { b.launch(launch_1d(n as u64)) }?;

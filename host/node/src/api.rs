@@ -373,11 +373,58 @@ async fn visible_job(s: &AppState, headers: &HeaderMap, id: &str) -> AppResult<J
     }
 }
 
-/// A job's state, timings, fuel, rows, output and error.
-#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path)),
+/// The longest a `GET /v1/jobs/{id}?wait_ms=` holds its answer.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// How often a long poll re-reads the job even without a signal (a worker
+/// in another process, on a shared PostgreSQL store, signals nobody here).
+const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct JobQuery {
+    /// Hold the answer until the job has ended (proved, executed, failed,
+    /// settling or settled) or this many milliseconds have passed (at most
+    /// 30,000); 0 or absent answers at once.
+    wait_ms: Option<u64>,
+}
+
+/// Whether a job has ended for its client: a result or a failure to fetch.
+fn ended(state: &str) -> bool {
+    !matches!(state, "queued" | "running" | "proving")
+}
+
+/// A job's state, timings, fuel, rows, output and error; with `wait_ms`, a
+/// long poll that answers as soon as the job ends.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path), JobQuery),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub(crate) async fn get_job(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Json<JobView>> {
-    Ok(Json(view(visible_job(&s, &headers, &id).await?, false)))
+pub(crate) async fn get_job(
+    State(s): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<JobQuery>,
+) -> AppResult<Json<JobView>> {
+    let mut job = visible_job(&s, &headers, &id).await?;
+    let deadline = Instant::now() + std::time::Duration::from_millis(q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    while !ended(&job.state) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        // Registered before the re-read, so an end recorded in between still wakes this poll.
+        let notified = s.done.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        job = s.store.job(&id).await?.ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
+        if ended(&job.state) {
+            break;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep((deadline - now).min(WAIT_RECHECK)) => {}
+        }
+        job = s.store.job(&id).await?.ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
+    }
+    Ok(Json(view(job, false)))
 }
 
 async fn receipt_bytes(s: &AppState, job: &Job) -> AppResult<Vec<u8>> {

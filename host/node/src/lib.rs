@@ -64,6 +64,7 @@ async fn start_workers(
     blobs: &blobs::Blobs,
     metrics: &Arc<metrics::Metrics>,
     wake: &Arc<Notify>,
+    done: &Arc<Notify>,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Workers> {
     let choice = config.backend_choice()?;
@@ -91,6 +92,7 @@ async fn start_workers(
         lease: config.lease(),
         poll: Duration::from_millis(config.poll_ms.max(10)),
         wake: wake.clone(),
+        done: done.clone(),
         identity: settle::Identity::load(config).await.context("loading the worker's identity")?,
     });
     if let Some(id) = &ctx.identity {
@@ -165,9 +167,10 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
     }
     let metrics = Arc::new(metrics::Metrics::new());
     let wake = Arc::new(Notify::new());
+    let done = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = if config.workers > 0 {
-        Some(start_workers(&config, &store, &blobs, &metrics, &wake, &stop_rx).await?)
+        Some(start_workers(&config, &store, &blobs, &metrics, &wake, &done, &stop_rx).await?)
     } else {
         None
     };
@@ -183,6 +186,7 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
         metrics,
         pool: workers.as_ref().map(|w| w.ctx.pool.clone()),
         wake,
+        done,
         started: Instant::now(),
         verify_slots: state::AppState::verify_slots(),
         verify_by_key: Default::default(),
@@ -221,7 +225,8 @@ pub async fn run_worker(config: NodeConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new());
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = start_workers(&config, &store, &blobs, &metrics, &wake, &stop_rx).await?;
+    let done = Arc::new(Notify::new());
+    let workers = start_workers(&config, &store, &blobs, &metrics, &wake, &done, &stop_rx).await?;
     println!("worker {} ready", workers.ctx.id);
     shutdown_signal().await;
     let _ = stop_tx.send(true);

@@ -32,6 +32,9 @@ pub struct AppState {
     pub pool: Option<Arc<DevicePool>>,
     pub limiter: DefaultKeyedRateLimiter<String>,
     pub wake: Arc<Notify>,
+    /// Signalled when a worker of this process records a job's end (the
+    /// long poll of `GET /v1/jobs/{id}?wait_ms=`).
+    pub done: Arc<Notify>,
     pub started: Instant,
     /// Receipt verifications running at once (`POST /v1/verify`): one per
     /// core, so that verifying never starves the API or the provers.

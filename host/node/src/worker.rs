@@ -37,6 +37,8 @@ pub struct WorkerContext {
     pub poll: Duration,
     /// Signalled when a job is submitted to this process's API.
     pub wake: Arc<Notify>,
+    /// Signalled after a job's end is recorded (wakes the API's long polls).
+    pub done: Arc<Notify>,
     /// The worker's identity: signs receipts, settles on chain.
     pub identity: Option<Arc<crate::settle::Identity>>,
 }
@@ -153,6 +155,7 @@ async fn process(ctx: &Arc<WorkerContext>, claim: Claim) {
         }
         Err(Failure::Lost) => Ok((false, "lost".into())),
     };
+    ctx.done.notify_waiters();
     match recorded {
         Ok((true, outcome)) => {
             ctx.metrics.job_seconds.with_label_values(&[&outcome]).observe(started.elapsed().as_secs_f64());

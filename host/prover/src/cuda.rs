@@ -22,13 +22,23 @@ use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::ComponentProver;
 
 use crate::tracegen::{build_main_trace, build_main_trace_deferred, hash_given, MainTrace, HASH_GIVEN};
-use crate::ProverBackend;
+use crate::{ProveError, ProverBackend};
 
 pub use bitsage_cuda::backend::init;
 
 impl ProverBackend for CudaBackend {
     /// Device copies of every component's main columns, with its log size.
     type MainCopy = Vec<(u32, Vec<DevCol<M31>>)>;
+
+    /// Compiles (or loads from the caches) every kernel the proof will use,
+    /// in parallel, so a new machine's first proof waits for its slowest
+    /// kernel rather than for all of them in turn.
+    fn prepare(main: &MainTrace, poseidon252: bool) -> Result<(), ProveError> {
+        let needs = bitsage_cuda::compile::Needs { hash: main.claim.hash_log_size.is_some(), poseidon252 };
+        bitsage_cuda::compile::prepare(needs)
+            .map(|_| ())
+            .map_err(|e| ProveError::backend_by("compiling the CUDA kernels", e))
+    }
 
     /// The CPU rows are left to the device (see [`ProverBackend::convert_main`]).
     fn main_trace<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {

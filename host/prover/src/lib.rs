@@ -249,6 +249,12 @@ impl Default for ProveOptions<'_> {
 /// builds itself), builds the interaction trace, and runs every component's
 /// prover.
 pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Sized {
+    /// Makes ready, before proving starts, what proving `main` over the
+    /// Blake2s or (with `poseidon252`) the Poseidon252 channel will use: the
+    /// CUDA backend compiles the proof's kernels here, all at once.
+    fn prepare(_main: &tracegen::MainTrace, _poseidon252: bool) -> Result<(), ProveError> {
+        Ok(())
+    }
     /// The main trace of an execution, as this backend commits it: built on
     /// the host here; a backend that builds the CPU rows itself (from the
     /// steps) leaves them out ([`tracegen::build_main_trace_deferred`]).
@@ -454,6 +460,7 @@ where
     // A statement the verifier would refuse (a word >= p, over a cap) is
     // refused here, before any proving work.
     statement.validate()?;
+    B::prepare(main, std::any::type_name::<MC>() == std::any::type_name::<Poseidon252MerkleChannel>())?;
     let mut clock = StageClock { last: None, stats: &mut stats, on_stage: opts.on_stage };
     let claim = main.claim;
 

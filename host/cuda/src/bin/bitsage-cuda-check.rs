@@ -2,6 +2,11 @@
 //! GPU against Stwo's SIMD backend (all cores) in the same process.
 //!
 //!     bitsage-cuda-check [--bench MIN_LOG MAX_LOG] [--cols N] [--skip-hash]
+//!     bitsage-cuda-check --compile [THREADS]
+//!
+//! `--compile` only times NVRTC on every kernel source, caches bypassed:
+//! each source alone, then all at once on THREADS threads (default: one per
+//! core), then the sets a proof without and with the hash component needs.
 //!
 //! Exit status 0 only if every check matched. Needs a CUDA device.
 
@@ -540,6 +545,56 @@ fn bench(gpu: &Gpu, min_log: u32, max_log: u32, n_cols: usize, rng: &mut Rng) ->
     Ok(())
 }
 
+/// NVRTC times of every kernel source, no cache: each alone, then sets of
+/// them at once on `threads` threads. True when every source compiled.
+fn compile_bench(gpu: &Gpu, threads: usize) -> Result<bool> {
+    use bitsage_cuda::compile::{compile_uncached, fixed_sources, sources, Needs, Source};
+    let fixed = fixed_sources();
+    let plain = sources(Needs::default())?;
+    let hash = sources(Needs { hash: true, poseidon252: false })?;
+    let all: Vec<Source> = fixed.iter().chain(&sources(Needs { hash: true, poseidon252: true })?).cloned().collect();
+    println!("NVRTC for {}, extra options {:?}", gpu.arch, std::env::var("BITSAGE_NVRTC_OPTIONS").unwrap_or_default());
+    println!("| source | KiB | NVRTC ms, alone | image KiB |");
+    println!("|---|---|---|---|");
+    let mut ok = true;
+    let mut serial = 0.0;
+    for s in &all {
+        let t0 = Instant::now();
+        let r = compile_uncached(std::slice::from_ref(s), &gpu.arch, 1).into_iter().next();
+        let ms = ms(t0.elapsed());
+        serial += ms;
+        match r {
+            Some(Ok(img)) => println!(
+                "| {} | {:.1} | {ms:.0} | {:.1} |",
+                s.name,
+                s.text.len() as f64 / 1024.0,
+                img.len() as f64 / 1024.0
+            ),
+            Some(Err(e)) => {
+                ok = false;
+                println!("| {} | FAILED: {} |", s.name, bitsage_air::verify::error_chain(&e))
+            }
+            None => ok = false,
+        }
+    }
+    println!("| all {} sources, one after another | | {serial:.0} | |", all.len());
+    let sets: [(&str, Vec<Source>); 4] = [
+        ("fixed kernels (opening a GPU)", fixed),
+        ("a proof without the hash component", plain),
+        ("a proof with the hash component", hash),
+        ("every source", all),
+    ];
+    println!("| set | sources | ms at once on {threads} threads |");
+    println!("|---|---|---|");
+    for (what, set) in sets {
+        let t0 = Instant::now();
+        let failed = compile_uncached(&set, &gpu.arch, threads).iter().filter(|r| r.is_err()).count();
+        ok &= failed == 0;
+        println!("| {what} | {} | {:.0}{} |", set.len(), ms(t0.elapsed()), if failed > 0 { " (FAILED)" } else { "" });
+    }
+    Ok(ok)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench_range = args.iter().position(|a| a == "--bench").map(|i| {
@@ -547,8 +602,15 @@ fn main() {
         (n(1).unwrap_or(16), n(2).unwrap_or(22))
     });
     let n_cols = args.iter().position(|a| a == "--cols").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(64);
+    let compile_threads = args
+        .iter()
+        .position(|a| a == "--compile")
+        .map(|i| args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or_else(bitsage_cuda::compile::compile_threads));
     let run = || -> Result<bool> {
         let gpu = Gpu::open(0)?;
+        if let Some(threads) = compile_threads {
+            return compile_bench(&gpu, threads);
+        }
         let (free, total) = gpu.memory()?;
         println!(
             "device: {} ({} of {} MiB free), {} CPU threads",

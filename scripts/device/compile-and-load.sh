@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Device run for issue 17, items 4, 5 and 7: kernel compilation, the node under load, throughput.
+#   compile: `bitsage-cuda-check --compile`: NVRTC per kernel source (no cache), then sets of them at once;
+#   first:   `bitsage-host run --backend cuda` of custom, ml_inference, data_transform on a fresh kernel cache
+#            (the first proof compiles every kernel it needs in parallel), receipts checked against the CPU's;
+#   checks:  `bitsage-cuda-check` with the hash component's constraint kernels (no --skip-hash);
+#   load:    `serve --backend cuda` and `--backend cpu`, then `bitsage-host load` with 1..64 clients, every
+#            receipt verified by its client;
+#   throughput: `bitsage-throughput` at 2^18 and 2^20 rows on one GPU, every proof verified.
+# Binaries as scripts/device/README.md says; guests and inputs under .device-bin/wasm/.
+# Usage: compile-and-load.sh [PARTS], PARTS a comma list (default compile,first,checks).
+set -u
+parts="${1:-compile,first,checks}"
+want() { [[ ",$parts," == *",$1,"* ]]; }
+source "$(dirname "$0")/env.sh"
+nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+nproc
+b=./bitsage-host
+ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }
+
+if want compile; then
+  echo "== NVRTC per source and at once (no cache)"; date +%T
+  timeout 500 ./bitsage-cuda-check --compile
+fi
+
+if want first; then
+  echo "== first proofs on a fresh kernel cache"; date +%T
+  rm -rf /tmp/kc
+  for pair in custom:custom ml_inference:ml-inference data_transform:data-transform; do
+    w=${pair%%:*}
+    s=$(date +%s%N)
+    BITSAGE_LOG=bitsage_cuda=info $b run wasm/$w.wasm --input wasm/${pair#*:}.json --out /tmp/first-$w.bin \
+      --backend cuda > /tmp/first-$w.log 2>&1
+    rc=$?; e=$(date +%s%N)
+    $b run wasm/$w.wasm --input wasm/${pair#*:}.json --out /tmp/cpu-$w.bin --backend cpu > /dev/null 2>&1
+    same=$(cmp -s /tmp/first-$w.bin /tmp/cpu-$w.bin && echo "receipt = CPU's" || echo "RECEIPT DIFFERS")
+    echo "$w: first run $(ms $s $e) ms (exit $rc), $same"
+    grep -E "compiled the proof|proved" /tmp/first-$w.log | sed 's/\x1b\[[0-9;]*m//g'
+  done
+  tar czf "${OUT:-/tmp}/kc.tgz" -C /tmp kc
+fi
+
+if want checks; then
+  echo "== kernel checks, the hash component's constraints included"; date +%T
+  timeout 300 ./bitsage-cuda-check 2>&1 | grep -E "FAIL|checks:|constraints|error" | head -20
+fi
+
+if want load; then
+  for backend in cuda cpu; do
+    echo "== node: serve --backend $backend --workers ${WORKERS:-8}; bitsage-host load, ml_inference"; date +%T
+    D=$(mktemp -d)
+    OP=$($b apikey create --data-dir $D --name ops --role operator 2>/dev/null)
+    KEY=$($b apikey create --data-dir $D --name load 2>/dev/null)
+    $b serve --data-dir $D --listen 127.0.0.1:18080 --backend $backend --workers "${WORKERS:-8}" \
+      --max-active-per-key 100000 --max-queue 100000 --rate-limit 10000000 --rate-burst 1000000 \
+      > "${OUT:-$D}/serve-$backend.log" 2>&1 &
+    SERVE=$!
+    for i in $(seq 1 100); do curl -sf localhost:18080/health > /dev/null && break; sleep 0.2; done
+    printf '{"name":"ml","module":"%s"}' "$(base64 -w0 wasm/ml_inference.wasm)" > $D/mod.json
+    curl -s -H "Authorization: Bearer $OP" --data-binary @$D/mod.json localhost:18080/v1/modules > /dev/null
+    timeout 280 $b load --url http://127.0.0.1:18080 --key $KEY wasm/ml_inference.wasm --input wasm/ml-inference.json \
+      --clients ${CLIENTS:-1,4,8,16,32,64} --jobs ${JOBS:-192}
+    echo "load exit $?"
+    curl -s localhost:18080/metrics > "${OUT:-$D}/metrics-$backend.txt"
+    grep -E "^bitsage_(proofs_total|job_seconds_(sum|count))" "${OUT:-$D}/metrics-$backend.txt" | head -6
+    kill $SERVE; wait $SERVE 2>/dev/null
+    echo "node log lines with WARN/ERROR: $(grep -cE "WARN|ERROR" "${OUT:-$D}/serve-$backend.log")"
+    grep -E "WARN|ERROR" "${OUT:-$D}/serve-$backend.log" | head -5
+  done
+fi
+
+if want throughput; then
+  echo "== throughput mode, one GPU"; date +%T
+  timeout 250 ./bitsage-throughput 18 16 2 2>&1 | grep -vE "^\s*$" | tail -12
+  timeout 250 ./bitsage-throughput 20 12 1 2>&1 | grep -vE "^\s*$" | tail -12
+fi
+date +%T

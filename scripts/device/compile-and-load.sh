@@ -6,7 +6,8 @@
 #   checks:  `bitsage-cuda-check` with the hash component's constraint kernels (no --skip-hash);
 #   load:    `serve --backend cuda` and `--backend cpu`, then `bitsage-host load` with 1..64 clients, every
 #            receipt verified by its client;
-#   throughput: `bitsage-throughput` at 2^18 and 2^20 rows on one GPU, every proof verified.
+#   throughput: `bitsage-throughput` at 2^18 and 2^20 rows on one GPU, with 1, 2 (and 4) lanes, every proof verified.
+# NODES (default "cuda:1 cuda:4 cpu:1") lists backend:lanes for the load part.
 # Binaries as scripts/device/README.md says; guests and inputs under .device-bin/wasm/.
 # Usage: compile-and-load.sh [PARTS], PARTS a comma list (default compile,first,checks).
 set -u
@@ -46,14 +47,15 @@ if want checks; then
 fi
 
 if want load; then
-  for backend in cuda cpu; do
-    echo "== node: serve --backend $backend --workers ${WORKERS:-8}; bitsage-host load, ml_inference"; date +%T
+  for run in ${NODES:-cuda:1 cuda:4 cpu:1}; do
+    backend=${run%%:*}; export BITSAGE_GPU_LANES=${run#*:}
+    echo "== node: serve --backend $backend --workers ${WORKERS:-8}, BITSAGE_GPU_LANES=$BITSAGE_GPU_LANES; bitsage-host load, ml_inference"; date +%T
     D=$(mktemp -d)
     OP=$($b apikey create --data-dir $D --name ops --role operator 2>/dev/null)
     KEY=$($b apikey create --data-dir $D --name load 2>/dev/null)
     $b serve --data-dir $D --listen 127.0.0.1:18080 --backend $backend --workers "${WORKERS:-8}" \
       --max-active-per-key 100000 --max-queue 100000 --rate-limit 10000000 --rate-burst 1000000 \
-      > "${OUT:-$D}/serve-$backend.log" 2>&1 &
+      > "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES.log" 2>&1 &
     SERVE=$!
     for i in $(seq 1 100); do curl -sf localhost:18080/health > /dev/null && break; sleep 0.2; done
     printf '{"name":"ml","module":"%s"}' "$(base64 -w0 wasm/ml_inference.wasm)" > $D/mod.json
@@ -61,17 +63,17 @@ if want load; then
     timeout 280 $b load --url http://127.0.0.1:18080 --key $KEY wasm/ml_inference.wasm --input wasm/ml-inference.json \
       --clients ${CLIENTS:-1,4,8,16,32,64} --jobs ${JOBS:-192}
     echo "load exit $?"
-    curl -s localhost:18080/metrics > "${OUT:-$D}/metrics-$backend.txt"
-    grep -E "^bitsage_(proofs_total|job_seconds_(sum|count))" "${OUT:-$D}/metrics-$backend.txt" | head -6
+    curl -s localhost:18080/metrics > "${OUT:-$D}/metrics-$run.txt"
+    grep -E "^bitsage_(proofs_total|job_seconds_(sum|count))" "${OUT:-$D}/metrics-$run.txt" | head -6
     kill $SERVE; wait $SERVE 2>/dev/null
-    echo "node log lines with WARN/ERROR: $(grep -cE "WARN|ERROR" "${OUT:-$D}/serve-$backend.log")"
-    grep -E "WARN|ERROR" "${OUT:-$D}/serve-$backend.log" | head -5
+    echo "node log lines with WARN/ERROR: $(grep -cE "WARN|ERROR" "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES.log")"
+    grep -E "WARN|ERROR" "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES.log" | head -5
   done
 fi
 
 if want throughput; then
   echo "== throughput mode, one GPU"; date +%T
-  timeout 250 ./bitsage-throughput 18 16 2 2>&1 | grep -vE "^\s*$" | tail -12
-  timeout 250 ./bitsage-throughput 20 12 1 2>&1 | grep -vE "^\s*$" | tail -12
+  timeout 250 ./bitsage-throughput 18 16 2 4 2>&1 | grep -vE "^\s*$" | tail -12
+  timeout 250 ./bitsage-throughput 20 12 1 2 2>&1 | grep -vE "^\s*$" | tail -12
 fi
 date +%T

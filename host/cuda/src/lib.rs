@@ -359,6 +359,23 @@ impl Gpu {
         })
     }
 
+    /// Another lane of this GPU: the same context and kernels, a stream of
+    /// its own (non-blocking, so it runs beside this one), and its own
+    /// per-proof state (query plan, staging buffer, side streams).
+    pub fn lane(&self) -> Result<Gpu> {
+        Ok(Gpu {
+            ctx: self.ctx.clone(),
+            stream: self.ctx.new_stream()?,
+            arch: self.arch.clone(),
+            _modules: self._modules.clone(),
+            f: self.f.clone(),
+            query_plan: Default::default(),
+            staging: Default::default(),
+            side: Default::default(),
+            poseidon252: Default::default(),
+        })
+    }
+
     /// Compiles `sources` (each its own NVRTC program, in parallel, cached)
     /// and loads the kernels `functions` from them.
     pub fn load(

@@ -46,6 +46,8 @@ impl Device {
 pub struct DeviceStatus {
     pub slot: usize,
     pub device: Device,
+    /// The GPU's lane this slot proves on ([`gpu_lanes`]; 0 for the CPU).
+    pub lane: usize,
     pub label: String,
     pub busy: bool,
     pub proofs: u64,
@@ -61,6 +63,8 @@ pub struct DeviceStatus {
 
 struct Slot {
     device: Device,
+    /// Which of the GPU's lanes (0 for the CPU).
+    lane: usize,
     busy: AtomicBool,
     proofs: AtomicU64,
     failures: AtomicU64,
@@ -121,22 +125,34 @@ impl DevicePool {
         Self::with_devices(devices)
     }
 
-    /// A pool over the given devices (GPU ordinals must exist).
+    /// A pool over the given devices (GPU ordinals must exist), with
+    /// [`gpu_lanes`] slots per GPU.
     pub fn with_devices(devices: Vec<Device>) -> Result<Self, ProveError> {
+        Self::with_lanes(devices, gpu_lanes())
+    }
+
+    /// A pool over the given devices with `lanes` slots (proofs at once) per GPU.
+    pub fn with_lanes(devices: Vec<Device>, lanes: usize) -> Result<Self, ProveError> {
         if devices.is_empty() {
             return Err(ProveError::backend("a device pool needs at least one device"));
         }
         let gpus = devices.iter().filter(|d| matches!(d, Device::Cuda { .. })).count().max(1);
         let per_gpu = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / gpus).max(1);
+        let lanes = lanes.max(1);
         let slots = devices
             .into_iter()
-            .map(|device| {
+            .flat_map(|device| {
+                let n = if matches!(device, Device::Cuda { .. }) { lanes } else { 1 };
+                (0..n).map(move |lane| (device.clone(), lane))
+            })
+            .map(|(device, lane)| {
                 let threads = match &device {
                     Device::Cpu => None,
-                    Device::Cuda { ordinal, .. } => Some(bound_threads(*ordinal, per_gpu)?),
+                    Device::Cuda { ordinal, .. } => Some(bound_threads(*ordinal, lane, per_gpu)?),
                 };
                 Ok(Slot {
                     device,
+                    lane,
                     busy: AtomicBool::new(false),
                     proofs: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
@@ -229,6 +245,7 @@ impl DevicePool {
                 DeviceStatus {
                     slot: i,
                     device: s.device.clone(),
+                    lane: s.lane,
                     label: s.device.label(),
                     busy: s.busy.load(Ordering::SeqCst),
                     proofs: s.proofs.load(Ordering::Relaxed),
@@ -304,22 +321,29 @@ fn gpus() -> Result<Vec<Device>, ProveError> {
     Err(ProveError::backend("this build has no CUDA support (build bitsage-prover with the `cuda` feature)"))
 }
 
-fn bound_threads(ordinal: usize, n: usize) -> Result<rayon::ThreadPool, ProveError> {
+/// Proofs one GPU runs at once: `$BITSAGE_GPU_LANES` (1 to 16, default 1).
+/// Each lane is a slot of the pool with its own CUDA stream and threads, so
+/// small proofs, which leave a GPU idle while the host works, overlap.
+pub fn gpu_lanes() -> usize {
+    std::env::var("BITSAGE_GPU_LANES").ok().and_then(|v| v.parse::<usize>().ok()).map_or(1, |n| n.clamp(1, 16))
+}
+
+fn bound_threads(ordinal: usize, lane: usize, n: usize) -> Result<rayon::ThreadPool, ProveError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
-        .thread_name(move |i| format!("prover-gpu{ordinal}-{i}"))
-        .start_handler(move |_| bind(ordinal))
+        .thread_name(move |i| format!("prover-gpu{ordinal}.{lane}-{i}"))
+        .start_handler(move |_| bind(ordinal, lane))
         .build()
         .map_err(|e| ProveError::backend_by(format!("starting the threads for GPU {ordinal}"), e))
 }
 
 #[cfg(feature = "cuda")]
-fn bind(ordinal: usize) {
-    bitsage_cuda::backend::bind_thread(ordinal);
+fn bind(ordinal: usize, lane: usize) {
+    bitsage_cuda::backend::bind_lane(ordinal, lane);
 }
 
 #[cfg(not(feature = "cuda"))]
-fn bind(_: usize) {}
+fn bind(_: usize, _: usize) {}
 
 #[cfg(feature = "cuda")]
 fn gpu_memory(ordinal: usize) -> Option<(u64, u64)> {

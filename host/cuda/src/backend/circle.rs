@@ -117,12 +117,12 @@ impl PolyOps for CudaBackend {
         if let Some(id) = evals.values.id {
             let n = evals.values.len();
             let dots = weights.dots.get_or_init(|| {
-                let ordinal = bound_ordinal();
+                let lane = bound_lane();
                 let (ids, ptrs): (Vec<u64>, Vec<u64>) = committed()
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .iter()
-                    .filter(|(_, e)| e.ordinal == ordinal && e.len == n && e.words == 1)
+                    .filter(|(_, e)| e.lane == lane && e.len == n && e.words == 1)
                     .map(|(&i, e)| (i, e.ptr))
                     .unzip();
                 ids.into_iter().zip(ok(gpu().dot_many(&ptrs, weights.buf(), n))).collect()
@@ -229,7 +229,10 @@ impl PolyOps for CudaBackend {
             .or_insert_with(|| {
                 let t = CpuBackend::precompute_twiddles(coset);
                 let up = |v: &[M31]| ok(gpu().tw_buf(v.iter().map(|x| x.0).collect(), log));
-                (up(&t.twiddles), up(&t.itwiddles))
+                let trees = (up(&t.twiddles), up(&t.itwiddles));
+                // Shared with the device's other lanes (other streams): complete before anyone reads it.
+                ok(gpu().synchronize());
+                trees
             })
             .clone();
         TwiddleTree { root_coset: coset, twiddles: DevTwiddles(Some(tw)), itwiddles: DevTwiddles(Some(itw)) }

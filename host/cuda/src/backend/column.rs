@@ -65,7 +65,8 @@ impl Gathered {
 
 /// A committed column's entry in [`committed`].
 pub(super) struct Committed {
-    pub(super) ordinal: usize,
+    /// The (device, lane) whose proof the column belongs to.
+    pub(super) lane: (usize, usize),
     pub(super) ptr: u64,
     pub(super) len: usize,
     pub(super) words: usize,
@@ -148,7 +149,7 @@ impl<T: DeviceValue> DevCol<T> {
         self.unregister();
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&*self.buf, &gpu().stream);
-        let entry = Committed { ordinal: bound_ordinal(), ptr, len: self.len, words: T::WORDS, gathered: None };
+        let entry = Committed { lane: bound_lane(), ptr, len: self.len, words: T::WORDS, gathered: None };
         committed().lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
         self.id = Some(id);
     }
@@ -179,11 +180,11 @@ impl<T: DeviceValue> DevCol<T> {
                 return done.clone();
             }
         }
-        let ordinal = bound_ordinal();
+        let lane = bound_lane();
         let shape = (self.len, T::WORDS);
         let ids: Vec<u64> = reg
             .iter()
-            .filter(|(_, e)| e.ordinal == ordinal && (e.len, e.words) == shape)
+            .filter(|(_, e)| e.lane == lane && (e.len, e.words) == shape)
             .filter(|(_, e)| e.gathered.as_ref().is_none_or(|d| d.positions != positions))
             .map(|(&i, _)| i)
             .collect();

@@ -86,17 +86,50 @@ use quotients::{alpha_words, concat4, split4};
 static GPUS: OnceLock<Vec<OnceLock<Gpu>>> = OnceLock::new();
 
 thread_local! {
-    static BOUND: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static BOUND: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-/// Makes `ordinal` the device that `CudaBackend` operations on this thread use.
+/// Makes `ordinal` the device that `CudaBackend` operations on this thread
+/// use (its first lane).
 pub fn bind_thread(ordinal: usize) {
-    BOUND.with(|b| b.set(ordinal));
+    bind_lane(ordinal, 0);
+}
+
+/// Makes lane `lane` of GPU `ordinal` the one that `CudaBackend`
+/// operations on this thread use. A lane is a stream of its own with its
+/// own per-proof state ([`Gpu::lane`]): proofs on two lanes of one GPU run
+/// at the same time, each in order on its stream.
+pub fn bind_lane(ordinal: usize, lane: usize) {
+    BOUND.with(|b| b.set((ordinal, lane)));
 }
 
 /// The device this thread is bound to.
 pub fn bound_ordinal() -> usize {
+    BOUND.with(|b| b.get().0)
+}
+
+/// The (device, lane) this thread is bound to.
+pub fn bound_lane() -> (usize, usize) {
     BOUND.with(|b| b.get())
+}
+
+/// Lane `lane` of GPU `ordinal`, opened on first use (lane 0 is [`open`]'s
+/// device; the others share its context and kernels).
+pub fn open_lane(ordinal: usize, lane: usize) -> crate::Result<&'static Gpu> {
+    type Lanes = std::sync::Mutex<std::collections::HashMap<(usize, usize), &'static Gpu>>;
+    static LANES: OnceLock<Lanes> = OnceLock::new();
+    let base = open(ordinal)?;
+    if lane == 0 {
+        return Ok(base);
+    }
+    let mut lanes = LANES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(g) = lanes.get(&(ordinal, lane)) {
+        return Ok(g);
+    }
+    // Kept for the process, as lane 0 is: a handful per GPU at most.
+    let g: &'static Gpu = Box::leak(Box::new(base.lane()?));
+    lanes.insert((ordinal, lane), g);
+    Ok(g)
 }
 
 /// Opens GPU `ordinal` (once; later calls return the same device).
@@ -121,9 +154,10 @@ pub fn open(ordinal: usize) -> crate::Result<&'static Gpu> {
     Ok(slot.get_or_init(|| g))
 }
 
-/// Opens the device this thread is bound to.
+/// Opens the device (and lane) this thread is bound to.
 pub fn init() -> crate::Result<&'static Gpu> {
-    open(bound_ordinal())
+    let (ordinal, lane) = bound_lane();
+    open_lane(ordinal, lane)
 }
 
 pub(crate) fn gpu() -> &'static Gpu {
@@ -248,7 +282,10 @@ fn domain_points(domain: CircleDomain) -> std::sync::Arc<CudaSlice<u32>> {
                 w[2 * i] = pt.x.0;
                 w[2 * i + 1] = pt.y.0;
             }
-            std::sync::Arc::new(ok(gpu().args(&w)))
+            let points = ok(gpu().args(&w));
+            // Shared with the device's other lanes (other streams): complete before anyone reads it.
+            ok(gpu().synchronize());
+            std::sync::Arc::new(points)
         })
         .clone()
 }

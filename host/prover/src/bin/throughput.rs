@@ -3,7 +3,10 @@
 //! GPUs (the first k of the machine) and on the CPU, in one process, verifies
 //! every proof, and prints proofs/s and the scaling efficiency.
 //!
-//!     bitsage-throughput [LOG_ROWS] [JOBS_PER_GPU] [CPU_JOBS]   (defaults 18 8 4)
+//!     bitsage-throughput [LOG_ROWS] [JOBS_PER_GPU] [CPU_JOBS] [MAX_LANES]   (defaults 18 8 4 1)
+//!
+//! With MAX_LANES above 1, one GPU also runs with 2, 4, .. MAX_LANES lanes
+//! (proofs at once on one GPU, each on its own stream).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,8 +63,9 @@ fn main() {
     let log_rows = args.first().copied().unwrap_or(18) as u32;
     let per_gpu = args.get(1).copied().unwrap_or(8);
     let cpu_jobs = args.get(2).copied().unwrap_or(4);
+    let max_lanes = args.get(3).copied().unwrap_or(1).max(1);
     let all = match DevicePool::open(BackendChoice::Cuda) {
-        Ok(p) => p.status().into_iter().map(|d| d.device).collect::<Vec<_>>(),
+        Ok(p) => p.status().into_iter().filter(|d| d.lane == 0).map(|d| d.device).collect::<Vec<_>>(),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(2);
@@ -77,8 +81,10 @@ fn main() {
     println!("| devices | jobs | wall s | proofs/s | vs 1 GPU | efficiency |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut one_gpu = None;
-    for k in 1..=all.len() {
-        let pool = Arc::new(DevicePool::with_devices(all[..k].to_vec()).expect("pool"));
+    let mut runs: Vec<(usize, usize)> = (1..=all.len()).map(|k| (k, 1)).collect();
+    runs.extend(std::iter::successors(Some(2), |l| Some(l * 2)).take_while(|&l| l <= max_lanes).map(|l| (1, l)));
+    for (k, lanes) in runs {
+        let pool = Arc::new(DevicePool::with_lanes(all[..k].to_vec(), lanes).expect("pool"));
         // Warm every device (kernel compilation, first allocations) outside the timing.
         let warm = jobs(log_rows, k);
         stream(&pool, &warm);
@@ -86,11 +92,12 @@ fn main() {
         let wall = stream(&pool, &batch);
         let rate = batch.len() as f64 / wall;
         let base = *one_gpu.get_or_insert(rate);
+        let what = if lanes > 1 { format!("{k} GPU, {lanes} lanes") } else { format!("{k} GPU") };
         println!(
-            "| {k} GPU | {} | {wall:.2} | {rate:.2} | {:.2}x | {:.0}% |",
+            "| {what} | {} | {wall:.2} | {rate:.2} | {:.2}x | {} |",
             batch.len(),
             rate / base,
-            100.0 * rate / base / k as f64
+            if lanes > 1 { String::new() } else { format!("{:.0}%", 100.0 * rate / base / k as f64) }
         );
         for d in pool.status() {
             eprintln!("  {}: {} proofs, {:.0}% busy", d.label, d.proofs, d.utilisation * 100.0);

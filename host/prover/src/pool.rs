@@ -394,6 +394,15 @@ mod tests {
     }
 
     #[test]
+    fn lanes_multiply_gpu_slots_only() {
+        // The CPU slot already proves on every core: lanes never split it.
+        let pool = DevicePool::with_lanes(vec![Device::Cpu], 4).expect("cpu pool");
+        let s = pool.status();
+        assert_eq!((s.len(), s[0].lane), (1, 0));
+        assert!(DevicePool::with_lanes(Vec::new(), 2).is_err(), "an empty pool is refused");
+    }
+
+    #[test]
     fn a_panic_while_holding_a_device_gives_it_back() {
         let pool = Arc::new(DevicePool::open(BackendChoice::Cpu).expect("cpu pool"));
         let p = pool.clone();

@@ -7,6 +7,7 @@
 #   load:    `serve --backend cuda` and `--backend cpu`, then `bitsage-host load` with 1..64 clients, every
 #            receipt verified by its client;
 #   throughput: `bitsage-throughput` at 2^18 and 2^20 rows on one GPU, with 1, 2 (and 4) lanes, every proof verified.
+#   spans:   `bitsage-gpu-proofs 20 20` with every span to OUT (where a 2^20-row proof's time goes).
 # NODES (default "cuda:1 cuda:4 cpu:1") lists backend:lanes for the load part.
 # Binaries as scripts/device/README.md says; guests and inputs under .device-bin/wasm/.
 # Usage: compile-and-load.sh [PARTS], PARTS a comma list (default compile,first,checks).
@@ -20,12 +21,24 @@ b=./bitsage-host
 ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }
 
 if want compile; then
-  echo "== NVRTC per source and at once (no cache)"; date +%T
+  echo "== NVRTC per source and at once (no cache)"; if want spans; then
+  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
+  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
+    2> "${OUT:-/tmp}/spans-20.log"
+  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
+fi
+date +%T
   timeout 500 ./bitsage-cuda-check --compile
 fi
 
 if want first; then
-  echo "== first proofs on a fresh kernel cache"; date +%T
+  echo "== first proofs on a fresh kernel cache"; if want spans; then
+  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
+  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
+    2> "${OUT:-/tmp}/spans-20.log"
+  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
+fi
+date +%T
   rm -rf /tmp/kc
   for pair in custom:custom ml_inference:ml-inference data_transform:data-transform; do
     w=${pair%%:*}
@@ -42,14 +55,26 @@ if want first; then
 fi
 
 if want checks; then
-  echo "== kernel checks, the hash component's constraints included"; date +%T
+  echo "== kernel checks, the hash component's constraints included"; if want spans; then
+  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
+  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
+    2> "${OUT:-/tmp}/spans-20.log"
+  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
+fi
+date +%T
   timeout 300 ./bitsage-cuda-check 2>&1 | grep -E "FAIL|checks:|constraints|error" | head -20
 fi
 
 if want load; then
   for run in ${NODES:-cuda:1 cuda:4 cpu:1}; do
     backend=${run%%:*}; export BITSAGE_GPU_LANES=${run#*:}
-    echo "== node: serve --backend $backend --workers ${WORKERS:-8}, BITSAGE_GPU_LANES=$BITSAGE_GPU_LANES; bitsage-host load, ml_inference"; date +%T
+    echo "== node: serve --backend $backend --workers ${WORKERS:-8}, BITSAGE_GPU_LANES=$BITSAGE_GPU_LANES; bitsage-host load, ml_inference"; if want spans; then
+  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
+  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
+    2> "${OUT:-/tmp}/spans-20.log"
+  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
+fi
+date +%T
     D=$(mktemp -d)
     OP=$($b apikey create --data-dir $D --name ops --role operator 2>/dev/null)
     KEY=$($b apikey create --data-dir $D --name load 2>/dev/null)
@@ -72,8 +97,20 @@ if want load; then
 fi
 
 if want throughput; then
-  echo "== throughput mode, one GPU"; date +%T
+  echo "== throughput mode, one GPU"; if want spans; then
+  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
+  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
+    2> "${OUT:-/tmp}/spans-20.log"
+  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
+fi
+date +%T
   timeout 250 ./bitsage-throughput 18 16 2 4 2>&1 | grep -vE "^\s*$" | tail -12
   timeout 250 ./bitsage-throughput 20 12 1 2 2>&1 | grep -vE "^\s*$" | tail -12
+fi
+if want spans; then
+  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
+  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
+    2> "${OUT:-/tmp}/spans-20.log"
+  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
 fi
 date +%T

@@ -173,10 +173,27 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
     let lookups = &sym.lookups;
     let intermediates: BTreeSet<String> = sym.intermediates.iter().map(|(n, _)| n.clone()).collect();
     let mut vars = Vars::default();
-    sym.intermediates.iter().for_each(|(_, e)| visit_base(e, &mut vars));
     for l in lookups {
         visit_base(&l.mult, &mut vars);
         l.values.iter().for_each(|v| visit_base(v, &mut vars));
+    }
+    // Only the intermediates the lookups reach (the hash component's written
+    // words need the last round's state, not every round's): a smaller
+    // kernel, and a much faster compile.
+    let by_name: BTreeMap<&str, &BaseExpr> = sym.intermediates.iter().map(|(n, e)| (n.as_str(), e)).collect();
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let fresh: Vec<String> =
+            vars.base_params.iter().filter(|p| intermediates.contains(*p) && !needed.contains(*p)).cloned().collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for n in fresh {
+            if let Some(e) = by_name.get(n.as_str()) {
+                visit_base(e, &mut vars);
+            }
+            needed.insert(n);
+        }
     }
     assert!(
         vars.masks.iter().all(|m| m.0 == 1 && m.2 == 0) && vars.base_params.iter().all(|p| intermediates.contains(p)),
@@ -211,7 +228,7 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
     for (k, _) in masks.iter().enumerate() {
         let _ = writeln!(s, "    const u32 m{k} = ((const u32*)cols[{k}])[row];");
     }
-    for (n, e) in &sym.intermediates {
+    for (n, e) in sym.intermediates.iter().filter(|(n, _)| needed.contains(n)) {
         let _ = writeln!(s, "    const u32 {n} = {};", em.base(e));
     }
     // As Stwo's `LogupColGenerator`, each column holds the running sum of

@@ -126,10 +126,11 @@ pub fn compile_all(sources: &[Source], arch: &str) -> Result<Vec<Image>> {
     par_map(sources, compile_threads(), |s| compile(s, arch)).into_iter().collect()
 }
 
-/// NVRTC's output for each source, bypassing every cache, on `threads`
-/// threads: for benchmarks of compilation itself.
-pub fn compile_uncached(sources: &[Source], arch: &str, threads: usize) -> Vec<Result<Vec<u8>>> {
-    par_map(sources, threads, |s| nvrtc_image(s, arch))
+/// NVRTC's CUBIN for each source with `options` (instead of
+/// `$BITSAGE_NVRTC_OPTIONS`), bypassing every cache, on `threads` threads:
+/// for benchmarks of compilation itself.
+pub fn compile_uncached(sources: &[Source], arch: &str, options: &[String], threads: usize) -> Vec<Result<Vec<u8>>> {
+    par_map(sources, threads, |s| nvrtc_run(s, Some(arch), options))
 }
 
 /// `f` of every source, in order, on up to `threads` threads taking the
@@ -189,19 +190,19 @@ impl Drop for Program {
 /// default architecture when this NVRTC does not know `arch` (a GPU newer
 /// than the toolkit).
 fn nvrtc_image(source: &Source, arch: &str) -> Result<Vec<u8>> {
-    match nvrtc_run(source, Some(arch)) {
+    match nvrtc_run(source, Some(arch), extra_options()) {
         Err(CudaError::Compile {
             source: CompileError::CompileError { nvrtc: NvrtcError(nvrtcResult::NVRTC_ERROR_INVALID_OPTION), .. },
             ..
         }) => {
             tracing::warn!("NVRTC does not know {arch}; {} compiled to PTX for the driver", source.name);
-            nvrtc_run(source, None)
+            nvrtc_run(source, None, extra_options())
         }
         r => r,
     }
 }
 
-fn nvrtc_run(source: &Source, arch: Option<&str>) -> Result<Vec<u8>> {
+fn nvrtc_run(source: &Source, arch: Option<&str>, extra: &[String]) -> Result<Vec<u8>> {
     let err = |source_err: CompileError| CudaError::Compile { kernel: source.name.clone(), source: source_err };
     let text = CString::new(source.text.as_bytes())
         .map_err(|_| CudaError::Unsupported(format!("kernel `{}` contains a NUL byte", source.name)))?;
@@ -210,7 +211,7 @@ fn nvrtc_run(source: &Source, arch: Option<&str>) -> Result<Vec<u8>> {
     // The program refers to `text` and `name`, which outlive it.
     let prog = Program(nvrtc::create_program(&text, Some(&name)).map_err(|e| err(CompileError::CreationError(e)))?);
     let mut options: Vec<String> = arch.map(|a| format!("--gpu-architecture={a}")).into_iter().collect();
-    options.extend(extra_options().iter().cloned());
+    options.extend(extra.iter().cloned());
     // SAFETY: `prog` is a live program.
     if let Err(e) = unsafe { nvrtc::compile_program(prog.0, &options) } {
         // SAFETY: as above.

@@ -553,14 +553,16 @@ fn compile_bench(gpu: &Gpu, threads: usize) -> Result<bool> {
     let plain = sources(Needs::default())?;
     let hash = sources(Needs { hash: true, poseidon252: false })?;
     let all: Vec<Source> = fixed.iter().chain(&sources(Needs { hash: true, poseidon252: true })?).cloned().collect();
-    println!("NVRTC for {}, extra options {:?}", gpu.arch, std::env::var("BITSAGE_NVRTC_OPTIONS").unwrap_or_default());
+    let extra: Vec<String> =
+        std::env::var("BITSAGE_NVRTC_OPTIONS").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    println!("NVRTC for {}, extra options {extra:?}", gpu.arch);
     println!("| source | KiB | NVRTC ms, alone | image KiB |");
     println!("|---|---|---|---|");
     let mut ok = true;
     let mut serial = 0.0;
     for s in &all {
         let t0 = Instant::now();
-        let r = compile_uncached(std::slice::from_ref(s), &gpu.arch, 1).into_iter().next();
+        let r = compile_uncached(std::slice::from_ref(s), &gpu.arch, &extra, 1).into_iter().next();
         let ms = ms(t0.elapsed());
         serial += ms;
         match r {
@@ -582,15 +584,37 @@ fn compile_bench(gpu: &Gpu, threads: usize) -> Result<bool> {
         ("fixed kernels (opening a GPU)", fixed),
         ("a proof without the hash component", plain),
         ("a proof with the hash component", hash),
-        ("every source", all),
+        ("every source", all.clone()),
     ];
     println!("| set | sources | ms at once on {threads} threads |");
     println!("|---|---|---|");
     for (what, set) in sets {
         let t0 = Instant::now();
-        let failed = compile_uncached(&set, &gpu.arch, threads).iter().filter(|r| r.is_err()).count();
+        let failed = compile_uncached(&set, &gpu.arch, &extra, threads).iter().filter(|r| r.is_err()).count();
         ok &= failed == 0;
         println!("| {what} | {} | {:.0}{} |", set.len(), ms(t0.elapsed()), if failed > 0 { " (FAILED)" } else { "" });
+    }
+    // Faster-compiling settings, on the largest sources (each alone).
+    let mut largest = all.clone();
+    largest.sort_by_key(|s| std::cmp::Reverse(s.text.len()));
+    largest.truncate(4);
+    let settings: [&[&str]; 3] = [&["-Xptxas", "-O1"], &["--Ofast-compile=mid"], &["--Ofast-compile=max"]];
+    println!("| source | {} |", settings.map(|o| format!("ms with {}", o.join(" "))).join(" | "));
+    println!("|---|---|---|---|");
+    for s in &largest {
+        let cells: Vec<String> = settings
+            .iter()
+            .map(|o| {
+                let o: Vec<String> = o.iter().map(|x| x.to_string()).collect();
+                let t0 = Instant::now();
+                match compile_uncached(std::slice::from_ref(s), &gpu.arch, &o, 1).into_iter().next() {
+                    Some(Ok(_)) => format!("{:.0}", ms(t0.elapsed())),
+                    Some(Err(e)) => format!("refused: {}", bitsage_air::verify::error_chain(&e).replace('\n', " ")),
+                    None => "none".into(),
+                }
+            })
+            .collect();
+        println!("| {} | {} |", s.name, cells.join(" | "));
     }
     Ok(ok)
 }

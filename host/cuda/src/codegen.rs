@@ -41,6 +41,26 @@ struct Emitter<'a> {
     base_params: &'a BTreeMap<String, usize>,
     ext_params: &'a BTreeMap<String, usize>,
     intermediates: &'a BTreeSet<String>,
+    cse: std::cell::RefCell<Cse>,
+}
+
+/// Common-subexpression elimination for one function's top-level
+/// statements. The AIR's expression trees repeat subtrees (Poseidon2's
+/// internal layer adds the same 16-term sum into every lane); emitted as is,
+/// NVRTC spends minutes on them. A compound base-field subexpression that
+/// occurs twice or more among the expressions [`Emitter::count`] saw is
+/// defined once as `const u32 cseN` (in [`Cse::lines`], written before the
+/// statement that first needs it) and named after that. Exact field
+/// arithmetic has no side effects, so the values are the same.
+#[derive(Default)]
+struct Cse {
+    on: bool,
+    /// Occurrences of each compound subexpression, by its plain text.
+    counts: std::collections::HashMap<String, u32>,
+    /// The temporary defined for a subexpression.
+    names: std::collections::HashMap<String, String>,
+    /// Definitions waiting to be written before the next statement.
+    lines: String,
 }
 
 impl ConstraintKernel {
@@ -58,21 +78,77 @@ impl<'a> Emitter<'a> {
     /// An emitter for expressions over columns (`masks`, by kernel slot)
     /// and named `intermediates` only.
     fn columns_only(masks: &'a BTreeMap<Mask, usize>, intermediates: &'a BTreeSet<String>) -> Self {
-        Emitter { masks, base_params: &NO_PARAMS, ext_params: &NO_PARAMS, intermediates }
+        Emitter { masks, base_params: &NO_PARAMS, ext_params: &NO_PARAMS, intermediates, cse: Default::default() }
+    }
+
+    /// Starts CSE for one function: forgets what an earlier function
+    /// defined, then counts the subexpressions of `bases` and `exts`, the
+    /// expressions its top-level statements will emit.
+    fn start_cse<'e>(
+        &self,
+        bases: impl IntoIterator<Item = &'e BaseExpr>,
+        exts: impl IntoIterator<Item = &'e ExtExpr>,
+    ) {
+        *self.cse.borrow_mut() = Cse { on: false, ..Default::default() };
+        bases.into_iter().for_each(|e| {
+            self.base_key(e);
+        });
+        exts.into_iter().for_each(|e| {
+            self.ext(e);
+        });
+        let mut cse = self.cse.borrow_mut();
+        cse.counts.retain(|_, n| *n > 1);
+        cse.on = true;
+    }
+
+    /// Ends CSE: later expressions are emitted whole (inside nested blocks,
+    /// where a definition would not reach later statements).
+    fn stop_cse(&self) {
+        self.cse.borrow_mut().on = false;
+    }
+
+    /// The definitions the last expressions need, to write before them.
+    fn take_lines(&self) -> String {
+        std::mem::take(&mut self.cse.borrow_mut().lines)
     }
 
     fn base(&self, e: &BaseExpr) -> String {
-        match e {
-            BaseExpr::Col(_) => format!("m{}", self.masks[&parse_mask(e)]),
-            BaseExpr::Const(c) => format!("{}u", c.0),
-            BaseExpr::Param(p) if self.intermediates.contains(p) => p.clone(),
-            BaseExpr::Param(p) => format!("base_params[{}]", self.base_params[p]),
-            BaseExpr::Add(a, b) => format!("m31_add({}, {})", self.base(a), self.base(b)),
-            BaseExpr::Sub(a, b) => format!("m31_sub({}, {})", self.base(a), self.base(b)),
-            BaseExpr::Mul(a, b) => format!("m31_mul({}, {})", self.base(a), self.base(b)),
-            BaseExpr::Neg(a) => format!("m31_neg({})", self.base(a)),
-            BaseExpr::Inv(a) => format!("m31_inv({})", self.base(a)),
+        self.base_key(e).1
+    }
+
+    /// `(plain text, emitted text)` of `e`: while CSE is counting, counts
+    /// every compound subexpression; while it is on, names repeated ones.
+    fn base_key(&self, e: &BaseExpr) -> (String, String) {
+        let leaf = |t: String| (t.clone(), t);
+        let (op, args): (&str, Vec<&BaseExpr>) = match e {
+            BaseExpr::Col(_) => return leaf(format!("m{}", self.masks[&parse_mask(e)])),
+            BaseExpr::Const(c) => return leaf(format!("{}u", c.0)),
+            BaseExpr::Param(p) if self.intermediates.contains(p) => return leaf(p.clone()),
+            BaseExpr::Param(p) => return leaf(format!("base_params[{}]", self.base_params[p])),
+            BaseExpr::Add(a, b) => ("m31_add", vec![a, b]),
+            BaseExpr::Sub(a, b) => ("m31_sub", vec![a, b]),
+            BaseExpr::Mul(a, b) => ("m31_mul", vec![a, b]),
+            BaseExpr::Neg(a) => ("m31_neg", vec![a]),
+            BaseExpr::Inv(a) => ("m31_inv", vec![a]),
+        };
+        let (keys, texts): (Vec<String>, Vec<String>) = args.into_iter().map(|a| self.base_key(a)).unzip();
+        let key = format!("{op}({})", keys.join(", "));
+        let text = format!("{op}({})", texts.join(", "));
+        let mut cse = self.cse.borrow_mut();
+        if !cse.on {
+            *cse.counts.entry(key.clone()).or_default() += 1;
+            return (key, text);
         }
+        if !cse.counts.contains_key(&key) {
+            return (key, text);
+        }
+        if let Some(n) = cse.names.get(&key) {
+            return (key, n.clone());
+        }
+        let n = format!("cse{}", cse.names.len());
+        let _ = writeln!(cse.lines, "    const u32 {n} = {text};");
+        cse.names.insert(key.clone(), n.clone());
+        (key, n)
     }
 
     fn ext(&self, e: &ExtExpr) -> String {
@@ -228,9 +304,13 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
     for (k, _) in masks.iter().enumerate() {
         let _ = writeln!(s, "    const u32 m{k} = ((const u32*)cols[{k}])[row];");
     }
-    for (n, e) in sym.intermediates.iter().filter(|(n, _)| needed.contains(n)) {
-        let _ = writeln!(s, "    const u32 {n} = {};", em.base(e));
+    let used: Vec<&(String, BaseExpr)> = sym.intermediates.iter().filter(|(n, _)| needed.contains(n)).collect();
+    em.start_cse(used.iter().map(|(_, e)| e), []);
+    for (n, e) in used {
+        let v = em.base(e);
+        let _ = write!(s, "{}    const u32 {n} = {v};\n", em.take_lines());
     }
+    em.stop_cse();
     // As Stwo's `LogupColGenerator`, each column holds the running sum of
     // the row's batches so far; the last one's running sum over rows comes after.
     let _ = writeln!(s, "    qm31 acc = qm31_make(0, 0, 0, 0);");
@@ -385,13 +465,21 @@ pub fn generate_hash_rows(name: &str) -> HashRowsKernel {
         let _ = writeln!(s, "    const u32 m{c} = real ? g[{c}] : 0u;");
         let _ = writeln!(s, "    W({c}, m{c});");
     }
+    em.start_cse(
+        events.iter().map(|e| match e {
+            Event::Named(_, v) | Event::Sbox { s: v, .. } => v,
+        }),
+        [],
+    );
     for (j, e) in events.iter().enumerate() {
         match e {
             Event::Named(n, v) => {
-                let _ = writeln!(s, "    const u32 {n} = {};", em.base(v));
+                let v = em.base(v);
+                let _ = write!(s, "{}    const u32 {n} = {v};\n", em.take_lines());
             }
             Event::Sbox { s: v, x2, out } => {
-                let _ = writeln!(s, "    const u32 s{j} = {};", em.base(v));
+                let v = em.base(v);
+                let _ = write!(s, "{}    const u32 s{j} = {v};\n", em.take_lines());
                 let _ = writeln!(s, "    const u32 m{x2} = m31_mul(s{j}, s{j});");
                 let _ = writeln!(s, "    const u32 m{out} = m31_mul(m31_mul(m{x2}, m{x2}), s{j});");
                 let _ = writeln!(s, "    W({x2}, m{x2});");
@@ -460,8 +548,13 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
     let mask_slot: BTreeMap<Mask, usize> = masks.iter().enumerate().map(|(i, m)| (*m, i)).collect();
     let base_slot: BTreeMap<String, usize> = base_params.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
     let ext_slot: BTreeMap<String, usize> = ext_params.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
-    let em =
-        Emitter { masks: &mask_slot, base_params: &base_slot, ext_params: &ext_slot, intermediates: &intermediates };
+    let em = Emitter {
+        masks: &mask_slot,
+        base_params: &base_slot,
+        ext_params: &ext_slot,
+        intermediates: &intermediates,
+        cse: Default::default(),
+    };
     let order = ordered(intermediates.iter().cloned());
 
     let n = ev.constraints.len();
@@ -485,13 +578,20 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
                 if m.2 == 0 { "row".to_string() } else { format!("offset_row(row, trace_log, eval_log, {})", m.2) };
             let _ = writeln!(s, "    const u32 m{slot} = ((const u32*)cols[{col}])[{at}];");
         }
-        for n in order.iter().filter(|n| needed.contains(*n)) {
+        let used: Vec<&String> = order.iter().filter(|n| needed.contains(*n)).collect();
+        em.start_cse(
+            used.iter().filter_map(|n| ev.intermediates.get(*n)),
+            used.iter().filter_map(|n| ev.ext_intermediates.get(*n)).chain(&ev.constraints[lo..hi]),
+        );
+        for n in used {
             match (ev.intermediates.get(n), ev.ext_intermediates.get(n)) {
                 (Some(b), _) => {
-                    let _ = writeln!(s, "    const u32 {n} = {};", em.base(b));
+                    let v = em.base(b);
+                    let _ = write!(s, "{}    const u32 {n} = {v};\n", em.take_lines());
                 }
                 (None, Some(x)) => {
-                    let _ = writeln!(s, "    const qm31 {n} = {};", em.ext(x));
+                    let v = em.ext(x);
+                    let _ = write!(s, "{}    const qm31 {n} = {v};\n", em.take_lines());
                 }
                 (None, None) => {}
             }
@@ -504,13 +604,14 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
         let _ = writeln!(s, "    qm31 acc = {init};");
         for (j, c) in ev.constraints.iter().enumerate().take(hi).skip(lo) {
             let p = 4 * j;
-            let _ = writeln!(
+            let v = em.ext(c);
+            let _ = write!(
                 s,
-                "    acc = qm31_add(acc, qm31_mul(qm31_make(powers[{p}], powers[{}], powers[{}], powers[{}]), {}));",
+                "{}    acc = qm31_add(acc, qm31_mul(qm31_make(powers[{p}], powers[{}], powers[{}], powers[{}]), {v}));\n",
+                em.take_lines(),
                 p + 1,
                 p + 2,
                 p + 3,
-                em.ext(c)
             );
         }
         let _ = writeln!(

@@ -139,11 +139,14 @@ impl DevicePool {
         let gpus = devices.iter().filter(|d| matches!(d, Device::Cuda { .. })).count().max(1);
         let per_gpu = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / gpus).max(1);
         let lanes = lanes.max(1);
-        let slots = devices
-            .into_iter()
-            .flat_map(|device| {
-                let n = if matches!(device, Device::Cuda { .. }) { lanes } else { 1 };
-                (0..n).map(move |lane| (device.clone(), lane))
+        // Lane-major: every GPU's first lane before any second one, so a
+        // light load spreads over the GPUs (idle slots are taken lowest first).
+        let slots = (0..lanes)
+            .flat_map(|lane| {
+                devices
+                    .iter()
+                    .filter(move |d| lane == 0 || matches!(d, Device::Cuda { .. }))
+                    .map(move |d| (d.clone(), lane))
             })
             .map(|(device, lane)| {
                 let threads = match &device {

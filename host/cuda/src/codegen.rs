@@ -810,4 +810,112 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The host-compiler stand-ins for CUDA's built-ins the kernels use.
+    const HOST_SHIM: &str = "#define __device__\n#define __forceinline__ inline\n#define __global__\n\
+        #define __constant__\nstruct dim3 { unsigned x, y, z; };\nstatic dim3 blockIdx, blockDim, threadIdx;\n\
+        static inline unsigned __brev(unsigned x) { unsigned r = 0; for (int i = 0; i < 32; i++) \
+        r |= ((x >> i) & 1u) << (31 - i); return r; }\n";
+
+    /// Runs a component's generated constraint kernels on the host (compiled
+    /// by `c++`, one "thread" per row) over random columns and parameters,
+    /// and requires every row to equal the framework's own evaluation of the
+    /// same expressions: the check `bitsage-cuda-check` makes on a GPU, for
+    /// the generator's output (common subexpressions included) in CI.
+    fn run_on_host(name: &str, ev: &ExprEvaluator, rels: &Relations) {
+        use std::collections::HashMap;
+        use stwo::core::fields::m31::{BaseField, M31};
+        use stwo::core::utils::offset_bit_reversed_circle_domain_index;
+        type Ev = stwo_constraint_framework::AssertEvaluator<'static>;
+        let k = generate(&format!("constraints_{name}"), ev);
+        let (trace_log, eval_log) = (4u32, 5u32);
+        let n = 1usize << eval_log;
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ name.len() as u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as u32) % ((1 << 31) - 1)
+        };
+        let cols: Vec<Vec<u32>> = k.columns.iter().map(|_| (0..n).map(|_| rnd()).collect()).collect();
+        let claimed = SecureField::from_m31_array([M31(rnd()), M31(rnd()), M31(rnd()), M31(rnd())]);
+        let (base, ext) = bind_params(&k, &rels.elements(), claimed, trace_log).expect("parameters bind");
+        let powers: Vec<u32> = (0..4 * k.n_constraints).map(|_| rnd()).collect();
+
+        let mut src = format!("{HOST_SHIM}{}\n{}\n{}\n", crate::M31_H, crate::QM31_H, k.source());
+        src.push_str("#include <cstdio>\n#include <vector>\nint main() {\n  unsigned h[6];\n");
+        src.push_str("  if (fread(h, 4, 6, stdin) != 6) return 1;\n  size_t n = (size_t)1 << h[2];\n");
+        src.push_str("  std::vector<std::vector<u32>> cols(h[0], std::vector<u32>(n));\n");
+        src.push_str("  std::vector<u64> ptrs(h[0] + 1);\n");
+        src.push_str("  for (unsigned c = 0; c < h[0]; c++) { if (fread(cols[c].data(), 4, n, stdin) != n) return 1; ptrs[c] = (u64)cols[c].data(); }\n");
+        src.push_str("  std::vector<u32> base(h[3] + 1), ext(h[4] + 1), pw(h[5] + 1), out(4 * n);\n");
+        src.push_str("  if (fread(base.data(), 4, h[3], stdin) != h[3] || fread(ext.data(), 4, h[4], stdin) != h[4] || fread(pw.data(), 4, h[5], stdin) != h[5]) return 1;\n");
+        src.push_str("  blockIdx.x = 0; blockDim.x = 1;\n");
+        for (part, _) in &k.parts {
+            src.push_str(&format!(
+                "  for (size_t r = 0; r < n; r++) {{ threadIdx.x = (unsigned)r; {part}(ptrs.data(), base.data(), ext.data(), pw.data(), h[1], h[2], out.data()); }}\n"
+            ));
+        }
+        src.push_str("  fwrite(out.data(), 4, 4 * n, stdout);\n  return 0;\n}\n");
+        let dir = std::env::temp_dir().join(format!("bitsage-host-kernel-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cpp, exe) = (dir.join("k.cpp"), dir.join("k"));
+        std::fs::write(&cpp, src).expect("write");
+        let built =
+            std::process::Command::new("c++").args(["-O0", "-w", "-x", "c++"]).arg(&cpp).arg("-o").arg(&exe).output();
+        let built = built.expect("a C++ compiler (c++) on PATH");
+        assert!(built.status.success(), "{name}: {}", String::from_utf8_lossy(&built.stderr));
+        let mut input: Vec<u32> =
+            vec![k.columns.len() as u32, trace_log, eval_log, base.len() as u32, ext.len() as u32, powers.len() as u32];
+        cols.iter().for_each(|c| input.extend(c));
+        input.extend(&base);
+        input.extend(&ext);
+        input.extend(&powers);
+        let bytes: Vec<u8> = input.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut child = std::process::Command::new(&exe)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &bytes).expect("input");
+        let out = child.wait_with_output().expect("output");
+        assert!(out.status.success(), "{name}: the host kernel failed");
+        let got: Vec<u32> = out.stdout.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        assert_eq!(got.len(), 4 * n);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let qm = |w: &[u32]| SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]);
+        for row in 0..n {
+            let mut masks: HashMap<(usize, usize, isize), BaseField> = HashMap::new();
+            for m in &k.masks {
+                let c = k.columns.iter().position(|c| *c == (m.0, m.1)).expect("column");
+                let at =
+                    if m.2 == 0 { row } else { offset_bit_reversed_circle_domain_index(row, trace_log, eval_log, m.2) };
+                masks.insert(*m, M31(cols[c][at]));
+            }
+            let mut vars: HashMap<String, BaseField> =
+                k.base_params.iter().zip(&base).map(|(p, v)| (p.clone(), M31(*v))).collect();
+            let mut ext_vars: HashMap<String, SecureField> =
+                k.ext_params.iter().enumerate().map(|(i, p)| (p.clone(), qm(&ext[4 * i..4 * i + 4]))).collect();
+            for name in ordered(ev.intermediates.keys().chain(ev.ext_intermediates.keys()).cloned()) {
+                if let Some(b) = ev.intermediates.get(&name) {
+                    let v = b.eval_expr::<Ev, _, _>(&masks, &vars);
+                    vars.insert(name, v);
+                } else if let Some(x) = ev.ext_intermediates.get(&name) {
+                    let v = x.eval_expr::<Ev, _, _, _>(&masks, &vars, &ext_vars);
+                    ext_vars.insert(name, v);
+                }
+            }
+            let want = ev.constraints.iter().enumerate().fold(SecureField::default(), |acc, (j, c)| {
+                acc + qm(&powers[4 * j..4 * j + 4]) * c.eval_expr::<Ev, _, _, _>(&masks, &vars, &ext_vars)
+            });
+            assert_eq!(qm(&got[4 * row..4 * row + 4]), want, "{name}: row {row}");
+        }
+    }
+
+    #[test]
+    fn generated_constraint_kernels_equal_the_framework_s_evaluation_on_the_host() {
+        let rels = Relations::draw(&mut Blake2sChannel::default());
+        for (name, ev) in crate::constraints::obelysk_expressions(4, &rels) {
+            run_on_host(name, &ev, &rels);
+        }
+    }
 }

@@ -308,7 +308,7 @@ pub fn generate_logup(name: &str, sym: &crate::logup::SymbolicLookups, relation_
     em.start_cse(used.iter().map(|(_, e)| e), []);
     for (n, e) in used {
         let v = em.base(e);
-        let _ = write!(s, "{}    const u32 {n} = {v};\n", em.take_lines());
+        let _ = writeln!(s, "{}    const u32 {n} = {v};", em.take_lines());
     }
     em.stop_cse();
     // As Stwo's `LogupColGenerator`, each column holds the running sum of
@@ -475,11 +475,11 @@ pub fn generate_hash_rows(name: &str) -> HashRowsKernel {
         match e {
             Event::Named(n, v) => {
                 let v = em.base(v);
-                let _ = write!(s, "{}    const u32 {n} = {v};\n", em.take_lines());
+                let _ = writeln!(s, "{}    const u32 {n} = {v};", em.take_lines());
             }
             Event::Sbox { s: v, x2, out } => {
                 let v = em.base(v);
-                let _ = write!(s, "{}    const u32 s{j} = {v};\n", em.take_lines());
+                let _ = writeln!(s, "{}    const u32 s{j} = {v};", em.take_lines());
                 let _ = writeln!(s, "    const u32 m{x2} = m31_mul(s{j}, s{j});");
                 let _ = writeln!(s, "    const u32 m{out} = m31_mul(m31_mul(m{x2}, m{x2}), s{j});");
                 let _ = writeln!(s, "    W({x2}, m{x2});");
@@ -587,11 +587,11 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
             match (ev.intermediates.get(n), ev.ext_intermediates.get(n)) {
                 (Some(b), _) => {
                     let v = em.base(b);
-                    let _ = write!(s, "{}    const u32 {n} = {v};\n", em.take_lines());
+                    let _ = writeln!(s, "{}    const u32 {n} = {v};", em.take_lines());
                 }
                 (None, Some(x)) => {
                     let v = em.ext(x);
-                    let _ = write!(s, "{}    const qm31 {n} = {v};\n", em.take_lines());
+                    let _ = writeln!(s, "{}    const qm31 {n} = {v};", em.take_lines());
                 }
                 (None, None) => {}
             }
@@ -605,9 +605,9 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
         for (j, c) in ev.constraints.iter().enumerate().take(hi).skip(lo) {
             let p = 4 * j;
             let v = em.ext(c);
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                "{}    acc = qm31_add(acc, qm31_mul(qm31_make(powers[{p}], powers[{}], powers[{}], powers[{}]), {v}));\n",
+                "{}    acc = qm31_add(acc, qm31_mul(qm31_make(powers[{p}], powers[{}], powers[{}], powers[{}]), {v}));",
                 em.take_lines(),
                 p + 1,
                 p + 2,

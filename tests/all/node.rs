@@ -636,3 +636,42 @@ fn the_long_poll_answers_when_a_job_ends_and_the_load_bench_verifies_every_recei
             || String::from_utf8_lossy(&out.stderr).contains("approved")
     );
 }
+
+/// A key cannot hold more than `WAITS_PER_KEY` long polls: the rest are
+/// answered at once, so a client cannot pin the node's connections and
+/// store reads with waits.
+#[test]
+fn long_polls_beyond_a_key_s_cap_are_answered_at_once() {
+    let dir = TempDir::new("node-waits");
+    let op = apikey(&dir.0, None, "ops", "operator");
+    let client = apikey(&dir.0, None, "alice", "client");
+    // No workers: the job stays queued, so every long poll runs to its deadline.
+    let node = serve(&dir.0, &["--workers", "0", "--rate-limit", "100000", "--rate-burst", "10000"]);
+    let digest = node.approve(&op, "custom");
+    let a = node.submit(&client, &json!({ "module_digest": digest, "input": example("custom.json") }));
+    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
+    let id = a.json()["id"].as_str().expect("id").to_string();
+    let n = bitsage_node::api::WAITS_PER_KEY + 8;
+    let url = node.at(&format!("/v1/jobs/{id}?wait_ms=3000"));
+    let took: Vec<(u16, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                s.spawn(|| {
+                    let t = Instant::now();
+                    let a = get(&url, Some(&client));
+                    (a.status, t.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("poll")).collect()
+    });
+    assert!(took.iter().all(|(status, _)| *status == 200), "{took:?}");
+    let quick = took.iter().filter(|(_, d)| *d < Duration::from_millis(1500)).count();
+    let held = took.iter().filter(|(_, d)| *d >= Duration::from_millis(2900)).count();
+    assert!(quick >= 8, "only {quick} of {n} polls were answered at once");
+    assert!(held <= bitsage_node::api::WAITS_PER_KEY, "{held} polls were held");
+    // The slots come back: a poll after them waits again.
+    let t = Instant::now();
+    assert_eq!(get(&node.at(&format!("/v1/jobs/{id}?wait_ms=400")), Some(&client)).status, 200);
+    assert!(t.elapsed() >= Duration::from_millis(400), "a freed slot is taken again");
+}

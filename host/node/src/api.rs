@@ -367,6 +367,11 @@ pub(crate) async fn list_jobs(
 
 async fn visible_job(s: &AppState, headers: &HeaderMap, id: &str) -> AppResult<Job> {
     let caller = auth::caller(s, headers, Role::Client).await?;
+    job_for(s, &caller, id).await
+}
+
+/// Job `id` if `caller` may see it (its owner, or an operator).
+async fn job_for(s: &AppState, caller: &auth::Caller, id: &str) -> AppResult<Job> {
     match s.store.job(id).await? {
         Some(j) if caller.role == Role::Operator || j.owned_by(&caller.key_id) => Ok(j),
         _ => Err(ApiError::not_found(&format!("job {id}"))),
@@ -378,7 +383,17 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 
 /// How often a long poll re-reads the job even without a signal (a worker
 /// in another process, on a shared PostgreSQL store, signals nobody here).
-const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Long polls one API key may hold at once, and all keys together; beyond
+/// either, `wait_ms` is ignored and the job is answered at once, so held
+/// connections and their re-reads of the store stay bounded.
+pub const WAITS_PER_KEY: usize = 64;
+pub const MAX_WAITS: usize = 1024;
+
+/// The entry of [`AppState::waits`] that counts every key's long polls (no
+/// key id contains a NUL).
+const ALL_WAITS: &str = "\0all";
 
 #[derive(Deserialize, IntoParams)]
 pub(crate) struct JobQuery {
@@ -403,8 +418,18 @@ pub(crate) async fn get_job(
     Path(id): Path<String>,
     Query(q): Query<JobQuery>,
 ) -> AppResult<Json<JobView>> {
-    let mut job = visible_job(&s, &headers, &id).await?;
-    let deadline = Instant::now() + std::time::Duration::from_millis(q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    let caller = auth::caller(&s, &headers, Role::Client).await?;
+    let mut job = job_for(&s, &caller, &id).await?;
+    let mut wait_ms = q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS);
+    let slots = match wait_ms > 0 && !ended(&job.state) {
+        true => KeySlot::take_in(&s.waits, &caller.key_id, WAITS_PER_KEY)
+            .and_then(|k| Some((k, KeySlot::take_in(&s.waits, ALL_WAITS, MAX_WAITS)?))),
+        false => None,
+    };
+    if slots.is_none() {
+        wait_ms = 0;
+    }
+    let deadline = Instant::now() + std::time::Duration::from_millis(wait_ms);
     while !ended(&job.state) {
         let now = Instant::now();
         if now >= deadline {
@@ -532,13 +557,22 @@ struct KeySlot {
 
 impl KeySlot {
     fn take(s: &AppState, key: &str) -> Option<KeySlot> {
-        let mut map = s.verify_by_key.lock().unwrap_or_else(|p| p.into_inner());
+        Self::take_in(&s.verify_by_key, key, VERIFY_PER_KEY)
+    }
+
+    /// A place for `key` in `running`, if it holds fewer than `cap`.
+    fn take_in(
+        running: &Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+        key: &str,
+        cap: usize,
+    ) -> Option<KeySlot> {
+        let mut map = running.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(key.to_string()).or_insert(0);
-        if *n >= VERIFY_PER_KEY {
+        if *n >= cap {
             return None;
         }
         *n += 1;
-        Some(KeySlot { key: key.to_string(), running: s.verify_by_key.clone() })
+        Some(KeySlot { key: key.to_string(), running: running.clone() })
     }
 }
 

@@ -190,6 +190,7 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
         started: Instant::now(),
         verify_slots: state::AppState::verify_slots(),
         verify_by_key: Default::default(),
+        waits: Default::default(),
     });
     // Blobs no job or module references (refused uploads) are swept.
     let min_age = Duration::from_secs(state.config.blob_gc_min_age_secs);

@@ -41,6 +41,8 @@ pub struct AppState {
     pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// Verifications running per API key (`api::VERIFY_PER_KEY` at most).
     pub verify_by_key: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Long polls held per API key, and by all keys (`api::WAITS_PER_KEY`, `api::MAX_WAITS`).
+    pub waits: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// The wall time one verification may take before the node answers 503.

@@ -624,6 +624,53 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
     ConstraintKernel { name: name.to_string(), parts, columns, masks, base_params, ext_params, n_constraints: n }
 }
 
+/// What a component's constraint kernels must write at `row` of a
+/// bit-reversed evaluation domain: the framework's own value of
+/// `Σ_j powers[j] · C_j(row)` for the expression tree `ev` that generated
+/// `kernel`, with kernel column `k` holding `cols[k]` (`2^eval_log` values)
+/// and the parameters `base`, `ext` as [`bind_params`] gives them. The host
+/// reference for the GPU checks and the host-compiled kernel test.
+#[allow(clippy::too_many_arguments)]
+pub fn host_row_value(
+    ev: &ExprEvaluator,
+    kernel: &ConstraintKernel,
+    cols: &[Vec<u32>],
+    base: &[u32],
+    ext: &[u32],
+    powers: &[u32],
+    trace_log: u32,
+    eval_log: u32,
+    row: usize,
+) -> SecureField {
+    use std::collections::HashMap;
+    use stwo::core::fields::m31::{BaseField, M31};
+    use stwo::core::utils::offset_bit_reversed_circle_domain_index;
+    type Ev = stwo_constraint_framework::AssertEvaluator<'static>;
+    let qm = |w: &[u32]| SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]);
+    let mut masks: HashMap<Mask, BaseField> = HashMap::new();
+    for m in &kernel.masks {
+        let c = kernel.columns.iter().position(|c| *c == (m.0, m.1)).unwrap_or_default();
+        let at = if m.2 == 0 { row } else { offset_bit_reversed_circle_domain_index(row, trace_log, eval_log, m.2) };
+        masks.insert(*m, M31(cols[c][at]));
+    }
+    let mut vars: HashMap<String, BaseField> =
+        kernel.base_params.iter().zip(base).map(|(p, v)| (p.clone(), M31(*v))).collect();
+    let mut ext_vars: HashMap<String, SecureField> =
+        kernel.ext_params.iter().enumerate().map(|(i, p)| (p.clone(), qm(&ext[4 * i..4 * i + 4]))).collect();
+    for name in ordered(ev.intermediates.keys().chain(ev.ext_intermediates.keys()).cloned()) {
+        if let Some(b) = ev.intermediates.get(&name) {
+            let v = b.eval_expr::<Ev, _, _>(&masks, &vars);
+            vars.insert(name, v);
+        } else if let Some(x) = ev.ext_intermediates.get(&name) {
+            let v = x.eval_expr::<Ev, _, _, _>(&masks, &vars, &ext_vars);
+            ext_vars.insert(name, v);
+        }
+    }
+    ev.constraints.iter().enumerate().fold(SecureField::default(), |acc, (j, c)| {
+        acc + qm(&powers[4 * j..4 * j + 4]) * c.eval_expr::<Ev, _, _, _>(&masks, &vars, &ext_vars)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use bitsage_air::relations::Relations;
@@ -823,10 +870,7 @@ mod tests {
     /// same expressions: the check `bitsage-cuda-check` makes on a GPU, for
     /// the generator's output (common subexpressions included) in CI.
     fn run_on_host(name: &str, ev: &ExprEvaluator, rels: &Relations) {
-        use std::collections::HashMap;
-        use stwo::core::fields::m31::{BaseField, M31};
-        use stwo::core::utils::offset_bit_reversed_circle_domain_index;
-        type Ev = stwo_constraint_framework::AssertEvaluator<'static>;
+        use stwo::core::fields::m31::M31;
         let k = generate(&format!("constraints_{name}"), ev);
         let (trace_log, eval_log) = (4u32, 5u32);
         let n = 1usize << eval_log;
@@ -884,29 +928,7 @@ mod tests {
 
         let qm = |w: &[u32]| SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]);
         for row in 0..n {
-            let mut masks: HashMap<(usize, usize, isize), BaseField> = HashMap::new();
-            for m in &k.masks {
-                let c = k.columns.iter().position(|c| *c == (m.0, m.1)).expect("column");
-                let at =
-                    if m.2 == 0 { row } else { offset_bit_reversed_circle_domain_index(row, trace_log, eval_log, m.2) };
-                masks.insert(*m, M31(cols[c][at]));
-            }
-            let mut vars: HashMap<String, BaseField> =
-                k.base_params.iter().zip(&base).map(|(p, v)| (p.clone(), M31(*v))).collect();
-            let mut ext_vars: HashMap<String, SecureField> =
-                k.ext_params.iter().enumerate().map(|(i, p)| (p.clone(), qm(&ext[4 * i..4 * i + 4]))).collect();
-            for name in ordered(ev.intermediates.keys().chain(ev.ext_intermediates.keys()).cloned()) {
-                if let Some(b) = ev.intermediates.get(&name) {
-                    let v = b.eval_expr::<Ev, _, _>(&masks, &vars);
-                    vars.insert(name, v);
-                } else if let Some(x) = ev.ext_intermediates.get(&name) {
-                    let v = x.eval_expr::<Ev, _, _, _>(&masks, &vars, &ext_vars);
-                    ext_vars.insert(name, v);
-                }
-            }
-            let want = ev.constraints.iter().enumerate().fold(SecureField::default(), |acc, (j, c)| {
-                acc + qm(&powers[4 * j..4 * j + 4]) * c.eval_expr::<Ev, _, _, _>(&masks, &vars, &ext_vars)
-            });
+            let want = host_row_value(ev, &k, &cols, &base, &ext, &powers, trace_log, eval_log, row);
             assert_eq!(qm(&got[4 * row..4 * row + 4]), want, "{name}: row {row}");
         }
     }

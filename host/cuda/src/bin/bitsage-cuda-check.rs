@@ -12,8 +12,6 @@
 
 use std::time::Instant;
 
-use std::collections::HashMap;
-
 use bitsage_air::relations::Relations;
 use bitsage_cuda::{codegen, Gpu, Result};
 use rayon::prelude::*;
@@ -25,7 +23,6 @@ use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::core::poly::line::LineDomain;
 use stwo::core::proof_of_work::GrindOps;
-use stwo::core::utils::offset_bit_reversed_circle_domain_index;
 use stwo::core::vcs::blake2_hash::Blake2sHasher;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
 use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
@@ -39,7 +36,6 @@ use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::secure_column::SecureColumnByCoords;
 use stwo::prover::vcs_lifted::prover::MerkleProverLifted;
 use stwo::prover::AccumulationOps;
-use stwo_constraint_framework::AssertEvaluator;
 
 /// xorshift64*: reproducible, fresh per check (seeded by the check's index).
 struct Rng(u64);
@@ -374,8 +370,6 @@ fn check_quotients(t: &mut Tally, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
-type Ev = AssertEvaluator<'static>;
-
 /// The generated constraint kernel of each ObelyskVM component, evaluated on
 /// random columns and parameters, against the framework's own expression
 /// evaluator on the host, row by row.
@@ -406,31 +400,8 @@ fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng, skip_hash: bool) -
         let qm = |w: &[u32]| SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]);
         let mut mismatches = 0;
         for row in 0..1usize << eval_log {
-            let mut cols: HashMap<(usize, usize, isize), BaseField> = HashMap::new();
-            for m in &kernel.masks {
-                let k = kernel.columns.iter().position(|c| *c == (m.0, m.1)).unwrap_or_default();
-                let at =
-                    if m.2 == 0 { row } else { offset_bit_reversed_circle_domain_index(row, trace_log, eval_log, m.2) };
-                cols.insert(*m, M31(host_cols[k][at]));
-            }
-            let mut vars: HashMap<String, BaseField> =
-                kernel.base_params.iter().zip(&base).map(|(n, v)| (n.clone(), M31(*v))).collect();
-            let mut ext_vars: HashMap<String, SecureField> =
-                kernel.ext_params.iter().enumerate().map(|(i, n)| (n.clone(), qm(&ext[4 * i..4 * i + 4]))).collect();
-            let mut names: Vec<&String> = ev.intermediates.keys().chain(ev.ext_intermediates.keys()).collect();
-            names.sort_by_key(|n| n.trim_start_matches("intermediate").parse::<usize>().unwrap_or(usize::MAX));
-            for n in names {
-                if let Some(b) = ev.intermediates.get(n) {
-                    let v = b.eval_expr::<Ev, _, _>(&cols, &vars);
-                    vars.insert(n.clone(), v);
-                } else if let Some(x) = ev.ext_intermediates.get(n) {
-                    let v = x.eval_expr::<Ev, _, _, _>(&cols, &vars, &ext_vars);
-                    ext_vars.insert(n.clone(), v);
-                }
-            }
-            let want = ev.constraints.iter().enumerate().fold(SecureField::default(), |acc, (j, c)| {
-                acc + qm(&powers[4 * j..4 * j + 4]) * c.eval_expr::<Ev, _, _, _>(&cols, &vars, &ext_vars)
-            });
+            let want =
+                codegen::host_row_value(&ev, &kernel, &host_cols, &base, &ext, &powers, trace_log, eval_log, row);
             if qm(&got[4 * row..4 * row + 4]) != want {
                 mismatches += 1;
             }

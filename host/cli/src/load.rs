@@ -71,36 +71,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
 }
 
-/// Follows job `id` (the node's long poll) until it ends: the job, or why
-/// it failed.
-fn wait_ended(remote: &Remote, id: &str) -> Result<Value, String> {
-    loop {
-        let asked = Instant::now();
-        let j = remote.call("GET", &format!("/v1/jobs/{id}?wait_ms=30000"), None).map_err(|f| f.err.to_string())?;
-        match j["state"].as_str() {
-            // A node without the long poll answers at once: pause between polls.
-            Some("queued" | "running" | "proving") if asked.elapsed() < Duration::from_millis(20) => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Some("queued" | "running" | "proving") => continue,
-            Some("failed") => {
-                return Err(format!(
-                    "job {id} failed: {}: {}",
-                    j["error_kind"].as_str().unwrap_or("?"),
-                    j["error"].as_str().unwrap_or("")
-                ))
-            }
-            _ => return Ok(j),
-        }
-    }
-}
-
 /// Submits one job and follows it to a verified receipt; returns the
 /// verification time.
 fn one_job(remote: &Remote, body: &Value, dev: bool) -> Result<Duration, String> {
     let job = remote.call("POST", "/v1/jobs", Some(body.clone())).map_err(|f| f.err.to_string())?;
     let id = job["id"].as_str().ok_or("the node answered without a job id")?.to_string();
-    let job = wait_ended(remote, &id)?;
+    let job = remote.wait_ended(&id).map_err(|f| f.err.to_string())?;
     if dev {
         return Ok(Duration::ZERO);
     }
@@ -187,14 +163,15 @@ pub fn cmd_load(as_json: bool, a: &LoadArgs) -> Result<(), Failure> {
             warm["module"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
         (None, Some(d)) => warm["module_digest"] = json!(d),
-        (None, None) => unreachable!("clap requires one"),
+        (None, None) => {
+            return Err(Failure { code: Exit::Usage, err: anyhow::anyhow!("give a workload file or --module-digest") })
+        }
     }
     let t = Instant::now();
     let job = a.remote.call("POST", "/v1/jobs", Some(warm.clone()))?;
     let digest = job["module_digest"].as_str().unwrap_or_default().to_string();
     let id = job["id"].as_str().unwrap_or_default().to_string();
-    wait_ended(&a.remote, &id)
-        .map_err(|e| Failure { code: Exit::Rejected, err: anyhow::anyhow!("the warm-up job: {e}") })?;
+    a.remote.wait_ended(&id).map_err(|f| Failure { code: f.code, err: f.err.context("the warm-up job") })?;
     if !as_json {
         eprintln!("warm-up job {id} done in {:.1} s; module {digest}", t.elapsed().as_secs_f64());
     }

@@ -280,6 +280,34 @@ impl Remote {
         Ok(v)
     }
 
+    /// Follows job `id` until it ends, with the node's long poll (a node
+    /// without it answers at once, so then polls pause): the job, or exit 1
+    /// with the job's failure.
+    pub(crate) fn wait_ended(&self, id: &str) -> Result<Value, Failure> {
+        loop {
+            let asked = std::time::Instant::now();
+            let j = self.call("GET", &format!("/v1/jobs/{id}?wait_ms=30000"), None)?;
+            match j["state"].as_str() {
+                Some("queued" | "running" | "proving") => {
+                    if asked.elapsed() < Duration::from_millis(20) {
+                        std::thread::sleep(Duration::from_millis(250));
+                    }
+                }
+                Some("failed") => {
+                    return Err(Failure {
+                        code: Exit::Rejected,
+                        err: anyhow::anyhow!(
+                            "job {id} failed: {}: {}",
+                            j["error_kind"].as_str().unwrap_or("?"),
+                            j["error"].as_str().unwrap_or("")
+                        ),
+                    })
+                }
+                _ => return Ok(j),
+            }
+        }
+    }
+
     pub(crate) fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
         let (status, mut resp) = self.send("GET", path, None)?;
         if status != 200 {
@@ -502,27 +530,7 @@ pub fn cmd_submit(as_json: bool, a: &SubmitArgs) -> Result<(), Failure> {
         println!("{}", if as_json { job.to_string() } else { id });
         return Ok(());
     };
-    let job = loop {
-        // The node holds the answer until the job ends (a long poll); a node
-        // without the long poll answers at once, so then pause between polls.
-        let asked = std::time::Instant::now();
-        let j = a.remote.call("GET", &format!("/v1/jobs/{id}?wait_ms=10000"), None)?;
-        match j["state"].as_str() {
-            Some("proved" | "executed" | "settling" | "settled") => break j,
-            Some("failed") => {
-                return Err(Failure {
-                    code: Exit::Rejected,
-                    err: anyhow::anyhow!(
-                        "job {id} failed: {}: {}",
-                        j["error_kind"].as_str().unwrap_or("?"),
-                        j["error"].as_str().unwrap_or("")
-                    ),
-                })
-            }
-            _ if asked.elapsed() < Duration::from_millis(50) => std::thread::sleep(Duration::from_millis(250)),
-            _ => {}
-        }
-    };
+    let job = a.remote.wait_ended(&id)?;
     if job["receipt_digest"].is_string() {
         let bytes = a.remote.get_bytes(&format!("/v1/jobs/{id}/receipt"))?;
         let receipt =

@@ -420,36 +420,30 @@ pub(crate) async fn get_job(
 ) -> AppResult<Json<JobView>> {
     let caller = auth::caller(&s, &headers, Role::Client).await?;
     let mut job = job_for(&s, &caller, &id).await?;
-    let mut wait_ms = q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS);
-    let slots = match wait_ms > 0 && !ended(&job.state) {
-        true => KeySlot::take_in(&s.waits, &caller.key_id, WAITS_PER_KEY)
-            .and_then(|k| Some((k, KeySlot::take_in(&s.waits, ALL_WAITS, MAX_WAITS)?))),
-        false => None,
-    };
-    if slots.is_none() {
-        wait_ms = 0;
-    }
-    let deadline = Instant::now() + std::time::Duration::from_millis(wait_ms);
-    while !ended(&job.state) {
-        let now = Instant::now();
-        if now >= deadline {
-            break;
+    let wait_ms = q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS);
+    // Held until the answer: the key's place among long polls, and the node's.
+    let slots = (wait_ms > 0 && !ended(&job.state))
+        .then(|| KeySlot::take_in(&s.waits, &caller.key_id, WAITS_PER_KEY))
+        .flatten()
+        .and_then(|k| Some((k, KeySlot::take_in(&s.waits, ALL_WAITS, MAX_WAITS)?)));
+    let deadline = Instant::now() + std::time::Duration::from_millis(if slots.is_some() { wait_ms } else { 0 });
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if ended(&job.state) || left.is_zero() {
+            return Ok(Json(view(job, false)));
         }
         // Registered before the re-read, so an end recorded in between still wakes this poll.
         let notified = s.done.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         job = s.store.job(&id).await?.ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
-        if ended(&job.state) {
-            break;
+        if !ended(&job.state) {
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(left.min(WAIT_RECHECK)) => {}
+            }
         }
-        tokio::select! {
-            _ = notified => {}
-            _ = tokio::time::sleep((deadline - now).min(WAIT_RECHECK)) => {}
-        }
-        job = s.store.job(&id).await?.ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
     }
-    Ok(Json(view(job, false)))
 }
 
 async fn receipt_bytes(s: &AppState, job: &Job) -> AppResult<Vec<u8>> {

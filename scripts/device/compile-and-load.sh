@@ -21,24 +21,12 @@ b=./bitsage-host
 ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }
 
 if want compile; then
-  echo "== NVRTC per source and at once (no cache)"; if want spans; then
-  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
-  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
-    2> "${OUT:-/tmp}/spans-20.log"
-  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
-fi
-date +%T
+  echo "== NVRTC per source and at once (no cache)"; date +%T
   timeout 500 ./bitsage-cuda-check --compile
 fi
 
 if want first; then
-  echo "== first proofs on a fresh kernel cache"; if want spans; then
-  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
-  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
-    2> "${OUT:-/tmp}/spans-20.log"
-  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
-fi
-date +%T
+  echo "== first proofs on a fresh kernel cache"; date +%T
   rm -rf /tmp/kc
   for pair in custom:custom ml_inference:ml-inference data_transform:data-transform; do
     w=${pair%%:*}
@@ -55,26 +43,14 @@ date +%T
 fi
 
 if want checks; then
-  echo "== kernel checks, the hash component's constraints included"; if want spans; then
-  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
-  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
-    2> "${OUT:-/tmp}/spans-20.log"
-  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
-fi
-date +%T
+  echo "== kernel checks, the hash component's constraints included"; date +%T
   timeout 300 ./bitsage-cuda-check 2>&1 | grep -E "FAIL|checks:|constraints|error" | head -20
 fi
 
 if want load; then
   for run in ${NODES:-cuda:1 cuda:4 cpu:1}; do
     backend=${run%%:*}; export BITSAGE_GPU_LANES=${run#*:}
-    echo "== node: serve --backend $backend --workers ${WORKERS:-8}, BITSAGE_GPU_LANES=$BITSAGE_GPU_LANES; bitsage-host load, ml_inference"; if want spans; then
-  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
-  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
-    2> "${OUT:-/tmp}/spans-20.log"
-  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
-fi
-date +%T
+    echo "== node: serve --backend $backend --workers ${WORKERS:-8}, BITSAGE_GPU_LANES=$BITSAGE_GPU_LANES; bitsage-host load, ml_inference"; date +%T
     D=$(mktemp -d)
     OP=$($b apikey create --data-dir $D --name ops --role operator 2>/dev/null)
     KEY=$($b apikey create --data-dir $D --name load 2>/dev/null)
@@ -97,13 +73,7 @@ date +%T
 fi
 
 if want throughput; then
-  echo "== throughput mode, one GPU"; if want spans; then
-  echo "== a 2^20-row proof: SIMD vs CUDA, phases, and every span (in OUT)"; date +%T
-  BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
-    2> "${OUT:-/tmp}/spans-20.log"
-  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
-fi
-date +%T
+  echo "== throughput mode, one GPU"; date +%T
   timeout 250 ./bitsage-throughput 18 16 2 4 2>&1 | grep -vE "^\s*$" | tail -12
   timeout 250 ./bitsage-throughput 20 12 1 2 2>&1 | grep -vE "^\s*$" | tail -12
 fi

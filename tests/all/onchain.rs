@@ -1006,8 +1006,8 @@ mod statement {
                 bitsage_tests::statement(&program, &input.iter().map(|w| w.0).collect::<Vec<_>>(), &trace.output);
             let (proof, _) =
                 bitsage_prover::prove_poseidon252(&statement, &trace, &ProveOptions::default()).expect("proves");
-            let config = statement.security.pcs_config();
             let claim = proof.claim;
+            let config = statement.security.pcs_config(&claim);
 
             // The Rust verifier's own transcript and terms.
             let mut ch = Poseidon252Channel::default();

@@ -76,7 +76,7 @@ fn the_proof_size_breakdown_accounts_for_the_proof() {
     // One word per committed column (the composition's eight included) per
     // distinct queried row.
     let rows = proof.stark.queried_values[1][0].len();
-    assert!(rows > 0 && rows <= statement.security.pcs_config().fri_config.n_queries);
+    assert!(rows > 0 && rows <= statement.security.pcs_config(&proof.claim).fri_config.n_queries);
     assert_eq!(parts.queried_values, columns * rows * 4);
 }
 
@@ -114,5 +114,37 @@ fn poseidon252_channel_proofs_verify_and_reject_tampering() {
         let mut p3 = proof.clone();
         p3.stark.0.proof_of_work ^= 1;
         assert!(matches!(verify_poseidon252(&statement, &p3), Err(VerifyError::Stark(_))), "a changed proof of work");
+    }
+}
+
+/// The proof parameters follow from the claim: blowup 16 (20 queries at 96
+/// bits) with the hash component, blowup 4 (40) without. A proof made under
+/// the other claim kind's parameters, both honest and at the level, is
+/// refused: the verifier accepts exactly one setting per (level, claim).
+#[test]
+fn the_parameters_follow_the_claim_and_no_other_setting_is_accepted() {
+    use bitsage_air::statement::{HASH_PROOF_PARAMS, PROOF_PARAMS};
+    use bitsage_air::{SecurityLevel, VerifyError};
+
+    let level = SecurityLevel::Bits96;
+    for (program, input, advice, hashes) in [
+        (samples::every_opcode_loop(), vec![M31(9)], vec![M31(11)], true),
+        (samples::mac_loop(), vec![M31(12), M31(3)], vec![], false),
+    ] {
+        let (proof, statement, _) = prove(&program, &input, &advice, &ProveOptions::default()).unwrap();
+        assert_eq!(proof.claim.hash_log_size.is_some(), hashes);
+        let (want, other) = if hashes { (HASH_PROOF_PARAMS, PROOF_PARAMS) } else { (PROOF_PARAMS, HASH_PROOF_PARAMS) };
+        assert_eq!(proof.stark.config, level.pcs_config_with(want));
+        let queries = proof.stark.config.fri_config.n_queries;
+        assert_eq!(queries, if hashes { 20 } else { 40 });
+        bitsage_air::verify(&statement, &proof).unwrap();
+
+        let opts = ProveOptions { config: Some(level.pcs_config_with(other)), ..ProveOptions::default() };
+        let (proof, statement, _) = prove(&program, &input, &advice, &opts).unwrap();
+        bitsage_air::verify::verify_with_config(&statement, &proof, &level.pcs_config_with(other)).unwrap();
+        assert!(
+            matches!(bitsage_air::verify(&statement, &proof), Err(VerifyError::ConfigMismatch)),
+            "hashes: {hashes}"
+        );
     }
 }

@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use bitsage_air::shape::ProofParts;
+use bitsage_air::statement::{HASH_PROOF_PARAMS, PROOF_PARAMS};
 use bitsage_air::{SecurityLevel, Statement};
 use bitsage_prover::{prove_trace, ProveOptions, Receipt};
 use bitsage_sandbox::{Sandbox, SandboxConfig};
@@ -74,7 +75,9 @@ fn main() {
     println!("| case | setting | proof KiB | receipt KiB | queried | trace Merkle | FRI values | FRI Merkle | sampled | prove ms | verify ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, st, trace) in &cases {
-        let shipped = level.pcs_config();
+        // The claim has the hash component exactly when the run hashes.
+        let params = if trace.hashes.is_empty() { PROOF_PARAMS } else { HASH_PROOF_PARAMS };
+        let shipped = level.pcs_config_with(params);
         let configs = std::iter::once(shipped).chain(candidates.iter().copied().filter(|c| *c != shipped));
         for config in configs {
             // A 2^20-row trace at blowup 16 needs more memory than a

@@ -84,20 +84,43 @@ pub trait IAirEval<TContractState> {
     ) -> QM31;
 }
 
-// `SecurityLevel::pcs_config`: blowup 4, 16 grinding bits, fold step 3, a
-// last layer of degree 1, and 40 queries (96 bits) or 56 (128 bits).
-pub fn pcs_config(security_bits: u32) -> Option<PcsConfig> {
+// `SecurityLevel::pcs_config`: 16 grinding bits, fold step 3, a last layer
+// of degree 1; blowup 4 with 40 queries (96 bits) or 56 (128 bits), or, for
+// a proof with the hash component (`HASH_PROOF_PARAMS`), blowup 16 with 20
+// or 28.
+pub fn pcs_config(security_bits: u32, hash: bool) -> Option<PcsConfig> {
     let n_queries = match security_bits {
-        96 => 40,
-        128 => 56,
+        96 => if hash {
+            20
+        } else {
+            40
+        },
+        128 => if hash {
+            28
+        } else {
+            56
+        },
         _ => { return Option::None; },
+    };
+    let log_blowup_factor = if hash {
+        4
+    } else {
+        2
     };
     Option::Some(
         PcsConfig {
             pow_bits: 16,
-            fri_config: FriConfig { log_blowup_factor: 2, log_last_layer_degree_bound: 0, n_queries, fold_step: 3 },
+            fri_config: FriConfig { log_blowup_factor, log_last_layer_degree_bound: 0, n_queries, fold_step: 3 },
         },
     )
+}
+
+// Whether the components include the hash one (it comes last when present).
+fn has_hash(components: Span<Component>) -> bool {
+    match components.get(components.len() - 1) {
+        Option::Some(c) => *c.unbox().kind == 4,
+        Option::None => false,
+    }
 }
 
 // `Statement::validate`, in the pieces a statement sent in parts is checked
@@ -587,7 +610,7 @@ fn begin_transcript(part: @TranscriptPart) -> Result<Opening, VerifyError> {
     let security_bits = *part.security_bits;
     let claim = *part.claim;
     let head = part.head;
-    let config = match pcs_config(security_bits) {
+    let config = match pcs_config(security_bits, claim.hash_log_size != 0) {
         Option::Some(c) => c,
         Option::None => { return Result::Err(VerifyError::Statement); },
     };
@@ -745,7 +768,7 @@ fn step_commit(o: Opening, part: @CommitPart) -> Result<Session, VerifyError> {
     if !program_done(@o.program) {
         return Result::Err(VerifyError::Statement);
     }
-    let config = match pcs_config(o.security_bits) {
+    let config = match pcs_config(o.security_bits, has_hash(o.components.span())) {
         Option::Some(c) => c,
         Option::None => { return Result::Err(VerifyError::Statement); },
     };
@@ -907,7 +930,7 @@ pub fn step_open(
     if hash_of(sampled_values) != session.sampled || session.evaluated != session.components.len() {
         return Result::Err(VerifyError::Malformed);
     }
-    let config = match pcs_config(session.security_bits) {
+    let config = match pcs_config(session.security_bits, has_hash(session.components.span())) {
         Option::Some(c) => c,
         Option::None => { return Result::Err(VerifyError::Statement); },
     };

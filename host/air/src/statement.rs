@@ -20,14 +20,15 @@ use crate::relations::Relations;
 use crate::rom::RomEval;
 
 /// The proof-system security target. Stwo's conjectured security is
-/// `pow_bits + log_blowup · n_queries`; [`PROOF_PARAMS`] fixes everything
-/// but the query count, which the level sets.
+/// `pow_bits + log_blowup · n_queries`; the proof parameters
+/// ([`ProofParams::for_claim`]) fix everything but the query count, which
+/// the level sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum SecurityLevel {
-    /// 96 bits: 40 queries. The default.
+    /// 96 bits: 40 queries (20 for a proof with the hash component). The default.
     #[default]
     Bits96,
-    /// 128 bits: 56 queries.
+    /// 128 bits: 56 queries (28 with the hash component).
     Bits128,
 }
 
@@ -48,7 +49,30 @@ pub struct ProofParams {
 /// milliseconds on a CPU; 26 (stwo-cairo's setting) take seconds.
 pub const PROOF_PARAMS: ProofParams = ProofParams { log_blowup: 2, pow_bits: 16, fold_step: 3 };
 
+/// A proof with the hash component: blowup 16, so half the queries of
+/// [`PROOF_PARAMS`] at the same level. Its 467 columns (335 main, 132
+/// LogUp) make the queried values most of such a proof; a quarter of the
+/// queries (20 where blowup 4 needs 40) brings the five workloads' receipts
+/// from 144-162 KiB to under 100, for a larger commitment of a trace that
+/// is small (hash programs run thousands of steps, not millions). Same
+/// grinding and fold step; the same provable bound (`pow + log_blowup ·
+/// queries / 2`: 56 bits at 96, 72 at 128).
+pub const HASH_PROOF_PARAMS: ProofParams = ProofParams { log_blowup: 4, pow_bits: 16, fold_step: 3 };
+
 impl ProofParams {
+    /// The parameters of a proof of `claim`: [`HASH_PROOF_PARAMS`] when the
+    /// claim has the hash component, else [`PROOF_PARAMS`]. The claim comes
+    /// first in the proof, so the verifier knows them before it checks
+    /// anything else; a prover gains nothing by claiming a component it
+    /// does not need, as both reach the level.
+    pub fn for_claim(claim: &Claim) -> Self {
+        if claim.hash_log_size.is_some() {
+            HASH_PROOF_PARAMS
+        } else {
+            PROOF_PARAMS
+        }
+    }
+
     /// The fewest queries that reach `bits` with these parameters.
     pub fn n_queries(self, bits: u32) -> usize {
         bits.saturating_sub(self.pow_bits).div_ceil(self.log_blowup) as usize
@@ -56,9 +80,10 @@ impl ProofParams {
 }
 
 impl SecurityLevel {
-    /// The level's proof parameters; the verifier requires exactly these.
-    pub fn pcs_config(self) -> PcsConfig {
-        self.pcs_config_with(PROOF_PARAMS)
+    /// The level's proof parameters for a proof of `claim`; the verifier
+    /// requires exactly these.
+    pub fn pcs_config(self, claim: &Claim) -> PcsConfig {
+        self.pcs_config_with(ProofParams::for_claim(claim))
     }
 
     /// The level's query count with other parameters (for benchmarks that
@@ -80,20 +105,20 @@ impl SecurityLevel {
         }
     }
 
-    /// Stwo's conjectured security of the level's parameters
+    /// Stwo's conjectured security of the level with parameters `p`
     /// (`pow_bits + log_blowup · n_queries`): at least [`Self::bits`].
-    pub fn conjectured_bits(self) -> u32 {
-        self.pcs_config().security_bits()
+    pub fn conjectured_bits(self, p: ProofParams) -> u32 {
+        self.pcs_config_with(p).security_bits()
     }
 
-    /// The security that is proven for the level's parameters: each query
-    /// of a proximity test below the Johnson bound rejects a far word with
-    /// probability `1 - sqrt(rho)`, so it is worth `log_blowup / 2` bits,
-    /// plus the grinding bits (ethSTARK, Theorem 2; the field-size terms of
-    /// the extension field QM31, 2^124, are far smaller than this for every
-    /// supported trace).
-    pub fn provable_bits(self) -> u32 {
-        let c = self.pcs_config();
+    /// The security that is proven for the level with parameters `p`: each
+    /// query of a proximity test below the Johnson bound rejects a far word
+    /// with probability `1 - sqrt(rho)`, so it is worth `log_blowup / 2`
+    /// bits, plus the grinding bits (ethSTARK, Theorem 2; the field-size
+    /// terms of the extension field QM31, 2^124, are far smaller than this
+    /// for every supported trace).
+    pub fn provable_bits(self, p: ProofParams) -> u32 {
+        let c = self.pcs_config_with(p);
         c.pow_bits + (c.fri_config.log_blowup_factor * c.fri_config.n_queries as u32) / 2
     }
 }
@@ -293,20 +318,45 @@ impl Components {
 
 #[cfg(test)]
 mod tests {
-    use super::SecurityLevel;
+    use super::{Claim, SecurityLevel, HASH_PROOF_PARAMS, PROOF_PARAMS};
 
     #[test]
     fn each_level_reaches_its_nominal_bits_with_no_spare_query() {
-        for level in [SecurityLevel::Bits96, SecurityLevel::Bits128] {
-            let config = level.pcs_config();
-            assert!(config.security_bits() >= level.bits(), "{level:?}: {config:?}");
-            let f = config.fri_config;
-            let fewer = config.pow_bits + f.log_blowup_factor * (f.n_queries as u32 - 1);
-            assert!(fewer < level.bits(), "{level:?}: {config:?} has a spare query");
-            assert!(level.provable_bits() < level.conjectured_bits());
+        for p in [PROOF_PARAMS, HASH_PROOF_PARAMS] {
+            for level in [SecurityLevel::Bits96, SecurityLevel::Bits128] {
+                let config = level.pcs_config_with(p);
+                assert!(config.security_bits() >= level.bits(), "{level:?}: {config:?}");
+                let f = config.fri_config;
+                let fewer = config.pow_bits + f.log_blowup_factor * (f.n_queries as u32 - 1);
+                assert!(fewer < level.bits(), "{level:?}: {config:?} has a spare query");
+                assert!(level.provable_bits(p) < level.conjectured_bits(p));
+            }
         }
-        let q = |l: SecurityLevel| l.pcs_config().fri_config.n_queries;
-        assert_eq!((q(SecurityLevel::Bits96), q(SecurityLevel::Bits128)), (40, 56));
-        assert_eq!((SecurityLevel::Bits96.provable_bits(), SecurityLevel::Bits128.provable_bits()), (56, 72));
+        let q = |l: SecurityLevel, p| l.pcs_config_with(p).fri_config.n_queries;
+        assert_eq!((q(SecurityLevel::Bits96, PROOF_PARAMS), q(SecurityLevel::Bits128, PROOF_PARAMS)), (40, 56));
+        assert_eq!(
+            (q(SecurityLevel::Bits96, HASH_PROOF_PARAMS), q(SecurityLevel::Bits128, HASH_PROOF_PARAMS)),
+            (20, 28)
+        );
+        // Both parameter sets prove the same bound at each level.
+        for p in [PROOF_PARAMS, HASH_PROOF_PARAMS] {
+            assert_eq!((SecurityLevel::Bits96.provable_bits(p), SecurityLevel::Bits128.provable_bits(p)), (56, 72));
+        }
+    }
+
+    #[test]
+    fn a_claim_with_the_hash_component_gets_the_hash_parameters() {
+        let mut claim = Claim {
+            cpu_log_size: 10,
+            rom_log_size: 5,
+            mem_log_size: 6,
+            hash_log_size: None,
+            range_log_size: 8,
+            ram_words: 0,
+        };
+        assert_eq!(SecurityLevel::Bits96.pcs_config(&claim), SecurityLevel::Bits96.pcs_config_with(PROOF_PARAMS));
+        claim.hash_log_size = Some(4);
+        let c = SecurityLevel::Bits96.pcs_config(&claim);
+        assert_eq!((c.fri_config.log_blowup_factor, c.fri_config.n_queries, c.pow_bits), (4, 20, 16));
     }
 }

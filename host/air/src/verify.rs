@@ -121,7 +121,7 @@ pub fn public_logup_sum(statement: &Statement, claim: &Claim, rels: &Relations) 
 /// shape are checked before any arithmetic (see [`crate::shape`]); what
 /// remains runs under `catch_unwind` as a second line.
 pub fn verify(statement: &Statement, proof: &Proof) -> Result<(), VerifyError> {
-    verify_with_config(statement, proof, &statement.security.pcs_config())
+    verify_with_config(statement, proof, &statement.security.pcs_config(&proof.claim))
 }
 
 /// [`verify`] under proof parameters other than the statement's security
@@ -137,7 +137,7 @@ pub fn verify_with_config(statement: &Statement, proof: &Proof, config: &PcsConf
 /// channel for native targets only.)
 #[cfg(not(target_arch = "wasm32"))]
 pub fn verify_poseidon252(statement: &Statement, proof: &ChainProof) -> Result<(), VerifyError> {
-    verify_on::<Poseidon252MerkleChannel>(statement, proof, &statement.security.pcs_config())
+    verify_on::<Poseidon252MerkleChannel>(statement, proof, &statement.security.pcs_config(&proof.claim))
 }
 
 /// A proof over the Poseidon252 channel: what the on-chain verifier checks.
@@ -150,7 +150,7 @@ pub type ChainProof = Proof<Poseidon252MerkleHasher>;
 /// nothing the positions do not depend on.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn query_positions_poseidon252(statement: &Statement, proof: &ChainProof) -> Result<Vec<usize>, VerifyError> {
-    let config = statement.security.pcs_config();
+    let config = statement.security.pcs_config(&proof.claim);
     statement.validate()?;
     check_claim(&proof.claim)?;
     let layout = Components::new(&proof.claim, &Relations::for_layout(), &proof.interaction);

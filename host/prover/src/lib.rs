@@ -465,7 +465,7 @@ where
     let claim = main.claim;
 
     clock.start(Stage::CommitMain);
-    let config = opts.config.unwrap_or_else(|| statement.security.pcs_config());
+    let config = opts.config.unwrap_or_else(|| statement.security.pcs_config(&claim));
     let max_log = claim.max_log_size();
     let twiddles = B::precompute_twiddles(
         CanonicCoset::new(max_log + 1 + config.fri_config.log_blowup_factor).circle_domain().half_coset,

@@ -49,7 +49,7 @@ pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
 /// Poseidon252 for a proof the chain verifies. (4: components present only
 /// when used, a range table sized to the run, the smaller-proof parameters
 /// of each security level.) Version 5 and older receipts are refused.
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 /// The largest zstd window a receipt may ask the decoder for (8 MiB; the
 /// encoder's window at level 9 is smaller for any receipt the caps allow).
 const WINDOW_LOG_MAX: u32 = 23;
@@ -79,11 +79,17 @@ pub fn max_decoded_bytes() -> u64 {
             range_log_size: bitsage_air::range::MAX_RANGE_LOG_SIZE,
             ram_words: 0,
         };
-        let proof = bitsage_air::shape::max_proof_bytes_with(
-            &largest,
-            &bitsage_air::SecurityLevel::Bits128.pcs_config(),
-            Channel::Poseidon252.hash_bytes(),
-        );
+        // Each claim has its parameters (blowup 16 with the hash component,
+        // 4 without): the larger of the two largest claims' bounds.
+        let level = bitsage_air::SecurityLevel::Bits128;
+        let without = bitsage_air::Claim { hash_log_size: None, ..largest };
+        let proof = [largest, without]
+            .iter()
+            .map(|c| {
+                bitsage_air::shape::max_proof_bytes_with(c, &level.pcs_config(c), Channel::Poseidon252.hash_bytes())
+            })
+            .max()
+            .unwrap_or(0);
         let attestation = 1 + 6 * 32 + 2 * (8 + MAX_ATTESTATION_STRING);
         (8 + statement + 4 + proof + 33 + attestation) as u64
     })
@@ -361,7 +367,7 @@ fn decode_body(mut rest: &[u8]) -> Result<(ReceiptBody, usize), ReceiptError> {
     let interaction: bitsage_air::statement::InteractionClaim = take(&mut rest, "interaction claim")?;
     bitsage_air::verify::check_claim(&claim)?;
     let bound =
-        bitsage_air::shape::max_proof_bytes_with(&claim, &statement.security.pcs_config(), channel.hash_bytes());
+        bitsage_air::shape::max_proof_bytes_with(&claim, &statement.security.pcs_config(&claim), channel.hash_bytes());
     // What is left is the STARK proof and the module digest (at most 33).
     if rest.len() > bound + 33 {
         return Err(ReceiptError::TooLarge(format!(

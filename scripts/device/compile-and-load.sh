@@ -28,7 +28,7 @@ fi
 if want first; then
   echo "== first proofs on a fresh kernel cache"; date +%T
   rm -rf /tmp/kc
-  for pair in custom:custom ml_inference:ml-inference data_transform:data-transform; do
+  for pair in custom:custom ml_inference:ml-inference data_transform:data-transform privacy_transfer:privacy-transfer batch_verify:batch-verify; do
     w=${pair%%:*}
     s=$(date +%s%N)
     BITSAGE_LOG=bitsage_cuda=info $b run wasm/$w.wasm --input wasm/${pair#*:}.json --out /tmp/first-$w.bin \

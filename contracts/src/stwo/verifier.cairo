@@ -117,10 +117,12 @@ pub fn pcs_config(security_bits: u32, hash: bool) -> Option<PcsConfig> {
 
 // Whether the components include the hash one (it comes last when present).
 fn has_hash(components: Span<Component>) -> bool {
-    match components.get(components.len() - 1) {
-        Option::Some(c) => *c.unbox().kind == 4,
-        Option::None => false,
+    let n = components.len();
+    if n == 0 {
+        return false;
     }
+    let last = *components[n - 1];
+    last.kind == 4
 }
 
 // `Statement::validate`, in the pieces a statement sent in parts is checked

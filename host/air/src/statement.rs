@@ -51,8 +51,8 @@ pub const PROOF_PARAMS: ProofParams = ProofParams { log_blowup: 2, pow_bits: 16,
 
 /// A proof with the hash component: blowup 16, so half the queries of
 /// [`PROOF_PARAMS`] at the same level. Its 467 columns (335 main, 132
-/// LogUp) make the queried values most of such a proof; a quarter of the
-/// queries (20 where blowup 4 needs 40) brings the five workloads' receipts
+/// LogUp) make the queried values most of such a proof; half the queries
+/// (20 where blowup 4 needs 40) bring the three hashing workloads' receipts
 /// from 144-162 KiB to under 100, for a larger commitment of a trace that
 /// is small (hash programs run thousands of steps, not millions). Same
 /// grinding and fold step; the same provable bound (`pow + log_blowup ·

@@ -293,10 +293,9 @@ fn kill_9_mid_proof_then_restart_completes_the_job_exactly_once() {
     let client = apikey(&dir.0, None, "alice", "client");
     let mut node = serve(&dir.0, &["--workers", "1"]);
     let digest = node.approve(&op, "data_transform");
-    let a = node.submit(&client, &json!({ "module_digest": digest, "input": long_job_input() }));
-    let id = a.json()["id"].as_str().expect("id").to_string();
-    let other = node.submit(&client, &json!({ "module_digest": digest, "input": example("data-transform.json") }));
-    let other = other.json()["id"].as_str().expect("id").to_string();
+    let id = node.submit_accepted(&client, &json!({ "module_digest": digest, "input": long_job_input() }));
+    let other =
+        node.submit_accepted(&client, &json!({ "module_digest": digest, "input": example("data-transform.json") }));
     let t0 = Instant::now();
     while node.job(&client, &id)["state"] != "proving" {
         assert!(t0.elapsed() < Duration::from_secs(120), "the job never reached proving");
@@ -579,9 +578,7 @@ fn the_long_poll_answers_when_a_job_ends_and_the_load_bench_verifies_every_recei
     let digest = node.approve(&op, "data_transform");
 
     // A job of about a second: a short wait answers with it still going, a long one with its end.
-    let a = node.submit(&client, &json!({ "module_digest": digest, "input": long_job_input() }));
-    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
-    let id = a.json()["id"].as_str().expect("id").to_string();
+    let id = node.submit_accepted(&client, &json!({ "module_digest": digest, "input": long_job_input() }));
     let t = Instant::now();
     let j = get(&node.at(&format!("/v1/jobs/{id}?wait_ms=150")), Some(&client)).json();
     let waited = t.elapsed();
@@ -648,9 +645,7 @@ fn long_polls_beyond_a_key_s_cap_are_answered_at_once() {
     // No workers: the job stays queued, so every long poll runs to its deadline.
     let node = serve(&dir.0, &["--workers", "0", "--rate-limit", "100000", "--rate-burst", "10000"]);
     let digest = node.approve(&op, "custom");
-    let a = node.submit(&client, &json!({ "module_digest": digest, "input": example("custom.json") }));
-    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
-    let id = a.json()["id"].as_str().expect("id").to_string();
+    let id = node.submit_accepted(&client, &json!({ "module_digest": digest, "input": example("custom.json") }));
     let n = bitsage_node::api::WAITS_PER_KEY + 8;
     let url = node.at(&format!("/v1/jobs/{id}?wait_ms=3000"));
     let took: Vec<(u16, Duration)> = std::thread::scope(|s| {

@@ -14,7 +14,6 @@
 use std::time::{Duration, Instant};
 
 use bitsage_air::shape::ProofParts;
-use bitsage_air::statement::{HASH_PROOF_PARAMS, PROOF_PARAMS};
 use bitsage_air::{SecurityLevel, Statement};
 use bitsage_prover::{prove_trace, ProveOptions, Receipt};
 use bitsage_sandbox::{Sandbox, SandboxConfig};
@@ -75,9 +74,10 @@ fn main() {
     println!("| case | setting | proof KiB | receipt KiB | queried | trace Merkle | FRI values | FRI Merkle | sampled | prove ms | verify ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, st, trace) in &cases {
-        // The claim has the hash component exactly when the run hashes.
-        let params = if trace.hashes.is_empty() { PROOF_PARAMS } else { HASH_PROOF_PARAMS };
-        let shipped = level.pcs_config_with(params);
+        // The prover's own rule, from the claim (sizes only: the deferred
+        // trace builds no CPU or hash rows).
+        let claim = bitsage_prover::tracegen::build_main_trace_deferred(&st.program, trace).claim;
+        let shipped = level.pcs_config(&claim);
         let configs = std::iter::once(shipped).chain(candidates.iter().copied().filter(|c| *c != shipped));
         for config in configs {
             // A 2^20-row trace at blowup 16 needs more memory than a

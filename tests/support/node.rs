@@ -214,6 +214,13 @@ impl Node {
         post_json(&self.at("/v1/jobs"), Some(key), body)
     }
 
+    /// Submits a job that must be accepted (202); returns its id.
+    pub fn submit_accepted(&self, key: &str, body: &Value) -> String {
+        let a = self.submit(key, body);
+        assert_eq!(a.status, 202, "submit: {}", String::from_utf8_lossy(&a.body));
+        a.json()["id"].as_str().expect("id").to_string()
+    }
+
     pub fn job(&self, key: &str, id: &str) -> Value {
         let a = get(&self.at(&format!("/v1/jobs/{id}")), Some(key));
         assert_eq!(a.status, 200, "GET job {id}: {}", String::from_utf8_lossy(&a.body));

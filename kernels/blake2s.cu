@@ -86,6 +86,22 @@ extern "C" __global__ void merkle_leaves(const u64* col_ptrs, const u32* col_log
     for (int i = 0; i < 8; i++) out[idx * 8 + i] = h[i];
 }
 
+// Stwo's leaf packing for FRI layers folded more than one step at a time
+// (`PackLeavesOps::pack_leaves_input`): output column coord + 4 * offset
+// holds input column coord's value 4 * row + offset at row. Thread `row`
+// reads four consecutive values of each input column (a warp reads whole
+// cache lines) and writes one value to each of the sixteen outputs.
+extern "C" __global__ void pack_leaves(const u64* in_ptrs, const u64* out_ptrs, u64 rows) {
+    u64 row = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (row >= rows) return;
+#pragma unroll
+    for (int coord = 0; coord < 4; coord++) {
+        const u32* in = (const u32*)in_ptrs[coord];
+#pragma unroll
+        for (int offset = 0; offset < 4; offset++) ((u32*)out_ptrs[coord + 4 * offset])[row] = in[4 * row + offset];
+    }
+}
+
 // out[i] = H(prev[2i] || prev[2i+1]) for i < n.
 extern "C" __global__ void merkle_layer(const u32* prev, u32* out, u64 n) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;

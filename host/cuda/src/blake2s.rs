@@ -66,6 +66,30 @@ impl Gpu {
         Ok(next)
     }
 
+    /// Stwo's leaf packing for FRI layers folded `fold_step > 1` at a time,
+    /// on the device: output column `coord + 4 * offset` holds
+    /// `columns[coord][4 * row + offset]` at `row`, for four columns of the
+    /// same length, a multiple of 4.
+    pub fn pack_leaves(&self, columns: [&CudaSlice<u32>; 4], len: usize) -> Result<[CudaSlice<u32>; 16]> {
+        if len == 0 || len % 4 != 0 || columns.iter().any(|c| c.len() < len) {
+            return Err(CudaError::Unsupported(format!("pack_leaves of {len} values")));
+        }
+        let rows = len / 4;
+        let mut out = Vec::with_capacity(16);
+        for _ in 0..16 {
+            // SAFETY: `pack_leaves` writes every value of every output column.
+            out.push(unsafe { self.stream.alloc::<u32>(rows) }?);
+        }
+        let d_in = self.device_ptrs(columns)?;
+        let d_out = self.device_ptrs(&out)?;
+        let rows64 = rows as u64;
+        let mut b = self.stream.launch_builder(self.k(Kernel::PackLeaves));
+        b.arg(&d_in).arg(&d_out).arg(&rows64);
+        // SAFETY: thread `row` reads values 4 row .. 4 row + 3 (< len) of each input and writes `row` of each output.
+        unsafe { b.launch(launch_1d(rows64)) }?;
+        out.try_into().map_err(|_| CudaError::Unsupported("pack_leaves: 16 outputs".into()))
+    }
+
     /// The lifted Blake2s Merkle tree of `columns` (sorted ascending by
     /// size): returns the leaf layer and the root.
     pub fn merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(CudaSlice<u32>, [u32; 8])> {

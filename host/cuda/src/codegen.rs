@@ -533,8 +533,14 @@ fn closure(
 }
 
 /// Generates the constraint kernels `name_0`, `name_1`, ... for an evaluated
-/// expression tree.
+/// expression tree, [`CONSTRAINTS_PER_KERNEL`] constraints to a kernel.
 pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
+    generate_split(name, ev, CONSTRAINTS_PER_KERNEL)
+}
+
+/// [`generate`] with `per_kernel` constraints to a kernel (at least one).
+pub fn generate_split(name: &str, ev: &ExprEvaluator, per_kernel: usize) -> ConstraintKernel {
+    let per_kernel = per_kernel.max(1);
     let mut vars = Vars::default();
     ev.intermediates.values().for_each(|e| visit_base(e, &mut vars));
     ev.ext_intermediates.values().for_each(|e| visit_ext(e, &mut vars));
@@ -559,8 +565,8 @@ pub fn generate(name: &str, ev: &ExprEvaluator) -> ConstraintKernel {
 
     let n = ev.constraints.len();
     let mut parts = Vec::new();
-    for (part, lo) in (0..n.max(1)).step_by(CONSTRAINTS_PER_KERNEL).enumerate() {
-        let hi = (lo + CONSTRAINTS_PER_KERNEL).min(n);
+    for (part, lo) in (0..n.max(1)).step_by(per_kernel).enumerate() {
+        let hi = (lo + per_kernel).min(n);
         let (part_masks, needed) = closure(ev, lo, hi, &intermediates);
         let kname = format!("{name}_{part}");
         let mut s = String::new();

@@ -221,7 +221,8 @@ fn nvrtc_run(source: &Source, arch: Option<&str>, extra: &[String]) -> Result<Ve
         return Err(err(CompileError::CompileError { nvrtc: e, options, log }));
     }
     let mut size = 0usize;
-    if arch.is_some() {
+    // A real architecture (`sm_90`) gives a CUBIN; a virtual one (`compute_90`) or none, PTX.
+    if arch.is_some_and(|a| a.starts_with("sm_")) {
         // SAFETY: `prog` compiled; `size` then `out` are valid for the sizes NVRTC reports.
         unsafe { nvrtc_sys::nvrtcGetCUBINSize(prog.0, &mut size).result() }
             .map_err(|e| err(CompileError::GetPtxError(e)))?;

@@ -101,6 +101,7 @@ kernels! {
     FftReplicate = "fft_replicate",
     MerkleLeaves = "merkle_leaves",
     MerkleLayer = "merkle_layer",
+    PackLeaves = "pack_leaves",
     Grind = "grind",
     FriFold = "fri_fold",
     LiftAccumulate = "lift_accumulate",

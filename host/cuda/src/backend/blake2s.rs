@@ -5,9 +5,17 @@ use super::*;
 
 impl PackLeavesOps for CudaBackend {
     fn pack_leaves_input(values: &[&Col<Self, BaseField>; 4]) -> [Col<Self, BaseField>; 16] {
-        let _s = tracing::debug_span!("cuda pack leaves (host)").entered();
-        let cpu: [Vec<BaseField>; 4] = std::array::from_fn(|i| values[i].to_cpu());
-        pack_leaves_host(&cpu).map(|c| DevCol::from_host(&c))
+        let _s = tracing::debug_span!("cuda pack leaves").entered();
+        let len = values[0].len();
+        let rows = len / 4;
+        match gpu().pack_leaves(values.map(|c| c.buf()), len) {
+            Ok(cols) if values.iter().all(|c| c.len() == len) => cols.map(|c| DevCol::from_words(c, rows)),
+            // Stwo only packs equal columns of at least 4 values; anything else goes its way, on the host.
+            _ => {
+                let cpu: [Vec<BaseField>; 4] = std::array::from_fn(|i| values[i].to_cpu());
+                pack_leaves_host(&cpu).map(|c| DevCol::from_host(&c))
+            }
+        }
     }
 }
 

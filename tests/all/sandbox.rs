@@ -173,11 +173,44 @@ fn compile_cache_round_trips_and_recovers_from_corruption() {
     let mid = code.len() / 2;
     code[mid] ^= 0xff;
     std::fs::write(&entry, code).expect("write");
-    let again = sandbox.load(&bytes).expect("recompiles");
+    // The sandbox that loaded it keeps it in memory; a new process (a new sandbox) reads the disk.
+    assert!(sandbox.load(&bytes).expect("in memory").from_cache);
+    let fresh =
+        Sandbox::new(SandboxConfig { cache_dir: Some(dir.clone()), ..SandboxConfig::default() }).expect("sandbox");
+    let again = fresh.load(&bytes).expect("recompiles");
     assert!(!again.from_cache);
-    assert!(sandbox.run(&again, b"[2, 3]").is_ok());
-    assert!(sandbox.load(&bytes).expect("cached again").from_cache);
+    assert!(fresh.run(&again, b"[2, 3]").is_ok());
+    let fresh =
+        Sandbox::new(SandboxConfig { cache_dir: Some(dir.clone()), ..SandboxConfig::default() }).expect("sandbox");
+    assert!(fresh.load(&bytes).expect("cached again").from_cache);
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A sandbox keeps each component it loaded, by the digest of its bytes:
+/// the same bytes come back linked and ready, other bytes are their own
+/// module, and bytes that fail a check fail every time (a failure is not
+/// kept).
+#[test]
+fn a_sandbox_keeps_loaded_components_by_digest_and_never_a_failure() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let custom = guests::bytes("custom");
+    let first = sandbox.load(&custom).expect("compiles");
+    let kept = sandbox.loaded(&first.digest).expect("kept");
+    assert_eq!(kept.digest, first.digest);
+    let again = sandbox.load(&custom).expect("loads");
+    assert!(again.from_cache);
+    assert_eq!(sandbox.run(&again, b"[2, 3]").expect("runs").report, sandbox.run(&first, b"[2, 3]").expect("runs").report);
+
+    let other = sandbox.load(&guests::bytes("ml_inference")).expect("compiles");
+    assert_ne!(other.digest, first.digest);
+    assert!(sandbox.loaded(&other.digest).is_some() && sandbox.loaded(&first.digest).is_some());
+
+    let broken = custom[..custom.len() / 2].to_vec();
+    for _ in 0..2 {
+        assert!(sandbox.load(&broken).is_err(), "a truncated component is refused every time");
+    }
+    let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &broken)).into();
+    assert!(sandbox.loaded(&digest).is_none());
 }
 
 /// A paid job's statement comes from the client's own dev run and the

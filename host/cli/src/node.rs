@@ -234,6 +234,9 @@ impl Remote {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(120)))
+                // Kept connections for every thread of `load`, not ureq's default of three per host.
+                .max_idle_connections(256)
+                .max_idle_connections_per_host(256)
                 .build()
                 .into()
         })

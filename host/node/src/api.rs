@@ -419,6 +419,8 @@ pub(crate) async fn get_job(
     Query(q): Query<JobQuery>,
 ) -> AppResult<Json<JobView>> {
     let caller = auth::caller(&s, &headers, Role::Client).await?;
+    // Subscribed before the read, so an end recorded in between still wakes this poll.
+    let mut ends = s.done.subscribe();
     let mut job = job_for(&s, &caller, &id).await?;
     let wait_ms = q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS);
     // Held until the answer: the key's place among long polls, and the node's.
@@ -432,17 +434,23 @@ pub(crate) async fn get_job(
         if ended(&job.state) || left.is_zero() {
             return Ok(Json(view(job, false)));
         }
-        // Registered before the re-read, so an end recorded in between still wakes this poll.
-        let notified = s.done.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        job = s.store.job(&id).await?.ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
-        if !ended(&job.state) {
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(left.min(WAIT_RECHECK)) => {}
+        // This job's end, or a lag (ends dropped unread): read the job again.
+        let own_end = async {
+            loop {
+                match ends.recv().await {
+                    Ok(ended_id) if ended_id == id => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
             }
+        };
+        tokio::select! {
+            _ = own_end => {}
+            // Another process's worker may end it: the store is read now and then regardless.
+            _ = tokio::time::sleep(left.min(WAIT_RECHECK)) => {}
         }
+        job = s.store.job(&id).await?.ok_or_else(|| ApiError::not_found(&format!("job {id}")))?;
     }
 }
 

@@ -46,7 +46,11 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    // Small responses go out at once, not held for the client's delayed ACK.
+                    let _ = stream.set_nodelay(true);
+                    stream
+                }
                 Err(e) => {
                     // Out of descriptors or a transient error: back off, keep serving.
                     warn!("accepting a connection: {e}");

@@ -64,7 +64,7 @@ async fn start_workers(
     blobs: &blobs::Blobs,
     metrics: &Arc<metrics::Metrics>,
     wake: &Arc<Notify>,
-    done: &Arc<Notify>,
+    done: &state::Ended,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Workers> {
     let choice = config.backend_choice()?;
@@ -167,7 +167,7 @@ pub async fn serve(config: NodeConfig, on_listening: impl FnOnce(SocketAddr)) ->
     }
     let metrics = Arc::new(metrics::Metrics::new());
     let wake = Arc::new(Notify::new());
-    let done = Arc::new(Notify::new());
+    let done = state::ended_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = if config.workers > 0 {
         Some(start_workers(&config, &store, &blobs, &metrics, &wake, &done, &stop_rx).await?)
@@ -226,7 +226,7 @@ pub async fn run_worker(config: NodeConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new());
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let done = Arc::new(Notify::new());
+    let done = state::ended_channel();
     let workers = start_workers(&config, &store, &blobs, &metrics, &wake, &done, &stop_rx).await?;
     println!("worker {} ready", workers.ctx.id);
     shutdown_signal().await;

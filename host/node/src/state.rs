@@ -32,9 +32,9 @@ pub struct AppState {
     pub pool: Option<Arc<DevicePool>>,
     pub limiter: DefaultKeyedRateLimiter<String>,
     pub wake: Arc<Notify>,
-    /// Signalled when a worker of this process records a job's end (the
-    /// long poll of `GET /v1/jobs/{id}?wait_ms=`).
-    pub done: Arc<Notify>,
+    /// The id of each job whose end a worker of this process records (the
+    /// long poll of `GET /v1/jobs/{id}?wait_ms=` waits for its own).
+    pub done: Ended,
     pub started: Instant,
     /// Receipt verifications running at once (`POST /v1/verify`): one per
     /// core, so that verifying never starves the API or the provers.
@@ -136,4 +136,15 @@ pub fn rate_limited(s: &AppState, key: &str) -> Option<u64> {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         wait.as_secs() + 1
     })
+}
+
+/// Jobs' ends, as their ids, to every long poll: each poll reads the store
+/// again only for its own job's end (or when it fell behind), not on every
+/// job that ends.
+pub type Ended = tokio::sync::broadcast::Sender<String>;
+
+/// A channel of job ends, deep enough for the ends of a burst of jobs
+/// between two wake-ups of a poll.
+pub fn ended_channel() -> Ended {
+    tokio::sync::broadcast::channel(4096).0
 }

@@ -37,8 +37,8 @@ pub struct WorkerContext {
     pub poll: Duration,
     /// Signalled when a job is submitted to this process's API.
     pub wake: Arc<Notify>,
-    /// Signalled after a job's end is recorded (wakes the API's long polls).
-    pub done: Arc<Notify>,
+    /// Each job's id once its end is recorded (wakes the API's long polls).
+    pub done: crate::state::Ended,
     /// The worker's identity: signs receipts, settles on chain.
     pub identity: Option<Arc<crate::settle::Identity>>,
 }
@@ -155,7 +155,8 @@ async fn process(ctx: &Arc<WorkerContext>, claim: Claim) {
         }
         Err(Failure::Lost) => Ok((false, "lost".into())),
     };
-    ctx.done.notify_waiters();
+    // No long poll waiting is not an error.
+    let _ = ctx.done.send(claim.job.id.clone());
     match recorded {
         Ok((true, outcome)) => {
             ctx.metrics.job_seconds.with_label_values(&[&outcome]).observe(started.elapsed().as_secs_f64());
@@ -184,21 +185,28 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
     let node = |kind: &'static str| {
         move |e: crate::blobs::BlobError| Failure::Node { kind, message: bitsage_air::verify::error_chain(&e) }
     };
-    let module = ctx.blobs.get(&job.module_digest).await.map_err(node("blob-store"))?;
-    let input = ctx.blobs.get(&job.input_digest).await.map_err(node("blob-store"))?;
-    let (Some(module), Some(input)) = (module, input) else {
-        return Err(Failure::Job {
-            kind: "blob-missing".into(),
-            message: "the job's module or input is not in the blob store".into(),
-            outcome: Outcome::default(),
-        });
+    let missing = || Failure::Job {
+        kind: "blob-missing".into(),
+        message: "the job's module or input is not in the blob store".into(),
+        outcome: Outcome::default(),
     };
+    // A module this process already loaded is not read or hashed again
+    // (`Ok`: loaded; `Err`: the bytes to load).
+    let digest: Option<[u8; 32]> = hex::decode(&job.module_digest).ok().and_then(|d| d.try_into().ok());
+    let module = match digest.and_then(|d| ctx.sandbox.loaded(&d)) {
+        Some(m) => Ok(m),
+        None => Err(ctx.blobs.get(&job.module_digest).await.map_err(node("blob-store"))?.ok_or_else(missing)?),
+    };
+    let input = ctx.blobs.get(&job.input_digest).await.map_err(node("blob-store"))?.ok_or_else(missing)?;
 
     let sandbox = ctx.sandbox.clone();
     let limits = ctx.limits;
     let t0 = Instant::now();
     let ran = tokio::task::spawn_blocking(move || {
-        let m = sandbox.load(&module)?;
+        let m = match module {
+            Ok(loaded) => loaded,
+            Err(bytes) => sandbox.load(&bytes)?,
+        };
         let run = sandbox.run_with(&m, &input, limits)?;
         Ok::<_, SandboxError>((m.digest, run))
     })
@@ -272,11 +280,18 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         if let Some(id) = &identity {
             id.attest(&mut receipt, &job_row).map_err(|e| ProveError::backend_by("attesting the receipt", e))?;
         }
-        let t2 = Instant::now();
-        // A proof that does not verify is never served.
-        receipt.verify().map_err(|_| ProveError::ConstraintsNotSatisfied)?;
-        let verify_time = t2.elapsed();
-        let bytes = receipt.to_bytes().map_err(|e| ProveError::backend_by("encoding the receipt", e))?;
+        // A proof that does not verify is never served: the receipt is
+        // encoded beside the verification, and kept only if it verifies.
+        let (verified, bytes) = std::thread::scope(|s| {
+            let encoding = s.spawn(|| receipt.to_bytes());
+            let t2 = Instant::now();
+            let verified = receipt.verify().map(|()| t2.elapsed());
+            (verified, encoding.join())
+        });
+        let verify_time = verified.map_err(|_| ProveError::ConstraintsNotSatisfied)?;
+        let bytes = bytes
+            .map_err(|_| ProveError::backend("encoding the receipt panicked"))?
+            .map_err(|e| ProveError::backend_by("encoding the receipt", e))?;
         Ok::<_, ProveError>((bytes, backend, prove_time, verify_time))
     })
     .await

@@ -33,7 +33,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use host::{CappedPipe, HostState, VmFailure, Workload};
+use host::{CappedPipe, HostState, VmFailure, Workload, WorkloadPre};
 pub use host::{LogLine, Recorded};
 
 /// Per-job resource caps. Every field has its own error when exceeded.
@@ -177,8 +177,13 @@ pub struct SandboxConfig {
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// A compiled, import-checked workload.
+#[derive(Clone)]
 pub struct Module {
     component: Component,
+    /// The component linked against the sandbox's imports once, so a job
+    /// only instantiates it; `None` where linking failed (the job's
+    /// instantiation then reports why, as without it).
+    pre: Option<WorkloadPre<HostState>>,
     /// SHA-256 of the component bytes.
     pub digest: [u8; 32],
     /// Whether it came from the on-disk cache.
@@ -215,7 +220,13 @@ pub struct Sandbox {
     linker: Linker<HostState>,
     config: SandboxConfig,
     ticker_stop: Arc<AtomicBool>,
+    /// Components already loaded, by the SHA-256 of their bytes: a node
+    /// runs the same few approved modules again and again.
+    loaded: std::sync::Mutex<std::collections::HashMap<[u8; 32], Module>>,
 }
+
+/// Loaded components a sandbox keeps (it forgets them all when full).
+const LOADED_CAP: usize = 64;
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
@@ -265,18 +276,23 @@ impl Sandbox {
                 }
             })
             .map_err(setup)?;
-        Ok(Sandbox { engine, linker, config, ticker_stop })
+        Ok(Sandbox { engine, linker, config, ticker_stop, loaded: Default::default() })
     }
 
     pub fn limits(&self) -> &Limits {
         &self.config.limits
     }
 
-    /// Validates, compiles (or loads from the cache) and import-checks.
+    /// Validates, compiles (or loads from the cache), import-checks and
+    /// links. The same bytes again (same SHA-256) return the module this
+    /// sandbox already loaded, with `from_cache` set.
     pub fn load(&self, bytes: &[u8]) -> Result<Module, SandboxError> {
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
-        imports::check_encoding(bytes)?;
         let start = Instant::now();
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(m) = self.loaded(&digest) {
+            return Ok(Module { compile_time: start.elapsed(), ..m });
+        }
+        imports::check_encoding(bytes)?;
         let limits = self.config.compile;
         compile::check(bytes, &limits)?;
         let (engine, dir, owned) = (self.engine.clone(), self.config.cache_dir.clone(), bytes.to_vec());
@@ -285,7 +301,20 @@ impl Sandbox {
             None => Ok((Component::new(&engine, &owned).map_err(|e| SandboxError::Compile(format!("{e:#}")))?, false)),
         })?;
         imports::check_imports(&self.engine, &component)?;
-        Ok(Module { component, digest, from_cache, compile_time: start.elapsed() })
+        let pre = self.linker.instantiate_pre(&component).ok().and_then(|p| WorkloadPre::new(p).ok());
+        let module = Module { component, pre, digest, from_cache, compile_time: start.elapsed() };
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.len() >= LOADED_CAP {
+            loaded.clear();
+        }
+        loaded.insert(digest, Module { from_cache: true, ..module.clone() });
+        Ok(module)
+    }
+
+    /// The module with this digest, if this sandbox has loaded it: a caller
+    /// holding only the digest need not read or hash the bytes again.
+    pub fn loaded(&self, digest: &[u8; 32]) -> Option<Module> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(digest).cloned()
     }
 
     /// Runs one job under the sandbox's limits.
@@ -323,7 +352,11 @@ impl Sandbox {
         store.epoch_deadline_trap();
 
         let start = Instant::now();
-        let outcome = Workload::instantiate(&mut store, &module.component, &self.linker)
+        let instance = match &module.pre {
+            Some(pre) => pre.instantiate(&mut store),
+            None => Workload::instantiate(&mut store, &module.component, &self.linker),
+        };
+        let outcome = instance
             .map_err(|e| classify(&store, e, &stderr, true))
             .and_then(|w| {
                 let instantiate_time = start.elapsed();

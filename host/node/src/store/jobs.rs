@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now_ms, Dialect, Result, Store, StoreError};
+use super::{now_ms, Dialect, Result, Store};
 
 /// A job's state. Jobs move queued → running → proving → proved
 /// (→ settling → settled), or to failed; dev-mode jobs end in executed.
@@ -261,10 +261,7 @@ impl Store {
         // or BUSY_SNAPSHOT, which the busy timeout does not wait out) when a
         // worker wrote in between: 13 of 64 jobs from 8 concurrent clients got
         // HTTP 503 that way on an H100 node (host/benches/RESULTS.md).
-        let mut tx = match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
-        };
+        let mut tx = self.begin_write().await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7316001)").execute(&mut *tx).await?;
         }
@@ -284,11 +281,11 @@ impl Store {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(&format!(
             "INSERT INTO jobs (id, created_at, updated_at, state, mode, module_digest, input_digest, input_bytes, \
              security, api_key_id, idempotency_key, attempts, max_attempts, nonce, spec_hash) \
-             VALUES ($1, $2, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)",
-        )
+             VALUES ($1, $2, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12) RETURNING {JOB_COLUMNS}",
+        ))
         .bind(&id)
         .bind(now)
         .bind(j.mode.as_str())
@@ -301,10 +298,10 @@ impl Store {
         .bind(j.max_attempts)
         .bind(j.nonce)
         .bind(j.spec_hash)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await;
-        match inserted {
-            Ok(_) => tx.commit().await?,
+        let job = match inserted {
+            Ok(row) => Job::from_row(&row)?,
             // Two requests with one idempotency key raced: the other insert won.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 drop(tx);
@@ -316,9 +313,9 @@ impl Store {
                 return Err(sqlx::Error::Database(e).into());
             }
             Err(e) => return Err(e.into()),
-        }
-        self.event(&id, "submitted", None, Some(&format!("mode {}", j.mode.as_str()))).await?;
-        let job = self.job(&id).await?.ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        };
+        event_on(&mut *tx, &id, "submitted", None, Some(&format!("mode {}", j.mode.as_str()))).await?;
+        tx.commit().await?;
         Ok(Admission::Admitted { job: Box::new(job), new: true })
     }
 
@@ -397,28 +394,42 @@ impl Store {
              AND lease_until < $3)) AND attempts < max_attempts ORDER BY created_at LIMIT 1{lock}) \
              RETURNING {JOB_COLUMNS}"
         );
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&q)
             .bind(worker_id)
             .bind(now + lease.as_millis() as i64)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let job = Job::from_row(&row)?;
         let attempt = job.attempts;
         let detail = format!("attempt {attempt} of {}", job.max_attempts);
-        self.event(&job.id, "claimed", Some(worker_id), Some(&detail)).await?;
+        event_on(&mut *tx, &job.id, "claimed", Some(worker_id), Some(&detail)).await?;
+        tx.commit().await?;
         Ok(Some(Claim { job, worker_id: worker_id.to_string(), attempt }))
     }
 
     async fn fail_exhausted(&self, now: i64) -> Result<()> {
+        // Looked for with a read first: a claim does not take the write lock
+        // for an update that, nearly always, changes nothing.
+        let any = sqlx::query(
+            "SELECT id FROM jobs WHERE state IN ('running', 'proving') AND lease_until < $1 \
+             AND attempts >= max_attempts LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any.is_none() {
+            return Ok(());
+        }
         let rows = sqlx::query(
             "UPDATE jobs SET state = 'failed', error_kind = 'retries-exhausted', \
              error = 'the job''s worker stopped on its last allowed attempt', finished_at = $1, updated_at = $1 \
              WHERE state IN ('running', 'proving') AND lease_until < $1 AND attempts >= max_attempts RETURNING id",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         for r in rows {
             let id: String = r.try_get("id")?;
@@ -438,13 +449,14 @@ impl Store {
         .bind(&c.job.id)
         .bind(&c.worker_id)
         .bind(c.attempt)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Moves a held job to `proving`; false when it is no longer ours.
     pub async fn mark_proving(&self, c: &Claim) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE jobs SET state = 'proving', updated_at = $1 WHERE id = $2 AND worker_id = $3 AND attempts = $4 \
              AND state = 'running'",
@@ -453,11 +465,12 @@ impl Store {
         .bind(&c.job.id)
         .bind(&c.worker_id)
         .bind(c.attempt)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         let ours = r.rows_affected() == 1;
         if ours {
-            self.event(&c.job.id, "proving", Some(&c.worker_id), None).await?;
+            event_on(&mut *tx, &c.job.id, "proving", Some(&c.worker_id), None).await?;
+            tx.commit().await?;
         }
         Ok(ours)
     }
@@ -466,6 +479,7 @@ impl Store {
     /// is no longer this claim's, in which case nothing is written.
     pub async fn finish(&self, c: &Claim, state: JobState, o: &Outcome) -> Result<bool> {
         let now = now_ms();
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE jobs SET state = $1, updated_at = $2, finished_at = $2, lease_until = NULL, fuel_used = $3, \
              vm_steps = $4, cpu_rows = $5, execute_us = $6, prove_us = $7, verify_us = $8, output = $9, report = $10, \
@@ -490,17 +504,18 @@ impl Store {
         .bind(&c.worker_id)
         .bind(c.attempt)
         .bind(o.spec_hash.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         let ours = r.rows_affected() == 1;
         if ours {
-            self.event(&c.job.id, state.as_str(), Some(&c.worker_id), o.backend.as_deref()).await?;
+            event_on(&mut *tx, &c.job.id, state.as_str(), Some(&c.worker_id), o.backend.as_deref()).await?;
             // Worker tasks are `<process worker id>/<task>`; the table has one row per process.
             let process = c.worker_id.split('/').next().unwrap_or(&c.worker_id);
             sqlx::query("UPDATE workers SET jobs_done = jobs_done + 1 WHERE id = $1")
                 .bind(process)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
         }
         Ok(ours)
     }
@@ -513,7 +528,7 @@ impl Store {
         .bind(tx)
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let ours = r.rows_affected() == 1;
         if ours {
@@ -535,7 +550,7 @@ impl Store {
         .bind(error)
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let ours = r.rows_affected() == 1;
         if ours {
@@ -580,6 +595,7 @@ impl Store {
         let now = now_ms();
         let requeue = retry && c.attempt < c.job.max_attempts;
         let state = if requeue { "queued" } else { "failed" };
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE jobs SET state = $1, updated_at = $2, finished_at = $3, lease_until = NULL, error_kind = $4, \
              error = $5, fuel_used = $6, vm_steps = $7 \
@@ -595,12 +611,13 @@ impl Store {
         .bind(&c.job.id)
         .bind(&c.worker_id)
         .bind(c.attempt)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         let ours = r.rows_affected() == 1;
         if ours {
             let event = if requeue { "requeued" } else { "failed" };
-            self.event(&c.job.id, event, Some(&c.worker_id), Some(&format!("{kind}: {message}"))).await?;
+            event_on(&mut *tx, &c.job.id, event, Some(&c.worker_id), Some(&format!("{kind}: {message}"))).await?;
+            tx.commit().await?;
         }
         Ok(ours)
     }
@@ -614,7 +631,7 @@ impl Store {
              WHERE state IN ('running', 'proving') RETURNING id",
         )
         .bind(now_ms())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         for r in &rows {
             let id: String = r.try_get("id")?;
@@ -624,15 +641,7 @@ impl Store {
     }
 
     pub async fn event(&self, job: &str, event: &str, worker: Option<&str>, detail: Option<&str>) -> Result<()> {
-        sqlx::query("INSERT INTO job_events (job_id, at, event, worker_id, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(job)
-            .bind(now_ms())
-            .bind(event)
-            .bind(worker)
-            .bind(detail)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        event_on(&self.writer, job, event, worker, detail).await
     }
 
     /// Events after `after` (all jobs, or one), oldest first.
@@ -670,4 +679,24 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Appends an event to a job's log through `db` (the writer, or a
+/// transaction that records the change the event names).
+async fn event_on<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    job: &str,
+    event: &str,
+    worker: Option<&str>,
+    detail: Option<&str>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO job_events (job_id, at, event, worker_id, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(job)
+        .bind(now_ms())
+        .bind(event)
+        .bind(worker)
+        .bind(detail)
+        .execute(db)
+        .await?;
+    Ok(())
 }

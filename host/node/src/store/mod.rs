@@ -49,7 +49,10 @@ pub fn now_ms() -> i64 {
 /// The job store.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, writes).
     pool: AnyPool,
+    /// Writes: on SQLite one connection, see [`Store::connect`].
+    writer: AnyPool,
     dialect: Dialect,
     /// Serialises job admission in this process (see `admit_job`).
     admission: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -66,13 +69,15 @@ impl Store {
         } else {
             return Err(StoreError::Url(url.to_string()));
         };
-        let pool = match dialect {
+        let (pool, writer) = match dialect {
             Dialect::Sqlite => {
-                // WAL lets readers (the API) run beside the one writer; a busy
-                // timeout turns brief write contention into waiting, not errors.
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
+                // WAL lets readers (the API) run beside the one writer. This
+                // process writes through one connection, so its writes queue
+                // here, in order, instead of colliding in SQLite, whose busy
+                // handler sleeps 1, 2, 5, 10 ... ms between tries; the busy
+                // timeout is left for other processes on the same file.
+                let sqlite = |n: u32| {
+                    AnyPoolOptions::new().max_connections(n).after_connect(|conn, _| {
                         Box::pin(async move {
                             sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                             sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
@@ -80,16 +85,28 @@ impl Store {
                             Ok(())
                         })
                     })
-                    .connect(url)
-                    .await?
+                };
+                let writer = sqlite(1).connect(url).await?;
+                sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+                (sqlite(8).connect(url).await?, writer)
             }
-            Dialect::Postgres => AnyPoolOptions::new().max_connections(16).connect(url).await?,
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new().max_connections(16).connect(url).await?;
+                sqlx::migrate!("migrations/postgres").run(&pool).await?;
+                (pool.clone(), pool)
+            }
         };
-        match dialect {
-            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
-            Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
-        }
-        Ok(Store { pool, dialect, admission: Default::default() })
+        Ok(Store { pool, writer, dialect, admission: Default::default() })
+    }
+
+    /// A transaction for writes: on SQLite on the writing connection, with
+    /// the database's write lock taken at its start (`BEGIN IMMEDIATE`), so
+    /// a read in it cannot go stale before its write.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.writer.begin().await?,
+        })
     }
 
     /// The SQLite URL for a data directory.

@@ -49,7 +49,7 @@ impl Store {
             .bind(role)
             .bind(key_hash)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(id)
     }
@@ -77,7 +77,7 @@ impl Store {
         let r = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(id_or_name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected())
     }
@@ -85,7 +85,7 @@ impl Store {
     // ---- approved modules
 
     pub async fn approve_module(&self, m: &ModuleEntry) -> Result<()> {
-        sqlx::query("DELETE FROM modules WHERE digest = $1").bind(&m.digest).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM modules WHERE digest = $1").bind(&m.digest).execute(&self.writer).await?;
         sqlx::query(
             "INSERT INTO modules (digest, name, size, approved_at, publisher_key, signature) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -96,7 +96,7 @@ impl Store {
         .bind(m.approved_at)
         .bind(m.publisher_key.as_deref())
         .bind(m.signature.as_deref())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -132,7 +132,7 @@ impl Store {
         .bind(std::process::id() as i64)
         .bind(now)
         .bind(devices)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -142,7 +142,7 @@ impl Store {
             .bind(now_ms())
             .bind(devices)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -151,7 +151,7 @@ impl Store {
         sqlx::query("UPDATE workers SET stopped_at = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -199,7 +199,10 @@ fn a_sandbox_keeps_loaded_components_by_digest_and_never_a_failure() {
     assert_eq!(kept.digest, first.digest);
     let again = sandbox.load(&custom).expect("loads");
     assert!(again.from_cache);
-    assert_eq!(sandbox.run(&again, b"[2, 3]").expect("runs").report, sandbox.run(&first, b"[2, 3]").expect("runs").report);
+    assert_eq!(
+        sandbox.run(&again, b"[2, 3]").expect("runs").report,
+        sandbox.run(&first, b"[2, 3]").expect("runs").report
+    );
 
     let other = sandbox.load(&guests::bytes("ml_inference")).expect("compiles");
     assert_ne!(other.digest, first.digest);

@@ -71,7 +71,7 @@ impl Gpu {
     /// `columns[coord][4 * row + offset]` at `row`, for four columns of the
     /// same length, a multiple of 4.
     pub fn pack_leaves(&self, columns: [&CudaSlice<u32>; 4], len: usize) -> Result<[CudaSlice<u32>; 16]> {
-        if len == 0 || len % 4 != 0 || columns.iter().any(|c| c.len() < len) {
+        if len == 0 || !len.is_multiple_of(4) || columns.iter().any(|c| c.len() < len) {
             return Err(CudaError::Unsupported(format!("pack_leaves of {len} values")));
         }
         let rows = len / 4;

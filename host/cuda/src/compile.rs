@@ -27,12 +27,20 @@ pub struct Source {
     /// Names the program in NVRTC's messages, the cache file, and errors.
     pub name: String,
     pub text: String,
+    /// NVRTC options of this source (before `$BITSAGE_NVRTC_OPTIONS`).
+    pub options: Vec<String>,
 }
 
 impl Source {
     /// Generated or shipped kernel code after the field headers it uses.
     pub fn with_headers(name: &str, body: &str) -> Source {
-        Source { name: name.to_string(), text: format!("{M31_H}\n{QM31_H}\n{body}") }
+        Source { name: name.to_string(), text: format!("{M31_H}\n{QM31_H}\n{body}"), options: Vec::new() }
+    }
+
+    /// The same source compiled with these NVRTC options.
+    pub fn with_options(mut self, options: &[&str]) -> Source {
+        self.options = options.iter().map(|o| o.to_string()).collect();
+        self
     }
 }
 
@@ -71,6 +79,7 @@ fn cache_dir() -> Option<std::path::PathBuf> {
 fn cache_key(source: &Source, arch: &str) -> String {
     let mut h = DefaultHasher::new();
     source.text.hash(&mut h);
+    source.options.hash(&mut h);
     extra_options().hash(&mut h);
     env!("CARGO_PKG_VERSION").hash(&mut h);
     format!("{}-{arch}-{:016x}", source.name, h.finish())
@@ -126,11 +135,16 @@ pub fn compile_all(sources: &[Source], arch: &str) -> Result<Vec<Image>> {
     par_map(sources, compile_threads(), |s| compile(s, arch)).into_iter().collect()
 }
 
-/// NVRTC's CUBIN for each source with `options` (instead of
-/// `$BITSAGE_NVRTC_OPTIONS`), bypassing every cache, on `threads` threads:
-/// for benchmarks of compilation itself.
-pub fn compile_uncached(sources: &[Source], arch: &str, options: &[String], threads: usize) -> Vec<Result<Vec<u8>>> {
-    par_map(sources, threads, |s| nvrtc_run(s, Some(arch), options))
+/// NVRTC's CUBIN for each source with `options` (instead of the source's
+/// own and `$BITSAGE_NVRTC_OPTIONS`; `None`: the source's own), bypassing
+/// every cache, on `threads` threads: for benchmarks of compilation itself.
+pub fn compile_uncached(
+    sources: &[Source],
+    arch: &str,
+    options: Option<&[String]>,
+    threads: usize,
+) -> Vec<Result<Vec<u8>>> {
+    par_map(sources, threads, |s| nvrtc_run(s, Some(arch), options.unwrap_or(&s.options)))
 }
 
 /// `f` of every source, in order, on up to `threads` threads taking the
@@ -190,13 +204,14 @@ impl Drop for Program {
 /// default architecture when this NVRTC does not know `arch` (a GPU newer
 /// than the toolkit).
 fn nvrtc_image(source: &Source, arch: &str) -> Result<Vec<u8>> {
-    match nvrtc_run(source, Some(arch), extra_options()) {
+    let options: Vec<String> = source.options.iter().chain(extra_options()).cloned().collect();
+    match nvrtc_run(source, Some(arch), &options) {
         Err(CudaError::Compile {
             source: CompileError::CompileError { nvrtc: NvrtcError(nvrtcResult::NVRTC_ERROR_INVALID_OPTION), .. },
             ..
         }) => {
             tracing::warn!("NVRTC does not know {arch}; {} compiled to PTX for the driver", source.name);
-            nvrtc_run(source, None, extra_options())
+            nvrtc_run(source, None, &options)
         }
         r => r,
     }

@@ -356,14 +356,12 @@ impl Sandbox {
             Some(pre) => pre.instantiate(&mut store),
             None => Workload::instantiate(&mut store, &module.component, &self.linker),
         };
-        let outcome = instance
-            .map_err(|e| classify(&store, e, &stderr, true))
-            .and_then(|w| {
-                let instantiate_time = start.elapsed();
-                let call = Instant::now();
-                let r = w.call_run(&mut store, input).map_err(|e| classify(&store, e, &stderr, false))?;
-                Ok((r, instantiate_time, call.elapsed()))
-            });
+        let outcome = instance.map_err(|e| classify(&store, e, &stderr, true)).and_then(|w| {
+            let instantiate_time = start.elapsed();
+            let call = Instant::now();
+            let r = w.call_run(&mut store, input).map_err(|e| classify(&store, e, &stderr, false))?;
+            Ok((r, instantiate_time, call.elapsed()))
+        });
         let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
         let (result, instantiate_time, call_time) = outcome?;
         let state = store.into_data();

@@ -580,7 +580,7 @@ fn compile_bench(gpu: &Gpu, threads: usize) -> Result<bool> {
                 let (_, arch, opts) = settings[k];
                 let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
                 let t = Instant::now();
-                match compile_uncached(std::slice::from_ref(&largest[s]), arch, &opts, 1).into_iter().next() {
+                match compile_uncached(std::slice::from_ref(&largest[s]), arch, Some(&opts), 1).into_iter().next() {
                     Some(Ok(img)) => format!("{:.0} ms, {:.0} KiB", ms(t.elapsed()), img.len() as f64 / 1024.0),
                     Some(Err(e)) => format!("refused: {}", bitsage_air::verify::error_chain(&e).replace('\n', " ")),
                     None => "none".into(),
@@ -616,7 +616,7 @@ fn compile_bench(gpu: &Gpu, threads: usize) -> Result<bool> {
     for (what, set, opts) in sets {
         let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
         let t0 = Instant::now();
-        let failed = compile_uncached(&set, &gpu.arch, &opts, threads).iter().filter(|r| r.is_err()).count();
+        let failed = compile_uncached(&set, &gpu.arch, Some(&opts), threads).iter().filter(|r| r.is_err()).count();
         ok &= failed == 0 || !opts.is_empty();
         println!("| {what} | {} | {:.0}{} |", set.len(), ms(t0.elapsed()), if failed > 0 { " (FAILED)" } else { "" });
     }

@@ -328,6 +328,8 @@ mod tests {
         b.text.push(' ');
         assert_eq!(cache_key(&a, "sm_90"), cache_key(&a.clone(), "sm_90"));
         assert_ne!(cache_key(&a, "sm_90"), cache_key(&b, "sm_90"));
+        // Another NVRTC option is another image.
+        assert_ne!(cache_key(&a, "sm_90"), cache_key(&a.clone().with_options(&["-Xptxas", "-O1"]), "sm_90"));
         assert_ne!(cache_key(&a, "sm_90"), cache_key(&a, "sm_89"));
         assert!(cache_key(&a, "sm_90").starts_with("k-sm_90-"));
     }
@@ -343,6 +345,12 @@ mod tests {
         assert!(plain.iter().all(|s| !s.name.contains("hash")));
         // The hash component's constraints come as several programs, so they compile side by side.
         assert!(hash.iter().filter(|s| s.name.starts_with("constraints_hasheval_")).count() > 1);
+        // Those, and only those, go through ptxas at -O1 (at -O3 one part took 104 s).
+        for s in &both {
+            let fast = s.name.starts_with(&format!("{}_", crate::constraints::HASH_CONSTRAINTS));
+            let want: &[&str] = if fast { crate::constraints::HASH_CONSTRAINT_NVRTC_OPTIONS } else { &[] };
+            assert_eq!(s.options, want, "{}", s.name);
+        }
         // Sources are the same in every process: what `prepare` compiles is what the loaders load.
         assert_eq!(sources(Needs { hash: true, poseidon252: true }).unwrap(), both);
     }

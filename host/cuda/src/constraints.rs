@@ -60,9 +60,21 @@ fn kernel_of<E: FrameworkEval>(eval: &E) -> codegen::ConstraintKernel {
     codegen::generate(&format!("constraints_{key}"), &eval.evaluate(ExprEvaluator::new()))
 }
 
+/// The hash component's constraint kernels (`kernel_of(&HashEval ..)`).
+pub const HASH_CONSTRAINTS: &str = "constraints_hasheval";
+
+/// NVRTC options of the hash component's constraint kernels. ptxas at its
+/// default level (`-O3`) took 104 s on one of their parts (the partial
+/// rounds' chain of states) on an H100, and 7.7 s at `-O1`. The other
+/// components' kernels keep `-O3`: they compile in a few seconds, and at
+/// `-O1` a 2^20-row proof's constraint phase took 9 ms instead of 7
+/// (host/benches/RESULTS.md, "ptxas -O1 for the hash constraints").
+pub const HASH_CONSTRAINT_NVRTC_OPTIONS: &[&str] = &["-Xptxas", "-O1"];
+
 /// One NVRTC program per part of `kernel`, so the parts compile side by side.
 pub fn part_sources(kernel: &codegen::ConstraintKernel) -> Vec<Source> {
-    kernel.parts.iter().map(|(name, body)| Source::with_headers(name, body)).collect()
+    let options: &[&str] = if kernel.name == HASH_CONSTRAINTS { HASH_CONSTRAINT_NVRTC_OPTIONS } else { &[] };
+    kernel.parts.iter().map(|(name, body)| Source::with_headers(name, body).with_options(options)).collect()
 }
 
 /// The constraint kernels' sources of the four always-present components

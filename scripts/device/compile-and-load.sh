@@ -8,7 +8,7 @@
 #            receipt verified by its client;
 #   throughput: `bitsage-throughput` at 2^18 and 2^20 rows on one GPU, with 1, 2 (and 4) lanes, every proof verified.
 #   spans:   `bitsage-gpu-proofs 20 20` with every span to OUT (where a 2^20-row proof's time goes).
-# NODES (default "cuda:1 cuda:4 cpu:1") lists backend:lanes for the load part.
+# NODES (default "cuda:1 cuda:4 cpu:1") lists backend:lanes[:threads per lane] for the load part.
 # Binaries as scripts/device/README.md says; guests and inputs under .device-bin/wasm/.
 # Usage: compile-and-load.sh [PARTS], PARTS a comma list (default compile,first,checks).
 set -u
@@ -49,14 +49,16 @@ fi
 
 if want load; then
   for run in ${NODES:-cuda:1 cuda:4 cpu:1}; do
-    backend=${run%%:*}; export BITSAGE_GPU_LANES=${run#*:}
-    echo "== node: serve --backend $backend --workers ${WORKERS:-8}, BITSAGE_GPU_LANES=$BITSAGE_GPU_LANES; bitsage-host load, ml_inference"; date +%T
+    IFS=: read -r backend lanes threads <<< "$run"
+    export BITSAGE_GPU_LANES=${lanes:-1}
+    if [ -n "${threads:-}" ]; then export BITSAGE_LANE_THREADS=$threads; else unset BITSAGE_LANE_THREADS; fi
+    echo "== node: serve --backend $backend --workers ${WORKERS:-8}, BITSAGE_GPU_LANES=$BITSAGE_GPU_LANES BITSAGE_LANE_THREADS=${threads:-all}; bitsage-host load, ml_inference"; date +%T
     D=$(mktemp -d)
     OP=$($b apikey create --data-dir $D --name ops --role operator 2>/dev/null)
     KEY=$($b apikey create --data-dir $D --name load 2>/dev/null)
     $b serve --data-dir $D --listen 127.0.0.1:18080 --backend $backend --workers "${WORKERS:-8}" \
       --max-active-per-key 100000 --max-queue 100000 --rate-limit 10000000 --rate-burst 1000000 \
-      > "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES.log" 2>&1 &
+      > "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES-${threads:-all}.log" 2>&1 &
     SERVE=$!
     for i in $(seq 1 100); do curl -sf localhost:18080/health > /dev/null && break; sleep 0.2; done
     printf '{"name":"ml","module":"%s"}' "$(base64 -w0 wasm/ml_inference.wasm)" > $D/mod.json
@@ -64,11 +66,23 @@ if want load; then
     timeout 280 $b load --url http://127.0.0.1:18080 --key $KEY wasm/ml_inference.wasm --input wasm/ml-inference.json \
       --clients ${CLIENTS:-1,4,8,16,32,64} --jobs ${JOBS:-192}
     echo "load exit $?"
-    curl -s localhost:18080/metrics > "${OUT:-$D}/metrics-$run.txt"
-    grep -E "^bitsage_(proofs_total|job_seconds_(sum|count))" "${OUT:-$D}/metrics-$run.txt" | head -6
+    curl -s localhost:18080/metrics > "${OUT:-$D}/metrics-$backend-$BITSAGE_GPU_LANES-${threads:-all}.txt"
+    grep -E "^bitsage_(proofs_total|job_seconds_(sum|count)|proving_seconds_(sum|count))" \
+      "${OUT:-$D}/metrics-$backend-$BITSAGE_GPU_LANES-${threads:-all}.txt" | head -8
     kill $SERVE; wait $SERVE 2>/dev/null
-    echo "node log lines with WARN/ERROR: $(grep -cE "WARN|ERROR" "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES.log")"
-    grep -E "WARN|ERROR" "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES.log" | head -5
+    # Where a job's time went, from the node's own records (medians over the proved jobs, ms).
+    python3 - "$D/node.db" <<'PY'
+import sqlite3, statistics, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT finished_at - created_at, started_at - created_at, execute_us, prove_us, verify_us FROM jobs "
+    "WHERE state = 'proved'").fetchall()
+if rows:
+    med = lambda i, k=1: statistics.median(r[i] / k for r in rows)
+    print(f"node, {len(rows)} proved jobs, medians: submit->end {med(0):.1f} ms, queued {med(1):.1f} ms, "
+          f"execute {med(2, 1000):.1f} ms, prove {med(3, 1000):.1f} ms, verify {med(4, 1000):.1f} ms")
+PY
+    echo "node log lines with WARN/ERROR: $(grep -cE "WARN|ERROR" "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES-${threads:-all}.log")"
+    grep -E "WARN|ERROR" "${OUT:-$D}/serve-$backend-$BITSAGE_GPU_LANES-${threads:-all}.log" | head -5
   done
 fi
 

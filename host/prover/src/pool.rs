@@ -137,7 +137,7 @@ impl DevicePool {
             return Err(ProveError::backend("a device pool needs at least one device"));
         }
         let gpus = devices.iter().filter(|d| matches!(d, Device::Cuda { .. })).count().max(1);
-        let per_gpu = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / gpus).max(1);
+        let per_gpu = lane_threads((std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / gpus).max(1));
         let lanes = lanes.max(1);
         // Lane-major: every GPU's first lane before any second one, so a
         // light load spreads over the GPUs (idle slots are taken lowest first).
@@ -329,6 +329,17 @@ fn gpus() -> Result<Vec<Device>, ProveError> {
 /// small proofs, which leave a GPU idle while the host works, overlap.
 pub fn gpu_lanes() -> usize {
     std::env::var("BITSAGE_GPU_LANES").ok().and_then(|v| v.parse::<usize>().ok()).map_or(1, |n| n.clamp(1, 16))
+}
+
+/// Host threads of each GPU lane: `$BITSAGE_LANE_THREADS`, else the
+/// machine's cores divided among its GPUs (every lane of a GPU then shares
+/// those cores).
+fn lane_threads(per_gpu: usize) -> usize {
+    std::env::var("BITSAGE_LANE_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(per_gpu)
 }
 
 fn bound_threads(ordinal: usize, lane: usize, n: usize) -> Result<rayon::ThreadPool, ProveError> {

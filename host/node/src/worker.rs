@@ -180,6 +180,12 @@ async fn settle_proved(ctx: &Arc<WorkerContext>, id: &crate::settle::Identity, j
     }
 }
 
+/// A job's module: already loaded by this process's sandbox, or its bytes.
+enum ModuleSource {
+    Loaded(bitsage_sandbox::Module),
+    Bytes(Vec<u8>),
+}
+
 async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outcome), Failure> {
     let job = &claim.job;
     let node = |kind: &'static str| {
@@ -190,12 +196,13 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
         message: "the job's module or input is not in the blob store".into(),
         outcome: Outcome::default(),
     };
-    // A module this process already loaded is not read or hashed again
-    // (`Ok`: loaded; `Err`: the bytes to load).
+    // A module this process already loaded is not read or hashed again.
     let digest: Option<[u8; 32]> = hex::decode(&job.module_digest).ok().and_then(|d| d.try_into().ok());
     let module = match digest.and_then(|d| ctx.sandbox.loaded(&d)) {
-        Some(m) => Ok(m),
-        None => Err(ctx.blobs.get(&job.module_digest).await.map_err(node("blob-store"))?.ok_or_else(missing)?),
+        Some(m) => ModuleSource::Loaded(m),
+        None => ModuleSource::Bytes(
+            ctx.blobs.get(&job.module_digest).await.map_err(node("blob-store"))?.ok_or_else(missing)?,
+        ),
     };
     let input = ctx.blobs.get(&job.input_digest).await.map_err(node("blob-store"))?.ok_or_else(missing)?;
 
@@ -204,8 +211,8 @@ async fn work(ctx: &Arc<WorkerContext>, claim: &Claim) -> Result<(JobState, Outc
     let t0 = Instant::now();
     let ran = tokio::task::spawn_blocking(move || {
         let m = match module {
-            Ok(loaded) => loaded,
-            Err(bytes) => sandbox.load(&bytes)?,
+            ModuleSource::Loaded(m) => m,
+            ModuleSource::Bytes(bytes) => sandbox.load(&bytes)?,
         };
         let run = sandbox.run_with(&m, &input, limits)?;
         Ok::<_, SandboxError>((m.digest, run))

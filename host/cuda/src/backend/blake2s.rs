@@ -7,11 +7,13 @@ impl PackLeavesOps for CudaBackend {
     fn pack_leaves_input(values: &[&Col<Self, BaseField>; 4]) -> [Col<Self, BaseField>; 16] {
         let _s = tracing::debug_span!("cuda pack leaves").entered();
         let len = values[0].len();
-        let rows = len / 4;
+        // Stwo's contract: four columns of one length, a multiple of four.
+        assert!(values.iter().all(|c| c.len() == len) && len.is_multiple_of(4), "pack_leaves_input of unequal columns");
         match gpu().pack_leaves(values.map(|c| c.buf()), len) {
-            Ok(cols) if values.iter().all(|c| c.len() == len) => cols.map(|c| DevCol::from_words(c, rows)),
-            // Stwo only packs equal columns of at least 4 values; anything else goes its way, on the host.
-            _ => {
+            Ok(cols) => cols.map(|c| DevCol::from_words(c, len / 4)),
+            // The device could not (its sixteen columns did not fit): the same packing on the host.
+            Err(e) => {
+                tracing::warn!("packing FRI leaves on the host: {e}");
                 let cpu: [Vec<BaseField>; 4] = std::array::from_fn(|i| values[i].to_cpu());
                 pack_leaves_host(&cpu).map(|c| DevCol::from_host(&c))
             }
@@ -19,11 +21,11 @@ impl PackLeavesOps for CudaBackend {
     }
 }
 
-/// Stwo's leaf packing for `fold_step > 1` (`CpuBackend::pack_leaves_input`):
-/// output column `coord + 4 * offset` holds `values[coord][4 * row + offset]`
-/// at `row`. The same values, built a column per task on every core instead
-/// of one element at a time on one thread (a 2^20-row proof's first FRI
-/// layer packs four 2^22-value columns; Stwo's loop took about 124 ms of it).
+/// Stwo's leaf packing for `fold_step > 1` (`CpuBackend::pack_leaves_input`)
+/// on the host, for when the device cannot: output column `coord + 4 *
+/// offset` holds `values[coord][4 * row + offset]` at `row`, built a column
+/// per task on every core (Stwo's loop, one element at a time on one thread,
+/// took about 124 ms of a 2^20-row proof).
 pub(crate) fn pack_leaves_host(values: &[Vec<BaseField>; 4]) -> [Vec<BaseField>; 16] {
     use rayon::prelude::*;
     let rows = values[0].len() / 4;
@@ -33,6 +35,23 @@ pub(crate) fn pack_leaves_host(values: &[Vec<BaseField>; 4]) -> [Vec<BaseField>;
         *col = values[coord][offset..].iter().step_by(4).take(rows).copied().collect();
     });
     out
+}
+
+impl MerkleOpsLifted<Blake2sMerkleHasher> for CudaBackend {
+    fn build_leaves(columns: &[&Col<Self, BaseField>], lifting_log_size: u32) -> Col<Self, Blake2sHash> {
+        let _s = tracing::debug_span!("cuda merkle leaves").entered();
+        if columns.is_empty() {
+            return DevCol::from_host(&[Blake2sHasher::hash(&[])]);
+        }
+        let cols: Vec<(&CudaSlice<u32>, u32)> = columns.iter().map(|c| (c.buf(), c.len().ilog2())).collect();
+        DevCol::from_words(ok(gpu().merkle_leaves(&cols, lifting_log_size)), 1 << lifting_log_size).link_merkle(None)
+    }
+
+    fn build_next_layer(prev_layer: &Col<Self, Blake2sHash>) -> Col<Self, Blake2sHash> {
+        let _s = tracing::debug_span!("cuda merkle layer").entered();
+        DevCol::from_words(ok(gpu().merkle_next_layer(prev_layer.buf())), prev_layer.len() / 2)
+            .link_merkle(Some(prev_layer))
+    }
 }
 
 #[cfg(test)]
@@ -54,22 +73,5 @@ mod tests {
             let refs: [&Vec<BaseField>; 4] = std::array::from_fn(|i| &values[i]);
             assert_eq!(pack_leaves_host(&values), CpuBackend::pack_leaves_input(&refs), "2^{log} values");
         }
-    }
-}
-
-impl MerkleOpsLifted<Blake2sMerkleHasher> for CudaBackend {
-    fn build_leaves(columns: &[&Col<Self, BaseField>], lifting_log_size: u32) -> Col<Self, Blake2sHash> {
-        let _s = tracing::debug_span!("cuda merkle leaves").entered();
-        if columns.is_empty() {
-            return DevCol::from_host(&[Blake2sHasher::hash(&[])]);
-        }
-        let cols: Vec<(&CudaSlice<u32>, u32)> = columns.iter().map(|c| (c.buf(), c.len().ilog2())).collect();
-        DevCol::from_words(ok(gpu().merkle_leaves(&cols, lifting_log_size)), 1 << lifting_log_size).link_merkle(None)
-    }
-
-    fn build_next_layer(prev_layer: &Col<Self, Blake2sHash>) -> Col<Self, Blake2sHash> {
-        let _s = tracing::debug_span!("cuda merkle layer").entered();
-        DevCol::from_words(ok(gpu().merkle_next_layer(prev_layer.buf())), prev_layer.len() / 2)
-            .link_merkle(Some(prev_layer))
     }
 }

@@ -607,8 +607,9 @@ fn compile_bench(gpu: &Gpu, threads: usize) -> Result<bool> {
         .find(|(name, _)| name.contains("hash"))
         .ok_or_else(|| bitsage_cuda::CudaError::Unsupported("no hash component".into()))?;
     let split8 = bitsage_cuda::constraints::part_sources(&codegen::generate_split("split8_hash", &hash_ev, 8));
-    // `None`: each source's own options, as a proof compiles it.
-    let sets: [(&str, Vec<Source>, Option<&[&str]>); 5] = [
+    // A set of sources and its NVRTC options (`None`: each source's own, as a proof compiles it).
+    type Set<'a> = (&'a str, Vec<Source>, Option<&'a [&'a str]>);
+    let sets: [Set; 5] = [
         ("fixed kernels (opening a GPU)", fixed_sources(), None),
         ("a proof without the hash component", plain, None),
         ("the hash constraints, 8 to a kernel, default", split8, Some(&[])),

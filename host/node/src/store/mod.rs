@@ -102,7 +102,7 @@ impl Store {
     /// A transaction for writes: on SQLite on the writing connection, with
     /// the database's write lock taken at its start (`BEGIN IMMEDIATE`), so
     /// a read in it cannot go stale before its write.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.dialect {
             Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => self.writer.begin().await?,

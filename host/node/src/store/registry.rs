@@ -85,7 +85,9 @@ impl Store {
     // ---- approved modules
 
     pub async fn approve_module(&self, m: &ModuleEntry) -> Result<()> {
-        sqlx::query("DELETE FROM modules WHERE digest = $1").bind(&m.digest).execute(&self.writer).await?;
+        // One transaction: the module is never missing from the list between the two.
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM modules WHERE digest = $1").bind(&m.digest).execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO modules (digest, name, size, approved_at, publisher_key, signature) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -96,8 +98,9 @@ impl Store {
         .bind(m.approved_at)
         .bind(m.publisher_key.as_deref())
         .bind(m.signature.as_deref())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -8,6 +8,9 @@
 #            receipt verified by its client;
 #   throughput: `bitsage-throughput` at 2^18 and 2^20 rows on one GPU, with 1, 2 (and 4) lanes, every proof verified.
 #   spans:   `bitsage-gpu-proofs 20 20` with every span to OUT (where a 2^20-row proof's time goes).
+#   small:   a 2^12-row proof's phases and spans (OUT/spans-12.log), then `bitsage-throughput` at 2^12 rows with
+#            1..8 lanes under each BITSAGE_LANE_THREADS in SMALL_THREADS (default "all 4 2"): do small proofs
+#            on several lanes of one GPU overlap, and do the lanes' host threads contend?
 # NODES (default "cuda:1 cuda:4 cpu:1") lists backend:lanes[:threads per lane] for the load part.
 # Binaries as scripts/device/README.md says; guests and inputs under .device-bin/wasm/.
 # Usage: compile-and-load.sh [PARTS], PARTS a comma list (default compile,first,checks).
@@ -96,5 +99,17 @@ if want spans; then
   BITSAGE_LOG=info,bitsage_cuda=debug timeout 200 ./bitsage-gpu-proofs 20 20 > "${OUT:-/tmp}/gpu-proofs-20.txt" \
     2> "${OUT:-/tmp}/spans-20.log"
   grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-20.txt" | tail -25
+fi
+if want small; then
+  echo "== a 2^12-row proof: phases and every span (in OUT)"; date +%T
+  BITSAGE_LOG=info,bitsage_cuda=debug timeout 120 ./bitsage-gpu-proofs 12 12 > "${OUT:-/tmp}/gpu-proofs-12.txt" \
+    2> "${OUT:-/tmp}/spans-12.log"
+  grep -vE "^All spans" "${OUT:-/tmp}/gpu-proofs-12.txt" | tail -14
+  for t in ${SMALL_THREADS:-all 4 2}; do
+    if [ "$t" = all ]; then unset BITSAGE_LANE_THREADS; else export BITSAGE_LANE_THREADS=$t; fi
+    echo "== throughput, 2^12 rows, BITSAGE_LANE_THREADS=$t"; date +%T
+    timeout 120 ./bitsage-throughput 12 ${SMALL_JOBS:-128} 0 8 2>&1 | grep -E "^\|" | tail -5
+  done
+  unset BITSAGE_LANE_THREADS
 fi
 date +%T

@@ -255,6 +255,11 @@ pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Siz
     fn prepare(_main: &tracegen::MainTrace, _poseidon252: bool) -> Result<(), ProveError> {
         Ok(())
     }
+    /// Whether the commitment keeps each column's coefficients, so the
+    /// out-of-domain samples are evaluated from them rather than from the
+    /// evaluations with barycentric weights. The value is the same either
+    /// way (so is the proof); what differs is the cost.
+    const STORE_COEFFICIENTS: bool = false;
     /// The main trace of an execution, as this backend commits it: built on
     /// the host here; a backend that builds the CPU rows itself (from the
     /// steps) leaves them out ([`tracegen::build_main_trace_deferred`]).
@@ -289,6 +294,12 @@ pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Siz
 }
 
 impl ProverBackend for SimdBackend {
+    /// Stwo's SIMD barycentric weights compute one domain point and one
+    /// QM31 inverse per row, for every (size, point) pair sampled: about 30
+    /// of a 160 ms ml_inference proof on two cores. Evaluating from the
+    /// coefficients, which the commitment computes anyway, is a packed
+    /// multiply-add per sixteen coefficients.
+    const STORE_COEFFICIENTS: bool = true;
     type MainCopy = ();
     fn convert_main(main: &tracegen::MainTrace) -> (Vec<Eval>, ()) {
         (main.evals(), ())
@@ -474,6 +485,9 @@ where
     config.mix_into(channel);
     statement.mix_into(&claim, channel);
     let mut scheme = CommitmentSchemeProver::<B, MC>::new(config, &twiddles);
+    if B::STORE_COEFFICIENTS {
+        scheme.set_store_polynomials_coefficients();
+    }
     scheme.tree_builder().commit(channel);
     let mut tb = scheme.tree_builder();
     let (main_evals, main_copy) = B::convert_main(main);

@@ -173,6 +173,10 @@ pub struct Gpu {
     /// (length, words per value) read one value at a time; see
     /// `backend::DevCol::at`.
     pub query_plan: std::sync::Mutex<std::collections::HashMap<(usize, usize), Vec<usize>>>,
+    /// The shape of the current proof's FRI queries, given before it starts
+    /// ([`backend::expect_decommit`]) and taken at its proof of work, which
+    /// is when the queries become known (see `backend::seed_query_plan`).
+    pub(crate) decommit: std::sync::Mutex<Option<backend::DecommitShape>>,
     /// A page-locked host buffer that trace uploads are staged through.
     staging: std::sync::Mutex<Option<cudarc::driver::PinnedHostSlice<u32>>>,
     /// Per-thread side streams for short synchronous reads (see `dot_strided`).
@@ -354,6 +358,7 @@ impl Gpu {
             _modules: modules,
             f,
             query_plan: Default::default(),
+            decommit: Default::default(),
             staging: Default::default(),
             side: Default::default(),
             poseidon252: Default::default(),
@@ -371,6 +376,7 @@ impl Gpu {
             _modules: self._modules.clone(),
             f: self.f.clone(),
             query_plan: Default::default(),
+            decommit: Default::default(),
             staging: Default::default(),
             side: Default::default(),
             poseidon252: Default::default(),

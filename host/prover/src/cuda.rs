@@ -40,6 +40,15 @@ impl ProverBackend for CudaBackend {
             .map_err(|e| ProveError::backend_by("compiling the CUDA kernels", e))
     }
 
+    fn expect_queries(lifting_log_size: u32, config: &stwo::core::pcs::PcsConfig) -> Result<(), ProveError> {
+        let shape = bitsage_cuda::backend::DecommitShape {
+            lifting_log_size,
+            n_queries: config.fri_config.n_queries,
+            fold_step: config.fri_config.fold_step,
+        };
+        bitsage_cuda::backend::expect_decommit(shape).map_err(|e| ProveError::backend_by("opening the GPU lane", e))
+    }
+
     /// The CPU rows are left to the device (see [`ProverBackend::convert_main`]).
     fn main_trace<'t>(program: &Program, trace: &'t Trace) -> MainTrace<'t> {
         build_main_trace_deferred(program, trace)

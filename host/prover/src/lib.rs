@@ -260,6 +260,12 @@ pub trait ProverBackend: BackendForChannel<Blake2sMerkleChannel> + PolyOps + Siz
     /// evaluations with barycentric weights. The value is the same either
     /// way (so is the proof); what differs is the cost.
     const STORE_COEFFICIENTS: bool = false;
+    /// Told, before the STARK starts, what its FRI queries will be drawn
+    /// over (`2^lifting_log_size` positions, the config's count and fold
+    /// step): the CUDA backend plans its decommitment reads from it.
+    fn expect_queries(_lifting_log_size: u32, _config: &stwo::core::pcs::PcsConfig) -> Result<(), ProveError> {
+        Ok(())
+    }
     /// The main trace of an execution, as this backend commits it: built on
     /// the host here; a backend that builds the CPU rows itself (from the
     /// steps) leaves them out ([`tracegen::build_main_trace_deferred`]).
@@ -517,6 +523,7 @@ where
     stats_shape(clock.stats, main);
     let components = Components::new(&claim, &rels, &interaction);
     let provers = B::provers(&components);
+    B::expect_queries(config.lifting_log_size.unwrap_or(max_log + config.fri_config.log_blowup_factor), &config)?;
     let stark = match forgery {
         Forgery::None => {
             stwo::prover::prove::<B, MC>(&provers, channel, scheme).map_err(|_| ProveError::ConstraintsNotSatisfied)?

@@ -447,6 +447,57 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
     }
 }
 
+/// Replaces this lane's query plan with the positions the decommitment that
+/// follows a proof of work will read, when the proof gave its query shape
+/// ([`super::expect_decommit`]): Stwo mixes the nonce into the channel and
+/// draws the queries from it (`draw_queries`), so a copy of the channel
+/// draws the same ones here.
+pub(super) fn seed_query_plan<C: stwo::core::channel::Channel>(channel: &C, nonce: u64) {
+    let g = gpu();
+    let Some(shape) = g.decommit.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    let mut channel = channel.clone();
+    channel.mix_u64(nonce);
+    let raw = stwo::core::queries::draw_queries(&mut channel, shape.lifting_log_size, shape.n_queries);
+    let queries = stwo::core::queries::Queries::new(&raw, shape.lifting_log_size);
+    let seeded = seeded_plan(&queries.positions, shape.lifting_log_size, shape.fold_step);
+    let mut plan = g.query_plan.lock().unwrap_or_else(|p| p.into_inner());
+    *plan = seeded;
+}
+
+/// The positions Stwo's decommitment reads, by column shape (length, one
+/// word a value), for sorted distinct `queries` in `2^log`: a committed
+/// column of `2^l` values lifted to `2^log` at `((q >> (log - l + 1)) << 1)
+/// + (q & 1)`; FRI layer `j` (`2^(log - j * fold_step)` values, the
+/// coordinates of its secure column) at the aligned cosets of
+/// `2^fold_step` around `q >> (j * fold_step)` (the last layer folds by at
+/// most `fold_step`, so its cosets lie inside those). Where two of these
+/// share a length the plan holds both. Merkle layers are derived from these
+/// when read ([`predict_plan`]).
+pub(crate) fn seeded_plan(queries: &[usize], log: u32, fold_step: u32) -> HashMap<(usize, usize), Vec<usize>> {
+    let mut plan: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    for l in 1..=log {
+        let shift = log - l;
+        plan.entry((1 << l, 1)).or_default().extend(queries.iter().map(|&q| ((q >> (shift + 1)) << 1) + (q & 1)));
+    }
+    let mut folded = 0;
+    while folded < log && fold_step > 0 {
+        let l = log - folded;
+        let coset = 1usize << fold_step.min(l);
+        plan.entry((1 << l, 1)).or_default().extend(queries.iter().flat_map(|&q| {
+            let start = (q >> folded) & !(coset - 1);
+            start..start + coset
+        }));
+        folded += fold_step;
+    }
+    for positions in plan.values_mut() {
+        positions.sort_unstable();
+        positions.dedup();
+    }
+    plan
+}
+
 /// The positions a column of `len` values of `words` words will be read at
 /// in the current decommitment, if the query plan tells them and they
 /// include `first` (the column's first read). Stwo's lifted Merkle
@@ -571,6 +622,75 @@ mod tests {
         assert_eq!(predict_plan(&plan, 512, 8, 2), Some(vec![2, 3, 50, 51, 510, 511]));
         // Nothing known about this shape or its neighbours.
         assert_eq!(predict_plan(&plan, 64, 4, 0), None);
+    }
+
+    /// Every position Stwo 2.3's decommitment reads, as its code does:
+    /// `MerkleProverLifted::decommit` reads a column of `2^l` in a tree
+    /// lifted to `2^log` at `((q >> (log - l + 1)) << 1) + (q & 1)`;
+    /// `compute_decommitment_positions_and_witness_evals` reads each FRI
+    /// layer at the whole fold coset of every query, the first layer and
+    /// every inner one folding by `fold_step` (`Queries::fold`), the last by
+    /// what is left above the last layer's domain.
+    fn stwo_reads(queries: &[usize], log: u32, fold_step: u32, last_log: u32) -> Vec<(usize, usize)> {
+        use stwo::core::queries::Queries;
+        let mut reads = Vec::new();
+        for l in 1..=log {
+            let shift = log - l;
+            reads.extend(queries.iter().map(|&q| (1usize << l, ((q >> (shift + 1)) << 1) + (q & 1))));
+        }
+        let coset_reads = |q: &Queries, fold: u32, reads: &mut Vec<(usize, usize)>| {
+            for &p in &q.positions {
+                let start = (p >> fold) << fold;
+                reads.extend((start..start + (1 << fold)).map(|i| (1usize << q.log_domain_size, i)));
+            }
+        };
+        let mut q = Queries { positions: queries.to_vec(), log_domain_size: log };
+        coset_reads(&q, fold_step, &mut reads);
+        q = q.fold(fold_step);
+        let mut line = log - fold_step;
+        while line > last_log + fold_step {
+            coset_reads(&q, fold_step, &mut reads);
+            q = q.fold(fold_step);
+            line -= fold_step;
+        }
+        coset_reads(&q, line - last_log, &mut reads);
+        reads
+    }
+
+    #[test]
+    fn the_seeded_plan_holds_every_read_of_the_decommitment() {
+        // Pseudo-random sorted distinct queries, for several domain sizes and fold steps.
+        let mut x = 0x9e37_79b9u64;
+        for (log, fold_step, last_log, n) in
+            [(15, 3, 0, 40), (22, 3, 0, 40), (12, 1, 0, 76), (16, 2, 3, 27), (9, 3, 0, 70)]
+        {
+            let mut queries: Vec<usize> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (x >> 33) as usize & ((1 << log) - 1)
+                })
+                .collect();
+            queries.sort_unstable();
+            queries.dedup();
+            let plan = seeded_plan(&queries, log, fold_step);
+            for (len, at) in stwo_reads(&queries, log, fold_step, last_log) {
+                let p = plan.get(&(len, 1)).unwrap_or_else(|| panic!("no plan for length {len}"));
+                assert!(
+                    p.binary_search(&at).is_ok(),
+                    "log {log}, fold {fold_step}: {at} of a column of {len} not planned"
+                );
+                assert!(p.iter().all(|&i| i < len));
+                // Each column's first read finds its plan, so the gather is used.
+                assert_eq!(predict_plan(&plan, len, 1, at).as_deref(), Some(&p[..]));
+            }
+            // The Merkle layers above the leaves are derived from the plan, as read.
+            let leaves = plan[&(1 << log, 1)].clone();
+            let pairs = predict_plan(&plan, 1 << log, 8, queries[0] & !1).expect("the leaf hashes are predicted");
+            assert!(queries
+                .iter()
+                .all(|q| pairs.binary_search(&(q & !1)).is_ok() && pairs.binary_search(&(q | 1)).is_ok()));
+            assert!(pairs.len() <= 2 * leaves.len());
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ impl GrindOps<Blake2sChannel> for CudaBackend {
         let d = h.finalize().0;
         let prefixed: [u32; 8] =
             std::array::from_fn(|i| u32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]));
-        ok(gpu().grind(&prefixed, pow_bits))
+        let nonce = ok(gpu().grind(&prefixed, pow_bits));
+        column::seed_query_plan(channel, nonce);
+        nonce
     }
 }

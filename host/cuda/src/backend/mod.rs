@@ -154,6 +154,28 @@ pub fn open(ordinal: usize) -> crate::Result<&'static Gpu> {
     Ok(slot.get_or_init(|| g))
 }
 
+/// What a proof's FRI queries are drawn over: Stwo draws `n_queries`
+/// positions in `2^lifting_log_size` from the channel right after the proof
+/// of work, and the decommitment then reads every committed column at
+/// positions derived from them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecommitShape {
+    pub lifting_log_size: u32,
+    pub n_queries: usize,
+    pub fold_step: u32,
+}
+
+/// Tells the lane this thread is bound to the shape of the queries of the
+/// proof it is about to make, so its proof of work can work out the query
+/// positions and plan the decommitment's reads (`column::seed_query_plan`):
+/// a gather per column shape instead of learning each shape from a column
+/// read one value at a time. Without it (or with a wrong shape) the reads
+/// are still served, only slower.
+pub fn expect_decommit(shape: DecommitShape) -> crate::Result<()> {
+    *init()?.decommit.lock().unwrap_or_else(|p| p.into_inner()) = Some(shape);
+    Ok(())
+}
+
 /// Opens the device (and lane) this thread is bound to.
 pub fn init() -> crate::Result<&'static Gpu> {
     let (ordinal, lane) = bound_lane();

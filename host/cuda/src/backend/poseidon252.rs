@@ -51,7 +51,9 @@ impl GrindOps<Poseidon252Channel> for CudaBackend {
     fn grind(channel: &Poseidon252Channel, pow_bits: u32) -> u64 {
         let _s = tracing::debug_span!("cuda poseidon252 grind").entered();
         let prefixed = poseidon_hash_many(&[Poseidon252Channel::POW_PREFIX.into(), channel.digest(), pow_bits.into()]);
-        ok(gpu().p252_grind(&prefixed, pow_bits))
+        let nonce = ok(gpu().p252_grind(&prefixed, pow_bits));
+        column::seed_query_plan(channel, nonce);
+        nonce
     }
 }
 

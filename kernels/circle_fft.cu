@@ -14,8 +14,9 @@
 // v0' = v0 + v1, v1' = (v0 - v1) * it.
 //
 // The low layers (strides below 2^FFT_TILE_LOG) run in shared memory, all in
-// one launch (`fft_low_layers`); each higher layer is one launch over every
-// column (`fft_line_layer`). `scale` multiplies the outputs of the last
+// one launch (`fft_low_layers`); the higher layers run up to four at a time
+// in registers (`fft_line_layers`), or one at a time (`fft_line_layer`), each
+// launch over every column. `scale` multiplies the outputs of the last
 // inverse layer (the 2^-log_n of an interpolation); 1 leaves them.
 
 #define FFT_TILE_LOG 11
@@ -69,6 +70,62 @@ extern "C" __global__ void fft_line_layer(const u64* cols, const u32* tw, u32 lo
     }
     col[i0] = v0;
     col[i1] = v1;
+}
+
+// Line layers k0 .. k0 + R - 1 on the 2^R words base + j 2^k0 (j < 2^R) that
+// one thread holds: those layers pair these words only among themselves, so
+// the thread runs all R layers in registers (forward: highest layer first;
+// inverse: lowest first) with the twiddles `fft_line_layer` would use, and
+// memory is read and written once for R layers.
+template <int R, int INV>
+__device__ __forceinline__ void line_layers_in_registers(u32* col, const u32* tw, u32 log_len, u32 log_n, u32 k0,
+                                                         u32 base, u32 scale) {
+    u32 v[1 << R];
+#pragma unroll
+    for (int j = 0; j < (1 << R); j++) v[j] = col[base + ((u32)j << k0)];
+#pragma unroll
+    for (int t = 0; t < R; t++) {
+        const int s = INV ? t : R - 1 - t;
+        const u32 k = k0 + s;
+        const u32 off = tw_off(log_len, log_n, k);
+#pragma unroll
+        for (int j = 0; j < (1 << R); j++) {
+            if (!(j & (1 << s))) {
+                u32 i0 = base + ((u32)j << k0);
+                butterfly(v[j], v[j | (1 << s)], tw[off + (i0 >> (k + 1))], INV);
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < (1 << R); j++) {
+        u32 x = v[j];
+        if (scale != 1) x = m31_mul(x, scale);
+        col[base + ((u32)j << k0)] = x;
+    }
+}
+
+// Line layers k0 .. k0 + r - 1 (2 <= r <= 4, k0 >= 1, k0 + r <= log_n) over
+// all columns: 2^(log_n - r) threads per column, thread p holding the words
+// at base + j 2^k0, base = (p >> k0) 2^(k0 + r) + (p mod 2^k0), so a warp
+// reads consecutive words. `scale` multiplies every output (pass it with the
+// last inverse layer).
+extern "C" __global__ void fft_line_layers(const u64* cols, const u32* tw, u32 log_len, u32 log_n, u32 k0, u32 r,
+                                           u32 n_cols, int inverse, u32 scale) {
+    u64 tid = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    u32 per_col_log = log_n - r;
+    if (r < 2 || r > 4 || tid >= ((u64)n_cols << per_col_log)) return;
+    u32 c = (u32)(tid >> per_col_log);
+    u32 p = (u32)tid & ((1u << per_col_log) - 1);
+    u32 base = ((p >> k0) << (k0 + r)) | (p & ((1u << k0) - 1));
+    u32* col = (u32*)cols[c];
+    switch (r * 2 + (inverse ? 1 : 0)) {
+        case 4: line_layers_in_registers<2, 0>(col, tw, log_len, log_n, k0, base, scale); break;
+        case 5: line_layers_in_registers<2, 1>(col, tw, log_len, log_n, k0, base, scale); break;
+        case 6: line_layers_in_registers<3, 0>(col, tw, log_len, log_n, k0, base, scale); break;
+        case 7: line_layers_in_registers<3, 1>(col, tw, log_len, log_n, k0, base, scale); break;
+        case 8: line_layers_in_registers<4, 0>(col, tw, log_len, log_n, k0, base, scale); break;
+        default: line_layers_in_registers<4, 1>(col, tw, log_len, log_n, k0, base, scale); break;
+    }
 }
 
 // Layers 0 (circle) .. n_layers - 1 on tiles of 2^n_layers consecutive

@@ -142,21 +142,31 @@ impl Gpu {
             unsafe { b.launch(cfg) }?;
             Ok(())
         };
-        let line_layer = |k: u32, scale: u32| -> Result<()> {
-            let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayer));
-            b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k).arg(&n_cols).arg(&inv).arg(&scale);
-            // SAFETY: each thread updates one pair inside one column of 2^log_n words.
-            unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
+        // Layers k0 .. k0 + r - 1 in one pass (one layer: `fft_line_layer`).
+        let line_layers = |k0: u32, r: u32, scale: u32| -> Result<()> {
+            if r == 1 {
+                let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayer));
+                b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&n_cols).arg(&inv).arg(&scale);
+                // SAFETY: each thread updates one pair inside one column of 2^log_n words.
+                unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
+            } else {
+                let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayers));
+                b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&r).arg(&n_cols).arg(&inv);
+                b.arg(&scale);
+                // SAFETY: each thread updates its 2^r words inside one column of 2^log_n words.
+                unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - r))) }?;
+            }
             Ok(())
         };
+        let chunks = register_chunks(low, top);
         if inverse {
             low_layers(if top == low { scale } else { 1 })?;
-            for k in low..top {
-                line_layer(k, if k + 1 == top { scale } else { 1 })?;
+            for &(k0, r) in &chunks {
+                line_layers(k0, r, if k0 + r == top { scale } else { 1 })?;
             }
         } else {
-            for k in (low..top).rev() {
-                line_layer(k, 1)?;
+            for &(k0, r) in chunks.iter().rev() {
+                line_layers(k0, r, 1)?;
             }
             low_layers(1)?;
         }
@@ -291,5 +301,113 @@ impl Gpu {
         unsafe { b.launch(cfg) }?;
         let p = side.clone_dtoh(&partial)?;
         Ok(p.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| m31_add_host(acc[k], w[k]))))
+    }
+}
+
+/// The line layers `low..top` split into runs of consecutive layers, each
+/// one pass of `fft_line_layers` (at most [`FFT_REGISTER_LAYERS`] layers),
+/// as few passes as possible and as even as possible, in increasing order.
+fn register_chunks(low: u32, top: u32) -> Vec<(u32, u32)> {
+    let n = top.saturating_sub(low);
+    if n == 0 {
+        return Vec::new();
+    }
+    let passes = n.div_ceil(FFT_REGISTER_LAYERS);
+    let mut k0 = low;
+    (0..passes)
+        .map(|i| {
+            let r = n / passes + u32::from(i < n % passes);
+            let chunk = (k0, r);
+            k0 += r;
+            chunk
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::register_chunks;
+
+    #[test]
+    fn the_high_layers_split_into_few_even_passes_covering_each_layer_once() {
+        assert_eq!(register_chunks(11, 11), vec![]);
+        assert_eq!(register_chunks(11, 12), vec![(11, 1)]);
+        assert_eq!(register_chunks(11, 20), vec![(11, 3), (14, 3), (17, 3)]);
+        assert_eq!(register_chunks(11, 21), vec![(11, 4), (15, 3), (18, 3)]);
+        for top in 11..=31 {
+            let c = register_chunks(11, top);
+            assert_eq!(c.len() as u32, (top - 11).div_ceil(super::FFT_REGISTER_LAYERS));
+            let layers: Vec<u32> = c.iter().flat_map(|&(k0, r)| k0..k0 + r).collect();
+            assert_eq!(layers, (11..top).collect::<Vec<_>>());
+            assert!(c.iter().all(|&(_, r)| (1..=super::FFT_REGISTER_LAYERS).contains(&r)));
+        }
+    }
+
+    /// `fft_line_layers` (2 to 4 layers a pass, in registers) against
+    /// `fft_line_layer` (one layer a pass, the kernel `bitsage-cuda-check`
+    /// compares with Stwo's FFT on a GPU), both compiled for the host by
+    /// `c++` and run one "thread" at a time over random columns and
+    /// twiddles: forward and inverse, with and without the final scale.
+    #[test]
+    fn line_layers_in_registers_equal_one_layer_at_a_time_on_the_host() {
+        let src = format!(
+            "{}{}\n{}\n{}",
+            crate::codegen::HOST_SHIM,
+            crate::M31_H,
+            crate::FIXED_SOURCES[0].1,
+            r#"
+#include <cstdio>
+#include <vector>
+static u64 seed = 0x9e3779b97f4a7c15ull;
+static u32 rnd() { seed = seed * 6364136223846793005ull + 1442695040888963407ull; return (u32)(seed >> 33) % M31_P; }
+int main() {
+  const u32 cases[][6] = {
+    // log_n, n_cols, k0, r, inverse, scale
+    {12, 3, 1, 2, 0, 1}, {12, 3, 1, 4, 1, 1}, {13, 2, 5, 3, 0, 1}, {13, 2, 5, 3, 1, 12345},
+    {14, 2, 11, 3, 0, 1}, {14, 2, 10, 4, 1, 1u << 17}, {15, 1, 11, 4, 0, 1}, {15, 1, 3, 2, 1, 7},
+  };
+  for (auto& c : cases) {
+    u32 log_n = c[0], n_cols = c[1], k0 = c[2], r = c[3], scale = c[5];
+    int inv = (int)c[4];
+    u32 log_len = log_n;
+    std::vector<u32> tw(1u << log_len);
+    for (auto& t : tw) t = rnd();
+    std::vector<std::vector<u32>> a(n_cols, std::vector<u32>(1u << log_n)), b;
+    for (auto& col : a) for (auto& v : col) v = rnd();
+    b = a;
+    std::vector<u64> pa(n_cols), pb(n_cols);
+    for (u32 i = 0; i < n_cols; i++) { pa[i] = (u64)a[i].data(); pb[i] = (u64)b[i].data(); }
+    blockIdx.x = 0; blockDim.x = 1;
+    for (u32 t = 0; t < r; t++) {
+      u32 k = inv ? k0 + t : k0 + r - 1 - t;
+      u32 sc = (inv && t == r - 1) || (!inv && scale != 1 && t == r - 1) ? scale : 1;
+      for (u64 i = 0; i < ((u64)n_cols << (log_n - 1)); i++) {
+        threadIdx.x = (u32)i;
+        fft_line_layer(pa.data(), tw.data(), log_len, log_n, k, n_cols, inv, sc);
+      }
+    }
+    for (u64 i = 0; i < ((u64)n_cols << (log_n - r)); i++) {
+      threadIdx.x = (u32)i;
+      fft_line_layers(pb.data(), tw.data(), log_len, log_n, k0, r, n_cols, inv, scale);
+    }
+    if (a != b) { printf("differs: log_n %u k0 %u r %u inverse %d\n", log_n, k0, r, inv); return 1; }
+  }
+  printf("equal\n");
+  return 0;
+}
+"#
+        );
+        let dir = std::env::temp_dir().join(format!("bitsage-fft-host-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cpp, exe) = (dir.join("fft.cpp"), dir.join("fft"));
+        std::fs::write(&cpp, src).expect("write");
+        let built =
+            std::process::Command::new("c++").args(["-O1", "-w", "-x", "c++"]).arg(&cpp).arg("-o").arg(&exe).output();
+        let built = built.expect("a C++ compiler (c++) on PATH");
+        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+        let out = std::process::Command::new(&exe).output().expect("runs");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "equal");
     }
 }

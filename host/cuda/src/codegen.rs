@@ -677,6 +677,14 @@ pub fn host_row_value(
     })
 }
 
+/// The host-compiler stand-ins for CUDA's built-ins the kernels use, so
+/// tests can run a kernel on the host (one "thread" at a time).
+#[cfg(test)]
+pub(crate) const HOST_SHIM: &str = "#define __device__\n#define __forceinline__ inline\n#define __global__\n\
+    #define __constant__\n#define __shared__ static\n#define __syncthreads()\nstruct dim3 { unsigned x, y, z; };\n\
+    static dim3 blockIdx, blockDim, threadIdx;\nstatic inline unsigned __brev(unsigned x) { unsigned r = 0; \
+    for (int i = 0; i < 32; i++) r |= ((x >> i) & 1u) << (31 - i); return r; }\n";
+
 #[cfg(test)]
 mod tests {
     use bitsage_air::relations::Relations;
@@ -864,11 +872,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// The host-compiler stand-ins for CUDA's built-ins the kernels use.
-    const HOST_SHIM: &str = "#define __device__\n#define __forceinline__ inline\n#define __global__\n\
-        #define __constant__\nstruct dim3 { unsigned x, y, z; };\nstatic dim3 blockIdx, blockDim, threadIdx;\n\
-        static inline unsigned __brev(unsigned x) { unsigned r = 0; for (int i = 0; i < 32; i++) \
-        r |= ((x >> i) & 1u) << (31 - i); return r; }\n";
+    use super::HOST_SHIM;
 
     /// Runs a component's generated constraint kernels on the host (compiled
     /// by `c++`, one "thread" per row) over random columns and parameters,

@@ -96,6 +96,7 @@ macro_rules! kernels {
 
 kernels! {
     FftLineLayer = "fft_line_layer",
+    FftLineLayers = "fft_line_layers",
     FftLowLayers = "fft_low_layers",
     M31Scale = "m31_scale",
     FftReplicate = "fft_replicate",
@@ -124,6 +125,9 @@ kernels! {
 
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
 const FFT_TILE_LOG: u32 = 11;
+
+/// Line layers `fft_line_layers` runs at most in one pass.
+const FFT_REGISTER_LAYERS: u32 = 4;
 
 /// Words per chunk of `scan_chunks` (`SCAN_CHUNK` in `kernels/logup.cu`).
 const SCAN_CHUNK: u32 = 4096;

@@ -249,7 +249,38 @@ pub(crate) fn fail(code: Exit) -> impl FnOnce(anyhow::Error) -> Failure {
     move |err| Failure { code, err }
 }
 
+/// A build for x86-64-v3 (`.cargo/config.toml`) on a CPU without those
+/// instructions would die of SIGILL somewhere in the prover; say so first.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+fn check_cpu() -> Result<(), ExitCode> {
+    let missing: Vec<&str> = [
+        ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+        ("fma", std::arch::is_x86_feature_detected!("fma")),
+        ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+    ]
+    .into_iter()
+    .filter_map(|(name, has)| (!has).then_some(name))
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "error: this bitsage-host was built for x86-64-v3 and this CPU lacks {}; rebuild it for this machine with \
+         RUSTFLAGS=\"-C target-cpu=native\" (or RUSTFLAGS=\"\" for baseline x86-64)",
+        missing.join(", ")
+    );
+    Err(ExitCode::from(Exit::Backend.code()))
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+fn check_cpu() -> Result<(), ExitCode> {
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    if let Err(code) = check_cpu() {
+        return code;
+    }
     // `BITSAGE_LOG_SPANS=1` also logs each span's time when it closes
     // (with `BITSAGE_LOG=bitsage_cuda=debug`, say: where a GPU run's time goes).
     let spans = match std::env::var_os("BITSAGE_LOG_SPANS").is_some_and(|v| v == "1") {

@@ -117,14 +117,12 @@ impl PolyOps for CudaBackend {
         if let Some(id) = evals.values.id {
             let n = evals.values.len();
             let dots = weights.dots.get_or_init(|| {
-                let lane = bound_lane();
-                let (ids, ptrs): (Vec<u64>, Vec<u64>) = committed()
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .filter(|(_, e)| e.lane == lane && e.len == n && e.words == 1)
-                    .map(|(&i, e)| (i, e.ptr))
-                    .unzip();
+                // The lane's registry stays locked until the dots are read,
+                // so none of these columns is freed meanwhile.
+                let registry = committed(bound_lane());
+                let reg = registry.lock().unwrap_or_else(|p| p.into_inner());
+                let (ids, ptrs): (Vec<u64>, Vec<u64>) =
+                    reg.iter().filter(|(_, e)| e.len == n && e.words == 1).map(|(&i, e)| (i, e.ptr)).unzip();
                 ids.into_iter().zip(ok(gpu().dot_many(&ptrs, weights.buf(), n))).collect()
             });
             if let Some(w) = dots.get(&id) {

@@ -18,6 +18,8 @@ pub struct DevCol<T: DeviceValue> {
     pub(super) gathered: OnceLock<Arc<Gathered>>,
     /// Set while the column is a committed evaluation in [`committed`].
     pub(super) id: Option<u64>,
+    /// The lane whose registry holds it (while `id` is set).
+    lane: (usize, usize),
     /// For a weights column: its dot products with every committed column
     /// of its length, by id (see `barycentric_eval_at_point`).
     pub(super) dots: OnceLock<HashMap<u64, [u32; 4]>>,
@@ -65,8 +67,6 @@ impl Gathered {
 
 /// A committed column's entry in [`committed`].
 pub(super) struct Committed {
-    /// The (device, lane) whose proof the column belongs to.
-    pub(super) lane: (usize, usize),
     pub(super) ptr: u64,
     pub(super) len: usize,
     pub(super) words: usize,
@@ -74,13 +74,17 @@ pub(super) struct Committed {
     pub(super) gathered: Option<Arc<Gathered>>,
 }
 
-/// The live committed evaluations (the columns the commitment trees hold),
-/// so reads that Stwo makes one column at a time (out-of-domain samples,
-/// decommitment values) can be made for all of them in one launch. An
-/// entry lives as long as its column and its contents do not change.
-pub(super) fn committed() -> &'static std::sync::Mutex<HashMap<u64, Committed>> {
-    static REG: OnceLock<std::sync::Mutex<HashMap<u64, Committed>>> = OnceLock::new();
-    REG.get_or_init(Default::default)
+/// The live committed evaluations of one lane (the columns its proof's
+/// commitment trees hold), so reads that Stwo makes one column at a time
+/// (out-of-domain samples, decommitment values) can be made for all of them
+/// in one launch. An entry lives as long as its column and its contents do
+/// not change. Each lane has its own, held across that lane's device reads
+/// (so no column in it is freed meanwhile) without stopping other lanes.
+pub(super) type Registry = std::sync::Mutex<HashMap<u64, Committed>>;
+
+pub(super) fn committed(lane: (usize, usize)) -> Arc<Registry> {
+    static LANES: OnceLock<std::sync::Mutex<HashMap<(usize, usize), Arc<Registry>>>> = OnceLock::new();
+    LANES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).entry(lane).or_default().clone()
 }
 
 impl<T: DeviceValue> Drop for DevCol<T> {
@@ -118,6 +122,7 @@ impl<T: DeviceValue> DevCol<T> {
             mirror: OnceLock::new(),
             gathered: OnceLock::new(),
             id: None,
+            lane: (0, 0),
             dots: OnceLock::new(),
             merkle: false,
             _t: PhantomData,
@@ -149,14 +154,16 @@ impl<T: DeviceValue> DevCol<T> {
         self.unregister();
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&*self.buf, &gpu().stream);
-        let entry = Committed { lane: bound_lane(), ptr, len: self.len, words: T::WORDS, gathered: None };
-        committed().lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
+        let lane = bound_lane();
+        let entry = Committed { ptr, len: self.len, words: T::WORDS, gathered: None };
+        committed(lane).lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
         self.id = Some(id);
+        self.lane = lane;
     }
 
     fn unregister(&mut self) {
         if let Some(id) = self.id.take() {
-            committed().lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            committed(self.lane).lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         }
     }
 
@@ -174,17 +181,17 @@ impl<T: DeviceValue> DevCol<T> {
             }
             return wrap(ok(g.gather(&self.buf, T::WORDS as u32, &pos32)));
         };
-        let mut reg = committed().lock().unwrap_or_else(|p| p.into_inner());
+        let registry = committed(self.lane);
+        let mut reg = registry.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(done) = reg.get(&id).and_then(|e| e.gathered.as_ref()) {
             if done.positions == positions {
                 return done.clone();
             }
         }
-        let lane = bound_lane();
         let shape = (self.len, T::WORDS);
         let ids: Vec<u64> = reg
             .iter()
-            .filter(|(_, e)| e.lane == lane && (e.len, e.words) == shape)
+            .filter(|(_, e)| (e.len, e.words) == shape)
             .filter(|(_, e)| e.gathered.as_ref().is_none_or(|d| d.positions != positions))
             .map(|(&i, _)| i)
             .collect();

@@ -137,8 +137,9 @@ impl DevicePool {
             return Err(ProveError::backend("a device pool needs at least one device"));
         }
         let gpus = devices.iter().filter(|d| matches!(d, Device::Cuda { .. })).count().max(1);
-        let per_gpu = lane_threads((std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / gpus).max(1));
         let lanes = lanes.max(1);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let per_gpu = lane_threads(cores, gpus, lanes);
         // Lane-major: every GPU's first lane before any second one, so a
         // light load spreads over the GPUs (idle slots are taken lowest first).
         let slots = (0..lanes)
@@ -332,14 +333,22 @@ pub fn gpu_lanes() -> usize {
 }
 
 /// Host threads of each GPU lane: `$BITSAGE_LANE_THREADS`, else the
-/// machine's cores divided among its GPUs (every lane of a GPU then shares
-/// those cores).
-fn lane_threads(per_gpu: usize) -> usize {
+/// machine's cores divided among its GPUs and their lanes (at least two).
+/// Lanes that each had all of a GPU's cores oversubscribed them, and small
+/// proofs gain little from many threads: on one H100 with 16 cores,
+/// 2^12-row proofs ran at 118 a second on one lane of 16 threads, 144 on
+/// one lane of 4, 125 and 131 on four lanes (host/benches/RESULTS.md).
+fn lane_threads(cores: usize, gpus: usize, lanes: usize) -> usize {
     std::env::var("BITSAGE_LANE_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(per_gpu)
+        .unwrap_or_else(|| default_lane_threads(cores, gpus, lanes))
+}
+
+fn default_lane_threads(cores: usize, gpus: usize, lanes: usize) -> usize {
+    let per_gpu = (cores / gpus.max(1)).max(1);
+    (per_gpu / lanes.max(1)).max(2.min(per_gpu))
 }
 
 fn bound_threads(ordinal: usize, lane: usize, n: usize) -> Result<rayon::ThreadPool, ProveError> {
@@ -374,6 +383,16 @@ fn gpu_memory(_: usize) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn lanes_share_their_gpu_s_cores_and_get_at_least_two_threads() {
+        assert_eq!(default_lane_threads(16, 1, 1), 16);
+        assert_eq!(default_lane_threads(16, 1, 4), 4);
+        assert_eq!(default_lane_threads(16, 2, 4), 2);
+        assert_eq!(default_lane_threads(16, 1, 16), 2);
+        assert_eq!(default_lane_threads(1, 1, 4), 1);
+        assert_eq!(default_lane_threads(0, 0, 0), 1);
+    }
 
     #[test]
     fn cpu_pool_serves_many_callers_one_at_a_time() {

@@ -397,16 +397,8 @@ int main() {
 }
 "#
         );
-        let dir = std::env::temp_dir().join(format!("bitsage-fft-host-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let (cpp, exe) = (dir.join("fft.cpp"), dir.join("fft"));
-        std::fs::write(&cpp, src).expect("write");
-        let built =
-            std::process::Command::new("c++").args(["-O1", "-w", "-x", "c++"]).arg(&cpp).arg("-o").arg(&exe).output();
-        let built = built.expect("a C++ compiler (c++) on PATH");
-        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-        let out = std::process::Command::new(&exe).output().expect("runs");
-        let _ = std::fs::remove_dir_all(&dir);
+        let program = crate::codegen::HostProgram::build("fft", &src, "-O1");
+        let out = std::process::Command::new(&program.exe).output().expect("runs");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "equal");
     }

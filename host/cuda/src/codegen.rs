@@ -685,6 +685,36 @@ pub(crate) const HOST_SHIM: &str = "#define __device__\n#define __forceinline__ 
     static dim3 blockIdx, blockDim, threadIdx;\nstatic inline unsigned __brev(unsigned x) { unsigned r = 0; \
     for (int i = 0; i < 32; i++) r |= ((x >> i) & 1u) << (31 - i); return r; }\n";
 
+/// A C++ program built from a kernel source for the host by `c++` (in a
+/// temporary folder, removed on drop), for tests that run kernels there.
+#[cfg(test)]
+pub(crate) struct HostProgram {
+    dir: std::path::PathBuf,
+    pub exe: std::path::PathBuf,
+}
+
+#[cfg(test)]
+impl HostProgram {
+    pub(crate) fn build(name: &str, src: &str, opt: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("bitsage-host-kernel-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cpp, exe) = (dir.join("k.cpp"), dir.join("k"));
+        std::fs::write(&cpp, src).expect("write");
+        let built =
+            std::process::Command::new("c++").args([opt, "-w", "-x", "c++"]).arg(&cpp).arg("-o").arg(&exe).output();
+        let built = built.expect("a C++ compiler (c++) on PATH");
+        assert!(built.status.success(), "{name}: {}", String::from_utf8_lossy(&built.stderr));
+        HostProgram { dir, exe }
+    }
+}
+
+#[cfg(test)]
+impl Drop for HostProgram {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bitsage_air::relations::Relations;
@@ -909,14 +939,7 @@ mod tests {
             ));
         }
         src.push_str("  fwrite(out.data(), 4, 4 * n, stdout);\n  return 0;\n}\n");
-        let dir = std::env::temp_dir().join(format!("bitsage-host-kernel-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let (cpp, exe) = (dir.join("k.cpp"), dir.join("k"));
-        std::fs::write(&cpp, src).expect("write");
-        let built =
-            std::process::Command::new("c++").args(["-O0", "-w", "-x", "c++"]).arg(&cpp).arg("-o").arg(&exe).output();
-        let built = built.expect("a C++ compiler (c++) on PATH");
-        assert!(built.status.success(), "{name}: {}", String::from_utf8_lossy(&built.stderr));
+        let program = super::HostProgram::build(name, &src, "-O0");
         let mut input: Vec<u32> =
             vec![k.columns.len() as u32, trace_log, eval_log, base.len() as u32, ext.len() as u32, powers.len() as u32];
         cols.iter().for_each(|c| input.extend(c));
@@ -924,7 +947,7 @@ mod tests {
         input.extend(&ext);
         input.extend(&powers);
         let bytes: Vec<u8> = input.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut child = std::process::Command::new(&exe)
+        let mut child = std::process::Command::new(&program.exe)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -934,7 +957,7 @@ mod tests {
         assert!(out.status.success(), "{name}: the host kernel failed");
         let got: Vec<u32> = out.stdout.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         assert_eq!(got.len(), 4 * n);
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(program);
 
         let qm = |w: &[u32]| SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]);
         for row in 0..n {

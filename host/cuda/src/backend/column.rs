@@ -82,8 +82,11 @@ pub(super) struct Committed {
 /// (so no column in it is freed meanwhile) without stopping other lanes.
 pub(super) type Registry = std::sync::Mutex<HashMap<u64, Committed>>;
 
+/// Every lane's registry, by (device, lane).
+type Registries = std::sync::Mutex<HashMap<(usize, usize), Arc<Registry>>>;
+
 pub(super) fn committed(lane: (usize, usize)) -> Arc<Registry> {
-    static LANES: OnceLock<std::sync::Mutex<HashMap<(usize, usize), Arc<Registry>>>> = OnceLock::new();
+    static LANES: OnceLock<Registries> = OnceLock::new();
     LANES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).entry(lane).or_default().clone()
 }
 

@@ -8,6 +8,9 @@
 #            receipt verified by its client;
 #   throughput: `bitsage-throughput` at 2^18 and 2^20 rows on one GPU, with 1, 2 (and 4) lanes, every proof verified.
 #   spans:   `bitsage-gpu-proofs 20 20` with every span to OUT (where a 2^20-row proof's time goes).
+#   procs:   `bitsage-throughput` at 2^12 rows, one lane, in 1, 2 and 4 processes at once on one GPU (each its
+#            own CUDA context): if several processes together prove more than one process with several lanes,
+#            what small proofs queue on is in the process (the context, the driver's calls), not the GPU;
 #   small:   a 2^12-row proof's phases and spans (OUT/spans-12.log), then `bitsage-throughput` at 2^12 rows with
 #            1..8 lanes under each BITSAGE_LANE_THREADS in SMALL_THREADS (default "all 4 2"): do small proofs
 #            on several lanes of one GPU overlap, and do the lanes' host threads contend?
@@ -109,6 +112,17 @@ if want small; then
     if [ "$t" = all ]; then unset BITSAGE_LANE_THREADS; else export BITSAGE_LANE_THREADS=$t; fi
     echo "== throughput, 2^12 rows, BITSAGE_LANE_THREADS=$t"; date +%T
     timeout 120 ./bitsage-throughput 12 ${SMALL_JOBS:-128} 0 8 2>&1 | grep -E "^\|" | tail -5
+  done
+  unset BITSAGE_LANE_THREADS
+fi
+if want procs; then
+  export BITSAGE_LANE_THREADS=${PROCS_THREADS:-4}
+  timeout 60 ./bitsage-throughput 12 16 0 1 > /dev/null 2>&1  # compiles the kernels once, into the cache
+  for n in 1 2 4; do
+    echo "== $n process(es) at once, 2^12 rows, one lane of $BITSAGE_LANE_THREADS threads each"; date +%T
+    for i in $(seq 1 "$n"); do timeout 90 ./bitsage-throughput 12 ${SMALL_JOBS:-256} 0 1 > "/tmp/procs-$n-$i.txt" 2>&1 & done
+    wait
+    grep -h -E "^\| 1 GPU" /tmp/procs-"$n"-*.txt
   done
   unset BITSAGE_LANE_THREADS
 fi

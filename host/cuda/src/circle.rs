@@ -380,7 +380,7 @@ int main() {
     blockIdx.x = 0; blockDim.x = 1;
     for (u32 t = 0; t < r; t++) {
       u32 k = inv ? k0 + t : k0 + r - 1 - t;
-      u32 sc = (inv && t == r - 1) || (!inv && scale != 1 && t == r - 1) ? scale : 1;
+      u32 sc = t == r - 1 ? scale : 1;  // on the outputs of the pass's last layer
       for (u64 i = 0; i < ((u64)n_cols << (log_n - 1)); i++) {
         threadIdx.x = (u32)i;
         fft_line_layer(pa.data(), tw.data(), log_len, log_n, k, n_cols, inv, sc);

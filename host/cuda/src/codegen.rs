@@ -877,10 +877,6 @@ mod tests {
     /// in the generator fails here, on machines without a GPU.
     #[test]
     fn every_generated_kernel_compiles_as_host_cpp() {
-        let shim = "#define __device__\n#define __forceinline__ inline\n#define __global__\n#define __constant__\n\
-                    struct dim3 { unsigned x, y, z; };\nstatic dim3 blockIdx, blockDim, threadIdx;\n\
-                    static inline unsigned __brev(unsigned x) { unsigned r = 0; for (int i = 0; i < 32; i++) \
-                    r |= ((x >> i) & 1u) << (31 - i); return r; }\n";
         let dir = std::env::temp_dir().join(format!("bitsage-codegen-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let sources: Vec<crate::compile::Source> = crate::compile::sources(crate::compile::Needs::default())
@@ -891,7 +887,7 @@ mod tests {
             .collect();
         for s in &sources {
             let path = dir.join(format!("{}.cpp", s.name));
-            std::fs::write(&path, format!("{shim}{}", s.text)).expect("write");
+            std::fs::write(&path, format!("{}{}", super::HOST_SHIM, s.text)).expect("write");
             let out = std::process::Command::new("c++")
                 .args(["-fsyntax-only", "-w", "-x", "c++"])
                 .arg(&path)

@@ -139,7 +139,7 @@ impl DevicePool {
         let gpus = devices.iter().filter(|d| matches!(d, Device::Cuda { .. })).count().max(1);
         let lanes = lanes.max(1);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let per_gpu = lane_threads(cores, gpus, lanes);
+        let per_lane = lane_threads(cores, gpus, lanes);
         // Lane-major: every GPU's first lane before any second one, so a
         // light load spreads over the GPUs (idle slots are taken lowest first).
         let slots = (0..lanes)
@@ -152,7 +152,7 @@ impl DevicePool {
             .map(|(device, lane)| {
                 let threads = match &device {
                     Device::Cpu => None,
-                    Device::Cuda { ordinal, .. } => Some(bound_threads(*ordinal, lane, per_gpu)?),
+                    Device::Cuda { ordinal, .. } => Some(bound_threads(*ordinal, lane, per_lane)?),
                 };
                 Ok(Slot {
                     device,

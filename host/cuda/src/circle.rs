@@ -41,12 +41,12 @@ impl Gpu {
             return Err(CudaError::Unsupported("dot_many: weights must be 4 words per value".into()));
         }
         let side = self.side_stream()?;
-        let d_cols = side.clone_htod(cols)?;
+        let d_cols = side.stream.clone_htod(cols)?;
         let blocks = (n as u64).div_ceil(256).clamp(1, 64) as u32;
         // SAFETY: each block writes its 4 words.
-        let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize * cols.len()) }?;
+        let mut partial = unsafe { side.stream.alloc::<u32>(4 * blocks as usize * cols.len()) }?;
         let n64 = n as u64;
-        let mut b = side.launch_builder(self.k(Kernel::DotMany));
+        let mut b = side.stream.launch_builder(self.k(Kernel::DotMany));
         b.arg(&d_cols).arg(weights).arg(&n64).arg(&mut partial);
         let cfg =
             LaunchConfig { grid_dim: (blocks, cols.len() as u32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
@@ -54,28 +54,10 @@ impl Gpu {
         // the inputs were finished on the main stream, which the side stream joined, and the copy
         // below waits for the kernel.
         unsafe { b.launch(cfg) }?;
-        let p = side.clone_dtoh(&partial)?;
+        let p = self.side_read(&side, &partial)?;
         Ok(p.chunks(4 * blocks as usize)
             .map(|col| col.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| m31_add_host(acc[k], w[k]))))
             .collect())
-    }
-
-    /// This thread's side stream on this device (made on first use), made
-    /// to wait for the work queued on the main stream so far.
-    pub(crate) fn side_stream(&self) -> Result<Arc<CudaStream>> {
-        let id = std::thread::current().id();
-        let mut map = self.side.lock().unwrap_or_else(|p| p.into_inner());
-        let s = match map.get(&id) {
-            Some(s) => s.clone(),
-            None => {
-                let s = self.stream.fork()?;
-                map.insert(id, s.clone());
-                s
-            }
-        };
-        drop(map);
-        s.join(&self.stream)?;
-        Ok(s)
     }
 
     /// Uploads Stwo's twiddle tree for domains up to `CanonicCoset(max_log)`.
@@ -291,15 +273,15 @@ impl Gpu {
         // the main stream, so they do not queue behind one another.
         let side = self.side_stream()?;
         // SAFETY: each block writes its 4 words.
-        let mut partial = unsafe { side.alloc::<u32>(4 * blocks as usize) }?;
-        let mut b = side.launch_builder(self.k(Kernel::DotM31Qm31));
+        let mut partial = unsafe { side.stream.alloc::<u32>(4 * blocks as usize) }?;
+        let mut b = side.stream.launch_builder(self.k(Kernel::DotM31Qm31));
         b.arg(evals).arg(weights).arg(&n).arg(&cs).arg(&es).arg(&mut partial);
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array. The
         // inputs were finished on the main stream, which the side stream joined; the copy below
         // waits for the kernel, so the inputs are no longer read when this returns.
         unsafe { b.launch(cfg) }?;
-        let p = side.clone_dtoh(&partial)?;
+        let p = self.side_read(&side, &partial)?;
         Ok(p.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| m31_add_host(acc[k], w[k]))))
     }
 }

@@ -3,7 +3,120 @@
 
 use super::*;
 
+use cudarc::driver::DevicePtr;
+
+/// Words read at most through page-locked memory; a larger read (a whole
+/// column) goes the pageable way rather than pin that much.
+const PINNED_READ_WORDS: usize = 1 << 22;
+/// Words a page-locked read buffer has at least (64 KiB).
+const MIN_READ_WORDS: usize = 1 << 14;
+
+/// Page-locked, cached host memory that device reads land in. A copy into
+/// pageable memory goes through the driver's bounce buffers, which every
+/// stream of the context shares, so the reads of several lanes wait on one
+/// another; a copy into page-locked memory is a DMA of its own.
+pub(crate) struct HostBuf {
+    ptr: std::ptr::NonNull<u32>,
+    len: usize,
+    ctx: Arc<CudaContext>,
+}
+
+// SAFETY: the memory belongs to this value alone; it is plain host memory.
+unsafe impl Send for HostBuf {}
+
+impl HostBuf {
+    fn new(ctx: &Arc<CudaContext>, len: usize) -> Result<HostBuf> {
+        ctx.bind_to_thread()?;
+        // SAFETY: a fresh allocation; flags 0 is page-locked and cached (not
+        // write-combined, which the host reads slowly).
+        let p = unsafe { cudarc::driver::result::malloc_host(len * 4, 0) }?;
+        let ptr = std::ptr::NonNull::new(p.cast::<u32>())
+            .ok_or_else(|| CudaError::Unsupported("cuMemHostAlloc returned no memory".into()))?;
+        Ok(HostBuf { ptr, len, ctx: ctx.clone() })
+    }
+
+    fn words(&mut self, n: usize) -> &mut [u32] {
+        // SAFETY: `len` words were allocated, and `&mut self` is the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), n.min(self.len)) }
+    }
+}
+
+impl Drop for HostBuf {
+    fn drop(&mut self) {
+        // No copy into it is in flight: each reader synchronises its stream
+        // before it lets go of the buffer.
+        let _ = self.ctx.bind_to_thread();
+        // SAFETY: allocated by cuMemHostAlloc in `new`, freed once, here.
+        let _ = unsafe { cudarc::driver::result::free_host(self.ptr.as_ptr().cast()) };
+    }
+}
+
+/// A host thread's side stream on one lane, and the page-locked buffer its
+/// reads land in.
+pub(crate) struct Side {
+    pub(crate) stream: Arc<CudaStream>,
+    reads: std::sync::Mutex<Option<HostBuf>>,
+}
+
 impl Gpu {
+    /// Copies `src` to the host on `stream` through the page-locked buffer
+    /// `buf` (grown in powers of two) and waits for it.
+    fn read_through(
+        &self,
+        stream: &Arc<CudaStream>,
+        buf: &std::sync::Mutex<Option<HostBuf>>,
+        src: &impl DevicePtr<u32>,
+    ) -> Result<Vec<u32>> {
+        let n = src.len();
+        if n == 0 || n > PINNED_READ_WORDS {
+            return Ok(stream.clone_dtoh(src)?);
+        }
+        let mut guard = buf.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|b| b.len < n) {
+            *guard = None;
+            *guard = Some(HostBuf::new(&self.ctx, n.next_power_of_two().max(MIN_READ_WORDS))?);
+        }
+        let Some(host) = guard.as_mut() else { return Err(CudaError::Unsupported("no read buffer".into())) };
+        self.ctx.bind_to_thread()?;
+        let dst = host.words(n);
+        let (ptr, _sync) = src.device_ptr(stream);
+        // SAFETY: `dst` is n page-locked words that only this lock's holder
+        // uses, and `src` has n words; the stream is synchronised before the
+        // words are read and before the lock is let go.
+        unsafe { cudarc::driver::result::memcpy_dtoh_async(&mut *dst, ptr, stream.cu_stream()) }?;
+        stream.synchronize()?;
+        Ok(dst.to_vec())
+    }
+
+    /// This thread's side stream on this lane (made on first use), made to
+    /// wait for the work queued on the main stream so far.
+    pub(crate) fn side_stream(&self) -> Result<Arc<Side>> {
+        let id = std::thread::current().id();
+        let mut map = self.side.lock().unwrap_or_else(|p| p.into_inner());
+        let s = match map.get(&id) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(Side { stream: self.stream.fork()?, reads: Default::default() });
+                map.insert(id, s.clone());
+                s
+            }
+        };
+        drop(map);
+        s.stream.join(&self.stream)?;
+        Ok(s)
+    }
+
+    /// Reads `src` on the side stream `side` (see [`Gpu::read_through`]).
+    pub(crate) fn side_read(&self, side: &Side, src: &impl DevicePtr<u32>) -> Result<Vec<u32>> {
+        self.read_through(&side.stream, &side.reads, src)
+    }
+
+    /// Reads `src` (a column or part of one) on the main stream, through
+    /// the lane's page-locked read buffer.
+    pub fn read(&self, src: &impl DevicePtr<u32>) -> Result<Vec<u32>> {
+        self.read_through(&self.stream, &self.reads, src)
+    }
+
     pub fn upload(&self, values: &[u32]) -> Result<CudaSlice<u32>> {
         Ok(self.stream.clone_htod(values)?)
     }
@@ -119,7 +232,7 @@ impl Gpu {
     }
 
     pub fn download(&self, values: &CudaSlice<u32>) -> Result<Vec<u32>> {
-        Ok(self.stream.clone_dtoh(values)?)
+        self.read(values)
     }
 
     /// The values at `positions` of a column of `words`-word values, in
@@ -147,16 +260,16 @@ impl Gpu {
             return Ok(vec![Vec::new(); cols.len()]);
         }
         let side = self.side_stream()?;
-        let d_cols = side.clone_htod(cols)?;
-        let d_pos = side.clone_htod(positions)?;
+        let d_cols = side.stream.clone_htod(cols)?;
+        let d_pos = side.stream.clone_htod(positions)?;
         let total = n as u64 * words as u64 * n_cols as u64;
         // SAFETY: every word is written below.
-        let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
-        let mut b = side.launch_builder(self.k(Kernel::GatherMany));
+        let mut out = unsafe { side.stream.alloc::<u32>(total as usize) }?;
+        let mut b = side.stream.launch_builder(self.k(Kernel::GatherMany));
         b.arg(&d_cols).arg(&n_cols).arg(&d_pos).arg(&n).arg(&words).arg(&mut out);
         // SAFETY: positions are below every column's length (the caller's plan); one thread per word.
         unsafe { b.launch(launch_1d(total)) }?;
-        let w = side.clone_dtoh(&out)?;
+        let w = self.side_read(&side, &out)?;
         Ok(w.chunks((n * words) as usize).map(<[u32]>::to_vec).collect())
     }
 
@@ -176,18 +289,18 @@ impl Gpu {
             return Ok(vec![Vec::new(); cols.len()]);
         }
         let side = self.side_stream()?;
-        let d_cols = side.clone_htod(&ptrs)?;
-        let d_offs = side.clone_htod(&offs)?;
-        let d_pos = side.clone_htod(&pos)?;
+        let d_cols = side.stream.clone_htod(&ptrs)?;
+        let d_offs = side.stream.clone_htod(&offs)?;
+        let d_pos = side.stream.clone_htod(&pos)?;
         let total = pos.len() as u64 * words as u64;
         // SAFETY: every word is written below.
-        let mut out = unsafe { side.alloc::<u32>(total as usize) }?;
+        let mut out = unsafe { side.stream.alloc::<u32>(total as usize) }?;
         let n_cols = cols.len() as u32;
-        let mut b = side.launch_builder(self.k(Kernel::GatherLists));
+        let mut b = side.stream.launch_builder(self.k(Kernel::GatherLists));
         b.arg(&d_cols).arg(&d_offs).arg(&n_cols).arg(&d_pos).arg(&words).arg(&mut out);
         // SAFETY: each column's positions are below its length (the caller's plan); one thread per word.
         unsafe { b.launch(launch_1d(total)) }?;
-        let w = side.clone_dtoh(&out)?;
+        let w = self.side_read(&side, &out)?;
         Ok(offs.windows(2).map(|o| w[(o[0] * words) as usize..(o[1] * words) as usize].to_vec()).collect())
     }
 

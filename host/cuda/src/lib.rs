@@ -184,7 +184,9 @@ pub struct Gpu {
     /// A page-locked host buffer that trace uploads are staged through.
     staging: std::sync::Mutex<Option<cudarc::driver::PinnedHostSlice<u32>>>,
     /// Per-thread side streams for short synchronous reads (see `dot_strided`).
-    side: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, Arc<CudaStream>>>,
+    side: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, Arc<column::Side>>>,
+    /// The page-locked buffer that reads on the main stream land in.
+    reads: std::sync::Mutex<Option<column::HostBuf>>,
     /// The Poseidon252 Merkle and grinding kernels, compiled when this
     /// device first proves over that channel ([`poseidon252`]).
     poseidon252: std::sync::OnceLock<GeneratedModule>,
@@ -365,6 +367,7 @@ impl Gpu {
             decommit: Default::default(),
             staging: Default::default(),
             side: Default::default(),
+            reads: Default::default(),
             poseidon252: Default::default(),
         })
     }
@@ -383,6 +386,7 @@ impl Gpu {
             decommit: Default::default(),
             staging: Default::default(),
             side: Default::default(),
+            reads: Default::default(),
             poseidon252: Default::default(),
         })
     }

@@ -327,7 +327,7 @@ impl<T: DeviceValue> DevCol<T> {
         let _s = tracing::debug_span!("cuda single read").entered();
         let t0 = std::time::Instant::now();
         let view = self.buf.slice(index * T::WORDS..(index + 1) * T::WORDS);
-        let v = T::read(&ok(g.stream.clone_dtoh(&view).map_err(Into::into)));
+        let v = T::read(&ok(g.read(&view)));
         record(0, 4 * T::WORDS, t0);
         v
     }

@@ -4,14 +4,6 @@
 __constant__ u32 B2S_IV[8] = {0x6A09E667u, 0xBB67AE85u, 0x3C6EF372u, 0xA54FF53Au,
                               0x510E527Fu, 0x9B05688Cu, 0x1F83D9ABu, 0x5BE0CD19u};
 
-__constant__ unsigned char B2S_SIGMA[10][16] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
-    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
-    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
-    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
-    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-};
-
 __device__ __forceinline__ u32 rotr32(u32 x, u32 n) { return (x >> n) | (x << (32 - n)); }
 
 #define B2S_G(a, b, c, d, x, y)          \
@@ -24,8 +16,21 @@ __device__ __forceinline__ u32 rotr32(u32 x, u32 n) { return (x >> n) | (x << (3
     v[c] = v[c] + v[d];                  \
     v[b] = rotr32(v[b] ^ v[c], 7);
 
+// One round, its message schedule (a row of Blake2s' sigma) given as
+// literals: m[] stays in registers. Indexing it by a table read at run time
+// (a __constant__ sigma) would put m[] in local memory, a load per use.
+#define B2S_ROUND(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15) \
+    B2S_G(0, 4, 8, 12, m[s0], m[s1]);                                                 \
+    B2S_G(1, 5, 9, 13, m[s2], m[s3]);                                                 \
+    B2S_G(2, 6, 10, 14, m[s4], m[s5]);                                                \
+    B2S_G(3, 7, 11, 15, m[s6], m[s7]);                                                \
+    B2S_G(0, 5, 10, 15, m[s8], m[s9]);                                                \
+    B2S_G(1, 6, 11, 12, m[s10], m[s11]);                                              \
+    B2S_G(2, 7, 8, 13, m[s12], m[s13]);                                               \
+    B2S_G(3, 4, 9, 14, m[s14], m[s15]);
+
 // One compression of a 64-byte block; `t` counts bytes hashed including it.
-__device__ void b2s_compress(u32 h[8], const u32 m[16], u32 t, bool last) {
+__device__ __forceinline__ void b2s_compress(u32 h[8], const u32 m[16], u32 t, bool last) {
     u32 v[16];
 #pragma unroll
     for (int i = 0; i < 8; i++) {
@@ -34,18 +39,16 @@ __device__ void b2s_compress(u32 h[8], const u32 m[16], u32 t, bool last) {
     }
     v[12] ^= t;
     if (last) v[14] = ~v[14];
-#pragma unroll
-    for (int r = 0; r < 10; r++) {
-        const unsigned char* s = B2S_SIGMA[r];
-        B2S_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        B2S_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        B2S_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        B2S_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        B2S_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        B2S_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        B2S_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        B2S_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    B2S_ROUND(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    B2S_ROUND(14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3);
+    B2S_ROUND(11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4);
+    B2S_ROUND(7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8);
+    B2S_ROUND(9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13);
+    B2S_ROUND(2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9);
+    B2S_ROUND(12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11);
+    B2S_ROUND(13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10);
+    B2S_ROUND(6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5);
+    B2S_ROUND(10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0);
 #pragma unroll
     for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
 }
@@ -67,21 +70,26 @@ extern "C" __global__ void merkle_leaves(const u64* col_ptrs, const u32* col_log
     if (idx >= (1ull << log_leaves)) return;
     u32 h[8], m[16];
     b2s_init(h);
-    u32 filled = 0, t = 0;
-    for (u32 c = 0; c < n_cols; c++) {
-        u32 l = col_logs[c];
-        const u32* col = (const u32*)col_ptrs[c];
-        u64 j = ((idx >> (log_leaves - l + 1)) << 1) | (idx & 1);
-        m[filled++] = col[j];
-        if (filled == 16 && c + 1 < n_cols) {
-            t += 64;
-            b2s_compress(h, m, t, false);
-            filled = 0;
+    // A block of sixteen columns a compression, m[] indexed by constants
+    // only (so it stays in registers); no columns hash as one empty block.
+    u32 c0 = 0, t = 0;
+    do {
+#pragma unroll
+        for (u32 k = 0; k < 16; k++) {
+            u32 c = c0 + k;
+            u32 w = 0;
+            if (c < n_cols) {
+                u32 l = col_logs[c];
+                u64 j = ((idx >> (log_leaves - l + 1)) << 1) | (idx & 1);
+                w = ((const u32*)col_ptrs[c])[j];
+            }
+            m[k] = w;
         }
-    }
-    t += 4 * filled;
-    for (u32 i = filled; i < 16; i++) m[i] = 0;
-    b2s_compress(h, m, t, true);
+        u32 in_block = n_cols - c0 < 16 ? n_cols - c0 : 16;
+        t += 4 * in_block;
+        c0 += 16;
+        b2s_compress(h, m, t, c0 >= n_cols);
+    } while (c0 < n_cols);
 #pragma unroll
     for (int i = 0; i < 8; i++) out[idx * 8 + i] = h[i];
 }

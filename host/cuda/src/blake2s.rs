@@ -96,3 +96,98 @@ impl Gpu {
         self.lifted_root(columns, |c, l| self.merkle_leaves(c, l), |p| self.merkle_next_layer(p))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+
+    use stwo::core::fields::m31::{BaseField, M31};
+    use stwo::core::vcs::blake2_hash::Blake2sHasher;
+    use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
+    use stwo::prover::backend::CpuBackend;
+    use stwo::prover::vcs_lifted::ops::MerkleOpsLifted;
+
+    /// `merkle_leaves` and `merkle_layer` (kernels/blake2s.cu), compiled for
+    /// the host by `c++` and run one "thread" at a time, against Stwo's
+    /// lifted Blake2s tree (`CpuBackend`): columns of mixed sizes, lifted,
+    /// in counts on both sides of a block's sixteen words, and none.
+    #[test]
+    fn merkle_leaves_and_layers_equal_stwo_s_on_the_host() {
+        let mut state = 0x2545_f491u32;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state % ((1 << 31) - 1)
+        };
+        let cases: Vec<Vec<u32>> = [0usize, 1, 15, 16, 17, 32, 41]
+            .iter()
+            .map(|&n| {
+                let mut logs: Vec<u32> = (0..n).map(|i| 1 + (i as u32 * 7 % 5)).collect();
+                logs.sort_unstable();
+                logs
+            })
+            .collect();
+        let log_leaves = 5u32;
+        let mut src = format!("{}{}\n{}\n", crate::codegen::HOST_SHIM, crate::M31_H, crate::FIXED_SOURCES[1].1);
+        src.insert_str(
+            0,
+            "static inline int __ffs(unsigned x) { return x ? __builtin_ctz(x) + 1 : 0; }\n\
+             static inline unsigned atomicMin(unsigned* a, unsigned v) { unsigned o = *a; if (v < o) *a = v; return o; }\n",
+        );
+        src.push_str("#include <cstdio>\nint main() {\n  blockIdx.x = 0; blockDim.x = 1;\n");
+        let mut columns: Vec<Vec<Vec<M31>>> = Vec::new();
+        for (k, logs) in cases.iter().enumerate() {
+            let cols: Vec<Vec<M31>> = logs.iter().map(|&l| (0..1u32 << l).map(|_| M31(rnd())).collect()).collect();
+            let _ = writeln!(src, "  {{ static u64 ptrs[{}]; static u32 logs[{}] = {{0", cols.len() + 1, cols.len() + 1);
+            for l in logs {
+                let _ = write!(src, ",{l}");
+            }
+            src.push_str("};\n");
+            for (c, col) in cols.iter().enumerate() {
+                let words: Vec<String> = col.iter().map(|v| v.0.to_string()).collect();
+                let _ = writeln!(src, "    static u32 c{c}[] = {{{}}}; ptrs[{c}] = (u64)c{c};", words.join(","));
+            }
+            let n = 1u32 << log_leaves;
+            let _ = writeln!(
+                src,
+                "    static u32 leaves[{}], next[{}];\n    for (u32 i = 0; i < {n}; i++) {{ threadIdx.x = i; \
+                 merkle_leaves(ptrs, logs + 1, {}, {log_leaves}, leaves); }}\n    for (u32 i = 0; i < {}; i++) \
+                 {{ threadIdx.x = i; merkle_layer(leaves, next, {}); }}\n    printf(\"case {k}\");\n    for (u32 i = 0; \
+                 i < {}; i++) printf(\" %08x\", leaves[i]);\n    for (u32 i = 0; i < {}; i++) printf(\" %08x\", next[i]);\n    \
+                 printf(\"\\n\"); }}",
+                8 * n,
+                4 * n,
+                cols.len(),
+                n / 2,
+                n / 2,
+                8 * n,
+                4 * n,
+            );
+            columns.push(cols);
+        }
+        src.push_str("  return 0;\n}\n");
+        let program = crate::codegen::HostProgram::build("blake2s", &src, "-O1");
+        let out = std::process::Command::new(&program.exe).output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), cases.len());
+        let hex = |h: &[stwo::core::vcs::blake2_hash::Blake2sHash]| -> String {
+            h.iter()
+                .flat_map(|d| d.0.chunks(4).map(|w| format!(" {:08x}", u32::from_le_bytes([w[0], w[1], w[2], w[3]]))))
+                .collect()
+        };
+        for (k, cols) in columns.iter().enumerate() {
+            let refs: Vec<&Vec<BaseField>> = cols.iter().collect();
+            // Stwo's tree of no columns is one leaf, the hash of no words; the kernel writes it at every leaf.
+            let leaves = match refs.is_empty() {
+                true => vec![Blake2sHasher::hash(&[]); 1 << log_leaves],
+                false => <CpuBackend as MerkleOpsLifted<Blake2sMerkleHasher>>::build_leaves(&refs, log_leaves),
+            };
+            let next = <CpuBackend as MerkleOpsLifted<Blake2sMerkleHasher>>::build_next_layer(&leaves);
+            let want = format!("case {k}{}{}", hex(&leaves), hex(&next));
+            assert_eq!(lines[k], want, "{} columns", cols.len());
+        }
+    }
+}

@@ -40,21 +40,19 @@ impl Gpu {
         if weights.len() != 4 * n || cols.len() > 65535 {
             return Err(CudaError::Unsupported("dot_many: weights must be 4 words per value".into()));
         }
-        let side = self.side_stream()?;
-        let d_cols = side.stream.clone_htod(cols)?;
         let blocks = (n as u64).div_ceil(256).clamp(1, 64) as u32;
-        // SAFETY: each block writes its 4 words.
-        let mut partial = unsafe { side.stream.alloc::<u32>(4 * blocks as usize * cols.len()) }?;
         let n64 = n as u64;
-        let mut b = side.stream.launch_builder(self.k(Kernel::DotMany));
-        b.arg(&d_cols).arg(weights).arg(&n64).arg(&mut partial);
-        let cfg =
-            LaunchConfig { grid_dim: (blocks, cols.len() as u32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-        // SAFETY: every address is a live column of n values (the caller's registry), read below n;
-        // the inputs were finished on the main stream, which the side stream joined, and the copy
-        // below waits for the kernel.
-        unsafe { b.launch(cfg) }?;
-        let p = self.side_read(&side, &partial)?;
+        let n_cols = cols.len() as u32;
+        let p = self.side_call(&[column::Words::U64(cols)], 4 * blocks as usize * cols.len(), |stream, at, out| {
+            let mut b = stream.launch_builder(self.k(Kernel::DotMany));
+            b.arg(&at[0]).arg(weights).arg(&n64).arg(&out);
+            let cfg = LaunchConfig { grid_dim: (blocks, n_cols, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: every address is a live column of n values (the caller's registry), read below
+            // n; the inputs were finished on the main stream, which the side stream joined, and the
+            // copy back waits for the kernel. Each block writes its 4 words.
+            unsafe { b.launch(cfg) }?;
+            Ok(())
+        })?;
         Ok(p.chunks(4 * blocks as usize)
             .map(|col| col.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| m31_add_host(acc[k], w[k]))))
             .collect())
@@ -271,17 +269,17 @@ impl Gpu {
         // Stwo asks for these one column at a time from many host threads;
         // each thread runs its own on a side stream that first waits for
         // the main stream, so they do not queue behind one another.
-        let side = self.side_stream()?;
-        // SAFETY: each block writes its 4 words.
-        let mut partial = unsafe { side.stream.alloc::<u32>(4 * blocks as usize) }?;
-        let mut b = side.stream.launch_builder(self.k(Kernel::DotM31Qm31));
-        b.arg(evals).arg(weights).arg(&n).arg(&cs).arg(&es).arg(&mut partial);
-        let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-        // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array. The
-        // inputs were finished on the main stream, which the side stream joined; the copy below
-        // waits for the kernel, so the inputs are no longer read when this returns.
-        unsafe { b.launch(cfg) }?;
-        let p = self.side_read(&side, &partial)?;
+        let p = self.side_call(&[], 4 * blocks as usize, |stream, _, out| {
+            let mut b = stream.launch_builder(self.k(Kernel::DotM31Qm31));
+            b.arg(evals).arg(weights).arg(&n).arg(&cs).arg(&es).arg(&out);
+            let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: grid-stride reads below n; shared memory is the static 256-entry array. The
+            // inputs were finished on the main stream, which the side stream joined; the copy back
+            // waits for the kernel, so the inputs are no longer read when this returns. Each block
+            // writes its 4 words.
+            unsafe { b.launch(cfg) }?;
+            Ok(())
+        })?;
         Ok(p.chunks(4).fold([0u32; 4], |acc, w| std::array::from_fn(|k| m31_add_host(acc[k], w[k]))))
     }
 }

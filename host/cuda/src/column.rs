@@ -51,6 +51,34 @@ impl Drop for HostBuf {
     }
 }
 
+/// One input of [`Gpu::side_call`]: words, or device addresses.
+pub(crate) enum Words<'a> {
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+}
+
+impl Words<'_> {
+    /// Its length in 32-bit words.
+    fn len(&self) -> usize {
+        match self {
+            Words::U32(w) => w.len(),
+            Words::U64(w) => 2 * w.len(),
+        }
+    }
+
+    fn write(&self, out: &mut [u32]) {
+        match self {
+            Words::U32(w) => out.copy_from_slice(w),
+            Words::U64(w) => {
+                for (o, v) in out.chunks_exact_mut(2).zip(w.iter()) {
+                    o[0] = *v as u32;
+                    o[1] = (*v >> 32) as u32;
+                }
+            }
+        }
+    }
+}
+
 /// A host thread's side stream on one lane, and the page-locked buffer its
 /// reads land in.
 pub(crate) struct Side {
@@ -106,9 +134,61 @@ impl Gpu {
         Ok(s)
     }
 
-    /// Reads `src` on the side stream `side` (see [`Gpu::read_through`]).
-    pub(crate) fn side_read(&self, side: &Side, src: &impl DevicePtr<u32>) -> Result<Vec<u32>> {
-        self.read_through(&side.stream, &side.reads, src)
+    /// A small read on this thread's side stream in one round trip:
+    /// `inputs` go up in one copy (through the side's page-locked buffer)
+    /// into one device allocation that also holds `out_words` words of
+    /// output; `launch` queues the kernel, given each input's device
+    /// address and the output's; the output comes back in one copy. Five
+    /// driver calls for what took up to nine (an allocation and a pageable
+    /// copy per input), which every lane of the GPU would queue on.
+    pub(crate) fn side_call(
+        &self,
+        inputs: &[Words<'_>],
+        out_words: usize,
+        launch: impl FnOnce(&Arc<CudaStream>, &[u64], u64) -> Result<()>,
+    ) -> Result<Vec<u32>> {
+        // Each input starts at an even word, so arrays of addresses are 8-byte aligned.
+        let mut offsets = Vec::with_capacity(inputs.len());
+        let mut at = 0usize;
+        for i in inputs {
+            offsets.push(at);
+            at += i.len().next_multiple_of(2);
+        }
+        let (n_in, total) = (at, at + out_words.max(1));
+        let side = self.side_stream()?;
+        let stream = &side.stream;
+        let mut guard = side.reads.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|b| b.len < total) {
+            *guard = None;
+            *guard = Some(HostBuf::new(&self.ctx, total.next_power_of_two().max(MIN_READ_WORDS))?);
+        }
+        let Some(host) = guard.as_mut() else { return Err(CudaError::Unsupported("no read buffer".into())) };
+        let words = host.words(total);
+        for (i, &o) in inputs.iter().zip(&offsets) {
+            i.write(&mut words[o..o + i.len()]);
+        }
+        // SAFETY: every word the kernel reads is copied in below, and it writes the output.
+        let dev = unsafe { stream.alloc::<u32>(total) }?;
+        let base = {
+            let (p, _sync) = dev.device_ptr(stream);
+            p
+        };
+        self.ctx.bind_to_thread()?;
+        if n_in > 0 {
+            // SAFETY: page-locked source words that stay untouched until the stream is synchronised below.
+            unsafe { cudarc::driver::result::memcpy_htod_async(base, &words[..n_in], stream.cu_stream()) }?;
+        }
+        let addrs: Vec<u64> = offsets.iter().map(|&o| base + 4 * o as u64).collect();
+        let out = base + 4 * n_in as u64;
+        launch(stream, &addrs, out)?;
+        let back = &mut words[n_in..n_in + out_words];
+        // SAFETY: `out` has `out_words` words in `dev`, alive until after the synchronisation.
+        unsafe { cudarc::driver::result::memcpy_dtoh_async(&mut *back, out, stream.cu_stream()) }?;
+        stream.synchronize()?;
+        let got = back.to_vec();
+        // Freed in stream order, after the copy back.
+        drop(dev);
+        Ok(got)
     }
 
     /// Reads `src` (a column or part of one) on the main stream, through
@@ -259,17 +339,14 @@ impl Gpu {
         if n == 0 || n_cols == 0 {
             return Ok(vec![Vec::new(); cols.len()]);
         }
-        let side = self.side_stream()?;
-        let d_cols = side.stream.clone_htod(cols)?;
-        let d_pos = side.stream.clone_htod(positions)?;
         let total = n as u64 * words as u64 * n_cols as u64;
-        // SAFETY: every word is written below.
-        let mut out = unsafe { side.stream.alloc::<u32>(total as usize) }?;
-        let mut b = side.stream.launch_builder(self.k(Kernel::GatherMany));
-        b.arg(&d_cols).arg(&n_cols).arg(&d_pos).arg(&n).arg(&words).arg(&mut out);
-        // SAFETY: positions are below every column's length (the caller's plan); one thread per word.
-        unsafe { b.launch(launch_1d(total)) }?;
-        let w = self.side_read(&side, &out)?;
+        let w = self.side_call(&[Words::U64(cols), Words::U32(positions)], total as usize, |stream, at, out| {
+            let mut b = stream.launch_builder(self.k(Kernel::GatherMany));
+            b.arg(&at[0]).arg(&n_cols).arg(&at[1]).arg(&n).arg(&words).arg(&out);
+            // SAFETY: positions are below every column's length (the caller's plan); one thread per word.
+            unsafe { b.launch(launch_1d(total)) }?;
+            Ok(())
+        })?;
         Ok(w.chunks((n * words) as usize).map(<[u32]>::to_vec).collect())
     }
 
@@ -288,19 +365,16 @@ impl Gpu {
         if pos.is_empty() {
             return Ok(vec![Vec::new(); cols.len()]);
         }
-        let side = self.side_stream()?;
-        let d_cols = side.stream.clone_htod(&ptrs)?;
-        let d_offs = side.stream.clone_htod(&offs)?;
-        let d_pos = side.stream.clone_htod(&pos)?;
         let total = pos.len() as u64 * words as u64;
-        // SAFETY: every word is written below.
-        let mut out = unsafe { side.stream.alloc::<u32>(total as usize) }?;
         let n_cols = cols.len() as u32;
-        let mut b = side.stream.launch_builder(self.k(Kernel::GatherLists));
-        b.arg(&d_cols).arg(&d_offs).arg(&n_cols).arg(&d_pos).arg(&words).arg(&mut out);
-        // SAFETY: each column's positions are below its length (the caller's plan); one thread per word.
-        unsafe { b.launch(launch_1d(total)) }?;
-        let w = self.side_read(&side, &out)?;
+        let inputs = [Words::U64(&ptrs), Words::U32(&offs), Words::U32(&pos)];
+        let w = self.side_call(&inputs, total as usize, |stream, at, out| {
+            let mut b = stream.launch_builder(self.k(Kernel::GatherLists));
+            b.arg(&at[0]).arg(&at[1]).arg(&n_cols).arg(&at[2]).arg(&words).arg(&out);
+            // SAFETY: each column's positions are below its length (the caller's plan); one thread per word.
+            unsafe { b.launch(launch_1d(total)) }?;
+            Ok(())
+        })?;
         Ok(offs.windows(2).map(|o| w[(o[0] * words) as usize..(o[1] * words) as usize].to_vec()).collect())
     }
 

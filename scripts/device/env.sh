@@ -1,5 +1,5 @@
-# Sourced by the device scripts: the CUDA libraries, the kernel cache (a kc.tgz carried from an earlier run
+# Sourced by the device scripts: the CUDA libraries (CUPTI's too, for BITSAGE_CUPTI=1), the kernel cache (a kc.tgz carried from an earlier run
 # skips the one-time NVRTC compile), and the carried binaries' folder as the working directory.
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/extras/CUPTI/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.device-bin" || exit 1
 if [ -f kc.tgz ]; then tar xzf kc.tgz -C /tmp; fi

@@ -28,6 +28,9 @@
 //! - [`cputrace`], [`hashtrace`]: the CPU and Poseidon2 components' rows
 //!   built on the device from the steps and hash calls the VM recorded.
 //!
+//! - [`profile`]: a CUPTI trace (driver calls, kernels, copies) for the
+//!   bench binaries, `BITSAGE_CUPTI=1`.
+//!
 //! `bitsage-cuda-check` compares each kernel against Stwo on random inputs
 //! and times it against the SIMD backend; `bitsage-gpu-proofs` (in
 //! `bitsage-prover`) compares whole proofs byte for byte.
@@ -46,6 +49,7 @@ mod grind;
 pub mod hashtrace;
 pub mod logup;
 pub mod poseidon252;
+pub mod profile;
 mod quotients;
 
 use std::sync::Arc;

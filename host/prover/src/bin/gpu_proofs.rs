@@ -9,9 +9,12 @@
 //!
 //! A third table does the same for proofs over the Poseidon252 channel
 //! (the ones the on-chain verifier checks) of the MAC loops and the
-//! hash and every-opcode loops.
+//! hash and every-opcode loops (`--no-chain` leaves it out).
 //!
-//!     bitsage-gpu-proofs [MIN_LOG MAX_LOG]     (CPU trace rows, default 10 16)
+//! With `BITSAGE_CUPTI=1`, one more proof of each trace runs under a CUPTI
+//! trace ([`bitsage_cuda::profile`]): driver calls, kernels and copies.
+//!
+//!     bitsage-gpu-proofs [MIN_LOG MAX_LOG] [--no-chain]    (CPU trace rows, default 10 16)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -191,6 +194,7 @@ fn main() {
     let mut chain_cases = Vec::new();
     let mut traffic_lines = Vec::new();
     let mut all_spans: Vec<(String, Vec<(&'static str, Duration)>)> = Vec::new();
+    let mut traces: Vec<String> = Vec::new();
     for (name, program, input, advice) in cases {
         let trace = match execute(&program, &input, &advice, ExecLimits::default()) {
             Ok(t) => t,
@@ -251,6 +255,18 @@ fn main() {
         let mut spans: Vec<(&'static str, Duration)> = times.iter().map(|(k, v)| (*k, *v)).collect();
         spans.sort_by_key(|s| std::cmp::Reverse(s.1));
         all_spans.push((name.clone(), spans));
+        if bitsage_cuda::profile::wanted() {
+            let traced = bitsage_cuda::profile::start().and_then(|()| {
+                let t = Instant::now();
+                let _ = prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None);
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                bitsage_cuda::profile::stop().map(|trace| (ms, trace))
+            });
+            match traced {
+                Ok((ms, t)) => traces.push(format!("\nCUPTI trace of one proof of {name} ({ms:.1} ms traced):\n\n{}", t.markdown(30))),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
         if let Ok((_, stats)) = &instrumented {
             let ms = |names: &[&str]| -> f64 {
                 names.iter().map(|n| times.get(n).map_or(0.0, |d| d.as_secs_f64() * 1e3)).sum()
@@ -302,7 +318,12 @@ fn main() {
         let cells: Vec<String> = spans.iter().map(|(k, d)| format!("{k} {:.1}", d.as_secs_f64() * 1e3)).collect();
         println!("\nAll spans of {name} (ms, inclusive): {}", cells.join("; "));
     }
-    failed += chain_proofs(&chain_cases);
+    for t in traces {
+        println!("{t}");
+    }
+    if !std::env::args().any(|a| a == "--no-chain") {
+        failed += chain_proofs(&chain_cases);
+    }
     if failed > 0 {
         eprintln!("{failed} case(s) failed");
         std::process::exit(1);

@@ -6,7 +6,9 @@
 //!     bitsage-throughput [LOG_ROWS] [JOBS_PER_GPU] [CPU_JOBS] [MAX_LANES]   (defaults 18 8 4 1)
 //!
 //! With MAX_LANES above 1, one GPU also runs with 2, 4, .. MAX_LANES lanes
-//! (proofs at once on one GPU, each on its own stream).
+//! (proofs at once on one GPU, each on its own stream). With
+//! `BITSAGE_CUPTI=1` each batch runs again under a CUPTI trace (driver calls,
+//! kernels, copies; [`bitsage_cuda::profile`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,6 +103,21 @@ fn main() {
         );
         for d in pool.status() {
             eprintln!("  {}: {} proofs, {:.0}% busy", d.label, d.proofs, d.utilisation * 100.0);
+        }
+        if bitsage_cuda::profile::wanted() {
+            // The same batch again under CUPTI (slower: every call is recorded), after the timed one.
+            let traced = bitsage_cuda::profile::start().and_then(|()| {
+                let wall = stream(&pool, &batch);
+                bitsage_cuda::profile::stop().map(|t| (wall, t))
+            });
+            match traced {
+                Ok((wall, t)) => println!(
+                    "\nCUPTI trace of {what}, the batch again ({} proofs, {wall:.2} s traced):\n\n{}",
+                    batch.len(),
+                    t.markdown(25)
+                ),
+                Err(e) => eprintln!("{e}"),
+            }
         }
     }
     if cpu_jobs > 0 {

@@ -275,7 +275,9 @@ impl Gpu {
     /// Uploads `n_rows` rows of `row_words` words that `fill(first_row,
     /// out)` writes straight into the pinned staging buffer (on all host
     /// threads, a block of rows per call), so the rows never exist anywhere
-    /// else on the host. Returns once the last transfer is queued.
+    /// else on the host. The buffer's two halves take turns, a group of
+    /// rows at a time: the host fills one while the other's transfer runs.
+    /// Returns once the last transfer is queued.
     pub fn upload_rows(
         &self,
         n_rows: usize,
@@ -284,28 +286,40 @@ impl Gpu {
     ) -> Result<CudaSlice<u32>> {
         use rayon::prelude::*;
         const ROWS_PER_TASK: usize = 1 << 12;
-        if row_words == 0 || row_words > STAGING_WORDS {
+        // Words a group holds at most: small enough for the first transfer
+        // to start early, large enough that a transfer is not all latency.
+        const GROUP_WORDS: usize = 1 << 20;
+        if row_words == 0 || 2 * row_words > STAGING_WORDS {
             return Err(CudaError::Unsupported(format!("upload_rows: rows of {row_words} words")));
         }
         // SAFETY: every word is written by the copies below.
         let mut dst = unsafe { self.stream.alloc::<u32>((n_rows * row_words).max(1)) }?;
-        let mut guard = self.staging(n_rows * row_words)?;
+        let mut guard = self.staging(2 * (n_rows * row_words).min(GROUP_WORDS.max(row_words)))?;
         let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
-        let group = (staging.len() / row_words).max(1);
-        let mut first = 0;
+        let half = staging.len() / 2;
+        let group = (half.min(GROUP_WORDS) / row_words).max(1);
+        // The previous user's transfers may still read the buffer.
+        self.stream.synchronize()?;
+        let host = staging.as_mut_slice()?;
+        let (mut first, mut turn) = (0, 0usize);
+        let mut pending: [Option<cudarc::driver::CudaEvent>; 2] = [None, None];
         while first < n_rows {
             let rows = group.min(n_rows - first);
             let words = rows * row_words;
-            // The previous group's transfer reads the buffer until it finishes.
-            self.stream.synchronize()?;
-            let host = staging.as_mut_slice()?;
-            host[..words]
-                .par_chunks_mut(ROWS_PER_TASK * row_words)
+            let slot = turn % 2;
+            // This half's last transfer reads it until it finishes.
+            if let Some(done) = pending[slot].take() {
+                done.synchronize()?;
+            }
+            let part = &mut host[slot * half..slot * half + words];
+            part.par_chunks_mut(ROWS_PER_TASK * row_words)
                 .enumerate()
                 .for_each(|(t, out)| fill(first + t * ROWS_PER_TASK, out));
             let mut view = dst.slice_mut(first * row_words..first * row_words + words);
-            self.stream.memcpy_htod(&staging.as_slice()?[..words], &mut view)?;
+            self.stream.memcpy_htod(&*part, &mut view)?;
+            pending[slot] = Some(self.stream.record_event(None)?);
             first += rows;
+            turn += 1;
         }
         // The next user of the staging buffer synchronises before writing it.
         Ok(dst)

@@ -123,6 +123,31 @@ extern "C" __global__ void merkle_layer(const u32* prev, u32* out, u64 n) {
     for (int w = 0; w < 8; w++) out[i * 8 + w] = h[w];
 }
 
+// The layers above `prev` (2^n_layers nodes) up to the root, in one block:
+// layer l + 1 (2^(n_layers - l - 1) nodes) goes to outs.p[l]. A tree's top
+// layers are a few nodes each, and a launch apiece costs more than they do.
+#define MERKLE_TOP_LAYERS 16
+struct merkle_outs { u32* p[MERKLE_TOP_LAYERS]; };
+extern "C" __global__ void merkle_top(const u32* prev, u32 n_layers, merkle_outs outs) {
+    const u32* in = prev;
+    for (u32 l = 0; l < n_layers && l < MERKLE_TOP_LAYERS; l++) {
+        u64 n = 1ull << (n_layers - l - 1);
+        u32* out = outs.p[l];
+        for (u64 i = threadIdx.x; i < n; i += blockDim.x) {
+            u32 h[8], m[16];
+            b2s_init(h);
+#pragma unroll
+            for (int w = 0; w < 16; w++) m[w] = in[i * 16 + w];
+            b2s_compress(h, m, 64, true);
+#pragma unroll
+            for (int w = 0; w < 8; w++) out[i * 8 + w] = h[w];
+        }
+        // This layer's nodes, written by the whole block, are the next one's input.
+        __syncthreads();
+        in = out;
+    }
+}
+
 // Proof of work: nonce = (hi << 32) | low for low in [0, n). The smallest low
 // whose H(prefixed || LE64(nonce)) has >= pow_bits trailing zeros in its first
 // word lands in *found (initialised to 0xffffffff by the host).

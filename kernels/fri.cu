@@ -1,18 +1,19 @@
 // FRI folding, accumulation and barycentric evaluation over QM31 columns
-// stored coordinate-major (Stwo's SecureColumnByCoords): coordinate c of
-// element i is at col[c * n + i].
+// (Stwo's SecureColumnByCoords): coordinate c of element i is at c[c][i],
+// four columns that need not be contiguous.
 
-__device__ __forceinline__ qm31 qm31_load(const u32* col, u64 n, u64 i) {
-    return {col[i], col[n + i], col[2 * n + i], col[3 * n + i]};
-}
-__device__ __forceinline__ void qm31_store(u32* col, u64 n, u64 i, qm31 v) {
-    col[i] = v.a; col[n + i] = v.b; col[2 * n + i] = v.c; col[3 * n + i] = v.d;
+struct qcol { const u32* c[4]; };
+struct qcol_mut { u32* c[4]; };
+
+__device__ __forceinline__ qm31 qcol_load(qcol s, u64 i) { return {s.c[0][i], s.c[1][i], s.c[2][i], s.c[3][i]}; }
+__device__ __forceinline__ void qcol_store(qcol_mut d, u64 i, qm31 v) {
+    d.c[0][i] = v.a; d.c[1][i] = v.b; d.c[2][i] = v.c; d.c[3][i] = v.d;
 }
 // dst[i] = (f[2i] + f[2i+1]) + alpha * (f[2i] - f[2i+1]) * t_i, for i < 2^log_dst.
 // Circle fold (circle_fold = 1): t_i = 1/y of the domain point, derived from the
 // first line layer's inverse twiddles at `off` as in the FFT's circle layer.
 // Line fold: t_i = itw[off + i] = 1/x.
-extern "C" __global__ void fri_fold(const u32* src, u32* dst, const u32* itw, u32 off, u32 log_dst, const u32* alpha_w,
+extern "C" __global__ void fri_fold(qcol src, qcol_mut dst, const u32* itw, u32 off, u32 log_dst, qm31 alpha,
                                     int circle_fold) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     u64 n = 1ull << log_dst;
@@ -29,22 +30,23 @@ extern "C" __global__ void fri_fold(const u32* src, u32* dst, const u32* itw, u3
     } else {
         t = itw[off + i];
     }
-    qm31 alpha = {alpha_w[0], alpha_w[1], alpha_w[2], alpha_w[3]};
-    qm31 v0 = qm31_load(src, 2 * n, 2 * i), v1 = qm31_load(src, 2 * n, 2 * i + 1);
+    qm31 v0 = qcol_load(src, 2 * i), v1 = qcol_load(src, 2 * i + 1);
     qm31 f0 = qm31_add(v0, v1);
     qm31 f1 = qm31_mul_m31(qm31_sub(v0, v1), t);
-    qm31_store(dst, n, i, qm31_add(f0, qm31_mul(alpha, f1)));
+    qcol_store(dst, i, qm31_add(f0, qm31_mul(alpha, f1)));
 }
 
 // acc[i] = col[i] + prev[lift(i)] with lift(i) = ((i >> (r + 1)) << 1) | (i & 1),
 // r = log2(len(col) / len(prev)): one step of Stwo's lift_and_accumulate.
-extern "C" __global__ void lift_accumulate(const u32* col, const u32* prev, u32* acc, u32 log_n, u32 log_prev) {
+// In place: `acc` holds col and becomes the sum.
+extern "C" __global__ void lift_accumulate(qcol_mut acc, qcol prev, u32 log_n, u32 log_prev) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     u64 n = 1ull << log_n;
     if (i >= n) return;
     u32 r = log_n - log_prev;
     u64 j = ((i >> (r + 1)) << 1) | (i & 1);
-    qm31_store(acc, n, i, qm31_add(qm31_load(col, n, i), qm31_load(prev, 1ull << log_prev, j)));
+    qm31 a = {acc.c[0][i], acc.c[1][i], acc.c[2][i], acc.c[3][i]};
+    qcol_store(acc, i, qm31_add(a, qcol_load(prev, j)));
 }
 
 // This thread's share of sum_k w_k * evals[k] over a grid of `blocks`
@@ -119,7 +121,7 @@ extern "C" __global__ void accumulate_quotient(const u32* row_res, const u32* de
 // the bit-reversed columns (the blowup subdomain):
 // out[row] = Σ_k c_k · col_k[row] - b_k, with (b_k, c_k) QM31 line
 // coefficients at bc[8k .. 8k+8]; out is coordinate-major (4 x n_rows).
-extern "C" __global__ void quotient_numerators(const u64* cols, const u32* bc, u32 n_terms, u32 n_rows, u32* out) {
+extern "C" __global__ void quotient_numerators(const u64* cols, const u32* bc, u32 n_terms, u32 n_rows, qcol_mut out) {
     u32 row = blockIdx.x * blockDim.x + threadIdx.x;
     if (row >= n_rows) return;
     qm31 acc = {0, 0, 0, 0};
@@ -129,7 +131,7 @@ extern "C" __global__ void quotient_numerators(const u64* cols, const u32* bc, u
         qm31 c = {bc[8 * k + 4], bc[8 * k + 5], bc[8 * k + 6], bc[8 * k + 7]};
         acc = qm31_add(acc, qm31_sub(qm31_mul_m31(c, col[row]), b));
     }
-    qm31_store(out, n_rows, row, acc);
+    qcol_store(out, row, acc);
 }
 
 // Barycentric weights of a bit-reversed circle domain at a point p (QM31):
@@ -166,7 +168,7 @@ extern "C" __global__ void gather_words(const u32* col, const u32* pos, u32 n, u
 // words); params[12k..] are flt (4 words), prx, pry, pix, piy (2 words each).
 // out is coordinate-major (4 columns of 2^log_n words).
 extern "C" __global__ void quotient_combine(const u32* pts, const u64* accs, const u32* logs, const u32* params,
-                                            u32 n_acc, u32 log_n, u32* out) {
+                                            u32 n_acc, u32 log_n, qcol_mut out) {
     u64 n = 1ull << log_n;
     for (u64 row = blockIdx.x * (u64)blockDim.x + threadIdx.x; row < n; row += (u64)gridDim.x * blockDim.x) {
         u32 x = pts[2 * row], y = pts[2 * row + 1];
@@ -186,10 +188,7 @@ extern "C" __global__ void quotient_combine(const u32* pts, const u64* accs, con
             cm31 lo = cm31_mul({num.a, num.b}, inv), hi = cm31_mul({num.c, num.d}, inv);
             q = qm31_add(q, {lo.a, lo.b, hi.a, hi.b});
         }
-        out[row] = q.a;
-        out[n + row] = q.b;
-        out[2 * n + row] = q.c;
-        out[3 * n + row] = q.d;
+        qcol_store(out, row, q);
     }
 }
 

@@ -91,3 +91,12 @@ extern "C" __global__ void logup_from_coset(const u32* prefix, const u32* shift,
     u32 c = i >> log_n, j = i & ((1u << log_n) - 1);
     ((u32*)cols[c])[coset_row(j, log_n)] = m31_sub(prefix[i], m31_mul(j + 1, shift[c]));
 }
+
+// dst[c * n + i] = src[c][i] for the n_cols = gridDim.y columns at `src`:
+// the main-trace columns a LogUp kernel reads, copied in one launch before
+// the commitment interpolates them in place.
+extern "C" __global__ void copy_columns(const u64* src, u64 n, u32* dst) {
+    const u32* col = (const u32*)src[blockIdx.y];
+    u32* out = dst + (u64)blockIdx.y * n;
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) out[i] = col[i];
+}

@@ -2,6 +2,8 @@
 
 use super::*;
 
+use crate::fri::QCol;
+
 impl Gpu {
     /// `acc[c][r] += row_res[4r + c] · denom_inv[r >> trace_log]` for the
     /// four coordinate columns of a composition accumulator.
@@ -22,25 +24,27 @@ impl Gpu {
         Ok(())
     }
 
-    /// Stwo's `lift_and_accumulate` over QM31 columns (coordinate-major),
-    /// sorted strictly ascending by size, each at least 2 values.
-    pub fn lift_and_accumulate(&self, cols: &[(&CudaSlice<u32>, u32)]) -> Result<Option<CudaSlice<u32>>> {
-        let Some((first, rest)) = cols.split_first() else { return Ok(None) };
-        if cols.iter().any(|c| c.1 == 0 || c.0.len() != 4 << c.1) || cols.windows(2).any(|w| w[0].1 >= w[1].1) {
-            return Err(CudaError::Unsupported("columns must have 4 * 2^log values, sizes strictly ascending".into()));
+    /// One step of Stwo's `lift_and_accumulate`, in place: `acc` (a QM31
+    /// column of `2^log_n` values) becomes `acc[i] + prev[lift(i)]` for the
+    /// smaller column `prev` of `2^log_prev` values.
+    pub fn lift_accumulate(
+        &self,
+        acc: [&mut CudaSlice<u32>; 4],
+        log_n: u32,
+        prev: [&CudaSlice<u32>; 4],
+        log_prev: u32,
+    ) -> Result<()> {
+        if log_prev == 0 || log_prev >= log_n {
+            return Err(CudaError::Unsupported("lift_accumulate: sizes must be strictly ascending, from 2".into()));
         }
-        let mut acc = self.stream.clone_dtod(first.0)?;
-        let mut log_acc = first.1;
-        for (col, log) in rest {
-            // SAFETY: every output element is written.
-            let mut next = unsafe { self.stream.alloc::<u32>(4usize << log) }?;
-            let mut b = self.stream.launch_builder(self.k(Kernel::LiftAccumulate));
-            b.arg(*col).arg(&acc).arg(&mut next).arg(log).arg(&log_acc);
-            // SAFETY: lifted indices stay below the previous size.
-            unsafe { b.launch(launch_1d(1u64 << log)) }?;
-            acc = next;
-            log_acc = *log;
-        }
-        Ok(Some(acc))
+        let prev = QCol::of(&self.stream, prev, 1 << log_prev)?;
+        let [a0, a1, a2, a3] = acc;
+        let acc = QCol::of(&self.stream, [&*a0, &*a1, &*a2, &*a3], 1 << log_n)?;
+        let mut b = self.stream.launch_builder(self.k(Kernel::LiftAccumulate));
+        b.arg(&acc).arg(&prev).arg(&log_n).arg(&log_prev);
+        // SAFETY: thread i reads and writes value i of `acc` (the `&mut` borrows keep it alive and
+        // unshared) and reads a lifted index below 2^log_prev of `prev`.
+        unsafe { b.launch(launch_1d(1u64 << log_n)) }?;
+        Ok(())
     }
 }

@@ -69,7 +69,8 @@ impl Gpu {
 
     /// A twiddle buffer of 2^log_len words (Stwo's layout) on the device.
     pub fn tw_buf(&self, host: Vec<u32>, log_len: u32) -> Result<TwBuf> {
-        let buf = self.args(&host)?;
+        // Kept for the process and shared by every lane, so not the lane's pool's.
+        let buf = self.args(&host)?.into_slice();
         Ok(TwBuf { log_len, buf, host })
     }
 
@@ -84,7 +85,7 @@ impl Gpu {
     }
 
     /// Device pointers of the consecutive columns of `2^log_n` words in `data`.
-    fn column_ptrs(&self, data: &CudaSlice<u32>, log_n: u32) -> Result<CudaSlice<u64>> {
+    fn column_ptrs(&self, data: &CudaSlice<u32>, log_n: u32) -> Result<Buf<u64>> {
         let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(data, &self.stream);
         let ptrs: Vec<u64> = (0..data.len() >> log_n).map(|c| p + ((c << log_n) * 4) as u64).collect();
         self.args(&ptrs)
@@ -176,14 +177,14 @@ impl Gpu {
 
     /// The low-degree extension: `n_cols` columns of `2^log_coeffs`
     /// coefficients evaluated on `CanonicCoset(log_n)` (bit-reversed).
-    pub fn evaluate(&self, coeffs: &CudaSlice<u32>, log_coeffs: u32, log_n: u32, tw: &TwBuf) -> Result<CudaSlice<u32>> {
+    pub fn evaluate(&self, coeffs: &CudaSlice<u32>, log_coeffs: u32, log_n: u32, tw: &TwBuf) -> Result<Buf> {
         self.check_domain(tw, log_n)?;
         if log_coeffs > log_n {
             return Err(CudaError::Unsupported("more coefficients than domain points".into()));
         }
         let n_cols = coeffs.len() >> log_coeffs;
         // SAFETY: every element is written by `fft_replicate` before it is read.
-        let data = unsafe { self.stream.alloc::<u32>(n_cols << log_n) }?;
+        let data = unsafe { self.alloc::<u32>(n_cols << log_n) }?;
         let src = self.column_ptrs(coeffs, log_coeffs)?;
         let dst = self.column_ptrs(&data, log_n)?;
         self.evaluate_ptrs(&src, &dst, n_cols as u32, log_coeffs, log_n, tw)?;
@@ -198,14 +199,14 @@ impl Gpu {
         log_coeffs: u32,
         log_n: u32,
         tw: &TwBuf,
-    ) -> Result<Vec<CudaSlice<u32>>> {
+    ) -> Result<Vec<Buf>> {
         self.check_domain(tw, log_n)?;
         if log_coeffs > log_n || coeffs.iter().any(|c| c.len() != 1 << log_coeffs) {
             return Err(CudaError::Unsupported("evaluate_many: columns of 2^log_coeffs words".into()));
         }
         let out = (0..coeffs.len())
             // SAFETY: every element is written by `fft_replicate` before it is read.
-            .map(|_| unsafe { self.stream.alloc::<u32>(1 << log_n) }.map_err(CudaError::from))
+            .map(|_| unsafe { self.alloc::<u32>(1 << log_n) })
             .collect::<Result<Vec<_>>>()?;
         let src = self.device_ptrs(coeffs.iter().copied())?;
         let dst = self.device_ptrs(out.iter())?;
@@ -246,11 +247,11 @@ impl Gpu {
     /// pairs, bit-reversed order) are `points`, at the point `(px, py)`, with
     /// the per-domain factor `s`: `ps` = px, py, s (4 words each). Returns 4
     /// words per point.
-    pub fn barycentric_weights(&self, points: &CudaSlice<u32>, ps: &[u32; 12]) -> Result<CudaSlice<u32>> {
+    pub fn barycentric_weights(&self, points: &CudaSlice<u32>, ps: &[u32; 12]) -> Result<Buf> {
         let n = (points.len() / 2) as u64;
         let d_ps = self.args(ps)?;
         // SAFETY: the kernel writes all 4 words of every point.
-        let mut out = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
+        let mut out = unsafe { self.alloc::<u32>(4 * n as usize) }?;
         let mut b = self.stream.launch_builder(self.k(Kernel::BarycentricWeights));
         b.arg(points).arg(&d_ps).arg(&n).arg(&mut out);
         // SAFETY: grid-stride loop below n over arrays of 2n and 4n words.

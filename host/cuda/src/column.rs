@@ -84,6 +84,9 @@ impl Words<'_> {
 pub(crate) struct Side {
     pub(crate) stream: Arc<CudaStream>,
     reads: std::sync::Mutex<Option<HostBuf>>,
+    /// The device words of [`Gpu::side_call`], grown in powers of two;
+    /// locked after `reads`.
+    dev: std::sync::Mutex<Option<CudaSlice<u32>>>,
 }
 
 impl Gpu {
@@ -124,7 +127,8 @@ impl Gpu {
         let s = match map.get(&id) {
             Some(s) => s.clone(),
             None => {
-                let s = Arc::new(Side { stream: self.stream.fork()?, reads: Default::default() });
+                let s =
+                    Arc::new(Side { stream: self.stream.fork()?, reads: Default::default(), dev: Default::default() });
                 map.insert(id, s.clone());
                 s
             }
@@ -167,8 +171,14 @@ impl Gpu {
         for (i, &o) in inputs.iter().zip(&offsets) {
             i.write(&mut words[o..o + i.len()]);
         }
-        // SAFETY: every word the kernel reads is copied in below, and it writes the output.
-        let dev = unsafe { stream.alloc::<u32>(total) }?;
+        let mut dev_guard = side.dev.lock().unwrap_or_else(|p| p.into_inner());
+        if dev_guard.as_ref().is_none_or(|d| d.len() < total) {
+            // The old words' last user was synchronised before its lock was let go.
+            *dev_guard = None;
+            // SAFETY: every word the kernel reads is copied in below, and it writes the output.
+            *dev_guard = Some(unsafe { stream.alloc::<u32>(total.next_power_of_two().max(MIN_READ_WORDS)) }?);
+        }
+        let Some(dev) = dev_guard.as_ref() else { return Err(CudaError::Unsupported("no side buffer".into())) };
         let base = {
             let (p, _sync) = dev.device_ptr(stream);
             p
@@ -184,11 +194,10 @@ impl Gpu {
         let back = &mut words[n_in..n_in + out_words];
         // SAFETY: `out` has `out_words` words in `dev`, alive until after the synchronisation.
         unsafe { cudarc::driver::result::memcpy_dtoh_async(&mut *back, out, stream.cu_stream()) }?;
+        // The words stay for the next call, which cannot start before this
+        // synchronisation: both locks are held until then.
         stream.synchronize()?;
-        let got = back.to_vec();
-        // Freed in stream order, after the copy back.
-        drop(dev);
-        Ok(got)
+        Ok(back.to_vec())
     }
 
     /// Reads `src` (a column or part of one) on the main stream, through
@@ -197,8 +206,8 @@ impl Gpu {
         self.read_through(&self.stream, &self.reads, src)
     }
 
-    pub fn upload(&self, values: &[u32]) -> Result<CudaSlice<u32>> {
-        Ok(self.stream.clone_htod(values)?)
+    pub fn upload(&self, values: &[u32]) -> Result<Buf> {
+        self.pool.htod(values)
     }
 
     /// The pinned staging buffer, locked, holding at least `want` words (up
@@ -227,7 +236,7 @@ impl Gpu {
     /// DMA at full PCIe speed (a pageable copy goes through the driver's
     /// bounce buffer at a fraction of it). Columns larger than the buffer go
     /// the ordinary way.
-    pub fn upload_many(&self, cols: &[&[u32]]) -> Result<Vec<CudaSlice<u32>>> {
+    pub fn upload_many(&self, cols: &[&[u32]]) -> Result<Vec<Buf>> {
         use rayon::prelude::*;
         let total: usize = cols.iter().map(|c| c.len()).filter(|&n| n <= STAGING_WORDS).sum();
         let mut guard = self.staging(total)?;
@@ -261,8 +270,8 @@ impl Gpu {
             let mut at = 0;
             for c in &cols[i..j] {
                 // SAFETY: every word of the allocation is written by the copy below.
-                let mut dst = unsafe { self.stream.alloc::<u32>(c.len().max(1)) }?;
-                self.stream.memcpy_htod(&host[at..at + c.len()], &mut dst)?;
+                let mut dst = unsafe { self.alloc::<u32>(c.len().max(1)) }?;
+                self.stream.memcpy_htod(&host[at..at + c.len()], &mut *dst)?;
                 at += c.len();
                 out.push(dst);
             }
@@ -278,12 +287,7 @@ impl Gpu {
     /// else on the host. The buffer's two halves take turns, a group of
     /// rows at a time: the host fills one while the other's transfer runs.
     /// Returns once the last transfer is queued.
-    pub fn upload_rows(
-        &self,
-        n_rows: usize,
-        row_words: usize,
-        fill: impl Fn(usize, &mut [u32]) + Sync,
-    ) -> Result<CudaSlice<u32>> {
+    pub fn upload_rows(&self, n_rows: usize, row_words: usize, fill: impl Fn(usize, &mut [u32]) + Sync) -> Result<Buf> {
         use rayon::prelude::*;
         const ROWS_PER_TASK: usize = 1 << 12;
         // Words a group holds at most: small enough for the first transfer
@@ -293,7 +297,7 @@ impl Gpu {
             return Err(CudaError::Unsupported(format!("upload_rows: rows of {row_words} words")));
         }
         // SAFETY: every word is written by the copies below.
-        let mut dst = unsafe { self.stream.alloc::<u32>((n_rows * row_words).max(1)) }?;
+        let mut dst = unsafe { self.alloc::<u32>((n_rows * row_words).max(1)) }?;
         let mut guard = self.staging(2 * (n_rows * row_words).min(GROUP_WORDS.max(row_words)))?;
         let Some(staging) = guard.as_mut() else { return Err(CudaError::Unsupported("no staging buffer".into())) };
         let half = staging.len() / 2;
@@ -325,7 +329,7 @@ impl Gpu {
         Ok(dst)
     }
 
-    pub fn download(&self, values: &CudaSlice<u32>) -> Result<Vec<u32>> {
+    pub fn download(&self, values: &impl DevicePtr<u32>) -> Result<Vec<u32>> {
         self.read(values)
     }
 
@@ -337,12 +341,12 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let pos = self.upload(positions)?;
-        let mut out = self.stream.alloc_zeros::<u32>((n * words) as usize)?;
+        let mut out = self.zeros((n * words) as usize)?;
         let mut l = self.stream.launch_builder(self.k(Kernel::GatherWords));
-        l.arg(col).arg(&pos).arg(&n).arg(&words).arg(&mut out);
+        l.arg(col).arg(&*pos).arg(&n).arg(&words).arg(&mut *out);
         // SAFETY: the caller's positions are below the column's length; one thread per output word.
         unsafe { l.launch(launch_1d((n * words) as u64)) }?;
-        self.download(&out)
+        self.download(&*out)
     }
 
     /// [`Gpu::gather`] of every column in `cols` (device addresses of

@@ -20,7 +20,7 @@ use stwo::core::fields::m31::M31;
 
 use crate::backend::{gpu, DevCol};
 use crate::compile::Source;
-use crate::{launch_1d, CudaError, GeneratedModule, PerDevice, Result};
+use crate::{launch_1d, Buf, CudaError, GeneratedModule, PerDevice, Result};
 
 /// The words of a packed step, in order (`S_<NAME>` in the kernel).
 const STEP_FIELDS: [&str; 22] = [
@@ -161,7 +161,7 @@ fn compiled() -> Result<Arc<GeneratedModule>> {
 }
 
 /// The steps, packed and uploaded (transfers queued, not awaited).
-pub fn upload_steps(steps: &[Step]) -> Result<CudaSlice<u32>> {
+pub fn upload_steps(steps: &[Step]) -> Result<Buf> {
     gpu().upload_rows(steps.len(), STEP_WORDS, |first, out| {
         for (row, s) in out.chunks_exact_mut(STEP_WORDS).zip(&steps[first..]) {
             row.copy_from_slice(&pack(s));
@@ -197,7 +197,7 @@ pub fn cpu_rows(
     let g = gpu();
     let cols = (0..CpuCols::<M31>::N_COLUMNS)
         // SAFETY: the kernel writes every row of every column.
-        .map(|_| unsafe { g.stream.alloc::<u32>(n) }.map_err(CudaError::from))
+        .map(|_| unsafe { g.alloc::<u32>(n) })
         .collect::<Result<Vec<_>>>()?;
     let ptrs = g.device_ptrs(cols.iter())?;
     let lanes = g.device_ptrs(range_mult.iter().map(|c| &**c))?;

@@ -53,7 +53,7 @@ pub fn hash_rows(given: &CudaSlice<u32>, words: usize, n_calls: usize, log_size:
     let g = gpu();
     let cols = (0..k.n_columns)
         // SAFETY: the kernel writes every row of every column.
-        .map(|_| unsafe { g.stream.alloc::<u32>(n) }.map_err(CudaError::from))
+        .map(|_| unsafe { g.alloc::<u32>(n) })
         .collect::<Result<Vec<_>>>()?;
     let ptrs = g.device_ptrs(cols.iter())?;
     let (n_calls32, n32) = (n_calls as u32, n as u32);

@@ -48,6 +48,7 @@ mod fri;
 mod grind;
 pub mod hashtrace;
 pub mod logup;
+pub mod pool;
 pub mod poseidon252;
 pub mod profile;
 mod quotients;
@@ -61,6 +62,7 @@ use stwo::prover::poly::circle::PolyOps;
 
 pub use circle::{DeviceTwiddles, TwBuf};
 pub use cudarc::driver::DriverError;
+pub use pool::{Buf, Pool};
 
 /// The fixed kernels' sources, each compiled as its own program after the
 /// field headers (`m31.cuh`, `qm31.cuh`).
@@ -106,6 +108,7 @@ kernels! {
     FftReplicate = "fft_replicate",
     MerkleLeaves = "merkle_leaves",
     MerkleLayer = "merkle_layer",
+    MerkleTop = "merkle_top",
     PackLeaves = "pack_leaves",
     Grind = "grind",
     FriFold = "fri_fold",
@@ -125,6 +128,7 @@ kernels! {
     DotMany = "dot_many",
     GatherMany = "gather_many",
     GatherLists = "gather_lists",
+    CopyColumns = "copy_columns",
 }
 
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
@@ -194,6 +198,8 @@ pub struct Gpu {
     /// The Poseidon252 Merkle and grinding kernels, compiled when this
     /// device first proves over that channel ([`poseidon252`]).
     poseidon252: std::sync::OnceLock<GeneratedModule>,
+    /// This lane's freed buffers, kept for reuse ([`pool`]).
+    pub pool: Arc<Pool>,
 }
 
 /// Values built once per key and device for the life of the process: a
@@ -354,6 +360,7 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         keep_pool_memory(&ctx)?;
         let stream = ctx.default_stream();
+        let cap = Pool::default_cap(ctx.total_mem()?);
         let (major, minor) = ctx.compute_capability()?;
         let arch = format!("sm_{major}{minor}");
         let (modules, f) = {
@@ -363,7 +370,6 @@ impl Gpu {
         };
         Ok(Gpu {
             ctx,
-            stream,
             arch,
             _modules: modules,
             f,
@@ -373,6 +379,8 @@ impl Gpu {
             side: Default::default(),
             reads: Default::default(),
             poseidon252: Default::default(),
+            pool: Pool::new(stream.clone(), cap),
+            stream,
         })
     }
 
@@ -380,9 +388,11 @@ impl Gpu {
     /// its own (non-blocking, so it runs beside this one), and its own
     /// per-proof state (query plan, staging buffer, side streams).
     pub fn lane(&self) -> Result<Gpu> {
+        let stream = self.ctx.new_stream()?;
         Ok(Gpu {
             ctx: self.ctx.clone(),
-            stream: self.ctx.new_stream()?,
+            pool: Pool::new(stream.clone(), Pool::default_cap(self.ctx.total_mem()?)),
+            stream,
             arch: self.arch.clone(),
             _modules: self._modules.clone(),
             f: self.f.clone(),
@@ -428,7 +438,7 @@ impl Gpu {
         powers: &[u32],
         trace_log: u32,
         eval_log: u32,
-    ) -> Result<CudaSlice<u32>> {
+    ) -> Result<Buf> {
         let k = &c.kernel;
         let ok = columns.len() == k.columns.len()
             && base_params.len() == k.base_params.len()
@@ -444,10 +454,10 @@ impl Gpu {
         let d_ext = self.args(ext_params)?;
         let d_pow = self.args(powers)?;
         // SAFETY: the kernel writes all 4 words of every row.
-        let mut out = unsafe { self.stream.alloc::<u32>(4usize << eval_log) }?;
+        let mut out = unsafe { self.alloc::<u32>(4usize << eval_log) }?;
         for f in &c.f {
             let mut b = self.stream.launch_builder(f);
-            b.arg(&d_ptrs).arg(&d_base).arg(&d_ext).arg(&d_pow).arg(&trace_log).arg(&eval_log).arg(&mut out);
+            b.arg(&*d_ptrs).arg(&*d_base).arg(&*d_ext).arg(&*d_pow).arg(&trace_log).arg(&eval_log).arg(&mut *out);
             // SAFETY: every column has 2^eval_log values and offsets stay inside the domain;
             // the first part writes every row, later parts add to it (same stream, in order).
             unsafe { b.launch(launch_1d(1u64 << eval_log)) }?;
@@ -466,13 +476,30 @@ impl Gpu {
 
     /// A kernel argument array; an empty one becomes a single zero so the
     /// kernel still gets a valid pointer.
-    pub(crate) fn args<T: cudarc::driver::DeviceRepr + Default + Copy>(&self, values: &[T]) -> Result<CudaSlice<T>> {
+    pub(crate) fn args<T: cudarc::driver::DeviceRepr + Default + Copy>(&self, values: &[T]) -> Result<Buf<T>> {
         let one = [T::default()];
-        Ok(self.stream.clone_htod(if values.is_empty() { &one[..] } else { values })?)
+        self.pool.htod(if values.is_empty() { &one[..] } else { values })
+    }
+
+    /// `len` values of `T` from this lane's [`Pool`], contents unspecified.
+    ///
+    /// # Safety
+    /// The caller writes the buffer before reading it.
+    pub unsafe fn alloc<T: cudarc::driver::DeviceRepr>(&self, len: usize) -> Result<Buf<T>> {
+        // SAFETY: passed on to the caller.
+        unsafe { self.pool.alloc(len) }
+    }
+
+    /// `len` zeros from this lane's [`Pool`].
+    pub fn zeros(&self, len: usize) -> Result<Buf> {
+        self.pool.zeros(len)
     }
 
     /// The device addresses of `cols`, as a device array for a kernel.
-    fn device_ptrs<'a>(&self, cols: impl IntoIterator<Item = &'a CudaSlice<u32>>) -> Result<CudaSlice<u64>> {
+    fn device_ptrs<'a, C: cudarc::driver::DevicePtr<u32> + 'a>(
+        &self,
+        cols: impl IntoIterator<Item = &'a C>,
+    ) -> Result<Buf<u64>> {
         let ptrs: Vec<u64> = cols
             .into_iter()
             .map(|c| {

@@ -19,12 +19,13 @@ use bitsage_air::rom::RomCols;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use stwo::core::fields::m31::M31;
 use stwo::core::fields::qm31::SecureField;
+use stwo::prover::backend::Column;
 use stwo_constraint_framework::expr::BaseExpr;
 
 use crate::backend::{gpu, DevCol};
 use crate::codegen::{bind_ext, generate_logup, LogupKernel};
 use crate::compile::Source;
-use crate::{launch_1d, CudaError, GeneratedModule, Gpu, Kernel, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
+use crate::{launch_1d, Buf, CudaError, GeneratedModule, Gpu, Kernel, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
 
 /// The component's main-trace columns as symbolic expressions, in order.
 pub(crate) fn columns() -> impl FnMut() -> BaseExpr {
@@ -108,33 +109,83 @@ pub(crate) fn kernel_sources(hash: bool) -> Vec<Source> {
         .collect()
 }
 
-/// Component `COMPONENTS[component]`'s interaction trace, computed on the
-/// device from its main-trace columns (`main`, `2^log_size` values each,
+/// The main-trace columns each component's fraction kernel reads, in the
+/// kernel's order (the same for every proof: the relations only name the
+/// kernel's parameters).
+fn columns_read(component: usize) -> &'static [usize] {
+    static READ: std::sync::OnceLock<Vec<Vec<usize>>> = std::sync::OnceLock::new();
+    let read = READ.get_or_init(|| {
+        let rels = Relations::draw(&mut stwo::core::channel::Blake2sChannel::default());
+        (0..COMPONENTS.len()).map(|c| kernel_of(c, &rels).columns).collect()
+    });
+    read.get(component).map_or(&[], Vec::as_slice)
+}
+
+/// A copy of the main-trace columns a component's fraction kernel reads,
+/// taken before the commitment interpolates the columns in place: one
+/// launch, one buffer, column after column.
+pub struct LogupInputs {
+    component: usize,
+    log_size: u32,
+    /// `columns_read(component).len()` columns of `2^log_size` words.
+    words: Buf,
+}
+
+impl LogupInputs {
+    /// Copies component `component`'s columns that its fraction kernel
+    /// reads out of `main` (its main-trace columns, `2^log_size` values each).
+    pub fn save(component: usize, main: &[DevCol<M31>], log_size: u32) -> Result<LogupInputs> {
+        let read = columns_read(component);
+        let n = 1usize << log_size;
+        let name = COMPONENTS.get(component).copied().unwrap_or("component");
+        let cols: Vec<&CudaSlice<u32>> = read
+            .iter()
+            .map(|&i| match main.get(i) {
+                Some(c) if c.len() == n => Ok(c.buf()),
+                _ => Err(CudaError::Unsupported(format!("logup_{name}: no main column {i} of 2^{log_size} values"))),
+            })
+            .collect::<Result<_>>()?;
+        let g = gpu();
+        // SAFETY: the copy writes every column.
+        let mut words = unsafe { g.alloc::<u32>((cols.len() * n).max(1)) }?;
+        if !cols.is_empty() {
+            let src = g.device_ptrs(cols.iter().copied())?;
+            let n64 = n as u64;
+            let mut b = g.stream.launch_builder(g.k(Kernel::CopyColumns));
+            b.arg(&src).arg(&n64).arg(&mut words);
+            let blocks = (n as u64).div_ceil(256).clamp(1, 1024) as u32;
+            let cfg =
+                LaunchConfig { grid_dim: (blocks, cols.len() as u32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: column c (of n words, checked above) goes to words c*n.. of `words`, which holds them all.
+            unsafe { b.launch(cfg) }?;
+        }
+        Ok(LogupInputs { component, log_size, words })
+    }
+
+    /// The component's log size.
+    pub fn log_size(&self) -> u32 {
+        self.log_size
+    }
+}
+
+/// A component's interaction trace, computed on the device from the
+/// main-trace columns `inputs` saved (`2^log_size` values each,
 /// bit-reversed): 4 coordinate columns per pair of lookups (each the sum of
 /// the row's pairs so far), the last one then the running sum over rows,
-/// and the component's claimed sum. The same values as
-/// the CPU generator (`bitsage_prover::tracegen::interaction_trace`).
-pub fn component_trace(
-    component: usize,
-    main: &[DevCol<M31>],
-    log_size: u32,
-    rels: &Relations,
-) -> Result<(Vec<DevCol<M31>>, SecureField)> {
+/// and the component's claimed sum. The same values as the CPU generator
+/// (`bitsage_prover::tracegen::interaction_trace`).
+pub fn component_trace(inputs: &LogupInputs, rels: &Relations) -> Result<(Vec<DevCol<M31>>, SecureField)> {
+    let (component, log_size) = (inputs.component, inputs.log_size);
     if component >= COMPONENTS.len() {
         return Err(CudaError::Unsupported(format!("no component {component}")));
     }
     let c = compiled(component, rels)?;
     let k = &c.kernel;
     let n = 1usize << log_size;
-    let cols: Vec<&CudaSlice<u32>> = k
-        .columns
-        .iter()
-        .map(|&i| {
-            main.get(i)
-                .map(DevCol::buf)
-                .ok_or_else(|| CudaError::Unsupported(format!("{}: no main column {i}", k.name)))
-        })
-        .collect::<Result<_>>()?;
+    if k.columns.len() != columns_read(component).len() || inputs.words.len() < k.columns.len() * n {
+        return Err(CudaError::Unsupported(format!("{}: the saved columns do not match the kernel", k.name)));
+    }
+    let cols: Vec<_> = (0..k.columns.len()).map(|i| inputs.words.slice(i * n..(i + 1) * n)).collect();
     if k.n_batches == 0 {
         return Err(CudaError::Unsupported(format!("{}: a component without lookups", k.name)));
     }
@@ -143,7 +194,7 @@ pub fn component_trace(
     let g = gpu();
     let mut outs = (0..4 * k.n_batches)
         // SAFETY: the fraction kernel writes every row of every output column.
-        .map(|_| unsafe { g.stream.alloc::<u32>(n) }.map_err(CudaError::from))
+        .map(|_| unsafe { g.alloc::<u32>(n) })
         .collect::<Result<Vec<_>>>()?;
     g.logup_fractions(&c.module, &cols, &params, log_size, &mut outs)?;
     let last = outs.len() - 4;
@@ -161,16 +212,16 @@ impl Gpu {
     pub fn logup_fractions(
         &self,
         m: &GeneratedModule,
-        cols: &[&CudaSlice<u32>],
+        cols: &[impl cudarc::driver::DevicePtr<u32>],
         ext_params: &[u32],
         log_n: u32,
-        outs: &mut [CudaSlice<u32>],
+        outs: &mut [Buf],
     ) -> Result<()> {
         let n = 1usize << log_n;
         if m.f.len() != 1 || cols.iter().any(|c| c.len() < n) || outs.iter().any(|c| c.len() < n) {
             return Err(CudaError::Unsupported("logup_fractions: mismatched columns".into()));
         }
-        let d_cols = self.device_ptrs(cols.iter().copied())?;
+        let d_cols = self.device_ptrs(cols.iter())?;
         let d_outs = self.device_ptrs(outs.iter())?;
         let d_params = self.args(ext_params)?;
         let mut b = self.stream.launch_builder(&m.f[0]);
@@ -185,7 +236,7 @@ impl Gpu {
     fn scan_rows(&self, data: &mut CudaSlice<u32>, rows: u32, n: u32) -> Result<()> {
         let chunks = n.div_ceil(SCAN_CHUNK);
         // SAFETY: `scan_chunks` writes every chunk's total.
-        let mut sums = unsafe { self.stream.alloc::<u32>((rows * chunks) as usize) }?;
+        let mut sums = unsafe { self.alloc::<u32>((rows * chunks) as usize) }?;
         let mut b = self.stream.launch_builder(self.k(Kernel::ScanChunks));
         b.arg(&mut *data).arg(&n).arg(&mut sums);
         let cfg = LaunchConfig { grid_dim: (chunks, rows, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
@@ -208,14 +259,14 @@ impl Gpu {
     /// domain, `2^log_n` fractions), become the running sum in coset order of
     /// the fractions shifted by `claimed_sum / 2^log_n`. Returns claimed_sum,
     /// the sum of all the fractions.
-    pub fn logup_running_sum(&self, cols: &mut [CudaSlice<u32>], log_n: u32) -> Result<[u32; 4]> {
+    pub fn logup_running_sum(&self, cols: &mut [Buf], log_n: u32) -> Result<[u32; 4]> {
         let n = 1u32 << log_n;
         if cols.len() != 4 || cols.iter().any(|c| c.len() != n as usize) || log_n > 28 {
             return Err(CudaError::Unsupported("logup_running_sum: 4 columns of 2^log_n values".into()));
         }
         let d_cols = self.device_ptrs(cols.iter())?;
         // SAFETY: `logup_to_coset` writes all 4n words.
-        let mut tmp = unsafe { self.stream.alloc::<u32>(4 * n as usize) }?;
+        let mut tmp = unsafe { self.alloc::<u32>(4 * n as usize) }?;
         let mut b = self.stream.launch_builder(self.k(Kernel::LogupToCoset));
         b.arg(&d_cols).arg(&log_n).arg(&mut tmp);
         // SAFETY: one thread per word of tmp; coset_row(j) < n.

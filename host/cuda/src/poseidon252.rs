@@ -118,11 +118,11 @@ impl Gpu {
     /// Leaf hashes (8 canonical words each) of the lifted Poseidon252 Merkle
     /// tree over `columns` (device column and log size, sorted ascending by
     /// size, each at least 2 values), lifted to `2^log_leaves` leaves.
-    pub fn p252_merkle_leaves(&self, columns: &[(&CudaSlice<u32>, u32)], log_leaves: u32) -> Result<CudaSlice<u32>> {
+    pub fn p252_merkle_leaves(&self, columns: &[(&CudaSlice<u32>, u32)], log_leaves: u32) -> Result<Buf> {
         let (d_ptrs, d_logs, n_cols) = self.lifted_columns(columns, log_leaves)?;
         let m = self.poseidon252()?;
         // SAFETY: `p252_merkle_leaves` writes all 8 words of every leaf.
-        let mut leaves = unsafe { self.stream.alloc::<u32>(8usize << log_leaves) }?;
+        let mut leaves = unsafe { self.alloc::<u32>(8usize << log_leaves) }?;
         let mut b = self.stream.launch_builder(&m.f[0]);
         b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
         // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
@@ -131,11 +131,11 @@ impl Gpu {
     }
 
     /// The next layer: `out[i] = poseidon_hash(prev[2i], prev[2i+1])`.
-    pub fn p252_merkle_next_layer(&self, prev: &CudaSlice<u32>) -> Result<CudaSlice<u32>> {
+    pub fn p252_merkle_next_layer(&self, prev: &CudaSlice<u32>) -> Result<Buf> {
         let m = self.poseidon252()?;
         let n = (prev.len() / 16) as u64;
         // SAFETY: `p252_merkle_layer` writes all 8 words of every node.
-        let mut next = unsafe { self.stream.alloc::<u32>((8 * n.max(1)) as usize) }?;
+        let mut next = unsafe { self.alloc::<u32>((8 * n.max(1)) as usize) }?;
         let mut b = self.stream.launch_builder(&m.f[1]);
         b.arg(prev).arg(&mut next).arg(&n);
         // SAFETY: node i reads children 2i and 2i+1 of the previous layer.
@@ -145,7 +145,7 @@ impl Gpu {
 
     /// The lifted Poseidon252 tree of `columns` (sorted ascending by size):
     /// the leaf layer and the root.
-    pub fn p252_merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(CudaSlice<u32>, Felt252)> {
+    pub fn p252_merkle_root(&self, columns: &[(&CudaSlice<u32>, u32)]) -> Result<(Buf, Felt252)> {
         let (leaves, root) =
             self.lifted_root(columns, |c, l| self.p252_merkle_leaves(c, l), |p| self.p252_merkle_next_layer(p))?;
         let root = words_felt(&root).ok_or_else(|| CudaError::Unsupported("the root is not a reduced felt".into()))?;
@@ -166,7 +166,7 @@ impl Gpu {
         let mut hi0 = 0u32;
         while hi0 < stwo::core::fields::m31::P {
             let n_hi = GRIND_HI_PER_LAUNCH.min(stwo::core::fields::m31::P - hi0);
-            let mut found = self.stream.clone_htod(&[u64::MAX])?;
+            let mut found = self.pool.htod(&[u64::MAX])?;
             let mut b = self.stream.launch_builder(&m.f[2]);
             b.arg(&d_prefix).arg(&pow_bits).arg(&hi0).arg(&n_hi).arg(&GRIND_LOW_BITS).arg(&mut found);
             // SAFETY: threads read the 8-word prefix and atomically lower one word.

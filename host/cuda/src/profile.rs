@@ -46,7 +46,13 @@ extern "C" fn buffer_requested(buffer: *mut *mut u8, size: *mut usize, max_recor
     }
 }
 
-extern "C" fn buffer_completed(_ctx: cudarc::driver::sys::CUcontext, _stream: u32, buffer: *mut u8, _size: usize, valid: usize) {
+extern "C" fn buffer_completed(
+    _ctx: cudarc::driver::sys::CUcontext,
+    _stream: u32,
+    buffer: *mut u8,
+    _size: usize,
+    valid: usize,
+) {
     let mut got = Vec::new();
     let mut record: *mut sys::CUpti_Activity = std::ptr::null_mut();
     // SAFETY: CUPTI hands back a buffer from `buffer_requested` with `valid` bytes of records; each
@@ -136,7 +142,8 @@ impl Trace {
         let mut by: HashMap<u32, Row> = HashMap::new();
         for r in &self.records {
             if let Record::Api { cbid, start, end } = r {
-                let row = by.entry(*cbid).or_insert_with(|| Row { name: api_name(*cbid), count: 0, total_ns: 0, bytes: 0 });
+                let row =
+                    by.entry(*cbid).or_insert_with(|| Row { name: api_name(*cbid), count: 0, total_ns: 0, bytes: 0 });
                 row.count += 1;
                 row.total_ns += end.saturating_sub(*start);
             }
@@ -232,7 +239,8 @@ fn union_ns(spans: &[(u64, u64)]) -> u64 {
 fn api_name(cbid: u32) -> String {
     let mut name: *const std::ffi::c_char = std::ptr::null();
     // SAFETY: a valid out-pointer; CUPTI returns a static string.
-    let r = unsafe { sys::cuptiGetCallbackName(sys::CUpti_CallbackDomain::CUPTI_CB_DOMAIN_DRIVER_API, cbid, &mut name) };
+    let r =
+        unsafe { sys::cuptiGetCallbackName(sys::CUpti_CallbackDomain::CUPTI_CB_DOMAIN_DRIVER_API, cbid, &mut name) };
     if r == sys::CUptiResult::CUPTI_SUCCESS && !name.is_null() {
         // SAFETY: a NUL-terminated static string from CUPTI.
         unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()

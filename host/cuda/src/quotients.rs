@@ -2,11 +2,13 @@
 
 use super::*;
 
+use crate::fri::QCol;
+
 impl Gpu {
     /// FRI quotient numerators `Σ_k c_k · col_k[row] - b_k` over the first
     /// `n_rows` rows of `cols`; `bc` holds `(b_k, c_k)` as 8 words per term.
-    /// Returns a coordinate-major QM31 column of `n_rows` values.
-    pub fn quotient_numerators(&self, cols: &[&CudaSlice<u32>], bc: &[u32], n_rows: usize) -> Result<CudaSlice<u32>> {
+    /// Returns the four coordinate columns of `n_rows` QM31 values.
+    pub fn quotient_numerators(&self, cols: &[&CudaSlice<u32>], bc: &[u32], n_rows: usize) -> Result<[Buf; 4]> {
         if bc.len() != 8 * cols.len() || cols.iter().any(|c| c.len() < n_rows) {
             return Err(CudaError::Unsupported("quotient_numerators: mismatched terms".into()));
         }
@@ -14,10 +16,12 @@ impl Gpu {
         let d_bc = self.args(bc)?;
         let (n_terms, rows) = (cols.len() as u32, n_rows as u32);
         // SAFETY: every row's 4 coordinates are written.
-        let mut out = unsafe { self.stream.alloc::<u32>(4 * n_rows) }?;
+        let out = unsafe { self.alloc4(n_rows) }?;
+        let q = QCol::of_bufs(&self.stream, &out, n_rows)?;
         let mut b = self.stream.launch_builder(self.k(Kernel::QuotientNumerators));
-        b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&mut out);
-        // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long).
+        b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&q);
+        // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long) and writes
+        // row `row` of the outputs, which live until after the launch is queued.
         unsafe { b.launch(launch_1d(n_rows as u64)) }?;
         Ok(out)
     }
@@ -26,7 +30,7 @@ impl Gpu {
     /// points (x, y), bit-reversed, are `pts`: `accs[k]` are batch k's four
     /// accumulated-numerator coordinate columns (`2^logs[k]` values each),
     /// `params` 12 words per batch (first linear term, then the sample
-    /// point's Re x, Re y, Im x, Im y). Returns 4 coordinate columns.
+    /// point's Re x, Re y, Im x, Im y). Returns the 4 coordinate columns.
     pub fn quotient_combine(
         &self,
         pts: &CudaSlice<u32>,
@@ -34,7 +38,7 @@ impl Gpu {
         logs: &[u32],
         params: &[u32],
         log_n: u32,
-    ) -> Result<CudaSlice<u32>> {
+    ) -> Result<[Buf; 4]> {
         let n = 1usize << log_n;
         if accs.len() != logs.len()
             || params.len() != 12 * accs.len()
@@ -48,9 +52,10 @@ impl Gpu {
         let d_params = self.args(params)?;
         let n_acc = accs.len() as u32;
         // SAFETY: every row's 4 coordinates are written.
-        let mut out = unsafe { self.stream.alloc::<u32>(4 * n) }?;
+        let out = unsafe { self.alloc4(n) }?;
+        let q = QCol::of_bufs(&self.stream, &out, n)?;
         let mut b = self.stream.launch_builder(self.k(Kernel::QuotientCombine));
-        b.arg(pts).arg(&d_accs).arg(&d_logs).arg(&d_params).arg(&n_acc).arg(&log_n).arg(&mut out);
+        b.arg(pts).arg(&d_accs).arg(&d_logs).arg(&d_params).arg(&n_acc).arg(&log_n).arg(&q);
         // SAFETY: grid-stride over the rows; lifted indices stay below each batch's length.
         unsafe { b.launch(launch_1d(n as u64)) }?;
         Ok(out)

@@ -28,7 +28,7 @@ pub use bitsage_cuda::backend::init;
 
 impl ProverBackend for CudaBackend {
     /// Device copies of every component's main columns, with its log size.
-    type MainCopy = Vec<(u32, Vec<DevCol<M31>>)>;
+    type MainCopy = Vec<logup::LogupInputs>;
 
     /// Compiles (or loads from the caches) every kernel the proof will use,
     /// in parallel, so a new machine's first proof waits for its slowest
@@ -95,7 +95,7 @@ impl ProverBackend for CudaBackend {
             dev.extend(hash);
         }
         // The commitment interpolates its columns in place; the LogUp trace
-        // reads copies (a device-to-device copy, well under a millisecond).
+        // reads a copy of the columns it needs (one launch per component).
         let mut copies = Vec::new();
         let mut evals = Vec::with_capacity(dev.len());
         let mut dev = dev.into_iter();
@@ -106,7 +106,10 @@ impl ProverBackend for CudaBackend {
                 _ => c.columns.len(),
             };
             let cols: Vec<DevCol<M31>> = dev.by_ref().take(n).collect();
-            copies.push((c.log_size, cols.clone()));
+            copies.push(
+                logup::LogupInputs::save(i, &cols, c.log_size)
+                    .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e))),
+            );
             let domain = CanonicCoset::new(c.log_size).circle_domain();
             evals.extend(cols.into_iter().map(|col| CircleEvaluation::new(domain, col)));
         }
@@ -120,10 +123,10 @@ impl ProverBackend for CudaBackend {
     ) -> (Vec<CircleEvaluation<Self, M31, BitReversedOrder>>, [SecureField; 5]) {
         let mut evals = Vec::new();
         let mut sums = [SecureField::default(); 5];
-        for (i, (log_size, cols)) in copy.iter().enumerate() {
-            let (trace, sum) = logup::component_trace(i, cols, *log_size, rels)
+        for (i, inputs) in copy.iter().enumerate() {
+            let (trace, sum) = logup::component_trace(inputs, rels)
                 .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)));
-            let domain = CanonicCoset::new(*log_size).circle_domain();
+            let domain = CanonicCoset::new(inputs.log_size()).circle_domain();
             evals.extend(trace.into_iter().map(|c| CircleEvaluation::new(domain, c)));
             sums[i] = sum;
         }

@@ -16,10 +16,15 @@ impl AccumulationOps for CudaBackend {
 
     fn lift_and_accumulate(cols: Vec<SecureColumnByCoords<Self>>) -> Option<SecureColumnByCoords<Self>> {
         let _s = tracing::debug_span!("cuda lift_and_accumulate").entered();
-        let bufs: Vec<(CudaSlice<u32>, u32)> = cols.iter().map(|c| (concat4(c), c.columns[0].len().ilog2())).collect();
-        let refs: Vec<_> = bufs.iter().map(|(b, l)| (b, *l)).collect();
-        let out = ok(gpu().lift_and_accumulate(&refs))?;
-        let n = 1usize << refs.last()?.1;
-        Some(split4(&out, n))
+        let mut cols = cols.into_iter();
+        let mut acc = cols.next()?;
+        for mut col in cols {
+            let (log_n, log_prev) = (col.columns[0].len().ilog2(), acc.columns[0].len().ilog2());
+            let [c0, c1, c2, c3] = &mut col.columns;
+            let prev = [acc.columns[0].buf(), acc.columns[1].buf(), acc.columns[2].buf(), acc.columns[3].buf()];
+            ok(gpu().lift_accumulate([c0.buf_mut(), c1.buf_mut(), c2.buf_mut(), c3.buf_mut()], log_n, prev, log_prev));
+            acc = col;
+        }
+        Some(acc)
     }
 }

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use super::column::merkle_links;
+
 impl PackLeavesOps for CudaBackend {
     fn pack_leaves_input(values: &[&Col<Self, BaseField>; 4]) -> [Col<Self, BaseField>; 16] {
         let _s = tracing::debug_span!("cuda pack leaves").entered();
@@ -47,10 +49,38 @@ impl MerkleOpsLifted<Blake2sMerkleHasher> for CudaBackend {
         DevCol::from_words(ok(gpu().merkle_leaves(&cols, lifting_log_size)), 1 << lifting_log_size).link_merkle(None)
     }
 
+    /// A layer of up to 2^[`crate::blake2s::MERKLE_TOP_LOG`] nodes has
+    /// every layer above it built in one launch ([`crate::Gpu::merkle_top`]);
+    /// Stwo then asks for them one at a time, and gets them without a launch.
     fn build_next_layer(prev_layer: &Col<Self, Blake2sHash>) -> Col<Self, Blake2sHash> {
         let _s = tracing::debug_span!("cuda merkle layer").entered();
-        DevCol::from_words(ok(gpu().merkle_next_layer(prev_layer.buf())), prev_layer.len() / 2)
-            .link_merkle(Some(prev_layer))
+        let (below, len) = (prev_layer.ptr(), prev_layer.len() / 2);
+        let ahead = merkle_links().lock().unwrap_or_else(|p| p.into_inner()).take_above(below, len);
+        if let Some(layer) = ahead {
+            return DevCol::from_words(layer, len).link_merkle(Some(prev_layer));
+        }
+        if !(2..=1 << crate::blake2s::MERKLE_TOP_LOG).contains(&prev_layer.len()) {
+            return DevCol::from_words(ok(gpu().merkle_next_layer(prev_layer.buf())), len)
+                .link_merkle(Some(prev_layer));
+        }
+        let mut layers = ok(gpu().merkle_top(prev_layer.buf())).into_iter();
+        let first = match layers.next() {
+            Some(l) => DevCol::from_words(l, len).link_merkle(Some(prev_layer)),
+            None => ok(Err(crate::CudaError::Unsupported("merkle_top built no layer".into()))),
+        };
+        let (mut below, mut len) = (first.ptr(), len);
+        let mut links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
+        for layer in layers {
+            len /= 2;
+            let at = {
+                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(&layer, &gpu().stream);
+                p
+            };
+            links.put_above(below, layer, len);
+            below = at;
+        }
+        drop(links);
+        first
     }
 }
 

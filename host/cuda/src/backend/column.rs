@@ -6,8 +6,8 @@ use super::*;
 
 /// A device column: `len` values of `T`, `T::WORDS` words each, element-major.
 pub struct DevCol<T: DeviceValue> {
-    /// Freed in `Drop` (after the registry entry goes), so the free is timed.
-    pub(super) buf: std::mem::ManuallyDrop<CudaSlice<u32>>,
+    /// Given back to the lane's pool in `Drop`, after the registry entry goes.
+    pub(super) buf: std::mem::ManuallyDrop<Buf>,
     pub(super) len: usize,
     /// Single-value reads so far, and a host copy of the column once there
     /// have been enough of them (see [`Column::at`]). Every mutable access
@@ -40,6 +40,41 @@ pub(super) struct MerkleLinks {
     /// The reverse of `parent`.
     child: HashMap<u64, u64>,
     prefetched: HashMap<u64, Arc<Gathered>>,
+    /// Layer -> the layer above it and its length, built ahead by
+    /// [`crate::Gpu::merkle_top`] and not yet asked for.
+    above: HashMap<u64, (Buf, usize)>,
+}
+
+impl MerkleLinks {
+    /// The layer built ahead from layer `below`, if it has `len` nodes.
+    pub(super) fn take_above(&mut self, below: u64, len: usize) -> Option<Buf> {
+        match self.above.remove(&below) {
+            Some((buf, n)) if n == len => Some(buf),
+            Some((buf, _)) => {
+                self.drop_above(buf);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps `layer` (of `len` nodes) until layer `below` asks for it.
+    pub(super) fn put_above(&mut self, below: u64, layer: Buf, len: usize) {
+        if let Some((old, _)) = self.above.insert(below, (layer, len)) {
+            self.drop_above(old);
+        }
+    }
+
+    /// Lets go of a layer built ahead and of every layer built ahead above
+    /// it (whose addresses would otherwise stay keys after the pool hands
+    /// them out again).
+    fn drop_above(&mut self, layer: Buf) {
+        let mut next = Some(layer);
+        while let Some(buf) = next.take() {
+            let (at, _sync) = cudarc::driver::DevicePtr::device_ptr(&buf, &gpu().stream);
+            next = self.above.remove(&at).map(|(b, _)| b);
+        }
+    }
 }
 
 pub(super) fn merkle_links() -> &'static std::sync::Mutex<MerkleLinks> {
@@ -98,6 +133,9 @@ impl<T: DeviceValue> Drop for DevCol<T> {
             let me = self.ptr();
             let mut links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
             links.prefetched.remove(&me);
+            if let Some((up, _)) = links.above.remove(&me) {
+                links.drop_above(up);
+            }
             if let Some((parent, _)) = links.parent.remove(&me) {
                 links.child.remove(&parent);
             }
@@ -117,7 +155,7 @@ impl<T: DeviceValue> Drop for DevCol<T> {
 const READS_BEFORE_MIRROR: u32 = 1024;
 
 impl<T: DeviceValue> DevCol<T> {
-    pub fn from_words(buf: CudaSlice<u32>, len: usize) -> Self {
+    pub fn from_words(buf: Buf, len: usize) -> Self {
         DevCol {
             buf: std::mem::ManuallyDrop::new(buf),
             len,
@@ -133,8 +171,8 @@ impl<T: DeviceValue> DevCol<T> {
     }
 
     /// The column's device address.
-    fn ptr(&self) -> u64 {
-        let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(&*self.buf, &gpu().stream);
+    pub(super) fn ptr(&self) -> u64 {
+        let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(&**self.buf, &gpu().stream);
         p
     }
 
@@ -156,7 +194,7 @@ impl<T: DeviceValue> DevCol<T> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         self.unregister();
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&*self.buf, &gpu().stream);
+        let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&**self.buf, &gpu().stream);
         let lane = bound_lane();
         let entry = Committed { ptr, len: self.len, words: T::WORDS, gathered: None };
         committed(lane).lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
@@ -278,7 +316,7 @@ impl<T: DeviceValue> DevCol<T> {
         if n >= READS_BEFORE_MIRROR {
             let m = self.mirror.get_or_init(|| {
                 let t0 = std::time::Instant::now();
-                let w = ok(g.download(&self.buf));
+                let w = ok(g.download(&**self.buf));
                 record(2, 4 * w.len(), t0);
                 w
             });
@@ -341,9 +379,13 @@ impl<T: DeviceValue> DevCol<T> {
     pub fn buf_mut(&mut self) -> &mut CudaSlice<u32> {
         self.unregister();
         if self.merkle {
-            // Words prefetched for this layer no longer hold.
+            // Words prefetched for this layer, and layers built above it, no longer hold.
             let me = self.ptr();
-            merkle_links().lock().unwrap_or_else(|p| p.into_inner()).prefetched.remove(&me);
+            let mut links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
+            links.prefetched.remove(&me);
+            if let Some((up, _)) = links.above.remove(&me) {
+                links.drop_above(up);
+            }
         }
         self.mirror = OnceLock::new();
         self.gathered = OnceLock::new();
@@ -386,7 +428,7 @@ impl DevCol<M31> {
 
 impl<T: DeviceValue> Clone for DevCol<T> {
     fn clone(&self) -> Self {
-        Self::from_words(ok(gpu().stream.clone_dtod(&*self.buf).map_err(Into::into)), self.len)
+        Self::from_words(ok(gpu().pool.dtod(&**self.buf)), self.len)
     }
 }
 
@@ -405,7 +447,7 @@ impl<T: DeviceValue> FromIterator<T> for DevCol<T> {
 
 impl<T: DeviceValue> Column<T> for DevCol<T> {
     fn zeros(len: usize) -> Self {
-        let buf = ok(gpu().stream.alloc_zeros::<u32>((len * T::WORDS).max(1)).map_err(Into::into));
+        let buf = ok(gpu().zeros((len * T::WORDS).max(1)));
         Self::from_words(buf, len)
     }
 
@@ -416,7 +458,7 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
     fn to_cpu(&self) -> Vec<T> {
         let _s = tracing::debug_span!("cuda to_cpu").entered();
         let t0 = std::time::Instant::now();
-        let w = ok(gpu().download(&self.buf));
+        let w = ok(gpu().download(&**self.buf));
         let v = w.chunks(T::WORDS).take(self.len).map(T::read).collect();
         record(2, 4 * w.len(), t0);
         v
@@ -450,9 +492,9 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
 
     fn split_at_mid(self) -> (Self, Self) {
         let half = self.len / 2;
-        let s = &gpu().stream;
-        let lo = ok(s.clone_dtod(&self.buf.slice(..half * T::WORDS)).map_err(Into::into));
-        let hi = ok(s.clone_dtod(&self.buf.slice(half * T::WORDS..self.len * T::WORDS)).map_err(Into::into));
+        let s = &gpu().pool;
+        let lo = ok(s.dtod(&self.buf.slice(..half * T::WORDS)));
+        let hi = ok(s.dtod(&self.buf.slice(half * T::WORDS..self.len * T::WORDS)));
         (Self::from_words(lo, half), Self::from_words(hi, self.len - half))
     }
 }

@@ -12,15 +12,22 @@ impl FriOps for CudaBackend {
         let _s = tracing::debug_span!("cuda fri fold_line").entered();
         let itw = tw(&twiddles.itwiddles);
         let mut domain = eval.domain();
-        let mut buf = concat4(&eval.values);
+        let mut folded: Option<[Buf; 4]> = None;
         let mut a = alpha;
         for _ in 0..fold_step {
             let log_dst = domain.log_size() - 1;
-            buf = ok(gpu().fri_fold(&buf, log_dst, alpha_words(a), false, itw));
+            let src = match &folded {
+                Some(f) => [&*f[0], &*f[1], &*f[2], &*f[3]],
+                None => coords(&eval.values),
+            };
+            folded = Some(ok(gpu().fri_fold(src, log_dst, alpha_words(a), false, itw)));
             domain = domain.double();
             a = a * a;
         }
-        LineEvaluation::new(domain, split4(&buf, domain.size()))
+        match folded {
+            Some(f) => LineEvaluation::new(domain, from_coords(f, domain.size())),
+            None => eval.clone(),
+        }
     }
 
     fn fold_circle_into_line(
@@ -30,8 +37,8 @@ impl FriOps for CudaBackend {
     ) -> LineEvaluation<Self> {
         let _s = tracing::debug_span!("cuda fri fold_circle_into_line").entered();
         let log = src.domain.log_size();
-        let buf = ok(gpu().fri_fold(&concat4(&src.values), log - 1, alpha_words(alpha), true, tw(&twiddles.itwiddles)));
-        LineEvaluation::new(LineDomain::new(Coset::half_odds(log - 1)), split4(&buf, 1 << (log - 1)))
+        let f = ok(gpu().fri_fold(coords(&src.values), log - 1, alpha_words(alpha), true, tw(&twiddles.itwiddles)));
+        LineEvaluation::new(LineDomain::new(Coset::half_odds(log - 1)), from_coords(f, 1 << (log - 1)))
     }
 
     fn decompose(

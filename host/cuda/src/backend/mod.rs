@@ -26,6 +26,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::Buf;
 use cudarc::driver::CudaSlice;
 use num_traits::One;
 use serde::{Deserialize, Serialize};
@@ -74,7 +75,7 @@ use circle::tw;
 pub use circle::DevTwiddles;
 use column::committed;
 pub use column::DevCol;
-use quotients::{alpha_words, concat4, split4};
+use quotients::{alpha_words, coords, from_coords};
 
 /// The devices `CudaBackend` operations run on, opened once per process.
 /// A thread proves on the device it is bound to ([`bind_thread`]; GPU 0 when
@@ -307,7 +308,7 @@ fn domain_points(domain: CircleDomain) -> std::sync::Arc<CudaSlice<u32>> {
             let points = ok(gpu().args(&w));
             // Shared with the device's other lanes (other streams): complete before anyone reads it.
             ok(gpu().synchronize());
-            std::sync::Arc::new(points)
+            std::sync::Arc::new(points.into_slice())
         })
         .clone()
 }

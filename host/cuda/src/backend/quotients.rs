@@ -24,7 +24,7 @@ impl QuotientOps for CudaBackend {
             let out = ok(gpu().quotient_numerators(&cols, &bc, n_rows));
             accumulated_numerators_vec.push(AccumulatedNumerators {
                 sample_point: batch.point,
-                partial_numerators_acc: split4(&out, n_rows),
+                partial_numerators_acc: from_coords(out, n_rows),
                 first_linear_term_acc: coeffs.iter().map(|(a, ..)| *a).sum(),
             });
         }
@@ -66,7 +66,7 @@ impl QuotientOps for CudaBackend {
         }
         let pts = domain_points(sub);
         let out = ok(gpu().quotient_combine(&pts, &cols, &logs, &params, log_n));
-        let quotients = split4(&out, 1 << log_n);
+        let quotients = from_coords(out, 1 << log_n);
         let subdomain_twiddles = TwiddleTree {
             root_coset: sub.half_coset,
             twiddles: DevTwiddles::empty(),
@@ -102,23 +102,14 @@ pub(super) fn compute_quotients_on_simd(
     SecureEvaluation::new(r.domain, secure_from_simd(&r.values))
 }
 
-/// The 4 coordinate columns of a secure column as one coordinate-major buffer.
-pub(super) fn concat4(c: &SecureColumnByCoords<CudaBackend>) -> CudaSlice<u32> {
-    let n = c.columns[0].len();
-    let mut out = ok(gpu().stream.alloc_zeros::<u32>(4 * n).map_err(Into::into));
-    for (i, col) in c.columns.iter().enumerate() {
-        let mut view = out.slice_mut(i * n..(i + 1) * n);
-        ok(gpu().stream.memcpy_dtod(&col.buf().slice(..n), &mut view).map_err(Into::into));
-    }
-    out
+/// A secure column's four coordinate columns, as `Gpu` takes them.
+pub(super) fn coords(c: &SecureColumnByCoords<CudaBackend>) -> [&CudaSlice<u32>; 4] {
+    [c.columns[0].buf(), c.columns[1].buf(), c.columns[2].buf(), c.columns[3].buf()]
 }
 
-pub(super) fn split4(buf: &CudaSlice<u32>, n: usize) -> SecureColumnByCoords<CudaBackend> {
-    SecureColumnByCoords {
-        columns: std::array::from_fn(|i| {
-            DevCol::from_words(ok(gpu().stream.clone_dtod(&buf.slice(i * n..(i + 1) * n)).map_err(Into::into)), n)
-        }),
-    }
+/// A secure column of `n` values from four coordinate columns.
+pub(super) fn from_coords(cols: [Buf; 4], n: usize) -> SecureColumnByCoords<CudaBackend> {
+    SecureColumnByCoords { columns: cols.map(|c| DevCol::from_words(c, n)) }
 }
 
 pub(super) fn alpha_words(a: SecureField) -> [u32; 4] {

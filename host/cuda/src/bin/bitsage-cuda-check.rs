@@ -17,7 +17,8 @@
 use std::time::Instant;
 
 use bitsage_air::relations::Relations;
-use bitsage_cuda::{codegen, Gpu, Result};
+use bitsage_cuda::backend::{CudaBackend, DevCol};
+use bitsage_cuda::{codegen, Buf, Gpu, Result};
 use rayon::prelude::*;
 use stwo::core::channel::Poseidon252Channel;
 use stwo::core::channel::{Blake2sChannel, Channel};
@@ -33,6 +34,7 @@ use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
 use stwo::prover::backend::cpu::CpuBackend;
 use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::Column;
 use stwo::prover::fri::FriOps;
 use stwo::prover::line::LineEvaluation;
 use stwo::prover::poly::circle::{CircleCoefficients, CircleEvaluation, PolyOps, SecureEvaluation};
@@ -126,7 +128,7 @@ fn check_merkle(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
     {
         let host: Vec<Vec<u32>> = logs.iter().map(|&l| rng.m31s(1 << l)).collect();
         let dev = host.iter().map(|c| gpu.upload(c)).collect::<Result<Vec<_>>>()?;
-        let cols: Vec<_> = dev.iter().zip(&logs).map(|(d, &l)| (d, l)).collect();
+        let cols: Vec<_> = dev.iter().zip(&logs).map(|(d, &l)| (&**d, l)).collect();
         let (_, root) = gpu.merkle_root(&cols)?;
         let cpu_cols: Vec<Vec<M31>> = host.iter().map(|c| m31(c)).collect();
         let want =
@@ -202,7 +204,7 @@ fn check_poseidon252(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let top = *logs.iter().max().unwrap_or(&1);
         let host: Vec<Vec<u32>> = logs.iter().map(|&l| rng.m31s(1 << l)).collect();
         let dev = host.iter().map(|c| gpu.upload(c)).collect::<Result<Vec<_>>>()?;
-        let cols: Vec<_> = dev.iter().zip(&logs).map(|(d, &l)| (d, l)).collect();
+        let cols: Vec<_> = dev.iter().zip(&logs).map(|(d, &l)| (&**d, l)).collect();
         let (_, root) = gpu.p252_merkle_root(&cols)?;
         let cpu_cols: Vec<Vec<M31>> = host.iter().map(|c| m31(c)).collect();
         let want =
@@ -250,12 +252,23 @@ fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let w = rng.m31s(4);
         (SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]), [w[0], w[1], w[2], w[3]])
     };
+    // A QM31 column's four coordinates on the device, and back.
+    let up4 = |w: &[u32], log: u32| -> Result<[Buf; 4]> {
+        let n = 1usize << log;
+        Ok([gpu.upload(&w[..n])?, gpu.upload(&w[n..2 * n])?, gpu.upload(&w[2 * n..3 * n])?, gpu.upload(&w[3 * n..])?])
+    };
+    fn refs4(c: &[Buf; 4]) -> [&cudarc::driver::CudaSlice<u32>; 4] {
+        [&*c[0], &*c[1], &*c[2], &*c[3]]
+    }
+    let down4 = |c: &[Buf; 4]| -> Result<Vec<u32>> {
+        Ok(c.iter().map(|b| gpu.download(b)).collect::<Result<Vec<_>>>()?.concat())
+    };
     for log in [4u32, 10, 16] {
         let (host, col) = secure(rng, log);
         let (alpha, alpha_w) = felt(rng);
         let src = SecureEvaluation::<CpuBackend, BitReversedOrder>::new(CanonicCoset::new(log).circle_domain(), col);
         let want = flat(&CpuBackend::fold_circle_into_line(&src, alpha, &tree).values);
-        let got = gpu.download(&gpu.fri_fold(&gpu.upload(&host)?, log - 1, alpha_w, true, &dtw.itw)?)?;
+        let got = down4(&gpu.fri_fold(refs4(&up4(&host, log)?), log - 1, alpha_w, true, &dtw.itw)?)?;
         t.check(&format!("fold_circle_into_line 2^{log} -> 2^{}", log - 1), got == want);
     }
     for (log, step) in [(4u32, 1u32), (10, 1), (16, 3)] {
@@ -263,27 +276,30 @@ fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let (alpha, _) = felt(rng);
         let eval = LineEvaluation::<CpuBackend>::new(LineDomain::new(Coset::half_odds(log)), col);
         let want = flat(&CpuBackend::fold_line(&eval, alpha, &tree, step).values);
-        let mut d = gpu.upload(&host)?;
+        let mut d = up4(&host, log)?;
         let mut a = alpha;
         for j in 0..step {
             let w = a.to_m31_array().map(|x| x.0);
-            d = gpu.fri_fold(&d, log - 1 - j, w, false, &dtw.itw)?;
+            d = gpu.fri_fold(refs4(&d), log - 1 - j, w, false, &dtw.itw)?;
             a = a * a;
         }
-        t.check(&format!("fold_line 2^{log}, {step} step(s)"), gpu.download(&d)? == want);
+        t.check(&format!("fold_line 2^{log}, {step} step(s)"), down4(&d)? == want);
     }
     let logs = [1u32, 2, 5, 6, 12];
     let cols: Vec<(Vec<u32>, SecureColumnByCoords<CpuBackend>)> = logs.iter().map(|&l| secure(rng, l)).collect();
     let want = CpuBackend::lift_and_accumulate(cols.iter().map(|c| c.1.clone()).collect()).map(|c| flat(&c));
-    let dev = cols.iter().map(|c| gpu.upload(&c.0)).collect::<Result<Vec<_>>>()?;
-    let refs: Vec<_> = dev.iter().zip(logs).collect();
-    let got = gpu.lift_and_accumulate(&refs)?.map(|d| gpu.download(&d)).transpose()?;
+    let dev = cols
+        .iter()
+        .map(|c| SecureColumnByCoords { columns: c.1.columns.each_ref().map(|v| DevCol::from_m31(v)) })
+        .collect();
+    let got =
+        CudaBackend::lift_and_accumulate(dev).map(|c| c.columns.iter().flat_map(|v| words(&v.to_cpu())).collect());
     t.check(&format!("lift_and_accumulate over log sizes {logs:?}"), got == want);
     for log in [3u32, 16, 20] {
         let evals = rng.m31s(1 << log);
         let (host_w, w) = secure(rng, log);
         let want = (0..1usize << log).fold(SecureField::default(), |acc, i| acc + w.at(i) * M31(evals[i]));
-        let got = gpu.dot_m31_qm31(&gpu.upload(&evals)?, &gpu.upload(&host_w)?)?;
+        let got = gpu.dot_m31_qm31(&*gpu.upload(&evals)?, &*gpu.upload(&host_w)?)?;
         t.check(&format!("barycentric dot product over 2^{log}"), got == want.to_m31_array().map(|x| x.0));
     }
     Ok(())
@@ -292,8 +308,6 @@ fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
 /// Barycentric weights computed by `CudaBackend` (device inversions) against
 /// the SIMD backend's, at random points of the secure-field circle.
 fn check_weights(t: &mut Tally, rng: &mut Rng) -> Result<()> {
-    use bitsage_cuda::backend::CudaBackend;
-    use stwo::prover::backend::Column;
     for log in [3u32, 4, 5, 10, 17, 21] {
         let k = (u128::from(rng.next()) << 64) | u128::from(rng.next());
         let p = stwo::core::circle::SECURE_FIELD_CIRCLE_GEN.mul(k);
@@ -309,8 +323,6 @@ fn check_weights(t: &mut Tally, rng: &mut Rng) -> Result<()> {
 /// from one gather, and reads outside the plan still return the right
 /// value; for M31 and QM31 columns.
 fn check_reads(t: &mut Tally, rng: &mut Rng) -> Result<()> {
-    use bitsage_cuda::backend::DevCol;
-    use stwo::prover::backend::Column;
     for log in [6u32, 12, 20] {
         let n = 1usize << log;
         let positions: Vec<usize> = (0..40).map(|_| rng.next() as usize % n).collect();
@@ -338,8 +350,6 @@ fn check_reads(t: &mut Tally, rng: &mut Rng) -> Result<()> {
 /// Uploads through the pinned staging buffer: columns of mixed sizes, one
 /// larger than the buffer, and more columns than fit in one group.
 fn check_uploads(t: &mut Tally, rng: &mut Rng) -> Result<()> {
-    use bitsage_cuda::backend::DevCol;
-    use stwo::prover::backend::Column;
     let mut sizes = vec![1usize, 16, 1000, 1 << 20, (1 << 25) + 3];
     sizes.extend(std::iter::repeat_n(1 << 22, 12));
     let cols: Vec<Vec<M31>> = sizes.iter().map(|&n| m31(&rng.m31s(n))).collect();
@@ -355,7 +365,6 @@ fn check_uploads(t: &mut Tally, rng: &mut Rng) -> Result<()> {
 /// SIMD backend's, on random accumulated numerators of mixed sizes.
 fn check_quotients(t: &mut Tally, rng: &mut Rng) -> Result<()> {
     use bitsage_cuda::backend::{CudaBackend, DevCol};
-    use stwo::prover::backend::Column;
     use stwo::prover::pcs::quotient_ops::AccumulatedNumerators;
     use stwo::prover::QuotientOps;
     let felt = |rng: &mut Rng| M31(rng.next() as u32 % ((1 << 31) - 1));
@@ -427,7 +436,7 @@ fn check_constraints(gpu: &Gpu, t: &mut Tally, rng: &mut Rng, skip_hash: bool) -
         let (base, ext) = codegen::bind_params(&kernel, &rels.elements(), claimed, trace_log)
             .map_err(|p| bitsage_cuda::CudaError::Unsupported(format!("unbound parameter {p}")))?;
         let powers: Vec<u32> = rng.m31s(4 * kernel.n_constraints);
-        let refs: Vec<_> = dev_cols.iter().collect();
+        let refs: Vec<_> = dev_cols.iter().map(|c| &**c).collect();
         let got = gpu.download(&gpu.eval_constraints(&compiled, &refs, &base, &ext, &powers, trace_log, eval_log)?)?;
 
         let qm = |w: &[u32]| SecureField::from_m31_array([M31(w[0]), M31(w[1]), M31(w[2]), M31(w[3])]);

@@ -263,7 +263,8 @@ fn main() {
                 bitsage_cuda::profile::stop().map(|trace| (ms, trace))
             });
             match traced {
-                Ok((ms, t)) => traces.push(format!("\nCUPTI trace of one proof of {name} ({ms:.1} ms traced):\n\n{}", t.markdown(30))),
+                Ok((ms, t)) => traces
+                    .push(format!("\nCUPTI trace of one proof of {name} ({ms:.1} ms traced):\n\n{}", t.markdown(30))),
                 Err(e) => eprintln!("{e}"),
             }
         }

@@ -28,7 +28,7 @@ use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::core::poly::line::LineDomain;
 use stwo::core::proof_of_work::GrindOps;
-use stwo::core::vcs::blake2_hash::Blake2sHasher;
+use stwo::core::vcs::blake2_hash::{Blake2sHash, Blake2sHasher};
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
 use stwo::core::vcs_lifted::poseidon252_merkle::Poseidon252MerkleHasher;
 use stwo::prover::backend::cpu::CpuBackend;
@@ -138,6 +138,84 @@ fn check_merkle(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
             root == hash_words(&want.0),
         );
     }
+    Ok(())
+}
+
+/// The backend's Merkle trees (`MerkleProverLifted` over `CudaBackend`: a
+/// tree's layers of at most 2^11 nodes are built ahead in one launch and
+/// handed to Stwo one at a time) against the CPU's, every layer: trees of
+/// the same shape one after another (their buffers come back from the pool
+/// at the addresses the layers built ahead are keyed by), two trees built
+/// in turns, a tree dropped before it was finished.
+fn check_merkle_backend(t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    use stwo::prover::vcs_lifted::ops::MerkleOpsLifted;
+    type Cpu = MerkleProverLifted<CpuBackend, Blake2sMerkleHasher>;
+    type Cuda = MerkleProverLifted<CudaBackend, Blake2sMerkleHasher>;
+    let layers_equal = |cuda: &Cuda, cpu: &Cpu| {
+        cuda.layers.len() == cpu.layers.len() && cuda.layers.iter().zip(&cpu.layers).all(|(d, c)| d.to_cpu() == *c)
+    };
+    for log in [3u32, 9, 12, 13, 16] {
+        for round in 0..3 {
+            let host: Vec<Vec<M31>> = (0..5).map(|i| m31(&rng.m31s(1 << (log - i % 3)))).collect();
+            let dev: Vec<DevCol<M31>> = host.iter().map(|c| DevCol::from_m31(c)).collect();
+            let cpu = Cpu::commit(host.iter().collect(), log, 0);
+            let cuda = Cuda::commit(dev.iter().collect(), log, 0);
+            t.check(
+                &format!("backend Merkle tree 2^{log}, every layer, tree {round} of its shape"),
+                layers_equal(&cuda, &cpu),
+            );
+        }
+    }
+    // Two trees in turns, layer by layer, and one left unfinished.
+    let host: Vec<Vec<Vec<M31>>> = (0..3).map(|_| vec![m31(&rng.m31s(1 << 10)), m31(&rng.m31s(1 << 10))]).collect();
+    let dev: Vec<Vec<DevCol<M31>>> = host.iter().map(|t| t.iter().map(|c| DevCol::from_m31(c)).collect()).collect();
+    let leaves = |cols: &Vec<DevCol<M31>>| {
+        <CudaBackend as MerkleOpsLifted<Blake2sMerkleHasher>>::build_leaves(&cols.iter().collect::<Vec<_>>(), 10)
+    };
+    let next = <CudaBackend as MerkleOpsLifted<Blake2sMerkleHasher>>::build_next_layer;
+    let (mut a, mut b) = (vec![leaves(&dev[0])], vec![leaves(&dev[1])]);
+    let unfinished = next(&next(&leaves(&dev[2])));
+    drop(unfinished);
+    for _ in 0..10 {
+        let na = next(a.last().expect("a layer"));
+        let nb = next(b.last().expect("a layer"));
+        a.push(na);
+        b.push(nb);
+    }
+    let same = |layers: &[DevCol<Blake2sHash>], cols: &Vec<Vec<M31>>| {
+        let cpu = Cpu::commit(cols.iter().collect(), 10, 0);
+        layers.iter().rev().zip(&cpu.layers).all(|(d, c)| d.to_cpu() == *c) && layers.len() == cpu.layers.len()
+    };
+    t.check(
+        "backend Merkle trees built in turns, beside one left unfinished",
+        same(&a, &host[0]) && same(&b, &host[1]),
+    );
+    Ok(())
+}
+
+/// The lane's buffer pool: a buffer given back is handed out again for the
+/// same size and not for another, what it keeps stays under its cap, zeros
+/// from a reused buffer are zeros, and `release` gives everything back.
+fn check_pool(gpu: &Gpu, t: &mut Tally) -> Result<()> {
+    use cudarc::driver::DevicePtr;
+    let pool = bitsage_cuda::Pool::new(gpu.stream.clone(), 3 * 4096);
+    let addr = |b: &Buf| {
+        let (p, _sync) = b.device_ptr(&gpu.stream);
+        p
+    };
+    let first = pool.htod(&[7u32; 1000])?;
+    let at = addr(&first);
+    drop(first);
+    let again = pool.zeros(1000)?;
+    t.check("pool: a freed buffer is handed out again for its size", addr(&again) == at);
+    t.check("pool: zeros from a reused buffer are zeros", gpu.download(&again)?.iter().all(|&w| w == 0));
+    let other = pool.htod(&[1u32; 999])?;
+    t.check("pool: not for another size", addr(&other) != at && pool.cached_bytes() == 0);
+    let big = pool.zeros::<u32>(4096)?;
+    drop((again, other, big));
+    t.check("pool: keeps no more than its cap", pool.cached_bytes() == 4000 + 3996);
+    pool.release();
+    t.check("pool: release gives every buffer back", pool.cached_bytes() == 0);
     Ok(())
 }
 
@@ -665,6 +743,8 @@ fn main() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         check_fft(&gpu, &mut t, &mut rng)?;
         check_merkle(&gpu, &mut t, &mut rng)?;
+        check_merkle_backend(&mut t, &mut rng)?;
+        check_pool(&gpu, &mut t)?;
         check_pack_leaves(&gpu, &mut t, &mut rng)?;
         check_grind(&gpu, &mut t, &mut rng)?;
         check_poseidon252(&gpu, &mut t, &mut rng)?;

@@ -27,14 +27,15 @@ impl Gpu {
         &self,
         columns: &[(&CudaSlice<u32>, u32)],
         log_leaves: u32,
-    ) -> Result<(Buf<u64>, Buf<u32>, u32)> {
+    ) -> Result<(column::ArgBlock, u32)> {
         if columns.iter().any(|c| c.1 == 0 || c.1 > log_leaves || c.0.len() < 1 << c.1)
             || columns.windows(2).any(|w| w[0].1 > w[1].1)
         {
             return Err(CudaError::Unsupported("columns must be sorted by size, 2 <= size <= leaves".into()));
         }
         let logs: Vec<u32> = columns.iter().map(|c| c.1).collect();
-        Ok((self.device_ptrs(columns.iter().map(|c| c.0))?, self.args(&logs)?, columns.len() as u32))
+        let ptrs = self.addrs(columns.iter().map(|c| c.0));
+        Ok((self.arg_block(&[column::Words::U64(&ptrs), column::Words::U32(&logs)])?, columns.len() as u32))
     }
 
     /// A lifted tree's leaf layer and its root's 8 words, from its leaf and
@@ -60,11 +61,11 @@ impl Gpu {
     /// `columns` (device column and log size, sorted ascending by size, each
     /// at least 2 values), lifted to `2^log_leaves` leaves.
     pub fn merkle_leaves(&self, columns: &[(&CudaSlice<u32>, u32)], log_leaves: u32) -> Result<Buf> {
-        let (d_ptrs, d_logs, n_cols) = self.lifted_columns(columns, log_leaves)?;
+        let (a, n_cols) = self.lifted_columns(columns, log_leaves)?;
         // SAFETY: `merkle_leaves` writes all 8 words of every leaf.
         let mut leaves = unsafe { self.alloc::<u32>(8usize << log_leaves) }?;
         let mut b = self.stream.launch_builder(self.k(Kernel::MerkleLeaves));
-        b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
+        b.arg(&a.at[0]).arg(&a.at[1]).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
         // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
         unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
         Ok(leaves)
@@ -124,11 +125,11 @@ impl Gpu {
             // SAFETY: `pack_leaves` writes every value of every output column.
             out.push(unsafe { self.alloc::<u32>(rows) }?);
         }
-        let d_in = self.device_ptrs(columns)?;
-        let d_out = self.device_ptrs(&out)?;
+        let (ins, outs) = (self.addrs(columns), self.addrs(&out));
+        let a = self.arg_block(&[column::Words::U64(&ins), column::Words::U64(&outs)])?;
         let rows64 = rows as u64;
         let mut b = self.stream.launch_builder(self.k(Kernel::PackLeaves));
-        b.arg(&d_in).arg(&d_out).arg(&rows64);
+        b.arg(&a.at[0]).arg(&a.at[1]).arg(&rows64);
         // SAFETY: thread `row` reads values 4 row .. 4 row + 3 (< len) of each input and writes `row` of each output.
         unsafe { b.launch(launch_1d(rows64)) }?;
         out.try_into().map_err(|_| CudaError::Unsupported("pack_leaves: 16 outputs".into()))

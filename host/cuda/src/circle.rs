@@ -84,21 +84,21 @@ impl Gpu {
         Ok(())
     }
 
-    /// Device pointers of the consecutive columns of `2^log_n` words in `data`.
-    fn column_ptrs(&self, data: &CudaSlice<u32>, log_n: u32) -> Result<Buf<u64>> {
+    /// Device addresses of the consecutive columns of `2^log_n` words in `data`.
+    fn column_addrs(&self, data: &CudaSlice<u32>, log_n: u32) -> Vec<u64> {
         let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(data, &self.stream);
-        let ptrs: Vec<u64> = (0..data.len() >> log_n).map(|c| p + ((c << log_n) * 4) as u64).collect();
-        self.args(&ptrs)
+        (0..data.len() >> log_n).map(|c| p + ((c << log_n) * 4) as u64).collect()
     }
 
     /// FFT layers `0..top` (circle layer 0, line layers above) over `n_cols`
-    /// columns of `2^log_n` words given by `ptrs`: inverse in increasing
+    /// columns of `2^log_n` words whose addresses are the device array at
+    /// `ptrs`: inverse in increasing
     /// order, forward in decreasing order. `scale` multiplies the outputs of
     /// the last inverse layer.
     #[allow(clippy::too_many_arguments)]
     fn fft_layers(
         &self,
-        ptrs: &CudaSlice<u64>,
+        ptrs: u64,
         n_cols: u32,
         tw: &TwBuf,
         log_n: u32,
@@ -113,7 +113,7 @@ impl Gpu {
         let inv = inverse as i32;
         let low_layers = |scale: u32| -> Result<()> {
             let mut b = self.stream.launch_builder(self.k(Kernel::FftLowLayers));
-            b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv).arg(&scale);
+            b.arg(&ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv).arg(&scale);
             let cfg = LaunchConfig {
                 grid_dim: (1 << (log_n - low), n_cols, 1),
                 block_dim: (1 << (low - 1), 1, 1),
@@ -127,12 +127,12 @@ impl Gpu {
         let line_layers = |k0: u32, r: u32, scale: u32| -> Result<()> {
             if r == 1 {
                 let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayer));
-                b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&n_cols).arg(&inv).arg(&scale);
+                b.arg(&ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&n_cols).arg(&inv).arg(&scale);
                 // SAFETY: each thread updates one pair inside one column of 2^log_n words.
                 unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
             } else {
                 let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayers));
-                b.arg(ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&r).arg(&n_cols).arg(&inv);
+                b.arg(&ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&r).arg(&n_cols).arg(&inv);
                 b.arg(&scale);
                 // SAFETY: each thread updates its 2^r words inside one column of 2^log_n words.
                 unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - r))) }?;
@@ -158,10 +158,10 @@ impl Gpu {
     /// `CanonicCoset(log_n)` become their coefficients (natural order).
     pub fn interpolate(&self, data: &mut CudaSlice<u32>, log_n: u32, itw: &TwBuf) -> Result<()> {
         self.check_domain(itw, log_n)?;
-        let ptrs = self.column_ptrs(data, log_n)?;
+        let a = self.arg_block(&[column::Words::U64(&self.column_addrs(data, log_n))])?;
         let n_cols = (data.len() >> log_n) as u32;
         // Divide by 2^log_n: 2^-L = 2^(31-L) mod 2^31 - 1.
-        self.fft_layers(&ptrs, n_cols, itw, log_n, log_n, true, 1u32 << (31 - log_n))
+        self.fft_layers(a.at[0], n_cols, itw, log_n, log_n, true, 1u32 << (31 - log_n))
     }
 
     /// [`Gpu::interpolate`] of separate columns of `2^log_n` words each,
@@ -171,8 +171,8 @@ impl Gpu {
         if cols.iter().any(|c| c.len() != 1 << log_n) {
             return Err(CudaError::Unsupported("interpolate_many: columns of 2^log_n words".into()));
         }
-        let ptrs = self.device_ptrs(cols.iter().map(|c| &**c))?;
-        self.fft_layers(&ptrs, cols.len() as u32, itw, log_n, log_n, true, 1u32 << (31 - log_n))
+        let a = self.arg_block(&[column::Words::U64(&self.addrs(cols.iter().map(|c| &**c)))])?;
+        self.fft_layers(a.at[0], cols.len() as u32, itw, log_n, log_n, true, 1u32 << (31 - log_n))
     }
 
     /// The low-degree extension: `n_cols` columns of `2^log_coeffs`
@@ -185,9 +185,9 @@ impl Gpu {
         let n_cols = coeffs.len() >> log_coeffs;
         // SAFETY: every element is written by `fft_replicate` before it is read.
         let data = unsafe { self.alloc::<u32>(n_cols << log_n) }?;
-        let src = self.column_ptrs(coeffs, log_coeffs)?;
-        let dst = self.column_ptrs(&data, log_n)?;
-        self.evaluate_ptrs(&src, &dst, n_cols as u32, log_coeffs, log_n, tw)?;
+        let (src, dst) = (self.column_addrs(coeffs, log_coeffs), self.column_addrs(&data, log_n));
+        let a = self.arg_block(&[column::Words::U64(&src), column::Words::U64(&dst)])?;
+        self.evaluate_ptrs(a.at[0], a.at[1], n_cols as u32, log_coeffs, log_n, tw)?;
         Ok(data)
     }
 
@@ -208,29 +208,21 @@ impl Gpu {
             // SAFETY: every element is written by `fft_replicate` before it is read.
             .map(|_| unsafe { self.alloc::<u32>(1 << log_n) })
             .collect::<Result<Vec<_>>>()?;
-        let src = self.device_ptrs(coeffs.iter().copied())?;
-        let dst = self.device_ptrs(out.iter())?;
-        self.evaluate_ptrs(&src, &dst, coeffs.len() as u32, log_coeffs, log_n, tw)?;
+        let (src, dst) = (self.addrs(coeffs.iter().copied()), self.addrs(out.iter()));
+        let a = self.arg_block(&[column::Words::U64(&src), column::Words::U64(&dst)])?;
+        self.evaluate_ptrs(a.at[0], a.at[1], coeffs.len() as u32, log_coeffs, log_n, tw)?;
         Ok(out)
     }
 
     /// Zero-padding to `2^log_n` followed by the forward layers above
     /// `log_coeffs` is a replication of the coefficients (those layers' odd
     /// inputs are all zero); then the remaining layers.
-    fn evaluate_ptrs(
-        &self,
-        src: &CudaSlice<u64>,
-        dst: &CudaSlice<u64>,
-        n_cols: u32,
-        log_coeffs: u32,
-        log_n: u32,
-        tw: &TwBuf,
-    ) -> Result<()> {
+    fn evaluate_ptrs(&self, src: u64, dst: u64, n_cols: u32, log_coeffs: u32, log_n: u32, tw: &TwBuf) -> Result<()> {
         if n_cols == 0 {
             return Ok(());
         }
         let mut b = self.stream.launch_builder(self.k(Kernel::FftReplicate));
-        b.arg(src).arg(dst).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
+        b.arg(&src).arg(&dst).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
         // SAFETY: one thread per destination word; sources are read below 2^log_coeffs.
         unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
         self.fft_layers(dst, n_cols, tw, log_n, log_coeffs, false, 1)

@@ -79,6 +79,13 @@ impl Words<'_> {
     }
 }
 
+/// A launch's argument arrays in one device buffer ([`Gpu::arg_block`]).
+pub(crate) struct ArgBlock {
+    /// Each array's device address, in the order given.
+    pub(crate) at: Vec<u64>,
+    _words: Buf,
+}
+
 /// A host thread's side stream on one lane, and the page-locked buffer its
 /// reads land in.
 pub(crate) struct Side {
@@ -198,6 +205,38 @@ impl Gpu {
         // synchronisation: both locks are held until then.
         stream.synchronize()?;
         Ok(back.to_vec())
+    }
+
+    /// A launch's argument arrays (column addresses, parameters) uploaded in
+    /// one copy instead of one each: a small upload is a driver call that
+    /// every lane of the GPU queues on. Each array starts at an even word
+    /// (so arrays of addresses are 8-byte aligned); an empty one still gets
+    /// a word, so its kernel gets a valid pointer.
+    pub(crate) fn arg_block(&self, parts: &[Words<'_>]) -> Result<ArgBlock> {
+        let mut words = Vec::with_capacity(parts.iter().map(|p| p.len().max(1).next_multiple_of(2)).sum());
+        let mut offsets = Vec::with_capacity(parts.len());
+        for p in parts {
+            offsets.push(words.len());
+            let at = words.len();
+            words.resize(at + p.len().max(1).next_multiple_of(2), 0);
+            p.write(&mut words[at..at + p.len()]);
+        }
+        let buf = self.pool.htod(&words)?;
+        let base = {
+            let (p, _sync) = buf.device_ptr(&self.stream);
+            p
+        };
+        Ok(ArgBlock { at: offsets.iter().map(|&o| base + 4 * o as u64).collect(), _words: buf })
+    }
+
+    /// The device addresses of `cols`, on the host.
+    pub(crate) fn addrs<'a, C: DevicePtr<u32> + 'a>(&self, cols: impl IntoIterator<Item = &'a C>) -> Vec<u64> {
+        cols.into_iter()
+            .map(|c| {
+                let (p, _sync) = c.device_ptr(&self.stream);
+                p
+            })
+            .collect()
     }
 
     /// Reads `src` (a column or part of one) on the main stream, through
@@ -341,7 +380,8 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let pos = self.upload(positions)?;
-        let mut out = self.zeros((n * words) as usize)?;
+        // SAFETY: the kernel writes every output word.
+        let mut out = unsafe { self.alloc::<u32>((n * words) as usize) }?;
         let mut l = self.stream.launch_builder(self.k(Kernel::GatherWords));
         l.arg(col).arg(&*pos).arg(&n).arg(&words).arg(&mut *out);
         // SAFETY: the caller's positions are below the column's length; one thread per output word.

@@ -199,12 +199,12 @@ pub fn cpu_rows(
         // SAFETY: the kernel writes every row of every column.
         .map(|_| unsafe { g.alloc::<u32>(n) })
         .collect::<Result<Vec<_>>>()?;
-    let ptrs = g.device_ptrs(cols.iter())?;
-    let lanes = g.device_ptrs(range_mult.iter().map(|c| &**c))?;
+    let (ptrs, lanes) = (g.addrs(cols.iter()), g.addrs(range_mult.iter().map(|c| &**c)));
+    let a = g.arg_block(&[crate::column::Words::U64(&ptrs), crate::column::Words::U64(&lanes)])?;
     let (n_steps32, n32) = (n_steps as u32, n as u32);
     let mut b = g.stream.launch_builder(&m.f[0]);
     let range_size = 1u32 << range_log_size;
-    b.arg(steps).arg(&n_steps32).arg(&n32).arg(&ptrs).arg(&lanes).arg(&range_size);
+    b.arg(steps).arg(&n_steps32).arg(&n32).arg(&a.at[0]).arg(&a.at[1]).arg(&range_size);
     // SAFETY: thread `r` reads step `r` (below n_steps) and writes row `r` of every column (below
     // n); the range counters are atomics at values below range_size, row `v / RANGE_LANES` of
     // lane `v % RANGE_LANES`, which every lane column holds (checked above).

@@ -449,15 +449,15 @@ impl Gpu {
         if !ok {
             return Err(CudaError::Unsupported(format!("arguments do not match constraint kernel {}", k.name)));
         }
-        let d_ptrs = self.device_ptrs(columns.iter().copied())?;
-        let d_base = self.args(base_params)?;
-        let d_ext = self.args(ext_params)?;
-        let d_pow = self.args(powers)?;
+        use column::Words;
+        let ptrs = self.addrs(columns.iter().copied());
+        let a =
+            self.arg_block(&[Words::U64(&ptrs), Words::U32(base_params), Words::U32(ext_params), Words::U32(powers)])?;
         // SAFETY: the kernel writes all 4 words of every row.
         let mut out = unsafe { self.alloc::<u32>(4usize << eval_log) }?;
         for f in &c.f {
             let mut b = self.stream.launch_builder(f);
-            b.arg(&*d_ptrs).arg(&*d_base).arg(&*d_ext).arg(&*d_pow).arg(&trace_log).arg(&eval_log).arg(&mut *out);
+            b.arg(&a.at[0]).arg(&a.at[1]).arg(&a.at[2]).arg(&a.at[3]).arg(&trace_log).arg(&eval_log).arg(&mut *out);
             // SAFETY: every column has 2^eval_log values and offsets stay inside the domain;
             // the first part writes every row, later parts add to it (same stream, in order).
             unsafe { b.launch(launch_1d(1u64 << eval_log)) }?;

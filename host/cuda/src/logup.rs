@@ -221,11 +221,11 @@ impl Gpu {
         if m.f.len() != 1 || cols.iter().any(|c| c.len() < n) || outs.iter().any(|c| c.len() < n) {
             return Err(CudaError::Unsupported("logup_fractions: mismatched columns".into()));
         }
-        let d_cols = self.device_ptrs(cols.iter())?;
-        let d_outs = self.device_ptrs(outs.iter())?;
-        let d_params = self.args(ext_params)?;
+        use crate::column::Words;
+        let (ins, outs) = (self.addrs(cols.iter()), self.addrs(outs.iter()));
+        let a = self.arg_block(&[Words::U64(&ins), Words::U64(&outs), Words::U32(ext_params)])?;
         let mut b = self.stream.launch_builder(&m.f[0]);
-        b.arg(&d_cols).arg(&d_params).arg(&log_n).arg(&d_outs);
+        b.arg(&a.at[0]).arg(&a.at[2]).arg(&log_n).arg(&a.at[1]);
         // SAFETY: thread `row` reads row `row` of every column and writes row `row` of every output.
         unsafe { b.launch(launch_1d(n as u64)) }?;
         Ok(())

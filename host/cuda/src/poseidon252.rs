@@ -119,12 +119,12 @@ impl Gpu {
     /// tree over `columns` (device column and log size, sorted ascending by
     /// size, each at least 2 values), lifted to `2^log_leaves` leaves.
     pub fn p252_merkle_leaves(&self, columns: &[(&CudaSlice<u32>, u32)], log_leaves: u32) -> Result<Buf> {
-        let (d_ptrs, d_logs, n_cols) = self.lifted_columns(columns, log_leaves)?;
+        let (a, n_cols) = self.lifted_columns(columns, log_leaves)?;
         let m = self.poseidon252()?;
         // SAFETY: `p252_merkle_leaves` writes all 8 words of every leaf.
         let mut leaves = unsafe { self.alloc::<u32>(8usize << log_leaves) }?;
         let mut b = self.stream.launch_builder(&m.f[0]);
-        b.arg(&d_ptrs).arg(&d_logs).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
+        b.arg(&a.at[0]).arg(&a.at[1]).arg(&n_cols).arg(&log_leaves).arg(&mut leaves);
         // SAFETY: each thread reads in-bounds lifted indices of the columns and writes its own leaf.
         unsafe { b.launch(launch_1d(1u64 << log_leaves)) }?;
         Ok(leaves)

@@ -12,14 +12,14 @@ impl Gpu {
         if bc.len() != 8 * cols.len() || cols.iter().any(|c| c.len() < n_rows) {
             return Err(CudaError::Unsupported("quotient_numerators: mismatched terms".into()));
         }
-        let d_ptrs = self.device_ptrs(cols.iter().copied())?;
-        let d_bc = self.args(bc)?;
+        let ptrs = self.addrs(cols.iter().copied());
+        let a = self.arg_block(&[column::Words::U64(&ptrs), column::Words::U32(bc)])?;
         let (n_terms, rows) = (cols.len() as u32, n_rows as u32);
         // SAFETY: every row's 4 coordinates are written.
         let out = unsafe { self.alloc4(n_rows) }?;
         let q = QCol::of_bufs(&self.stream, &out, n_rows)?;
         let mut b = self.stream.launch_builder(self.k(Kernel::QuotientNumerators));
-        b.arg(&d_ptrs).arg(&d_bc).arg(&n_terms).arg(&rows).arg(&q);
+        b.arg(&a.at[0]).arg(&a.at[1]).arg(&n_terms).arg(&rows).arg(&q);
         // SAFETY: thread `row` reads row `row` of every column (each at least n_rows long) and writes
         // row `row` of the outputs, which live until after the launch is queued.
         unsafe { b.launch(launch_1d(n_rows as u64)) }?;
@@ -47,15 +47,14 @@ impl Gpu {
         {
             return Err(CudaError::Unsupported("quotient_combine: mismatched batches".into()));
         }
-        let d_accs = self.device_ptrs(accs.iter().flat_map(|a| a.iter().copied()))?;
-        let d_logs = self.args(logs)?;
-        let d_params = self.args(params)?;
+        let ptrs = self.addrs(accs.iter().flat_map(|a| a.iter().copied()));
+        let a = self.arg_block(&[column::Words::U64(&ptrs), column::Words::U32(logs), column::Words::U32(params)])?;
         let n_acc = accs.len() as u32;
         // SAFETY: every row's 4 coordinates are written.
         let out = unsafe { self.alloc4(n) }?;
         let q = QCol::of_bufs(&self.stream, &out, n)?;
         let mut b = self.stream.launch_builder(self.k(Kernel::QuotientCombine));
-        b.arg(pts).arg(&d_accs).arg(&d_logs).arg(&d_params).arg(&n_acc).arg(&log_n).arg(&q);
+        b.arg(pts).arg(&a.at[0]).arg(&a.at[1]).arg(&a.at[2]).arg(&n_acc).arg(&log_n).arg(&q);
         // SAFETY: grid-stride over the rows; lifted indices stay below each batch's length.
         unsafe { b.launch(launch_1d(n as u64)) }?;
         Ok(out)

@@ -103,7 +103,8 @@ impl Gpu {
         }
         let mut b = self.stream.launch_builder(self.k(Kernel::MerkleTop));
         b.arg(prev).arg(&n_layers).arg(&outs);
-        let threads = (nodes as u32 / 2).clamp(32, 1024);
+        // At most 256 threads: a block of 1024 would need the compression in 64 registers a thread.
+        let threads = (nodes as u32 / 2).clamp(32, 256);
         let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: one block; layer l reads the layer below it (written before the block's barrier) and
         // writes its own buffer, each sized above; `layers` outlives the queued launch.

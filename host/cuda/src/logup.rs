@@ -182,7 +182,7 @@ pub fn component_trace(inputs: &LogupInputs, rels: &Relations) -> Result<(Vec<De
     let c = compiled(component, rels)?;
     let k = &c.kernel;
     let n = 1usize << log_size;
-    if k.columns.len() != columns_read(component).len() || inputs.words.len() < k.columns.len() * n {
+    if k.columns != columns_read(component) || inputs.words.len() < k.columns.len() * n {
         return Err(CudaError::Unsupported(format!("{}: the saved columns do not match the kernel", k.name)));
     }
     let cols: Vec<_> = (0..k.columns.len()).map(|i| inputs.words.slice(i * n..(i + 1) * n)).collect();
@@ -283,5 +283,34 @@ impl Gpu {
         // SAFETY: one thread per word; each writes one row of one of the 4 columns.
         unsafe { b.launch(launch_1d(4 * n as u64)) }?;
         total.try_into().map_err(|_| CudaError::Unsupported("logup_running_sum: short read".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stwo::core::channel::{Blake2sChannel, Channel};
+
+    /// `LogupInputs::save` copies the columns a component's kernel reads
+    /// before the relations are drawn: the set must not depend on them, and
+    /// must name columns the component has.
+    #[test]
+    fn the_columns_a_fraction_kernel_reads_do_not_depend_on_the_relations() {
+        let mut channel = Blake2sChannel::default();
+        channel.mix_u64(0x5eed);
+        let other = Relations::draw(&mut channel);
+        let widths = [
+            CpuCols::<M31>::N_COLUMNS,
+            RomCols::<M31>::N_COLUMNS,
+            MemCols::<M31>::N_COLUMNS,
+            RangeCols::<M31>::N_COLUMNS,
+        ];
+        for (c, &width) in widths.iter().enumerate() {
+            let read = columns_read(c);
+            assert!(!read.is_empty(), "{} reads no column", COMPONENTS[c]);
+            assert!(read.iter().all(|&i| i < width), "{} reads past its {width} columns", COMPONENTS[c]);
+            assert_eq!(kernel_of(c, &other).columns, read, "{}", COMPONENTS[c]);
+        }
+        assert!(columns_read(COMPONENTS.len()).is_empty());
     }
 }

@@ -304,6 +304,7 @@ mod tests {
             RomCols::<M31>::N_COLUMNS,
             MemCols::<M31>::N_COLUMNS,
             RangeCols::<M31>::N_COLUMNS,
+            HashCols::<M31>::N_COLUMNS,
         ];
         for (c, &width) in widths.iter().enumerate() {
             let read = columns_read(c);

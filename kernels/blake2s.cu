@@ -110,10 +110,8 @@ extern "C" __global__ void pack_leaves(const u64* in_ptrs, const u64* out_ptrs, 
     }
 }
 
-// out[i] = H(prev[2i] || prev[2i+1]) for i < n.
-extern "C" __global__ void merkle_layer(const u32* prev, u32* out, u64 n) {
-    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+// Node i of a layer: out[i] = H(prev[2i] || prev[2i+1]).
+__device__ __forceinline__ void merkle_node(const u32* prev, u32* out, u64 i) {
     u32 h[8], m[16];
     b2s_init(h);
 #pragma unroll
@@ -121,6 +119,12 @@ extern "C" __global__ void merkle_layer(const u32* prev, u32* out, u64 n) {
     b2s_compress(h, m, 64, true);
 #pragma unroll
     for (int w = 0; w < 8; w++) out[i * 8 + w] = h[w];
+}
+
+// The n nodes of the layer above `prev`.
+extern "C" __global__ void merkle_layer(const u32* prev, u32* out, u64 n) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) merkle_node(prev, out, i);
 }
 
 // The layers above `prev` (2^n_layers nodes) up to the root, in one block:
@@ -133,15 +137,7 @@ extern "C" __global__ void merkle_top(const u32* prev, u32 n_layers, merkle_outs
     for (u32 l = 0; l < n_layers && l < MERKLE_TOP_LAYERS; l++) {
         u64 n = 1ull << (n_layers - l - 1);
         u32* out = outs.p[l];
-        for (u64 i = threadIdx.x; i < n; i += blockDim.x) {
-            u32 h[8], m[16];
-            b2s_init(h);
-#pragma unroll
-            for (int w = 0; w < 16; w++) m[w] = in[i * 16 + w];
-            b2s_compress(h, m, 64, true);
-#pragma unroll
-            for (int w = 0; w < 8; w++) out[i * 8 + w] = h[w];
-        }
+        for (u64 i = threadIdx.x; i < n; i += blockDim.x) merkle_node(in, out, i);
         // This layer's nodes, written by the whole block, are the next one's input.
         __syncthreads();
         in = out;

@@ -12,8 +12,12 @@
 //! on the lane's stream (side-stream reads finish before they return), so
 //! work queued after a buffer is handed out again runs after all the work
 //! queued while it was in use, as with `cuMemFreeAsync` itself.
+//!
+//! What a lane keeps is capped; past the cap the buffers freed longest ago
+//! go back to the driver first ([`Free`]), so a node whose jobs change
+//! shape keeps the sizes it uses now rather than those it used first.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -33,10 +37,63 @@ pub struct Pool {
     free: Mutex<Free>,
 }
 
-#[derive(Default)]
+/// The buffers a pool keeps, by size, and in the order they were freed.
+#[derive(Debug, Default)]
 struct Free {
-    by_bytes: HashMap<usize, Vec<CUdeviceptr>>,
+    /// Size in bytes -> (when freed, address), oldest first.
+    by_bytes: HashMap<usize, std::collections::VecDeque<(u64, CUdeviceptr)>>,
+    /// When freed -> size, for eviction oldest first.
+    by_age: BTreeMap<u64, usize>,
     bytes: usize,
+    clock: u64,
+}
+
+impl Free {
+    /// The most recently freed buffer of `bytes` bytes, if one is kept.
+    fn take(&mut self, bytes: usize) -> Option<CUdeviceptr> {
+        let list = self.by_bytes.get_mut(&bytes)?;
+        let (when, p) = list.pop_back()?;
+        if list.is_empty() {
+            self.by_bytes.remove(&bytes);
+        }
+        self.by_age.remove(&when);
+        self.bytes -= bytes;
+        Some(p)
+    }
+
+    /// Keeps `p` (`bytes` bytes) under `cap` bytes in all, letting go of
+    /// the buffers freed longest ago to make room. Returns what the caller
+    /// must free: the evicted buffers, or `p` itself if it alone is over
+    /// the cap.
+    fn keep(&mut self, bytes: usize, p: CUdeviceptr, cap: usize) -> Vec<CUdeviceptr> {
+        if bytes > cap {
+            return vec![p];
+        }
+        let mut out = Vec::new();
+        while self.bytes + bytes > cap {
+            let Some((_, size)) = self.by_age.pop_first() else { break };
+            let list = self.by_bytes.get_mut(&size);
+            if let Some((_, old)) = list.and_then(|l| l.pop_front()) {
+                out.push(old);
+                self.bytes -= size;
+            }
+            if self.by_bytes.get(&size).is_some_and(|l| l.is_empty()) {
+                self.by_bytes.remove(&size);
+            }
+        }
+        self.clock += 1;
+        self.by_age.insert(self.clock, bytes);
+        self.by_bytes.entry(bytes).or_default().push_back((self.clock, p));
+        self.bytes += bytes;
+        out
+    }
+
+    /// Every kept buffer, and nothing kept.
+    fn drain(&mut self) -> Vec<CUdeviceptr> {
+        self.by_age.clear();
+        self.bytes = 0;
+        self.by_bytes.drain().flat_map(|(_, l)| l.into_iter().map(|(_, p)| p)).collect()
+    }
 }
 
 /// A device buffer from a [`Pool`]: a [`CudaSlice`] that goes back to the
@@ -76,14 +133,7 @@ impl Pool {
     /// The caller writes the buffer before reading it.
     pub unsafe fn alloc<T: DeviceRepr>(self: &Arc<Self>, len: usize) -> Result<Buf<T>> {
         let bytes = len * std::mem::size_of::<T>();
-        let kept = {
-            let mut free = self.lock();
-            let p = free.by_bytes.get_mut(&bytes).and_then(Vec::pop);
-            if p.is_some() {
-                free.bytes -= bytes;
-            }
-            p
-        };
+        let kept = self.lock().take(bytes);
         let slice = match kept {
             // SAFETY: a live allocation of `bytes` bytes on this pool's stream, owned by nobody else.
             Some(p) => unsafe { self.stream.upgrade_device_ptr::<T>(p, len) },
@@ -127,33 +177,29 @@ impl Pool {
 
     /// Gives every kept buffer back to the driver, in stream order.
     pub fn release(&self) {
-        let drained: Vec<(usize, Vec<_>)> = {
-            let mut free = self.lock();
-            free.bytes = 0;
-            free.by_bytes.drain().collect()
-        };
-        for (_, ptrs) in drained {
-            for p in ptrs {
-                // SAFETY: a live allocation owned by the pool alone; dropping the slice frees it on the stream.
-                drop(unsafe { self.stream.upgrade_device_ptr::<u8>(p, 0) });
-            }
+        let drained = self.lock().drain();
+        self.free_all(drained);
+    }
+
+    /// Frees buffers the pool owned alone, in stream order.
+    fn free_all(&self, ptrs: Vec<CUdeviceptr>) {
+        for p in ptrs {
+            // SAFETY: a live allocation owned by the pool alone; dropping the slice frees it on the stream.
+            drop(unsafe { self.stream.upgrade_device_ptr::<u8>(p, 0) });
         }
     }
 
-    /// Takes `slice` back for reuse, or frees it when it belongs to another
-    /// stream or would take the pool past its cap.
+    /// Takes `slice` back for reuse (letting go of the buffers freed
+    /// longest ago if the pool would pass its cap), or frees it when it
+    /// belongs to another stream.
     fn put<T: DeviceRepr>(&self, slice: CudaSlice<T>) {
         let bytes = slice.len() * std::mem::size_of::<T>();
         if bytes == 0 || !Arc::ptr_eq(slice.stream(), &self.stream) {
             return drop(slice);
         }
-        let mut free = self.lock();
-        if free.bytes + bytes > self.cap {
-            drop(free);
-            return drop(slice);
-        }
-        free.bytes += bytes;
-        free.by_bytes.entry(bytes).or_default().push(slice.leak());
+        let p = slice.leak();
+        let evicted = self.lock().keep(bytes, p, self.cap);
+        self.free_all(evicted);
     }
 }
 
@@ -238,5 +284,56 @@ unsafe impl<'a, 'b: 'a, T: DeviceRepr> PushKernelArg<&'b mut Buf<T>> for LaunchA
 impl<T: DeviceRepr> std::fmt::Debug for Buf<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Buf<{}>[{}]", std::any::type_name::<T>(), self.slice.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Free;
+
+    #[test]
+    fn a_size_gets_back_its_most_recently_freed_buffer_and_no_other_size_does() {
+        let mut f = Free::default();
+        assert!(f.keep(64, 1, 1000).is_empty());
+        assert!(f.keep(64, 2, 1000).is_empty());
+        assert!(f.keep(32, 3, 1000).is_empty());
+        assert_eq!(f.take(64), Some(2));
+        assert_eq!(f.take(48), None);
+        assert_eq!(f.take(64), Some(1));
+        assert_eq!(f.take(64), None);
+        assert_eq!(f.bytes, 32);
+    }
+
+    #[test]
+    fn past_the_cap_the_buffers_freed_longest_ago_go_first() {
+        let mut f = Free::default();
+        assert!(f.keep(400, 1, 1000).is_empty());
+        assert!(f.keep(300, 2, 1000).is_empty());
+        assert!(f.keep(200, 3, 1000).is_empty());
+        // 900 kept; 300 more: the oldest (400) goes, then there is room.
+        assert_eq!(f.keep(300, 4, 1000), vec![1]);
+        assert_eq!(f.bytes, 800);
+        // Taking one makes it young again when it comes back.
+        assert_eq!(f.take(300), Some(4));
+        assert!(f.keep(300, 4, 1000).is_empty());
+        // 600 more: 2 (300) and 3 (200) go, in that order; 4 stays.
+        assert_eq!(f.keep(600, 5, 1000), vec![2, 3]);
+        assert_eq!((f.take(300), f.take(600), f.bytes), (Some(4), Some(5), 0));
+        assert!(f.by_age.is_empty() && f.by_bytes.is_empty());
+    }
+
+    #[test]
+    fn a_buffer_over_the_cap_is_not_kept_and_drain_gives_everything_back() {
+        let mut f = Free::default();
+        assert!(f.keep(100, 1, 150).is_empty());
+        assert_eq!(f.keep(151, 2, 150), vec![2]);
+        assert_eq!(f.bytes, 100);
+        assert!(f.keep(100, 3, 150) == vec![1]);
+        let mut all = f.drain();
+        all.sort_unstable();
+        assert_eq!(all, vec![3]);
+        assert_eq!((f.bytes, f.take(100)), (0, None));
+        // A cap of 0 keeps nothing.
+        assert_eq!(f.keep(8, 4, 0), vec![4]);
     }
 }

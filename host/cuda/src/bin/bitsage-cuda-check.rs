@@ -194,8 +194,9 @@ fn check_merkle_backend(t: &mut Tally, rng: &mut Rng) -> Result<()> {
 }
 
 /// The lane's buffer pool: a buffer given back is handed out again for the
-/// same size and not for another, what it keeps stays under its cap, zeros
-/// from a reused buffer are zeros, and `release` gives everything back.
+/// same size and not for another, what it keeps stays under its cap (the
+/// buffer freed longest ago going first), zeros from a reused buffer are
+/// zeros, and `release` gives everything back.
 fn check_pool(gpu: &Gpu, t: &mut Tally) -> Result<()> {
     use cudarc::driver::DevicePtr;
     let pool = bitsage_cuda::Pool::new(gpu.stream.clone(), 3 * 4096);
@@ -214,6 +215,8 @@ fn check_pool(gpu: &Gpu, t: &mut Tally) -> Result<()> {
     let big = pool.zeros::<u32>(4096)?;
     drop((again, other, big));
     t.check("pool: keeps no more than its cap", pool.cached_bytes() == 4000 + 3996);
+    drop(pool.zeros::<u32>(2048)?);
+    t.check("pool: past its cap the buffer freed longest ago goes", pool.cached_bytes() == 3996 + 8192);
     pool.release();
     t.check("pool: release gives every buffer back", pool.cached_bytes() == 0);
     Ok(())

@@ -98,8 +98,7 @@ impl Gpu {
             .collect::<Result<Vec<_>>>()?;
         let mut outs = MerkleOuts([0; MERKLE_TOP_LAYERS]);
         for (o, l) in outs.0.iter_mut().zip(&layers) {
-            let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(l, &self.stream);
-            *o = p;
+            *o = addr(l, &self.stream);
         }
         let mut b = self.stream.launch_builder(self.k(Kernel::MerkleTop));
         b.arg(prev).arg(&n_layers).arg(&outs);

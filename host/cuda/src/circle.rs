@@ -86,7 +86,7 @@ impl Gpu {
 
     /// Device addresses of the consecutive columns of `2^log_n` words in `data`.
     fn column_addrs(&self, data: &CudaSlice<u32>, log_n: u32) -> Vec<u64> {
-        let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(data, &self.stream);
+        let p = addr(data, &self.stream);
         (0..data.len() >> log_n).map(|c| p + ((c << log_n) * 4) as u64).collect()
     }
 

@@ -186,10 +186,7 @@ impl Gpu {
             *dev_guard = Some(unsafe { stream.alloc::<u32>(total.next_power_of_two().max(MIN_READ_WORDS)) }?);
         }
         let Some(dev) = dev_guard.as_ref() else { return Err(CudaError::Unsupported("no side buffer".into())) };
-        let base = {
-            let (p, _sync) = dev.device_ptr(stream);
-            p
-        };
+        let base = addr(dev, stream);
         self.ctx.bind_to_thread()?;
         if n_in > 0 {
             // SAFETY: page-locked source words that stay untouched until the stream is synchronised below.
@@ -222,21 +219,13 @@ impl Gpu {
             p.write(&mut words[at..at + p.len()]);
         }
         let buf = self.pool.htod(&words)?;
-        let base = {
-            let (p, _sync) = buf.device_ptr(&self.stream);
-            p
-        };
+        let base = addr(&buf, &self.stream);
         Ok(ArgBlock { at: offsets.iter().map(|&o| base + 4 * o as u64).collect(), _words: buf })
     }
 
     /// The device addresses of `cols`, on the host.
     pub(crate) fn addrs<'a, C: DevicePtr<u32> + 'a>(&self, cols: impl IntoIterator<Item = &'a C>) -> Vec<u64> {
-        cols.into_iter()
-            .map(|c| {
-                let (p, _sync) = c.device_ptr(&self.stream);
-                p
-            })
-            .collect()
+        cols.into_iter().map(|c| addr(c, &self.stream)).collect()
     }
 
     /// Reads `src` (a column or part of one) on the main stream, through

@@ -2,7 +2,7 @@
 
 use super::*;
 
-use cudarc::driver::{DevicePtr, DeviceRepr};
+use cudarc::driver::DeviceRepr;
 
 /// A QM31 column as a kernel argument: the device addresses of its four
 /// coordinate columns (`qcol` in `kernels/fri.cu`), which need not be
@@ -20,10 +20,7 @@ impl QCol {
         if cols.iter().any(|c| c.len() < len) {
             return Err(CudaError::Unsupported(format!("a QM31 column of {len} values has a short coordinate")));
         }
-        Ok(QCol(cols.map(|c| {
-            let (p, _sync) = c.device_ptr(stream);
-            p
-        })))
+        Ok(QCol(cols.map(|c| crate::addr(c, stream))))
     }
 
     pub(crate) fn of_bufs(stream: &CudaStream, cols: &[Buf; 4], len: usize) -> Result<QCol> {

@@ -500,19 +500,19 @@ impl Gpu {
         &self,
         cols: impl IntoIterator<Item = &'a C>,
     ) -> Result<Buf<u64>> {
-        let ptrs: Vec<u64> = cols
-            .into_iter()
-            .map(|c| {
-                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(c, &self.stream);
-                p
-            })
-            .collect();
-        self.args(&ptrs)
+        self.args(&self.addrs(cols))
     }
 
     pub fn synchronize(&self) -> Result<()> {
         Ok(self.stream.synchronize()?)
     }
+}
+
+/// The device address of `c`, for a kernel argument or a key (the buffers
+/// here carry no events, so there is nothing to wait on).
+pub(crate) fn addr<T>(c: &impl cudarc::driver::DevicePtr<T>, stream: &CudaStream) -> u64 {
+    let (p, _sync) = c.device_ptr(stream);
+    p
 }
 
 #[cfg(test)]

@@ -72,10 +72,7 @@ impl MerkleOpsLifted<Blake2sMerkleHasher> for CudaBackend {
         let mut links = merkle_links().lock().unwrap_or_else(|p| p.into_inner());
         for layer in layers {
             len /= 2;
-            let at = {
-                let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(&layer, &gpu().stream);
-                p
-            };
+            let at = crate::addr(&layer, &gpu().stream);
             links.put_above(below, layer, len);
             below = at;
         }

@@ -71,8 +71,7 @@ impl MerkleLinks {
     fn drop_above(&mut self, layer: Buf) {
         let mut next = Some(layer);
         while let Some(buf) = next.take() {
-            let (at, _sync) = cudarc::driver::DevicePtr::device_ptr(&buf, &gpu().stream);
-            next = self.above.remove(&at).map(|(b, _)| b);
+            next = self.above.remove(&crate::addr(&buf, &gpu().stream)).map(|(b, _)| b);
         }
     }
 }
@@ -172,8 +171,7 @@ impl<T: DeviceValue> DevCol<T> {
 
     /// The column's device address.
     pub(super) fn ptr(&self) -> u64 {
-        let (p, _sync) = cudarc::driver::DevicePtr::device_ptr(&**self.buf, &gpu().stream);
-        p
+        crate::addr(&**self.buf, &gpu().stream)
     }
 
     /// Marks a new Merkle layer; `below`, when given, is the layer it was
@@ -194,7 +192,7 @@ impl<T: DeviceValue> DevCol<T> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         self.unregister();
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(&**self.buf, &gpu().stream);
+        let ptr = self.ptr();
         let lane = bound_lane();
         let entry = Committed { ptr, len: self.len, words: T::WORDS, gathered: None };
         committed(lane).lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);

@@ -192,14 +192,30 @@ extern "C" __global__ void quotient_combine(const u32* pts, const u64* accs, con
     }
 }
 
-// dot_m31_qm31 for many columns at once (blockIdx.y picks column c of
-// cols, all of n values) against one element-major weight column:
-// partial[(c * gridDim.x + block) * 4 + coordinate]. The out-of-domain
-// samples of every committed column of a size at one point.
-extern "C" __global__ void dot_many(const u64* cols, const u32* weights, u64 n, u32* partial) {
-    const u32* evals = (const u32*)cols[blockIdx.y];
-    block_sum_store(dot_share(evals, weights, n, 1, 4, blockIdx.x, gridDim.x),
-                    partial + 4 * ((u64)blockIdx.y * gridDim.x + blockIdx.x));
+// Partial sums of evals_c[k] * weights[k] for every column c in cols (n_cols
+// columns, all of n values) against one element-major weight column (4 words
+// a value): partial[(c * gridDim.x + block) * 4 + coordinate]. Block (x, y)
+// takes columns y DOT_COLS .. y DOT_COLS + DOT_COLS - 1, so each weight is
+// read once for DOT_COLS columns. The out-of-domain samples of every
+// committed column of a size at one point.
+#define DOT_COLS 8
+extern "C" __global__ void dot_many(const u64* cols, u32 n_cols, const u32* weights, u64 n, u32* partial) {
+    u32 c0 = blockIdx.y * DOT_COLS;
+    u32 m = n_cols - c0 < DOT_COLS ? n_cols - c0 : DOT_COLS;
+    const u32* e[DOT_COLS];
+    qm31 acc[DOT_COLS];
+#pragma unroll
+    for (u32 c = 0; c < DOT_COLS; c++) {
+        e[c] = (const u32*)cols[c0 + (c < m ? c : 0)];
+        acc[c] = {0, 0, 0, 0};
+    }
+    for (u64 k = (u64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (u64)gridDim.x * blockDim.x) {
+        qm31 w = {weights[4 * k], weights[4 * k + 1], weights[4 * k + 2], weights[4 * k + 3]};
+#pragma unroll
+        for (u32 c = 0; c < DOT_COLS; c++)
+            if (c < m) acc[c] = qm31_add(acc[c], qm31_mul_m31(w, e[c][k]));
+    }
+    for (u32 c = 0; c < m; c++) block_sum_store(acc[c], partial + 4 * ((u64)(c0 + c) * gridDim.x + blockIdx.x));
 }
 
 // gather_words for many columns of the same value width: out[(c * n + k) *

@@ -32,24 +32,26 @@ pub struct DeviceTwiddles {
 impl Gpu {
     /// [`Gpu::dot_strided`] (element-major weights) of every column in
     /// `cols` (device addresses of `n`-value columns) at once: one launch
-    /// and one read-back.
+    /// (each block reads a weight once for [`DOT_COLS`] columns) and one
+    /// read-back.
     pub fn dot_many(&self, cols: &[u64], weights: &CudaSlice<u32>, n: usize) -> Result<Vec<[u32; 4]>> {
         if cols.is_empty() {
             return Ok(Vec::new());
         }
-        if weights.len() != 4 * n || cols.len() > 65535 {
+        if weights.len() != 4 * n || cols.len() > 65535 * DOT_COLS {
             return Err(CudaError::Unsupported("dot_many: weights must be 4 words per value".into()));
         }
-        let blocks = (n as u64).div_ceil(256).clamp(1, 64) as u32;
+        let blocks = (n as u64).div_ceil(256).clamp(1, 128) as u32;
         let n64 = n as u64;
         let n_cols = cols.len() as u32;
+        let groups = cols.len().div_ceil(DOT_COLS) as u32;
         let p = self.side_call(&[column::Words::U64(cols)], 4 * blocks as usize * cols.len(), |stream, at, out| {
             let mut b = stream.launch_builder(self.k(Kernel::DotMany));
-            b.arg(&at[0]).arg(weights).arg(&n64).arg(&out);
-            let cfg = LaunchConfig { grid_dim: (blocks, n_cols, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            b.arg(&at[0]).arg(&n_cols).arg(weights).arg(&n64).arg(&out);
+            let cfg = LaunchConfig { grid_dim: (blocks, groups, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
             // SAFETY: every address is a live column of n values (the caller's registry), read below
             // n; the inputs were finished on the main stream, which the side stream joined, and the
-            // copy back waits for the kernel. Each block writes its 4 words.
+            // copy back waits for the kernel. Block (x, y) writes 4 words for each of its columns.
             unsafe { b.launch(cfg) }?;
             Ok(())
         })?;
@@ -92,13 +94,16 @@ impl Gpu {
 
     /// FFT layers `0..top` (circle layer 0, line layers above) over `n_cols`
     /// columns of `2^log_n` words whose addresses are the device array at
-    /// `ptrs`: inverse in increasing
-    /// order, forward in decreasing order. `scale` multiplies the outputs of
-    /// the last inverse layer.
+    /// `ptrs`: inverse in increasing order, forward in decreasing order.
+    /// `scale` multiplies the outputs of the last inverse layer. `src`, for
+    /// a forward transform: the device array of the `n_cols` columns of
+    /// `2^log_src` words the first pass reads instead, word `j` of column
+    /// `c` being `src[c][j mod 2^log_src]` (see `kernels/circle_fft.cu`).
     #[allow(clippy::too_many_arguments)]
     fn fft_layers(
         &self,
         ptrs: u64,
+        src: Option<(u64, u32)>,
         n_cols: u32,
         tw: &TwBuf,
         log_n: u32,
@@ -111,45 +116,44 @@ impl Gpu {
         }
         let low = top.min(FFT_TILE_LOG);
         let inv = inverse as i32;
-        let low_layers = |scale: u32| -> Result<()> {
+        let low_layers = |src: (u64, u32), scale: u32| -> Result<()> {
             let mut b = self.stream.launch_builder(self.k(Kernel::FftLowLayers));
-            b.arg(&ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv).arg(&scale);
+            b.arg(&ptrs).arg(&src.0).arg(&src.1).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv);
+            b.arg(&scale);
             let cfg = LaunchConfig {
                 grid_dim: (1 << (log_n - low), n_cols, 1),
-                block_dim: (1 << (low - 1), 1, 1),
+                block_dim: ((1u32 << low >> 3).max(1), 1, 1),
                 shared_mem_bytes: 0,
             };
-            // SAFETY: block (x, c) works on words [x 2^low, (x + 1) 2^low) of column c, inside its 2^log_n.
+            // SAFETY: block (x, c) works on words [x 2^low, (x + 1) 2^low) of column c, inside its
+            // 2^log_n, and reads its source column below 2^log_src.
             unsafe { b.launch(cfg) }?;
             Ok(())
         };
-        // Layers k0 .. k0 + r - 1 in one pass (one layer: `fft_line_layer`).
-        let line_layers = |k0: u32, r: u32, scale: u32| -> Result<()> {
-            if r == 1 {
-                let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayer));
-                b.arg(&ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&n_cols).arg(&inv).arg(&scale);
-                // SAFETY: each thread updates one pair inside one column of 2^log_n words.
-                unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - 1))) }?;
-            } else {
-                let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayers));
-                b.arg(&ptrs).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&r).arg(&n_cols).arg(&inv);
-                b.arg(&scale);
-                // SAFETY: each thread updates its 2^r words inside one column of 2^log_n words.
-                unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - r))) }?;
-            }
+        // Layers k0 .. k0 + r - 1 in one pass.
+        let line_layers = |src: (u64, u32), k0: u32, r: u32, scale: u32| -> Result<()> {
+            let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayers));
+            b.arg(&ptrs).arg(&src.0).arg(&src.1).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&r);
+            b.arg(&n_cols).arg(&inv).arg(&scale);
+            // SAFETY: each thread updates its 2^r words inside one column of 2^log_n words, and reads
+            // its source column below 2^log_src.
+            unsafe { b.launch(launch_1d((n_cols as u64) << (log_n - r))) }?;
             Ok(())
         };
         let chunks = register_chunks(low, top);
+        let in_place = (0u64, 0u32);
         if inverse {
-            low_layers(if top == low { scale } else { 1 })?;
+            low_layers(in_place, if top == low { scale } else { 1 })?;
             for &(k0, r) in &chunks {
-                line_layers(k0, r, if k0 + r == top { scale } else { 1 })?;
+                line_layers(in_place, k0, r, if k0 + r == top { scale } else { 1 })?;
             }
         } else {
+            let mut first = src.unwrap_or(in_place);
             for &(k0, r) in chunks.iter().rev() {
-                line_layers(k0, r, 1)?;
+                line_layers(first, k0, r, 1)?;
+                first = in_place;
             }
-            low_layers(1)?;
+            low_layers(first, 1)?;
         }
         Ok(())
     }
@@ -161,7 +165,7 @@ impl Gpu {
         let a = self.arg_block(&[column::Words::U64(&self.column_addrs(data, log_n))])?;
         let n_cols = (data.len() >> log_n) as u32;
         // Divide by 2^log_n: 2^-L = 2^(31-L) mod 2^31 - 1.
-        self.fft_layers(a.at[0], n_cols, itw, log_n, log_n, true, 1u32 << (31 - log_n))
+        self.fft_layers(a.at[0], None, n_cols, itw, log_n, log_n, true, 1u32 << (31 - log_n))
     }
 
     /// [`Gpu::interpolate`] of separate columns of `2^log_n` words each,
@@ -172,7 +176,7 @@ impl Gpu {
             return Err(CudaError::Unsupported("interpolate_many: columns of 2^log_n words".into()));
         }
         let a = self.arg_block(&[column::Words::U64(&self.addrs(cols.iter().map(|c| &**c)))])?;
-        self.fft_layers(a.at[0], cols.len() as u32, itw, log_n, log_n, true, 1u32 << (31 - log_n))
+        self.fft_layers(a.at[0], None, cols.len() as u32, itw, log_n, log_n, true, 1u32 << (31 - log_n))
     }
 
     /// The low-degree extension: `n_cols` columns of `2^log_coeffs`
@@ -183,7 +187,7 @@ impl Gpu {
             return Err(CudaError::Unsupported("more coefficients than domain points".into()));
         }
         let n_cols = coeffs.len() >> log_coeffs;
-        // SAFETY: every element is written by `fft_replicate` before it is read.
+        // SAFETY: every element is written by the first pass (`evaluate_ptrs`) before it is read.
         let data = unsafe { self.alloc::<u32>(n_cols << log_n) }?;
         let (src, dst) = (self.column_addrs(coeffs, log_coeffs), self.column_addrs(&data, log_n));
         let a = self.arg_block(&[column::Words::U64(&src), column::Words::U64(&dst)])?;
@@ -205,7 +209,7 @@ impl Gpu {
             return Err(CudaError::Unsupported("evaluate_many: columns of 2^log_coeffs words".into()));
         }
         let out = (0..coeffs.len())
-            // SAFETY: every element is written by `fft_replicate` before it is read.
+            // SAFETY: every element is written by the first pass (`evaluate_ptrs`) before it is read.
             .map(|_| unsafe { self.alloc::<u32>(1 << log_n) })
             .collect::<Result<Vec<_>>>()?;
         let (src, dst) = (self.addrs(coeffs.iter().copied()), self.addrs(out.iter()));
@@ -216,16 +220,20 @@ impl Gpu {
 
     /// Zero-padding to `2^log_n` followed by the forward layers above
     /// `log_coeffs` is a replication of the coefficients (those layers' odd
-    /// inputs are all zero); then the remaining layers.
+    /// inputs are all zero), which the first pass of the remaining layers
+    /// does as it reads; with no layers left, a copy.
     fn evaluate_ptrs(&self, src: u64, dst: u64, n_cols: u32, log_coeffs: u32, log_n: u32, tw: &TwBuf) -> Result<()> {
         if n_cols == 0 {
             return Ok(());
         }
-        let mut b = self.stream.launch_builder(self.k(Kernel::FftReplicate));
-        b.arg(&src).arg(&dst).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
-        // SAFETY: one thread per destination word; sources are read below 2^log_coeffs.
-        unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
-        self.fft_layers(dst, n_cols, tw, log_n, log_coeffs, false, 1)
+        if log_coeffs == 0 {
+            let mut b = self.stream.launch_builder(self.k(Kernel::FftReplicate));
+            b.arg(&src).arg(&dst).arg(&log_coeffs).arg(&log_n).arg(&n_cols);
+            // SAFETY: one thread per destination word; sources are read below 2^log_coeffs.
+            unsafe { b.launch(launch_1d((n_cols as u64) << log_n)) }?;
+            return Ok(());
+        }
+        self.fft_layers(dst, Some((src, log_coeffs)), n_cols, tw, log_n, log_coeffs, false, 1)
     }
 
     /// `Σ evals[i] · weights[i]` for an M31 column and a QM31 column
@@ -299,30 +307,61 @@ fn register_chunks(low: u32, top: u32) -> Vec<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
-    use super::register_chunks;
+    use super::{register_chunks, FFT_REGISTER_LAYERS, FFT_TILE_LOG};
 
     #[test]
     fn the_high_layers_split_into_few_even_passes_covering_each_layer_once() {
         assert_eq!(register_chunks(11, 11), vec![]);
         assert_eq!(register_chunks(11, 12), vec![(11, 1)]);
         assert_eq!(register_chunks(11, 20), vec![(11, 3), (14, 3), (17, 3)]);
-        assert_eq!(register_chunks(11, 21), vec![(11, 4), (15, 3), (18, 3)]);
-        for top in 11..=31 {
-            let c = register_chunks(11, top);
-            assert_eq!(c.len() as u32, (top - 11).div_ceil(super::FFT_REGISTER_LAYERS));
+        assert_eq!(register_chunks(12, 20), vec![(12, 4), (16, 4)]);
+        assert_eq!(register_chunks(12, 21), vec![(12, 3), (15, 3), (18, 3)]);
+        for top in FFT_TILE_LOG..=31 {
+            let c = register_chunks(FFT_TILE_LOG, top);
+            assert_eq!(c.len() as u32, (top - FFT_TILE_LOG).div_ceil(FFT_REGISTER_LAYERS));
             let layers: Vec<u32> = c.iter().flat_map(|&(k0, r)| k0..k0 + r).collect();
-            assert_eq!(layers, (11..top).collect::<Vec<_>>());
-            assert!(c.iter().all(|&(_, r)| (1..=super::FFT_REGISTER_LAYERS).contains(&r)));
+            assert_eq!(layers, (FFT_TILE_LOG..top).collect::<Vec<_>>());
+            assert!(c.iter().all(|&(_, r)| (1..=FFT_REGISTER_LAYERS).contains(&r)));
         }
     }
 
-    /// `fft_line_layers` (2 to 4 layers a pass, in registers) against
-    /// `fft_line_layer` (one layer a pass, the kernel `bitsage-cuda-check`
-    /// compares with Stwo's FFT on a GPU), both compiled for the host by
-    /// `c++` and run one "thread" at a time over random columns and
-    /// twiddles: forward and inverse, with and without the final scale.
+    /// The FFT kernels as `fft_layers` launches them (the low layers in
+    /// shared memory, in rounds of up to three, then the line layers up to
+    /// four a pass; forward from a smaller source column, the low-degree
+    /// extension's zero-padding) against the transform by its definition,
+    /// one layer at a time over the whole column. Both are compiled for the
+    /// host by `c++`; each block and each thread of the kernels runs in turn
+    /// (the shared-memory rounds one after the other, as the kernel's
+    /// barriers order them). Random columns and twiddles; inverse with and
+    /// without the final scale; tiles smaller and larger than a round.
     #[test]
-    fn line_layers_in_registers_equal_one_layer_at_a_time_on_the_host() {
+    fn the_fft_passes_equal_the_transform_layer_by_layer_on_the_host() {
+        // log_n, top, inverse, scale, log_src (0: in place), columns.
+        let cases: [(u32, u32, u32, u32, u32, u32); 12] = [
+            (3, 3, 1, 1, 0, 2),
+            (4, 4, 0, 1, 4, 2),
+            (5, 3, 0, 1, 3, 3),
+            (8, 8, 1, 1 << 23, 0, 2),
+            (11, 11, 1, 7, 0, 1),
+            (12, 12, 0, 1, 12, 1),
+            (13, 13, 1, 1 << 18, 0, 2),
+            (14, 13, 0, 1, 13, 1),
+            (15, 15, 1, 1, 0, 1),
+            (16, 14, 0, 1, 14, 1),
+            (17, 17, 0, 1, 0, 1),
+            (17, 17, 1, 12345, 0, 1),
+        ];
+        let mut table = String::new();
+        for (log_n, top, inv, scale, log_src, n_cols) in cases {
+            let low = top.min(FFT_TILE_LOG);
+            let chunks: Vec<String> =
+                register_chunks(low, top).iter().map(|(k0, r)| format!("{{{k0}, {r}}}")).collect();
+            table.push_str(&format!(
+                "  {{{log_n}, {top}, {inv}, {scale}u, {log_src}, {n_cols}, {low}, {}, {{{}}}}},\n",
+                chunks.len(),
+                chunks.join(", ")
+            ));
+        }
         let src = format!(
             "{}{}\n{}\n{}",
             crate::codegen::HOST_SHIM,
@@ -333,42 +372,81 @@ mod tests {
 #include <vector>
 static u64 seed = 0x9e3779b97f4a7c15ull;
 static u32 rnd() { seed = seed * 6364136223846793005ull + 1442695040888963407ull; return (u32)(seed >> 33) % M31_P; }
+struct Case { u32 log_n, top; int inv; u32 scale, log_src, n_cols, low, n_chunks; u32 chunks[8][2]; };
+static const Case cases[] = {
+@CASES@};
+// The definition: every layer over the whole column, then the scale.
+static void by_definition(std::vector<u32>& col, const std::vector<u32>& tw, u32 log_len, u32 log_n, u32 top, int inv, u32 scale) {
+  for (u32 step = 0; step < top; step++) {
+    u32 k = inv ? step : top - 1 - step;
+    for (u32 p = 0; p < (1u << (log_n - 1)); p++) {
+      u32 h = p >> k, l = p & ((1u << k) - 1);
+      u32 i0 = (h << (k + 1)) + l, i1 = i0 + (1u << k);
+      u32 t = k == 0 ? circle_twiddle(tw.data(), tw_off(log_len, log_n, 1), p) : tw[tw_off(log_len, log_n, k) + h];
+      butterfly(col[i0], col[i1], t, inv);
+    }
+  }
+  if (scale != 1) for (auto& v : col) v = m31_mul(v, scale);
+}
 int main() {
-  const u32 cases[][6] = {
-    // log_n, n_cols, k0, r, inverse, scale
-    {12, 3, 1, 2, 0, 1}, {12, 3, 1, 4, 1, 1}, {13, 2, 5, 3, 0, 1}, {13, 2, 5, 3, 1, 12345},
-    {14, 2, 11, 3, 0, 1}, {14, 2, 10, 4, 1, 1u << 17}, {15, 1, 11, 4, 0, 1}, {15, 1, 3, 2, 1, 7},
-  };
-  for (auto& c : cases) {
-    u32 log_n = c[0], n_cols = c[1], k0 = c[2], r = c[3], scale = c[5];
-    int inv = (int)c[4];
-    u32 log_len = log_n;
+  for (const Case& c : cases) {
+    u32 log_len = c.log_n - 1, n = 1u << c.log_n;
     std::vector<u32> tw(1u << log_len);
     for (auto& t : tw) t = rnd();
-    std::vector<std::vector<u32>> a(n_cols, std::vector<u32>(1u << log_n)), b;
-    for (auto& col : a) for (auto& v : col) v = rnd();
-    b = a;
-    std::vector<u64> pa(n_cols), pb(n_cols);
-    for (u32 i = 0; i < n_cols; i++) { pa[i] = (u64)a[i].data(); pb[i] = (u64)b[i].data(); }
-    blockIdx.x = 0; blockDim.x = 1;
-    for (u32 t = 0; t < r; t++) {
-      u32 k = inv ? k0 + t : k0 + r - 1 - t;
-      u32 sc = t == r - 1 ? scale : 1;  // on the outputs of the pass's last layer
-      for (u64 i = 0; i < ((u64)n_cols << (log_n - 1)); i++) {
-        threadIdx.x = (u32)i;
-        fft_line_layer(pa.data(), tw.data(), log_len, log_n, k, n_cols, inv, sc);
+    u32 src_n = c.log_src ? 1u << c.log_src : n;
+    std::vector<std::vector<u32>> input(c.n_cols, std::vector<u32>(src_n)), want, got(c.n_cols, std::vector<u32>(n));
+    for (auto& col : input) for (auto& v : col) v = rnd();
+    for (auto& col : input) {
+      std::vector<u32> w(n);
+      for (u32 j = 0; j < n; j++) w[j] = col[j & (src_n - 1)];
+      by_definition(w, tw, log_len, c.log_n, c.top, c.inv, c.scale);
+      want.push_back(w);
+    }
+    std::vector<u64> cols(c.n_cols), srcs(c.n_cols);
+    for (u32 i = 0; i < c.n_cols; i++) {
+      if (!c.log_src) got[i] = input[i];
+      cols[i] = (u64)got[i].data();
+      srcs[i] = (u64)input[i].data();
+    }
+    u64 first = c.log_src ? (u64)srcs.data() : 0;
+    blockDim.x = 1; blockIdx.x = 0;
+    auto line = [&](u64 from, u32 k0, u32 r, u32 scale) {
+      for (u64 t = 0; t < ((u64)c.n_cols << (c.log_n - r)); t++) {
+        threadIdx.x = (u32)t;
+        fft_line_layers(cols.data(), (const u64*)from, c.log_src, tw.data(), log_len, c.log_n, k0, r, c.n_cols, c.inv, scale);
       }
+    };
+    auto low = [&](u64 from, u32 scale) {
+      u32 threads = (1u << c.low >> 3) ? (1u << c.low >> 3) : 1, rounds = (c.low + 2) / 3;
+      static u32 s[FFT_TILE_WORDS];
+      for (u32 y = 0; y < c.n_cols; y++) {
+        u32* col = (u32*)cols[y];
+        const u32* in = from ? (const u32*)((const u64*)from)[y] : col;
+        u32 mask = from ? (1u << c.log_src) - 1 : 0xffffffffu;
+        for (u32 x = 0; x < (1u << (c.log_n - c.low)); x++) {
+          u32 base = x << c.low;
+          for (u32 t = 0; t < threads; t++) tile_load(s, in, mask, base, 1u << c.low, t, threads);
+          for (u32 i = 0; i < rounds; i++)
+            for (u32 t = 0; t < threads; t++)
+              tile_pass(s, tw.data(), log_len, c.log_n, c.low, c.inv ? i : rounds - 1 - i, c.inv, base, t, threads);
+          for (u32 t = 0; t < threads; t++) tile_store(s, col, base, 1u << c.low, scale, t, threads);
+        }
+      }
+    };
+    if (c.inv) {
+      low(0, c.n_chunks ? 1 : c.scale);
+      for (u32 i = 0; i < c.n_chunks; i++) line(0, c.chunks[i][0], c.chunks[i][1], i + 1 == c.n_chunks ? c.scale : 1);
+    } else {
+      for (u32 i = c.n_chunks; i-- > 0;) { line(first, c.chunks[i][0], c.chunks[i][1], 1); first = 0; }
+      low(first, 1);
     }
-    for (u64 i = 0; i < ((u64)n_cols << (log_n - r)); i++) {
-      threadIdx.x = (u32)i;
-      fft_line_layers(pb.data(), tw.data(), log_len, log_n, k0, r, n_cols, inv, scale);
-    }
-    if (a != b) { printf("differs: log_n %u k0 %u r %u inverse %d\n", log_n, k0, r, inv); return 1; }
+    if (got != want) { printf("differs: log_n %u top %u inverse %d log_src %u\n", c.log_n, c.top, c.inv, c.log_src); return 1; }
   }
   printf("equal\n");
   return 0;
 }
 "#
+            .replace("@CASES@", &table)
         );
         let program = crate::codegen::HostProgram::build("fft", &src, "-O1");
         let out = std::process::Command::new(&program.exe).output().expect("runs");

@@ -224,7 +224,7 @@ impl Gpu {
     }
 
     /// The device addresses of `cols`, on the host.
-    pub(crate) fn addrs<'a, C: DevicePtr<u32> + 'a>(&self, cols: impl IntoIterator<Item = &'a C>) -> Vec<u64> {
+    pub fn addrs<'a, C: DevicePtr<u32> + 'a>(&self, cols: impl IntoIterator<Item = &'a C>) -> Vec<u64> {
         cols.into_iter().map(|c| addr(c, &self.stream)).collect()
     }
 

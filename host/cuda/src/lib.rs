@@ -101,7 +101,6 @@ macro_rules! kernels {
 }
 
 kernels! {
-    FftLineLayer = "fft_line_layer",
     FftLineLayers = "fft_line_layers",
     FftLowLayers = "fft_low_layers",
     M31Scale = "m31_scale",
@@ -132,7 +131,10 @@ kernels! {
 }
 
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
-const FFT_TILE_LOG: u32 = 11;
+const FFT_TILE_LOG: u32 = 12;
+
+/// Columns a block of `dot_many` takes (`DOT_COLS` in `kernels/fri.cu`).
+const DOT_COLS: usize = 8;
 
 /// Line layers `fft_line_layers` runs at most in one pass.
 const FFT_REGISTER_LAYERS: u32 = 4;

@@ -91,7 +91,7 @@ fn check_fft(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
     let max_log = 23;
     let dtw = gpu.twiddles(max_log)?;
     let tree = CpuBackend::precompute_twiddles(CanonicCoset::new(max_log).circle_domain().half_coset);
-    for log in [3u32, 4, 5, 8, 11, 16, 20] {
+    for log in [3u32, 4, 5, 8, 11, 12, 13, 14, 16, 17, 20] {
         let n_cols = 3;
         let evals = rng.m31s(n_cols << log);
         let mut d = gpu.upload(&evals)?;
@@ -382,6 +382,25 @@ fn check_fri(gpu: &Gpu, t: &mut Tally, rng: &mut Rng) -> Result<()> {
         let want = (0..1usize << log).fold(SecureField::default(), |acc, i| acc + w.at(i) * M31(evals[i]));
         let got = gpu.dot_m31_qm31(&*gpu.upload(&evals)?, &*gpu.upload(&host_w)?)?;
         t.check(&format!("barycentric dot product over 2^{log}"), got == want.to_m31_array().map(|x| x.0));
+    }
+    // Many columns against one element-major weight column, in blocks of
+    // DOT_COLS columns (a last block part full).
+    for (log, n_cols) in [(3u32, 1usize), (12, 8), (16, 19)] {
+        let n = 1usize << log;
+        let w = rng.m31s(4 * n);
+        let cols: Vec<Vec<u32>> = (0..n_cols).map(|_| rng.m31s(n)).collect();
+        let want: Vec<[u32; 4]> = cols
+            .iter()
+            .map(|e| {
+                let at = |i: usize| SecureField::from_m31_array(std::array::from_fn(|k| M31(w[4 * i + k])));
+                let sum = (0..n).fold(SecureField::default(), |acc, i| acc + at(i) * M31(e[i]));
+                sum.to_m31_array().map(|x| x.0)
+            })
+            .collect();
+        let dev = cols.iter().map(|e| gpu.upload(e)).collect::<Result<Vec<_>>>()?;
+        let ptrs = gpu.addrs(dev.iter());
+        let got = gpu.dot_many(&ptrs, &*gpu.upload(&w)?, n)?;
+        t.check(&format!("dot products of {n_cols} columns of 2^{log} against one weight column"), got == want);
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use bitsage_air::cpu::{CpuCols, N_FLAGS, TS_HI_SHIFT};
+use bitsage_air::cpu::{CpuCols, LT_HI_SHIFT, N_FLAGS, TS_HI_SHIFT};
 use bitsage_air::hash::HashCols;
 use bitsage_air::memory::{MemCols, SPACE_RAM, SPACE_REG};
 use bitsage_air::range::{rows_log_size, RangeCols, MAX_RANGE_LOG_SIZE, MIN_RANGE_LOG_SIZE, RANGE_LANES};
@@ -190,10 +190,26 @@ fn for_each_range_check(row: &CpuCols<M31>, mut f: impl FnMut(M31)) {
 }
 
 /// Visits the values step `s`'s CPU row looks up in the range table: what
-/// [`cpu_component`] counts and [`range_log_size_for`] bounds.
-fn for_each_cpu_range(s: &Step, f: impl FnMut(M31)) {
-    // The inverse column plays no part in a range check.
-    for_each_range_check(&cpu_row(s, M31(0)), f);
+/// [`cpu_component`] counts and [`range_log_size_for`] bounds. These are the
+/// checks [`CpuCols::range_checks`] lists for a real row (the four timestamp
+/// gaps, the RAM one on loads and stores only; the `lt` difference on `lt`
+/// rows), computed from the step without building the row;
+/// `range_counts_are_the_range_lookups_of_the_air` holds them to the AIR.
+fn for_each_cpu_range(s: &Step, mut f: impl FnMut(M31)) {
+    let (ts_shift, lt_shift) = (M31(TS_HI_SHIFT), M31(LT_HI_SHIFT));
+    let ram = matches!(s.instr.op, Opcode::Load | Opcode::Store);
+    for (slot, (lo, hi)) in step_gaps(s).into_iter().enumerate() {
+        if slot != 2 || ram {
+            f(lo);
+            f(hi * ts_shift);
+        }
+    }
+    if s.instr.op == Opcode::Lt {
+        let (_, (lo, hi)) = step_lt(s);
+        f(lo);
+        f(hi * lt_shift);
+        f(hi);
+    }
 }
 
 /// The range table's log size for `trace`: the smallest table (at least

@@ -7,12 +7,14 @@ use super::*;
 /// One direction of a twiddle tree on the device, in Stwo's layout
 /// (x-coordinates of the first half of each doubled coset, bit-reversed,
 /// padded to 2^log_len), with the host copy Stwo's generic code may ask for.
+/// Both are shared: a clone (each proof takes one from the process's cache)
+/// copies nothing. (A `CudaSlice`'s own clone is a device-to-device copy.)
 #[derive(Clone)]
 pub struct TwBuf {
     /// log2 of the buffer length (the root coset's log size).
     pub log_len: u32,
-    pub buf: CudaSlice<u32>,
-    pub host: Vec<u32>,
+    pub buf: Arc<CudaSlice<u32>>,
+    pub host: Arc<Vec<u32>>,
 }
 
 impl TwBuf {
@@ -73,7 +75,7 @@ impl Gpu {
     pub fn tw_buf(&self, host: Vec<u32>, log_len: u32) -> Result<TwBuf> {
         // Kept for the process and shared by every lane, so not the lane's pool's.
         let buf = self.args(&host)?.into_slice();
-        Ok(TwBuf { log_len, buf, host })
+        Ok(TwBuf { log_len, buf: Arc::new(buf), host: Arc::new(host) })
     }
 
     fn check_domain(&self, tw: &TwBuf, log_n: u32) -> Result<()> {
@@ -118,7 +120,7 @@ impl Gpu {
         let inv = inverse as i32;
         let low_layers = |src: (u64, u32), scale: u32| -> Result<()> {
             let mut b = self.stream.launch_builder(self.k(Kernel::FftLowLayers));
-            b.arg(&ptrs).arg(&src.0).arg(&src.1).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv);
+            b.arg(&ptrs).arg(&src.0).arg(&src.1).arg(&*tw.buf).arg(&tw.log_len).arg(&log_n).arg(&low).arg(&inv);
             b.arg(&scale);
             let cfg = LaunchConfig {
                 grid_dim: (1 << (log_n - low), n_cols, 1),
@@ -133,7 +135,7 @@ impl Gpu {
         // Layers k0 .. k0 + r - 1 in one pass.
         let line_layers = |src: (u64, u32), k0: u32, r: u32, scale: u32| -> Result<()> {
             let mut b = self.stream.launch_builder(self.k(Kernel::FftLineLayers));
-            b.arg(&ptrs).arg(&src.0).arg(&src.1).arg(&tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&r);
+            b.arg(&ptrs).arg(&src.0).arg(&src.1).arg(&*tw.buf).arg(&tw.log_len).arg(&log_n).arg(&k0).arg(&r);
             b.arg(&n_cols).arg(&inv).arg(&scale);
             // SAFETY: each thread updates its 2^r words inside one column of 2^log_n words, and reads
             // its source column below 2^log_src.

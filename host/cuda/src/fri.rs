@@ -74,7 +74,7 @@ impl Gpu {
         let out = QCol::of_bufs(&self.stream, &dst, n)?;
         let mut b = self.stream.launch_builder(self.k(Kernel::FriFold));
         let a = Qm31Arg(alpha);
-        b.arg(&src).arg(&out).arg(&itw.buf).arg(&off).arg(&log_dst).arg(&a).arg(&circle_flag);
+        b.arg(&src).arg(&out).arg(&*itw.buf).arg(&off).arg(&log_dst).arg(&a).arg(&circle_flag);
         // SAFETY: thread i reads source pairs (2i, 2i+1) and twiddles inside the tree, and writes value i
         // of each output coordinate; the outputs live until after the launch is queued (`dst`).
         unsafe { b.launch(launch_1d(1u64 << log_dst)) }?;

@@ -12,12 +12,35 @@ impl TwiddleBuffer<BitReversedOrder> for DevTwiddles {
         DevTwiddles(None)
     }
 
+    /// Every proof of a shape asks for the same subdomain of the same tree
+    /// (the process keeps its trees, see [`PolyOps::precompute_twiddles`]):
+    /// extracted on the host and uploaded once per tree and sizes, then kept.
     fn extract_subdomain_twiddles(&self, domain_log_size: u32, subdomain_log_size: u32) -> Self {
-        let host: Vec<u32> = self.0.as_ref().map(|t| t.host.clone()).unwrap_or_default();
-        let sub =
-            TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(&host, domain_log_size, subdomain_log_size);
-        let log = sub.len().max(1).ilog2();
-        DevTwiddles(Some(ok(gpu().tw_buf(sub, log))))
+        type Key = (usize, u64, u32, u32);
+        static CACHE: OnceLock<std::sync::Mutex<HashMap<Key, TwBuf>>> = OnceLock::new();
+        let extract = |host: &Vec<u32>| {
+            let sub = TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(
+                host,
+                domain_log_size,
+                subdomain_log_size,
+            );
+            let log = sub.len().max(1).ilog2();
+            ok(gpu().tw_buf(sub, log))
+        };
+        let Some(t) = &self.0 else { return DevTwiddles(Some(extract(&Vec::new()))) };
+        let g = gpu();
+        let key = (bound_ordinal(), crate::addr(&*t.buf, &g.stream), domain_log_size, subdomain_log_size);
+        let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        let sub = map
+            .entry(key)
+            .or_insert_with(|| {
+                let sub = extract(&t.host);
+                // Shared with the device's other lanes (other streams): complete before anyone reads it.
+                ok(g.synchronize());
+                sub
+            })
+            .clone();
+        DevTwiddles(Some(sub))
     }
 }
 

@@ -66,19 +66,17 @@ impl QuotientOps for CudaBackend {
         }
         let pts = domain_points(sub);
         let out = ok(gpu().quotient_combine(&pts, &cols, &logs, &params, log_n));
-        let quotients = from_coords(out, 1 << log_n);
-        let subdomain_twiddles = TwiddleTree {
-            root_coset: sub.half_coset,
-            twiddles: DevTwiddles::empty(),
-            itwiddles: twiddles.itwiddles.extract_subdomain_twiddles(eval_domain.log_size(), log_n),
-        };
-        let columns = quotients.columns.map(|col| {
-            CircleEvaluation::<CudaBackend, BaseField, BitReversedOrder>::new(sub, col)
-                .interpolate_with_twiddles(&subdomain_twiddles)
-                .evaluate_with_twiddles(eval_domain, twiddles)
-                .values
-        });
-        SecureEvaluation::new(eval_domain, SecureColumnByCoords { columns })
+        // The four coordinates interpolated on the subdomain together, then
+        // evaluated on the lifting domain together.
+        let mut quotients = from_coords(out, 1 << log_n);
+        let itw = twiddles.itwiddles.extract_subdomain_twiddles(eval_domain.log_size(), log_n);
+        let mut bufs: Vec<&mut CudaSlice<u32>> = quotients.columns.iter_mut().map(|c| c.buf_mut()).collect();
+        ok(gpu().interpolate_many(&mut bufs, log_n, tw(&itw)));
+        let coeffs: Vec<&CudaSlice<u32>> = quotients.columns.iter().map(|c| c.buf()).collect();
+        let evals: [Buf; 4] = ok(gpu().evaluate_many(&coeffs, log_n, eval_domain.log_size(), tw(&twiddles.twiddles)))
+            .try_into()
+            .unwrap_or_else(|_| panic!("CUDA: one evaluation per coordinate"));
+        SecureEvaluation::new(eval_domain, from_coords(evals, eval_domain.size()))
     }
 }
 

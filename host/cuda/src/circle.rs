@@ -327,6 +327,57 @@ mod tests {
         }
     }
 
+    /// `dot_many` (each block a group of eight columns, its threads striding
+    /// over the values) against the dot products by their definition, on
+    /// the host with `c++`: 1, 8 and 19 columns (a last group part full),
+    /// three blocks of one thread each, the partial sums added per column
+    /// as `Gpu::dot_many` adds them.
+    #[test]
+    fn dot_many_equals_each_columns_dot_product_on_the_host() {
+        let src = format!(
+            "{}static dim3 gridDim;\n{}\n{}\n{}\n{}",
+            crate::codegen::HOST_SHIM,
+            crate::M31_H,
+            crate::QM31_H,
+            crate::FIXED_SOURCES[2].1,
+            r#"
+#include <cstdio>
+#include <vector>
+static u64 seed = 0x2545f4914f6cdd1dull;
+static u32 rnd() { seed = seed * 6364136223846793005ull + 1442695040888963407ull; return (u32)(seed >> 33) % M31_P; }
+int main() {
+  const u32 n = 37, blocks = 3;
+  for (u32 n_cols : {1u, 8u, 19u}) {
+    std::vector<u32> w(4 * n);
+    for (auto& v : w) v = rnd();
+    std::vector<std::vector<u32>> cols(n_cols, std::vector<u32>(n));
+    std::vector<u64> ptrs;
+    for (auto& c : cols) { for (auto& v : c) v = rnd(); ptrs.push_back((u64)c.data()); }
+    std::vector<u32> partial(4 * blocks * n_cols, 0xdeadbeef);
+    gridDim.x = blocks; gridDim.y = (n_cols + DOT_COLS - 1) / DOT_COLS; blockDim.x = 1; threadIdx.x = 0;
+    for (u32 y = 0; y < gridDim.y; y++)
+      for (u32 x = 0; x < blocks; x++) { blockIdx.x = x; blockIdx.y = y; dot_many(ptrs.data(), n_cols, w.data(), n, partial.data()); }
+    for (u32 c = 0; c < n_cols; c++) {
+      qm31 want = {0, 0, 0, 0}, got = {0, 0, 0, 0};
+      for (u32 k = 0; k < n; k++) want = qm31_add(want, qm31_mul(qm31{w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]}, qm31_from_m31(cols[c][k])));
+      for (u32 b = 0; b < blocks; b++) {
+        const u32* p = &partial[4 * (c * blocks + b)];
+        got = qm31_add(got, qm31{p[0], p[1], p[2], p[3]});
+      }
+      if (got.a != want.a || got.b != want.b || got.c != want.c || got.d != want.d) { printf("differs: %u columns, column %u\n", n_cols, c); return 1; }
+    }
+  }
+  printf("equal\n");
+  return 0;
+}
+"#
+        );
+        let program = crate::codegen::HostProgram::build("dot-many", &src, "-O1");
+        let out = std::process::Command::new(&program.exe).output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "equal");
+    }
+
     /// The FFT kernels as `fft_layers` launches them (the low layers in
     /// shared memory, in rounds of up to three, then the line layers up to
     /// four a pass; forward from a smaller source column, the low-degree

@@ -16,8 +16,10 @@ impl TwiddleBuffer<BitReversedOrder> for DevTwiddles {
     /// (the process keeps its trees, see [`PolyOps::precompute_twiddles`]):
     /// extracted on the host and uploaded once per tree and sizes, then kept.
     fn extract_subdomain_twiddles(&self, domain_log_size: u32, subdomain_log_size: u32) -> Self {
+        // Keyed by the tree's device address; each entry holds the tree, so
+        // that address is never freed and handed to another tree.
         type Key = (usize, u64, u32, u32);
-        static CACHE: OnceLock<std::sync::Mutex<HashMap<Key, TwBuf>>> = OnceLock::new();
+        static CACHE: OnceLock<std::sync::Mutex<HashMap<Key, (Arc<CudaSlice<u32>>, TwBuf)>>> = OnceLock::new();
         let extract = |host: &Vec<u32>| {
             let sub = TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(
                 host,
@@ -37,8 +39,9 @@ impl TwiddleBuffer<BitReversedOrder> for DevTwiddles {
                 let sub = extract(&t.host);
                 // Shared with the device's other lanes (other streams): complete before anyone reads it.
                 ok(g.synchronize());
-                sub
+                (t.buf.clone(), sub)
             })
+            .1
             .clone();
         DevTwiddles(Some(sub))
     }

@@ -19,24 +19,22 @@ impl TwiddleBuffer<BitReversedOrder> for DevTwiddles {
         // Keyed by the tree's device address; each entry holds the tree, so
         // that address is never freed and handed to another tree.
         type Key = (usize, u64, u32, u32);
-        static CACHE: OnceLock<std::sync::Mutex<HashMap<Key, (Arc<CudaSlice<u32>>, TwBuf)>>> = OnceLock::new();
-        let extract = |host: &Vec<u32>| {
-            let sub = TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(
-                host,
-                domain_log_size,
-                subdomain_log_size,
-            );
-            let log = sub.len().max(1).ilog2();
-            ok(gpu().tw_buf(sub, log))
-        };
-        let Some(t) = &self.0 else { return DevTwiddles(Some(extract(&Vec::new()))) };
+        type Cache = std::sync::Mutex<HashMap<Key, (Arc<CudaSlice<u32>>, TwBuf)>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let t = tw(self);
         let g = gpu();
         let key = (bound_ordinal(), crate::addr(&*t.buf, &g.stream), domain_log_size, subdomain_log_size);
         let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
         let sub = map
             .entry(key)
             .or_insert_with(|| {
-                let sub = extract(&t.host);
+                let sub = TwiddleBuffer::<BitReversedOrder>::extract_subdomain_twiddles(
+                    &*t.host,
+                    domain_log_size,
+                    subdomain_log_size,
+                );
+                let log = sub.len().max(1).ilog2();
+                let sub = ok(g.tw_buf(sub, log));
                 // Shared with the device's other lanes (other streams): complete before anyone reads it.
                 ok(g.synchronize());
                 (t.buf.clone(), sub)

@@ -45,5 +45,9 @@ if want node; then
   NODES="cuda:4:4" CLIENTS=${CLIENTS:-1,4,8,16,64} JOBS=${JOBS:-384} \
     bash scripts/device/compile-and-load.sh load 2>&1 | grep -vE "^[0-9]+$|^0, NVIDIA"
 fi
-# The kernel cache back, to carry as .device-bin/kc.tgz next time (skips NVRTC).
-if [ ! -f "$(dirname "$0")/../../.device-bin/kc.tgz" ] && [ -d /tmp/kc ]; then tar czf "$OUT/kc.tgz" -C /tmp kc; fi
+# The kernel cache back, to carry as .device-bin/kc.tgz next time (skips NVRTC), when none was carried or kernels
+# were compiled this run.
+kc="$(dirname "$0")/../../.device-bin/kc.tgz"
+if [ -d /tmp/kc ] && { [ ! -f "$kc" ] || [ -n "$(find /tmp/kc -type f -newer "$kc" | head -1)" ]; }; then
+  tar czf "$OUT/kc.tgz" -C /tmp kc
+fi

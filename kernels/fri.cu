@@ -192,6 +192,27 @@ extern "C" __global__ void quotient_combine(const u32* pts, const u64* accs, con
     }
 }
 
+// A QM31 value's four words, read in one 16-byte load (element-major QM31
+// columns are 16-byte aligned: device allocations are).
+struct __align__(16) qm31_words { u32 a, b, c, d; };
+
+// The weights of Stwo's coefficient basis at a point p: a polynomial with
+// coefficients c_i (natural order) has the value sum_i c_i w_i at p, where w_i
+// is the product, over the bits b set in i, of g_0 = p.y, g_1 = p.x and
+// g_b = 2 g_(b-1)^2 - 1. Given as two tables (QM31, element-major, in `tab`):
+// lo, the products over the low log_lo bits (2^log_lo values), then hi, over
+// the bits above; w_i = lo[i mod 2^log_lo] * hi[i >> log_lo]. out: n values,
+// element-major.
+extern "C" __global__ void point_weights(const u32* tab, u32 log_lo, u64 n, u32* out) {
+    const qm31_words* t = (const qm31_words*)tab;
+    qm31_words* o = (qm31_words*)out;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        qm31_words l = t[i & ((1ull << log_lo) - 1)], h = t[(1ull << log_lo) + (i >> log_lo)];
+        qm31 w = qm31_mul({l.a, l.b, l.c, l.d}, {h.a, h.b, h.c, h.d});
+        o[i] = {w.a, w.b, w.c, w.d};
+    }
+}
+
 // Partial sums of evals_c[k] * weights[k] for every column c in cols (n_cols
 // columns, all of n values) against one element-major weight column (4 words
 // a value): partial[(c * gridDim.x + block) * 4 + coordinate]. Block (x, y)
@@ -209,8 +230,10 @@ extern "C" __global__ void dot_many(const u64* cols, u32 n_cols, const u32* weig
         e[c] = (const u32*)cols[c0 + (c < m ? c : 0)];
         acc[c] = {0, 0, 0, 0};
     }
+    const qm31_words* w4 = (const qm31_words*)weights;
     for (u64 k = (u64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (u64)gridDim.x * blockDim.x) {
-        qm31 w = {weights[4 * k], weights[4 * k + 1], weights[4 * k + 2], weights[4 * k + 3]};
+        qm31_words t = w4[k];
+        qm31 w = {t.a, t.b, t.c, t.d};
 #pragma unroll
         for (u32 c = 0; c < DOT_COLS; c++)
             if (c < m) acc[c] = qm31_add(acc[c], qm31_mul_m31(w, e[c][k]));

@@ -261,6 +261,26 @@ impl Gpu {
         Ok(out)
     }
 
+    /// The weights of Stwo's coefficient basis at a point, `n` values
+    /// (element-major QM31) from the tables `point_weights` in
+    /// `kernels/fri.cu` describes: `tab` holds 2^`log_lo` low products
+    /// then the high ones (4 words each), enough for `n`.
+    pub fn point_weights(&self, tab: &[u32], log_lo: u32, n: usize) -> Result<Buf> {
+        let lo = 1usize << log_lo;
+        if n == 0 || !tab.len().is_multiple_of(4) || tab.len() / 4 < lo + ((n - 1) >> log_lo) + 1 {
+            return Err(CudaError::Unsupported("point_weights: tables too short for n".into()));
+        }
+        let d_tab = self.args(tab)?;
+        let n64 = n as u64;
+        // SAFETY: the kernel writes all 4 words of every value below n.
+        let mut out = unsafe { self.alloc::<u32>(4 * n) }?;
+        let mut b = self.stream.launch_builder(self.k(Kernel::PointWeights));
+        b.arg(&d_tab).arg(&log_lo).arg(&n64).arg(&mut out);
+        // SAFETY: grid-stride loop below n; reads table entries below 2^log_lo + (n - 1) / 2^log_lo + 1, checked above.
+        unsafe { b.launch(launch_1d(n64)) }?;
+        Ok(out)
+    }
+
     /// `Σ evals[i] · weights[i]` with coordinate `c` of weight `k` at
     /// `weights[c * cs + k * es]`.
     pub fn dot_strided(&self, evals: &CudaSlice<u32>, weights: &CudaSlice<u32>, cs: u64, es: u64) -> Result<[u32; 4]> {

@@ -681,7 +681,7 @@ pub fn host_row_value(
 /// tests can run a kernel on the host (one "thread" at a time).
 #[cfg(test)]
 pub(crate) const HOST_SHIM: &str = "#define __device__\n#define __forceinline__ inline\n#define __global__\n\
-    #define __constant__\n#define __shared__ static\n#define __syncthreads()\nstruct dim3 { unsigned x, y, z; };\n\
+    #define __constant__\n#define __shared__ static\n#define __align__(n) alignas(n)\n#define __syncthreads()\nstruct dim3 { unsigned x, y, z; };\n\
     static dim3 blockIdx, blockDim, threadIdx;\nstatic inline unsigned __brev(unsigned x) { unsigned r = 0; \
     for (int i = 0; i < 32; i++) r |= ((x >> i) & 1u) << (31 - i); return r; }\n";
 

@@ -125,6 +125,7 @@ kernels! {
     ScanAdd = "scan_add",
     LogupFromCoset = "logup_from_coset",
     DotMany = "dot_many",
+    PointWeights = "point_weights",
     GatherMany = "gather_many",
     GatherLists = "gather_lists",
     CopyColumns = "copy_columns",

@@ -30,6 +30,12 @@ impl ProverBackend for CudaBackend {
     /// Device copies of every component's main columns, with its log size.
     type MainCopy = Vec<logup::LogupInputs>;
 
+    /// The out-of-domain samples come from the coefficients, batched over
+    /// every column of a size (`eval_at_point` in the CUDA backend): a
+    /// dot product over 2^n coefficients instead of over the 2^(n + blowup)
+    /// evaluated points, and no barycentric weights to compute.
+    const STORE_COEFFICIENTS: bool = true;
+
     /// Compiles (or loads from the caches) every kernel the proof will use,
     /// in parallel, so a new machine's first proof waits for its slowest
     /// kernel rather than for all of them in turn.

@@ -45,6 +45,94 @@ impl TwiddleBuffer<BitReversedOrder> for DevTwiddles {
     }
 }
 
+/// The tables `point_weights` (kernels/fri.cu) expands into the weights of
+/// 2^log_n coefficients at `p`, and the number of low bits (the first
+/// table's log size). Stwo's coefficient basis (`CpuBackend::eval_at_point`,
+/// a fold with the factors below): coefficient i is multiplied by the
+/// product, over the bits b set in i, of g_0 = p.y, g_1 = p.x and
+/// g_b = double_x(g_(b-1)).
+pub(crate) fn point_weight_tables(log_n: u32, p: CirclePoint<SecureField>) -> (Vec<u32>, u32) {
+    let mut factors = Vec::with_capacity(log_n as usize);
+    let mut x = p.x;
+    for b in 0..log_n {
+        if b == 0 {
+            factors.push(p.y);
+        } else {
+            factors.push(x);
+            x = CirclePoint::double_x(x);
+        }
+    }
+    // Every product of a subset of `fs`, subset j holding fs[b] for each bit b set in j.
+    let products = |fs: &[SecureField]| {
+        let mut t = vec![SecureField::one()];
+        for &f in fs {
+            let times: Vec<SecureField> = t.iter().map(|&v| v * f).collect();
+            t.extend(times);
+        }
+        t
+    };
+    let log_lo = log_n / 2;
+    let (lo, hi) = factors.split_at(log_lo as usize);
+    let tab = products(lo).into_iter().chain(products(hi)).flat_map(|v| v.to_m31_array().map(|m| m.0)).collect();
+    (tab, log_lo)
+}
+
+/// A registered coefficient column's value at `point`, from the values of
+/// every coefficient column of its lane and size there, computed once (see
+/// `eval_at_point`). None when the column left the registry meanwhile.
+fn coefficient_sample(
+    id: u64,
+    lane: (usize, usize),
+    n: usize,
+    point: CirclePoint<SecureField>,
+    weights: impl Fn() -> Buf,
+) -> Option<[u32; 4]> {
+    type Key = ((usize, usize), usize, [u32; 8]);
+    type Samples = Arc<OnceLock<HashMap<u64, [u32; 4]>>>;
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<Key, Samples>>> = OnceLock::new();
+    // A proof asks for a few dozen (size, point) pairs; past this many
+    // entries a lane's older ones go.
+    const ENTRIES: usize = 512;
+    let mut words = [0u32; 8];
+    words[..4].copy_from_slice(&point.x.to_m31_array().map(|m| m.0));
+    words[4..].copy_from_slice(&point.y.to_m31_array().map(|m| m.0));
+    let key = (lane, n, words);
+    let cache = CACHE.get_or_init(Default::default);
+    // Twice: an entry from an earlier proof at the same point (the same
+    // statement proved again) lacks this proof's columns, and is replaced.
+    for _ in 0..2 {
+        let entry = {
+            let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if !map.contains_key(&key) && map.len() >= ENTRIES {
+                map.retain(|k, _| k.0 != lane);
+            }
+            map.entry(key).or_default().clone()
+        };
+        let values = entry.get_or_init(|| {
+            // The lane's registry stays locked until the values are read, so none of these columns is freed meanwhile.
+            let registry = committed(lane);
+            let reg = registry.lock().unwrap_or_else(|p| p.into_inner());
+            let (ids, ptrs): (Vec<u64>, Vec<u64>) = reg
+                .iter()
+                .filter(|(_, e)| e.coefficients && e.len == n && e.words == 1)
+                .map(|(&i, e)| (i, e.ptr))
+                .unzip();
+            if ids.is_empty() {
+                return HashMap::new();
+            }
+            ids.into_iter().zip(ok(gpu().dot_many(&ptrs, &weights(), n))).collect()
+        });
+        if let Some(v) = values.get(&id) {
+            return Some(*v);
+        }
+        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&key).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+            map.remove(&key);
+        }
+    }
+    None
+}
+
 pub(super) fn tw(t: &DevTwiddles) -> &TwBuf {
     t.0.as_ref().unwrap_or_else(|| panic!("CUDA: these twiddles are empty"))
 }
@@ -106,8 +194,29 @@ impl PolyOps for CudaBackend {
             .collect()
     }
 
+    /// Out-of-domain samples from the coefficients the commitment keeps
+    /// (`ProverBackend::STORE_COEFFICIENTS`): Stwo asks for one column at one
+    /// point at a time, from many threads. The first ask for a (lane, size,
+    /// point) computes the value there of every coefficient column of that
+    /// size in the lane's registry, with one weights launch and one
+    /// `dot_many`; the others read it. A 2^20-row column costs 2^20
+    /// products, a quarter of what the barycentric formula costs over its
+    /// blown-up evaluation.
     fn eval_at_point(poly: &CircleCoefficients<Self>, point: CirclePoint<SecureField>) -> SecureField {
-        CpuBackend::eval_at_point(&CircleCoefficients::<CpuBackend>::new(poly.coeffs.to_cpu()), point)
+        let n = poly.coeffs.len();
+        let weights = || {
+            let (tab, log_lo) = point_weight_tables(n.ilog2(), point);
+            ok(gpu().point_weights(&tab, log_lo, n))
+        };
+        let value = match poly.coeffs.registered() {
+            Some((id, lane)) => coefficient_sample(id, lane, n, point, weights),
+            None => None,
+        };
+        let value = value.unwrap_or_else(|| {
+            let w = weights();
+            ok(gpu().dot_many(&[poly.coeffs.ptr()], &w, n)).first().copied().unwrap_or_default()
+        });
+        SecureField::from_m31_array(value.map(M31))
     }
 
     fn barycentric_weights(coset: CanonicCoset, p: CirclePoint<SecureField>) -> Col<Self, SecureField> {
@@ -145,8 +254,11 @@ impl PolyOps for CudaBackend {
                 // so none of these columns is freed meanwhile.
                 let registry = committed(bound_lane());
                 let reg = registry.lock().unwrap_or_else(|p| p.into_inner());
-                let (ids, ptrs): (Vec<u64>, Vec<u64>) =
-                    reg.iter().filter(|(_, e)| e.len == n && e.words == 1).map(|(&i, e)| (i, e.ptr)).unzip();
+                let (ids, ptrs): (Vec<u64>, Vec<u64>) = reg
+                    .iter()
+                    .filter(|(_, e)| e.len == n && e.words == 1 && !e.coefficients)
+                    .map(|(&i, e)| (i, e.ptr))
+                    .unzip();
                 ids.into_iter().zip(ok(gpu().dot_many(&ptrs, weights.buf(), n))).collect()
             });
             if let Some(w) = dots.get(&id) {
@@ -227,10 +339,14 @@ impl PolyOps for CudaBackend {
         polynomials
             .into_iter()
             .zip(evals)
-            .map(|(p, e)| {
+            .map(|(mut p, e)| {
                 let e = e.unwrap_or_else(|| {
                     Self::evaluate(&p, CanonicCoset::new(p.log_size() + log_blowup_factor).circle_domain(), twiddles)
                 });
+                if store_polynomials_coefficients {
+                    // Kept for the out-of-domain samples (`eval_at_point`), which batch over the registry.
+                    p.coeffs.register_coefficients();
+                }
                 Poly::new(store_polynomials_coefficients.then_some(p), e)
             })
             .collect()
@@ -263,5 +379,79 @@ impl PolyOps for CudaBackend {
     fn split_at_mid(poly: CircleCoefficients<Self>) -> (CircleCoefficients<Self>, CircleCoefficients<Self>) {
         let (l, r) = poly.coeffs.split_at_mid();
         (CircleCoefficients::new(l), CircleCoefficients::new(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The weights `point_weights` expands from `point_weight_tables`,
+    /// dotted with coefficient columns by `dot_many` (both kernels compiled
+    /// for the host by `c++`), against Stwo's `CpuBackend::eval_at_point`:
+    /// 2^0 to 2^11 coefficients (odd and even splits of the bits), at
+    /// random points of the secure-field circle.
+    #[test]
+    fn samples_from_point_weights_equal_stwos_fold_on_the_host() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rnd = move || {
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let mut cases = String::new();
+        let mut want = Vec::new();
+        for log_n in [0u32, 1, 2, 3, 6, 7, 11] {
+            let k = (u128::from(rnd()) << 64) | u128::from(rnd());
+            let p = stwo::core::circle::SECURE_FIELD_CIRCLE_GEN.mul(k);
+            let (tab, log_lo) = point_weight_tables(log_n, p);
+            let coeffs: Vec<M31> = (0..1u64 << log_n).map(|_| M31((rnd() % ((1 << 31) - 1)) as u32)).collect();
+            want.push(CpuBackend::eval_at_point(&CircleCoefficients::<CpuBackend>::new(coeffs.clone()), p));
+            let list = |v: &mut dyn Iterator<Item = u32>| v.map(|x| format!("{x}u")).collect::<Vec<_>>().join(", ");
+            cases.push_str(&format!(
+                "  {{ std::vector<u32> tab = {{{}}}; std::vector<u32> c = {{{}}}; run({log_lo}, tab, c); }}\n",
+                list(&mut tab.iter().copied()),
+                list(&mut coeffs.iter().map(|m| m.0)),
+            ));
+        }
+        let src = format!(
+            "{}static dim3 gridDim;\n{}\n{}\n{}\n{}{}{}",
+            crate::codegen::HOST_SHIM,
+            crate::M31_H,
+            crate::QM31_H,
+            crate::FIXED_SOURCES[2].1,
+            r#"
+#include <cstdio>
+#include <vector>
+static void run(u32 log_lo, const std::vector<u32>& tab, const std::vector<u32>& c) {
+  u64 n = c.size();
+  std::vector<u32> w(4 * n, 0xdeadbeef);
+  gridDim.x = 2; blockDim.x = 1; threadIdx.x = 0; blockIdx.y = 0;
+  for (u32 b = 0; b < 2; b++) { blockIdx.x = b; point_weights(tab.data(), log_lo, n, w.data()); }
+  u64 ptr = (u64)c.data();
+  std::vector<u32> partial(4 * 3);
+  gridDim.x = 3; gridDim.y = 1;
+  for (u32 b = 0; b < 3; b++) { blockIdx.x = b; dot_many(&ptr, 1, w.data(), n, partial.data()); }
+  qm31 sum = {0, 0, 0, 0};
+  for (u32 b = 0; b < 3; b++) sum = qm31_add(sum, qm31{partial[4 * b], partial[4 * b + 1], partial[4 * b + 2], partial[4 * b + 3]});
+  printf("%u %u %u %u\n", sum.a, sum.b, sum.c, sum.d);
+}
+int main() {
+"#,
+            cases,
+            "  return 0;\n}\n"
+        );
+        let program = crate::codegen::HostProgram::build("point-weights", &src, "-O1");
+        let out = std::process::Command::new(&program.exe).output().expect("runs");
+        assert!(out.status.success());
+        let got: Vec<SecureField> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let w: Vec<u32> = l.split(' ').map(|x| x.parse().expect("a word")).collect();
+                SecureField::from_m31_array(std::array::from_fn(|i| M31(w[i])))
+            })
+            .collect();
+        assert_eq!(got, want);
     }
 }

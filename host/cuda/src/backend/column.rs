@@ -104,6 +104,9 @@ pub(super) struct Committed {
     pub(super) ptr: u64,
     pub(super) len: usize,
     pub(super) words: usize,
+    /// A polynomial's coefficients (kept for its out-of-domain samples), not
+    /// an evaluation.
+    pub(super) coefficients: bool,
     /// What was last gathered for it.
     pub(super) gathered: Option<Arc<Gathered>>,
 }
@@ -189,15 +192,30 @@ impl<T: DeviceValue> DevCol<T> {
 
     /// Enters the column in the registry of committed evaluations.
     pub(super) fn register(&mut self) {
+        self.register_as(false);
+    }
+
+    /// Enters the column in the registry as a committed polynomial's
+    /// coefficients (see `eval_at_point`).
+    pub(super) fn register_coefficients(&mut self) {
+        self.register_as(true);
+    }
+
+    fn register_as(&mut self, coefficients: bool) {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         self.unregister();
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let ptr = self.ptr();
         let lane = bound_lane();
-        let entry = Committed { ptr, len: self.len, words: T::WORDS, gathered: None };
+        let entry = Committed { ptr, len: self.len, words: T::WORDS, coefficients, gathered: None };
         committed(lane).lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
         self.id = Some(id);
         self.lane = lane;
+    }
+
+    /// The column's registry id and lane, while it is registered.
+    pub(super) fn registered(&self) -> Option<(u64, (usize, usize))> {
+        self.id.map(|id| (id, self.lane))
     }
 
     fn unregister(&mut self) {
@@ -230,7 +248,7 @@ impl<T: DeviceValue> DevCol<T> {
         let shape = (self.len, T::WORDS);
         let ids: Vec<u64> = reg
             .iter()
-            .filter(|(_, e)| (e.len, e.words) == shape)
+            .filter(|(_, e)| (e.len, e.words) == shape && !e.coefficients)
             .filter(|(_, e)| e.gathered.as_ref().is_none_or(|d| d.positions != positions))
             .map(|(&i, _)| i)
             .collect();

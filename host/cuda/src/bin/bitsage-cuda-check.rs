@@ -418,6 +418,42 @@ fn check_weights(t: &mut Tally, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// Out-of-domain samples from coefficients (`CudaBackend::eval_at_point`)
+/// against the CPU backend's fold, at random points of the secure-field
+/// circle: a column alone (2^0 to 2^20 coefficients), and columns the
+/// commitment registered (`evaluate_polynomials` keeping coefficients), whose
+/// values at a point come from one batch for every column of a size.
+fn check_samples(t: &mut Tally, rng: &mut Rng) -> Result<()> {
+    let point = |rng: &mut Rng| {
+        let k = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+        stwo::core::circle::SECURE_FIELD_CIRCLE_GEN.mul(k)
+    };
+    for log in [0u32, 1, 3, 10, 17, 20] {
+        let c = rng.m31s(1 << log);
+        let p = point(rng);
+        let want = CpuBackend::eval_at_point(&CircleCoefficients::<CpuBackend>::new(m31(&c)), p);
+        let dev = CircleCoefficients::<CudaBackend>::new(DevCol::from_iter(m31(&c)));
+        t.check(&format!("sample of 2^{log} coefficients at a point"), CudaBackend::eval_at_point(&dev, p) == want);
+    }
+    let blowup = 1;
+    let twiddles = CudaBackend::precompute_twiddles(CanonicCoset::new(16 + blowup + 1).circle_domain().half_coset);
+    let pool = stwo::prover::mempool::BaseColumnPool::<CudaBackend>::new();
+    let host: Vec<Vec<u32>> = [5u32, 12, 12, 16, 16, 16].iter().map(|&l| rng.m31s(1 << l)).collect();
+    let polys = host.iter().map(|c| CircleCoefficients::<CudaBackend>::new(DevCol::from_iter(m31(c)))).collect();
+    let committed = CudaBackend::evaluate_polynomials(polys, blowup, &twiddles, true, &pool);
+    for _ in 0..2 {
+        let p = point(rng);
+        let got: Vec<SecureField> = committed
+            .par_iter()
+            .map(|poly| poly.coeffs.as_ref().map(|c| CudaBackend::eval_at_point(c, p)).unwrap_or_default())
+            .collect();
+        let want: Vec<SecureField> =
+            host.iter().map(|c| CpuBackend::eval_at_point(&CircleCoefficients::<CpuBackend>::new(m31(c)), p)).collect();
+        t.check("samples of six committed columns (2^5, 2^12, 2^16) at a point, in parallel", got == want);
+    }
+    Ok(())
+}
+
 /// Decommitment reads through `DevCol::at`: a first column read value by
 /// value teaches the query plan, later columns of that length are served
 /// from one gather, and reads outside the plan still return the right
@@ -772,6 +808,7 @@ fn main() {
         check_poseidon252(&gpu, &mut t, &mut rng)?;
         check_fri(&gpu, &mut t, &mut rng)?;
         check_weights(&mut t, &mut rng)?;
+        check_samples(&mut t, &mut rng)?;
         check_reads(&mut t, &mut rng)?;
         check_quotients(&mut t, &mut rng)?;
         check_uploads(&mut t, &mut rng)?;

@@ -20,7 +20,7 @@ use stwo::core::fields::m31::M31;
 
 use crate::backend::{gpu, DevCol};
 use crate::compile::Source;
-use crate::{launch_1d, Buf, CudaError, GeneratedModule, PerDevice, Result};
+use crate::{launch_1d, Buf, CudaError, GeneratedModule, Gpu, PerDevice, Result};
 
 /// The words of a packed step, in order (`S_<NAME>` in the kernel).
 const STEP_FIELDS: [&str; 22] = [
@@ -160,9 +160,10 @@ fn compiled() -> Result<Arc<GeneratedModule>> {
     CACHE.get_or_try((), || gpu().load(&[kernel_source()], ["cpu_rows"]))
 }
 
-/// The steps, packed and uploaded (transfers queued, not awaited).
-pub fn upload_steps(steps: &[Step]) -> Result<Buf> {
-    gpu().upload_rows(steps.len(), STEP_WORDS, |first, out| {
+/// The steps, packed and uploaded on `g`'s stream (transfers queued, not
+/// awaited).
+pub fn upload_steps(g: &Gpu, steps: &[Step]) -> Result<Buf> {
+    g.upload_rows(steps.len(), STEP_WORDS, |first, out| {
         for (row, s) in out.chunks_exact_mut(STEP_WORDS).zip(&steps[first..]) {
             row.copy_from_slice(&pack(s));
         }

@@ -317,6 +317,10 @@ pub struct MainTrace<'t> {
     /// (from [`hash_given`]). `hash.columns` is then empty; `range` counts
     /// their range checks already.
     pub hash_calls: Option<&'t [HashCall]>,
+    /// What the backend uploaded of `cpu_steps` while the host built the
+    /// rest (the CUDA backend's packed steps on the device), for its
+    /// [`crate::ProverBackend::convert_main`]; `None` from [`build`].
+    pub staged: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl MainTrace<'_> {
@@ -592,6 +596,7 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
         hash,
         cpu_steps: defer.then_some(&trace.steps[..]),
         hash_calls: (defer && hash_log.is_some()).then_some(&trace.hashes[..]),
+        staged: None,
     }
 }
 

@@ -170,7 +170,9 @@ __device__ __forceinline__ void tile_pass(u32* s, const u32* tw, u32 log_len, u3
             case 4: tile_group<2, 0>(s, tw, log_len, log_n, k0, tile_base, g); break;
             case 5: tile_group<2, 1>(s, tw, log_len, log_n, k0, tile_base, g); break;
             case 6: tile_group<3, 0>(s, tw, log_len, log_n, k0, tile_base, g); break;
-            default: tile_group<3, 1>(s, tw, log_len, log_n, k0, tile_base, g); break;
+            case 7: tile_group<3, 1>(s, tw, log_len, log_n, k0, tile_base, g); break;
+            case 8: tile_group<4, 0>(s, tw, log_len, log_n, k0, tile_base, g); break;
+            default: tile_group<4, 1>(s, tw, log_len, log_n, k0, tile_base, g); break;
         }
     }
 }

@@ -124,7 +124,7 @@ impl Gpu {
             b.arg(&scale);
             let cfg = LaunchConfig {
                 grid_dim: (1 << (log_n - low), n_cols, 1),
-                block_dim: ((1u32 << low >> 3).max(1), 1, 1),
+                block_dim: ((1u32 << low >> FFT_ROUND_LAYERS).max(1), 1, 1),
                 shared_mem_bytes: 0,
             };
             // SAFETY: block (x, c) works on words [x 2^low, (x + 1) 2^low) of column c, inside its
@@ -399,7 +399,7 @@ int main() {
     }
 
     /// The FFT kernels as `fft_layers` launches them (the low layers in
-    /// shared memory, in rounds of up to three, then the line layers up to
+    /// shared memory, in rounds of up to `FFT_ROUND_LAYERS`, then the line layers up to
     /// four a pass; forward from a smaller source column, the low-degree
     /// extension's zero-padding) against the transform by its definition,
     /// one layer at a time over the whole column. Both are compiled for the
@@ -490,7 +490,7 @@ int main() {
       }
     };
     auto low = [&](u64 from, u32 scale) {
-      u32 threads = (1u << c.low >> 3) ? (1u << c.low >> 3) : 1, rounds = (c.low + 2) / 3;
+      u32 threads = (1u << c.low >> FFT_ROUND_LAYERS) ? (1u << c.low >> FFT_ROUND_LAYERS) : 1, rounds = (c.low + FFT_ROUND_LAYERS - 1) / FFT_ROUND_LAYERS;
       static u32 s[FFT_TILE_WORDS];
       for (u32 y = 0; y < c.n_cols; y++) {
         u32* col = (u32*)cols[y];

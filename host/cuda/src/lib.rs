@@ -134,6 +134,10 @@ kernels! {
 /// Layers done in shared memory by `fft_low_layers` (`FFT_TILE_LOG`).
 const FFT_TILE_LOG: u32 = 12;
 
+/// Layers a round of `fft_low_layers` runs in registers at most
+/// (`FFT_ROUND_LAYERS`): a block has a thread for every 2^this words.
+const FFT_ROUND_LAYERS: u32 = 3;
+
 /// Columns a block of `dot_many` takes (`DOT_COLS` in `kernels/fri.cu`).
 const DOT_COLS: usize = 8;
 
@@ -532,6 +536,20 @@ mod tests {
         let cause = std::error::Error::source(&e).expect("NVRTC's error is the source").to_string();
         assert!(cause.contains("NVRTC_ERROR_OUT_OF_MEMORY"), "{cause}");
         assert!(!e.to_string().contains(&cause), "the cause is printed once, by the chain");
+    }
+
+    /// The host's copies of the kernels' shape constants (grids, blocks and
+    /// passes are planned from them) equal the `#define`s in `kernels/`.
+    #[test]
+    fn the_hosts_kernel_constants_equal_the_sources_defines() {
+        let src: String = FIXED_SOURCES.iter().map(|(_, text)| *text).collect();
+        for (name, value) in [
+            ("FFT_TILE_LOG", super::FFT_TILE_LOG as usize),
+            ("FFT_ROUND_LAYERS", super::FFT_ROUND_LAYERS as usize),
+            ("DOT_COLS", super::DOT_COLS),
+        ] {
+            assert!(src.contains(&format!("#define {name} {value}\n")), "{name} is not {value} in kernels/");
+        }
     }
 
     #[test]

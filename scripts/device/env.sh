@@ -3,3 +3,5 @@
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/extras/CUPTI/lib64:${LD_LIBRARY_PATH:-} BITSAGE_KERNEL_CACHE=/tmp/kc
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.device-bin" || exit 1
 if [ -f kc.tgz ]; then tar xzf kc.tgz -C /tmp; fi
+# Binaries may be carried gzipped (the device tool carries 64 MiB at most): unpacked beside themselves.
+find . -name '*.gz' -type f | while read -r f; do gunzip -kf "$f"; chmod +x "${f%.gz}"; done

@@ -17,7 +17,7 @@
 // (j < 2^R), and runs R consecutive layers k0 .. k0 + R - 1 on them: those
 // layers pair these words only among themselves (forward: highest layer
 // first; inverse: lowest first). The low layers (strides below
-// 2^FFT_TILE_LOG) run on a tile in shared memory, in rounds of up to three
+// 2^FFT_TILE_LOG) run on a tile in shared memory, in rounds of up to four
 // layers, all in one launch (`fft_low_layers`); the higher layers run up to
 // four at a time straight from memory (`fft_line_layers`), each launch over
 // every column. `scale` multiplies the outputs of the last inverse layer
@@ -35,7 +35,7 @@
 #define FFT_PAD(p) ((p) + ((p) >> 5))
 #define FFT_TILE_WORDS FFT_PAD(1u << FFT_TILE_LOG)
 // Layers a round of `fft_low_layers` runs in registers, at most.
-#define FFT_ROUND_LAYERS 3
+#define FFT_ROUND_LAYERS 4
 
 __device__ __forceinline__ u32 tw_off(u32 log_len, u32 log_n, u32 k) {
     return (1u << log_len) - (1u << (log_n - k));
@@ -188,7 +188,7 @@ __device__ __forceinline__ void tile_store(const u32* s, u32* col, u32 base, u32
 // Layers 0 (circle) .. n_layers - 1 (n_layers <= FFT_TILE_LOG, n_layers <=
 // log_n) on tiles of 2^n_layers consecutive words, in shared memory.
 // Grid: (tiles per column, n_cols); any number of threads per block (the
-// host gives 2^(n_layers - 3), at least 1). Inverse: circle layer, then
+// host gives 2^(n_layers - FFT_ROUND_LAYERS), at least 1). Inverse: circle layer, then
 // k = 1, 2, ...; forward: the reverse.
 extern "C" __global__ void fft_low_layers(const u64* cols, const u64* srcs, u32 log_src, const u32* tw, u32 log_len,
                                           u32 log_n, u32 n_layers, int inverse, u32 scale) {

@@ -136,7 +136,7 @@ const FFT_TILE_LOG: u32 = 12;
 
 /// Layers a round of `fft_low_layers` runs in registers at most
 /// (`FFT_ROUND_LAYERS`): a block has a thread for every 2^this words.
-const FFT_ROUND_LAYERS: u32 = 3;
+const FFT_ROUND_LAYERS: u32 = 4;
 
 /// Columns a block of `dot_many` takes (`DOT_COLS` in `kernels/fri.cu`).
 const DOT_COLS: usize = 8;

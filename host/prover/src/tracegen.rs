@@ -218,18 +218,21 @@ fn for_each_cpu_range(s: &Step, mut f: impl FnMut(M31)) {
 /// table is too. Computed from the steps alone, without building rows, so a
 /// backend that builds the CPU rows itself knows the size first.
 pub fn range_log_size_for(trace: &Trace) -> u32 {
-    let cpu = trace
-        .steps
-        .par_iter()
-        .map(|s| {
-            let mut max = 0;
-            for_each_cpu_range(s, |v| max = max.max(v.0));
-            max
-        })
-        .max()
-        .unwrap_or(0);
+    let cpu = trace.steps.par_iter().map(cpu_range_max).max().unwrap_or(0);
+    range_log_size_from(cpu, trace)
+}
+
+/// The largest value step `s`'s CPU row looks up in the range table.
+fn cpu_range_max(s: &Step) -> u32 {
+    let mut max = 0;
+    for_each_cpu_range(s, |v| max = max.max(v.0));
+    max
+}
+
+/// [`range_log_size_for`] given the largest value the CPU rows look up.
+fn range_log_size_from(cpu_max: u32, trace: &Trace) -> u32 {
     let hash = trace.hashes.iter().flat_map(hash_range_values).map(|v| v.0).max().unwrap_or(0);
-    let bits = u32::BITS - cpu.max(hash).leading_zeros();
+    let bits = u32::BITS - cpu_max.max(hash).leading_zeros();
     bits.clamp(MIN_RANGE_LOG_SIZE, MAX_RANGE_LOG_SIZE)
 }
 
@@ -494,12 +497,15 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
     let tuples = rom_tuples(program);
     let index: HashMap<[M31; 8], usize> = tuples.iter().enumerate().map(|(i, t)| (*t, i)).collect();
     let n_instrs = program.instrs.len();
-    let mult = trace
+    // One pass over the steps (a 2^20-step trace is about 100 MB) for the
+    // program table's multiplicities and the largest value the CPU rows
+    // look up in the range table.
+    let (mult, cpu_range) = trace
         .steps
         .par_iter()
         .fold(
-            || vec![0u32; tuples.len()],
-            |mut mult, s| {
+            || (vec![0u32; tuples.len()], 0u32),
+            |(mut mult, max), s| {
                 // The tuple of the instruction at `pc` is row `pc`; a step
                 // claiming another instruction there matches no row.
                 let pc = s.pc as usize;
@@ -511,14 +517,14 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
                         mult[k] += 1;
                     }
                 }
-                mult
+                (mult, max.max(cpu_range_max(s)))
             },
         )
         .reduce(
-            || vec![0u32; tuples.len()],
-            |mut a, b| {
+            || (vec![0u32; tuples.len()], 0),
+            |(mut a, ma), (b, mb)| {
                 a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
+                (a, ma.max(mb))
             },
         );
     let rom_log = log_size_for(tuples.len());
@@ -572,7 +578,7 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
 
     // Range table: every looked-up value is below 2^range_log (for the
     // deferred CPU rows too, which are counted where they are built).
-    let range_log = range_log_size_for(trace);
+    let range_log = range_log_size_from(cpu_range, trace);
     let mut flat = Vec::with_capacity((1 << range_log) / RANGE_LANES * RangeCols::<M31>::N_COLUMNS);
     for (r, counts) in range_counts[..1 << range_log].chunks_exact(RANGE_LANES).enumerate() {
         let row = RangeCols { v: M31((r * RANGE_LANES) as u32), mult: std::array::from_fn(|j| M31(counts[j])) };

@@ -354,12 +354,7 @@ mod tests {
     /// as `Gpu::dot_many` adds them.
     #[test]
     fn dot_many_equals_each_columns_dot_product_on_the_host() {
-        let src = format!(
-            "{}static dim3 gridDim;\n{}\n{}\n{}\n{}",
-            crate::codegen::HOST_SHIM,
-            crate::M31_H,
-            crate::QM31_H,
-            crate::FIXED_SOURCES[2].1,
+        let src = crate::codegen::fri_host_source(
             r#"
 #include <cstdio>
 #include <vector>
@@ -390,7 +385,7 @@ int main() {
   printf("equal\n");
   return 0;
 }
-"#
+"#,
         );
         let program = crate::codegen::HostProgram::build("dot-many", &src, "-O1");
         let out = std::process::Command::new(&program.exe).output().expect("runs");

@@ -685,6 +685,18 @@ pub(crate) const HOST_SHIM: &str = "#define __device__\n#define __forceinline__ 
     static dim3 blockIdx, blockDim, threadIdx;\nstatic inline unsigned __brev(unsigned x) { unsigned r = 0; \
     for (int i = 0; i < 32; i++) r |= ((x >> i) & 1u) << (31 - i); return r; }\n";
 
+/// A host C++ program's source: the shim, the M31 and QM31 headers, the
+/// kernels of `kernels/fri.cu`, then `main_src`.
+#[cfg(test)]
+pub(crate) fn fri_host_source(main_src: &str) -> String {
+    format!(
+        "{HOST_SHIM}static dim3 gridDim;\n{}\n{}\n{}\n{main_src}",
+        crate::M31_H,
+        crate::QM31_H,
+        crate::FIXED_SOURCES[2].1
+    )
+}
+
 /// A C++ program built from a kernel source for the host by `c++` (in a
 /// temporary folder, removed on drop), for tests that run kernels there.
 #[cfg(test)]

@@ -415,12 +415,8 @@ mod tests {
                 list(&mut coeffs.iter().map(|m| m.0)),
             ));
         }
-        let src = format!(
-            "{}static dim3 gridDim;\n{}\n{}\n{}\n{}{}{}",
-            crate::codegen::HOST_SHIM,
-            crate::M31_H,
-            crate::QM31_H,
-            crate::FIXED_SOURCES[2].1,
+        let src = crate::codegen::fri_host_source(&format!(
+            "{}{}{}",
             r#"
 #include <cstdio>
 #include <vector>
@@ -441,7 +437,7 @@ int main() {
 "#,
             cases,
             "  return 0;\n}\n"
-        );
+        ));
         let program = crate::codegen::HostProgram::build("point-weights", &src, "-O1");
         let out = std::process::Command::new(&program.exe).output().expect("runs");
         assert!(out.status.success());

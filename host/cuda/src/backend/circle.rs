@@ -208,9 +208,11 @@ impl PolyOps for CudaBackend {
             let (tab, log_lo) = point_weight_tables(n.ilog2(), point);
             ok(gpu().point_weights(&tab, log_lo, n))
         };
+        // Batched only from a thread of the column's own lane: the batch runs on
+        // this thread's stream, which is ordered after that lane's writes.
         let value = match poly.coeffs.registered() {
-            Some((id, lane)) => coefficient_sample(id, lane, n, point, weights),
-            None => None,
+            Some((id, lane)) if lane == bound_lane() => coefficient_sample(id, lane, n, point, weights),
+            _ => None,
         };
         let value = value.unwrap_or_else(|| {
             let w = weights();

@@ -51,8 +51,15 @@ pub const MAGIC: &[u8; 8] = b"OBKRCPT\0";
 /// of each security level.) Version 5 and older receipts are refused.
 pub const FORMAT_VERSION: u16 = 7;
 /// The largest zstd window a receipt may ask the decoder for (8 MiB; the
-/// encoder's window at level 9 is smaller for any receipt the caps allow).
+/// encoder's window at `ZSTD_LEVEL` is smaller for any receipt the caps allow).
 const WINDOW_LOG_MAX: u32 = 23;
+/// The level receipts are compressed at. A receipt is mostly Merkle hashes
+/// and field elements, which do not compress: zstd's default level 3 makes
+/// an ml_inference receipt of 100,191 bytes in about 0.5 ms, where level 9
+/// made 99,302 in about 2.3 ms, paid on every job a node serves (every
+/// workload stays under 100 KiB; host/benches/RESULTS.md).
+#[cfg(not(target_arch = "wasm32"))]
+const ZSTD_LEVEL: i32 = 3;
 /// Attestation strings (evidence kind, nonce) are at most this long.
 pub const MAX_ATTESTATION_STRING: usize = 128;
 
@@ -427,7 +434,7 @@ impl Receipt {
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         let content =
             codec().serialize(&(&self.encoded, &self.attestation)).map_err(|e| ReceiptError::Encode(e.into()))?;
-        out.extend(zstd::encode_all(&content[..], 9).map_err(|e| ReceiptError::Encode(e.into()))?);
+        out.extend(zstd::encode_all(&content[..], ZSTD_LEVEL).map_err(|e| ReceiptError::Encode(e.into()))?);
         Ok(out)
     }
 

@@ -190,7 +190,7 @@ fn for_each_range_check(row: &CpuCols<M31>, mut f: impl FnMut(M31)) {
 }
 
 /// Visits the values step `s`'s CPU row looks up in the range table: what
-/// [`cpu_component`] counts and [`range_log_size_for`] bounds. These are the
+/// [`cpu_component`] counts and [`range_log_size`] bounds. These are the
 /// checks [`CpuCols::range_checks`] lists for a real row (the four timestamp
 /// gaps, the RAM one on loads and stores only; the `lt` difference on `lt`
 /// rows), computed from the step without building the row;
@@ -212,16 +212,6 @@ fn for_each_cpu_range(s: &Step, mut f: impl FnMut(M31)) {
     }
 }
 
-/// The range table's log size for `trace`: the smallest table (at least
-/// [`MIN_RANGE_LOG_SIZE`], at most [`MAX_RANGE_LOG_SIZE`]) holding every value its
-/// CPU and hash rows look up. A short run's timestamp gaps are small, so its
-/// table is too. Computed from the steps alone, without building rows, so a
-/// backend that builds the CPU rows itself knows the size first.
-pub fn range_log_size_for(trace: &Trace) -> u32 {
-    let cpu = trace.steps.par_iter().map(cpu_range_max).max().unwrap_or(0);
-    range_log_size_from(cpu, trace)
-}
-
 /// The largest value step `s`'s CPU row looks up in the range table.
 fn cpu_range_max(s: &Step) -> u32 {
     let mut max = 0;
@@ -229,8 +219,14 @@ fn cpu_range_max(s: &Step) -> u32 {
     max
 }
 
-/// [`range_log_size_for`] given the largest value the CPU rows look up.
-fn range_log_size_from(cpu_max: u32, trace: &Trace) -> u32 {
+/// The range table's log size for `trace`, given the largest value its CPU
+/// rows look up (`cpu_max`, from [`cpu_range_max`]): the smallest table (at
+/// least [`MIN_RANGE_LOG_SIZE`], at most [`MAX_RANGE_LOG_SIZE`]) holding
+/// every value its CPU and hash rows look up. A short run's timestamp gaps
+/// are small, so its table is too. Computed from the steps alone, without
+/// building rows, so a backend that builds the CPU rows itself knows the
+/// size first.
+fn range_log_size(cpu_max: u32, trace: &Trace) -> u32 {
     let hash = trace.hashes.iter().flat_map(hash_range_values).map(|v| v.0).max().unwrap_or(0);
     let bits = u32::BITS - cpu_max.max(hash).leading_zeros();
     bits.clamp(MIN_RANGE_LOG_SIZE, MAX_RANGE_LOG_SIZE)
@@ -578,7 +574,7 @@ fn build<'t>(program: &Program, trace: &'t Trace, defer: bool) -> MainTrace<'t> 
 
     // Range table: every looked-up value is below 2^range_log (for the
     // deferred CPU rows too, which are counted where they are built).
-    let range_log = range_log_size_from(cpu_range, trace);
+    let range_log = range_log_size(cpu_range, trace);
     let mut flat = Vec::with_capacity((1 << range_log) / RANGE_LANES * RangeCols::<M31>::N_COLUMNS);
     for (r, counts) in range_counts[..1 << range_log].chunks_exact(RANGE_LANES).enumerate() {
         let row = RangeCols { v: M31((r * RANGE_LANES) as u32), mult: std::array::from_fn(|j| M31(counts[j])) };

@@ -216,7 +216,8 @@ impl PolyOps for CudaBackend {
         };
         let value = value.unwrap_or_else(|| {
             let w = weights();
-            ok(gpu().dot_many(&[poly.coeffs.ptr()], &w, n)).first().copied().unwrap_or_default()
+            let dots = ok(gpu().dot_many(&[poly.coeffs.ptr()], &w, n));
+            *dots.first().unwrap_or_else(|| panic!("CUDA: dot_many gave no value for one column"))
         });
         SecureField::from_m31_array(value.map(M31))
     }

@@ -18,7 +18,7 @@ cargo build -p bitsage-host --locked
 cargo test --workspace --locked
 cargo test --locked --manifest-path workloads/Cargo.toml -p bitsage-guest --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
 # The CUDA backend compiles everywhere; its checks run on a GPU machine.
-cargo build -p bitsage-prover --features cuda --bin bitsage-gpu-proofs --locked
+cargo build -p bitsage-prover --features cuda,host-profile --bin bitsage-gpu-proofs --locked
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$target/debug/bitsage-host"
 guests="$target/wasm32-wasip2/release"

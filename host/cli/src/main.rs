@@ -477,6 +477,7 @@ fn cmd_prove(
     backend: BackendArg,
     channel: ChannelArg,
 ) -> Result<(), Failure> {
+    bitsage_prover::open_gpu_in_background(backend.choice());
     let l = load(run)?;
     let security = security_level(security);
     let pb = progress(as_json);

@@ -82,6 +82,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn cmd_run(as_json: bool, a: &RunCmd) -> Result<(), Failure> {
+    if !a.dev {
+        bitsage_prover::open_gpu_in_background(a.backend.choice());
+    }
     let bytes = std::fs::read(&a.workload)
         .with_context(|| format!("reading {}", a.workload.display()))
         .map_err(fail(Exit::Io))?;

@@ -133,8 +133,16 @@ pub fn open_lane(ordinal: usize, lane: usize) -> crate::Result<&'static Gpu> {
     Ok(g)
 }
 
-/// Opens GPU `ordinal` (once; later calls return the same device).
+/// Opens GPU `ordinal` (once; later calls return the same device). A
+/// thread that asks while another is opening waits for that one (the CLI
+/// opens the GPU on a thread of its own while the guest runs), so a device
+/// is never opened twice.
 pub fn open(ordinal: usize) -> crate::Result<&'static Gpu> {
+    if let Some(g) = GPUS.get().and_then(|s| s.get(ordinal)).and_then(OnceLock::get) {
+        return Ok(g);
+    }
+    static OPENING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = OPENING.lock().unwrap_or_else(|p| p.into_inner());
     let slots = match GPUS.get() {
         Some(s) => s,
         None => {

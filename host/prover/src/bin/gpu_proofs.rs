@@ -14,6 +14,13 @@
 //! With `BITSAGE_CUPTI=1`, one more proof of each trace runs under a CUPTI
 //! trace ([`bitsage_cuda::profile`]): driver calls, kernels and copies.
 //!
+//! Built with the `host-profile` feature and run with
+//! `BITSAGE_HOST_PROFILE=N`, N more proofs of each trace run while the
+//! host's stacks are sampled (pprof's timer, 997 Hz of CPU time, every
+//! thread): the functions with the most samples are printed, and every
+//! stack goes to `host-profile-<trace>.folded` (in `BITSAGE_HOST_PROFILE_DIR`,
+//! default `.`), one `root;...;leaf count` line each, for a flame graph.
+//!
 //!     bitsage-gpu-proofs [MIN_LOG MAX_LOG] [--no-chain]    (CPU trace rows, default 10 16)
 
 use std::collections::HashMap;
@@ -268,6 +275,12 @@ fn main() {
                 Err(e) => eprintln!("{e}"),
             }
         }
+        #[cfg(feature = "host-profile")]
+        if let Some(runs) = host_profile::runs() {
+            host_profile::sample(&name, runs, || {
+                let _ = prove_trace_on::<CudaBackend>(&st, &trace, &opts, &Forgery::None);
+            });
+        }
         if let Ok((_, stats)) = &instrumented {
             let ms = |names: &[&str]| -> f64 {
                 names.iter().map(|n| times.get(n).map_or(0.0, |d| d.as_secs_f64() * 1e3)).sum()
@@ -374,4 +387,123 @@ fn chain_proofs(cases: &[(String, Statement, obelysk_vm::exec::Trace)]) -> usize
         );
     }
     failed
+}
+
+/// Host stacks of CUDA proofs, sampled in process: the GPU machine has no
+/// `perf`, and a small proof's time is the host's (driver calls, Stwo's
+/// work between them), not the GPU's.
+#[cfg(feature = "host-profile")]
+mod host_profile {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+    use std::time::Instant;
+
+    /// Proofs to sample per trace, from `BITSAGE_HOST_PROFILE`.
+    pub fn runs() -> Option<usize> {
+        std::env::var("BITSAGE_HOST_PROFILE").ok()?.parse().ok().filter(|n| *n > 0)
+    }
+
+    /// Runs `prove` `runs` times under the sampler; prints the top
+    /// functions by inclusive and by self samples and writes the folded
+    /// stacks.
+    pub fn sample(name: &str, runs: usize, mut prove: impl FnMut()) {
+        let guard = match pprof::ProfilerGuardBuilder::default()
+            .frequency(997)
+            .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+            .build()
+        {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("host profile of {name}: {e}");
+                return;
+            }
+        };
+        let t = Instant::now();
+        for _ in 0..runs {
+            prove();
+        }
+        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+        let report = match guard.report().build() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("host profile of {name}: {e}");
+                return;
+            }
+        };
+        drop(guard);
+        // Root first; a frame's inlined functions outermost first.
+        let mut folded = String::new();
+        let (mut inclusive, mut own): (HashMap<String, isize>, HashMap<String, isize>) = Default::default();
+        let mut total = 0isize;
+        for (frames, &count) in &report.data {
+            let stack: Vec<String> = frames
+                .frames
+                .iter()
+                .rev()
+                .flat_map(|f| f.iter().rev().map(|s| short(&s.name())))
+                .collect();
+            total += count;
+            let mut seen = std::collections::HashSet::new();
+            for f in &stack {
+                if seen.insert(f.as_str()) {
+                    *inclusive.entry(f.clone()).or_default() += count;
+                }
+            }
+            if let Some(leaf) = stack.last() {
+                *own.entry(leaf.clone()).or_default() += count;
+            }
+            let _ = writeln!(folded, "{};{} {count}", frames.thread_name, stack.join(";"));
+        }
+        let dir = std::env::var("BITSAGE_HOST_PROFILE_DIR").unwrap_or_else(|_| ".".into());
+        let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let path = std::path::Path::new(&dir).join(format!("host-profile-{file}.folded"));
+        if let Err(e) = std::fs::write(&path, folded) {
+            eprintln!("writing {}: {e}", path.display());
+        }
+        println!(
+            "\nHost profile of {name}: {runs} proofs in {wall_ms:.0} ms ({:.2} ms a proof), {total} samples of CPU time at 997 Hz, stacks in {}:\n",
+            wall_ms / runs as f64,
+            path.display()
+        );
+        for (title, table) in [("inclusive", &inclusive), ("self", &own)] {
+            let mut rows: Vec<(&String, &isize)> = table.iter().collect();
+            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            println!("| {title} samples | % | function |\n|---:|---:|---|");
+            for (f, c) in rows.into_iter().take(40) {
+                println!("| {c} | {:.1} | `{f}` |", 100.0 * *c as f64 / total.max(1) as f64);
+            }
+            println!();
+        }
+    }
+
+    /// A symbol without its hash suffix and generic arguments, so that one
+    /// function's instances add up.
+    fn short(name: &str) -> String {
+        let name = name.rsplit_once("::h").filter(|(_, h)| h.len() == 16).map_or(name, |(n, _)| n);
+        // `<A as B>::f` keeps its qualified-path brackets; every other
+        // `<...>` (generic arguments) goes.
+        let mut out = String::with_capacity(name.len());
+        let (mut depth, mut qualified) = (0usize, false);
+        for (i, c) in name.char_indices() {
+            match c {
+                '<' => {
+                    qualified |= i == 0;
+                    depth += 1;
+                    if i == 0 {
+                        out.push(c);
+                    }
+                }
+                '>' => {
+                    depth = depth.saturating_sub(1);
+                    if qualified && depth == 0 {
+                        out.push(c);
+                        qualified = false;
+                    }
+                }
+                _ if depth == 0 || (qualified && depth == 1) => out.push(c),
+                _ => {}
+            }
+        }
+        out.replace(";", ",")
+    }
 }

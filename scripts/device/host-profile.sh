@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Issue 17, items 3 and 6: where a small GPU proof's host time goes, and what a fresh `bitsage-host run` pays.
+# PARTS (default all), a comma list of:
+#   checks:  exp/bitsage-cuda-check --skip-hash (an experimental kernel's checks; FAIL lines counted);
+#   compare: base/ against exp/ bitsage-gpu-proofs at 2^20 and 2^12 rows, ROUNDS rounds, alternating;
+#   profile: new/bitsage-gpu-proofs 12 12 with BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-1000} (a build with the
+#            `host-profile` feature, symbols kept: `strip --strip-debug`): the host's stacks, folded, in $OUT;
+#   run:     `bitsage-host run` of the five workloads, whole process, CUDA and CPU, three times each: first with
+#            the GPU idle, then with another process holding it open (as a running node or the driver's
+#            persistence mode does); spans of one CUDA run in each setting in $OUT.
+# Binaries as scripts/device/README.md says. Run on nvidia-h100-x1 or nvidia-h200.
+set -u
+source "$(dirname "$0")/env.sh"
+parts=",${1:-checks,compare,profile,run},"
+want() { [[ "$parts" == *",$1,"* ]]; }
+O=${OUT:-/tmp}
+nvidia-smi --query-gpu=name,persistence_mode,driver_version --format=csv,noheader
+if want checks; then
+  echo "== exp kernel checks"; timeout 150 exp/bitsage-cuda-check --skip-hash > "$O/check-exp.txt" 2>&1; echo "rc=$?"
+  echo "FAIL lines: $(grep -c FAIL "$O/check-exp.txt")"; grep FAIL "$O/check-exp.txt" | head -5; tail -2 "$O/check-exp.txt"
+fi
+if want compare; then
+  for log in 20 12; do
+    for round in $(seq 1 ${ROUNDS:-2}); do
+      for d in base exp; do
+        echo "== $d/bitsage-gpu-proofs $log $log, round $round"
+        timeout 120 $d/bitsage-gpu-proofs $log $log --no-chain > "$O/cmp-$d-$log-$round.txt" 2>&1
+        grep -E "^\| (mac|random)" "$O/cmp-$d-$log-$round.txt" | head -2
+      done
+    done
+  done
+fi
+if want profile; then
+  echo "== host profile, 2^12 rows"
+  BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-1000} BITSAGE_HOST_PROFILE_DIR="$O" timeout 200 new/bitsage-gpu-proofs 12 12 --no-chain \
+    > "$O/profile-12.txt" 2>&1
+  echo "rc=$?"; grep -E "^\| (mac|random)" "$O/profile-12.txt"; grep -E "^Host profile" "$O/profile-12.txt"
+fi
+if want run; then
+  ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }
+  runs() {  # $1: label
+    for w in custom:custom ml_inference:ml-inference data_transform:data-transform privacy_transfer:privacy-transfer batch_verify:batch-verify; do
+      name=${w%%:*}; line="$1 $name:"
+      for backend in cuda cpu; do
+        for i in 1 2 3; do
+          s=$(date +%s%N)
+          BITSAGE_LOG_SPANS=1 BITSAGE_LOG=bitsage_cuda=debug,bitsage_prover=info \
+            ./bitsage-host run wasm/$name.wasm --input wasm/${w#*:}.json --out /tmp/r-$backend.bin --backend $backend --json \
+            > /tmp/r.json 2> "$O/spans-$1-$name-$backend-$i.log"
+          rc=$?; e=$(date +%s%N)
+          line="$line $backend $(ms $s $e) ms (prove $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['prove_ms'],1))" /tmp/r.json 2>/dev/null), rc $rc);"
+        done
+      done
+      cmp -s /tmp/r-cuda.bin /tmp/r-cpu.bin && line="$line receipts identical" || line="$line receipts DIFFER"
+      echo "$line"
+    done
+  }
+  echo "== bitsage-host run, the GPU idle"; runs idle
+  python3 -c 'import torch, time; torch.zeros(1, device="cuda"); print("holding the GPU", flush=True); time.sleep(150)' &
+  HOLD=$!
+  for i in $(seq 1 100); do nvidia-smi --query-compute-apps=pid --format=csv,noheader | grep -q . && break; sleep 0.2; done
+  echo "== bitsage-host run, the GPU held open by another process"; runs held
+  kill $HOLD 2>/dev/null
+  grep -h "close" "$O/spans-idle-custom-cuda-3.log" | grep -E "driver init|context|open|nvrtc" | sed 's/^.*Z //' | head -8
+  grep -h "close" "$O/spans-held-custom-cuda-3.log" | grep -E "driver init|context|open|nvrtc" | sed 's/^.*Z //' | head -8
+fi

@@ -5,13 +5,15 @@
 #   compare: base/ against exp/ bitsage-gpu-proofs at 2^20 and 2^12 rows, ROUNDS rounds, alternating;
 #   profile: new/bitsage-gpu-proofs 12 12 with BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-1000} (a build with the
 #            `host-profile` feature, symbols kept: `strip --strip-debug`): the host's stacks, folded, in $OUT;
+#   prefetch: new/ against pre/ (a build to compare, e.g. an experiment) at 2^12 rows under CUPTI (driver calls,
+#            synchronisations) and 2^20, then 2^12-row throughput on 1 and 4 lanes, alternating;
 #   run:     `bitsage-host run` of the five workloads, whole process, CUDA and CPU, three times each: first with
 #            the GPU idle, then with another process holding it open (as a running node or the driver's
 #            persistence mode does); spans of one CUDA run in each setting in $OUT.
 # Binaries as scripts/device/README.md says. Run on nvidia-h100-x1 or nvidia-h200.
 set -u
 source "$(dirname "$0")/env.sh"
-parts=",${1:-checks,compare,profile,run},"
+parts=",${1:-profile,prefetch,run,checks,compare},"
 want() { [[ "$parts" == *",$1,"* ]]; }
 O=${OUT:-/tmp}
 nvidia-smi --query-gpu=name,persistence_mode,driver_version --format=csv,noheader
@@ -21,7 +23,7 @@ if want checks; then
 fi
 if want compare; then
   for log in 20 12; do
-    for round in $(seq 1 ${ROUNDS:-2}); do
+    for round in $(seq 1 ${ROUNDS:-1}); do
       for d in base exp; do
         echo "== $d/bitsage-gpu-proofs $log $log, round $round"
         timeout 120 $d/bitsage-gpu-proofs $log $log --no-chain > "$O/cmp-$d-$log-$round.txt" 2>&1
@@ -35,6 +37,28 @@ if want profile; then
   BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-1000} BITSAGE_HOST_PROFILE_DIR="$O" timeout 200 new/bitsage-gpu-proofs 12 12 --no-chain \
     > "$O/profile-12.txt" 2>&1
   echo "rc=$?"; grep -E "^\| (mac|random)" "$O/profile-12.txt"; grep -E "^Host profile" "$O/profile-12.txt"
+fi
+if want prefetch; then
+  for round in 1 2; do
+    for d in new pre; do
+      echo "== $d/bitsage-gpu-proofs 12 12 (CUPTI), round $round"
+      BITSAGE_CUPTI=1 timeout 120 $d/bitsage-gpu-proofs 12 12 --no-chain > "$O/pf-$d-12-$round.txt" 2>&1; echo "rc=$?"
+      grep -E "^\| (mac|random)" "$O/pf-$d-12-$round.txt" | head -2
+      grep -A40 "CUPTI trace of one proof of mac_loop" "$O/pf-$d-12-$round.txt" | grep -E "traced|driver calls|cuStreamSynchronize|cuMemcpyDtoH|cuLaunchKernel|busy" | head -6
+    done
+  done
+  for d in new pre; do
+    echo "== $d/bitsage-gpu-proofs 20 20"; timeout 120 $d/bitsage-gpu-proofs 20 20 --no-chain > "$O/pf-$d-20.txt" 2>&1; echo "rc=$?"
+    grep -E "^\| (mac|random)" "$O/pf-$d-20.txt" | head -2
+  done
+  export BITSAGE_LANE_THREADS=4
+  for lanes in 1 4; do
+    for d in new pre new pre; do
+      echo "== $d/bitsage-throughput 2^12, $lanes lane(s)"
+      timeout 45 $d/bitsage-throughput 12 128 0 $lanes 2>&1 | grep -E "^\| [0-9]" | tail -1
+    done
+  done
+  unset BITSAGE_LANE_THREADS
 fi
 if want run; then
   ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }

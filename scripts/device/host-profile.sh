@@ -3,7 +3,7 @@
 # PARTS (default all), a comma list of:
 #   checks:  exp/bitsage-cuda-check --skip-hash (an experimental kernel's checks; FAIL lines counted);
 #   compare: base/ against exp/ bitsage-gpu-proofs at 2^20 and 2^12 rows, ROUNDS rounds, alternating;
-#   profile: new/bitsage-gpu-proofs 12 12 with BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-1000} (a build with the
+#   profile: new/bitsage-gpu-proofs 12 12 with BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-600} (a build with the
 #            `host-profile` feature, symbols kept: `strip --strip-debug`): the host's stacks, folded, in $OUT;
 #   prefetch: new/ against pre/ (a build to compare, e.g. an experiment) at 2^12 rows under CUPTI (driver calls,
 #            synchronisations) and 2^20, then 2^12-row throughput on 1 and 4 lanes, alternating;
@@ -13,7 +13,7 @@
 # Binaries as scripts/device/README.md says. Run on nvidia-h100-x1 or nvidia-h200.
 set -u
 source "$(dirname "$0")/env.sh"
-parts=",${1:-profile,prefetch,run,checks,compare},"
+parts=",${1:-profile,prefetch,run},"
 want() { [[ "$parts" == *",$1,"* ]]; }
 O=${OUT:-/tmp}
 nvidia-smi --query-gpu=name,persistence_mode,driver_version --format=csv,noheader
@@ -34,12 +34,12 @@ if want compare; then
 fi
 if want profile; then
   echo "== host profile, 2^12 rows"
-  BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-1000} BITSAGE_HOST_PROFILE_DIR="$O" timeout 200 new/bitsage-gpu-proofs 12 12 --no-chain \
+  BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-600} BITSAGE_HOST_PROFILE_DIR="$O" timeout 200 new/bitsage-gpu-proofs 12 12 --no-chain \
     > "$O/profile-12.txt" 2>&1
   echo "rc=$?"; grep -E "^\| (mac|random)" "$O/profile-12.txt"; grep -E "^Host profile" "$O/profile-12.txt"
 fi
 if want prefetch; then
-  for round in 1 2; do
+  for round in $(seq 1 ${ROUNDS:-1}); do
     for d in new pre; do
       echo "== $d/bitsage-gpu-proofs 12 12 (CUPTI), round $round"
       BITSAGE_CUPTI=1 timeout 120 $d/bitsage-gpu-proofs 12 12 --no-chain > "$O/pf-$d-12-$round.txt" 2>&1; echo "rc=$?"

@@ -158,12 +158,16 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_filter(tracing_subscriber::EnvFilter::from_env("BITSAGE_LOG"));
     // Every INFO span (Stwo's phases and ours), and the CUDA backend's DEBUG
-    // spans around its operations (FRI folds, Merkle layers, ...).
-    let phases = PhaseLayer.with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_default(tracing_subscriber::filter::LevelFilter::INFO)
-            .with_target("bitsage_cuda", tracing_subscriber::filter::LevelFilter::DEBUG),
-    );
+    // spans around its operations (FRI folds, Merkle layers, ...), only
+    // while an instrumented proof runs: a span the timed proofs made would
+    // cost them the registry's bookkeeping (about a tenth of a 2^12-row
+    // proof's host time, in the host profile), which a node without a
+    // debug subscriber never pays.
+    let phases = PhaseLayer.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+        PHASES_ON.load(Ordering::Relaxed)
+            && (*meta.level() <= tracing::Level::INFO
+                || (meta.target().starts_with("bitsage_cuda") && *meta.level() <= tracing::Level::DEBUG))
+    }));
     tracing_subscriber::registry().with(fmt).with(phases).init();
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (lo, hi) = (args.first().copied().unwrap_or(10), args.get(1).copied().unwrap_or(16));

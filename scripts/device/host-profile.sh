@@ -7,6 +7,8 @@
 #            `host-profile` feature, symbols kept: `strip --strip-debug`): the host's stacks, folded, in $OUT;
 #   prefetch: new/ against pre/ (a build to compare, e.g. an experiment) at 2^12 rows under CUPTI (driver calls,
 #            synchronisations) and 2^20, then 2^12-row throughput on 1 and 4 lanes, alternating;
+#   node:    the node (8 lanes of 2 threads) under `bitsage-host load` with ./bitsage-host, then with
+#            pre/bitsage-host (NODE_CLIENTS, NODE_JOBS);
 #   run:     `bitsage-host run` of the five workloads, whole process, CUDA and CPU, three times each: first with
 #            the GPU idle, then with another process holding it open (as a running node or the driver's
 #            persistence mode does); spans of one CUDA run in each setting in $OUT.
@@ -47,9 +49,12 @@ if want prefetch; then
       grep -A40 "CUPTI trace of one proof of mac_loop" "$O/pf-$d-12-$round.txt" | grep -E "traced|driver calls|cuStreamSynchronize|cuMemcpyDtoH|cuLaunchKernel|busy" | head -6
     done
   done
-  for d in new pre; do
-    echo "== $d/bitsage-gpu-proofs 20 20"; timeout 120 $d/bitsage-gpu-proofs 20 20 --no-chain > "$O/pf-$d-20.txt" 2>&1; echo "rc=$?"
-    grep -E "^\| (mac|random)" "$O/pf-$d-20.txt" | head -2
+  for round in $(seq 1 ${ROUNDS:-1}); do
+    for d in new pre; do
+      echo "== $d/bitsage-gpu-proofs 20 20, round $round"
+      timeout 120 $d/bitsage-gpu-proofs 20 20 --no-chain > "$O/pf-$d-20-$round.txt" 2>&1; echo "rc=$?"
+      grep -E "^\| (mac|random)" "$O/pf-$d-20-$round.txt" | head -2
+    done
   done
   export BITSAGE_LANE_THREADS=4
   for lanes in 1 4; do
@@ -59,6 +64,17 @@ if want prefetch; then
     done
   done
   unset BITSAGE_LANE_THREADS
+fi
+if want node; then
+  cp bitsage-host bitsage-host.main
+  for d in main pre; do
+    [ -f $d/bitsage-host ] || [ $d = main ] || continue
+    if [ $d = pre ]; then cp pre/bitsage-host bitsage-host; else cp bitsage-host.main bitsage-host; fi
+    echo "== the node, $d build"
+    (cd .. && NODES="cuda:8:2" CLIENTS=${NODE_CLIENTS:-1,8,16} JOBS=${NODE_JOBS:-256} bash scripts/device/compile-and-load.sh load 2>&1 \
+      | grep -E "^\| *[0-9]|node, |WARN|ERROR|load exit")
+  done
+  cp bitsage-host.main bitsage-host
 fi
 if want run; then
   ms() { python3 -c "import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1e6, 1))" "$1" "$2"; }

@@ -41,7 +41,7 @@ if want profile; then
   echo "rc=$?"; grep -E "^\| (mac|random)" "$O/profile-12.txt"; grep -E "^Host profile" "$O/profile-12.txt"
 fi
 if want prefetch; then
-  for round in $(seq 1 ${ROUNDS:-1}); do
+  for round in $(seq 1 ${ROUNDS12:-${ROUNDS:-1}}); do
     for d in new pre; do
       echo "== $d/bitsage-gpu-proofs 12 12 (CUPTI), round $round"
       BITSAGE_CUPTI=1 timeout 120 $d/bitsage-gpu-proofs 12 12 --no-chain > "$O/pf-$d-12-$round.txt" 2>&1; echo "rc=$?"

@@ -163,7 +163,9 @@ fn main() {
     // cost them the registry's bookkeeping (about a tenth of a 2^12-row
     // proof's host time, in the host profile), which a node without a
     // debug subscriber never pays.
-    let phases = PhaseLayer.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+    // Dynamic: a plain `filter_fn` caches its first answer per callsite,
+    // and the first proofs run with the layer off.
+    let phases = PhaseLayer.with_filter(tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
         PHASES_ON.load(Ordering::Relaxed)
             && (*meta.level() <= tracing::Level::INFO
                 || (meta.target().starts_with("bitsage_cuda") && *meta.level() <= tracing::Level::DEBUG))

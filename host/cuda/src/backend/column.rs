@@ -495,7 +495,9 @@ impl<T: DeviceValue> Column<T> for DevCol<T> {
     /// pattern falls back to single reads, then to one download of the
     /// whole column.
     fn at(&self, index: usize) -> T {
-        TRAFFIC[4][0].fetch_add(1, Ordering::Relaxed);
+        if counting() {
+            TRAFFIC[4][0].fetch_add(1, Ordering::Relaxed);
+        }
         self.read_at(index)
     }
 

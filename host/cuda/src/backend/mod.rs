@@ -260,14 +260,33 @@ pub const TRAFFIC_KINDS: [&str; 7] =
 static TRAFFIC: [[std::sync::atomic::AtomicU64; 3]; 7] =
     [const { [const { std::sync::atomic::AtomicU64::new(0) }; 3] }; 7];
 
+/// Whether [`record`] counts (off unless a bench asks: the counters are
+/// shared by every lane, and an atomic add on one cache line from every
+/// lane's `Column::at`, thousands a proof, makes the lanes wait on each
+/// other).
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Starts (or stops) counting the host traffic [`traffic`] reports.
+pub fn count_traffic(on: bool) {
+    COUNTING.store(on, Ordering::Relaxed);
+}
+
+fn counting() -> bool {
+    COUNTING.load(Ordering::Relaxed)
+}
+
 fn record(kind: usize, bytes: usize, since: std::time::Instant) {
+    if !counting() {
+        return;
+    }
     let t = &TRAFFIC[kind];
     t[0].fetch_add(1, Ordering::Relaxed);
     t[1].fetch_add(bytes as u64, Ordering::Relaxed);
     t[2].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
-/// Totals so far per [`TRAFFIC_KINDS`] entry: (calls, bytes, nanoseconds).
+/// Totals so far per [`TRAFFIC_KINDS`] entry: (calls, bytes, nanoseconds),
+/// while [`count_traffic`] is on.
 pub fn traffic() -> [(u64, u64, u64); 7] {
     std::array::from_fn(|k| {
         let t = &TRAFFIC[k];

@@ -173,6 +173,7 @@ fn main() {
     tracing_subscriber::registry().with(fmt).with(phases).init();
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (lo, hi) = (args.first().copied().unwrap_or(10), args.get(1).copied().unwrap_or(16));
+    bitsage_cuda::backend::count_traffic(true);
     match bitsage_cuda::backend::init() {
         Ok(g) => {
             println!("device: {}", g.name().unwrap_or_default());

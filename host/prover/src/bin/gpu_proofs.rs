@@ -160,8 +160,8 @@ fn main() {
     // Every INFO span (Stwo's phases and ours), and the CUDA backend's DEBUG
     // spans around its operations (FRI folds, Merkle layers, ...), only
     // while an instrumented proof runs: a span the timed proofs made would
-    // cost them the registry's bookkeeping (about a tenth of a 2^12-row
-    // proof's host time, in the host profile), which a node without a
+    // cost them the registry's bookkeeping (3-5 % of a 2^12-row proof's
+    // host samples, in the host profile), which a node without a
     // debug subscriber never pays.
     // Dynamic: a plain `filter_fn` caches its first answer per callsite,
     // and the first proofs run with the layer off.

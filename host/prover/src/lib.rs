@@ -140,20 +140,20 @@ pub fn prove_receipt_proof(
 }
 
 /// Starts opening the GPU that `choice` may prove on (the driver, the
-/// context and the cached fixed kernels) on a thread of its own, and
-/// returns at once. A fresh process pays about 200 ms for the driver and
-/// the context before its first GPU proof; started this way, that runs
-/// beside the guest's execution and the trace. The proof then finds the GPU
-/// open, or waits for the opening. Does nothing for the CPU, or in a build
-/// without CUDA.
+/// context and the fixed kernels) on a thread of its own, and returns at
+/// once. A fresh process pays about 250 ms for the driver and the context
+/// before its first GPU proof; started this way, that runs beside the
+/// guest's execution and the trace. The proof then finds the GPU open, or
+/// waits for the opening (`backend::open` opens a device once). The proof's
+/// own kernels are left to the proof, which knows which it needs: compiling
+/// them here as well would compile a fresh machine's kernels twice at once.
+/// Does nothing for the CPU, or in a build without CUDA.
 pub fn open_gpu_in_background(choice: BackendChoice) {
     #[cfg(feature = "cuda")]
     if choice != BackendChoice::Cpu {
         let opening = std::thread::Builder::new().name("gpu-open".into()).spawn(|| {
             // An error here is found again, and reported, by the proof.
-            if cuda::init().is_ok() {
-                let _ = bitsage_cuda::compile::prepare(bitsage_cuda::compile::Needs::default());
-            }
+            let _ = cuda::init();
         });
         if let Err(e) = opening {
             tracing::debug!("not opening the GPU early: {e}");

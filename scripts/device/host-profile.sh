@@ -56,14 +56,7 @@ if want prefetch; then
       grep -E "^\| (mac|random)" "$O/pf-$d-20-$round.txt" | head -2
     done
   done
-  export BITSAGE_LANE_THREADS=4
-  for lanes in 1 4; do
-    for d in new pre new pre; do
-      echo "== $d/bitsage-throughput 2^12, $lanes lane(s)"
-      timeout 45 $d/bitsage-throughput 12 128 0 $lanes 2>&1 | grep -E "^\| [0-9]" | tail -1
-    done
-  done
-  unset BITSAGE_LANE_THREADS
+  alternate_small_throughput new pre
 fi
 if want node; then
   cp bitsage-host bitsage-host.main

@@ -33,16 +33,8 @@ if want compare; then
   done
 fi
 if want throughput; then
-  export BITSAGE_LANE_THREADS=4
   # The previous build's (old/, when carried) beside the new one's, alternating.
-  for lanes in 1 4; do
-    for d in old new old new; do
-      [ -x $d/bitsage-throughput ] || continue
-      echo "== $d/bitsage-throughput 2^12, $lanes lane(s)"
-      timeout 45 $d/bitsage-throughput 12 128 0 $lanes 2>&1 | grep -E "^\| [0-9]" | tail -1
-    done
-  done
-  unset BITSAGE_LANE_THREADS
+  alternate_small_throughput old new
 fi
 if want node; then
   cd .. || exit 1

@@ -16,8 +16,8 @@
 //!
 //! Built with the `host-profile` feature and run with
 //! `BITSAGE_HOST_PROFILE=N`, N more proofs of each trace run while the
-//! host's stacks are sampled (pprof's timer, 997 Hz of CPU time, every
-//! thread): the functions with the most samples are printed, and every
+//! host's stacks are sampled (pprof's CPU-time timer, asked for 997 Hz;
+//! every thread): the functions with the most samples are printed, and every
 //! stack goes to `host-profile-<trace>.folded` (in `BITSAGE_HOST_PROFILE_DIR`,
 //! default `.`), one `root;...;leaf count` line each, for a flame graph.
 //!
@@ -163,13 +163,14 @@ fn main() {
     // cost them the registry's bookkeeping (3-5 % of a 2^12-row proof's
     // host samples, in the host profile), which a node without a
     // debug subscriber never pays.
-    // Dynamic: a plain `filter_fn` caches its first answer per callsite,
-    // and the first proofs run with the layer off.
-    let phases = PhaseLayer.with_filter(tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
-        PHASES_ON.load(Ordering::Relaxed)
-            && (*meta.level() <= tracing::Level::INFO
-                || (meta.target().starts_with("bitsage_cuda") && *meta.level() <= tracing::Level::DEBUG))
-    }));
+    // The switch is a dynamic filter: a plain `filter_fn` caches its first
+    // answer per callsite, and the first proofs run with the layer off.
+    let phases = PhaseLayer.with_filter(tracing_subscriber::filter::FilterExt::and(
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+            .with_target("bitsage_cuda", tracing_subscriber::filter::LevelFilter::DEBUG),
+        tracing_subscriber::filter::dynamic_filter_fn(|_, _| PHASES_ON.load(Ordering::Relaxed)),
+    ));
     tracing_subscriber::registry().with(fmt).with(phases).init();
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (lo, hi) = (args.first().copied().unwrap_or(10), args.get(1).copied().unwrap_or(16));

@@ -17,7 +17,8 @@
 //! go back to the driver first ([`Free`]), so a node whose jobs change
 //! shape keeps the sizes it uses now rather than those it used first.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -37,11 +38,16 @@ pub struct Pool {
     free: Mutex<Free>,
 }
 
+/// Sizes whose emptied lists [`Free`] keeps before it drops them.
+const SIZES_KEPT: usize = 256;
+
 /// The buffers a pool keeps, by size, and in the order they were freed.
 #[derive(Debug, Default)]
 struct Free {
-    /// Size in bytes -> (when freed, address), oldest first.
-    by_bytes: HashMap<usize, std::collections::VecDeque<(u64, CUdeviceptr)>>,
+    /// Size in bytes -> (when freed, address), oldest first. A size's list
+    /// stays when it empties (a proof frees and takes the same sizes over
+    /// and over), up to [`SIZES_KEPT`] sizes.
+    by_bytes: FxHashMap<usize, std::collections::VecDeque<(u64, CUdeviceptr)>>,
     /// When freed -> size, for eviction oldest first.
     by_age: BTreeMap<u64, usize>,
     bytes: usize,
@@ -51,11 +57,7 @@ struct Free {
 impl Free {
     /// The most recently freed buffer of `bytes` bytes, if one is kept.
     fn take(&mut self, bytes: usize) -> Option<CUdeviceptr> {
-        let list = self.by_bytes.get_mut(&bytes)?;
-        let (when, p) = list.pop_back()?;
-        if list.is_empty() {
-            self.by_bytes.remove(&bytes);
-        }
+        let (when, p) = self.by_bytes.get_mut(&bytes)?.pop_back()?;
         self.by_age.remove(&when);
         self.bytes -= bytes;
         Some(p)
@@ -77,9 +79,9 @@ impl Free {
                 out.push(old);
                 self.bytes -= size;
             }
-            if self.by_bytes.get(&size).is_some_and(|l| l.is_empty()) {
-                self.by_bytes.remove(&size);
-            }
+        }
+        if self.by_bytes.len() >= SIZES_KEPT && !self.by_bytes.contains_key(&bytes) {
+            self.by_bytes.retain(|_, l| !l.is_empty());
         }
         self.clock += 1;
         self.by_age.insert(self.clock, bytes);
@@ -289,7 +291,7 @@ impl<T: DeviceRepr> std::fmt::Debug for Buf<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::Free;
+    use super::{Free, SIZES_KEPT};
 
     #[test]
     fn a_size_gets_back_its_most_recently_freed_buffer_and_no_other_size_does() {
@@ -319,7 +321,27 @@ mod tests {
         // 600 more: 2 (300) and 3 (200) go, in that order; 4 stays.
         assert_eq!(f.keep(600, 5, 1000), vec![2, 3]);
         assert_eq!((f.take(300), f.take(600), f.bytes), (Some(4), Some(5), 0));
-        assert!(f.by_age.is_empty() && f.by_bytes.is_empty());
+        assert!(f.by_age.is_empty() && f.by_bytes.values().all(|l| l.is_empty()));
+    }
+
+    /// Emptied lists stay for reuse, but a process that frees ever new
+    /// sizes does not keep a list for each: past `SIZES_KEPT` sizes the
+    /// empty ones go, and what is kept is still found.
+    #[test]
+    fn emptied_size_lists_are_bounded() {
+        let mut f = Free::default();
+        for size in 1..=4 * SIZES_KEPT {
+            assert!(f.keep(size, size as u64, usize::MAX).is_empty());
+            if size % 2 == 0 {
+                assert_eq!(f.take(size), Some(size as u64));
+            }
+        }
+        assert!(f.by_bytes.len() <= SIZES_KEPT + 2 * SIZES_KEPT, "{} lists", f.by_bytes.len());
+        assert_eq!(f.by_bytes.values().map(|l| l.len()).sum::<usize>(), 2 * SIZES_KEPT);
+        for size in (1..=4 * SIZES_KEPT).step_by(2) {
+            assert_eq!(f.take(size), Some(size as u64), "size {size}");
+        }
+        assert_eq!((f.bytes, f.by_age.len()), (0, 0));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and the query plan that predicts decommitment reads.
 
 use super::*;
+use rustc_hash::FxHashMap;
 
 /// A device column: `len` values of `T`, `T::WORDS` words each, element-major.
 pub struct DevCol<T: DeviceValue> {
@@ -36,13 +37,13 @@ pub struct DevCol<T: DeviceValue> {
 #[derive(Default)]
 pub(super) struct MerkleLinks {
     /// Layer -> (the layer built from it, that layer's length).
-    parent: HashMap<u64, (u64, usize)>,
+    parent: FxHashMap<u64, (u64, usize)>,
     /// The reverse of `parent`.
-    child: HashMap<u64, u64>,
-    prefetched: HashMap<u64, Arc<Gathered>>,
+    child: FxHashMap<u64, u64>,
+    prefetched: FxHashMap<u64, Arc<Gathered>>,
     /// Layer -> the layer above it and its length, built ahead by
     /// [`crate::Gpu::merkle_top`] and not yet asked for.
-    above: HashMap<u64, (Buf, usize)>,
+    above: FxHashMap<u64, (Buf, usize)>,
 }
 
 impl MerkleLinks {
@@ -83,18 +84,34 @@ pub(super) fn merkle_links() -> &'static std::sync::Mutex<MerkleLinks> {
 
 /// A column's words at a set of positions (sorted, distinct): what one
 /// gather fetched. Shared between the registry and the column that reads it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Gathered {
     positions: Vec<usize>,
     /// `width` words per position, in position order.
     words: Vec<u32>,
     width: usize,
+    /// Where the last lookup found its position. Stwo reads a column at
+    /// sorted positions (each position once or twice in a row), so the next
+    /// lookup is almost always here or one further: no search.
+    cursor: AtomicUsize,
 }
 
 impl Gathered {
+    pub(crate) fn new(positions: Vec<usize>, words: Vec<u32>, width: usize) -> Self {
+        Self { positions, words, width, cursor: AtomicUsize::new(0) }
+    }
+
     /// The words at `index`, if it was gathered.
     fn get(&self, index: usize) -> Option<&[u32]> {
-        let i = self.positions.binary_search(&index).ok()?;
+        let at = self.cursor.load(Ordering::Relaxed);
+        let i = if self.positions.get(at) == Some(&index) {
+            at
+        } else if self.positions.get(at + 1) == Some(&index) {
+            at + 1
+        } else {
+            self.positions.binary_search(&index).ok()?
+        };
+        self.cursor.store(i, Ordering::Relaxed);
         self.words.get(i * self.width..(i + 1) * self.width)
     }
 }
@@ -117,7 +134,7 @@ pub(super) struct Committed {
 /// in one launch. An entry lives as long as its column and its contents do
 /// not change. Each lane has its own, held across that lane's device reads
 /// (so no column in it is freed meanwhile) without stopping other lanes.
-pub(super) type Registry = std::sync::Mutex<HashMap<u64, Committed>>;
+pub(super) type Registry = std::sync::Mutex<FxHashMap<u64, Committed>>;
 
 /// Every lane's registry, by (device, lane).
 type Registries = std::sync::Mutex<HashMap<(usize, usize), Arc<Registry>>>;
@@ -231,7 +248,7 @@ impl<T: DeviceValue> DevCol<T> {
     fn gather_planned(&self, positions: &[usize]) -> Arc<Gathered> {
         let g = gpu();
         let pos32: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
-        let wrap = |words: Vec<u32>| Arc::new(Gathered { positions: positions.to_vec(), words, width: T::WORDS });
+        let wrap = |words: Vec<u32>| Arc::new(Gathered::new(positions.to_vec(), words, T::WORDS));
         let Some(id) = self.id else {
             if self.merkle {
                 return self.gather_merkle_chain(positions);
@@ -292,9 +309,9 @@ impl<T: DeviceValue> DevCol<T> {
         let mut got = layers
             .into_iter()
             .zip(words)
-            .map(|((ptr, len, positions), words)| (ptr, len, Arc::new(Gathered { positions, words, width: T::WORDS })));
+            .map(|((ptr, len, positions), words)| (ptr, len, Arc::new(Gathered::new(positions, words, T::WORDS))));
         let Some((_, _, mine)) = got.next() else {
-            return Arc::new(Gathered { positions: Vec::new(), words: Vec::new(), width: T::WORDS });
+            return Arc::new(Gathered::new(Vec::new(), Vec::new(), T::WORDS));
         };
         let rest: Vec<_> = got.collect();
         {
@@ -765,9 +782,26 @@ mod tests {
 
     #[test]
     fn gathered_words_are_found_by_position() {
-        let g = Gathered { positions: vec![2, 7, 9], words: (0..12).collect(), width: 4 };
+        let g = Gathered::new(vec![2, 7, 9], (0..12).collect(), 4);
         assert_eq!(g.get(7), Some(&[4, 5, 6, 7][..]));
         assert_eq!(g.get(9), Some(&[8, 9, 10, 11][..]));
         assert_eq!(g.get(3), None);
+    }
+
+    /// The cursor only saves a search: any order of lookups (Stwo's sorted
+    /// reads with repeats, backwards, misses between hits) finds the same
+    /// words as a search would.
+    #[test]
+    fn gathered_lookups_in_any_order_find_their_own_words() {
+        let positions: Vec<usize> = (0..40).map(|i| 3 * i + (i % 3)).collect();
+        let words: Vec<u32> = positions.iter().flat_map(|&p| [p as u32, !(p as u32)]).collect();
+        let g = Gathered::new(positions.clone(), words, 2);
+        let mut order: Vec<usize> = positions.iter().flat_map(|&p| [p, p]).collect();
+        order.extend(positions.iter().rev());
+        order.extend((0..130).map(|i| (i * 37) % 130));
+        for index in order {
+            let want = positions.contains(&index).then(|| vec![index as u32, !(index as u32)]);
+            assert_eq!(g.get(index).map(<[u32]>::to_vec), want, "position {index}");
+        }
     }
 }

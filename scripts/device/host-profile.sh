@@ -5,13 +5,19 @@
 #   compare: base/ against exp/ bitsage-gpu-proofs at 2^20 and 2^12 rows, ROUNDS rounds, alternating;
 #   profile: new/bitsage-gpu-proofs 12 12 with BITSAGE_HOST_PROFILE=${PROFILE_RUNS:-600} (a build with the
 #            `host-profile` feature, symbols kept: `strip --strip-debug`): the host's stacks, folded, in $OUT;
-#   prefetch: new/ against pre/ (a build to compare, e.g. an experiment) at 2^12 rows under CUPTI (driver calls,
-#            synchronisations) and 2^20, then 2^12-row throughput on 1 and 4 lanes, alternating;
+#   prefetch: $A/ (default new/) against $B/ (default pre/, a build to compare, e.g. an experiment) at 2^12 rows
+#            under CUPTI (driver calls, synchronisations) and 2^20, then 2^12-row throughput on 1 and 4 lanes,
+#            alternating;
 #   node:    the node (8 lanes of 2 threads) under `bitsage-host load` with ./bitsage-host, then with
 #            pre/bitsage-host (NODE_CLIENTS, NODE_JOBS);
 #   run:     `bitsage-host run` of the five workloads, whole process, CUDA and CPU, three times each: first with
 #            the GPU idle, then with another process holding it open (as a running node or the driver's
-#            persistence mode does); spans of one CUDA run in each setting in $OUT.
+#            persistence mode does); spans of one CUDA run in each setting in $OUT;
+#   fresh:   where a fresh process's CUDA `run` goes, with the GPU held by another process: $A/bitsage-host run of
+#            custom and data_transform, twice each and once more with CUDA_MODULE_LOADING=EAGER, each run's
+#            longest spans printed (four files in $OUT: the device tool returns a limited number);
+#   runs:    `bitsage-host run` of the five workloads, whole process, with the GPU held by another process: $A/ and
+#            $B/ builds alternating, three times each on CUDA, then once on the CPU; receipts compared byte for byte.
 # Binaries as scripts/device/README.md says. Run on nvidia-h100-x1 or nvidia-h200.
 set -u
 source "$(dirname "$0")/env.sh"
@@ -42,7 +48,7 @@ if want profile; then
 fi
 if want prefetch; then
   for round in $(seq 1 ${ROUNDS12:-${ROUNDS:-1}}); do
-    for d in new pre; do
+    for d in "${A:-new}" "${B:-pre}"; do
       echo "== $d/bitsage-gpu-proofs 12 12 (CUPTI), round $round"
       BITSAGE_CUPTI=1 timeout 120 $d/bitsage-gpu-proofs 12 12 --no-chain > "$O/pf-$d-12-$round.txt" 2>&1; echo "rc=$?"
       grep -E "^\| (mac|random)" "$O/pf-$d-12-$round.txt" | head -2
@@ -50,13 +56,13 @@ if want prefetch; then
     done
   done
   for round in $(seq 1 ${ROUNDS:-1}); do
-    for d in new pre; do
+    for d in "${A:-new}" "${B:-pre}"; do
       echo "== $d/bitsage-gpu-proofs 20 20, round $round"
       timeout 120 $d/bitsage-gpu-proofs 20 20 --no-chain > "$O/pf-$d-20-$round.txt" 2>&1; echo "rc=$?"
       grep -E "^\| (mac|random)" "$O/pf-$d-20-$round.txt" | head -2
     done
   done
-  alternate_small_throughput new pre
+  alternate_small_throughput "${A:-new}" "${B:-pre}"
 fi
 if want node; then
   cp bitsage-host bitsage-host.main
@@ -96,4 +102,63 @@ if want run; then
   kill $HOLD 2>/dev/null
   grep -h "close" "$O/spans-idle-custom-cuda-3.log" | grep -E "driver init|context|open|nvrtc" | sed 's/^.*Z //' | head -8
   grep -h "close" "$O/spans-held-custom-cuda-3.log" | grep -E "driver init|context|open|nvrtc" | sed 's/^.*Z //' | head -8
+fi
+if want fresh; then
+  python3 -c 'import torch, time; torch.zeros(1, device="cuda"); print("holding the GPU", flush=True); time.sleep(100)' &
+  HOLD=$!
+  for i in $(seq 1 100); do nvidia-smi --query-compute-apps=pid --format=csv,noheader | grep -q . && break; sleep 0.2; done
+  for w in custom:custom data_transform:data-transform; do
+    name=${w%%:*}
+    for i in 1 2 eager; do
+      s=$(date +%s%N)
+      if [ $i = eager ]; then export CUDA_MODULE_LOADING=EAGER; fi
+      BITSAGE_LOG_SPANS=1 BITSAGE_LOG=bitsage_cuda=debug,bitsage_prover=debug,bitsage_host=debug,info \
+        ${A:-new}/bitsage-host run wasm/$name.wasm --input wasm/${w#*:}.json --out /tmp/r.bin --backend cuda --json \
+        > /tmp/r.json 2> /tmp/spans.log
+      rc=$?; e=$(date +%s%N); unset CUDA_MODULE_LOADING
+      echo "== $name run $i: $(( (e - s) / 1000000 )) ms wall, rc $rc, $(grep -o '"prove_ms":[0-9.]*' /tmp/r.json)"
+      # Each closed span with its busy and idle time, longest first (times in ms).
+      python3 - /tmp/spans.log "${TOP:-22}" <<'PY'
+import re, sys
+rows = []
+for line in open(sys.argv[1], errors="replace"):
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+    if " close" not in line:
+        continue
+    busy = re.search(r"time\.busy=([0-9.]+)(ns|µs|us|ms|s)\b", line)
+    idle = re.search(r"time\.idle=([0-9.]+)(ns|µs|us|ms|s)\b", line)
+    scale = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1e3}
+    ms = lambda m: float(m.group(1)) * scale[m.group(2)] if m else 0.0
+    name = re.sub(r"^\S+\s+\S+\s+", "", line.strip())
+    name = re.sub(r"\s*time\.(busy|idle)=\S+", "", name)[:150]
+    rows.append((ms(busy) + ms(idle), ms(busy), name))
+top = int(sys.argv[2]) if len(sys.argv) > 2 else 22
+for total, busy, name in sorted(rows, reverse=True)[:top]:
+    print(f"{total:9.1f} {busy:9.1f}  {name}")
+PY
+      [ $i = 2 ] && cp /tmp/spans.log "$O/fresh-$name.log"
+    done
+  done
+  kill $HOLD 2>/dev/null
+fi
+if want runs; then
+  python3 -c 'import torch, time; torch.zeros(1, device="cuda"); print("holding the GPU", flush=True); time.sleep(200)' &
+  HOLD=$!
+  for i in $(seq 1 100); do nvidia-smi --query-compute-apps=pid --format=csv,noheader | grep -q . && break; sleep 0.2; done
+  for w in custom:custom ml_inference:ml-inference data_transform:data-transform privacy_transfer:privacy-transfer batch_verify:batch-verify; do
+    name=${w%%:*}
+    for d in "${A:-new}" "${B:-pre}"; do eval "line_$d=''"; done
+    for i in 1 2 3; do
+      for d in "${A:-new}" "${B:-pre}"; do
+        s=$(date +%s%N)
+        $d/bitsage-host run wasm/$name.wasm --input wasm/${w#*:}.json --out /tmp/r-$d.bin --backend cuda --json > /tmp/r.json 2>/dev/null
+        rc=$?; e=$(date +%s%N)
+        eval "line_$d=\"\$line_$d $(( (e - s) / 1000000 ))/$(grep -o '"prove_ms":[0-9]*' /tmp/r.json | cut -d: -f2)$( [ $rc = 0 ] || echo " rc $rc")\""
+      done
+    done
+    s=$(date +%s%N); ${A:-new}/bitsage-host run wasm/$name.wasm --input wasm/${w#*:}.json --out /tmp/r-cpu.bin --backend cpu --json > /tmp/r.json 2>/dev/null; e=$(date +%s%N)
+    same=$(cmp -s /tmp/r-${A:-new}.bin /tmp/r-cpu.bin && cmp -s /tmp/r-${B:-pre}.bin /tmp/r-cpu.bin && echo identical || echo DIFFER)
+    eval "echo \"$name: ${A:-new} wall/prove ms \$line_${A:-new}; ${B:-pre} \$line_${B:-pre}; cpu $(( (e - s) / 1000000 ))/$(grep -o '"prove_ms":[0-9]*' /tmp/r.json | cut -d: -f2); receipts $same\""
+  done
+  kill $HOLD 2>/dev/null
 fi

@@ -62,6 +62,11 @@ fn memory() -> &'static Mutex<HashMap<String, Cell>> {
     MEMORY.get_or_init(Default::default)
 }
 
+/// The process's cell for cache key `key`.
+fn cell(key: &str) -> Cell {
+    memory().lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_string()).or_default().clone()
+}
+
 /// Where compiled kernels are cached: `$BITSAGE_KERNEL_CACHE`, else
 /// `$XDG_CACHE_HOME/bitsage/kernels`, else `~/.cache/bitsage/kernels`.
 fn cache_dir() -> Option<std::path::PathBuf> {
@@ -100,17 +105,12 @@ pub fn compile_threads() -> usize {
 /// written only costs the next process a compile.
 pub fn compile(source: &Source, arch: &str) -> Result<Image> {
     let key = cache_key(source, arch);
-    let cell = memory().lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().clone();
+    let cell = cell(&key);
     let mut slot = cell.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(bytes) = slot.as_ref() {
-        return Ok(Image { bytes: bytes.clone(), from_cache: true });
-    }
-    let path = cache_dir().map(|d| d.join(format!("{key}.bin")));
-    if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()).filter(|b| !b.is_empty()) {
-        let bytes = Arc::new(bytes);
-        *slot = Some(bytes.clone());
+    if let Some(bytes) = cached(&key, &mut slot) {
         return Ok(Image { bytes, from_cache: true });
     }
+    let path = cache_dir().map(|d| d.join(format!("{key}.bin")));
     let t0 = Instant::now();
     let bytes = Arc::new(nvrtc_image(source, arch)?);
     tracing::debug!(kernel = %source.name, ms = t0.elapsed().as_millis() as u64, bytes = bytes.len(), "NVRTC");
@@ -126,6 +126,49 @@ pub fn compile(source: &Source, arch: &str) -> Result<Image> {
     }
     *slot = Some(bytes.clone());
     Ok(Image { bytes, from_cache: false })
+}
+
+/// The image of `key` from the process's memory (`slot`), else from the
+/// disk cache (then kept in `slot`).
+fn cached(key: &str, slot: &mut Option<Arc<Vec<u8>>>) -> Option<Arc<Vec<u8>>> {
+    if let Some(bytes) = slot.as_ref() {
+        return Some(bytes.clone());
+    }
+    let path = cache_dir()?.join(format!("{key}.bin"));
+    let bytes = Arc::new(std::fs::read(path).ok().filter(|b| !b.is_empty())?);
+    *slot = Some(bytes.clone());
+    Some(bytes)
+}
+
+/// Readies what [`prepare`] will look for in a proof with `needs`, without
+/// compiling anything: generates the kernel sources (the hash component's
+/// take tens of milliseconds, and are kept for the process) and reads each
+/// image the disk cache holds for the device into the process's memory.
+/// For a thread of its own at the start of a process that will prove on
+/// the GPU, beside the device's opening, so that the proof's `prepare` only
+/// looks its kernels up. On a new machine nothing is compiled here: the
+/// proof's `prepare` compiles what that proof needs, and only that. Returns
+/// how many of the sources' images were found; where there is no device,
+/// does nothing (an error where there is no driver).
+pub fn warm(needs: Needs) -> Result<usize> {
+    let _s = tracing::debug_span!("cuda warm kernels", hash = needs.hash, poseidon252 = needs.poseidon252).entered();
+    // Where no GPU can prove, generating would only take CPU time from the CPU prover.
+    if crate::device_count()? == 0 {
+        return Ok(0);
+    }
+    let sources = sources(needs)?;
+    let arch = crate::backend::init()?.arch.clone();
+    let found = sources
+        .iter()
+        .filter(|s| {
+            let key = cache_key(s, &arch);
+            let cell = cell(&key);
+            let mut slot = cell.lock().unwrap_or_else(|p| p.into_inner());
+            cached(&key, &mut slot).is_some()
+        })
+        .count();
+    tracing::debug!(sources = sources.len(), found, "kernels warmed");
+    Ok(found)
 }
 
 /// Every source compiled for `arch`, in order, on up to

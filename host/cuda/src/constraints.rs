@@ -23,7 +23,7 @@ use stwo_constraint_framework::{FrameworkComponent, FrameworkEval};
 use crate::backend::{gpu, CudaBackend};
 use crate::codegen::{self, bind_params};
 use crate::compile::Source;
-use crate::{CompiledConstraints, PerDevice};
+use crate::{CompiledConstraints, Memo, PerDevice};
 
 /// A component whose relation elements the GPU kernel needs as parameters.
 pub trait GpuRelations {
@@ -50,12 +50,23 @@ fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
     static CACHE: PerDevice<String, CompiledConstraints> = PerDevice::new();
     let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
     CACHE
-        .get_or_try(key, || gpu().compile_constraints(kernel_of(eval)))
+        .get_or_try(key, || gpu().compile_constraints((*kernel_of(eval)).clone()))
         .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)))
 }
 
-/// The generated constraint kernels of a component type (named after it).
-fn kernel_of<E: FrameworkEval>(eval: &E) -> codegen::ConstraintKernel {
+/// The generated constraint kernels of a component type (named after it),
+/// generated once a process: they depend on neither the log size nor the
+/// relation draw (a test holds this), and the hash component's take tens of
+/// milliseconds to generate, which [`crate::compile::prepare`] (or
+/// [`crate::compile::warm`]) has then already spent.
+fn kernel_of<E: FrameworkEval>(eval: &E) -> Arc<codegen::ConstraintKernel> {
+    static MEMO: Memo<String, codegen::ConstraintKernel> = Memo::new();
+    let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
+    MEMO.get(key, || generate(eval))
+}
+
+/// [`kernel_of`], generated anew.
+fn generate<E: FrameworkEval>(eval: &E) -> codegen::ConstraintKernel {
     let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
     codegen::generate(&format!("constraints_{key}"), &eval.evaluate(ExprEvaluator::new()))
 }
@@ -94,7 +105,7 @@ pub(crate) fn kernel_sources(hash: bool) -> Vec<Source> {
     if hash {
         kernels.push(kernel_of(&HashEval { log_size, rels: r() }));
     }
-    kernels.iter().flat_map(part_sources).collect()
+    kernels.iter().flat_map(|k| part_sources(k)).collect()
 }
 
 impl<E: FrameworkEval + GpuRelations + Sync> ComponentProver<CudaBackend> for FrameworkComponent<E> {
@@ -189,17 +200,19 @@ mod tests {
         assert_ne!(format!("{:?}", a.elements()), format!("{:?}", b.elements()));
         let pairs = [
             (
-                kernel_of(&CpuEval { log_size: 4, rels: a.clone() }),
-                kernel_of(&CpuEval { log_size: 13, rels: b.clone() }),
+                generate(&CpuEval { log_size: 4, rels: a.clone() }),
+                generate(&CpuEval { log_size: 13, rels: b.clone() }),
             ),
             (
-                kernel_of(&RangeEval { log_size: 4, rels: a.clone() }),
-                kernel_of(&RangeEval { log_size: 9, rels: b.clone() }),
+                generate(&RangeEval { log_size: 4, rels: a.clone() }),
+                generate(&RangeEval { log_size: 9, rels: b.clone() }),
             ),
-            (kernel_of(&HashEval { log_size: 4, rels: a }), kernel_of(&HashEval { log_size: 11, rels: b })),
+            (generate(&HashEval { log_size: 4, rels: a }), generate(&HashEval { log_size: 11, rels: b })),
         ];
         for (x, y) in pairs {
             assert_eq!(part_sources(&x), part_sources(&y), "{}", x.name);
+            // The whole kernel (columns, masks, parameters), as the process keeps one per component.
+            assert_eq!(format!("{x:?}"), format!("{y:?}"), "{}", x.name);
         }
         assert_eq!(kernel_sources(true).iter().filter(|s| s.name.starts_with("constraints_cpueval_")).count(), 2);
     }

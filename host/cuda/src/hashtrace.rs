@@ -14,10 +14,10 @@ use stwo::core::fields::m31::M31;
 use crate::backend::{gpu, DevCol};
 use crate::codegen::{generate_hash_rows, HashRowsKernel};
 use crate::compile::Source;
-use crate::{launch_1d, CudaError, GeneratedModule, PerDevice, Result};
+use crate::{launch_1d, CudaError, GeneratedModule, Memo, PerDevice, Result};
 
 struct Compiled {
-    kernel: HashRowsKernel,
+    kernel: Arc<HashRowsKernel>,
     module: GeneratedModule,
 }
 
@@ -25,15 +25,21 @@ struct Compiled {
 fn compiled() -> Result<Arc<Compiled>> {
     static CACHE: PerDevice<(), Compiled> = PerDevice::new();
     CACHE.get_or_try((), || {
-        let kernel = generate_hash_rows("hash_rows");
+        let kernel = kernel();
         let module = gpu().load(&[Source::with_headers(&kernel.name, &kernel.source)], [&kernel.name])?;
         Ok(Compiled { kernel, module })
     })
 }
 
+/// The generated kernel, generated once a process.
+fn kernel() -> Arc<HashRowsKernel> {
+    static MEMO: Memo<(), HashRowsKernel> = Memo::new();
+    MEMO.get((), || generate_hash_rows("hash_rows"))
+}
+
 /// The kernel's source, as [`crate::compile::prepare`] compiles it.
 pub(crate) fn kernel_source() -> Source {
-    let kernel = generate_hash_rows("hash_rows");
+    let kernel = kernel();
     Source::with_headers(&kernel.name, &kernel.source)
 }
 

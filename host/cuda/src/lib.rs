@@ -235,6 +235,26 @@ impl<K: std::hash::Hash + Eq, V> PerDevice<K, V> {
     }
 }
 
+/// Values generated once per key for the life of the process: generated
+/// kernel code, which is the same for every proof and every device. Two
+/// threads asking for one key build it once (the second waits for the
+/// first); a thread asking for another key does not wait.
+pub(crate) struct Memo<K, V>(std::sync::OnceLock<std::sync::Mutex<MemoCells<K, V>>>);
+
+type MemoCells<K, V> = std::collections::HashMap<K, Arc<std::sync::OnceLock<Arc<V>>>>;
+
+impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
+    pub(crate) const fn new() -> Self {
+        Memo(std::sync::OnceLock::new())
+    }
+
+    /// The value for `key`, built by `build` the first time.
+    pub(crate) fn get(&self, key: K, build: impl FnOnce() -> V) -> Arc<V> {
+        let cell = self.0.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone();
+        cell.get_or_init(|| Arc::new(build())).clone()
+    }
+}
+
 impl Gpu {
     /// The loaded function of a fixed kernel.
     fn k(&self, kernel: Kernel) -> &CudaFunction {
@@ -421,6 +441,7 @@ impl Gpu {
     ) -> Result<GeneratedModule> {
         let images = compile::compile_all(sources, &self.arch)?;
         let from_cache = images.iter().all(|i| i.from_cache);
+        let _s = tracing::debug_span!("cuda load modules", n = images.len()).entered();
         let (modules, f) = load_modules(&self.ctx, &images, functions)?;
         Ok(GeneratedModule { _modules: modules, f, from_cache })
     }

@@ -25,7 +25,7 @@ use stwo_constraint_framework::expr::BaseExpr;
 use crate::backend::{gpu, DevCol};
 use crate::codegen::{bind_ext, generate_logup, LogupKernel};
 use crate::compile::Source;
-use crate::{launch_1d, Buf, CudaError, GeneratedModule, Gpu, Kernel, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
+use crate::{launch_1d, Buf, CudaError, GeneratedModule, Gpu, Kernel, Memo, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
 
 /// The component's main-trace columns as symbolic expressions, in order.
 pub(crate) fn columns() -> impl FnMut() -> BaseExpr {
@@ -73,23 +73,30 @@ pub fn lookups_of(i: usize) -> SymbolicLookups {
 }
 
 struct Compiled {
-    kernel: LogupKernel,
+    kernel: Arc<LogupKernel>,
     module: GeneratedModule,
 }
 
 /// Compiled fraction kernels per (component, device), for the process.
-fn compiled(component: usize, rels: &Relations) -> Result<Arc<Compiled>> {
+fn compiled(component: usize) -> Result<Arc<Compiled>> {
     static CACHE: PerDevice<usize, Compiled> = PerDevice::new();
     CACHE.get_or_try(component, || {
-        let kernel = kernel_of(component, rels);
+        let kernel = kernel_of(component);
         let module = gpu().load(&[Source::with_headers(&kernel.name, &kernel.source)], [&kernel.name])?;
         Ok(Compiled { kernel, module })
     })
 }
 
-/// Component `component`'s fraction kernel; the relations give only the
-/// parameter names, so the source is the same for every proof.
-fn kernel_of(component: usize, rels: &Relations) -> LogupKernel {
+/// Component `component`'s fraction kernel, generated once a process: the
+/// relations give only the parameter names, so it is the same for every
+/// proof (a test holds this).
+fn kernel_of(component: usize) -> Arc<LogupKernel> {
+    static MEMO: Memo<usize, LogupKernel> = Memo::new();
+    MEMO.get(component, || generate(component, &Relations::draw(&mut stwo::core::channel::Blake2sChannel::default())))
+}
+
+/// [`kernel_of`] generated anew, with the parameter names of `rels`.
+fn generate(component: usize, rels: &Relations) -> LogupKernel {
     let names: Vec<String> = rels.elements().into_iter().map(|e| e.0).collect();
     let name = COMPONENTS.get(component).copied().unwrap_or("component");
     generate_logup(&format!("logup_{name}"), &lookups_of(component), &names)
@@ -99,11 +106,10 @@ fn kernel_of(component: usize, rels: &Relations) -> LogupKernel {
 /// with `hash`, the hash component's, as [`crate::compile::prepare`]
 /// compiles them.
 pub(crate) fn kernel_sources(hash: bool) -> Vec<Source> {
-    let rels = Relations::draw(&mut stwo::core::channel::Blake2sChannel::default());
     let n = if hash { COMPONENTS.len() } else { COMPONENTS.len() - 1 };
     (0..n)
         .map(|c| {
-            let k = kernel_of(c, &rels);
+            let k = kernel_of(c);
             Source::with_headers(&k.name, &k.source)
         })
         .collect()
@@ -113,12 +119,9 @@ pub(crate) fn kernel_sources(hash: bool) -> Vec<Source> {
 /// kernel's order (the same for every proof: the relations only name the
 /// kernel's parameters).
 fn columns_read(component: usize) -> &'static [usize] {
-    static READ: std::sync::OnceLock<Vec<Vec<usize>>> = std::sync::OnceLock::new();
-    let read = READ.get_or_init(|| {
-        let rels = Relations::draw(&mut stwo::core::channel::Blake2sChannel::default());
-        (0..COMPONENTS.len()).map(|c| kernel_of(c, &rels).columns).collect()
-    });
-    read.get(component).map_or(&[], Vec::as_slice)
+    static READ: std::sync::OnceLock<Vec<Arc<LogupKernel>>> = std::sync::OnceLock::new();
+    let read = READ.get_or_init(|| (0..COMPONENTS.len()).map(kernel_of).collect());
+    read.get(component).map_or(&[], |k| k.columns.as_slice())
 }
 
 /// A copy of the main-trace columns a component's fraction kernel reads,
@@ -179,7 +182,7 @@ pub fn component_trace(inputs: &LogupInputs, rels: &Relations) -> Result<(Vec<De
     if component >= COMPONENTS.len() {
         return Err(CudaError::Unsupported(format!("no component {component}")));
     }
-    let c = compiled(component, rels)?;
+    let c = compiled(component)?;
     let k = &c.kernel;
     let n = 1usize << log_size;
     if k.columns != columns_read(component) || inputs.words.len() < k.columns.len() * n {
@@ -310,7 +313,9 @@ mod tests {
             let read = columns_read(c);
             assert!(!read.is_empty(), "{} reads no column", COMPONENTS[c]);
             assert!(read.iter().all(|&i| i < width), "{} reads past its {width} columns", COMPONENTS[c]);
-            assert_eq!(kernel_of(c, &other).columns, read, "{}", COMPONENTS[c]);
+            let fresh = generate(c, &other);
+            assert_eq!(fresh.columns, read, "{}", COMPONENTS[c]);
+            assert_eq!(fresh.source, kernel_of(c).source, "{}: the source depends on the draw", COMPONENTS[c]);
         }
         assert!(columns_read(COMPONENTS.len()).is_empty());
     }

@@ -38,7 +38,8 @@ pub struct Pool {
     free: Mutex<Free>,
 }
 
-/// Sizes whose emptied lists [`Free`] keeps before it drops them.
+/// Sizes whose lists [`Free`] holds, emptied or not, before it first drops
+/// the emptied ones.
 const SIZES_KEPT: usize = 256;
 
 /// The buffers a pool keeps, by size, and in the order they were freed.
@@ -46,8 +47,11 @@ const SIZES_KEPT: usize = 256;
 struct Free {
     /// Size in bytes -> (when freed, address), oldest first. A size's list
     /// stays when it empties (a proof frees and takes the same sizes over
-    /// and over), up to [`SIZES_KEPT`] sizes.
+    /// and over); the emptied ones go when the map reaches `prune_at`.
     by_bytes: FxHashMap<usize, std::collections::VecDeque<(u64, CUdeviceptr)>>,
+    /// Twice the lists left by the last pruning, and at least [`SIZES_KEPT`]:
+    /// so a pruning costs at most one step for each list added since.
+    prune_at: usize,
     /// When freed -> size, for eviction oldest first.
     by_age: BTreeMap<u64, usize>,
     bytes: usize,
@@ -80,8 +84,9 @@ impl Free {
                 self.bytes -= size;
             }
         }
-        if self.by_bytes.len() >= SIZES_KEPT && !self.by_bytes.contains_key(&bytes) {
+        if self.by_bytes.len() >= self.prune_at.max(SIZES_KEPT) && !self.by_bytes.contains_key(&bytes) {
             self.by_bytes.retain(|_, l| !l.is_empty());
+            self.prune_at = 2 * self.by_bytes.len();
         }
         self.clock += 1;
         self.by_age.insert(self.clock, bytes);
@@ -336,12 +341,29 @@ mod tests {
                 assert_eq!(f.take(size), Some(size as u64));
             }
         }
-        assert!(f.by_bytes.len() <= SIZES_KEPT + 2 * SIZES_KEPT, "{} lists", f.by_bytes.len());
+        // Without pruning, half of the 4 * SIZES_KEPT lists would be empty.
+        assert!(f.by_bytes.values().filter(|l| l.is_empty()).count() < 2 * SIZES_KEPT);
         assert_eq!(f.by_bytes.values().map(|l| l.len()).sum::<usize>(), 2 * SIZES_KEPT);
         for size in (1..=4 * SIZES_KEPT).step_by(2) {
             assert_eq!(f.take(size), Some(size as u64), "size {size}");
         }
         assert_eq!((f.bytes, f.by_age.len()), (0, 0));
+    }
+
+    /// Many sizes held at once (none emptied) are not scanned on every new
+    /// size: after a pruning that dropped nothing, the next one waits until
+    /// the map has doubled.
+    #[test]
+    fn pruning_waits_for_the_map_to_double() {
+        let mut f = Free::default();
+        for size in 1..=SIZES_KEPT + 1 {
+            assert!(f.keep(size, size as u64, usize::MAX).is_empty());
+        }
+        assert_eq!(f.prune_at, 2 * SIZES_KEPT);
+        for size in SIZES_KEPT + 2..=2 * SIZES_KEPT {
+            assert!(f.keep(size, size as u64, usize::MAX).is_empty());
+            assert_eq!(f.prune_at, 2 * SIZES_KEPT, "pruned again at {size} sizes");
+        }
     }
 
     #[test]

@@ -140,13 +140,15 @@ pub fn prove_receipt_proof(
 }
 
 /// Starts opening the GPU that `choice` may prove on (the driver, the
-/// context and the fixed kernels) on a thread of its own, and returns at
-/// once. A fresh process pays about 250 ms for the driver and the context
-/// before its first GPU proof; started this way, that runs beside the
-/// guest's execution and the trace. The proof then finds the GPU open, or
-/// waits for the opening (`backend::open` opens a device once). The proof's
-/// own kernels are left to the proof, which knows which it needs: compiling
-/// them here as well would compile a fresh machine's kernels twice at once.
+/// context and the fixed kernels) on a thread of its own, and readying the
+/// generated kernels on another, and returns at once. A fresh process pays
+/// about 150 to 250 ms for the driver and the context before its first GPU
+/// proof, and, for a proof with the hash component, about as long again to
+/// generate that component's kernels; started this way, both run beside
+/// the guest's execution and the trace. The proof then finds the GPU open
+/// (`backend::open` opens a device once) and its kernels generated and read
+/// from the disk cache ([`bitsage_cuda::compile::warm`], which compiles
+/// nothing: on a new machine the proof compiles what it needs, and no more).
 /// Does nothing for the CPU, or in a build without CUDA.
 pub fn open_gpu_in_background(choice: BackendChoice) {
     #[cfg(feature = "cuda")]
@@ -158,9 +160,26 @@ pub fn open_gpu_in_background(choice: BackendChoice) {
         if let Err(e) = opening {
             tracing::debug!("not opening the GPU early: {e}");
         }
+        warm_kernels_in_background();
     }
     #[cfg(not(feature = "cuda"))]
     let _ = choice;
+}
+
+/// Starts [`bitsage_cuda::compile::warm`] for a proof with the hash
+/// component (whose kernels include every other proof's) on a thread of its
+/// own. A proof without the hash component then waits for none of it.
+#[cfg(feature = "cuda")]
+pub(crate) fn warm_kernels_in_background() {
+    let warming = std::thread::Builder::new().name("gpu-kernels".into()).spawn(|| {
+        // Nothing is lost if this fails: the proof's own `prepare` finds the same error, or compiles.
+        if let Err(e) = bitsage_cuda::compile::warm(bitsage_cuda::compile::Needs { hash: true, poseidon252: false }) {
+            tracing::debug!("warming the CUDA kernels: {e}");
+        }
+    });
+    if let Err(e) = warming {
+        tracing::debug!("not warming the CUDA kernels early: {e}");
+    }
 }
 
 #[cfg(feature = "cuda")]

@@ -310,6 +310,7 @@ fn gpus() -> Result<Vec<Device>, ProveError> {
     if n == 0 {
         return Err(ProveError::backend("no CUDA device found"));
     }
+    crate::warm_kernels_in_background();
     (0..n)
         .map(|ordinal| {
             let g = bitsage_cuda::backend::open(ordinal)

@@ -621,6 +621,9 @@ fn the_long_poll_answers_when_a_job_ends_and_the_load_bench_verifies_every_recei
             "{r}"
         );
         assert!(r["jobs_per_s"].as_f64().unwrap_or(0.0) > 0.0 && r["p50_ms"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+        // The receipt is in hand before the client verifies it: a shorter median, and a positive one.
+        let (got, all) = (r["receipt_p50_ms"].as_f64().unwrap_or(0.0), r["p50_ms"].as_f64().unwrap_or(0.0));
+        assert!(got > 0.0 && got <= all, "{r}");
     }
     // A module the node refuses fails the bench with the node's reason, and a clear exit status.
     let out = std::process::Command::new(bitsage_tests::node::host_bin())

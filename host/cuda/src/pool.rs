@@ -49,8 +49,9 @@ struct Free {
     /// stays when it empties (a proof frees and takes the same sizes over
     /// and over); the emptied ones go when the map reaches `prune_at`.
     by_bytes: FxHashMap<usize, std::collections::VecDeque<(u64, CUdeviceptr)>>,
-    /// Twice the lists left by the last pruning, and at least [`SIZES_KEPT`]:
-    /// so a pruning costs at most one step for each list added since.
+    /// Twice the lists the last pruning left: the map is pruned again at this
+    /// many lists or [`SIZES_KEPT`], whichever is more, so a pruning costs at
+    /// most a step for each list added since the last.
     prune_at: usize,
     /// When freed -> size, for eviction oldest first.
     by_age: BTreeMap<u64, usize>,

@@ -199,10 +199,7 @@ mod tests {
         let b = Relations::draw(&mut ch);
         assert_ne!(format!("{:?}", a.elements()), format!("{:?}", b.elements()));
         let pairs = [
-            (
-                generate(&CpuEval { log_size: 4, rels: a.clone() }),
-                generate(&CpuEval { log_size: 13, rels: b.clone() }),
-            ),
+            (generate(&CpuEval { log_size: 4, rels: a.clone() }), generate(&CpuEval { log_size: 13, rels: b.clone() })),
             (
                 generate(&RangeEval { log_size: 4, rels: a.clone() }),
                 generate(&RangeEval { log_size: 9, rels: b.clone() }),

@@ -250,7 +250,14 @@ impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
 
     /// The value for `key`, built by `build` the first time.
     pub(crate) fn get(&self, key: K, build: impl FnOnce() -> V) -> Arc<V> {
-        let cell = self.0.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone();
+        let cell = self
+            .0
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
         cell.get_or_init(|| Arc::new(build())).clone()
     }
 }

@@ -25,7 +25,9 @@ use stwo_constraint_framework::expr::BaseExpr;
 use crate::backend::{gpu, DevCol};
 use crate::codegen::{bind_ext, generate_logup, LogupKernel};
 use crate::compile::Source;
-use crate::{launch_1d, Buf, CudaError, GeneratedModule, Gpu, Kernel, Memo, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS};
+use crate::{
+    launch_1d, Buf, CudaError, GeneratedModule, Gpu, Kernel, Memo, PerDevice, Result, SCAN_CHUNK, SCAN_THREADS,
+};
 
 /// The component's main-trace columns as symbolic expressions, in order.
 pub(crate) fn columns() -> impl FnMut() -> BaseExpr {

@@ -444,12 +444,8 @@ mod host_profile {
         let (mut inclusive, mut own): (HashMap<String, isize>, HashMap<String, isize>) = Default::default();
         let mut total = 0isize;
         for (frames, &count) in &report.data {
-            let stack: Vec<String> = frames
-                .frames
-                .iter()
-                .rev()
-                .flat_map(|f| f.iter().rev().map(|s| short(&s.name())))
-                .collect();
+            let stack: Vec<String> =
+                frames.frames.iter().rev().flat_map(|f| f.iter().rev().map(|s| short(&s.name()))).collect();
             total += count;
             let mut seen = std::collections::HashSet::new();
             for f in &stack {

@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# Formatting is checked first: it takes a second and says exactly what to run.
+cargo fmt --all -- --check || { echo "run: cargo fmt --all" >&2; exit 1; }
+(cd workloads && cargo fmt --all -- --check) || { echo "run: (cd workloads && cargo fmt --all)" >&2; exit 1; }
 ./scripts/build-workloads.sh > /dev/null
 # The settlement tests deploy the compiled contracts on starknet-devnet.
 ./scripts/build-contracts.sh > /dev/null

@@ -79,6 +79,11 @@ fn cache_dir() -> Option<std::path::PathBuf> {
     Some(base.join("bitsage").join("kernels"))
 }
 
+/// Where the disk cache keeps the image of `key`.
+fn cache_path(key: &str) -> Option<std::path::PathBuf> {
+    Some(cache_dir()?.join(format!("{key}.bin")))
+}
+
 /// The cache key of `source` for architecture `arch`: the name, the
 /// architecture, and a hash of the text and of this crate's version.
 fn cache_key(source: &Source, arch: &str) -> String {
@@ -110,7 +115,7 @@ pub fn compile(source: &Source, arch: &str) -> Result<Image> {
     if let Some(bytes) = cached(&key, &mut slot) {
         return Ok(Image { bytes, from_cache: true });
     }
-    let path = cache_dir().map(|d| d.join(format!("{key}.bin")));
+    let path = cache_path(&key);
     let t0 = Instant::now();
     let bytes = Arc::new(nvrtc_image(source, arch)?);
     tracing::debug!(kernel = %source.name, ms = t0.elapsed().as_millis() as u64, bytes = bytes.len(), "NVRTC");
@@ -134,8 +139,7 @@ fn cached(key: &str, slot: &mut Option<Arc<Vec<u8>>>) -> Option<Arc<Vec<u8>>> {
     if let Some(bytes) = slot.as_ref() {
         return Some(bytes.clone());
     }
-    let path = cache_dir()?.join(format!("{key}.bin"));
-    let bytes = Arc::new(std::fs::read(path).ok().filter(|b| !b.is_empty())?);
+    let bytes = Arc::new(std::fs::read(cache_path(key)?).ok().filter(|b| !b.is_empty())?);
     *slot = Some(bytes.clone());
     Some(bytes)
 }

@@ -48,9 +48,8 @@ pub use bitsage_air::expr::expressions as obelysk_expressions;
 /// Compiled kernels per component type, for the life of the process.
 fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
     static CACHE: PerDevice<String, CompiledConstraints> = PerDevice::new();
-    let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
     CACHE
-        .get_or_try(key, || gpu().compile_constraints((*kernel_of(eval)).clone()))
+        .get_or_try(component_key::<E>(), || gpu().compile_constraints((*kernel_of(eval)).clone()))
         .unwrap_or_else(|e| panic!("CUDA: {}", bitsage_air::verify::error_chain(&e)))
 }
 
@@ -61,14 +60,17 @@ fn compiled<E: FrameworkEval>(eval: &E) -> Arc<CompiledConstraints> {
 /// [`crate::compile::warm`]) has then already spent.
 fn kernel_of<E: FrameworkEval>(eval: &E) -> Arc<codegen::ConstraintKernel> {
     static MEMO: Memo<String, codegen::ConstraintKernel> = Memo::new();
-    let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
-    MEMO.get(key, || generate(eval))
+    MEMO.get(component_key::<E>(), || generate(eval))
 }
 
 /// [`kernel_of`], generated anew.
 fn generate<E: FrameworkEval>(eval: &E) -> codegen::ConstraintKernel {
-    let key = std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase();
-    codegen::generate(&format!("constraints_{key}"), &eval.evaluate(ExprEvaluator::new()))
+    codegen::generate(&format!("constraints_{}", component_key::<E>()), &eval.evaluate(ExprEvaluator::new()))
+}
+
+/// A component type's name in its kernels and caches: `cpueval` for `CpuEval`.
+fn component_key<E>() -> String {
+    std::any::type_name::<E>().rsplit("::").next().unwrap_or("component").to_lowercase()
 }
 
 /// The hash component's constraint kernels (`kernel_of(&HashEval ..)`).
